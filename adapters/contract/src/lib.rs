@@ -1,0 +1,204 @@
+//! The engine contract of `exporter`: what a database engine adapter hands the core, and how.
+//!
+//! This crate is deliberately light (bytes, futures, serde, thiserror, url, xxhash): it starts
+//! no runtime and knows nothing of zstd, SHA-256, storage or the command line. Adapters
+//! (`exporter-postgres`, …) implement [`Source`]; the core drives it.
+//!
+//! # Protocol
+//!
+//! 1. The core builds a source from a [`DatabaseUrl`]. [`Source::describe`] is pure and never
+//!    prints a password.
+//! 2. [`Source::preflight`] connects once and checks version and privileges; it returns
+//!    [`ServerInfo`] or a classified [`EngineError`] before any long work starts.
+//! 3. [`Source::dump`] opens the snapshot and returns a [`Dump`]: a metadata record, a `body`
+//!    stream of [`Bytes`] that the core **pulls** (backpressure: the adapter produces no faster
+//!    than the core consumes, and buffers at most a bounded number of chunks), and a separate
+//!    `completion` future.
+//! 4. The core reads `body` until it ends, then awaits `completion`. **A stream that ended is
+//!    not a dump that succeeded**: only `completion` resolving to `Ok(DumpSummary)` says the
+//!    producer emitted every object (a dropped connection, a failed `COPY` or an interrupted
+//!    `SCAN` surface there, or as an `Err` item in `body`, or both).
+//! 5. Dropping a [`Dump`] (body and completion) before completion cancels the work on the
+//!    server: adapters must not keep a query running for a consumer that is gone.
+//!
+//! Fingerprints ([`Fingerprint`]) are computed by the adapter while the rows stream out, inside
+//! the dump's own snapshot, so they never cost a second read.
+
+use std::fmt;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+mod error;
+mod fingerprint;
+mod url_safe;
+
+pub use error::{EngineError, ErrorKind};
+pub use fingerprint::{Fingerprint, FINGERPRINT_ALGORITHM};
+pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError};
+
+/// The payload format of one archive file, before compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    /// A plain SQL script (PostgreSQL: for `psql`; MySQL: for `mysql`).
+    Sql,
+    /// A RESP command stream for `redis-cli --pipe`.
+    Resp,
+    /// A Redis RDB file, as produced by the replication handshake.
+    Rdb,
+}
+
+impl PayloadFormat {
+    /// The file extension before `.zst`: `sql`, `resp` or `rdb`.
+    #[must_use]
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Sql => "sql",
+            Self::Resp => "resp",
+            Self::Rdb => "rdb",
+        }
+    }
+}
+
+/// How consistent a dump is across its objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// Every object was read in one transaction snapshot (PostgreSQL repeatable read,
+    /// MySQL `WITH CONSISTENT SNAPSHOT` on transactional tables only).
+    Snapshot,
+    /// A server-side point-in-time image (Redis RDB via replication).
+    PointInTime,
+    /// Objects were read one after another; concurrent writes may be partly visible.
+    BestEffort,
+}
+
+/// What [`Source::preflight`] learned about the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Engine name as written in manifests: `postgresql`, `mysql`, `mariadb`, `redis`.
+    pub engine: String,
+    /// The server's own version string, e.g. `15.20` or `10.11.9-MariaDB`.
+    pub version: String,
+}
+
+/// Knobs the core passes to [`Source::dump`]. Unknown to an engine means ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DumpOptions {
+    /// Connections an engine may use in parallel inside one snapshot (at least 1).
+    pub jobs: usize,
+    /// Emit ownership (`ALTER … OWNER TO`) and privileges (`GRANT`), so that a restore as a
+    /// superuser reproduces them. Default `true`.
+    pub ownership: bool,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        Self { jobs: 1, ownership: true }
+    }
+}
+
+impl DumpOptions {
+    /// Options with `jobs` parallel connections (clamped to at least 1).
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Options with ownership and privilege statements on or off.
+    #[must_use]
+    pub fn with_ownership(mut self, ownership: bool) -> Self {
+        self.ownership = ownership;
+        self
+    }
+}
+
+/// Static facts about a dump, known when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpMeta {
+    /// Engine name, as in [`ServerInfo::engine`].
+    pub engine: String,
+    /// Payload format of `body`.
+    pub format: PayloadFormat,
+    /// Server version string.
+    pub server_version: String,
+    /// Consistency the adapter will achieve if the dump completes (the summary may lower it).
+    pub consistency: Consistency,
+    /// Expected uncompressed size in bytes, if the engine can estimate it (used to size
+    /// multipart-upload parts and progress). `None` when unknown.
+    pub size_hint: Option<u64>,
+}
+
+/// Row count and content fingerprint of one table (or one Redis logical database).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSummary {
+    /// Fully qualified, quoted-as-needed display name, e.g. `public."Order Items"`.
+    pub name: String,
+    /// Rows (keys) written.
+    pub rows: u64,
+    /// Order-independent fingerprint of the rows' canonical bytes.
+    pub fingerprint: Fingerprint,
+}
+
+/// What a completed dump reports. Returned by [`Dump::completion`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpSummary {
+    /// Per table (per Redis database), in dump order.
+    pub tables: Vec<TableSummary>,
+    /// Things the user opted to skip or that were exported with reduced fidelity. Empty for a
+    /// whole dump. Never contains secrets.
+    pub warnings: Vec<String>,
+    /// The consistency finally achieved, if lower than announced in [`DumpMeta`].
+    pub consistency: Option<Consistency>,
+}
+
+/// One running dump: see the crate docs for the protocol.
+pub struct Dump {
+    /// Static facts.
+    pub meta: DumpMeta,
+    /// The payload, pulled by the core. Ends after the last byte; an `Err` item aborts.
+    pub body: BoxStream<'static, Result<Bytes, EngineError>>,
+    /// Resolves once the producer has finished: `Ok` only if every object was written.
+    /// Await it after `body` ended.
+    pub completion: BoxFuture<'static, Result<DumpSummary, EngineError>>,
+}
+
+impl fmt::Debug for Dump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dump").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+/// A database an adapter can dump.
+///
+/// Implementations are cheap to construct (no I/O in constructors) and `Send + Sync`.
+pub trait Source: Send + Sync {
+    /// A one-line description for logs and errors, e.g. `postgresql postgres://app@db:5432/main`.
+    /// Pure: no I/O, and never a password.
+    fn describe(&self) -> String;
+
+    /// Connect once and check version and privileges.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Connect`] (unreachable), [`ErrorKind::Auth`] (bad credentials),
+    /// [`ErrorKind::NotFound`] (no such database), [`ErrorKind::Permission`].
+    fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>>;
+
+    /// Open the snapshot and start producing the payload.
+    ///
+    /// # Errors
+    ///
+    /// Anything that prevents the dump from starting; errors after the start surface through
+    /// [`Dump::body`] and [`Dump::completion`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future or the [`Dump`] cancels the server-side work.
+    fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>>;
+}

@@ -1,0 +1,202 @@
+//! A database URL that never prints its secrets (after uv's `DisplaySafeUrl`).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use url::Url;
+
+/// Query parameters whose values are secrets and are redacted when displayed.
+const SECRET_PARAMS: &[&str] = &["password", "sslpassword", "pass", "token", "access_token"];
+
+/// A parsed database URL (`postgres://user:pass@host:5432/db?…`) whose `Display` and `Debug`
+/// replace the password (and secret query parameters) with `****`.
+///
+/// Wrap a URL in this type the moment it is parsed; get the secret out only through
+/// [`DatabaseUrl::password`] or [`DatabaseUrl::expose`], at the point of connecting.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(Url);
+
+/// Error parsing a [`DatabaseUrl`]. Its message never contains the input, which may hold a
+/// password.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseDatabaseUrlError {
+    /// Not a URL at all.
+    #[error("not a valid URL ({0})")]
+    Invalid(url::ParseError),
+    /// A URL without a host.
+    #[error("the URL has no host")]
+    NoHost,
+}
+
+impl DatabaseUrl {
+    /// Parse a URL.
+    ///
+    /// # Errors
+    ///
+    /// [`ParseDatabaseUrlError`] if the text is not a URL with a host. The error text does not
+    /// repeat the input.
+    pub fn parse(text: &str) -> Result<Self, ParseDatabaseUrlError> {
+        let url = Url::parse(text).map_err(ParseDatabaseUrlError::Invalid)?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(ParseDatabaseUrlError::NoHost);
+        }
+        Ok(Self(url))
+    }
+
+    /// The scheme, lowercase: `postgres`, `postgresql`, `mysql`, `redis`, …
+    #[must_use]
+    pub fn scheme(&self) -> &str {
+        self.0.scheme()
+    }
+
+    /// The host (without brackets for IPv6).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        let h = self.0.host_str().unwrap_or_default();
+        h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h)
+    }
+
+    /// The explicit port, if any.
+    #[must_use]
+    pub fn port(&self) -> Option<u16> {
+        self.0.port()
+    }
+
+    /// The user name, percent-decoded; `None` if empty.
+    #[must_use]
+    pub fn username(&self) -> Option<String> {
+        let u = self.0.username();
+        (!u.is_empty()).then(|| decode(u))
+    }
+
+    /// The password, percent-decoded. The only way to get it out besides [`Self::expose`].
+    #[must_use]
+    pub fn password(&self) -> Option<String> {
+        self.0.password().map(decode)
+    }
+
+    /// The first path segment, percent-decoded (the database name for SQL engines, the logical
+    /// database number for Redis); `None` if the path is empty.
+    #[must_use]
+    pub fn database(&self) -> Option<String> {
+        let path = self.0.path().trim_start_matches('/');
+        (!path.is_empty()).then(|| decode(path))
+    }
+
+    /// Query parameters, percent-decoded.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+        self.0.query_pairs()
+    }
+
+    /// The full URL, secrets included. Use only to connect.
+    #[must_use]
+    pub fn expose(&self) -> &Url {
+        &self.0
+    }
+
+    /// The URL with the password and secret query values replaced by `****`.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        let mut url = self.0.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("****"));
+        }
+        if url.query().is_some() {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let secret = SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                    (k.into_owned(), if secret { "****".to_owned() } else { v.into_owned() })
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_decode(s)
+}
+
+fn percent_decode(s: &str) -> String {
+    // Minimal RFC 3986 percent-decoding; invalid escapes are kept verbatim.
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hi = (bytes[i + 1] as char).to_digit(16);
+            let lo = (bytes[i + 2] as char).to_digit(16);
+            if let (Some(hi), Some(lo)) = (hi, lo) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = ParseDatabaseUrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_displayed() {
+        let u = DatabaseUrl::parse("postgres://app:s3cr%40t@db.example:5432/main?sslmode=require&password=x").unwrap();
+        let shown = u.to_string();
+        assert_eq!(shown, "postgres://app:****@db.example:5432/main?sslmode=require&password=****");
+        assert!(!format!("{u:?}").contains("s3cr"));
+        assert_eq!(u.password().as_deref(), Some("s3cr@t"));
+        assert_eq!(u.username().as_deref(), Some("app"));
+        assert_eq!(u.database().as_deref(), Some("main"));
+        assert_eq!(u.port(), Some(5432));
+        assert_eq!(u.host(), "db.example");
+    }
+
+    #[test]
+    fn no_password_no_stars() {
+        let u = DatabaseUrl::parse("postgres://postgres@127.0.0.1/billing").unwrap();
+        assert_eq!(u.to_string(), "postgres://postgres@127.0.0.1/billing");
+        assert_eq!(u.password(), None);
+    }
+
+    #[test]
+    fn parse_errors_do_not_echo_input() {
+        let err = DatabaseUrl::parse("postgres://u:hunter2@").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        let err = DatabaseUrl::parse("hunter2 is not a url").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn decodes_percent_escapes() {
+        assert_eq!(percent_decode("a%20b%2F%zz%4"), "a b/%zz%4");
+        let u = DatabaseUrl::parse("postgres://h/My%20DB").unwrap();
+        assert_eq!(u.database().as_deref(), Some("My DB"));
+    }
+}

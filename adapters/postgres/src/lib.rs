@@ -1,0 +1,1 @@
+//! PostgreSQL engine (placeholder while the engine is written).
