@@ -69,7 +69,13 @@ pub struct EngineError {
 impl EngineError {
     /// A new error of `kind` with a human message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), object: None, retryable: false, source: None }
+        Self {
+            kind,
+            message: message.into(),
+            object: None,
+            retryable: false,
+            source: None,
+        }
     }
 
     /// Attach the object this error concerns (a table, key, or redacted endpoint).
@@ -129,7 +135,9 @@ impl fmt::Display for EngineError {
 
 impl StdError for EngineError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -150,6 +158,9 @@ mod tests {
     fn source_is_chained() {
         let io = std::io::Error::other("disk on fire");
         let e = EngineError::new(ErrorKind::Io, "write failed").with_source(io);
-        assert_eq!(e.source().map(ToString::to_string).as_deref(), Some("disk on fire"));
+        assert_eq!(
+            e.source().map(ToString::to_string).as_deref(),
+            Some("disk on fire")
+        );
     }
 }

@@ -58,7 +58,9 @@ impl FromStr for Fingerprint {
         if s.len() != 32 {
             return Err(ParseFingerprintError(s.to_owned()));
         }
-        u128::from_str_radix(s, 16).map(Self).map_err(|_| ParseFingerprintError(s.to_owned()))
+        u128::from_str_radix(s, 16)
+            .map(Self)
+            .map_err(|_| ParseFingerprintError(s.to_owned()))
     }
 }
 

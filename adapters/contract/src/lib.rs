@@ -36,7 +36,7 @@ mod fingerprint;
 mod url_safe;
 
 pub use error::{EngineError, ErrorKind};
-pub use fingerprint::{Fingerprint, FINGERPRINT_ALGORITHM};
+pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint};
 pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError};
 
 /// The payload format of one archive file, before compression.
@@ -98,7 +98,10 @@ pub struct DumpOptions {
 
 impl Default for DumpOptions {
     fn default() -> Self {
-        Self { jobs: 1, ownership: true }
+        Self {
+            jobs: 1,
+            ownership: true,
+        }
     }
 }
 
@@ -170,7 +173,9 @@ pub struct Dump {
 
 impl fmt::Debug for Dump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dump").field("meta", &self.meta).finish_non_exhaustive()
+        f.debug_struct("Dump")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
     }
 }
 

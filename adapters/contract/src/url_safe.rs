@@ -54,7 +54,9 @@ impl DatabaseUrl {
     #[must_use]
     pub fn host(&self) -> &str {
         let h = self.0.host_str().unwrap_or_default();
-        h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h)
+        h.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(h)
     }
 
     /// The explicit port, if any.
@@ -107,7 +109,14 @@ impl DatabaseUrl {
                 .query_pairs()
                 .map(|(k, v)| {
                     let secret = SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
-                    (k.into_owned(), if secret { "****".to_owned() } else { v.into_owned() })
+                    (
+                        k.into_owned(),
+                        if secret {
+                            "****".to_owned()
+                        } else {
+                            v.into_owned()
+                        },
+                    )
                 })
                 .collect();
             url.query_pairs_mut().clear().extend_pairs(pairs);
@@ -167,9 +176,15 @@ mod tests {
 
     #[test]
     fn password_never_displayed() {
-        let u = DatabaseUrl::parse("postgres://app:s3cr%40t@db.example:5432/main?sslmode=require&password=x").unwrap();
+        let u = DatabaseUrl::parse(
+            "postgres://app:s3cr%40t@db.example:5432/main?sslmode=require&password=x",
+        )
+        .unwrap();
         let shown = u.to_string();
-        assert_eq!(shown, "postgres://app:****@db.example:5432/main?sslmode=require&password=****");
+        assert_eq!(
+            shown,
+            "postgres://app:****@db.example:5432/main?sslmode=require&password=****"
+        );
         assert!(!format!("{u:?}").contains("s3cr"));
         assert_eq!(u.password().as_deref(), Some("s3cr@t"));
         assert_eq!(u.username().as_deref(), Some("app"));

@@ -1,0 +1,303 @@
+//! Failures must be loud, classified, named — and never contain a password.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestDb, dump, sql, unique, url_for};
+use exporter_contract::{DatabaseUrl, DumpOptions, EngineError, ErrorKind, Source};
+use exporter_postgres::PostgresSource;
+use futures::StreamExt;
+use tokio_postgres::NoTls;
+
+/// A LOGIN role that exists until dropped (after the databases that reference it).
+struct Role(String);
+
+impl Role {
+    fn new(tag: &str) -> Self {
+        let name = unique(tag);
+        sql("postgres", &format!("CREATE ROLE {name} LOGIN"));
+        Self(name)
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                common::HOST,
+                "-U",
+                common::SUPERUSER,
+                "-d",
+                "postgres",
+                "-c",
+            ])
+            .arg(format!("DROP ROLE IF EXISTS {}", self.0))
+            .output();
+    }
+}
+
+async fn admin(db: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host={} user=postgres dbname={db}", common::HOST),
+        NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+fn assert_no_secret(e: &EngineError, secret: &str) {
+    assert!(!e.to_string().contains(secret), "{e}");
+    assert!(!format!("{e:?}").contains(secret), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_database_is_not_found() {
+    let name = unique("missing");
+    let url = url_for("postgres", &name);
+    let err = dump(url.clone(), DumpOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains(&name), "{err}");
+    let err = PostgresSource::new(url).preflight().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_port_is_connect_and_retryable() {
+    let url = DatabaseUrl::parse("postgres://postgres:s3cretpw@127.0.0.1:1/postgres").unwrap();
+    let err = PostgresSource::new(url.clone())
+        .preflight()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    assert_no_secret(&err, "s3cretpw");
+    let err = dump(url, DumpOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect);
+    assert_no_secret(&err, "s3cretpw");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_never_shown() {
+    let db = unique("nopw");
+    let url =
+        DatabaseUrl::parse(&format!("postgres://postgres:s3cretpw@127.0.0.1:5432/{db}")).unwrap();
+    let source = PostgresSource::new(url.clone());
+    assert_eq!(
+        source.describe(),
+        format!("postgresql postgres://postgres:****@127.0.0.1:5432/{db}")
+    );
+    let err = source.preflight().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_no_secret(&err, "s3cretpw");
+    let tls = DatabaseUrl::parse("postgres://postgres:s3cretpw@127.0.0.1:5432/x?sslmode=require")
+        .unwrap();
+    let err = PostgresSource::new(tls).preflight().await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Unsupported,
+        "sslmode=require never falls back to clear text"
+    );
+    assert_no_secret(&err, "s3cretpw");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_table_is_permission_naming_it() {
+    let role = Role::new("limited");
+    let db = TestDb::new("perm");
+    db.sql(&format!(
+        "CREATE TABLE open_t (x int); CREATE TABLE \"Secret T\" (y int); INSERT INTO \"Secret T\" VALUES (1);
+         GRANT CONNECT ON DATABASE {db} TO {r}; GRANT USAGE ON SCHEMA public TO {r};
+         GRANT SELECT ON open_t TO {r}; REVOKE SELECT ON \"Secret T\" FROM {r}",
+        db = db.name,
+        r = role.0
+    ));
+    let url = url_for(&role.0, &db.name);
+    let err = PostgresSource::new(url.clone())
+        .preflight()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert_eq!(err.object(), Some("table public.\"Secret T\""));
+    let err = dump(url, DumpOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert_eq!(err.object(), Some("table public.\"Secret T\""), "{err}");
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rls_hiding_rows_fails_instead_of_dumping_fewer() {
+    let role = Role::new("rls");
+    let db = TestDb::new("rls");
+    db.sql(&format!(
+        "CREATE TABLE hidden (id int, owner_name text); INSERT INTO hidden VALUES (1, 'a'), (2, 'b');
+         ALTER TABLE hidden ENABLE ROW LEVEL SECURITY; ALTER TABLE hidden FORCE ROW LEVEL SECURITY;
+         CREATE POLICY only_a ON hidden FOR SELECT USING (owner_name = 'a');
+         GRANT CONNECT ON DATABASE {db} TO {r}; GRANT USAGE ON SCHEMA public TO {r}; GRANT SELECT ON hidden TO {r}",
+        db = db.name,
+        r = role.0
+    ));
+    let url = url_for(&role.0, &db.name);
+    // The role can read exactly one of the two rows; a dump must not pretend that is all.
+    let err = dump(url.clone(), DumpOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert_eq!(err.object(), Some("table public.hidden"), "{err}");
+    assert!(err.message().contains("row-level security"), "{err}");
+    let err = exporter_postgres::fingerprint_database(&url)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission);
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_object_fails_by_name() {
+    let db = TestDb::new("unsup");
+    db.sql(
+        "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION exp_pub FOR TABLE t;
+            CREATE AGGREGATE my_sum(int) (sfunc = int4pl, stype = int)",
+    );
+    let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("publication exp_pub"), "{err}");
+    assert!(
+        err.to_string().contains("aggregate public.my_sum(integer)"),
+        "{err}"
+    );
+}
+
+/// Wait until the exporter's backend on `db` satisfies `cond`, then return its pid.
+async fn exporter_backend(admin: &tokio_postgres::Client, db: &str, cond: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = admin
+            .query(
+                &format!("SELECT pid FROM pg_stat_activity WHERE application_name = 'exporter' AND datname = $1 AND {cond}"),
+                &[&db],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            return row.get(0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exporter backend on {db} with {cond}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_terminated_while_waiting_on_lock_fails() {
+    let db = TestDb::new("term");
+    db.sql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+    let holder = admin(&db.name).await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let url = db.url();
+    let task = tokio::spawn(async move { dump(url, DumpOptions::default()).await });
+    let watcher = admin("postgres").await;
+    let pid = exporter_backend(&watcher, &db.name, "wait_event_type = 'Lock'").await;
+    watcher
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let err = task
+        .await
+        .unwrap()
+        .expect_err("a terminated dump must not succeed");
+    assert!(
+        matches!(err.kind(), ErrorKind::Protocol | ErrorKind::Cancelled),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("57P01") || err.to_string().contains("closed"),
+        "{err}"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_terminated_mid_copy_fails() {
+    let db = TestDb::new("midcopy");
+    // ~40 MB of COPY text: far more than the channel and socket buffers hold.
+    db.sql("CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 6) AS pad FROM generate_series(1, 200000) g");
+    let mut d = PostgresSource::new(db.url())
+        .dump(DumpOptions::default())
+        .await
+        .unwrap();
+    let first = d
+        .body
+        .next()
+        .await
+        .expect("a first chunk")
+        .expect("ok chunk");
+    assert!(!first.is_empty());
+    let watcher = admin("postgres").await;
+    let pid = exporter_backend(&watcher, &db.name, "true").await;
+    watcher
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let mut body_error = None;
+    while let Some(item) = d.body.next().await {
+        if let Err(e) = item {
+            body_error = Some(e);
+        }
+    }
+    let completion = d.completion.await;
+    let err = completion.expect_err("completion must report the lost connection");
+    assert!(
+        matches!(err.kind(), ErrorKind::Protocol | ErrorKind::Cancelled),
+        "{err:?}"
+    );
+    assert_eq!(err.object(), Some("table public.big"), "{err}");
+    let body_error = body_error.expect("the body ends with an error item");
+    assert_eq!(body_error.kind(), err.kind());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_dump_cancels_server_work() {
+    let db = TestDb::new("cancel");
+    db.sql("CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 6) AS pad FROM generate_series(1, 200000) g");
+    let mut d = PostgresSource::new(db.url())
+        .dump(DumpOptions::default())
+        .await
+        .unwrap();
+    d.body
+        .next()
+        .await
+        .expect("a first chunk")
+        .expect("ok chunk");
+    let watcher = admin("postgres").await;
+    exporter_backend(&watcher, &db.name, "true").await;
+    drop(d);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'exporter' AND datname = $1",
+                &[&db.name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the exporter backend survived the dropped dump"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

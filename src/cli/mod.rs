@@ -1,0 +1,95 @@
+//! Command-line types: plain data for clap, nothing else (conventions: "parse, then resolve,
+//! then run"). `settings` turns these into a validated plan.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Get every database out of an account as verified, standard zstd archives.
+#[derive(Debug, Parser)]
+#[command(name = "exporter", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Config file [default: ./exporter.toml].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr (repeat for debug output).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dump databases into a new archive run.
+    Dump(DumpCmd),
+    /// Read a run back and check every file against its manifest.
+    Verify(VerifyCmd),
+    /// Show the inventory and what `dump --all` would write.
+    List(ListCmd),
+}
+
+/// `exporter dump`.
+#[derive(Debug, Args)]
+pub struct DumpCmd {
+    /// Dump every database of the config file.
+    #[arg(long)]
+    pub all: bool,
+    /// Database URLs to dump instead of the config's (postgres://user@host:5432/db).
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Destination directory (overrides `[storage] to`).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
+    /// zstd compression level, 1 to 19.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub compression_level: Option<i32>,
+    /// Parallelism: zstd worker threads and databases dumped at once [default: number of cores].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Leave ownership and privilege statements out of the dump.
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Print a JSON summary on stdout instead of the run directory.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Verification depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// Length and SHA-256 of every file.
+    Checksum,
+    /// Also decode every zstd frame, check its content checksum and the uncompressed length.
+    Decompress,
+}
+
+/// `exporter verify`.
+#[derive(Debug, Args)]
+pub struct VerifyCmd {
+    /// A run id under the destination, or a path to a run directory [default: the latest run].
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Destination directory holding runs (overrides `[storage] to`).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
+    /// How deep to check.
+    #[arg(long, value_enum, default_value_t = LevelArg::Decompress)]
+    pub level: LevelArg,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `exporter list`.
+#[derive(Debug, Args)]
+pub struct ListCmd {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,321 @@
+//! `exporter dump`: one new run, one archive per database, `SHA256SUMS`, then `manifest.json`
+//! last (design.md section 4; principle 2: success is earned).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use chrono::Utc;
+use exporter_contract::{DumpOptions, ErrorKind, FINGERPRINT_ALGORITHM};
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::{Ui, human_bytes};
+use crate::archive::manifest::{FORMAT_NAME, FORMAT_VERSION, SourceInfo, Tool};
+use crate::archive::{
+    DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, run_id, sums,
+};
+use crate::error::{ExitStatus, Failure};
+use crate::pipeline::{self, Compression, PipelineError};
+use crate::settings::{DatabaseTarget, Destination, DumpPlan};
+use crate::storage::{LocalStorage, Storage};
+
+/// The `--json` summary printed on stdout.
+#[derive(Debug, Serialize)]
+struct JsonSummary<'a> {
+    run_id: &'a str,
+    run_dir: String,
+    status: RunStatus,
+    databases: &'a [DatabaseEntry],
+}
+
+/// Open the storage of a destination.
+#[must_use]
+pub fn open_storage(destination: &Destination) -> Arc<dyn Storage> {
+    match destination {
+        Destination::Local(path) => Arc::new(LocalStorage::new(path.clone())),
+    }
+}
+
+/// Run a dump plan.
+///
+/// # Errors
+///
+/// A [`Failure`] with exit status 3 if the run cannot be created, if every database failed, or
+/// (after writing a `partial` manifest) if some did.
+pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failure> {
+    let storage = open_storage(&plan.destination);
+    let started_at = Utc::now();
+    let id = {
+        let storage = storage.clone();
+        let wanted = run_id(started_at);
+        tokio::task::spawn_blocking(move || storage.create_run(&wanted))
+            .await
+            .map_err(|e| Failure::runtime(anyhow::Error::new(e)))?
+            .map_err(|e| {
+                Failure::runtime(anyhow::Error::new(e).context(format!(
+                    "cannot create a run in destination {}",
+                    plan.destination
+                )))
+                .with_hint(Some("check that the destination is a writable directory"))
+            })?
+    };
+    let run_dir = format!("{}/{id}", storage.describe());
+    ui.info(format!(
+        "run {id}: dumping {} database(s) into {run_dir}",
+        plan.databases.len()
+    ));
+
+    let compression = Compression {
+        level: plan.compression_level,
+        workers: plan.jobs.min(64) as u32,
+    };
+    let options = DumpOptions::default()
+        .with_jobs(plan.jobs)
+        .with_ownership(plan.ownership);
+    let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
+    let results: Vec<(DatabaseEntry, Option<String>)> =
+        futures::stream::iter(plan.databases.iter())
+            .map(|db| dump_database(db, storage.clone(), &id, options.clone(), compression, ui))
+            .buffered(parallel)
+            .collect()
+            .await;
+    let first_hint = results.iter().find_map(|(_, h)| h.clone());
+    let entries: Vec<DatabaseEntry> = results.into_iter().map(|(e, _)| e).collect();
+
+    let failed: Vec<DatabaseEntry> = entries
+        .iter()
+        .filter(|e| e.status == DatabaseStatus::Failed)
+        .cloned()
+        .collect();
+    if failed.len() == entries.len() {
+        let (storage, id) = (storage.clone(), id.clone());
+        // Nothing but temporary leftovers can be in it; a run without archives is no run.
+        let _ = tokio::task::spawn_blocking(move || storage.remove_empty_run(&id)).await;
+        let error = match failed.as_slice() {
+            [one] => anyhow!(one.error.clone().unwrap_or_default())
+                .context(format!("failed to dump {} ({})", one.name, one.endpoint)),
+            many => anyhow!(
+                "every database failed ({}); no run was written",
+                many.iter()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return Err(Failure::runtime(error).with_hint(first_hint));
+    }
+
+    let status = if failed.is_empty() {
+        RunStatus::Complete
+    } else {
+        RunStatus::Partial
+    };
+    let manifest = Manifest {
+        format: FORMAT_NAME.into(),
+        format_version: FORMAT_VERSION.into(),
+        tool: Tool::current(),
+        run_id: id.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        status,
+        source: SourceInfo {
+            kind: plan.inventory.as_str().into(),
+            environment: None,
+        },
+        fingerprint_algorithm: FINGERPRINT_ALGORITHM.into(),
+        databases: entries,
+    };
+    let sums_text = sums::render(
+        manifest
+            .databases
+            .iter()
+            .filter_map(|e| Some((e.sha256.as_deref()?, e.file.as_deref()?))),
+    );
+    {
+        let storage = storage.clone();
+        let run = id.clone();
+        let manifest_bytes = manifest.to_json();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            storage.put_object(&run, SUMS_FILE, sums_text.as_bytes())?;
+            // The manifest is the commit marker: written last.
+            storage.put_object(&run, MANIFEST_FILE, &manifest_bytes)
+        })
+        .await
+        .map_err(|e| Failure::runtime(anyhow::Error::new(e)))?
+        .map_err(|e| {
+            Failure::runtime(
+                anyhow::Error::new(e).context(format!("failed to write the manifest of run {id}")),
+            )
+        })?;
+    }
+
+    if json {
+        let summary = JsonSummary {
+            run_id: &id,
+            run_dir: run_dir.clone(),
+            status,
+            databases: &manifest.databases,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary serializes")
+        );
+    } else {
+        println!("{run_dir}");
+    }
+
+    if failed.is_empty() {
+        ui.info(format!(
+            "run {id} complete: {} archive(s); check it with `exporter verify {id}`",
+            manifest.databases.len()
+        ));
+        Ok(ExitStatus::Success)
+    } else {
+        let mut msg = format!(
+            "{} of {} databases failed:",
+            failed.len(),
+            manifest.databases.len()
+        );
+        for f in &failed {
+            let _ = write!(msg, " {}", f.name);
+        }
+        Err(Failure::runtime(anyhow!(msg)).with_hint(Some(
+            "the other archives of this run are complete; the manifest marks the run as partial",
+        )))
+    }
+}
+
+async fn dump_database(
+    db: &DatabaseTarget,
+    storage: Arc<dyn Storage>,
+    run_id: &str,
+    options: DumpOptions,
+    compression: Compression,
+    ui: Ui,
+) -> (DatabaseEntry, Option<String>) {
+    let started_at = Utc::now();
+    let file = format!("{}.{}.zst", db.name, db.engine.default_format().extension());
+    let source = db.engine.source(db.url.clone());
+    ui.info(format!("  {}: dumping {}", db.name, source.describe()));
+
+    let failed = |error: String| DatabaseEntry {
+        name: db.name.clone(),
+        engine: db.engine.name().into(),
+        endpoint: db.url.redacted(),
+        status: DatabaseStatus::Failed,
+        error: Some(error),
+        server_version: None,
+        file: None,
+        format: None,
+        compressed_bytes: None,
+        uncompressed_bytes: None,
+        sha256: None,
+        zstd_frames: None,
+        compression_level: None,
+        consistency: None,
+        started_at,
+        finished_at: Utc::now(),
+        tables: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    let object = {
+        let storage = storage.clone();
+        let run_id = run_id.to_owned();
+        let name = file.clone();
+        match tokio::task::spawn_blocking(move || storage.create_object(&run_id, &name)).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                let msg = format!("cannot create {file}: {e}");
+                ui.problem(format!("  {}: FAILED: {msg}", db.name));
+                return (
+                    failed(msg),
+                    Some("check free space and permissions at the destination".into()),
+                );
+            }
+            Err(e) => return (failed(e.to_string()), None),
+        }
+    };
+
+    match pipeline::dump_one(source.as_ref(), options, object, &file, compression).await {
+        Ok(stats) => {
+            let rows: u64 = stats.summary.tables.iter().map(|t| t.rows).sum();
+            let ratio = if stats.compressed_bytes > 0 {
+                stats.uncompressed_bytes as f64 / stats.compressed_bytes as f64
+            } else {
+                0.0
+            };
+            ui.info(format!(
+                "  {}: ok {file}: {} tables, {rows} rows, {} -> {} ({ratio:.1}x) in {:.1}s",
+                db.name,
+                stats.summary.tables.len(),
+                human_bytes(stats.uncompressed_bytes),
+                human_bytes(stats.compressed_bytes),
+                stats.seconds
+            ));
+            for w in &stats.summary.warnings {
+                ui.problem(format!("  {}: warning: {w}", db.name));
+            }
+            let entry = DatabaseEntry {
+                name: db.name.clone(),
+                engine: stats.meta.engine.clone(),
+                endpoint: db.url.redacted(),
+                status: DatabaseStatus::Ok,
+                error: None,
+                server_version: Some(stats.meta.server_version.clone()),
+                file: Some(file),
+                format: Some(stats.meta.format),
+                compressed_bytes: Some(stats.compressed_bytes),
+                uncompressed_bytes: Some(stats.uncompressed_bytes),
+                sha256: Some(stats.sha256),
+                zstd_frames: Some(stats.zstd_frames),
+                compression_level: Some(compression.level),
+                consistency: Some(stats.consistency),
+                started_at: stats.started_at,
+                finished_at: stats.finished_at,
+                tables: stats.summary.tables,
+                warnings: stats.summary.warnings,
+            };
+            (entry, None)
+        }
+        Err(e) => {
+            let msg = one_line(&e);
+            ui.problem(format!("  {}: FAILED: {msg}", db.name));
+            let hint = hint_for(&e);
+            if let Some(h) = &hint {
+                ui.problem(format!("  {}: hint: {h}", db.name));
+            }
+            (failed(msg), hint)
+        }
+    }
+}
+
+/// The error and its causes on one line, `a: b: c`, without repeating text.
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+fn hint_for(e: &PipelineError) -> Option<String> {
+    match e {
+        PipelineError::Engine(e) => match e.kind() {
+            ErrorKind::Connect => Some("is the server running and reachable from here (host, port, tunnel)?".into()),
+            ErrorKind::Auth => Some("check the user and password; keep passwords out of exporter.toml with ${VAR}".into()),
+            ErrorKind::NotFound => Some("check the database name in the URL".into()),
+            ErrorKind::Permission => Some("dump as a role that can read every table (the owner or a superuser)".into()),
+            ErrorKind::Unsupported => Some("this object cannot be exported faithfully yet; nothing was written for this database".into()),
+            _ => None,
+        },
+        PipelineError::Write { .. } => Some("check free space and permissions at the destination".into()),
+    }
+}

@@ -1,0 +1,193 @@
+//! Command bodies. Each takes a resolved plan and a [`Ui`]; none reads `std::env` or parses
+//! arguments (that happened in `cli` and `settings`).
+
+pub mod dump;
+pub mod list;
+pub mod verify;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command};
+use crate::error::{ExitStatus, Failure};
+use crate::settings::{self, Config, DumpArgs};
+
+/// Human progress on stderr (data goes to stdout). Silent with `--quiet`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    quiet: bool,
+}
+
+impl Ui {
+    /// A reporter; `quiet` suppresses everything but errors.
+    #[must_use]
+    pub fn new(quiet: bool) -> Self {
+        Self { quiet }
+    }
+
+    /// A progress or summary line.
+    pub fn info(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+
+    /// A problem line, printed even with `--quiet`.
+    pub fn problem(&self, line: impl AsRef<str>) {
+        eprintln!("{}", line.as_ref());
+    }
+}
+
+/// Everything `main` needs: parse done, now resolve and run. Returns the exit status after
+/// printing any error.
+#[must_use]
+pub fn run(cli: Cli) -> ExitStatus {
+    init_tracing(cli.verbose, cli.quiet);
+    let ui = Ui::new(cli.quiet);
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.max(2))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let f = Failure::runtime(
+                anyhow::Error::new(e).context("failed to start the async runtime"),
+            );
+            eprint!("{}", f.render());
+            return f.status;
+        }
+    };
+    let result = runtime.block_on(dispatch(cli, ui, cores));
+    // Do not wait for stray blocking tasks (e.g. a cancelled compressor) at exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
+        Ok(status) => status,
+        Err(f) => {
+            eprint!("{}", f.render());
+            f.status
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure> {
+    let config_path = cli.config.clone();
+    match cli.command {
+        Command::Dump(cmd) => {
+            let args = DumpArgs {
+                all: cmd.all,
+                urls: cmd.urls,
+                to: cmd.to,
+                compression_level: cmd.compression_level,
+                jobs: cmd.jobs,
+                no_owner: cmd.no_owner,
+            };
+            // URLs alone need no config file; a missing default config is fine then.
+            let required = config_path.is_some();
+            let (config, config_name) = load_config(config_path.as_deref(), required)?;
+            let plan = settings::resolve_dump(&args, config.as_ref(), &config_name, cores)
+                .map_err(settings_failure)?;
+            dump::run(plan, ui, cmd.json).await
+        }
+        Command::Verify(cmd) => {
+            let (config, _) = load_config(config_path.as_deref(), config_path.is_some())?;
+            let to = cmd
+                .to
+                .or_else(|| config.as_ref().and_then(|c| c.to.clone()))
+                .unwrap_or_else(|| settings::DEFAULT_DESTINATION.to_owned());
+            let destination = settings::resolve_destination(&to).map_err(settings_failure)?;
+            let level = match cmd.level {
+                crate::cli::LevelArg::Checksum => verify::Level::Checksum,
+                crate::cli::LevelArg::Decompress => verify::Level::Decompress,
+            };
+            tokio::task::spawn_blocking(move || {
+                verify::run(&destination, cmd.run.as_deref(), level, cmd.json, ui)
+            })
+            .await
+            .map_err(|e| {
+                Failure::runtime(anyhow::Error::new(e).context("verification thread failed"))
+            })?
+        }
+        Command::List(cmd) => {
+            let (config, config_name) = load_config(config_path.as_deref(), true)?;
+            let config = config
+                .ok_or_else(|| Failure::usage(anyhow::anyhow!("{config_name} does not exist")))?;
+            list::run(&config, cmd.json)
+        }
+    }
+}
+
+/// Read and parse the config file. With `required`, a missing file is an error; otherwise it
+/// is `None`. Returns the config and the name used for it in messages.
+fn load_config(path: Option<&Path>, required: bool) -> Result<(Option<Config>, String), Failure> {
+    let path: PathBuf = path.map_or_else(|| PathBuf::from("exporter.toml"), Path::to_path_buf);
+    let name = path.display().to_string();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok((None, name)),
+        Err(e) => {
+            return Err(Failure::usage(
+                anyhow::Error::new(e).context(format!("cannot read config file {name}")),
+            )
+            .with_hint(Some(
+                "pass --config FILE, or create exporter.toml (see fixtures/exporter.example.toml)",
+            )));
+        }
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let config = settings::parse_config(&text, &name, &env).map_err(settings_failure)?;
+    Ok((Some(config), name))
+}
+
+/// A settings error as a usage failure, keeping its hint.
+fn settings_failure(e: settings::SettingsError) -> Failure {
+    let hint = e.hint_text().map(str::to_owned);
+    Failure::usage(e).with_hint(hint)
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXPORTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_target(false)
+        .try_init();
+}
+
+/// Human-readable byte size (binary units).
+#[must_use]
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

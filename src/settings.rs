@@ -1,0 +1,623 @@
+//! Resolved settings: command-line arguments, environment variables and the config file merged
+//! into a validated plan, without any I/O (uv's "resolved settings").
+//!
+//! The caller reads the config file and passes its text plus a snapshot of the environment;
+//! everything here is pure, so every rule is unit-tested.
+//!
+//! Config file shape (`exporter.toml`):
+//!
+//! ```toml
+//! [storage]
+//! to = "./archives"   # destination directory
+//!
+//! [[databases]]
+//! name = "billing"    # payload file stem: letters, digits, '.', '_', '-'
+//! url = "postgres://postgres:${PGPASSWORD}@127.0.0.1:5432/billing"
+//! ```
+//!
+//! `${VAR}` in any value is replaced by the environment variable `VAR`; inside a URL the value
+//! is percent-encoded so that a password like `p@ss/word` stays a password. `$${` is a literal
+//! `${`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use exporter_contract::DatabaseUrl;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde::Deserialize;
+
+use crate::engines::EngineKind;
+
+/// Default compression level (zstd's own default).
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
+/// Highest compression level accepted (zstd's non-"ultra" range).
+pub const MAX_COMPRESSION_LEVEL: i32 = 19;
+/// Default destination when neither `--to` nor `[storage] to` is given.
+pub const DEFAULT_DESTINATION: &str = "./archives";
+
+/// A configuration or usage error: exit code 2. The message names the key or line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SettingsError {
+    message: String,
+    hint: Option<String>,
+}
+
+impl SettingsError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A next step for the user, if there is one.
+    #[must_use]
+    pub fn hint_text(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+/// Where a run is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A local directory (created if missing).
+    Local(PathBuf),
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// One database to dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseTarget {
+    /// Payload file stem, unique within a run.
+    pub name: String,
+    /// Connection URL (redacted when displayed).
+    pub url: DatabaseUrl,
+    /// The engine chosen for the URL's scheme.
+    pub engine: EngineKind,
+}
+
+/// Where the inventory came from, as recorded in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventorySource {
+    /// `[[databases]]` of a config file.
+    Config,
+    /// URLs given on the command line.
+    Urls,
+}
+
+impl InventorySource {
+    /// `config` or `urls`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Urls => "urls",
+        }
+    }
+}
+
+/// A validated dump plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpPlan {
+    /// Destination of the run.
+    pub destination: Destination,
+    /// Databases in the order given.
+    pub databases: Vec<DatabaseTarget>,
+    /// zstd level, 1..=19.
+    pub compression_level: i32,
+    /// Parallelism: zstd worker threads per archive and databases dumped at once.
+    pub jobs: usize,
+    /// Emit ownership and privileges.
+    pub ownership: bool,
+    /// Where the inventory came from.
+    pub inventory: InventorySource,
+}
+
+/// The config file, as parsed (before `${VAR}` substitution).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    storage: Option<StorageSection>,
+    #[serde(default)]
+    databases: Vec<DatabaseSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageSection {
+    to: Option<toml::Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseSection {
+    name: toml::Spanned<String>,
+    url: toml::Spanned<String>,
+}
+
+/// A parsed, substituted and validated config file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// `[storage] to`, if given.
+    pub to: Option<String>,
+    /// `[[databases]]`, validated.
+    pub databases: Vec<DatabaseTarget>,
+}
+
+/// Characters percent-encoded when a `${VAR}` value is substituted into a URL: everything
+/// that could end or restructure the userinfo, host or path.
+const URL_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b':')
+    .add(b';')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}')
+    .add(b'&')
+    .add(b'=')
+    .add(b'+');
+
+/// Parse a config file's text.
+///
+/// `origin` names the file in messages; `env` looks up environment variables.
+///
+/// # Errors
+///
+/// [`SettingsError`] naming the line or key: TOML syntax, unknown keys, unset variables,
+/// invalid or unsupported URLs, invalid or duplicate names.
+pub fn parse_config(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, SettingsError> {
+    let raw: ConfigFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let msg = e.message().trim_end().to_owned();
+        match line {
+            Some(line) => SettingsError::new(format!("{origin}, line {line}: {msg}")),
+            None => SettingsError::new(format!("{origin}: {msg}")),
+        }
+    })?;
+
+    let to = match raw.storage.and_then(|s| s.to) {
+        Some(to) => {
+            let at = format!(
+                "{origin}, line {}, key storage.to",
+                line_of(text, to.span().start)
+            );
+            let value = substitute(to.get_ref(), false, env)
+                .map_err(|e| SettingsError::new(format!("{at}: {e}")))?;
+            if value.trim().is_empty() {
+                return Err(SettingsError::new(format!("{at}: must not be empty")));
+            }
+            Some(value)
+        }
+        None => None,
+    };
+
+    let mut databases = Vec::with_capacity(raw.databases.len());
+    let mut seen = HashSet::new();
+    for (i, db) in raw.databases.iter().enumerate() {
+        let name_at = format!(
+            "{origin}, line {}, key databases[{i}].name",
+            line_of(text, db.name.span().start)
+        );
+        let name = substitute(db.name.get_ref(), false, env)
+            .map_err(|e| SettingsError::new(format!("{name_at}: {e}")))?;
+        validate_name(&name).map_err(|e| SettingsError::new(format!("{name_at}: {e}")))?;
+        if !seen.insert(name.clone()) {
+            return Err(
+                SettingsError::new(format!("{name_at}: duplicate database name {name:?}"))
+                    .hint("each database needs its own name: it becomes the archive file name"),
+            );
+        }
+        let url_at = format!(
+            "{origin}, line {}, key databases[{i}].url",
+            line_of(text, db.url.span().start)
+        );
+        let url_text = substitute(db.url.get_ref(), true, env)
+            .map_err(|e| SettingsError::new(format!("{url_at}: {e}")))?;
+        let (url, engine) = parse_url(&url_text).map_err(|e| SettingsError {
+            message: format!("{url_at}: {}", e.message),
+            hint: e.hint,
+        })?;
+        databases.push(DatabaseTarget { name, url, engine });
+    }
+    Ok(Config { to, databases })
+}
+
+/// Parse a database URL given on the command line or in the config.
+///
+/// # Errors
+///
+/// [`SettingsError`] for text that is not a URL with a host, or a scheme no engine handles.
+/// The message never repeats the URL (it may hold a password).
+pub fn parse_url(text: &str) -> Result<(DatabaseUrl, EngineKind), SettingsError> {
+    let url = DatabaseUrl::parse(text)
+        .map_err(|e| SettingsError::new(format!("invalid database URL: {e}")))?;
+    let engine = EngineKind::for_scheme(url.scheme()).ok_or_else(|| {
+        SettingsError::new(format!("unsupported URL scheme {:?}", url.scheme())).hint(format!(
+            "supported schemes: {}",
+            EngineKind::supported_schemes().join(", ")
+        ))
+    })?;
+    Ok((url, engine))
+}
+
+/// Check a payload name: 1..=100 characters of `[A-Za-z0-9._-]`, not starting with `.`.
+///
+/// # Errors
+///
+/// A message saying what is wrong.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 100 {
+        return Err(format!("name {name:?} must be 1 to 100 characters"));
+    }
+    if name.starts_with('.') {
+        return Err(format!("name {name:?} must not start with '.'"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "name {name:?} contains {c:?}; use letters, digits, '.', '_' or '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// A file stem derived from a database name: unsupported characters become `_`.
+#[must_use]
+pub fn name_from_database(db: &str) -> String {
+    let mut s: String = db
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while s.starts_with('.') {
+        s.replace_range(0..1, "_");
+    }
+    s.truncate(100);
+    if s.is_empty() {
+        "database".to_owned()
+    } else {
+        s
+    }
+}
+
+/// Replace `${VAR}` references. With `in_url`, values are percent-encoded.
+fn substitute(
+    value: &str,
+    in_url: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(stripped) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix("${") {
+            let end = body
+                .find('}')
+                .ok_or_else(|| "unterminated ${ in value".to_owned())?;
+            let var = &body[..end];
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("invalid environment variable reference ${{{var}}}"));
+            }
+            let val = env(var).ok_or_else(|| format!("environment variable {var} is not set"))?;
+            if in_url {
+                out.extend(utf8_percent_encode(&val, URL_VALUE));
+            } else {
+                out.push_str(&val);
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+/// Command-line inputs of `dump`, as plain data (see `cli`).
+#[derive(Debug, Clone, Default)]
+pub struct DumpArgs {
+    /// `--all`.
+    pub all: bool,
+    /// Positional URLs.
+    pub urls: Vec<String>,
+    /// `--to`.
+    pub to: Option<String>,
+    /// `--compression-level`.
+    pub compression_level: Option<i32>,
+    /// `--jobs`.
+    pub jobs: Option<usize>,
+    /// `--no-owner`.
+    pub no_owner: bool,
+}
+
+/// Merge `dump` arguments with the config into a plan.
+///
+/// `config` is `None` when no config file exists; `cores` is the machine's parallelism.
+///
+/// # Errors
+///
+/// [`SettingsError`]: neither `--all` nor URLs, both, `--all` without a config, an invalid
+/// URL, duplicate derived names, a compression level out of range, `--jobs 0`.
+pub fn resolve_dump(
+    args: &DumpArgs,
+    config: Option<&Config>,
+    config_name: &str,
+    cores: usize,
+) -> Result<DumpPlan, SettingsError> {
+    let (databases, inventory) = match (args.all, args.urls.is_empty()) {
+        (true, false) => {
+            return Err(
+                SettingsError::new("--all and database URLs cannot be combined").hint(
+                    "use `exporter dump --all` for the config's databases, or name URLs alone",
+                ),
+            );
+        }
+        (false, true) => {
+            return Err(SettingsError::new(
+                "nothing to dump: give --all or one or more database URLs",
+            )
+            .hint("`exporter dump --all` dumps every database of exporter.toml"));
+        }
+        (true, true) => {
+            let config = config.ok_or_else(|| {
+                SettingsError::new(format!("--all needs a config file, and {config_name} does not exist"))
+                    .hint("create exporter.toml (see fixtures/exporter.example.toml) or pass --config FILE")
+            })?;
+            if config.databases.is_empty() {
+                return Err(SettingsError::new(format!(
+                    "{config_name} lists no [[databases]]"
+                )));
+            }
+            (config.databases.clone(), InventorySource::Config)
+        }
+        (false, false) => {
+            let mut dbs = Vec::new();
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for (i, text) in args.urls.iter().enumerate() {
+                let (url, engine) = parse_url(text).map_err(|e| SettingsError {
+                    message: format!("argument {} (URL #{}): {}", i + 1, i + 1, e.message),
+                    hint: e.hint,
+                })?;
+                let name =
+                    name_from_database(&url.database().unwrap_or_else(|| url.host().to_owned()));
+                if let Some(prev) = seen.insert(name.clone(), i) {
+                    return Err(SettingsError::new(format!(
+                        "URLs #{} and #{} would both be written as {name:?}",
+                        prev + 1,
+                        i + 1
+                    ))
+                    .hint("name them in exporter.toml with distinct `name` keys"));
+                }
+                dbs.push(DatabaseTarget { name, url, engine });
+            }
+            (dbs, InventorySource::Urls)
+        }
+    };
+
+    let level = args.compression_level.unwrap_or(DEFAULT_COMPRESSION_LEVEL);
+    if !(1..=MAX_COMPRESSION_LEVEL).contains(&level) {
+        return Err(SettingsError::new(format!(
+            "--compression-level {level} is out of range 1..={MAX_COMPRESSION_LEVEL}"
+        )));
+    }
+    let jobs = match args.jobs {
+        Some(0) => return Err(SettingsError::new("--jobs must be at least 1")),
+        Some(n) => n,
+        None => cores.max(1),
+    };
+    let to = args
+        .to
+        .clone()
+        .or_else(|| config.and_then(|c| c.to.clone()))
+        .unwrap_or_else(|| DEFAULT_DESTINATION.to_owned());
+    Ok(DumpPlan {
+        destination: resolve_destination(&to)?,
+        databases,
+        compression_level: level,
+        jobs,
+        ownership: !args.no_owner,
+        inventory,
+    })
+}
+
+/// Interpret a destination string.
+///
+/// # Errors
+///
+/// [`SettingsError`] for an empty value or a URL scheme not supported yet.
+pub fn resolve_destination(to: &str) -> Result<Destination, SettingsError> {
+    if to.trim().is_empty() {
+        return Err(SettingsError::new("the destination must not be empty"));
+    }
+    if let Some((scheme, _)) = to.split_once("://") {
+        return Err(SettingsError::new(format!(
+            "destination scheme {scheme:?} is not supported yet"
+        ))
+        .hint("use a local directory"));
+    }
+    Ok(Destination::Local(PathBuf::from(to)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn parses_a_full_config() {
+        let text = "[storage]\nto = \"./out\"\n\n[[databases]]\nname = \"billing\"\nurl = \"postgres://postgres@127.0.0.1:5432/billing\"\n";
+        let c = parse_config(text, "exporter.toml", &no_env).unwrap();
+        assert_eq!(c.to.as_deref(), Some("./out"));
+        assert_eq!(c.databases.len(), 1);
+        assert_eq!(c.databases[0].name, "billing");
+        assert_eq!(c.databases[0].engine, EngineKind::Postgres);
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let text = "[storage]\nto = \"x\"\n[[databases]]\nname = \"a\"\nurl = \"postgres://h/a\"\npasword = \"x\"\n";
+        let e = parse_config(text, "exporter.toml", &no_env).unwrap_err();
+        assert!(e.to_string().starts_with("exporter.toml, line 6:"), "{e}");
+        assert!(e.to_string().contains("pasword"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let text = "[[databases]]\nname = \"a\"\nurl = \"postgres://h/a\"\n[[databases]]\nname = \"a\"\nurl = \"postgres://h/b\"\n";
+        let e = parse_config(text, "c.toml", &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.toml, line 5, key databases[1].name: duplicate database name \"a\""
+        );
+    }
+
+    #[test]
+    fn unset_variable_names_key_and_line() {
+        let text = "[[databases]]\nname = \"a\"\nurl = \"postgres://u:${NOPE_PW}@h/a\"\n";
+        let e = parse_config(text, "c.toml", &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.toml, line 3, key databases[0].url: environment variable NOPE_PW is not set"
+        );
+    }
+
+    #[test]
+    fn variables_are_percent_encoded_in_urls() {
+        let env = |k: &str| (k == "PW").then(|| "p@ss/w:rd".to_owned());
+        let text = "[[databases]]\nname = \"a\"\nurl = \"postgres://u:${PW}@h:5432/a\"\n";
+        let c = parse_config(text, "c.toml", &env).unwrap();
+        assert_eq!(c.databases[0].url.password().as_deref(), Some("p@ss/w:rd"));
+        assert_eq!(c.databases[0].url.host(), "h");
+        assert_eq!(c.databases[0].url.to_string(), "postgres://u:****@h:5432/a");
+    }
+
+    #[test]
+    fn literal_dollar_brace_escape() {
+        assert_eq!(substitute("a$${B}c$d", false, &no_env).unwrap(), "a${B}c$d");
+    }
+
+    #[test]
+    fn bad_url_does_not_echo_password() {
+        let text = "[[databases]]\nname = \"a\"\nurl = \"postgres://u:hunter2@\"\n";
+        let e = parse_config(text, "c.toml", &no_env).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("databases[0].url"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_scheme_has_hint() {
+        let e = parse_url("mongodb://h/db").unwrap_err();
+        assert_eq!(e.to_string(), "unsupported URL scheme \"mongodb\"");
+        assert!(e.hint_text().unwrap().contains("postgres"));
+    }
+
+    #[test]
+    fn names_are_validated_and_derived() {
+        assert!(validate_name("billing-2.prod_x").is_ok());
+        assert!(validate_name("../x").is_err());
+        assert!(validate_name("a b").is_err());
+        assert!(validate_name("").is_err());
+        assert_eq!(name_from_database("My DB/1"), "My_DB_1");
+        assert_eq!(name_from_database(".hidden"), "_hidden");
+    }
+
+    #[test]
+    fn resolve_dump_rules() {
+        let mut args = DumpArgs::default();
+        assert!(
+            resolve_dump(&args, None, "exporter.toml", 2)
+                .unwrap_err()
+                .to_string()
+                .starts_with("nothing to dump")
+        );
+        args.all = true;
+        assert!(
+            resolve_dump(&args, None, "exporter.toml", 2)
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+        args.all = false;
+        args.urls = vec!["postgres://h/x".into(), "postgresql://other/x".into()];
+        assert!(
+            resolve_dump(&args, None, "exporter.toml", 2)
+                .unwrap_err()
+                .to_string()
+                .contains("both be written as \"x\"")
+        );
+        args.urls = vec!["postgres://h/x".into()];
+        args.compression_level = Some(99);
+        assert!(
+            resolve_dump(&args, None, "exporter.toml", 2)
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
+        );
+        args.compression_level = None;
+        let plan = resolve_dump(&args, None, "exporter.toml", 2).unwrap();
+        assert_eq!(
+            plan.destination,
+            Destination::Local(PathBuf::from("./archives"))
+        );
+        assert_eq!(plan.jobs, 2);
+        assert_eq!(plan.compression_level, 3);
+        assert_eq!(plan.databases[0].name, "x");
+        let config = Config {
+            to: Some("/cfg".into()),
+            databases: vec![],
+        };
+        args.to = Some("/flag".into());
+        let plan = resolve_dump(&args, Some(&config), "exporter.toml", 2).unwrap();
+        assert_eq!(plan.destination, Destination::Local(PathBuf::from("/flag")));
+    }
+}

@@ -1,0 +1,363 @@
+//! Local directory storage: temporary name, fsync, rename, fsync the directory.
+//! Files are created 0600, directories 0700 (design.md section 4).
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{ObjectWriter, Storage};
+use crate::archive::{is_run_id, run_sort_key};
+
+/// A directory holding runs.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Storage rooted at `root` (created on the first run, with parents).
+    #[must_use]
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root directory.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.root.join(run_id)
+    }
+}
+
+/// The temporary name of an object while it is written: hidden, and ending in `.tmp`.
+#[must_use]
+pub fn temp_name(name: &str) -> String {
+    format!(".{name}.{}.tmp", std::process::id())
+}
+
+/// Whether a directory entry is a temporary file of an unfinished write.
+#[must_use]
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.rsplit('.').next() == Some("tmp")
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs_err::File::open(dir)?.sync_all()
+}
+
+fn mkdir_0700(path: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("failed to create directory `{}`: {e}", path.display()),
+            )
+        })
+}
+
+impl Storage for LocalStorage {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create_run(&self, run_id: &str) -> io::Result<String> {
+        if !self.root.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.root)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "failed to create destination `{}`: {e}",
+                            self.root.display()
+                        ),
+                    )
+                })?;
+        }
+        for n in 0..1000 {
+            let id = if n == 0 {
+                run_id.to_owned()
+            } else {
+                format!("{run_id}-{}", n + 1)
+            };
+            match mkdir_0700(&self.run_dir(&id)) {
+                Ok(()) => {
+                    sync_dir(&self.root)?;
+                    return Ok(id);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("too many runs named {run_id} in `{}`", self.root.display()),
+        ))
+    }
+
+    fn create_object(&self, run_id: &str, name: &str) -> io::Result<Box<dyn ObjectWriter>> {
+        let dir = self.run_dir(run_id);
+        let tmp = dir.join(temp_name(name));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("failed to create `{}`: {e}", tmp.display()),
+                )
+            })?;
+        Ok(Box::new(LocalWriter {
+            file: Some(fs_err::File::from_parts(file, &tmp)),
+            tmp,
+            dest: dir.join(name),
+            dir,
+            replace: false,
+        }))
+    }
+
+    fn put_object(&self, run_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let dir = self.run_dir(run_id);
+        let tmp = dir.join(temp_name(name));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("failed to create `{}`: {e}", tmp.display()),
+                )
+            })?;
+        let mut w = Box::new(LocalWriter {
+            file: Some(fs_err::File::from_parts(file, &tmp)),
+            tmp,
+            dest: dir.join(name),
+            dir,
+            replace: true,
+        });
+        w.write_all(bytes)?;
+        w.commit()
+    }
+
+    fn open_object(&self, run_id: &str, name: &str) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(fs_err::File::open(
+            self.run_dir(run_id).join(name),
+        )?))
+    }
+
+    fn list_objects(&self, run_id: &str) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs_err::read_dir(self.run_dir(run_id))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_temp_name(&name) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn list_runs(&self) -> io::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("failed to list `{}`: {e}", self.root.display()),
+                ));
+            }
+        };
+        let mut runs = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_run_id(&name) && entry.file_type()?.is_dir() {
+                runs.push(name);
+            }
+        }
+        runs.sort_by_key(|r| run_sort_key(r));
+        Ok(runs)
+    }
+
+    fn remove_empty_run(&self, run_id: &str) -> io::Result<()> {
+        let dir = self.run_dir(run_id);
+        // Only temporary leftovers may remain; remove them, then the directory.
+        for entry in fs_err::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_temp_name(&name) {
+                fs_err::remove_file(entry.path())?;
+            } else {
+                return Err(io::Error::other(format!(
+                    "run `{}` is not empty",
+                    dir.display()
+                )));
+            }
+        }
+        fs_err::remove_dir(&dir)?;
+        sync_dir(&self.root)
+    }
+}
+
+struct LocalWriter {
+    file: Option<fs_err::File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    dir: PathBuf,
+    replace: bool,
+}
+
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file
+            .as_mut()
+            .expect("writer used after commit")
+            .write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file
+            .as_mut()
+            .expect("writer used after commit")
+            .flush()
+    }
+}
+
+impl LocalWriter {
+    fn finish(&mut self) -> io::Result<()> {
+        let file = self.file.take().expect("commit once");
+        file.sync_all()?;
+        drop(file);
+        if !self.replace && self.dest.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "`{}` already exists; archives are written once",
+                    self.dest.display()
+                ),
+            ));
+        }
+        fs_err::rename(&self.tmp, &self.dest)?;
+        sync_dir(&self.dir)
+    }
+}
+
+impl ObjectWriter for LocalWriter {
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        let result = self.finish();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        // Mark as done so Drop does not remove the committed file's temp twice.
+        self.tmp = PathBuf::new();
+        result
+    }
+
+    fn abort(mut self: Box<Self>) {
+        self.file = None;
+        let _ = std::fs::remove_file(&self.tmp);
+        self.tmp = PathBuf::new();
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            self.file = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn commit_makes_visible_abort_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path().join("dest"));
+        let run = s.create_run("20261129T074800Z").unwrap();
+        assert_eq!(run, "20261129T074800Z");
+        assert_eq!(
+            s.create_run("20261129T074800Z").unwrap(),
+            "20261129T074800Z-2"
+        );
+
+        let mut w = s.create_object(&run, "a.sql.zst").unwrap();
+        w.write_all(b"hello").unwrap();
+        assert!(
+            s.list_objects(&run).unwrap().is_empty(),
+            "not visible before commit"
+        );
+        w.commit().unwrap();
+        assert_eq!(s.list_objects(&run).unwrap(), vec!["a.sql.zst".to_owned()]);
+        let mut text = String::new();
+        s.open_object(&run, "a.sql.zst")
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "hello");
+        let mode = std::fs::metadata(dir.path().join("dest").join(&run).join("a.sql.zst"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dmode = std::fs::metadata(dir.path().join("dest").join(&run))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dmode & 0o777, 0o700);
+
+        let mut w = s.create_object(&run, "b.sql.zst").unwrap();
+        w.write_all(b"partial").unwrap();
+        w.abort();
+        let mut w = s.create_object(&run, "c.sql.zst").unwrap();
+        w.write_all(b"dropped").unwrap();
+        drop(w);
+        let all: Vec<_> = std::fs::read_dir(dir.path().join("dest").join(&run))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+
+        assert_eq!(
+            s.list_runs().unwrap(),
+            vec![
+                "20261129T074800Z".to_owned(),
+                "20261129T074800Z-2".to_owned()
+            ]
+        );
+        s.remove_empty_run("20261129T074800Z-2").unwrap();
+        assert!(
+            s.remove_empty_run(&run).is_err(),
+            "a run with files is never removed"
+        );
+    }
+
+    #[test]
+    fn destination_under_a_file_fails_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let s = LocalStorage::new(file.join("sub"));
+        let err = s.create_run("20261129T074800Z").unwrap_err();
+        assert!(err.to_string().contains("plain"), "{err}");
+    }
+}

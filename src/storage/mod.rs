@@ -1,0 +1,108 @@
+//! Where runs are stored: a small blocking interface, with a local-directory backend.
+//!
+//! The pipeline writes through [`ObjectWriter`] from a blocking thread (compression runs there
+//! anyway), so the interface is synchronous. Invariants every backend keeps (FORMAT.md):
+//! an object is written once; it becomes visible under its final name only on
+//! [`ObjectWriter::commit`]; an aborted or dropped writer leaves nothing under the final name.
+
+pub mod local;
+
+use std::io::{self, Read, Write};
+
+pub use local::LocalStorage;
+
+/// An object being written. Bytes go in with [`Write`]; nothing is visible under the final name
+/// until [`ObjectWriter::commit`] returns `Ok`. Dropping an uncommitted writer aborts it.
+pub trait ObjectWriter: Write + Send {
+    /// Make the object durable and visible under its final name.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path; the temporary data is removed on failure.
+    fn commit(self: Box<Self>) -> io::Result<()>;
+
+    /// Discard everything written. Best effort; never fails loudly.
+    fn abort(self: Box<Self>);
+}
+
+/// A place that holds runs: `<root>/<run-id>/<object>`.
+pub trait Storage: Send + Sync {
+    /// Where this is, for messages (a path or URL, never a secret).
+    fn describe(&self) -> String;
+
+    /// Create the run directory `run_id`, or `run_id-N` if that exists. Returns the id used.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path (destination not writable, not a directory, …).
+    fn create_run(&self, run_id: &str) -> io::Result<String>;
+
+    /// Start writing object `name` of run `run_id`.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path.
+    fn create_object(&self, run_id: &str, name: &str) -> io::Result<Box<dyn ObjectWriter>>;
+
+    /// Write a small object in one go, atomically (temporary name, sync, rename). Unlike
+    /// [`Storage::create_object`] this replaces an existing object of the same name (used for
+    /// `verify.json`, which records the latest verification).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path.
+    fn put_object(&self, run_id: &str, name: &str, bytes: &[u8]) -> io::Result<()>;
+
+    /// Read an object from the start.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if it does not exist; other I/O errors naming the path.
+    fn open_object(&self, run_id: &str, name: &str) -> io::Result<Box<dyn Read + Send>>;
+
+    /// Names of all visible objects of a run, sorted (temporary files excluded).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path.
+    fn list_objects(&self, run_id: &str) -> io::Result<Vec<String>>;
+
+    /// Ids of all runs (directories named like run ids), oldest first, with or without manifest.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path; a missing root is an empty list.
+    fn list_runs(&self) -> io::Result<Vec<String>>;
+
+    /// Remove a run that holds no visible object (after every database failed).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path.
+    fn remove_empty_run(&self, run_id: &str) -> io::Result<()>;
+}
+
+/// Read a whole small object (manifest, sums) with a size cap.
+///
+/// # Errors
+///
+/// I/O errors, or `InvalidData` if the object exceeds `limit` bytes.
+pub fn read_small(
+    storage: &dyn Storage,
+    run_id: &str,
+    name: &str,
+    limit: u64,
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    storage
+        .open_object(run_id, name)?
+        .take(limit + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name} is larger than {limit} bytes"),
+        ));
+    }
+    Ok(buf)
+}
