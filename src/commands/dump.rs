@@ -76,7 +76,24 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
     let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
     let results: Vec<(DatabaseEntry, Option<String>)> =
         futures::stream::iter(plan.databases.iter())
-            .map(|db| dump_database(db, storage.clone(), &id, options.clone(), compression, ui))
+            .map(|db| {
+                // With one database the final error says it all; with several, report each as it
+                // fails so the others' progress stays readable.
+                let per_db_ui = if plan.databases.len() == 1 {
+                    Ui::new(true)
+                } else {
+                    ui
+                };
+                dump_database(
+                    db,
+                    storage.clone(),
+                    &id,
+                    options.clone(),
+                    compression,
+                    per_db_ui,
+                    ui,
+                )
+            })
             .buffered(parallel)
             .collect()
             .await;
@@ -192,6 +209,7 @@ async fn dump_database(
     run_id: &str,
     options: DumpOptions,
     compression: Compression,
+    failures_ui: Ui,
     ui: Ui,
 ) -> (DatabaseEntry, Option<String>) {
     let started_at = Utc::now();
@@ -228,7 +246,7 @@ async fn dump_database(
             Ok(Ok(o)) => o,
             Ok(Err(e)) => {
                 let msg = format!("cannot create {file}: {e}");
-                ui.problem(format!("  {}: FAILED: {msg}", db.name));
+                failures_ui.info(format!("  {}: FAILED: {msg}", db.name));
                 return (
                     failed(msg),
                     Some("check free space and permissions at the destination".into()),
@@ -281,10 +299,10 @@ async fn dump_database(
         }
         Err(e) => {
             let msg = one_line(&e);
-            ui.problem(format!("  {}: FAILED: {msg}", db.name));
+            failures_ui.info(format!("  {}: FAILED: {msg}", db.name));
             let hint = hint_for(&e);
             if let Some(h) = &hint {
-                ui.problem(format!("  {}: hint: {h}", db.name));
+                failures_ui.info(format!("  {}: hint: {h}", db.name));
             }
             (failed(msg), hint)
         }

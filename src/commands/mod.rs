@@ -59,7 +59,15 @@ pub fn run(cli: Cli) -> ExitStatus {
             return f.status;
         }
     };
-    let result = runtime.block_on(dispatch(cli, ui, cores));
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = dispatch(cli, ui, cores) => r,
+            // Dropping the command's future cancels server work and aborts every object that
+            // is not committed; a run without manifest.json is not a run (FORMAT.md).
+            _ = tokio::signal::ctrl_c() => Err(Failure::runtime(anyhow::anyhow!("interrupted"))
+                .with_hint(Some("nothing of the interrupted work was committed; run the command again"))),
+        }
+    });
     // Do not wait for stray blocking tasks (e.g. a cancelled compressor) at exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {

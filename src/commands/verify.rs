@@ -117,7 +117,7 @@ pub fn run(
         level.as_str()
     ));
 
-    let record = verify_run(storage.as_ref(), &run_id, level, ui);
+    let record = verify_run(storage.as_ref(), &run_id, level, json);
     storage
         .put_object(&run_id, VERIFY_FILE, &{
             let mut v = serde_json::to_vec_pretty(&record).expect("record serializes");
@@ -162,7 +162,13 @@ pub fn run(
     }
 }
 
-fn verify_run(storage: &dyn Storage, run_id: &str, level: Level, ui: Ui) -> VerifyRecord {
+/// Check a run; per-file lines go to stdout (they are the command's data) unless `json`.
+fn verify_run(storage: &dyn Storage, run_id: &str, level: Level, json: bool) -> VerifyRecord {
+    let say = |line: String| {
+        if !json {
+            println!("{line}");
+        }
+    };
     let mut record = VerifyRecord {
         run_id: run_id.to_owned(),
         level: level.as_str().to_owned(),
@@ -173,7 +179,7 @@ fn verify_run(storage: &dyn Storage, run_id: &str, level: Level, ui: Ui) -> Veri
         problems: Vec::new(),
     };
     let problem = |record: &mut VerifyRecord, text: String| {
-        ui.problem(format!("FAILED {text}"));
+        say(format!("FAILED {text}"));
         record.problems.push(text);
     };
 
@@ -271,14 +277,14 @@ fn verify_run(storage: &dyn Storage, run_id: &str, level: Level, ui: Ui) -> Veri
     for db in &manifest.databases {
         let outcome = verify_database(storage, run_id, db, level);
         match (&outcome.file, outcome.ok) {
-            (Some(file), true) => ui.info(format!(
+            (Some(file), true) => say(format!(
                 "ok {file} ({} stored, {} payload)",
                 human_bytes(db.compressed_bytes.unwrap_or(0)),
                 human_bytes(db.uncompressed_bytes.unwrap_or(0))
             )),
             (file, false) => {
                 let label = file.as_deref().unwrap_or(&db.name);
-                ui.problem(format!("FAILED {label}: {}", outcome.problems.join("; ")));
+                say(format!("FAILED {label}: {}", outcome.problems.join("; ")));
             }
             (None, true) => {}
         }

@@ -216,7 +216,18 @@ pub fn classify(e: &tokio_postgres::Error, phase: Phase) -> EngineError {
         };
         return EngineError::new(kind, message).retryable(retryable);
     }
-    let text = e.to_string();
+    // The driver's own text ("error connecting to server") hides the OS cause
+    // ("Connection refused"); append the source chain so users see why.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
     match phase {
         Phase::Connect => EngineError::new(ErrorKind::Connect, text).retryable(true),
         Phase::Query if e.is_closed() => EngineError::new(

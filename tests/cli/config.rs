@@ -1,0 +1,292 @@
+//! Configuration and usage errors exit 2 naming the key and line, before any connection is
+//! attempted; `${VAR}` substitution; `list`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{Outcome, db_entry, exporter, manifest, run, run_dirs, small_db, tempdir};
+
+fn write(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("exporter.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `exporter --config <cfg> <args…>` in `dir`.
+fn with_config(dir: &Path, config: &Path, args: &[&str]) -> Outcome {
+    run(exporter(dir).arg("--config").arg(config).args(args))
+}
+
+/// Does the error text point at line `n` (`line 7`, `:7:` or `:7 `)?
+#[track_caller]
+fn assert_names_line(out: &Outcome, n: u32) {
+    let e = out.stderr.to_lowercase();
+    assert!(
+        e.contains(&format!("line {n}"))
+            || e.contains(&format!(":{n}:"))
+            || e.contains(&format!(":{n} ")),
+        "the error does not name line {n}:\n{}",
+        out.stderr
+    );
+}
+
+// Unreachable on purpose: a config error must be reported before connecting (exit 2, not 3).
+const URL: &str = "postgres://postgres@127.0.0.1:1/billing";
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let dir = tempdir();
+    let cfg = write(
+        dir.path(),
+        &format!(
+            "[storage]\nto = \"./archives\"\n\n[[databases]]\nname = \"billing\"\nurl = \"{URL}\"\ncolour = \"blue\"\n"
+        ),
+    );
+    for args in [&["dump", "--all"][..], &["list"]] {
+        let out = with_config(dir.path(), &cfg, args);
+        out.expect_code(2)
+            .expect_error_line()
+            .stderr_contains("colour");
+        assert_names_line(&out, 7);
+    }
+    let cfg = write(
+        dir.path(),
+        &format!(
+            "[storage]\ndestination = \"x\"\n\n[[databases]]\nname = \"a\"\nurl = \"{URL}\"\n"
+        ),
+    );
+    let out = with_config(dir.path(), &cfg, &["dump", "--all"]);
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("destination");
+    assert_names_line(&out, 2);
+    assert!(run_dirs(&dir.path().join("archives")).is_empty());
+}
+
+#[test]
+fn duplicate_names_are_rejected() {
+    let dir = tempdir();
+    let cfg = write(
+        dir.path(),
+        &format!(
+            "[[databases]]\nname = \"billing\"\nurl = \"{URL}\"\n\n[[databases]]\nname = \"billing\"\nurl = \"postgres://postgres@127.0.0.1:1/other\"\n"
+        ),
+    );
+    let out = with_config(dir.path(), &cfg, &["dump", "--all"]);
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("billing");
+    assert!(
+        out.stderr.to_lowercase().contains("duplicate"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn invalid_name_is_rejected() {
+    let dir = tempdir();
+    let cfg = write(
+        dir.path(),
+        &format!("[[databases]]\nname = \"../escape\"\nurl = \"{URL}\"\n"),
+    );
+    let out = with_config(dir.path(), &cfg, &["dump", "--all"]);
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("../escape");
+    assert!(!dir.path().join("escape.sql.zst").exists());
+}
+
+#[test]
+fn bad_url_is_rejected_without_echoing_the_password() {
+    let dir = tempdir();
+    for (i, url) in [
+        "postgres://postgres:hunter2@/billing",
+        "postgres://postgres:hunter2@127.0.0.1:notaport/billing",
+        "hunter2 is not a url",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cfg = write(
+            dir.path(),
+            &format!("[[databases]]\nname = \"billing{i}\"\nurl = \"{url}\"\n"),
+        );
+        let out = with_config(dir.path(), &cfg, &["dump", "--all"]);
+        out.expect_code(2)
+            .expect_error_line()
+            .never_shows("hunter2");
+        assert!(
+            out.stderr.contains("url") || out.stderr.contains(&format!("billing{i}")),
+            "the error names neither the key nor the database:\n{}",
+            out.stderr
+        );
+        // Same on the command line.
+        let out = run(exporter(dir.path()).args(["dump", url, "--to", "d"]));
+        out.expect_code(2)
+            .expect_error_line()
+            .never_shows("hunter2");
+    }
+}
+
+#[test]
+fn unset_variable_is_named_with_key_and_line() {
+    let dir = tempdir();
+    let cfg = write(
+        dir.path(),
+        "[storage]\nto = \"./archives\"\n\n[[databases]]\nname = \"billing\"\nurl = \"postgres://postgres:${EXP_CLI_UNSET_PASSWORD}@127.0.0.1:1/billing\"\n",
+    );
+    let out = run(exporter(dir.path())
+        .env_remove("EXP_CLI_UNSET_PASSWORD")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["dump", "--all"]));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("EXP_CLI_UNSET_PASSWORD")
+        .stderr_contains("url");
+    assert_names_line(&out, 6);
+}
+
+#[test]
+fn unsupported_scheme_is_a_usage_error() {
+    let dir = tempdir();
+    let mongo = "mongodb://app@127.0.0.1:27017/events";
+    let cfg = write(
+        dir.path(),
+        &format!("[[databases]]\nname = \"events\"\nurl = \"{mongo}\"\n"),
+    );
+    let out = with_config(dir.path(), &cfg, &["dump", "--all"]);
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("mongodb");
+    let out = run(exporter(dir.path()).args(["dump", mongo, "--to", "d"]));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("mongodb");
+    assert!(!dir.path().join("d").exists() || run_dirs(&dir.path().join("d")).is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempdir();
+    // dump with neither --all nor URLs.
+    run(exporter(dir.path()).arg("dump"))
+        .expect_code(2)
+        .expect_error_line();
+    // An unknown flag, and no command at all.
+    run(exporter(dir.path()).args(["dump", "--frobnicate"])).expect_code(2);
+    run(&mut exporter(dir.path())).expect_code(2);
+    // --all without a config file: the default ./exporter.toml does not exist.
+    let out = run(exporter(dir.path()).args(["dump", "--all"]));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("exporter.toml");
+    let out = run(exporter(dir.path()).arg("list"));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("exporter.toml");
+    // An explicit --config that does not exist, even for commands where config is optional.
+    let out = run(exporter(dir.path()).args(["--config", "missing.toml", "dump", "--all"]));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("missing.toml");
+    assert!(
+        !dir.path().join("archives").exists(),
+        "a usage error created ./archives"
+    );
+}
+
+/// `${VAR}` is substituted; inside a URL it is percent-encoded (a password with `@` and `/`
+/// still connects — trust auth accepts any password — and is never shown).
+#[test]
+fn env_var_substitution_percent_encodes_urls() {
+    let db = small_db("envsubst", 3);
+    let work = tempdir();
+    let dest_base = work.path().join("base");
+    let cfg = write(
+        work.path(),
+        &format!(
+            "[storage]\nto = \"${{EXP_CLI_DEST}}/runs\"\n\n[[databases]]\nname = \"main\"\nurl = \"postgres://postgres:${{EXP_CLI_PW}}@127.0.0.1:5432/{}\"\n",
+            db.name
+        ),
+    );
+    let out = run(exporter(work.path())
+        .env("EXP_CLI_PW", "p@ss/word")
+        .env("EXP_CLI_DEST", &dest_base)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["dump", "--all"]));
+    out.expect_code(0)
+        .never_shows("p@ss/word")
+        .never_shows("p%40ss");
+    let run_dir = work.path().join(out.last_stdout_line());
+    assert_eq!(
+        run_dir.parent().unwrap().canonicalize().unwrap(),
+        dest_base.join("runs").canonicalize().unwrap(),
+        "${{EXP_CLI_DEST}} in [storage] to was not substituted"
+    );
+    let m = manifest(&run_dir);
+    assert_eq!(
+        db_entry(&m, "main")["endpoint"],
+        format!("postgres://postgres:****@127.0.0.1:5432/{}", db.name).as_str()
+    );
+    let text = std::fs::read_to_string(run_dir.join("manifest.json")).unwrap();
+    assert!(
+        !text.contains("ss/word") && !text.contains("p%40ss"),
+        "manifest has the password"
+    );
+}
+
+#[test]
+fn list_shows_the_inventory_redacted() {
+    let dir = tempdir();
+    let cfg = write(
+        dir.path(),
+        "[[databases]]\nname = \"billing\"\nurl = \"postgres://app:hunter2@127.0.0.1:1/billing\"\n\n[[databases]]\nname = \"accounts\"\nurl = \"postgresql://app@127.0.0.1:1/accounts\"\n",
+    );
+    let out = with_config(dir.path(), &cfg, &["list"]);
+    out.expect_code(0).never_shows("hunter2");
+    for needle in [
+        "billing",
+        "accounts",
+        "postgresql",
+        "postgres://app:****@127.0.0.1:1/billing",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "list does not show {needle:?}:\n{}",
+            out.stdout
+        );
+    }
+    let out = with_config(dir.path(), &cfg, &["list", "--json"]);
+    out.expect_code(0).never_shows("hunter2");
+    let v: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("list --json is not JSON ({e}):\n{}", out.stdout));
+    let text = v.to_string();
+    assert!(
+        text.contains("billing") && text.contains("accounts") && text.contains("****"),
+        "{v:#}"
+    );
+}
+
+/// `fixtures/exporter.example.toml` documents every key; it must stay a valid config.
+#[test]
+fn example_config_is_valid() {
+    let dir = tempdir();
+    let example = crate::support::repo_root().join("fixtures/exporter.example.toml");
+    let out = run(exporter(dir.path())
+        .env("ACCOUNTS_DB_PASSWORD", "p@ss/word")
+        .arg("--config")
+        .arg(&example)
+        .arg("list"));
+    out.expect_code(0).never_shows("p@ss/word");
+    for name in ["billing", "accounts"] {
+        assert!(
+            out.stdout.contains(name),
+            "list does not show {name}:\n{}",
+            out.stdout
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! `dump URL…` without a config, destinations, compression levels, `--json`, run-id
+//! collisions, empty databases (A06 c) and passwords in URLs.
+
+use serde_json::Value;
+
+use crate::support::{
+    TestDb, all_files, db_entry, dump_ok, exporter, fingerprint, is_run_id, manifest,
+    restore_with_stock_tools, run, run_dirs, s, small_db, table_rows, tempdir, user_tables,
+    write_config, zstd_decompress, zstd_list,
+};
+
+/// Rows of `public.t` in a database, as sorted COPY lines.
+fn rows_of_t(db: &TestDb) -> Vec<Vec<u8>> {
+    let t = user_tables(&db.name)
+        .into_iter()
+        .find(|t| t.name == "\"public\".\"t\"")
+        .expect("table t");
+    table_rows(&db.name, &t)
+}
+
+#[test]
+fn dump_url_without_config_names_archive_after_database() {
+    let db = small_db("url_noconf", 500);
+    let cwd = tempdir();
+    assert!(!cwd.path().join("exporter.toml").exists());
+
+    let run_dir = dump_ok(cwd.path(), &["dump", &db.url()]);
+    // Default destination: ./archives in the working directory.
+    assert_eq!(
+        run_dir.parent().unwrap().canonicalize().unwrap(),
+        cwd.path().join("archives").canonicalize().unwrap()
+    );
+    let file = format!("{}.sql.zst", db.name);
+    assert!(
+        run_dir.join(&file).is_file(),
+        "expected {file} in {}",
+        run_dir.display()
+    );
+    let m = manifest(&run_dir);
+    assert_eq!(m["status"], "complete");
+    let e = db_entry(&m, &db.name);
+    assert_eq!(e["file"], file.as_str());
+    assert_eq!(e["endpoint"], db.url().as_str());
+    let t = &e["tables"][0];
+    assert_eq!(t["rows"], 500);
+    assert_eq!(t["fingerprint"], fingerprint(&rows_of_t(&db)).as_str());
+
+    let target = TestDb::create("url_noconf_r");
+    restore_with_stock_tools(&run_dir.join(&file), &target);
+    assert_eq!(rows_of_t(&target), rows_of_t(&db), "restored rows differ");
+
+    // verify with no config and no --to finds the run under ./archives.
+    let out = run(exporter(cwd.path()).arg("verify"));
+    out.expect_code(0);
+    assert!(
+        run_dir.join("verify.json").is_file(),
+        "verify wrote no verify.json"
+    );
+
+    // Table names in the manifest are schema-qualified and quoted where needed, exactly as
+    // PostgreSQL's quote_ident writes them (the contract's `public."Order Items"`).
+    assert_eq!(t["name"], "public.t", "manifest table name form");
+}
+
+#[test]
+fn to_flag_overrides_storage_to() {
+    let db = small_db("to_override", 10);
+    let work = tempdir();
+    let config = write_config(work.path(), Some("from-config"), &[("main", &db.url())]);
+    let other = work.path().join("elsewhere");
+    let run_dir = dump_ok(
+        work.path(),
+        &["--config", s(&config), "dump", "--all", "--to", s(&other)],
+    );
+    assert_eq!(
+        run_dir.parent().unwrap().canonicalize().unwrap(),
+        other.canonicalize().unwrap()
+    );
+    assert!(run_dir.join("main.sql.zst").is_file());
+    assert!(
+        !work.path().join("from-config").exists(),
+        "--to must override [storage] to, yet from-config/ was created"
+    );
+    // verify --to finds it there too.
+    run(exporter(work.path()).args(["verify", "--to", s(&other)])).expect_code(0);
+}
+
+#[test]
+fn compression_level_19_is_recorded_and_restorable() {
+    let db = small_db("level19", 2000);
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let run_dir = dump_ok(
+        work.path(),
+        &[
+            "dump",
+            &db.url(),
+            "--to",
+            s(&dest),
+            "--compression-level",
+            "19",
+        ],
+    );
+    let m = manifest(&run_dir);
+    let e = db_entry(&m, &db.name);
+    assert_eq!(e["compression_level"], 19);
+    let path = run_dir.join(format!("{}.sql.zst", db.name));
+    assert_eq!(e["uncompressed_bytes"], zstd_decompress(&path).len() as u64);
+    assert_eq!(zstd_list(&path).1, "XXH64");
+    let target = TestDb::create("level19_r");
+    restore_with_stock_tools(&path, &target);
+    assert_eq!(rows_of_t(&target), rows_of_t(&db));
+}
+
+#[test]
+fn compression_level_out_of_range_is_usage_error() {
+    let db = small_db("level99", 1);
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    for level in ["99", "-200", "abc"] {
+        let out = run(exporter(work.path()).args([
+            "dump",
+            &db.url(),
+            "--to",
+            s(&dest),
+            "--compression-level",
+            level,
+        ]));
+        out.expect_code(2).expect_error_line();
+        assert!(
+            run_dirs(&dest).is_empty(),
+            "a usage error must not create a run (level {level})"
+        );
+    }
+}
+
+#[test]
+fn dump_json_reports_the_run() {
+    let db = small_db("dump_json", 20);
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let out = run(exporter(work.path()).args(["dump", &db.url(), "--to", s(&dest), "--json"]));
+    out.expect_code(0);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "dump --json stdout is not one JSON value ({e}):\n{}",
+            out.stdout
+        )
+    });
+    let run_dir = work
+        .path()
+        .join(report["run_dir"].as_str().expect("run_dir"));
+    let m = manifest(&run_dir);
+    assert_eq!(report["run_id"], m["run_id"]);
+    assert_eq!(report["status"], "complete");
+    let dbs = report["databases"].as_array().expect("databases");
+    assert_eq!(dbs.len(), 1);
+    assert_eq!(dbs[0]["name"], db.name.as_str());
+}
+
+#[test]
+fn two_runs_in_the_same_second_get_distinct_run_ids() {
+    let db = small_db("collide", 3);
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let a = dump_ok(work.path(), &["dump", &db.url(), "--to", s(&dest)]);
+    let b = dump_ok(work.path(), &["dump", &db.url(), "--to", s(&dest)]);
+    assert_ne!(a, b, "the second run overwrote the first");
+    for r in [&a, &b] {
+        let id = r.file_name().unwrap().to_str().unwrap();
+        assert!(is_run_id(id), "bad run id {id}");
+        assert_eq!(manifest(r)["run_id"], id);
+    }
+    assert_eq!(run_dirs(&dest).len(), 2);
+    // The first run is intact.
+    run(exporter(work.path()).args(["verify", s(&a)])).expect_code(0);
+}
+
+/// A06 (c): a database whose only table is empty still gives a valid, non-empty archive that
+/// verifies and restores — distinguishable from the 0-byte failure of A01.
+#[test]
+fn a06_empty_table_gives_valid_non_empty_archive() {
+    let db = TestDb::with_sql(
+        "empty_tbl",
+        "CREATE TABLE t (id integer PRIMARY KEY, label text);",
+    );
+    let work = tempdir();
+    let run_dir = dump_ok(
+        work.path(),
+        &["dump", &db.url(), "--to", s(&work.path().join("d"))],
+    );
+    let m = manifest(&run_dir);
+    let e = db_entry(&m, &db.name);
+    let path = run_dir.join(format!("{}.sql.zst", db.name));
+    assert!(e["compressed_bytes"].as_u64().unwrap() > 0);
+    let plain = zstd_decompress(&path);
+    assert!(
+        !plain.is_empty(),
+        "the archive of an empty table decompresses to nothing"
+    );
+    assert!(
+        String::from_utf8_lossy(&plain).contains("CREATE TABLE"),
+        "the archive lacks the table definition"
+    );
+    assert_eq!(e["tables"][0]["rows"], 0);
+    assert_eq!(e["tables"][0]["fingerprint"], "0".repeat(32).as_str());
+    run(exporter(work.path()).args(["verify", s(&run_dir)])).expect_code(0);
+    let target = TestDb::create("empty_tbl_r");
+    restore_with_stock_tools(&path, &target);
+    assert_eq!(target.query("SELECT count(*) FROM t"), "0");
+}
+
+/// A password in the URL (trust auth accepts any) works and never reaches the terminal, the
+/// manifest, SHA256SUMS or the payload.
+#[test]
+fn password_in_url_is_never_written_or_printed() {
+    let db = small_db("pw_ok", 5);
+    let work = tempdir();
+    let dest = work.path().join("d");
+    let url = format!("postgres://postgres:hunter2@127.0.0.1:5432/{}", db.name);
+    let out = run(exporter(work.path()).args(["-v", "dump", &url, "--to", s(&dest)]));
+    out.expect_code(0).never_shows("hunter2");
+    let run_dir = work.path().join(out.last_stdout_line());
+    let e = db_entry(&manifest(&run_dir), &db.name).clone();
+    assert_eq!(
+        e["endpoint"],
+        format!("postgres://postgres:****@127.0.0.1:5432/{}", db.name).as_str()
+    );
+    for f in all_files(&dest) {
+        let bytes = std::fs::read(&f).unwrap();
+        let text = if f.extension().is_some_and(|x| x == "zst") {
+            zstd_decompress(&f)
+        } else {
+            bytes
+        };
+        assert!(
+            !String::from_utf8_lossy(&text).contains("hunter2"),
+            "{} contains the password",
+            f.display()
+        );
+    }
+}
+
+/// `--no-owner` leaves ownership and privilege statements out; `--jobs 1` is accepted and the
+/// archive still restores.
+#[test]
+fn no_owner_and_jobs_flags() {
+    let db = small_db("noowner", 10);
+    db.run_script("CREATE VIEW v AS SELECT id FROM t; GRANT SELECT ON t TO PUBLIC;");
+    let work = tempdir();
+    let dest = work.path().join("d");
+    let run_dir = dump_ok(
+        work.path(),
+        &[
+            "dump",
+            &db.url(),
+            "--to",
+            s(&dest),
+            "--no-owner",
+            "--jobs",
+            "1",
+        ],
+    );
+    let path = run_dir.join(format!("{}.sql.zst", db.name));
+    let sql = String::from_utf8(zstd_decompress(&path)).unwrap();
+    for forbidden in ["OWNER TO", "GRANT ", "REVOKE "] {
+        assert!(
+            !sql.contains(forbidden),
+            "--no-owner dump contains {forbidden:?}"
+        );
+    }
+    let target = TestDb::create("noowner_r");
+    restore_with_stock_tools(&path, &target);
+    assert_eq!(rows_of_t(&target), rows_of_t(&db));
+    assert_eq!(target.query("SELECT count(*) FROM v"), "10");
+}

@@ -1,0 +1,996 @@
+//! Shared helpers: the exporter binary, throw-away PostgreSQL databases, stock-tool restores,
+//! manifest access and file inspection.
+//!
+//! Every test creates its own databases (unique names `exp_cli_<test>_<pid>_<n>`, dropped by a
+//! guard) and its own temporary directories, so tests run in parallel. PostgreSQL must be
+//! reachable at 127.0.0.1:5432 as `postgres` (trust auth); if it is not, the test fails with a
+//! message saying so — never a silent skip (design.md section 10).
+
+#![allow(dead_code)] // Not every test module uses every helper.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// Where the test PostgreSQL listens.
+pub const PG_HOST: &str = "127.0.0.1";
+/// Port of the test PostgreSQL.
+pub const PG_PORT: u16 = 5432;
+/// How long any single exporter invocation may take before the test fails.
+pub const EXPORTER_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Session settings that make `COPY … TO STDOUT` text exact and portable; the same ones the
+/// PostgreSQL engine fixes for its own session (design.md section 5), so fingerprints computed
+/// here over psql's COPY output are comparable with the manifest's.
+const PGOPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3 \
+                         -c TimeZone=UTC -c bytea_output=hex";
+
+/// Repository root (the package directory of the `exporter` crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A sample SQL file from `fixtures/sample/`.
+pub fn sample_sql(name: &str) -> PathBuf {
+    repo_root().join("fixtures/sample").join(name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------------------------
+
+/// The exporter binary, run in `cwd` (always a temporary directory: the repository root may
+/// hold an `exporter.toml` written by `fixtures/scripts/setup-sample.sh`), with a timeout,
+/// `NO_COLOR` set and no stray PostgreSQL or logging environment.
+pub fn exporter(cwd: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_exporter"));
+    cmd.current_dir(cwd)
+        .timeout(EXPORTER_TIMEOUT)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("PGPASSWORD")
+        .env_remove("PGHOST")
+        .env_remove("PGUSER")
+        .env_remove("PGDATABASE")
+        .env_remove("PGOPTIONS");
+    cmd
+}
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code.
+    pub code: i32,
+    /// stdout, lossily decoded.
+    pub stdout: String,
+    /// stderr, lossily decoded.
+    pub stderr: String,
+    /// The command line, for messages.
+    pub command: String,
+}
+
+impl Outcome {
+    /// Assert the exit code, printing everything on mismatch.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "`{}` exited with {} instead of {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command, self.code, code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// stdout and stderr together.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// The last non-empty stdout line.
+    pub fn last_stdout_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .trim()
+    }
+
+    /// Assert stderr has an `error: ` line (the rendering convention of design.md section 9).
+    #[track_caller]
+    pub fn expect_error_line(&self) -> &Self {
+        assert!(
+            self.stderr.lines().any(|l| l.starts_with("error: ")),
+            "stderr of `{}` has no line starting with `error: `:\n{}",
+            self.command,
+            self.stderr
+        );
+        self
+    }
+
+    /// Assert stderr contains `needle`.
+    #[track_caller]
+    pub fn stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr of `{}` does not mention {needle:?}:\n{}",
+            self.command,
+            self.stderr
+        );
+        self
+    }
+
+    /// Assert neither stdout nor stderr contains `secret`.
+    #[track_caller]
+    pub fn never_shows(&self, secret: &str) -> &Self {
+        assert!(
+            !self.all_output().contains(secret),
+            "`{}` printed the secret {secret:?}:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Run a prepared command to completion and capture its outcome. A timeout or a signal fails
+/// the test.
+#[track_caller]
+pub fn run(cmd: &mut assert_cmd::Command) -> Outcome {
+    let command = describe_command(cmd);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{command}`: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let Some(code) = out.status.code() else {
+        panic!(
+            "`{command}` was killed ({:?}) — timed out after {EXPORTER_TIMEOUT:?}?\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            out.status
+        );
+    };
+    Outcome {
+        code,
+        stdout,
+        stderr,
+        command,
+    }
+}
+
+fn describe_command(cmd: &assert_cmd::Command) -> String {
+    let mut s = String::from("exporter");
+    for a in cmd.get_args() {
+        let _ = write!(s, " {}", a.to_string_lossy());
+    }
+    s
+}
+
+/// Run `exporter <args>` (a dump), expect exit 0, and return the run directory printed on the
+/// last stdout line (resolved against `cwd`), after checking it holds a manifest.
+#[track_caller]
+pub fn dump_ok(cwd: &Path, args: &[&str]) -> PathBuf {
+    let out = run(exporter(cwd).args(args));
+    out.expect_code(0);
+    let printed = out.last_stdout_line();
+    assert!(
+        !printed.is_empty(),
+        "dump printed no run directory on stdout:\n{}",
+        out.stderr
+    );
+    let run_dir = cwd.join(printed);
+    assert!(
+        run_dir.join("manifest.json").is_file(),
+        "the printed run directory {} has no manifest.json",
+        run_dir.display()
+    );
+    run_dir
+}
+
+/// A spawned exporter process (for tests that act on the server while it runs).
+pub fn spawn_exporter(cwd: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_exporter"))
+        .current_dir(cwd)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("PGPASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn exporter")
+}
+
+/// Wait for a spawned child with a timeout (killing it and failing the test on timeout) and
+/// collect its outcome.
+#[track_caller]
+pub fn wait_child(mut child: Child, timeout: Duration, command: &str) -> Outcome {
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+            panic!("`{command}` did not finish within {timeout:?}; killed it. stderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    // Death by a signal is reported the shell's way, 128 + signal number.
+    let code = status
+        .code()
+        .or_else(|| std::os::unix::process::ExitStatusExt::signal(&status).map(|sig| 128 + sig))
+        .expect("exit code or signal");
+    Outcome {
+        code,
+        stdout,
+        stderr,
+        command: command.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+/// Fail the test (never skip) unless PostgreSQL answers at 127.0.0.1:5432. Checked once per
+/// test process; also drops leftovers of earlier runs whose process is gone.
+#[track_caller]
+pub fn require_postgres() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let out = psql_raw("postgres", &["-c", "SELECT 1"], None);
+        match out {
+            Ok(o) if o.status.success() => {
+                drop_stale_databases();
+                Ok(())
+            }
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+            Err(e) => Err(format!("cannot run psql: {e}")),
+        }
+    });
+    if let Err(e) = ready {
+        panic!(
+            "PostgreSQL is required at {PG_HOST}:{PG_PORT} (user postgres, trust auth) and is not \
+             reachable; start it (.ci/run does) — this test does not skip.\n{e}"
+        );
+    }
+}
+
+fn drop_stale_databases() {
+    let Ok(list) = psql_raw(
+        "postgres",
+        &[
+            "-c",
+            "SELECT datname FROM pg_database WHERE datname LIKE 'exp\\_cli\\_%'",
+        ],
+        None,
+    ) else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&list.stdout).lines() {
+        // exp_cli_<test>_<pid>_<n>
+        let parts: Vec<&str> = name.rsplitn(3, '_').collect();
+        let Some(pid) = parts.get(1).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = psql_raw(
+                "postgres",
+                &[
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                ],
+                None,
+            );
+        }
+    }
+}
+
+fn psql_raw(db: &str, args: &[&str], stdin: Option<&[u8]>) -> std::io::Result<Output> {
+    let mut child = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            PG_HOST,
+            "-p",
+        ])
+        .arg(PG_PORT.to_string())
+        .args(["-U", "postgres", "-d", db])
+        .args(args)
+        .env("PGOPTIONS", PGOPTIONS)
+        .env("PGCLIENTENCODING", "UTF8")
+        .env_remove("PGPASSWORD")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input)?;
+    }
+    child.wait_with_output()
+}
+
+/// Run SQL in `db` through psql (unaligned, tuples only) and return stdout; panics with psql's
+/// stderr on failure.
+#[track_caller]
+pub fn psql(db: &str, sql: &str) -> String {
+    let out = psql_raw(db, &["-c", sql], None).expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql -d {db} -c {sql:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("psql output is UTF-8")
+}
+
+/// Raw bytes of `COPY (query) TO STDOUT` / `COPY table TO STDOUT` in text format.
+#[track_caller]
+pub fn copy_out(db: &str, copy_source: &str) -> Vec<u8> {
+    let sql = format!("COPY {copy_source} TO STDOUT");
+    let out = psql_raw(db, &["-c", &sql], None).expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql -d {db} -c {sql:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A database created for one test and dropped (`WITH (FORCE)`) when the guard goes away.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The database name, `exp_cli_<test>_<pid>_<n>`.
+    pub name: String,
+}
+
+impl TestDb {
+    /// Create an empty database with a unique name derived from `test` (keep it short: names
+    /// are limited to 63 bytes).
+    #[track_caller]
+    pub fn create(test: &str) -> Self {
+        require_postgres();
+        let n = DB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("exp_cli_{test}_{}_{n}", std::process::id());
+        assert!(name.len() <= 63, "database name too long: {name}");
+        psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        Self { name }
+    }
+
+    /// Create a database and run `sql` in it.
+    #[track_caller]
+    pub fn with_sql(test: &str, sql: &str) -> Self {
+        let db = Self::create(test);
+        db.run_script(sql);
+        db
+    }
+
+    /// Create a database loaded from a sample file in `fixtures/sample/`.
+    #[track_caller]
+    pub fn from_sample(test: &str, file: &str) -> Self {
+        let db = Self::create(test);
+        let path = sample_sql(file);
+        let out = psql_raw(&db.name, &["-f", path.to_str().expect("utf-8 path")], None)
+            .expect("run psql -f");
+        assert!(
+            out.status.success(),
+            "loading {} failed:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        db
+    }
+
+    /// Run a multi-statement script (fed on stdin, ON_ERROR_STOP).
+    #[track_caller]
+    pub fn run_script(&self, sql: &str) {
+        let out = psql_raw(&self.name, &[], Some(sql.as_bytes())).expect("run psql");
+        assert!(
+            out.status.success(),
+            "script in {} failed:\n{}\n--- script ---\n{sql}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Run one query and return its trimmed unaligned output.
+    #[track_caller]
+    pub fn query(&self, sql: &str) -> String {
+        psql(&self.name, sql).trim_end().to_owned()
+    }
+
+    /// `postgres://postgres@127.0.0.1:5432/<name>`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@{PG_HOST}:{PG_PORT}/{}", self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = psql_raw(
+            "postgres",
+            &[
+                "-c",
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            ],
+            None,
+        );
+    }
+}
+
+/// A one-table database: `public.t (id int primary key, label text)` with `rows` rows.
+#[track_caller]
+pub fn small_db(test: &str, rows: u32) -> TestDb {
+    TestDb::with_sql(
+        test,
+        &format!(
+            "CREATE TABLE t (id integer PRIMARY KEY, label text);\n\
+             INSERT INTO t SELECT i, 'row ' || i FROM generate_series(1, {rows}) AS i;\n"
+        ),
+    )
+}
+
+/// Restore an archive with the stock tools only, exactly as a user without exporter would:
+/// `zstd -dc x.sql.zst | psql -X -v ON_ERROR_STOP=1 -q -d <db>`, and assert both succeed.
+#[track_caller]
+pub fn restore_with_stock_tools(archive: &Path, db: &TestDb) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "set -euo pipefail; zstd -q -dc \"$1\" | psql -X -v ON_ERROR_STOP=1 -q -h \"$2\" -p \"$3\" -U postgres -d \"$4\"",
+        )
+        .arg("restore")
+        .arg(archive)
+        .arg(PG_HOST)
+        .arg(PG_PORT.to_string())
+        .arg(&db.name)
+        .env_remove("PGOPTIONS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run zstd | psql");
+    assert!(
+        out.status.success(),
+        "restoring {} into {} with `zstd -dc | psql` failed ({:?}):\n{}",
+        archive.display(),
+        db.name,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One user table: quoted qualified name as the manifest writes it (`"public"."t"`), its
+/// relkind (`r` table, `p` partitioned) and its partition root, if it is a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// `"schema"."table"`.
+    pub name: String,
+    /// `r` or `p`.
+    pub relkind: char,
+    /// The quoted name of the top of its partition tree, if it is a partition.
+    pub partition_root: Option<String>,
+}
+
+const QUOTED_NAME: &str = "'\"' || replace(n.nspname, '\"', '\"\"') || '\".\"' || replace(c.relname, '\"', '\"\"') || '\"'";
+
+/// Every user table (relkind `r` and `p`) outside the system schemas.
+#[track_caller]
+pub fn user_tables(db: &str) -> Vec<TableInfo> {
+    let sql = format!(
+        "SELECT {QUOTED_NAME}, c.relkind,
+                coalesce((SELECT '\"' || replace(rn.nspname, '\"', '\"\"') || '\".\"' || replace(rc.relname, '\"', '\"\"') || '\"'
+                          FROM pg_partition_root(c.oid) r(oid)
+                          JOIN pg_class rc ON rc.oid = r.oid
+                          JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+                          WHERE r.oid <> c.oid), '')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+         ORDER BY 1"
+    );
+    psql(db, &sql)
+        .lines()
+        .map(|l| {
+            let mut f = l.split('|');
+            let name = f.next().expect("name").to_owned();
+            let relkind = f
+                .next()
+                .expect("relkind")
+                .chars()
+                .next()
+                .expect("relkind char");
+            let root = f.next().unwrap_or_default();
+            TableInfo {
+                name,
+                relkind,
+                partition_root: (!root.is_empty()).then(|| root.to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// The non-generated columns of a table, quoted, in attnum order (what `COPY table TO STDOUT`
+/// emits).
+#[track_caller]
+pub fn copy_columns(db: &str, table: &str) -> String {
+    psql(
+        db,
+        &format!(
+            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+             WHERE attrelid = '{}'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
+            table.replace('\'', "''")
+        ),
+    )
+    .trim()
+    .to_owned()
+}
+
+/// COPY text lines of one table's own rows (`ONLY` for plain tables; the whole tree for a
+/// partitioned table), sorted, without generated columns.
+#[track_caller]
+pub fn table_rows(db: &str, table: &TableInfo) -> Vec<Vec<u8>> {
+    let cols = copy_columns(db, &table.name);
+    let from = if table.relkind == 'p' {
+        table.name.clone()
+    } else {
+        format!("ONLY {}", table.name)
+    };
+    let bytes = copy_out(db, &format!("(SELECT {cols} FROM {from})"));
+    let mut lines: Vec<Vec<u8>> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The content fingerprint of design.md section 6 (`xxh3-128-wrapping-sum`) computed
+/// independently from psql's COPY text: XXH3-128 of each line without its newline, summed
+/// modulo 2^128, as 32 lowercase hex digits.
+pub fn fingerprint(lines: &[Vec<u8>]) -> String {
+    let sum = lines.iter().fold(0u128, |acc, l| {
+        acc.wrapping_add(xxhash_rust::xxh3::xxh3_128(l))
+    });
+    format!("{sum:032x}")
+}
+
+/// Position of every sequence: `"schema"."seq" -> "last_value|is_called"`.
+#[track_caller]
+pub fn sequence_positions(db: &str) -> BTreeMap<String, String> {
+    let names = psql(
+        db,
+        &format!(
+            "SELECT {QUOTED_NAME} FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'S' ORDER BY 1"
+        ),
+    );
+    names
+        .lines()
+        .map(|seq| {
+            let pos = psql(db, &format!("SELECT last_value, is_called FROM {seq}"));
+            (seq.to_owned(), pos.trim().to_owned())
+        })
+        .collect()
+}
+
+/// `pg_dump --schema-only` of a database, normalised: comments, blank lines, the random
+/// `\restrict` keys and `SET` preamble lines are removed.
+#[track_caller]
+pub fn schema_dump(db: &str) -> Vec<String> {
+    let out = Command::new("pg_dump")
+        .args(["--schema-only", "-h", PG_HOST, "-p"])
+        .arg(PG_PORT.to_string())
+        .args(["-U", "postgres", "-d", db])
+        .env_remove("PGOPTIONS")
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump --schema-only {db} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 pg_dump output")
+        .lines()
+        .filter(|l| {
+            let t = l.trim();
+            !(t.is_empty()
+                || t.starts_with("--")
+                || t.starts_with("\\restrict")
+                || t.starts_with("\\unrestrict")
+                || t.starts_with("SET ")
+                || t.starts_with("SELECT pg_catalog.set_config('search_path'"))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Assert two line lists are equal, showing the first difference with context.
+#[track_caller]
+pub fn assert_lines_equal(what: &str, expected: &[String], actual: &[String]) {
+    if expected == actual {
+        return;
+    }
+    let first = expected
+        .iter()
+        .zip(actual)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(actual.len()));
+    let from = first.saturating_sub(5);
+    let show = |v: &[String]| {
+        v.iter()
+            .skip(from)
+            .take(15)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    panic!(
+        "{what} differ at line {} (expected {} lines, got {}):\n--- expected ---\n{}\n--- actual ---\n{}",
+        first + 1,
+        expected.len(),
+        actual.len(),
+        show(expected),
+        show(actual)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Archives on disk
+// ---------------------------------------------------------------------------------------------
+
+/// Is `name` shaped like a run id: `YYYYMMDDTHHMMSSZ` with an optional `-N` suffix?
+pub fn is_run_id(name: &str) -> bool {
+    let (stamp, suffix) = match name.split_once('-') {
+        Some((s, n)) => (s, Some(n)),
+        None => (name, None),
+    };
+    let b = stamp.as_bytes();
+    b.len() == 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && suffix.is_none_or(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// The run directories under a destination, sorted by name.
+pub fn run_dirs(dest: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dest) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Names of the entries of a directory, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Assert that after a failed dump nothing under `dest` looks complete: no manifest.json, no
+/// SHA256SUMS, no file under a final name (temporary names start with `.` and end in `.tmp`).
+#[track_caller]
+pub fn assert_nothing_final(dest: &Path) {
+    for f in all_files(dest) {
+        let name = f
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with('.') && f.extension().is_some_and(|e| e == "tmp"),
+            "a failed dump left {} under a final name (only .<name>.tmp files may remain)",
+            f.display()
+        );
+    }
+}
+
+/// Mode bits (permissions only) of a path.
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// SHA-256 of bytes, lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Decompress with the stock `zstd -dc` (every frame, checksums checked) and return the bytes.
+#[track_caller]
+pub fn zstd_decompress(path: &Path) -> Vec<u8> {
+    let out = Command::new("zstd")
+        .args(["-q", "-dc"])
+        .arg(path)
+        .output()
+        .expect("run zstd");
+    assert!(
+        out.status.success(),
+        "zstd -dc {} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Compress bytes into one standalone zstd frame with the stock tool (`zstd -c`, checksum on).
+#[track_caller]
+pub fn zstd_frame(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("zstd")
+        .args(["-q", "-c", "--check"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run zstd -c");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("feed zstd");
+    let out = child.wait_with_output().expect("zstd -c");
+    assert!(out.status.success(), "zstd -c failed");
+    out.stdout
+}
+
+/// `zstd -lv`: the number of frames and the content-checksum kind (`XXH64`, `None`, …).
+#[track_caller]
+pub fn zstd_list(path: &Path) -> (u64, String) {
+    let out = Command::new("zstd")
+        .args(["-l", "-v"])
+        .arg(path)
+        .output()
+        .expect("run zstd -lv");
+    assert!(out.status.success(), "zstd -lv {} failed", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("# Zstandard Frames:"))
+        .unwrap_or_else(|| panic!("no frame count in zstd -lv output:\n{text}"))
+        .trim()
+        .parse()
+        .expect("frame count");
+    let check = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Check:"))
+        .and_then(|c| c.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    (frames, check)
+}
+
+/// Read and parse `manifest.json` of a run.
+#[track_caller]
+pub fn manifest(run_dir: &Path) -> Value {
+    read_json(&run_dir.join("manifest.json"))
+}
+
+/// Read and parse a JSON file.
+#[track_caller]
+pub fn read_json(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}\n{text}", path.display()))
+}
+
+/// Write JSON back (pretty), keeping the file's mode.
+pub fn write_json(path: &Path, value: &Value) {
+    let text = serde_json::to_string_pretty(value).expect("serialize");
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// The manifest entry of database `name`.
+#[track_caller]
+pub fn db_entry<'a>(manifest: &'a Value, name: &str) -> &'a Value {
+    manifest["databases"]
+        .as_array()
+        .expect("databases is an array")
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("manifest has no database {name:?}:\n{manifest:#}"))
+}
+
+/// Mutable manifest entry of database `name`.
+pub fn db_entry_mut<'a>(manifest: &'a mut Value, name: &str) -> &'a mut Value {
+    manifest["databases"]
+        .as_array_mut()
+        .expect("databases is an array")
+        .iter_mut()
+        .find(|d| d["name"] == name)
+        .expect("database in manifest")
+}
+
+/// Parse `SHA256SUMS` (`<hex>  <path>` lines) into path -> hash.
+#[track_caller]
+pub fn read_sha256sums(run_dir: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(run_dir.join("SHA256SUMS")).expect("read SHA256SUMS");
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (hash, path) = l
+                .split_once("  ")
+                .unwrap_or_else(|| panic!("SHA256SUMS line is not `<hex>  <path>`: {l:?}"));
+            (path.to_owned(), hash.to_owned())
+        })
+        .collect()
+}
+
+/// Replace the hash of `file` in `SHA256SUMS`.
+pub fn rewrite_sha256sums(run_dir: &Path, file: &str, new_hash: &str) {
+    let path = run_dir.join("SHA256SUMS");
+    let text = std::fs::read_to_string(&path).expect("read SHA256SUMS");
+    let mut found = false;
+    let out: String = text
+        .lines()
+        .map(|l| match l.split_once("  ") {
+            Some((_, p)) if p == file => {
+                found = true;
+                format!("{new_hash}  {p}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(found, "SHA256SUMS has no line for {file}");
+    std::fs::write(&path, out).expect("write SHA256SUMS");
+}
+
+/// Run `sha256sum -c SHA256SUMS` inside the run directory; returns (success, output).
+pub fn sha256sum_check(run_dir: &Path) -> (bool, String) {
+    let out = Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(run_dir)
+        .output()
+        .expect("run sha256sum");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Write a minimal exporter.toml into `dir` naming `(name, url)` pairs, with an optional
+/// `[storage] to`.
+pub fn write_config(dir: &Path, to: Option<&str>, dbs: &[(&str, &str)]) -> PathBuf {
+    let mut text = String::new();
+    if let Some(to) = to {
+        let _ = writeln!(text, "[storage]\nto = \"{to}\"\n");
+    }
+    for (name, url) in dbs {
+        let _ = writeln!(text, "[[databases]]\nname = \"{name}\"\nurl = \"{url}\"\n");
+    }
+    let path = dir.join("exporter.toml");
+    std::fs::write(&path, text).expect("write exporter.toml");
+    path
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("exp-cli-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// Path as &str (test paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// Assert that `verify` printed a `FAILED <file>…` line. Both streams are searched so that
+/// this helper checks *what* is reported; *where* (stdout, per the CLI contract) is pinned once,
+/// by `verify::per_file_lines_and_summary_are_on_stdout`.
+#[track_caller]
+pub fn assert_failed_line(out: &Outcome, file: &str) {
+    assert!(
+        out.all_output()
+            .lines()
+            .any(|l| l.starts_with("FAILED ") && l.contains(file)),
+        "verify printed no `FAILED {file}…` line:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// Assert that `verify` printed an `ok <file>` line (details may follow after a space); both
+/// streams are searched, see [`assert_failed_line`].
+#[track_caller]
+pub fn assert_ok_line(out: &Outcome, file: &str) {
+    let want = format!("ok {file}");
+    assert!(
+        out.all_output().lines().any(|l| {
+            let l = l.trim_end();
+            l == want
+                || l.strip_prefix(&want)
+                    .is_some_and(|rest| rest.starts_with(' '))
+        }),
+        "verify printed no `ok {file}` line:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
