@@ -28,6 +28,9 @@ use tokio::sync::mpsc;
 
 use crate::storage::ObjectWriter;
 
+/// zstd multithreading job size in bytes (see `compress_loop`).
+pub const JOB_SIZE: u32 = 2 << 20;
+
 /// Chunks buffered between the engine and the compressor.
 pub const CHANNEL_CHUNKS: usize = 8;
 
@@ -128,6 +131,9 @@ fn compress_loop(
     encoder.include_checksum(true)?;
     if compression.workers > 0 {
         encoder.multithread(compression.workers)?;
+        // zstd's default job size at level 3 is 8 MiB per worker (plus as many buffered jobs
+        // again); smaller jobs keep peak memory low at a negligible cost in ratio.
+        encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))?;
     }
     let mut uncompressed: u64 = 0;
     loop {
