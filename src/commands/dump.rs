@@ -238,6 +238,22 @@ async fn dump_database(
         warnings: Vec::new(),
     };
 
+    // Validate, then check health before the long work (vector's pattern): a database that
+    // cannot be read fails here, before any file is created.
+    let report = |e: &PipelineError| {
+        let msg = one_line(e);
+        failures_ui.info(format!("  {}: FAILED: {msg}", db.name));
+        let hint = hint_for(e);
+        if let Some(h) = &hint {
+            failures_ui.info(format!("  {}: hint: {h}", db.name));
+        }
+        (msg, hint)
+    };
+    if let Err(e) = source.preflight().await {
+        let (msg, hint) = report(&PipelineError::Engine(e));
+        return (failed(msg), hint);
+    }
+
     let object = {
         let storage = storage.clone();
         let run_id = run_id.to_owned();
@@ -298,12 +314,7 @@ async fn dump_database(
             (entry, None)
         }
         Err(e) => {
-            let msg = one_line(&e);
-            failures_ui.info(format!("  {}: FAILED: {msg}", db.name));
-            let hint = hint_for(&e);
-            if let Some(h) = &hint {
-                failures_ui.info(format!("  {}: hint: {h}", db.name));
-            }
+            let (msg, hint) = report(&e);
             (failed(msg), hint)
         }
     }
