@@ -212,8 +212,7 @@ pub fn parse_config(
                 "{origin}, line {}, key storage.to",
                 line_of(text, to.span().start)
             );
-            let value = substitute(to.get_ref(), false, env)
-                .map_err(|e| SettingsError::new(format!("{at}: {e}")))?;
+            let value = substitute(to.get_ref(), false, env).map_err(|e| located(&at, &e))?;
             if value.trim().is_empty() {
                 return Err(SettingsError::new(format!("{at}: must not be empty")));
             }
@@ -229,8 +228,7 @@ pub fn parse_config(
             "{origin}, line {}, key databases[{i}].name",
             line_of(text, db.name.span().start)
         );
-        let name = substitute(db.name.get_ref(), false, env)
-            .map_err(|e| SettingsError::new(format!("{name_at}: {e}")))?;
+        let name = substitute(db.name.get_ref(), false, env).map_err(|e| located(&name_at, &e))?;
         validate_name(&name).map_err(|e| SettingsError::new(format!("{name_at}: {e}")))?;
         if !seen.insert(name.clone()) {
             return Err(
@@ -242,8 +240,7 @@ pub fn parse_config(
             "{origin}, line {}, key databases[{i}].url",
             line_of(text, db.url.span().start)
         );
-        let url_text = substitute(db.url.get_ref(), true, env)
-            .map_err(|e| SettingsError::new(format!("{url_at}: {e}")))?;
+        let url_text = substitute(db.url.get_ref(), true, env).map_err(|e| located(&url_at, &e))?;
         let (url, engine) = parse_url(&url_text).map_err(|e| SettingsError {
             message: format!("{url_at}: {}", e.message),
             hint: e.hint,
@@ -354,6 +351,22 @@ fn substitute(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A substitution error at a config location, with a hint for unset variables.
+fn located(at: &str, error: &str) -> SettingsError {
+    let hint = error
+        .strip_prefix("environment variable ")
+        .and_then(|rest| rest.strip_suffix(" is not set"))
+        .map(|var| {
+            format!(
+                "set it before running, e.g. `export {var}=...`, or write the value in the file"
+            )
+        });
+    SettingsError {
+        message: format!("{at}: {error}"),
+        hint,
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -528,6 +541,12 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "c.toml, line 3, key databases[0].url: environment variable NOPE_PW is not set"
+        );
+        assert_eq!(
+            e.hint_text(),
+            Some(
+                "set it before running, e.g. `export NOPE_PW=...`, or write the value in the file"
+            )
         );
     }
 

@@ -46,7 +46,7 @@ pub struct DumpCmd {
     /// Destination directory (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,
-    /// zstd compression level, 1 to 19.
+    /// zstd compression level, 1 to 19 [default: 3].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
     /// Parallelism: zstd worker threads and databases dumped at once [default: number of cores].
