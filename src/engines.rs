@@ -8,20 +8,36 @@ use std::fmt;
 use std::sync::Arc;
 
 use exporter_contract::{DatabaseUrl, PayloadFormat, Source};
+use exporter_redis::RedisFormat;
 
 /// An engine the tool can dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
     /// PostgreSQL, through `exporter-postgres`.
     Postgres,
+    /// MySQL and MariaDB, through `exporter-mysql`.
+    Mysql,
+    /// Redis, through `exporter-redis`.
+    Redis,
+}
+
+/// Engine-specific choices made on the command line, passed to the adapters that use them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Redis: a point-in-time RDB (replication handshake) instead of the RESP `RESTORE` stream.
+    pub redis_rdb: bool,
+    /// MySQL: keep `DEFINER=` clauses of views, routines, triggers and events.
+    pub keep_definers: bool,
 }
 
 impl EngineKind {
-    /// The engine for a URL scheme (`postgres`, `postgresql`), or `None` if unsupported.
+    /// The engine for a URL scheme, or `None` if unsupported.
     #[must_use]
     pub fn for_scheme(scheme: &str) -> Option<Self> {
         match scheme.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" => Some(Self::Postgres),
+            "mysql" | "mariadb" => Some(Self::Mysql),
+            "redis" | "rediss" => Some(Self::Redis),
             _ => None,
         }
     }
@@ -29,30 +45,52 @@ impl EngineKind {
     /// Schemes accepted, for error messages and `--help`.
     #[must_use]
     pub fn supported_schemes() -> &'static [&'static str] {
-        &["postgres", "postgresql"]
+        &[
+            "postgres",
+            "postgresql",
+            "mysql",
+            "mariadb",
+            "redis",
+            "rediss",
+        ]
     }
 
-    /// The engine's name as written in manifests.
+    /// The engine's family name, as written in inventories (`postgresql`, `mysql`, `redis`).
+    /// Manifests record the server's own engine name (`mariadb` for MariaDB).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Self::Postgres => "postgresql",
+            Self::Mysql => "mysql",
+            Self::Redis => "redis",
         }
     }
 
-    /// The payload format the engine writes by default.
+    /// The payload format the engine writes with `options`.
     #[must_use]
-    pub fn default_format(self) -> PayloadFormat {
+    pub fn format(self, options: EngineOptions) -> PayloadFormat {
         match self {
-            Self::Postgres => PayloadFormat::Sql,
+            Self::Postgres | Self::Mysql => PayloadFormat::Sql,
+            Self::Redis if options.redis_rdb => PayloadFormat::Rdb,
+            Self::Redis => PayloadFormat::Resp,
         }
     }
 
     /// Build the adapter for `url`. Pure: no I/O happens until `preflight` or `dump`.
     #[must_use]
-    pub fn source(self, url: DatabaseUrl) -> Arc<dyn Source> {
+    pub fn source(self, url: DatabaseUrl, options: EngineOptions) -> Arc<dyn Source> {
         match self {
             Self::Postgres => Arc::new(exporter_postgres::PostgresSource::new(url)),
+            Self::Mysql => {
+                Arc::new(exporter_mysql::MysqlSource::new(url).with_definers(options.keep_definers))
+            }
+            Self::Redis => Arc::new(exporter_redis::RedisSource::new(url).with_format(
+                if options.redis_rdb {
+                    RedisFormat::Rdb
+                } else {
+                    RedisFormat::Resp
+                },
+            )),
         }
     }
 }
@@ -77,7 +115,20 @@ mod tests {
             EngineKind::for_scheme("PostgreSQL"),
             Some(EngineKind::Postgres)
         );
+        assert_eq!(EngineKind::for_scheme("mariadb"), Some(EngineKind::Mysql));
+        assert_eq!(EngineKind::for_scheme("redis"), Some(EngineKind::Redis));
         assert_eq!(EngineKind::for_scheme("mongodb"), None);
-        assert_eq!(EngineKind::Postgres.default_format().extension(), "sql");
+        let rdb = EngineOptions {
+            redis_rdb: true,
+            ..EngineOptions::default()
+        };
+        assert_eq!(
+            EngineKind::Redis
+                .format(EngineOptions::default())
+                .extension(),
+            "resp"
+        );
+        assert_eq!(EngineKind::Redis.format(rdb).extension(), "rdb");
+        assert_eq!(EngineKind::Mysql.format(rdb).extension(), "sql");
     }
 }

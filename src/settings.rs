@@ -27,7 +27,7 @@ use exporter_contract::DatabaseUrl;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 
-use crate::engines::EngineKind;
+use crate::engines::{EngineKind, EngineOptions};
 
 /// Default compression level (zstd's own default).
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
@@ -123,6 +123,8 @@ pub struct DumpPlan {
     pub jobs: usize,
     /// Emit ownership and privileges.
     pub ownership: bool,
+    /// Engine-specific choices (Redis format, MySQL definers).
+    pub engine_options: EngineOptions,
     /// Where the inventory came from.
     pub inventory: InventorySource,
 }
@@ -388,6 +390,10 @@ pub struct DumpArgs {
     pub jobs: Option<usize>,
     /// `--no-owner`.
     pub no_owner: bool,
+    /// `--redis-format rdb`.
+    pub redis_rdb: bool,
+    /// `--keep-definers`.
+    pub keep_definers: bool,
 }
 
 /// Merge `dump` arguments with the config into a plan.
@@ -476,6 +482,10 @@ pub fn resolve_dump(
         compression_level: level,
         jobs,
         ownership: !args.no_owner,
+        engine_options: EngineOptions {
+            redis_rdb: args.redis_rdb,
+            keep_definers: args.keep_definers,
+        },
         inventory,
     })
 }

@@ -55,9 +55,25 @@ pub struct DumpCmd {
     /// Leave ownership and privilege statements out of the dump.
     #[arg(long)]
     pub no_owner: bool,
+    /// Redis payload: `resp` (RESTORE commands for `redis-cli --pipe`, works everywhere) or
+    /// `rdb` (a point-in-time snapshot through the replication handshake).
+    #[arg(long, value_enum, default_value_t = RedisFormatArg::Resp)]
+    pub redis_format: RedisFormatArg,
+    /// MySQL: keep DEFINER clauses (restoring them needs SUPER or SET USER).
+    #[arg(long)]
+    pub keep_definers: bool,
     /// Print a JSON summary on stdout instead of the run directory.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Redis archive format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedisFormatArg {
+    /// `SELECT` + `RESTORE … ABSTTL` commands, replayable with `redis-cli --pipe`.
+    Resp,
+    /// An RDB file from the replication handshake (point in time).
+    Rdb,
 }
 
 /// Verification depth.

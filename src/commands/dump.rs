@@ -15,6 +15,7 @@ use crate::archive::manifest::{FORMAT_NAME, FORMAT_VERSION, SourceInfo, Tool};
 use crate::archive::{
     DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, run_id, sums,
 };
+use crate::engines::EngineOptions;
 use crate::error::{ExitStatus, Failure};
 use crate::pipeline::{self, Compression, PipelineError};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan};
@@ -74,26 +75,24 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
         .with_jobs(plan.jobs)
         .with_ownership(plan.ownership);
     let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
+    let job = Job {
+        storage: storage.clone(),
+        run_id: id.clone(),
+        options,
+        engine_options: plan.engine_options,
+        compression,
+        ui,
+        // With one database the final error says it all; with several, report each as it
+        // fails so the others' progress stays readable.
+        failures_ui: if plan.databases.len() == 1 {
+            Ui::new(true)
+        } else {
+            ui
+        },
+    };
     let results: Vec<(DatabaseEntry, Option<String>)> =
         futures::stream::iter(plan.databases.iter())
-            .map(|db| {
-                // With one database the final error says it all; with several, report each as it
-                // fails so the others' progress stays readable.
-                let per_db_ui = if plan.databases.len() == 1 {
-                    Ui::new(true)
-                } else {
-                    ui
-                };
-                dump_database(
-                    db,
-                    storage.clone(),
-                    &id,
-                    options.clone(),
-                    compression,
-                    per_db_ui,
-                    ui,
-                )
-            })
+            .map(|db| dump_database(db, &job))
             .buffered(parallel)
             .collect()
             .await;
@@ -203,18 +202,36 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
     }
 }
 
-async fn dump_database(
-    db: &DatabaseTarget,
+/// What every database of a run shares.
+struct Job {
     storage: Arc<dyn Storage>,
-    run_id: &str,
+    run_id: String,
     options: DumpOptions,
+    engine_options: EngineOptions,
     compression: Compression,
-    failures_ui: Ui,
     ui: Ui,
-) -> (DatabaseEntry, Option<String>) {
+    failures_ui: Ui,
+}
+
+async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option<String>) {
+    let Job {
+        storage,
+        run_id,
+        options,
+        engine_options,
+        compression,
+        ui,
+        failures_ui,
+    } = job;
+    let (engine_options, compression, ui, failures_ui) =
+        (*engine_options, *compression, *ui, *failures_ui);
     let started_at = Utc::now();
-    let file = format!("{}.{}.zst", db.name, db.engine.default_format().extension());
-    let source = db.engine.source(db.url.clone());
+    let file = format!(
+        "{}.{}.zst",
+        db.name,
+        db.engine.format(engine_options).extension()
+    );
+    let source = db.engine.source(db.url.clone(), engine_options);
     ui.info(format!("  {}: dumping {}", db.name, source.describe()));
 
     let failed = |error: String| DatabaseEntry {
@@ -272,7 +289,7 @@ async fn dump_database(
         }
     };
 
-    match pipeline::dump_one(source.as_ref(), options, object, &file, compression).await {
+    match pipeline::dump_one(source.as_ref(), options.clone(), object, &file, compression).await {
         Ok(stats) => {
             let rows: u64 = stats.summary.tables.iter().map(|t| t.rows).sum();
             let ratio = if stats.compressed_bytes > 0 {

@@ -26,7 +26,13 @@ pub fn run(config: &Config, json: bool) -> Result<ExitStatus, Failure> {
             name: d.name.clone(),
             engine: d.engine.name(),
             endpoint: d.url.redacted(),
-            file: format!("{}.{}.zst", d.name, d.engine.default_format().extension()),
+            file: format!(
+                "{}.{}.zst",
+                d.name,
+                d.engine
+                    .format(crate::engines::EngineOptions::default())
+                    .extension()
+            ),
         })
         .collect();
     if json {

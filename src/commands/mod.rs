@@ -90,6 +90,8 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
                 compression_level: cmd.compression_level,
                 jobs: cmd.jobs,
                 no_owner: cmd.no_owner,
+                redis_rdb: cmd.redis_format == crate::cli::RedisFormatArg::Rdb,
+                keep_definers: cmd.keep_definers,
             };
             // URLs alone need no config file; a missing default config is fine then.
             let required = config_path.is_some();

@@ -257,35 +257,106 @@ pub async fn data_tables(conn: &mut Conn) -> Result<Vec<DataTable>, EngineError>
         .collect())
 }
 
-/// `LOCK TABLE … IN ACCESS SHARE MODE` on every user table and partitioned table (materialized
-/// views cannot be locked), one at a time so that a failure names its table (like pg_dump, so concurrent DDL
-/// cannot change what we are reading). Needs `SELECT` on each table: a table the role cannot
-/// read fails here with [`ErrorKind::Permission`].
+/// Names of the tables to lock, read **before** the snapshot exists (outside the transaction).
 ///
 /// # Errors
 ///
-/// A classified error whose object is the table.
-pub async fn lock_tables(conn: &mut Conn) -> Result<(), EngineError> {
+/// A classified catalog error.
+pub async fn lock_targets(conn: &mut Conn) -> Result<Vec<String>, EngineError> {
     let sql = format!(
-        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                pg_catalog.has_table_privilege(c.oid, 'SELECT')
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'p') AND {} AND {}
           ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
         user_ns("n"),
         not_ext("pg_class", "c.oid")
     );
-    let rows = query(conn, &sql, &[]).await?;
-    for row in rows {
+    let mut names = Vec::new();
+    for row in query(conn, &sql, &[]).await? {
         let name: String = row.get(0);
-        if let Err(e) = conn
-            .client
-            .batch_execute(&format!("LOCK TABLE {name} IN ACCESS SHARE MODE"))
-            .await
-        {
-            return Err(conn.error(e, &format!("table {name}")).await);
+        let readable: bool = row.get(1);
+        // Checked here so the error names the table; a failed batched LOCK could not.
+        if !readable {
+            return Err(EngineError::new(
+                ErrorKind::Permission,
+                "permission denied: the role may not SELECT from it",
+            )
+            .with_object(format!("table {name}")));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Take `ACCESS SHARE` on every table, as pg_dump does, **before** the transaction's snapshot
+/// is taken, so that no `TRUNCATE` or table-rewriting `ALTER TABLE` can commit between the
+/// snapshot and the `COPY`. Those commands are not MVCC-safe: a snapshot older than them sees
+/// the table empty (<https://www.postgresql.org/docs/current/mvcc-caveats.html>), which
+/// would dump a table without its rows and exit 0. `LOCK TABLE` does not take a snapshot; the
+/// first query after it does (<https://www.postgresql.org/docs/current/sql-lock.html>).
+///
+/// Names are locked in batches (one round trip per batch, which matters through a tunnel).
+///
+/// # Errors
+///
+/// A classified error; the server's message names the table (permission denied, or a table
+/// dropped since [`lock_targets`] listed it).
+pub async fn lock_tables(conn: &mut Conn, names: &[String]) -> Result<(), EngineError> {
+    for batch in names.chunks(500) {
+        let sql = format!("LOCK TABLE {} IN ACCESS SHARE MODE", batch.join(", "));
+        if let Err(e) = conn.client.batch_execute(&sql).await {
+            let object = if batch.len() == 1 {
+                format!("table {}", batch[0])
+            } else {
+                "tables".to_owned()
+            };
+            return Err(conn.error(e, &object).await);
         }
     }
     Ok(())
+}
+
+/// Inside the snapshot: every table whose rows will be copied must be locked by this session
+/// and must not have been rewritten since the snapshot (its `relfilenode` in the snapshot's
+/// `pg_class` equals the current one, which `pg_relation_filenode` reads from the catalog
+/// cache). A table created or rewritten between [`lock_targets`] and the snapshot fails the
+/// check; the caller starts over.
+///
+/// # Errors
+///
+/// [`ErrorKind::Query`] (retryable) naming the first unstable table, or a catalog error.
+pub async fn check_stable(conn: &mut Conn) -> Result<(), EngineError> {
+    let sql = format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                             WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
+                               AND l.relation = c.oid AND l.granted) AS unlocked
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND {} AND {}
+            AND (c.relkind = 'r' AND c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)
+                 OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                                 WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
+                                   AND l.relation = c.oid AND l.granted))
+          ORDER BY 1 LIMIT 1",
+        user_ns("n"),
+        not_ext("pg_class", "c.oid")
+    );
+    match query(conn, &sql, &[]).await?.first() {
+        None => Ok(()),
+        Some(row) => {
+            let name: String = row.get(0);
+            let unlocked: bool = row.get(1);
+            let why = if unlocked {
+                "was created or renamed while the dump was starting"
+            } else {
+                "was truncated or rewritten while the dump was starting, so the snapshot cannot read its rows"
+            };
+            Err(EngineError::new(ErrorKind::Query, why)
+                .with_object(format!("table {name}"))
+                .retryable(true))
+        }
+    }
 }
 
 /// One pre-data object awaiting its place in the dependency order.

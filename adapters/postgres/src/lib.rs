@@ -196,13 +196,49 @@ fn body_copy(e: &EngineError) -> EngineError {
     }
 }
 
+/// How often the start of a dump is retried when concurrent DDL changed the tables between
+/// listing and locking them.
+const START_ATTEMPTS: u32 = 3;
+
+/// Connect, lock every table, then take the snapshot and check that it is stable.
+///
+/// Order matters (see [`catalog::lock_tables`]): list tables outside any transaction, `BEGIN`
+/// repeatable read, `LOCK TABLE` (no snapshot yet), then the first query takes the snapshot,
+/// and [`catalog::check_stable`] proves no table escaped the locks.
+async fn open_snapshot(url: &DatabaseUrl) -> Result<(connect::Conn, String), EngineError> {
+    let mut attempt = 1;
+    loop {
+        let mut conn = connect::connect(url).await?;
+        let server_version = server_version(&mut conn).await?;
+        let names = catalog::lock_targets(&mut conn).await?;
+        begin_snapshot(&mut conn).await?;
+        let locked = catalog::lock_tables(&mut conn, &names).await;
+        let stable = match locked {
+            Ok(()) => catalog::check_stable(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        match stable {
+            Ok(()) => return Ok((conn, server_version)),
+            // A table dropped (42P01 from LOCK), changed between listing and locking, or a
+            // deadlock on the locks: start over; nothing has been produced yet. A terminated
+            // connection (Protocol) is never retried: someone stopped us on purpose.
+            Err(e)
+                if attempt < START_ATTEMPTS
+                    && ((e.kind() == ErrorKind::Query && e.is_retryable())
+                        || e.kind() == ErrorKind::NotFound) =>
+            {
+                tracing::info!(error = %e, attempt, "tables changed while the dump was starting; retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 async fn start_dump(url: DatabaseUrl, options: DumpOptions) -> Result<Dump, EngineError> {
-    let mut conn = connect::connect(&url).await?;
-    let server_version = server_version(&mut conn).await?;
-    begin_snapshot(&mut conn).await?;
+    let (mut conn, server_version) = open_snapshot(&url).await?;
     catalog::check_unsupported(&mut conn).await?;
     let tables = catalog::data_tables(&mut conn).await?;
-    catalog::lock_tables(&mut conn).await?;
     let plan = catalog::plan(&mut conn, tables, options.ownership).await?;
     let meta = DumpMeta {
         engine: ENGINE.to_owned(),

@@ -1,0 +1,521 @@
+//! Pure text helpers: identifier quoting, exact SQL value literals, `DEFINER` removal and
+//! delimiter choice. No I/O; unit-tested here.
+
+use std::fmt::Write as _;
+
+use mysql_async::Value;
+
+/// How the values of one column are written (see the crate docs, "Value encodings").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encoding {
+    /// Integers, DECIMAL, FLOAT, DOUBLE, YEAR: unquoted numbers.
+    Number,
+    /// Binary strings, BLOBs, BIT and spatial values: `0x…` of the stored bytes
+    /// (spatial: MariaDB's internal format, 4-byte SRID + WKB, which keeps the SRID).
+    Hex,
+    /// Character data in a UTF-8 family charset (`utf8mb4`, `utf8mb3`, `utf8`, `ascii`):
+    /// a quoted, escaped string when the bytes are valid in that charset, else `_cs 0x…`.
+    Utf8Text {
+        /// The column's character set.
+        charset: String,
+    },
+    /// Character data in any other charset (latin1, …): `_charset 0x…`, the stored bytes.
+    CharsetHex {
+        /// The column's character set.
+        charset: String,
+    },
+    /// ASCII text types without a charset (MariaDB `UUID`, `INET6`, `INET4`): quoted.
+    AsciiText,
+    /// `DATE`.
+    Date,
+    /// `DATETIME` / `TIMESTAMP` with this many fractional digits.
+    DateTime(u32),
+    /// `TIME` with this many fractional digits.
+    Time(u32),
+}
+
+impl Encoding {
+    /// The encoding for an `information_schema.COLUMNS` row; `None` for a type we do not
+    /// know how to write exactly (the dump then fails naming the column).
+    #[must_use]
+    pub fn for_column(
+        data_type: &str,
+        charset: Option<&str>,
+        datetime_precision: u32,
+    ) -> Option<Self> {
+        let t = data_type.to_ascii_lowercase();
+        Some(match t.as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
+            | "numeric" | "float" | "double" | "real" | "year" => Self::Number,
+            "bit" | "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+            | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
+            | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection" => {
+                Self::Hex
+            }
+            "date" => Self::Date,
+            "datetime" | "timestamp" => Self::DateTime(datetime_precision.min(6)),
+            "time" => Self::Time(datetime_precision.min(6)),
+            "uuid" | "inet6" | "inet4" => Self::AsciiText,
+            // MySQL's native JSON type has no charset column; it travels as utf8mb4 text.
+            "json" if charset.is_none() => Self::Utf8Text {
+                charset: "utf8mb4".to_owned(),
+            },
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum"
+            | "set" | "json" => match charset.map(str::to_ascii_lowercase).as_deref() {
+                None | Some("binary") => Self::Hex,
+                Some(cs @ ("utf8mb4" | "utf8mb3" | "utf8" | "ascii")) => Self::Utf8Text {
+                    charset: cs.to_owned(),
+                },
+                Some(cs) if cs.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                    Self::CharsetHex {
+                        charset: cs.to_owned(),
+                    }
+                }
+                Some(_) => return None,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Error writing one value: the value did not have a shape the column's encoding accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+/// Append the exact SQL literal of `value` for a column of `encoding` to `out`.
+///
+/// # Errors
+///
+/// [`EncodeError`] if the protocol value does not fit the column's encoding (never guessed).
+pub fn literal(out: &mut Vec<u8>, value: &Value, encoding: &Encoding) -> Result<(), EncodeError> {
+    let bad = || {
+        EncodeError(format!(
+            "unexpected value {value:?} for a column written as {encoding:?}"
+        ))
+    };
+    match (value, encoding) {
+        (Value::NULL, _) => out.extend_from_slice(b"NULL"),
+        (Value::Int(n), Encoding::Number) => push_fmt(out, format_args!("{n}")),
+        (Value::UInt(n), Encoding::Number) => push_fmt(out, format_args!("{n}")),
+        // Exactly as stored: the binary protocol carries the IEEE value; `{:e}` prints the
+        // shortest decimal that parses back to the same double, and the exponent makes it
+        // an approximate-value (double) literal. A FLOAT is widened to f64 exactly first, so
+        // the server's double -> float conversion gives back the same float.
+        (Value::Float(f), Encoding::Number) => push_float(out, f64::from(*f)),
+        (Value::Double(f), Encoding::Number) => push_float(out, *f),
+        // DECIMAL arrives as its exact decimal text.
+        (Value::Bytes(b), Encoding::Number) => {
+            if b.is_empty()
+                || !b
+                    .iter()
+                    .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+            {
+                return Err(bad());
+            }
+            out.extend_from_slice(b);
+        }
+        (Value::Bytes(b), Encoding::Hex) => push_hex(out, b),
+        (Value::Bytes(b), Encoding::Utf8Text { charset }) => {
+            let valid = std::str::from_utf8(b).is_ok()
+                && (charset != "ascii" || b.is_ascii())
+                && (charset == "utf8mb4" || b.iter().all(|&c| c < 0xF0));
+            if valid {
+                push_quoted(out, b);
+            } else {
+                push_charset_hex(out, charset, b);
+            }
+        }
+        (Value::Bytes(b), Encoding::CharsetHex { charset }) => push_charset_hex(out, charset, b),
+        (Value::Bytes(b), Encoding::AsciiText) => {
+            if !b.is_ascii() {
+                return Err(bad());
+            }
+            push_quoted(out, b);
+        }
+        (Value::Date(y, mo, d, _, _, _, _), Encoding::Date) => {
+            push_fmt(out, format_args!("'{y:04}-{mo:02}-{d:02}'"));
+        }
+        (Value::Date(y, mo, d, h, mi, s, us), Encoding::DateTime(prec)) => {
+            push_fmt(
+                out,
+                format_args!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"),
+            );
+            push_fraction(out, *us, *prec);
+            out.push(b'\'');
+        }
+        (Value::Time(neg, days, h, mi, s, us), Encoding::Time(prec)) => {
+            let hours = u64::from(*days) * 24 + u64::from(*h);
+            let sign = if *neg { "-" } else { "" };
+            push_fmt(out, format_args!("'{sign}{hours:02}:{mi:02}:{s:02}"));
+            push_fraction(out, *us, *prec);
+            out.push(b'\'');
+        }
+        _ => return Err(bad()),
+    }
+    Ok(())
+}
+
+fn push_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
+    let mut s = String::new();
+    let _ = s.write_fmt(args);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn push_float(out: &mut Vec<u8>, f: f64) {
+    push_fmt(out, format_args!("{f:e}"));
+}
+
+fn push_fraction(out: &mut Vec<u8>, micros: u32, prec: u32) {
+    if prec > 0 {
+        let digits = format!("{micros:06}");
+        out.push(b'.');
+        out.extend_from_slice(&digits.as_bytes()[..prec as usize]);
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// `0x…` of `bytes`, or `''` for no bytes (`0x` alone is not a literal).
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.is_empty() {
+        out.extend_from_slice(b"''");
+        return;
+    }
+    out.reserve(2 + bytes.len() * 2);
+    out.extend_from_slice(b"0x");
+    for &b in bytes {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 0xF)]);
+    }
+}
+
+fn push_charset_hex(out: &mut Vec<u8>, charset: &str, bytes: &[u8]) {
+    out.push(b'_');
+    out.extend_from_slice(charset.as_bytes());
+    if bytes.is_empty() {
+        out.extend_from_slice(b"''");
+    } else {
+        out.push(b' ');
+        push_hex(out, bytes);
+    }
+}
+
+/// A single-quoted string literal with MySQL's backslash escapes (the script's sql_mode does
+/// not contain `NO_BACKSLASH_ESCAPES`). NUL, CR, LF and ^Z are escaped so the script has no
+/// raw control bytes the stock client objects to.
+pub fn push_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
+    out.push(b'\'');
+    for &b in bytes {
+        match b {
+            0 => out.extend_from_slice(b"\\0"),
+            b'\'' => out.extend_from_slice(b"\\'"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0x1A => out.extend_from_slice(b"\\Z"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'\'');
+}
+
+/// A string as a quoted SQL literal (for sql_mode values, time zones).
+#[must_use]
+pub fn quote_str(s: &str) -> String {
+    let mut v = Vec::new();
+    push_quoted(&mut v, s.as_bytes());
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// A backtick-quoted identifier.
+#[must_use]
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// The identifier as is when it needs no quoting (`[A-Za-z0-9_$]`, not all digits), else
+/// backtick-quoted: the display names of [`exporter_contract::TableSummary`].
+#[must_use]
+pub fn display_ident(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+        && !name.bytes().all(|b| b.is_ascii_digit());
+    if plain {
+        name.to_owned()
+    } else {
+        quote_ident(name)
+    }
+}
+
+/// Remove the `DEFINER=user@host` clause from the head of a `SHOW CREATE` statement (view,
+/// trigger, routine, event), so that a restore by a user without SUPER / SET USER creates the
+/// object with itself as definer. Text without such a clause is returned unchanged.
+#[must_use]
+pub fn strip_definer(sql: &[u8]) -> Vec<u8> {
+    const KEY: &[u8] = b"DEFINER=";
+    let Some(at) = sql.windows(KEY.len()).position(|w| w == KEY) else {
+        return sql.to_vec();
+    };
+    // Only the clause in the statement head: before it come only keywords such as
+    // `CREATE`, `OR REPLACE`, `ALGORITHM=UNDEFINED`.
+    if !sql[..at]
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'=' | b'_'))
+    {
+        return sql.to_vec();
+    }
+    let rest = &sql[at + KEY.len()..];
+    let Some(mut used) = ident_len(rest) else {
+        return sql.to_vec();
+    };
+    if rest.get(used) == Some(&b'@') {
+        let Some(host) = ident_len(&rest[used + 1..]) else {
+            return sql.to_vec();
+        };
+        used += 1 + host;
+    }
+    let tail = &rest[used..];
+    let tail = tail.strip_prefix(b" ").unwrap_or(tail);
+    [&sql[..at], tail].concat()
+}
+
+/// Length of a quoted (`` ` ``, `'`, `"`, doubled to escape) or bare identifier at the start.
+fn ident_len(bytes: &[u8]) -> Option<usize> {
+    let first = *bytes.first()?;
+    if matches!(first, b'`' | b'\'' | b'"') {
+        let mut i = 1;
+        while i < bytes.len() {
+            if bytes[i] == first {
+                if bytes.get(i + 1) == Some(&first) {
+                    i += 2;
+                    continue;
+                }
+                return Some(i + 1);
+            }
+            i += 1;
+        }
+        None
+    } else {
+        let n = bytes
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'(' | b')'))
+            .count();
+        (n > 0).then_some(n)
+    }
+}
+
+/// In `SHOW CREATE TABLE` output, MariaDB qualifies a sequence used in a default with its
+/// schema even when it is the current one (`DEFAULT nextval(`db`.`seq`)`). When the script
+/// restores into any database, drop that qualifier so the restored table uses the restored
+/// sequence, not the source's. Only `nextval(` / `lastval(` / `setval(` arguments change.
+#[must_use]
+pub fn unqualify_sequence_refs(create: &str, schema: &str) -> String {
+    let q = format!("{}.", quote_ident(schema));
+    let mut out = String::with_capacity(create.len());
+    let mut rest = create;
+    while let Some(pos) = rest.find(&q) {
+        let head = &rest[..pos];
+        let lower = head.to_ascii_lowercase();
+        out.push_str(head);
+        if !["nextval(", "lastval(", "setval("]
+            .iter()
+            .any(|f| lower.ends_with(f))
+        {
+            out.push_str(&q);
+        }
+        rest = &rest[pos + q.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A client `DELIMITER` that does not occur in `body`.
+#[must_use]
+pub fn delimiter_for(body: &[u8]) -> String {
+    let contains = |d: &str| body.windows(d.len()).any(|w| w == d.as_bytes());
+    for d in [";;", "$$", "//", ";;;", "$$$", "///"] {
+        if !contains(d) {
+            return d.to_owned();
+        }
+    }
+    let mut d = String::from("$$");
+    while contains(&d) {
+        d.push('$');
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(v: &Value, e: &Encoding) -> String {
+        let mut out = Vec::new();
+        literal(&mut out, v, e).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn m08_float_exact() {
+        // 1.2345678 as FLOAT is not 1.23457 (the text protocol's rounding).
+        let f = 1.234_567_8_f32;
+        let s = lit(&Value::Float(f), &Encoding::Number);
+        assert_eq!(s, "1.2345677614212036e0");
+        assert_eq!((s.parse::<f64>().unwrap() as f32).to_bits(), f.to_bits());
+        assert_eq!(lit(&Value::Double(0.1), &Encoding::Number), "1e-1");
+        assert_eq!(lit(&Value::Double(-1e300), &Encoding::Number), "-1e300");
+    }
+
+    #[test]
+    fn strings_are_escaped_or_hex() {
+        let utf8 = Encoding::Utf8Text {
+            charset: "utf8mb4".into(),
+        };
+        assert_eq!(
+            lit(&Value::Bytes(b"a'b\\c\n\0\x1a".to_vec()), &utf8),
+            r"'a\'b\\c\n\0\Z'"
+        );
+        assert_eq!(lit(&Value::Bytes("😀".as_bytes().to_vec()), &utf8), "'😀'");
+        assert_eq!(lit(&Value::Bytes(vec![0xFF]), &utf8), "_utf8mb4 0xFF");
+        let mb3 = Encoding::Utf8Text {
+            charset: "utf8mb3".into(),
+        };
+        assert_eq!(lit(&Value::Bytes("é".as_bytes().to_vec()), &mb3), "'é'");
+        let lat = Encoding::CharsetHex {
+            charset: "latin1".into(),
+        };
+        assert_eq!(lit(&Value::Bytes(vec![0xE9, 0x80]), &lat), "_latin1 0xE980");
+        assert_eq!(lit(&Value::Bytes(vec![]), &lat), "_latin1''");
+        assert_eq!(lit(&Value::Bytes(vec![0, 0x27]), &Encoding::Hex), "0x0027");
+        assert_eq!(lit(&Value::Bytes(vec![]), &Encoding::Hex), "''");
+        assert_eq!(lit(&Value::NULL, &Encoding::Hex), "NULL");
+    }
+
+    #[test]
+    fn temporal_values() {
+        assert_eq!(
+            lit(&Value::Date(0, 0, 0, 0, 0, 0, 0), &Encoding::Date),
+            "'0000-00-00'"
+        );
+        assert_eq!(
+            lit(
+                &Value::Date(2024, 1, 0, 10, 0, 0, 0),
+                &Encoding::DateTime(0)
+            ),
+            "'2024-01-00 10:00:00'"
+        );
+        assert_eq!(
+            lit(
+                &Value::Date(2024, 1, 2, 3, 4, 5, 120_000),
+                &Encoding::DateTime(3)
+            ),
+            "'2024-01-02 03:04:05.120'"
+        );
+        assert_eq!(
+            lit(&Value::Time(true, 34, 22, 59, 59, 0), &Encoding::Time(0)),
+            "'-838:59:59'"
+        );
+        assert_eq!(
+            lit(&Value::Time(false, 0, 1, 2, 3, 4), &Encoding::Time(6)),
+            "'01:02:03.000004'"
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(
+            lit(&Value::Bytes(b"-12.3400".to_vec()), &Encoding::Number),
+            "-12.3400"
+        );
+        assert!(
+            literal(
+                &mut Vec::new(),
+                &Value::Bytes(b"1;DROP".to_vec()),
+                &Encoding::Number
+            )
+            .is_err()
+        );
+        assert_eq!(
+            lit(&Value::UInt(u64::MAX), &Encoding::Number),
+            "18446744073709551615"
+        );
+    }
+
+    #[test]
+    fn definers_are_stripped_from_the_head_only() {
+        let strip_definer = |s: &str| String::from_utf8(strip_definer(s.as_bytes())).unwrap();
+        assert_eq!(
+            strip_definer(
+                "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`127.0.0.1` SQL SECURITY DEFINER VIEW `v` AS select 1"
+            ),
+            "CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `v` AS select 1"
+        );
+        assert_eq!(
+            strip_definer(
+                "CREATE DEFINER=`a``b`@`%` TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET @a='DEFINER=1'"
+            ),
+            "CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET @a='DEFINER=1'"
+        );
+        assert_eq!(
+            strip_definer("CREATE DEFINER=`role1` PROCEDURE p() BEGIN END"),
+            "CREATE PROCEDURE p() BEGIN END"
+        );
+        let no_head = "CREATE PROCEDURE p() SELECT 'DEFINER=`x`@`y`'";
+        assert_eq!(strip_definer(no_head), no_head);
+    }
+
+    #[test]
+    fn sequence_defaults_lose_the_source_schema() {
+        assert_eq!(
+            unqualify_sequence_refs(
+                "`a` bigint DEFAULT nextval(`src`.`s`), `b` int COMMENT '`src`.`x`'",
+                "src"
+            ),
+            "`a` bigint DEFAULT nextval(`s`), `b` int COMMENT '`src`.`x`'"
+        );
+        assert_eq!(
+            unqualify_sequence_refs("DEFAULT NEXTVAL(`other`.`s`)", "src"),
+            "DEFAULT NEXTVAL(`other`.`s`)"
+        );
+    }
+
+    #[test]
+    fn delimiters_avoid_the_body() {
+        assert_eq!(delimiter_for(b"BEGIN SELECT 1; END"), ";;");
+        assert_eq!(delimiter_for(b"SET @a=';;'"), "$$");
+    }
+
+    #[test]
+    fn identifiers() {
+        assert_eq!(quote_ident("a`b"), "`a``b`");
+        assert_eq!(display_ident("orders"), "orders");
+        assert_eq!(display_ident("naïve_列"), "`naïve_列`");
+        assert_eq!(display_ident("123"), "`123`");
+    }
+
+    #[test]
+    fn encodings_by_type() {
+        assert_eq!(
+            Encoding::for_column("varchar", Some("latin1"), 0),
+            Some(Encoding::CharsetHex {
+                charset: "latin1".into()
+            })
+        );
+        assert_eq!(
+            Encoding::for_column("longblob", None, 0),
+            Some(Encoding::Hex)
+        );
+        assert_eq!(
+            Encoding::for_column("varchar", Some("binary"), 0),
+            Some(Encoding::Hex)
+        );
+        assert_eq!(
+            Encoding::for_column("datetime", None, 9),
+            Some(Encoding::DateTime(6))
+        );
+        assert_eq!(Encoding::for_column("vector", None, 0), None);
+    }
+}

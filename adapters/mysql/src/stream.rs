@@ -1,0 +1,477 @@
+//! The producer: writes the script into a bounded channel while rows stream out of
+//! prepared-statement (binary protocol) SELECTs, fingerprinting every row on the way.
+
+use std::fmt::Write as _;
+
+use bytes::{Bytes, BytesMut};
+use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, TableSummary};
+use mysql_async::prelude::Queryable;
+use tokio::sync::mpsc;
+
+use crate::catalog::{Catalog, Object, ObjectKind, Sequence, Table};
+use crate::connect::Session;
+use crate::encode::{delimiter_for, literal, quote_ident, quote_str, strip_definer};
+
+/// Output is sent in chunks of about this size.
+pub const CHUNK: usize = 128 * 1024;
+
+/// Chunks the channel holds before the producer waits for the consumer.
+pub const CHANNEL_CHUNKS: usize = 8;
+
+/// Multi-row INSERT statements are closed before they grow past this many bytes (a single
+/// larger row makes a statement of its own). Well under the default `max_allowed_packet`
+/// of servers and clients (16 MiB for MariaDB and the `mysql` client, 64 MiB for MySQL 8).
+pub const INSERT_LIMIT: usize = 1024 * 1024;
+
+/// The script's sql_mode while loading: permissive (no STRICT_*, no NO_ZERO_DATE /
+/// NO_ZERO_IN_DATE) so zero dates load, `NO_AUTO_VALUE_ON_ZERO` so an AUTO_INCREMENT column
+/// holding 0 keeps 0, and no `NO_BACKSLASH_ESCAPES` (our string literals use backslashes).
+pub const LOAD_SQL_MODE: &str = "NO_AUTO_VALUE_ON_ZERO";
+
+/// The script header (after the comment lines): save the client session's settings in
+/// `@OLD_…` variables, like mysqldump, then set what the load needs.
+pub const HEADER: &str = "SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT;
+SET @OLD_CHARACTER_SET_RESULTS=@@CHARACTER_SET_RESULTS;
+SET @OLD_COLLATION_CONNECTION=@@COLLATION_CONNECTION;
+SET NAMES utf8mb4;
+SET @OLD_TIME_ZONE=@@TIME_ZONE;
+SET TIME_ZONE='+00:00';
+SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0;
+SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0;
+SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO';
+SET @OLD_SQL_NOTES=@@SQL_NOTES, SQL_NOTES=0;
+";
+
+/// The script footer: restore the client session's settings.
+pub const FOOTER: &str = "SET TIME_ZONE=@OLD_TIME_ZONE;
+SET SQL_MODE=@OLD_SQL_MODE;
+SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS;
+SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS;
+SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT;
+SET CHARACTER_SET_RESULTS=@OLD_CHARACTER_SET_RESULTS;
+SET COLLATION_CONNECTION=@OLD_COLLATION_CONNECTION;
+SET SQL_NOTES=@OLD_SQL_NOTES;
+-- exporter: dump complete
+";
+
+fn cancelled() -> EngineError {
+    EngineError::new(
+        ErrorKind::Cancelled,
+        "the consumer of the dump went away; dump abandoned",
+    )
+}
+
+/// Batches output into [`CHUNK`]-sized messages on the channel.
+pub struct Out {
+    buf: BytesMut,
+    tx: mpsc::Sender<Result<Bytes, EngineError>>,
+    /// Uncompressed bytes handed to the channel so far.
+    pub written: u64,
+}
+
+impl Out {
+    /// Wrap the sending half of the body channel.
+    #[must_use]
+    pub fn new(tx: mpsc::Sender<Result<Bytes, EngineError>>) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(CHUNK),
+            tx,
+            written: 0,
+        }
+    }
+
+    /// Append bytes; send when the batch is full. A piece larger than a chunk is sent in
+    /// chunk-sized slices, so no message exceeds about twice [`CHUNK`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Cancelled`] when the consumer dropped the body.
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), EngineError> {
+        while !data.is_empty() {
+            let room = CHUNK.saturating_sub(self.buf.len()).max(1);
+            let n = room.min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() >= CHUNK {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Send whatever is batched.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Cancelled`] when the consumer dropped the body.
+    pub async fn flush(&mut self) -> Result<(), EngineError> {
+        if !self.buf.is_empty() {
+            let chunk = self.buf.split().freeze();
+            self.written += chunk.len() as u64;
+            self.tx.send(Ok(chunk)).await.map_err(|_| cancelled())?;
+            self.buf.reserve(CHUNK);
+        }
+        Ok(())
+    }
+}
+
+/// What the producer needs besides the catalog.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Keep `DEFINER=` clauses.
+    pub definers: bool,
+    /// Server version, for the header comment.
+    pub server_version: String,
+    /// Engine name, for the header comment.
+    pub engine: &'static str,
+}
+
+/// Write the whole script; returns the summary (tables in dump order).
+///
+/// # Errors
+///
+/// Classified [`EngineError`]s naming the object; [`ErrorKind::Cancelled`] when the consumer
+/// went away.
+pub async fn produce(
+    s: &mut Session,
+    catalog: &Catalog,
+    plan: &Plan,
+    out: &mut Out,
+) -> Result<DumpSummary, EngineError> {
+    let mut summary = DumpSummary::default();
+    let scope = if catalog.all_schemas {
+        "every schema except mysql, information_schema, performance_schema, sys".to_owned()
+    } else {
+        format!(
+            "database {}",
+            catalog
+                .schemas
+                .first()
+                .map(|s| quote_ident(&s.name))
+                .unwrap_or_default()
+        )
+    };
+    let restore = if catalog.all_schemas {
+        "zstd -dc FILE.sql.zst | mysql"
+    } else {
+        "zstd -dc FILE.sql.zst | mysql TARGET_DATABASE"
+    };
+    let head = format!(
+        "-- exporter SQL dump of {scope}\n-- Server: {} {}\n-- Restore: {restore}\n\n",
+        plan.engine,
+        one_line(&plan.server_version),
+    );
+    out.write(head.as_bytes()).await?;
+    out.write(HEADER.as_bytes()).await?;
+    for schema in &catalog.schemas {
+        if catalog.all_schemas {
+            let create = schema
+                .create_database
+                .strip_prefix("CREATE DATABASE ")
+                .map_or_else(
+                    || format!("CREATE DATABASE {}", quote_ident(&schema.name)),
+                    |rest| format!("CREATE DATABASE IF NOT EXISTS {rest}"),
+                );
+            out.write(
+                format!(
+                    "\n--\n-- Database {}\n--\n{create};\nUSE {};\n",
+                    quote_ident(&schema.name),
+                    quote_ident(&schema.name)
+                )
+                .as_bytes(),
+            )
+            .await?;
+        }
+        for seq in &schema.sequences {
+            summary
+                .tables
+                .push(sequence(s, catalog, seq, Some(out)).await?);
+        }
+        for table in &schema.tables {
+            let create = if catalog.all_schemas {
+                table.create.clone()
+            } else {
+                crate::encode::unqualify_sequence_refs(&table.create, &table.schema)
+            };
+            out.write(
+                format!(
+                    "\n--\n-- Table {}\n--\n{create};\n",
+                    quote_ident(&table.name)
+                )
+                .as_bytes(),
+            )
+            .await?;
+            if table.with_data {
+                summary
+                    .tables
+                    .push(table_rows(s, catalog, table, Some(out)).await?);
+            }
+        }
+    }
+    let mut current = catalog
+        .schemas
+        .last()
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    let routines = catalog.schemas.iter().flat_map(|s| s.routines.iter());
+    let views = catalog.views_in_order().into_iter();
+    let triggers = catalog.schemas.iter().flat_map(|s| s.triggers.iter());
+    let events = catalog.schemas.iter().flat_map(|s| s.events.iter());
+    for object in routines.chain(views).chain(triggers).chain(events) {
+        if catalog.all_schemas && object.schema != current {
+            out.write(format!("USE {};\n", quote_ident(&object.schema)).as_bytes())
+                .await?;
+            current.clone_from(&object.schema);
+        }
+        out.write(&create_object(object, plan.definers)).await?;
+    }
+    out.write(b"\n").await?;
+    out.write(FOOTER.as_bytes()).await?;
+    out.flush().await?;
+    let non_tx = catalog.non_transactional();
+    if !non_tx.is_empty() {
+        summary.warnings.push(format!(
+            "tables with a non-transactional engine were read outside the snapshot (consistency is best effort): {}",
+            non_tx.join(", ")
+        ));
+        summary.consistency = Some(exporter_contract::Consistency::BestEffort);
+    }
+    Ok(summary)
+}
+
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The statements that re-create a view, routine, trigger or event under the session context
+/// it was created in (its sql_mode, client character set and collation, an event's time
+/// zone), then put the load session back.
+#[must_use]
+pub fn create_object(o: &Object, definers: bool) -> Vec<u8> {
+    let create = if definers {
+        o.create.clone()
+    } else {
+        strip_definer(&o.create)
+    };
+    let mut sql = format!("\n--\n-- {} {}\n--\n", o.kind.label(), quote_ident(&o.name));
+    if let Some(mode) = &o.sql_mode {
+        let _ = writeln!(sql, "SET SESSION sql_mode = {};", quote_str(mode));
+    }
+    if let Some(tz) = &o.time_zone {
+        let _ = writeln!(sql, "SET SESSION time_zone = {};", quote_str(tz));
+    }
+    let _ = writeln!(sql, "SET character_set_client = {};", o.charset_client);
+    let _ = writeln!(sql, "SET character_set_results = {};", o.charset_client);
+    let _ = writeln!(
+        sql,
+        "SET collation_connection = {};",
+        o.collation_connection
+    );
+    let mut bytes = sql.into_bytes();
+    let mut tail = String::new();
+    if o.kind == ObjectKind::View {
+        bytes.extend_from_slice(&create);
+        tail.push_str(";\n");
+    } else {
+        let d = delimiter_for(&create);
+        bytes.extend_from_slice(format!("DELIMITER {d}\n").as_bytes());
+        bytes.extend_from_slice(&create);
+        let _ = writeln!(tail, "{d}\nDELIMITER ;");
+    }
+    tail.push_str("SET NAMES utf8mb4;\n");
+    if o.sql_mode.is_some() {
+        let _ = writeln!(tail, "SET SESSION sql_mode = '{LOAD_SQL_MODE}';");
+    }
+    if o.time_zone.is_some() {
+        tail.push_str("SET SESSION time_zone = '+00:00';\n");
+    }
+    bytes.extend_from_slice(tail.as_bytes());
+    bytes
+}
+
+/// A sequence: `CREATE SEQUENCE`, then its position with `SETVAL`. Fingerprint: one row,
+/// `next_not_cached_value,cycle_count`.
+async fn sequence(
+    s: &mut Session,
+    catalog: &Catalog,
+    seq: &Sequence,
+    out: Option<&mut Out>,
+) -> Result<TableSummary, EngineError> {
+    let object = format!(
+        "sequence {}.{}",
+        quote_ident(&seq.schema),
+        quote_ident(&seq.name)
+    );
+    let sql = format!(
+        "SELECT next_not_cached_value, cycle_count FROM {}.{}",
+        quote_ident(&seq.schema),
+        quote_ident(&seq.name)
+    );
+    let rows = s.rows(&sql, Some(&object)).await?;
+    let row = rows.first().ok_or_else(|| {
+        EngineError::new(ErrorKind::Protocol, "sequence has no row").with_object(object.clone())
+    })?;
+    let next = crate::connect::text_req(row, 0, "next_not_cached_value")?;
+    let cycle = crate::connect::text_req(row, 1, "cycle_count")?;
+    if !next
+        .bytes()
+        .chain(cycle.bytes())
+        .all(|b| b.is_ascii_digit() || b == b'-')
+    {
+        return Err(
+            EngineError::new(ErrorKind::Protocol, "unexpected sequence position")
+                .with_object(object),
+        );
+    }
+    let canonical = format!("{next},{cycle}");
+    if let Some(out) = out {
+        let q = quote_ident(&seq.name);
+        out.write(
+            format!(
+                "\n--\n-- Sequence {q}\n--\n{};\nDO SETVAL({q}, {next}, 0, {cycle});\n",
+                seq.create
+            )
+            .as_bytes(),
+        )
+        .await?;
+    }
+    let mut fingerprint = Fingerprint::EMPTY;
+    fingerprint.add_row(canonical.as_bytes());
+    Ok(TableSummary {
+        name: catalog.display_name(&seq.schema, &seq.name),
+        rows: 1,
+        fingerprint,
+    })
+}
+
+/// Stream one table's rows through a prepared statement (binary protocol: FLOAT and DOUBLE
+/// arrive as IEEE values, not rounded text), writing multi-row INSERTs to `out` if given, and
+/// fingerprint them. Memory: one row (as received and as its literal text) at a time.
+///
+/// # Errors
+///
+/// Classified [`EngineError`]s naming the table; [`ErrorKind::Unsupported`] for a value that
+/// does not fit its column's encoding; [`ErrorKind::Cancelled`] when the consumer went away.
+pub async fn table_rows(
+    s: &mut Session,
+    catalog: &Catalog,
+    table: &Table,
+    mut out: Option<&mut Out>,
+) -> Result<TableSummary, EngineError> {
+    let qualified = format!(
+        "{}.{}",
+        quote_ident(&table.schema),
+        quote_ident(&table.name)
+    );
+    let object = format!("table {qualified}");
+    let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let cols = cols.join(",");
+    let select = format!("SELECT {cols} FROM {qualified}");
+    let prefix = format!("INSERT INTO {} ({cols}) VALUES ", quote_ident(&table.name));
+    let stmt = match s.conn.prep(select).await {
+        Ok(stmt) => stmt,
+        Err(e) => return Err(s.error(&e, Some(&object))),
+    };
+    let mut fingerprint = Fingerprint::EMPTY;
+    let mut rows: u64 = 0;
+    let mut row_buf: Vec<u8> = Vec::new();
+    let mut stmt_len = 0usize;
+    {
+        let mut result = match s.conn.exec_iter(&stmt, ()).await {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(
+                    crate::connect::classify(&e, crate::connect::Phase::Query).with_object(object)
+                );
+            }
+        };
+        loop {
+            let row = match result.next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(crate::connect::classify(&e, crate::connect::Phase::Query)
+                        .with_object(object));
+                }
+            };
+            let values = row.unwrap();
+            if values.len() != table.columns.len() {
+                return Err(EngineError::new(
+                    ErrorKind::Protocol,
+                    "row has an unexpected number of columns",
+                )
+                .with_object(object));
+            }
+            row_buf.clear();
+            for (i, (value, column)) in values.iter().zip(&table.columns).enumerate() {
+                if i > 0 {
+                    row_buf.push(b',');
+                }
+                if let Err(e) = literal(&mut row_buf, value, &column.encoding) {
+                    return Err(EngineError::new(ErrorKind::Unsupported, e.0)
+                        .with_object(format!("column {qualified}.{}", quote_ident(&column.name))));
+                }
+            }
+            drop(values);
+            fingerprint.add_row(&row_buf);
+            rows += 1;
+            if let Some(out) = out.as_deref_mut() {
+                if stmt_len > 0 && stmt_len + row_buf.len() + 3 > INSERT_LIMIT {
+                    out.write(b";\n").await?;
+                    stmt_len = 0;
+                }
+                if stmt_len == 0 {
+                    out.write(prefix.as_bytes()).await?;
+                    stmt_len = prefix.len();
+                } else {
+                    out.write(b",").await?;
+                    stmt_len += 1;
+                }
+                out.write(b"(").await?;
+                out.write(&row_buf).await?;
+                out.write(b")").await?;
+                stmt_len += row_buf.len() + 2;
+            }
+            if row_buf.capacity() > 4 * INSERT_LIMIT {
+                row_buf = Vec::new();
+            }
+        }
+    }
+    if let Some(out) = out
+        && stmt_len > 0
+    {
+        out.write(b";\n").await?;
+    }
+    if let Err(e) = s.conn.close(stmt).await {
+        return Err(s.error(&e, Some(&object)));
+    }
+    Ok(TableSummary {
+        name: catalog.display_name(&table.schema, &table.name),
+        rows,
+        fingerprint,
+    })
+}
+
+/// Row counts and fingerprints of every sequence and table of the catalog, in dump order,
+/// without writing anything.
+///
+/// # Errors
+///
+/// As [`table_rows`].
+pub async fn fingerprint_all(
+    s: &mut Session,
+    catalog: &Catalog,
+) -> Result<Vec<TableSummary>, EngineError> {
+    let mut v = Vec::new();
+    for schema in &catalog.schemas {
+        for seq in &schema.sequences {
+            v.push(sequence(s, catalog, seq, None).await?);
+        }
+        for table in schema.tables.iter().filter(|t| t.with_data) {
+            v.push(table_rows(s, catalog, table, None).await?);
+        }
+    }
+    Ok(v)
+}
