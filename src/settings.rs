@@ -476,6 +476,24 @@ pub fn resolve_dump(
         .clone()
         .or_else(|| config.and_then(|c| c.to.clone()))
         .unwrap_or_else(|| DEFAULT_DESTINATION.to_owned());
+    let engine_options = EngineOptions {
+        redis_rdb: args.redis_rdb,
+        keep_definers: args.keep_definers,
+    };
+    // Each adapter checks its URL without I/O, so parameter mistakes are usage errors.
+    for db in &databases {
+        db.engine
+            .source(db.url.clone(), engine_options)
+            .validate()
+            .map_err(|e| {
+                SettingsError::new(format!(
+                    "database {} ({}): {}",
+                    db.name,
+                    db.url,
+                    e.message()
+                ))
+            })?;
+    }
     Ok(DumpPlan {
         destination: resolve_destination(&to)?,
         databases,

@@ -61,6 +61,13 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
                 .with_hint(Some("check that the destination is a writable directory"))
             })?
     };
+    // Until the manifest is written, the run is not a run: if this future is dropped
+    // (SIGINT/SIGTERM) the guard removes the directory, archives finished so far included.
+    let mut guard = UncommittedRun {
+        storage: storage.clone(),
+        run_id: id.clone(),
+        armed: true,
+    };
     let run_dir = format!("{}/{id}", storage.describe());
     ui.info(format!(
         "run {id}: dumping {} database(s) into {run_dir}",
@@ -105,9 +112,7 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
         .cloned()
         .collect();
     if failed.len() == entries.len() {
-        let (storage, id) = (storage.clone(), id.clone());
-        // Nothing but temporary leftovers can be in it; a run without archives is no run.
-        let _ = tokio::task::spawn_blocking(move || storage.remove_empty_run(&id)).await;
+        // A run without archives is no run: the guard removes the directory on return.
         let error = match failed.as_slice() {
             [one] => anyhow!(one.error.clone().unwrap_or_default())
                 .context(format!("failed to dump {} ({})", one.name, one.endpoint)),
@@ -165,6 +170,7 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
             )
         })?;
     }
+    guard.armed = false;
 
     if json {
         let summary = JsonSummary {
@@ -173,12 +179,9 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
             status,
             databases: &manifest.databases,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("summary serializes")
-        );
+        super::print_data(&serde_json::to_string_pretty(&summary).expect("summary serializes"));
     } else {
-        println!("{run_dir}");
+        super::print_data(&run_dir);
     }
 
     if failed.is_empty() {
@@ -199,6 +202,23 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
         Err(Failure::runtime(anyhow!(msg)).with_hint(Some(
             "the other archives of this run are complete; the manifest marks the run as partial",
         )))
+    }
+}
+
+/// Removes a run directory that never got its manifest (see FORMAT.md invariant 3).
+struct UncommittedRun {
+    storage: Arc<dyn Storage>,
+    run_id: String,
+    armed: bool,
+}
+
+impl Drop for UncommittedRun {
+    fn drop(&mut self) {
+        if self.armed
+            && let Err(e) = self.storage.remove_uncommitted_run(&self.run_id)
+        {
+            tracing::warn!(run = %self.run_id, error = %e, "could not remove the uncommitted run");
+        }
     }
 }
 

@@ -36,28 +36,25 @@ pub fn run(config: &Config, json: bool) -> Result<ExitStatus, Failure> {
         })
         .collect();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialize")
-        );
+        super::print_data(&serde_json::to_string_pretty(&rows).expect("rows serialize"));
     } else {
         let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-        println!(
+        super::print_data(&format!(
             "{:<w$}  {:<10}  {:<w2$}  ENDPOINT",
             "NAME",
             "ENGINE",
             "FILE",
             w2 = w + 8
-        );
+        ));
         for r in &rows {
-            println!(
+            super::print_data(&format!(
                 "{:<w$}  {:<10}  {:<w2$}  {}",
                 r.name,
                 r.engine,
                 r.file,
                 r.endpoint,
                 w2 = w + 8
-            );
+            ));
         }
     }
     Ok(ExitStatus::Success)

@@ -64,7 +64,7 @@ pub fn run(cli: Cli) -> ExitStatus {
             r = dispatch(cli, ui, cores) => r,
             // Dropping the command's future cancels server work and aborts every object that
             // is not committed; a run without manifest.json is not a run (FORMAT.md).
-            _ = tokio::signal::ctrl_c() => Err(Failure::runtime(anyhow::anyhow!("interrupted"))
+            signal = interrupted() => Err(Failure::runtime(anyhow::anyhow!("interrupted by {signal}"))
                 .with_hint(Some("nothing of the interrupted work was committed; run the command again"))),
         }
     });
@@ -76,6 +76,29 @@ pub fn run(cli: Cli) -> ExitStatus {
             eprint!("{}", f.render());
             f.status
         }
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives (the signals of Ctrl-C, `timeout`, systemd and
+/// container runtimes), naming it.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 
@@ -171,6 +194,16 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(false)
         .try_init();
+}
+
+/// Write a line of data to stdout. A closed or full stdout (`exporter dump | head`) must not
+/// turn a committed run into a crash, so write errors are ignored here; the exit code reports
+/// the command's outcome, not the reader's.
+pub fn print_data(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// Human-readable byte size (binary units).

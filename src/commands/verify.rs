@@ -90,6 +90,10 @@ fn resolve_run(
         if has_manifest {
             return Ok((storage, id.clone()));
         }
+        // Say so: the user may expect the newest dump to be the one checked.
+        eprintln!(
+            "note: skipping run {id}: it has no {MANIFEST_FILE} (an interrupted or failed dump)"
+        );
     }
     Err(
         Failure::no(anyhow!("no run with a manifest in {destination}"))
@@ -131,10 +135,7 @@ pub fn run(
         })?;
 
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&record).expect("record serializes")
-        );
+        super::print_data(&serde_json::to_string_pretty(&record).expect("record serializes"));
     }
     let bad_files = record.databases.iter().filter(|d| !d.ok).count();
     if record.ok {
@@ -144,7 +145,7 @@ pub fn run(
             level.as_str()
         );
         if !json {
-            println!("{msg}");
+            super::print_data(&msg);
         }
         Ok(ExitStatus::Success)
     } else {
@@ -154,7 +155,7 @@ pub fn run(
             record.problems.len()
         );
         if !json {
-            println!("{msg}");
+            super::print_data(&msg);
         }
         Err(Failure::no(anyhow!(msg)).with_hint(Some(
             "do not delete the source databases; dump again with `exporter dump --all`",
@@ -166,7 +167,7 @@ pub fn run(
 fn verify_run(storage: &dyn Storage, run_id: &str, level: Level, json: bool) -> VerifyRecord {
     let say = |line: String| {
         if !json {
-            println!("{line}");
+            super::print_data(&line);
         }
     };
     let mut record = VerifyRecord {
@@ -192,7 +193,14 @@ fn verify_run(storage: &dyn Storage, run_id: &str, level: Level, json: bool) -> 
             }
         },
         Err(e) => {
-            problem(&mut record, format!("{MANIFEST_FILE}: cannot be read: {e}"));
+            let text = if e.kind() == io::ErrorKind::NotFound {
+                format!(
+                    "{MANIFEST_FILE}: missing: run {run_id} is incomplete (an interrupted or failed dump)"
+                )
+            } else {
+                format!("{MANIFEST_FILE}: cannot be read: {e}")
+            };
+            problem(&mut record, text);
             return record;
         }
     };

@@ -67,6 +67,27 @@ impl Storage for LocalStorage {
     }
 
     fn create_run(&self, run_id: &str) -> io::Result<String> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!(
+                    "destination `{}` exists and is not a directory",
+                    self.root.display()
+                ),
+            ));
+        }
+        // A run inside a run would become an "extra file" of the older run and fail its
+        // verification: later runs never touch earlier ones.
+        if self.root.join(crate::archive::MANIFEST_FILE).exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "destination `{}` is itself a run (it holds {}); give the directory that holds runs",
+                    self.root.display(),
+                    crate::archive::MANIFEST_FILE
+                ),
+            ));
+        }
         if !self.root.is_dir() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -194,22 +215,15 @@ impl Storage for LocalStorage {
         Ok(runs)
     }
 
-    fn remove_empty_run(&self, run_id: &str) -> io::Result<()> {
+    fn remove_uncommitted_run(&self, run_id: &str) -> io::Result<()> {
         let dir = self.run_dir(run_id);
-        // Only temporary leftovers may remain; remove them, then the directory.
-        for entry in fs_err::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if is_temp_name(&name) {
-                fs_err::remove_file(entry.path())?;
-            } else {
-                return Err(io::Error::other(format!(
-                    "run `{}` is not empty",
-                    dir.display()
-                )));
-            }
+        if dir.join(crate::archive::MANIFEST_FILE).exists() {
+            return Err(io::Error::other(format!(
+                "run `{}` is committed; not removing it",
+                dir.display()
+            )));
         }
-        fs_err::remove_dir(&dir)?;
+        fs_err::remove_dir_all(&dir)?;
         sync_dir(&self.root)
     }
 }
@@ -344,11 +358,33 @@ mod tests {
                 "20261129T074800Z-2".to_owned()
             ]
         );
-        s.remove_empty_run("20261129T074800Z-2").unwrap();
+        s.remove_uncommitted_run("20261129T074800Z-2").unwrap();
+        assert_eq!(s.list_runs().unwrap(), vec![run]);
+    }
+
+    #[test]
+    fn a_run_is_never_created_inside_a_run_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        let run = s.create_run("20261129T074800Z").unwrap();
+        s.put_object(&run, "manifest.json", b"{}").unwrap();
+        let nested = LocalStorage::new(dir.path().join(&run));
+        let err = nested.create_run("20261129T074801Z").unwrap_err();
+        assert!(err.to_string().contains("is itself a run"), "{err}");
         assert!(
-            s.remove_empty_run(&run).is_err(),
-            "a run with files is never removed"
+            s.remove_uncommitted_run(&run).is_err(),
+            "committed runs are never removed"
         );
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let err = LocalStorage::new(&file)
+            .create_run("20261129T074800Z")
+            .unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+        let run2 = s.create_run("20261129T074900Z").unwrap();
+        s.put_object(&run2, "a.sql.zst", b"x").unwrap();
+        s.remove_uncommitted_run(&run2).unwrap();
+        assert_eq!(s.list_runs().unwrap(), vec![run]);
     }
 
     #[test]

@@ -74,12 +74,13 @@ pub trait Storage: Send + Sync {
     /// I/O errors naming the path; a missing root is an empty list.
     fn list_runs(&self) -> io::Result<Vec<String>>;
 
-    /// Remove a run that holds no visible object (after every database failed).
+    /// Remove an uncommitted run and everything in it (after an interruption). Refuses a run
+    /// that has a manifest: committed runs are never deleted by this tool.
     ///
     /// # Errors
     ///
-    /// I/O errors naming the path.
-    fn remove_empty_run(&self, run_id: &str) -> io::Result<()>;
+    /// I/O errors naming the path, or a refusal for a committed run.
+    fn remove_uncommitted_run(&self, run_id: &str) -> io::Result<()>;
 }
 
 /// Read a whole small object (manifest, sums) with a size cap.

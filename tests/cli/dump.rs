@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use crate::support::{
     TestDb, all_files, db_entry, dump_ok, exporter, fingerprint, is_run_id, manifest,
-    restore_with_stock_tools, run, run_dirs, s, small_db, table_rows, tempdir, user_tables,
-    write_config, zstd_decompress, zstd_list,
+    restore_with_stock_tools, run, run_dirs, s, small_db, spawn_exporter, table_rows, tempdir,
+    user_tables, write_config, zstd_decompress, zstd_list,
 };
 
 /// Rows of `public.t` in a database, as sorted COPY lines.
@@ -273,4 +273,21 @@ fn no_owner_and_jobs_flags() {
     restore_with_stock_tools(&path, &target);
     assert_eq!(rows_of_t(&target), rows_of_t(&db));
     assert_eq!(target.query("SELECT count(*) FROM v"), "10");
+}
+
+#[test]
+fn closed_stdout_does_not_turn_a_committed_run_into_a_crash() {
+    // `exporter dump … | head -0`: the reader is gone before the run directory is printed.
+    let db = small_db("closed_stdout", 50);
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let mut child = spawn_exporter(work.path(), &["dump", &db.url(), "--to", s(&dest)]);
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for exporter");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let runs = run_dirs(&dest);
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].join("manifest.json").is_file());
 }

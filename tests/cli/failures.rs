@@ -387,9 +387,8 @@ fn a01_unreadable_table_exits_3_naming_it() {
 
 /// An interrupted dump (SIGINT while it waits for a table lock) exits non-zero and leaves
 /// nothing under a final name.
-#[test]
-fn a01_interrupted_dump_leaves_nothing_final() {
-    let db = small_db("sigint", 100);
+fn interrupted_dump(signal: &str) {
+    let db = small_db(&format!("sig{}", signal.to_lowercase()), 100);
     let work = tempdir();
     let dest = work.path().join("dest");
     let locker = Locker::lock(&db, "t");
@@ -415,12 +414,44 @@ fn a01_interrupted_dump_leaves_nothing_final() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(killed.success());
-    let out = wait_child(child, Duration::from_secs(60), "exporter dump (SIGINT)");
+    let out = wait_child(
+        child,
+        Duration::from_secs(60),
+        &format!("exporter dump (SIG{signal})"),
+    );
     drop(locker);
-    assert_ne!(out.code, 0, "an interrupted dump exited 0:\n{}", out.stderr);
+    assert_eq!(
+        out.code, 3,
+        "an interrupted dump must exit 3:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("interrupted by SIG{signal}")),
+        "{}",
+        out.stderr
+    );
     assert_nothing_final(&dest);
+    // The uncommitted run is removed entirely: no directory without a manifest is left.
+    let leftovers: Vec<_> = std::fs::read_dir(&dest)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "an interrupted dump left {leftovers:?} in {}",
+        dest.display()
+    );
+}
+
+#[test]
+fn a01_interrupted_dump_leaves_nothing_final() {
+    interrupted_dump("INT");
+}
+
+#[test]
+fn a01_terminated_dump_leaves_nothing_final() {
+    interrupted_dump("TERM");
 }

@@ -1,15 +1,18 @@
 //! The main job: `dump --all` of the two sample databases, checked byte for byte and restored
-//! with the stock tools only (design.md principle 1, "no lock-in").
+//! with the stock tools only (design.md principle 1, "no lock-in"); and one run with all three
+//! engines (PostgreSQL, MariaDB, Redis) restored with `psql`, `mariadb` and `redis-cli --pipe`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use crate::support::{
-    TableInfo, TestDb, assert_lines_equal, assert_ok_line, copy_columns, db_entry, dump_ok,
-    exporter, file_names, fingerprint, is_run_id, manifest, mode, psql, read_json, read_sha256sums,
-    restore_with_stock_tools, run, s, schema_dump, sequence_positions, sha256_file,
-    sha256sum_check, table_rows, tempdir, user_tables, write_config, zstd_decompress, zstd_list,
+    MyDb, REDIS_SEED, REDIS_SEED_KEYS, RedisServer, TableInfo, TestDb, assert_lines_equal,
+    assert_ok_line, copy_columns, db_entry, dump_ok, exporter, file_names, fingerprint, is_run_id,
+    manifest, mariadb, mode, my_describe, my_tables, psql, read_json, read_sha256sums,
+    restore_mysql_with_stock_tools, restore_with_stock_tools, run, s, schema_dump,
+    sequence_positions, sha256_file, sha256sum_check, table_rows, tempdir, user_tables,
+    write_config, zstd_decompress, zstd_list,
 };
 
 #[test]
@@ -324,4 +327,247 @@ fn compare_databases(source: &str, restored: &str) {
         psql(source, "SELECT count(*) FROM pg_largeobject_metadata").trim(),
         "0"
     );
+}
+
+/// One run with all three engines from one config: a PostgreSQL database, a MariaDB schema
+/// (every column type and object kind of fixtures/mysql/sample.sql) and a dedicated
+/// redis-server with keys of every type and expiries in two logical databases. Checked through
+/// the manifest and `sha256sum -c`, verified, then each archive is restored with the stock
+/// tools only (`psql`, `mariadb`, `redis-cli --pipe`) and compared with its source.
+#[test]
+fn one_run_with_all_three_engines() {
+    let pg = TestDb::with_sql(
+        "all3_pg",
+        "CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL, price numeric(10,2));
+         INSERT INTO items (label, price) SELECT 'item ' || i, i * 1.25 FROM generate_series(1, 40) AS i;
+         CREATE TABLE notes (k text PRIMARY KEY, body bytea);
+         INSERT INTO notes VALUES ('a', '\\x00ff'), ('b', NULL);",
+    );
+    let my = MyDb::from_fixture("all3_my", "sample.sql");
+    let cache = RedisServer::start();
+    cache.seed(REDIS_SEED);
+    assert_eq!(
+        (cache.dbsize(0), cache.dbsize(1)),
+        REDIS_SEED_KEYS,
+        "the Redis seed did not create the expected keys"
+    );
+    let redis_before = cache.snapshot();
+    let redis_fps = cache.fingerprints();
+    let my_before = my_describe(&my.name);
+
+    let work = tempdir();
+    let config = write_config(
+        work.path(),
+        Some("out"),
+        &[("pg", &pg.url()), ("my", &my.url()), ("cache", &cache.url())],
+    );
+    let run_dir = dump_ok(work.path(), &["--config", s(&config), "dump", "--all"]);
+
+    assert_eq!(
+        file_names(&run_dir),
+        [
+            "SHA256SUMS",
+            "cache.resp.zst",
+            "manifest.json",
+            "my.sql.zst",
+            "pg.sql.zst"
+        ],
+        "unexpected files in the run directory"
+    );
+    let (ok, text) = sha256sum_check(&run_dir);
+    assert!(ok, "sha256sum -c SHA256SUMS failed in the run dir:\n{text}");
+    let sums = read_sha256sums(&run_dir);
+    assert_eq!(
+        sums.keys().cloned().collect::<Vec<_>>(),
+        ["cache.resp.zst", "my.sql.zst", "pg.sql.zst"]
+    );
+
+    let m = manifest(&run_dir);
+    assert_eq!(m["status"], "complete", "{m:#}");
+    assert_eq!(m["databases"].as_array().unwrap().len(), 3, "{m:#}");
+    let my_version = mariadb(None, "SELECT VERSION()").trim().to_owned();
+    for (name, engine, file, format, endpoint, version) in [
+        ("pg", "postgresql", "pg.sql.zst", "sql", pg.url(), None),
+        (
+            "my",
+            "mariadb",
+            "my.sql.zst",
+            "sql",
+            my.url(),
+            Some(my_version.clone()),
+        ),
+        (
+            "cache",
+            "redis",
+            "cache.resp.zst",
+            "resp",
+            cache.url(),
+            Some(cache.version()),
+        ),
+    ] {
+        let e = db_entry(&m, name);
+        let path = run_dir.join(file);
+        assert_eq!(e["engine"], engine, "{name}: engine");
+        assert_eq!(e["status"], "ok", "{name}: status");
+        assert_eq!(e["file"], file, "{name}: file");
+        assert_eq!(e["format"], format, "{name}: format");
+        assert_eq!(e["endpoint"], endpoint.as_str(), "{name}: endpoint");
+        if let Some(v) = version {
+            assert_eq!(e["server_version"], v.as_str(), "{name}: server_version");
+        }
+        let sha = sha256_file(&path);
+        assert_eq!(e["sha256"], sha.as_str(), "{name}: sha256");
+        assert_eq!(sums[file], sha, "{name}: SHA256SUMS");
+        assert_eq!(
+            e["compressed_bytes"],
+            std::fs::metadata(&path).unwrap().len(),
+            "{name}: compressed_bytes"
+        );
+        let plain = zstd_decompress(&path);
+        assert_eq!(
+            e["uncompressed_bytes"],
+            plain.len() as u64,
+            "{name}: uncompressed_bytes"
+        );
+        let (frames, check) = zstd_list(&path);
+        assert_eq!(e["zstd_frames"], frames, "{name}: zstd_frames");
+        assert_eq!(check, "XXH64", "{name}: zstd content checksum");
+    }
+
+    // PostgreSQL: rows and fingerprints computed independently.
+    let pg_entry = db_entry(&m, "pg");
+    assert_eq!(pg_entry["consistency"], "snapshot");
+    check_tables(&pg.name, pg_entry);
+
+    // MariaDB: every base table and sequence listed once, with its real row count; the MyISAM
+    // table makes the dump best effort, with a warning naming it.
+    let my_entry = db_entry(&m, "my");
+    let listed: BTreeMap<String, u64> = my_entry["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().expect("name").to_owned(),
+                t["rows"].as_u64().expect("rows"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed.len(),
+        my_entry["tables"].as_array().unwrap().len(),
+        "a table is listed twice: {my_entry:#}"
+    );
+    let tables = my_tables(&my.name);
+    assert_eq!(
+        listed.keys().cloned().collect::<Vec<_>>(),
+        tables.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "the manifest must list every base table and sequence of the source"
+    );
+    for (t, kind) in &tables {
+        let count: u64 = my
+            .query(&format!("SELECT COUNT(*) FROM `{t}`"))
+            .trim()
+            .parse()
+            .unwrap();
+        let expect = if kind == "SEQUENCE" { 1 } else { count };
+        assert_eq!(listed[t], expect, "my: row count of {t} ({kind})");
+    }
+    assert_eq!(listed["bulk"], 3000, "the sample's bulk table");
+    assert_eq!(my_entry["consistency"], "best_effort");
+    let warnings = my_entry["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("legacy_myisam"))),
+        "no warning names the MyISAM table: {warnings:?}"
+    );
+
+    // Redis: one entry per logical database with keys, counts and fingerprints as computed
+    // here from DUMP payloads.
+    let cache_entry = db_entry(&m, "cache");
+    assert_eq!(cache_entry["consistency"], "best_effort");
+    let redis_listed: BTreeMap<String, (u64, String)> = cache_entry["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                (
+                    t["rows"].as_u64().unwrap(),
+                    t["fingerprint"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        redis_listed.keys().cloned().collect::<Vec<_>>(),
+        ["db0", "db1"]
+    );
+    assert_eq!(redis_listed["db0"].0, REDIS_SEED_KEYS.0, "db0 key count");
+    assert_eq!(redis_listed["db1"].0, REDIS_SEED_KEYS.1, "db1 key count");
+    assert_eq!(
+        redis_listed, redis_fps,
+        "Redis fingerprints in the manifest vs computed from DUMP payloads"
+    );
+
+    let out = run(exporter(work.path()).args(["--config", s(&config), "verify"]));
+    out.expect_code(0);
+    for file in ["pg.sql.zst", "my.sql.zst", "cache.resp.zst"] {
+        assert_ok_line(&out, file);
+    }
+
+    // Restore each with the stock tools only and compare with the source.
+    let pg_target = TestDb::create("all3_pg_r");
+    restore_with_stock_tools(&run_dir.join("pg.sql.zst"), &pg_target);
+    compare_databases(&pg.name, &pg_target.name);
+
+    let my_target = MyDb::create("all3_my_r");
+    restore_mysql_with_stock_tools(&run_dir.join("my.sql.zst"), &my_target, &[]);
+    assert_lines_equal(
+        "MariaDB source and restore (SHOW CREATE, CHECKSUM TABLE, rows as hex)",
+        &my_before,
+        &my_describe(&my_target.name),
+    );
+    // A dump of the restored schema through the binary has the same per-table fingerprints.
+    let redump = dump_ok(work.path(), &["dump", &my_target.url(), "--to", "redump"]);
+    let again = manifest(&redump);
+    let fps = |e: &Value| -> Vec<(String, String)> {
+        e["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_owned(),
+                    t["fingerprint"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        fps(db_entry(&again, &my_target.name)),
+        fps(my_entry),
+        "fingerprints of the restored MariaDB schema differ from the source's"
+    );
+
+    let redis_target = RedisServer::start();
+    redis_target.restore_pipe(&run_dir.join("cache.resp.zst"));
+    assert_lines_equal(
+        "resp.py snapshot of the source and the restored redis-server",
+        &redis_before.lines().map(str::to_owned).collect::<Vec<_>>(),
+        &redis_target
+            .snapshot()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        redis_target.fingerprints(),
+        redis_fps,
+        "fingerprints of the restored redis-server"
+    );
+    // The source was only read.
+    assert_eq!(cache.snapshot(), redis_before, "the source redis changed");
 }

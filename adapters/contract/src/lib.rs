@@ -8,7 +8,7 @@
 //!
 //! 1. The core builds a source from a [`DatabaseUrl`]. [`Source::describe`] is pure and never
 //!    prints a password.
-//! 2. [`Source::preflight`] connects once and checks version and privileges; it returns
+//! 2. [`Source::validate`] checks the URL purely; [`Source::preflight`] connects once and checks version and privileges; it returns
 //!    [`ServerInfo`] or a classified [`EngineError`] before any long work starts.
 //! 3. [`Source::dump`] opens the snapshot and returns a [`Dump`]: a metadata record, a `body`
 //!    stream of [`Bytes`] that the core **pulls** (backpressure: the adapter produces no faster
@@ -186,6 +186,17 @@ pub trait Source: Send + Sync {
     /// A one-line description for logs and errors, e.g. `postgresql postgres://app@db:5432/main`.
     /// Pure: no I/O, and never a password.
     fn describe(&self) -> String;
+
+    /// Check the URL and options without any I/O: unknown or contradictory parameters, TLS
+    /// modes the build cannot honour. The core calls it while resolving the plan, so such
+    /// mistakes are usage errors (exit 2) reported before anything is dumped.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] naming the parameter.
+    fn validate(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
 
     /// Connect once and check version and privileges.
     ///

@@ -256,6 +256,10 @@ impl Source for MysqlSource {
         format!("mysql {}", self.url.redacted())
     }
 
+    fn validate(&self) -> Result<(), EngineError> {
+        connect::opts(&self.url).map(|_| ())
+    }
+
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.url.clone()).boxed()
     }

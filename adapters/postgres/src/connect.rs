@@ -143,11 +143,14 @@ pub fn config(url: &DatabaseUrl) -> Result<Config, EngineError> {
                 }
             }
             "application_name" => {}
+            // libpq would honour these (and dbname/host/port/user would silently dump
+            // another database than the URL's path names); refuse rather than ignore.
             other => {
-                tracing::warn!(
-                    parameter = other,
-                    "ignoring unknown PostgreSQL URL parameter"
-                );
+                return Err(unsupported(format!(
+                    "URL parameter {other:?} is not supported (supported: sslmode, \
+                     connect_timeout, application_name); put host, port, user and database \
+                     in the URL itself"
+                )));
             }
         }
     }

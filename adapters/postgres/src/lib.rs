@@ -284,6 +284,10 @@ impl Source for PostgresSource {
         format!("{ENGINE} {}", self.url.redacted())
     }
 
+    fn validate(&self) -> Result<(), EngineError> {
+        connect::config(&self.url).map(|_| ())
+    }
+
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.url.clone()).boxed()
     }

@@ -442,6 +442,10 @@ impl Source for RedisSource {
         format!("{ENGINE} {} ({format})", self.url.redacted())
     }
 
+    fn validate(&self) -> Result<(), EngineError> {
+        conn::Target::from_url(&self.url).map(|_| ())
+    }
+
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.url.clone(), self.format).boxed()
     }
