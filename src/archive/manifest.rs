@@ -102,6 +102,10 @@ pub struct DatabaseEntry {
     /// Consistency achieved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<Consistency>,
+    /// Version of the payload's inner encoding that constrains the restore target (Redis:
+    /// `rdb 10` needs Redis 7.0 or later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_version: Option<String>,
     /// When the dump of this database started.
     pub started_at: DateTime<Utc>,
     /// When it finished (or failed).

@@ -158,6 +158,11 @@ pub struct DumpSummary {
     pub warnings: Vec<String>,
     /// The consistency finally achieved, if lower than announced in [`DumpMeta`].
     pub consistency: Option<Consistency>,
+    /// The version of the payload's inner encoding where it constrains the restore target,
+    /// e.g. `rdb 10` for Redis (a server older than the RDB version refuses the payload).
+    /// Known only at the end for streams that carry it per value.
+    #[serde(default)]
+    pub payload_version: Option<String>,
 }
 
 /// One running dump: see the crate docs for the protocol.

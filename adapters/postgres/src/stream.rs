@@ -313,6 +313,7 @@ pub async fn produce(
         tables,
         warnings: Vec::new(),
         consistency: None,
+        payload_version: None,
     })
 }
 

@@ -398,6 +398,9 @@ async fn start_resp(url: DatabaseUrl) -> Result<Dump, EngineError> {
             tables: stats.tables,
             warnings,
             consistency: None,
+            // The restore target must read this RDB version (see "Restoring into an older server").
+            payload_version: (stats.max_rdb_version > 0)
+                .then(|| format!("rdb {}", stats.max_rdb_version)),
         })
     }))
 }
@@ -429,7 +432,10 @@ async fn start_rdb(url: DatabaseUrl) -> Result<Dump, EngineError> {
             bytes,
             "redis RDB snapshot complete"
         );
-        Ok(DumpSummary::default())
+        Ok(DumpSummary {
+            payload_version: Some(format!("rdb {version}")),
+            ..DumpSummary::default()
+        })
     }))
 }
 
