@@ -66,6 +66,16 @@ impl EngineKind {
         }
     }
 
+    /// What the manifest's `tables` entries and their `rows` are for this engine, in progress
+    /// lines: `("tables", "rows")`, or `("databases", "keys")` for Redis.
+    #[must_use]
+    pub fn summary_nouns(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Postgres | Self::Mysql => ("tables", "rows"),
+            Self::Redis => ("databases", "keys"),
+        }
+    }
+
     /// The payload format the engine writes with `options`.
     #[must_use]
     pub fn format(self, options: EngineOptions) -> PayloadFormat {

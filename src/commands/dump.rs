@@ -318,8 +318,9 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
             } else {
                 0.0
             };
+            let (parts, items) = db.engine.summary_nouns();
             ui.info(format!(
-                "  {}: ok {file}: {} tables, {rows} rows, {} -> {} ({ratio:.1}x) in {:.1}s",
+                "  {}: ok {file}: {} {parts}, {rows} {items}, {} -> {} ({ratio:.1}x) in {:.1}s",
                 db.name,
                 stats.summary.tables.len(),
                 human_bytes(stats.uncompressed_bytes),

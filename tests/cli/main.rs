@@ -1,14 +1,17 @@
-//! End-to-end tests of the `exporter` binary against the real PostgreSQL on the machine.
+//! End-to-end tests of the `exporter` binary against the real PostgreSQL, MariaDB and Redis on
+//! the machine.
 //!
 //! One integration test binary with modules (as ripgrep and uv do): `support` holds the shared
 //! helpers; each other module covers one part of the CLI contract. Every test makes its own
-//! databases and temporary directories, so the suite runs in parallel; a missing PostgreSQL
-//! fails the tests, it never skips them.
+//! databases, redis-server processes and temporary directories, so the suite runs in parallel; a
+//! missing service fails the tests, it never skips them.
 
 mod config;
 mod dump;
 mod failures;
 mod main_job;
+mod mysql;
+mod redis;
 mod snapshots;
 mod support;
 mod verify;

@@ -359,7 +359,11 @@ fn one_run_with_all_three_engines() {
     let config = write_config(
         work.path(),
         Some("out"),
-        &[("pg", &pg.url()), ("my", &my.url()), ("cache", &cache.url())],
+        &[
+            ("pg", &pg.url()),
+            ("my", &my.url()),
+            ("cache", &cache.url()),
+        ],
     );
     let run_dir = dump_ok(work.path(), &["--config", s(&config), "dump", "--all"]);
 
@@ -510,6 +514,11 @@ fn one_run_with_all_three_engines() {
     assert_eq!(
         redis_listed, redis_fps,
         "Redis fingerprints in the manifest vs computed from DUMP payloads"
+    );
+    assert_eq!(
+        cache_entry["payload_version"],
+        format!("rdb {}", cache.max_dump_rdb_version()).as_str(),
+        "payload_version of a RESP dump: the highest RDB version of its DUMP payloads"
     );
 
     let out = run(exporter(work.path()).args(["--config", s(&config), "verify"]));

@@ -1,10 +1,12 @@
-//! Shared helpers: the exporter binary, throw-away PostgreSQL databases, stock-tool restores,
-//! manifest access and file inspection.
+//! Shared helpers: the exporter binary, throw-away PostgreSQL and MariaDB databases, dedicated
+//! redis-server processes, stock-tool restores, manifest access and file inspection.
 //!
 //! Every test creates its own databases (unique names `exp_cli_<test>_<pid>_<n>`, dropped by a
-//! guard) and its own temporary directories, so tests run in parallel. PostgreSQL must be
-//! reachable at 127.0.0.1:5432 as `postgres` (trust auth); if it is not, the test fails with a
-//! message saying so — never a silent skip (design.md section 10).
+//! guard), its own redis-server processes (never the shared one on 6379) and its own temporary
+//! directories, so tests run in parallel. PostgreSQL must be reachable at 127.0.0.1:5432 as
+//! `postgres` (trust auth), MariaDB at 127.0.0.1:3306 as root without password, and
+//! redis-server, redis-cli and python3 must be installed; if not, the test fails with a message
+//! saying so — never a silent skip (design.md section 10).
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
@@ -654,11 +656,15 @@ pub fn assert_lines_equal(what: &str, expected: &[String], actual: &[String]) {
         .position(|(a, b)| a != b)
         .unwrap_or(expected.len().min(actual.len()));
     let from = first.saturating_sub(5);
+    // Long lines (rows as hex) are cut so that the difference stays readable.
     let show = |v: &[String]| {
         v.iter()
             .skip(from)
             .take(15)
-            .cloned()
+            .map(|l| match l.char_indices().nth(400) {
+                Some((cut, _)) => format!("{}… ({} bytes)", &l[..cut], l.len()),
+                None => l.clone(),
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -1221,7 +1227,7 @@ pub fn restore_mysql_with_stock_tools(archive: &Path, db: &MyDb, extra: &[&str])
 /// their `TABLE_TYPE`, sorted by name.
 #[track_caller]
 pub fn my_tables(db: &str) -> Vec<(String, String)> {
-    mariadb(
+    let mut tables: Vec<(String, String)> = mariadb(
         None,
         &format!(
             "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' \
@@ -1233,16 +1239,29 @@ pub fn my_tables(db: &str) -> Vec<(String, String)> {
         let (n, t) = l.split_once('\t').expect("name\ttype");
         (n.to_owned(), t.to_owned())
     })
-    .collect()
+    .collect();
+    tables.sort();
+    tables
 }
 
 /// Everything compared between a MariaDB source and its restore, as lines: `SHOW CREATE` of
 /// every table, sequence and view; per base table `CHECKSUM TABLE … EXTENDED`, the row count
 /// and every row (every column, as hex of its bytes, sorted); each sequence's state; `SHOW
 /// CREATE` of every procedure, function, event and trigger (without the trigger's creation
-/// time) and the triggers' action order.
+/// time) and the triggers' action order. The database's own name, which `SHOW CREATE` writes
+/// into sequence references (`DEFAULT nextval(`db`.`s`)`), is removed, so a source and its
+/// restore under another name compare equal.
 #[track_caller]
 pub fn my_describe(db: &str) -> Vec<String> {
+    let own = format!("`{db}`.");
+    my_describe_raw(db)
+        .into_iter()
+        .map(|l| l.replace(&own, ""))
+        .collect()
+}
+
+#[track_caller]
+fn my_describe_raw(db: &str) -> Vec<String> {
     let q = |sql: &str| mariadb(Some(db), sql);
     let mut out = Vec::new();
     let tables = q(&format!(
@@ -1314,7 +1333,7 @@ pub fn my_describe(db: &str) -> Vec<String> {
     out
 }
 
-/// A MariaDB account `exp_cli_<test>_<pid>'@'127.0.0.1` with a password, dropped on drop.
+/// A MariaDB account `'exp_cli_<test>_<pid>'@'127.0.0.1'` with a password, dropped on drop.
 #[derive(Debug)]
 pub struct MyUser {
     /// The user name.
@@ -1609,6 +1628,38 @@ impl RedisServer {
     /// sum of each element's XXH3-128` (adapters/redis/src/lib.rs, "Fingerprints").
     #[track_caller]
     pub fn fingerprints(&self) -> BTreeMap<String, (u64, String)> {
+        self.dumps()
+            .into_iter()
+            .map(|(db, keys)| {
+                let sum = keys.iter().fold(0u128, |acc, (key, payload)| {
+                    let mut row = (key.len() as u64).to_be_bytes().to_vec();
+                    row.extend_from_slice(key);
+                    row.extend_from_slice(&redis_value_digest(payload).to_be_bytes());
+                    acc.wrapping_add(xxhash_rust::xxh3::xxh3_128(&row))
+                });
+                (
+                    format!("db{db}"),
+                    (keys.len() as u64, format!("{sum:032x}")),
+                )
+            })
+            .collect()
+    }
+
+    /// The highest RDB version in the trailers of all `DUMP` payloads (what the manifest's
+    /// `payload_version` of a RESP dump records as `rdb <n>`).
+    #[track_caller]
+    pub fn max_dump_rdb_version(&self) -> u16 {
+        self.dumps()
+            .values()
+            .flatten()
+            .map(|(_, p)| u16::from_le_bytes([p[p.len() - 10], p[p.len() - 9]]))
+            .max()
+            .expect("no keys")
+    }
+
+    /// Every key of databases 0–15 with its `DUMP` payload, per database holding keys.
+    #[track_caller]
+    fn dumps(&self) -> BTreeMap<u32, KeyDumps> {
         let mut conn = Resp::connect(self.port, self.password.as_deref());
         let mut out = BTreeMap::new();
         for db in 0..16u32 {
@@ -1639,19 +1690,17 @@ impl RedisServer {
             if keys.is_empty() {
                 continue;
             }
-            let sum = keys.iter().fold(0u128, |acc, key| {
-                let RespValue::Bulk(Some(payload)) = conn.call(&[b"DUMP", key]) else {
-                    panic!("DUMP {key:?} returned no payload");
-                };
-                let mut row = (key.len() as u64).to_be_bytes().to_vec();
-                row.extend_from_slice(key);
-                row.extend_from_slice(&redis_value_digest(&payload).to_be_bytes());
-                acc.wrapping_add(xxhash_rust::xxh3::xxh3_128(&row))
-            });
-            out.insert(
-                format!("db{db}"),
-                (keys.len() as u64, format!("{sum:032x}")),
-            );
+            let dumped = keys
+                .into_iter()
+                .map(|key| {
+                    let RespValue::Bulk(Some(payload)) = conn.call(&[b"DUMP", &key]) else {
+                        panic!("DUMP {key:?} returned no payload");
+                    };
+                    assert!(payload.len() > 10, "DUMP payload too short");
+                    (key, payload)
+                })
+                .collect();
+            out.insert(db, dumped);
         }
         out
     }
@@ -1665,6 +1714,9 @@ impl Drop for RedisServer {
         }
     }
 }
+
+/// Keys and their `DUMP` payloads.
+type KeyDumps = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Ready when `PING` answers `+PONG` (or `-NOAUTH`: up, but it wants a password).
 fn redis_ready(port: u16) -> bool {
@@ -1861,10 +1913,9 @@ impl Resp {
     }
 }
 
-/// A fixed Redis seed with keys of every type in databases 0 and 1: strings (one with a binary
-/// key, one binary value), a list, an integer set and a string set, a sorted set, hashes, a
-/// stream; relative (EXPIRE) and absolute (PEXPIREAT) expiries. Returns (keys in db0, keys in
-/// db1).
+/// A fixed Redis seed with keys of every type in databases 0 and 1: strings (one a binary key
+/// with a binary value), a list, an integer set and a string set, a sorted set, hashes, a
+/// stream; relative (EXPIRE) and absolute (PEXPIREAT) expiries. Key counts: [`REDIS_SEED_KEYS`].
 pub const REDIS_SEED: &str = r#"SELECT 0
 SET greeting "hello world"
 SET "bin\x00\xffkey" "\x01\x02\xfe\xff"

@@ -156,9 +156,9 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Session, EngineError> {
     let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts.clone())).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
-            return Err(classify(&e, Phase::Connect)
-                .with_object(endpoint)
-                .with_source(Redacted::of(&e)));
+            // classify() already carries the driver's text; attaching the error as source too
+            // printed it twice.
+            return Err(classify(&e, Phase::Connect).with_object(endpoint));
         }
         Err(_) => {
             return Err(EngineError::new(
@@ -263,9 +263,7 @@ impl Session {
     #[must_use]
     pub fn error(&self, e: &mysql_async::Error, object: Option<&str>) -> EngineError {
         let object = object.map_or_else(|| self.endpoint.clone(), ToOwned::to_owned);
-        classify(e, Phase::Query)
-            .with_object(object)
-            .with_source(Redacted::of(e))
+        classify(e, Phase::Query).with_object(object)
     }
 }
 

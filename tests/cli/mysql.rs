@@ -1,0 +1,190 @@
+//! MySQL / MariaDB through the binary: a dump restores under a strict session `sql_mode`
+//! (fidelity case M02), and failures (unknown database, wrong password, unreachable server)
+//! exit 3 with nothing recorded as a good backup and no password anywhere.
+
+use crate::support::{
+    MY_HOST, MY_PORT, MyDb, MyUser, all_files, assert_lines_equal, assert_nothing_final, db_entry,
+    dump_ok, exporter, manifest, mariadb, mariadb_raw, my_describe, mysql_fixture, require_mariadb,
+    restore_mysql_with_stock_tools, run, run_dirs, s, tempdir, zstd_decompress,
+};
+
+/// The strict session of fidelity case M02: zero dates are errors there.
+const STRICT: &str =
+    "--init-command=SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE'";
+
+/// M02: zero and partial-zero dates dumped through the binary load into a session whose
+/// `sql_mode` is strict (the script sets its own permissive mode), and read back identically.
+#[test]
+fn m02_dump_restores_into_a_strict_session() {
+    let source = MyDb::from_fixture("m02", "fidelity/M02.sql");
+    let work = tempdir();
+    let run_dir = dump_ok(work.path(), &["dump", &source.url(), "--to", "out"]);
+    let file = format!("{}.sql.zst", source.name);
+    let m = manifest(&run_dir);
+    let e = db_entry(&m, &source.name);
+    assert_eq!(e["engine"], "mariadb");
+    assert_eq!(e["file"], file.as_str());
+    assert_eq!(e["tables"][0]["name"], "legacy_dates");
+    assert_eq!(e["tables"][0]["rows"], 4);
+    assert_eq!(e["consistency"], "snapshot", "InnoDB only: {e:#}");
+    let script = String::from_utf8(zstd_decompress(&run_dir.join(&file))).expect("UTF-8 script");
+    assert!(
+        script.contains("(1,'0000-00-00','0000-00-00 00:00:00','0000-00-00 00:00:00',0)"),
+        "the zero-date row is not in the script as stored:\n{script}"
+    );
+
+    // The init command really makes the session strict: a zero date is refused there.
+    let probe = mariadb_raw(
+        Some(&source.name),
+        &[STRICT, "--skip-column-names"],
+        b"SELECT @@SESSION.sql_mode; INSERT INTO legacy_dates (id, d) VALUES (99, '0000-00-00');",
+    )
+    .expect("run mariadb");
+    let probe_out = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probe_out.contains("STRICT_ALL_TABLES") && !probe.status.success(),
+        "the strict session accepted a zero date (status {:?}):\n{probe_out}{}",
+        probe.status,
+        String::from_utf8_lossy(&probe.stderr)
+    );
+
+    let target = MyDb::create("m02_r");
+    restore_mysql_with_stock_tools(&run_dir.join(&file), &target, &[STRICT]);
+    assert_lines_equal(
+        "M02 source and strict restore",
+        &my_describe(&source.name),
+        &my_describe(&target.name),
+    );
+    let check = std::fs::read_to_string(mysql_fixture("fidelity/M02.check.sql")).unwrap();
+    let restored = target.query(&check);
+    assert_eq!(restored, source.query(&check), "M02 check queries differ");
+    assert!(
+        restored.contains("1\t0000-00-00\t0000-00-00 00:00:00\t0000-00-00 00:00:00\t0"),
+        "zero dates did not survive:\n{restored}"
+    );
+    assert!(
+        restored.contains("d\t'0000-00-00'"),
+        "the zero-date default did not survive:\n{restored}"
+    );
+}
+
+/// An unknown database: exit 3 naming it; no manifest, no file under a final name.
+#[test]
+fn unknown_database_exits_3_naming_it() {
+    require_mariadb();
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let name = format!("exp_cli_nonexistent_{}", std::process::id());
+    let url = format!("mysql://root@{MY_HOST}:{MY_PORT}/{name}");
+    let out = run(exporter(work.path()).args(["dump", &url, "--to", s(&dest)]));
+    out.expect_code(3)
+        .expect_error_line()
+        .stderr_contains(&name);
+    assert!(
+        out.stderr.contains("Unknown database"),
+        "the server's reason is not shown:\n{}",
+        out.stderr
+    );
+    assert_nothing_final(&dest);
+    assert!(
+        all_files(&dest)
+            .iter()
+            .all(|f| !f.ends_with("manifest.json")),
+        "a manifest was written for a failed run"
+    );
+}
+
+/// A real account, the wrong password: exit 3, and neither the password given nor the real one
+/// appears in stdout, stderr (also with -v) or any file. With the right password the same
+/// account dumps, and the password is still nowhere.
+#[test]
+fn wrong_password_exits_3_and_never_shows_it() {
+    const REAL: &str = "Sup3r$ecret";
+    const WRONG: &str = "Wr0ngPa55word";
+    let db = MyDb::create("wrongpw");
+    db.query(
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t VALUES (1,'a'),(2,'b');",
+    );
+    let user = MyUser::create("x", REAL);
+    mariadb(
+        None,
+        &format!(
+            "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE, LOCK TABLES ON `{}`.* TO '{}'@'127.0.0.1'",
+            db.name, user.name
+        ),
+    );
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let url = format!(
+        "mysql://{}:{WRONG}@{MY_HOST}:{MY_PORT}/{}",
+        user.name, db.name
+    );
+    let redacted = format!("mysql://{}:****@{MY_HOST}:{MY_PORT}/{}", user.name, db.name);
+    for verbosity in [None, Some("-v"), Some("-vv")] {
+        let mut cmd = exporter(work.path());
+        if let Some(v) = verbosity {
+            cmd.arg(v);
+        }
+        let out = run(cmd.args(["dump", &url, "--to", s(&dest)]));
+        out.expect_code(3)
+            .expect_error_line()
+            .never_shows(WRONG)
+            .never_shows(REAL)
+            .stderr_contains(&redacted)
+            .stderr_contains("Access denied");
+    }
+    assert_nothing_final(&dest);
+    for f in all_files(&dest) {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        assert!(
+            !text.contains(WRONG) && !text.contains(REAL),
+            "{} contains a password",
+            f.display()
+        );
+    }
+
+    // The account is real: the right password works, and is never printed or stored either.
+    let good = format!(
+        "mysql://{}:{REAL}@{MY_HOST}:{MY_PORT}/{}",
+        user.name, db.name
+    );
+    let out = run(exporter(work.path()).args(["-v", "dump", &good, "--to", s(&dest), "--json"]));
+    out.expect_code(0).never_shows(REAL);
+    let runs = run_dirs(&dest);
+    let run_dir = runs
+        .iter()
+        .find(|d| d.join("manifest.json").is_file())
+        .expect("a run with a manifest");
+    let m = manifest(run_dir);
+    assert_eq!(db_entry(&m, &db.name)["endpoint"], redacted.as_str());
+    assert_eq!(db_entry(&m, &db.name)["tables"][0]["rows"], 2);
+    for f in all_files(&dest) {
+        let bytes = std::fs::read(&f).unwrap();
+        let plain = if f.extension().is_some_and(|e| e == "zst") {
+            zstd_decompress(&f)
+        } else {
+            bytes
+        };
+        assert!(
+            !String::from_utf8_lossy(&plain).contains(REAL),
+            "{} contains the password",
+            f.display()
+        );
+    }
+}
+
+/// Nothing listens: exit 3 naming the (mariadb://) URL, nothing final.
+#[test]
+fn unreachable_server_exits_3() {
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let url = "mariadb://root@127.0.0.1:1/exp_cli_nowhere";
+    let out = run(exporter(work.path()).args(["dump", url, "--to", s(&dest)]));
+    out.expect_code(3).expect_error_line().stderr_contains(url);
+    assert!(
+        out.stderr.contains("Connection refused"),
+        "the OS cause is not shown:\n{}",
+        out.stderr
+    );
+    assert_nothing_final(&dest);
+}
