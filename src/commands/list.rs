@@ -39,21 +39,15 @@ pub fn run(config: &Config, json: bool) -> Result<ExitStatus, Failure> {
         super::print_data(&serde_json::to_string_pretty(&rows).expect("rows serialize"));
     } else {
         let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+        let w2 = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
         super::print_data(&format!(
             "{:<w$}  {:<10}  {:<w2$}  ENDPOINT",
-            "NAME",
-            "ENGINE",
-            "FILE",
-            w2 = w + 8
+            "NAME", "ENGINE", "FILE",
         ));
         for r in &rows {
             super::print_data(&format!(
                 "{:<w$}  {:<10}  {:<w2$}  {}",
-                r.name,
-                r.engine,
-                r.file,
-                r.endpoint,
-                w2 = w + 8
+                r.name, r.engine, r.file, r.endpoint,
             ));
         }
     }
