@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use chrono::Utc;
-use exporter_contract::{DumpOptions, ErrorKind, FINGERPRINT_ALGORITHM};
+use exporter_contract::{DumpOptions, ErrorKind, FINGERPRINT_ALGORITHM, PayloadFormat};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -319,10 +319,16 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
                 0.0
             };
             let (parts, items) = db.engine.summary_nouns();
+            // An RDB file has no per-database summary; "0 keys" would read like an empty dump.
+            let counts =
+                if stats.summary.tables.is_empty() && stats.meta.format == PayloadFormat::Rdb {
+                    "point-in-time snapshot".to_owned()
+                } else {
+                    format!("{} {parts}, {rows} {items}", stats.summary.tables.len())
+                };
             ui.info(format!(
-                "  {}: ok {file}: {} {parts}, {rows} {items}, {} -> {} ({ratio:.1}x) in {:.1}s",
+                "  {}: ok {file}: {counts}, {} -> {} ({ratio:.1}x) in {:.1}s",
                 db.name,
-                stats.summary.tables.len(),
                 human_bytes(stats.uncompressed_bytes),
                 human_bytes(stats.compressed_bytes),
                 stats.seconds
@@ -381,7 +387,7 @@ fn hint_for(e: &PipelineError) -> Option<String> {
             ErrorKind::Connect => Some("is the server running and reachable from here (host, port, tunnel)?".into()),
             ErrorKind::Auth => Some("check the user and password; keep passwords out of exporter.toml with ${VAR}".into()),
             ErrorKind::NotFound => Some("check the database name in the URL".into()),
-            ErrorKind::Permission => Some("dump as a role that can read every table (the owner or a superuser)".into()),
+            ErrorKind::Permission => Some("dump as a user that may read everything the error names (the owner, a superuser, or an ACL user with those commands)".into()),
             ErrorKind::Unsupported => Some("this object cannot be exported faithfully yet; nothing was written for this database".into()),
             _ => None,
         },

@@ -21,6 +21,9 @@
 //! 5. Dropping a [`Dump`] (body and completion) before completion cancels the work on the
 //!    server: adapters must not keep a query running for a consumer that is gone.
 //!
+//! Adapters build the [`Dump`] with [`produce::dump_channel`]: a bounded body channel, a
+//! batching [`produce::Producer`] and the completion signal, implementing points 3–5 once.
+//!
 //! Fingerprints ([`Fingerprint`]) are computed by the adapter while the rows stream out, inside
 //! the dump's own snapshot, so they never cost a second read.
 
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 mod error;
 mod fingerprint;
+pub mod produce;
 mod url_safe;
 
 pub use error::{EngineError, ErrorKind};

@@ -6,11 +6,20 @@ use std::str::FromStr;
 
 use url::Url;
 
-/// Query parameters whose values are secrets and are redacted when displayed.
-const SECRET_PARAMS: &[&str] = &["password", "sslpassword", "pass", "token", "access_token"];
+/// Query parameters whose values are known not to be secret and are shown as they are. Every
+/// other parameter's value is redacted: an unknown parameter may well be a password
+/// (`?pwd=…`, `?auth=…`), and redacting too much costs nothing.
+const SHOWN_PARAMS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "ssl_mode",
+    "connect_timeout",
+    "application_name",
+];
 
 /// A parsed database URL (`postgres://user:pass@host:5432/db?…`) whose `Display` and `Debug`
-/// replace the password (and secret query parameters) with `****`.
+/// replace the password and the value of every query parameter not known to be harmless
+/// (`sslmode`, `connect_timeout`, …) with `****`.
 ///
 /// Wrap a URL in this type the moment it is parsed; get the secret out only through
 /// [`DatabaseUrl::password`] or [`DatabaseUrl::expose`], at the point of connecting.
@@ -97,7 +106,8 @@ impl DatabaseUrl {
         &self.0
     }
 
-    /// The URL with the password and secret query values replaced by `****`.
+    /// The URL with the password and every query value not known to be harmless replaced by
+    /// `****`.
     #[must_use]
     pub fn redacted(&self) -> String {
         let mut url = self.0.clone();
@@ -108,7 +118,7 @@ impl DatabaseUrl {
             let pairs: Vec<(String, String)> = url
                 .query_pairs()
                 .map(|(k, v)| {
-                    let secret = SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                    let secret = !SHOWN_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
                     (
                         k.into_owned(),
                         if secret {
@@ -191,6 +201,16 @@ mod tests {
         assert_eq!(u.database().as_deref(), Some("main"));
         assert_eq!(u.port(), Some(5432));
         assert_eq!(u.host(), "db.example");
+    }
+
+    #[test]
+    fn unknown_query_values_are_redacted_known_ones_shown() {
+        let u =
+            DatabaseUrl::parse("redis://h:6379/3?auth=hunter3&connect_timeout=5&pwd=x").unwrap();
+        assert_eq!(
+            u.to_string(),
+            "redis://h:6379/3?auth=****&connect_timeout=5&pwd=****"
+        );
     }
 
     #[test]

@@ -10,6 +10,11 @@ use mysql_async::Value;
 pub enum Encoding {
     /// Integers, DECIMAL, FLOAT, DOUBLE, YEAR: unquoted numbers.
     Number,
+    /// ENUM and SET: read as `col+0` (the ENUM index, the SET bitmask) and written as that
+    /// number. A label would not be exact: a value stored as index 0 (an invalid value written
+    /// under a permissive sql_mode) reads as `''`, which restores as a real `''` member if the
+    /// ENUM has one; the index restores exactly.
+    Index,
     /// Binary strings, BLOBs, BIT and spatial values: `0x…` of the stored bytes
     /// (spatial: MariaDB's internal format, 4-byte SRID + WKB, which keeps the SRID).
     Hex,
@@ -60,21 +65,34 @@ impl Encoding {
             "json" if charset.is_none() => Self::Utf8Text {
                 charset: "utf8mb4".to_owned(),
             },
-            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum"
-            | "set" | "json" => match charset.map(str::to_ascii_lowercase).as_deref() {
-                None | Some("binary") => Self::Hex,
-                Some(cs @ ("utf8mb4" | "utf8mb3" | "utf8" | "ascii")) => Self::Utf8Text {
-                    charset: cs.to_owned(),
-                },
-                Some(cs) if cs.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
-                    Self::CharsetHex {
+            "enum" | "set" => Self::Index,
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "json" => {
+                match charset.map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("binary") => Self::Hex,
+                    Some(cs @ ("utf8mb4" | "utf8mb3" | "utf8" | "ascii")) => Self::Utf8Text {
                         charset: cs.to_owned(),
+                    },
+                    Some(cs) if cs.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                        Self::CharsetHex {
+                            charset: cs.to_owned(),
+                        }
                     }
+                    Some(_) => return None,
                 }
-                Some(_) => return None,
-            },
+            }
             _ => return None,
         })
+    }
+}
+
+impl Encoding {
+    /// The expression selecting a column of this encoding, given its quoted name.
+    #[must_use]
+    pub fn select_expr(&self, quoted: &str) -> String {
+        match self {
+            Self::Index => format!("({quoted}+0)"),
+            _ => quoted.to_owned(),
+        }
     }
 }
 
@@ -95,8 +113,8 @@ pub fn literal(out: &mut Vec<u8>, value: &Value, encoding: &Encoding) -> Result<
     };
     match (value, encoding) {
         (Value::NULL, _) => out.extend_from_slice(b"NULL"),
-        (Value::Int(n), Encoding::Number) => push_fmt(out, format_args!("{n}")),
-        (Value::UInt(n), Encoding::Number) => push_fmt(out, format_args!("{n}")),
+        (Value::Int(n), Encoding::Number | Encoding::Index) => push_fmt(out, format_args!("{n}")),
+        (Value::UInt(n), Encoding::Number | Encoding::Index) => push_fmt(out, format_args!("{n}")),
         // Exactly as stored: the binary protocol carries the IEEE value; `{:e}` prints the
         // shortest decimal that parses back to the same double, and the exponent makes it
         // an approximate-value (double) literal. A FLOAT is widened to f64 exactly first, so

@@ -72,7 +72,9 @@
 //! - BINARY, VARBINARY, BLOBs, BIT, and text columns with the `binary` charset: `0x…` hex;
 //! - spatial types: `0x…` of MariaDB's internal format (4-byte SRID + WKB), which keeps the
 //!   SRID exactly (checked with `ST_SRID`/`ST_AsWKB` by the M03 test);
-//! - text in `utf8mb4`, `utf8mb3`, `ascii` (CHAR, VARCHAR, TEXT, ENUM, SET, MariaDB JSON):
+//! - ENUM and SET: their index / bitmask (`col+0`), unquoted: an invalid value stored as
+//!   index 0 reads as `''` and would restore as a real `''` member; the number is exact;
+//! - text in `utf8mb4`, `utf8mb3`, `ascii` (CHAR, VARCHAR, TEXT, MariaDB JSON):
 //!   a quoted string with backslash escapes for `\0 ' \ \n \r ^Z` when the bytes are valid in
 //!   the charset, otherwise `_charset 0x…`;
 //! - text in any other charset (latin1, …): `_charset 0x…`, the stored bytes exactly;
@@ -121,14 +123,13 @@
 //! Collation" recorded with routines. A row whose literal exceeds the restoring server's or
 //! client's `max_allowed_packet` fails the restore loudly.
 
-use bytes::Bytes;
+use exporter_contract::produce::dump_channel;
 use exporter_contract::{
-    Consistency, DatabaseUrl, Dump, DumpMeta, DumpOptions, DumpSummary, EngineError, ErrorKind,
-    PayloadFormat, ServerInfo, Source, TableSummary,
+    Consistency, DatabaseUrl, Dump, DumpMeta, DumpOptions, EngineError, PayloadFormat, ServerInfo,
+    Source, TableSummary,
 };
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
 
 pub mod catalog;
 pub mod connect;
@@ -182,14 +183,6 @@ async fn preflight(url: DatabaseUrl) -> Result<ServerInfo, EngineError> {
     })
 }
 
-fn body_copy(e: &EngineError) -> EngineError {
-    let copy = EngineError::new(e.kind(), e.message().to_owned()).retryable(e.is_retryable());
-    match e.object() {
-        Some(object) => copy.with_object(object.to_owned()),
-        None => copy,
-    }
-}
-
 async fn start_dump(url: DatabaseUrl, definers: bool) -> Result<Dump, EngineError> {
     let mut s = open(&url, true).await?;
     let catalog = match catalog::load(&mut s, url.database().as_deref()).await {
@@ -211,10 +204,8 @@ async fn start_dump(url: DatabaseUrl, definers: bool) -> Result<Dump, EngineErro
         server_version: s.version.clone(),
         engine: s.flavor.engine(),
     };
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, EngineError>>(stream::CHANNEL_CHUNKS);
-    let (done_tx, done_rx) = oneshot::channel::<Result<DumpSummary, EngineError>>();
+    let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
-        let mut out = stream::Out::new(tx.clone());
         let result = stream::produce(&mut s, &catalog, &plan, &mut out).await;
         let result = match result {
             Ok(summary) => match s.exec_drop("COMMIT", None).await {
@@ -227,28 +218,11 @@ async fn start_dump(url: DatabaseUrl, definers: bool) -> Result<Dump, EngineErro
             tracing::debug!(error = %e, "mysql dump failed");
             // Stop the server from sending a result nobody reads, then close.
             connect::kill(&s.opts, s.id).await;
-            let _ = tx.send(Err(body_copy(e))).await;
         }
         drop(s);
-        drop(out);
-        drop(tx);
-        let _ = done_tx.send(result);
+        out.finish(result).await;
     });
-    let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
-    let completion = async move {
-        done_rx.await.unwrap_or_else(|_| {
-            Err(EngineError::new(
-                ErrorKind::Protocol,
-                "the dump task ended without reporting completion",
-            ))
-        })
-    }
-    .boxed();
-    Ok(Dump {
-        meta,
-        body,
-        completion,
-    })
+    Ok(dump)
 }
 
 impl Source for MysqlSource {

@@ -3,20 +3,15 @@
 
 use std::fmt::Write as _;
 
-use bytes::{Bytes, BytesMut};
+use exporter_contract::produce::Producer;
 use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, TableSummary};
 use mysql_async::prelude::Queryable;
-use tokio::sync::mpsc;
 
 use crate::catalog::{Catalog, Object, ObjectKind, Sequence, Table};
 use crate::connect::Session;
 use crate::encode::{delimiter_for, literal, quote_ident, quote_str, strip_definer};
 
-/// Output is sent in chunks of about this size.
-pub const CHUNK: usize = 128 * 1024;
-
-/// Chunks the channel holds before the producer waits for the consumer.
-pub const CHANNEL_CHUNKS: usize = 8;
+pub use exporter_contract::produce::{CHANNEL_CHUNKS, CHUNK};
 
 /// Multi-row INSERT statements are closed before they grow past this many bytes (a single
 /// larger row makes a statement of its own). Well under the default `max_allowed_packet`
@@ -54,67 +49,6 @@ SET SQL_NOTES=@OLD_SQL_NOTES;
 -- exporter: dump complete
 ";
 
-fn cancelled() -> EngineError {
-    EngineError::new(
-        ErrorKind::Cancelled,
-        "the consumer of the dump went away; dump abandoned",
-    )
-}
-
-/// Batches output into [`CHUNK`]-sized messages on the channel.
-pub struct Out {
-    buf: BytesMut,
-    tx: mpsc::Sender<Result<Bytes, EngineError>>,
-    /// Uncompressed bytes handed to the channel so far.
-    pub written: u64,
-}
-
-impl Out {
-    /// Wrap the sending half of the body channel.
-    #[must_use]
-    pub fn new(tx: mpsc::Sender<Result<Bytes, EngineError>>) -> Self {
-        Self {
-            buf: BytesMut::with_capacity(CHUNK),
-            tx,
-            written: 0,
-        }
-    }
-
-    /// Append bytes; send when the batch is full. A piece larger than a chunk is sent in
-    /// chunk-sized slices, so no message exceeds about twice [`CHUNK`].
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Cancelled`] when the consumer dropped the body.
-    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), EngineError> {
-        while !data.is_empty() {
-            let room = CHUNK.saturating_sub(self.buf.len()).max(1);
-            let n = room.min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if self.buf.len() >= CHUNK {
-                self.flush().await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Send whatever is batched.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Cancelled`] when the consumer dropped the body.
-    pub async fn flush(&mut self) -> Result<(), EngineError> {
-        if !self.buf.is_empty() {
-            let chunk = self.buf.split().freeze();
-            self.written += chunk.len() as u64;
-            self.tx.send(Ok(chunk)).await.map_err(|_| cancelled())?;
-            self.buf.reserve(CHUNK);
-        }
-        Ok(())
-    }
-}
-
 /// What the producer needs besides the catalog.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -136,7 +70,7 @@ pub async fn produce(
     s: &mut Session,
     catalog: &Catalog,
     plan: &Plan,
-    out: &mut Out,
+    out: &mut Producer,
 ) -> Result<DumpSummary, EngineError> {
     let mut summary = DumpSummary::default();
     let scope = if catalog.all_schemas {
@@ -297,7 +231,7 @@ async fn sequence(
     s: &mut Session,
     catalog: &Catalog,
     seq: &Sequence,
-    out: Option<&mut Out>,
+    out: Option<&mut Producer>,
 ) -> Result<TableSummary, EngineError> {
     let object = format!(
         "sequence {}.{}",
@@ -358,7 +292,7 @@ pub async fn table_rows(
     s: &mut Session,
     catalog: &Catalog,
     table: &Table,
-    mut out: Option<&mut Out>,
+    mut out: Option<&mut Producer>,
 ) -> Result<TableSummary, EngineError> {
     let qualified = format!(
         "{}.{}",
@@ -367,8 +301,14 @@ pub async fn table_rows(
     );
     let object = format!("table {qualified}");
     let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let exprs: Vec<String> = table
+        .columns
+        .iter()
+        .zip(&cols)
+        .map(|(c, quoted)| c.encoding.select_expr(quoted))
+        .collect();
     let cols = cols.join(",");
-    let select = format!("SELECT {cols} FROM {qualified}");
+    let select = format!("SELECT {} FROM {qualified}", exprs.join(","));
     let prefix = format!("INSERT INTO {} ({cols}) VALUES ", quote_ident(&table.name));
     let stmt = match s.conn.prep(select).await {
         Ok(stmt) => stmt,

@@ -885,3 +885,34 @@ async fn consumer_gone_cancels_and_frees_the_server() {
     }
     assert!(gone, "the server still runs the abandoned dump query");
 }
+
+/// An invalid ENUM value written under a permissive sql_mode is stored as index 0 and reads as
+/// `''`; written back as `''` it became a real `''` member (index 1) on restore, silently
+/// (found by adversarial testing). ENUM and SET now travel as their index / bitmask.
+#[tokio::test]
+async fn enum_index_zero_and_set_bitmasks_are_exact() {
+    let db = TestDb::new("enum0");
+    db.run(
+        "SET SESSION sql_mode = '';
+         CREATE TABLE en (id INT PRIMARY KEY, e ENUM('', 'a', 'it''s, odd'), s SET('', 'x', 'y'));
+         INSERT INTO en VALUES (1, '', ''), (2, 'bogus', 'x,y'), (3, 'a', 'y'), (4, 'it''s, odd', NULL), (5, NULL, 'nope');",
+    );
+    let check = "SELECT id, e + 0, HEX(e), s + 0, HEX(s) FROM en ORDER BY id";
+    let source = db.run(check);
+    assert!(
+        source.contains("\n2\t0\t\t6\t782C79\n"),
+        "the source really holds index 0: {source}"
+    );
+    let d = round_trip(&db, None).await;
+    let target = restore("enum0r", &d.script, &[STRICT]);
+    assert_eq!(
+        target.run(check),
+        source,
+        "ENUM/SET values changed on restore"
+    );
+    assert!(
+        d.text().contains("(2,0,6)"),
+        "index and bitmask written as numbers:\n{}",
+        d.text()
+    );
+}

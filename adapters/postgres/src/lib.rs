@@ -85,14 +85,13 @@
 //! Not reproduced (no data is lost): per-column statistics targets, storage and compression
 //! settings, database-level settings (`ALTER DATABASE … SET`), the grantor of privileges.
 
-use bytes::Bytes;
+use exporter_contract::produce::dump_channel;
 use exporter_contract::{
-    Consistency, DatabaseUrl, Dump, DumpMeta, DumpOptions, DumpSummary, EngineError, ErrorKind,
-    PayloadFormat, ServerInfo, Source, TableSummary,
+    Consistency, DatabaseUrl, Dump, DumpMeta, DumpOptions, EngineError, ErrorKind, PayloadFormat,
+    ServerInfo, Source, TableSummary,
 };
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
 
 mod catalog;
 mod connect;
@@ -188,14 +187,6 @@ async fn preflight(url: DatabaseUrl) -> Result<ServerInfo, EngineError> {
     })
 }
 
-fn body_copy(e: &EngineError) -> EngineError {
-    let copy = EngineError::new(e.kind(), e.message().to_owned()).retryable(e.is_retryable());
-    match e.object() {
-        Some(object) => copy.with_object(object.to_owned()),
-        None => copy,
-    }
-}
-
 /// How often the start of a dump is retried when concurrent DDL changed the tables between
 /// listing and locking them.
 const START_ATTEMPTS: u32 = 3;
@@ -247,36 +238,17 @@ async fn start_dump(url: DatabaseUrl, options: DumpOptions) -> Result<Dump, Engi
         consistency: Consistency::Snapshot,
         size_hint: plan.size_hint,
     };
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, EngineError>>(stream::CHANNEL_CHUNKS);
-    let (done_tx, done_rx) = oneshot::channel::<Result<DumpSummary, EngineError>>();
+    let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
-        let mut out = stream::Out::new(tx.clone());
         let result = stream::produce(&mut conn, plan, &mut out).await;
         // Close the connection before reporting: nothing keeps running on the server.
         drop(conn);
         if let Err(e) = &result {
             tracing::debug!(error = %e, "postgres dump failed");
-            let _ = tx.send(Err(body_copy(e))).await;
         }
-        drop(out);
-        drop(tx);
-        let _ = done_tx.send(result);
+        out.finish(result).await;
     });
-    let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
-    let completion = async move {
-        done_rx.await.unwrap_or_else(|_| {
-            Err(EngineError::new(
-                ErrorKind::Protocol,
-                "the dump task ended without reporting completion",
-            ))
-        })
-    }
-    .boxed();
-    Ok(Dump {
-        meta,
-        body,
-        completion,
-    })
+    Ok(dump)
 }
 
 impl Source for PostgresSource {

@@ -1,20 +1,13 @@
-//! The producer: writes the planned script into a bounded channel while rows stream out of
+//! The producer: writes the planned script into the dump's body (a
+//! [`Producer`]) while rows stream out of
 //! `COPY … TO STDOUT`, fingerprinting every row on the way.
 
-use bytes::{Bytes, BytesMut};
+use exporter_contract::produce::{CHUNK, Producer};
 use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, TableSummary};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
 use crate::catalog::{DataTable, Plan};
 use crate::connect::Conn;
-
-/// Output is sent in chunks of about this size (COPY delivers one message per row; sending
-/// each would cost a channel message per row).
-pub const CHUNK: usize = 128 * 1024;
-
-/// Chunks the channel holds before the producer waits for the consumer.
-pub const CHANNEL_CHUNKS: usize = 8;
 
 /// Large objects are read and written in pieces of this size; it is also the unit of their
 /// fingerprint rows (see the crate docs).
@@ -44,79 +37,6 @@ SET default_tablespace = '';
 SET default_table_access_method = heap;
 
 ";
-
-fn cancelled() -> EngineError {
-    EngineError::new(
-        ErrorKind::Cancelled,
-        "the consumer of the dump went away; dump abandoned",
-    )
-}
-
-/// Batches output into [`CHUNK`]-sized messages on the channel.
-pub struct Out {
-    buf: BytesMut,
-    tx: mpsc::Sender<Result<Bytes, EngineError>>,
-    /// Uncompressed bytes handed to the channel so far.
-    pub written: u64,
-}
-
-impl Out {
-    /// Wrap the sending half of the body channel.
-    #[must_use]
-    pub fn new(tx: mpsc::Sender<Result<Bytes, EngineError>>) -> Self {
-        Self {
-            buf: BytesMut::with_capacity(CHUNK),
-            tx,
-            written: 0,
-        }
-    }
-
-    /// Append bytes; send when the batch is full.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Cancelled`] when the consumer dropped the body.
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), EngineError> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Append an owned chunk: a large one (a big row) goes out as is, without a copy.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Cancelled`] when the consumer dropped the body.
-    pub async fn write_bytes(&mut self, data: Bytes) -> Result<(), EngineError> {
-        if data.len() >= CHUNK {
-            self.flush().await?;
-            self.send(data).await
-        } else {
-            self.write(&data).await
-        }
-    }
-
-    /// Send whatever is batched.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Cancelled`] when the consumer dropped the body.
-    pub async fn flush(&mut self) -> Result<(), EngineError> {
-        if !self.buf.is_empty() {
-            let chunk = self.buf.split().freeze();
-            self.send(chunk).await?;
-            self.buf.reserve(CHUNK);
-        }
-        Ok(())
-    }
-
-    async fn send(&mut self, chunk: Bytes) -> Result<(), EngineError> {
-        self.written += chunk.len() as u64;
-        self.tx.send(Ok(chunk)).await.map_err(|_| cancelled())
-    }
-}
 
 /// Splits COPY text output into rows (a row may in principle span chunks) and fingerprints
 /// each row without its newline.
@@ -173,7 +93,7 @@ impl RowHasher {
 pub async fn copy_table(
     conn: &mut Conn,
     table: &DataTable,
-    mut out: Option<&mut Out>,
+    mut out: Option<&mut Producer>,
 ) -> Result<TableSummary, EngineError> {
     let stream = match conn.client.copy_out(&table.copy_out_sql()).await {
         Ok(stream) => stream,
@@ -220,7 +140,7 @@ fn hex(data: &[u8]) -> String {
 pub async fn copy_large_objects(
     conn: &mut Conn,
     oids: &[u32],
-    mut out: Option<&mut Out>,
+    mut out: Option<&mut Producer>,
 ) -> Result<TableSummary, EngineError> {
     let mut fingerprint = Fingerprint::EMPTY;
     let mut rows = 0u64;
@@ -279,7 +199,7 @@ pub async fn copy_large_objects(
 pub async fn produce(
     conn: &mut Conn,
     plan: Plan,
-    out: &mut Out,
+    out: &mut Producer,
 ) -> Result<DumpSummary, EngineError> {
     out.write(HEADER.as_bytes()).await?;
     for stmt in &plan.pre {

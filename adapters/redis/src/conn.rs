@@ -90,8 +90,14 @@ impl Target {
                         connect_timeout = Duration::from_secs(secs);
                     }
                 }
+                // Ignoring a parameter could mean dumping without the authentication or
+                // database the user asked for; refuse it, naming only the key (values may be
+                // secrets).
                 other => {
-                    tracing::warn!(parameter = other, "ignoring unknown Redis URL parameter");
+                    return Err(unsupported(format!(
+                        "URL parameter {other:?} is not supported (supported: connect_timeout); \
+                         put the user, password and database in the URL itself"
+                    )));
                 }
             }
         }

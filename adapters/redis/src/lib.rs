@@ -122,25 +122,21 @@
 //! types that do `DUMP` are included as opaque payloads. Objects are the redacted URL plus
 //! `db<n>` and key: never the password.
 
-use std::future::Future;
-
-use bytes::Bytes;
+use exporter_contract::produce::{Producer, cancelled, dump_channel};
 use exporter_contract::{
     Consistency, DatabaseUrl, Dump, DumpMeta, DumpOptions, DumpSummary, EngineError, ErrorKind,
     PayloadFormat, ServerInfo, Source, TableSummary,
 };
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
 
 mod conn;
 mod logical;
-mod out;
 mod rdb;
 mod rdbfmt;
 
 pub use conn::CLIENT_NAME;
-pub use out::CHUNK;
+pub use exporter_contract::produce::CHUNK;
 
 /// Engine name in manifests.
 pub const ENGINE: &str = "redis";
@@ -301,53 +297,28 @@ async fn preflight(url: DatabaseUrl, format: RedisFormat) -> Result<ServerInfo, 
     })
 }
 
-fn body_copy(e: &EngineError) -> EngineError {
-    let copy = EngineError::new(e.kind(), e.message().to_owned()).retryable(e.is_retryable());
-    match e.object() {
-        Some(object) => copy.with_object(object.to_owned()),
-        None => copy,
-    }
-}
-
-/// Run `produce` in its own task behind a bounded body channel; it is abandoned (and its
+/// Run `produce` in its own task, writing into the dump's body; it is abandoned (and its
 /// connection closed) as soon as the consumer drops the body.
-fn spawn_dump<F, Fut>(meta: DumpMeta, produce: F) -> Dump
+fn spawn_dump<F>(meta: DumpMeta, produce: F) -> Dump
 where
-    F: FnOnce(out::Out) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<DumpSummary, EngineError>> + Send + 'static,
+    F: for<'a> FnOnce(&'a mut Producer) -> BoxFuture<'a, Result<DumpSummary, EngineError>>
+        + Send
+        + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, EngineError>>(out::CHANNEL_CHUNKS);
-    let (done_tx, done_rx) = oneshot::channel::<Result<DumpSummary, EngineError>>();
+    let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
-        let watch = tx.clone();
+        let gone = out.closed();
         let result = tokio::select! {
-            r = produce(out::Out::new(tx.clone())) => r,
-            () = watch.closed() => Err(out::cancelled()),
+            r = produce(&mut out) => r,
+            () = gone => Err(cancelled()),
         };
         // The producer (and its connection) is dropped by now: nothing keeps running.
         if let Err(e) = &result {
             tracing::debug!(error = %e, "redis dump failed");
-            let _ = tx.send(Err(body_copy(e))).await;
         }
-        drop(tx);
-        drop(watch);
-        let _ = done_tx.send(result);
+        out.finish(result).await;
     });
-    let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
-    let completion = async move {
-        done_rx.await.unwrap_or_else(|_| {
-            Err(EngineError::new(
-                ErrorKind::Protocol,
-                "the dump task ended without reporting completion",
-            ))
-        })
-    }
-    .boxed();
-    Dump {
-        meta,
-        body,
-        completion,
-    }
+    dump
 }
 
 fn size_hint(memory_info: &str) -> Option<u64> {
@@ -372,36 +343,39 @@ async fn start_resp(url: DatabaseUrl) -> Result<Dump, EngineError> {
         consistency: Consistency::BestEffort,
         size_hint: hint,
     };
-    Ok(spawn_dump(meta, move |mut out| async move {
-        let Opened {
-            mut conn, target, ..
-        } = opened;
-        let stats = logical::Runner::new(&mut conn, &target, plan, Some(&mut out))
-            .run()
-            .await?;
-        tracing::info!(
-            endpoint = %target.endpoint,
-            max_rdb_version = stats.max_rdb_version,
-            "redis RESP dump complete"
-        );
-        let warnings = stats
-            .vanished
-            .iter()
-            .map(|(db, n)| {
-                format!(
-                    "db{db}: {n} key(s) expired or were deleted between SCAN and DUMP and are \
-                     not in the archive (best-effort consistency)"
-                )
+    Ok(spawn_dump(meta, move |out| {
+        async move {
+            let Opened {
+                mut conn, target, ..
+            } = opened;
+            let stats = logical::Runner::new(&mut conn, &target, plan, Some(out))
+                .run()
+                .await?;
+            tracing::info!(
+                endpoint = %target.endpoint,
+                max_rdb_version = stats.max_rdb_version,
+                "redis RESP dump complete"
+            );
+            let warnings = stats
+                .vanished
+                .iter()
+                .map(|(db, n)| {
+                    format!(
+                        "db{db}: {n} key(s) expired or were deleted between SCAN and DUMP and are \
+                         not in the archive (best-effort consistency)"
+                    )
+                })
+                .collect();
+            Ok(DumpSummary {
+                tables: stats.tables,
+                warnings,
+                consistency: None,
+                // The restore target must read this RDB version (see "Restoring into an older server").
+                payload_version: (stats.max_rdb_version > 0)
+                    .then(|| format!("rdb {}", stats.max_rdb_version)),
             })
-            .collect();
-        Ok(DumpSummary {
-            tables: stats.tables,
-            warnings,
-            consistency: None,
-            // The restore target must read this RDB version (see "Restoring into an older server").
-            payload_version: (stats.max_rdb_version > 0)
-                .then(|| format!("rdb {}", stats.max_rdb_version)),
-        })
+        }
+        .boxed()
     }))
 }
 
@@ -421,21 +395,24 @@ async fn start_rdb(url: DatabaseUrl) -> Result<Dump, EngineError> {
             rdb::Transfer::Marked(_) => size_hint(&memory),
         },
     };
-    Ok(spawn_dump(meta, move |mut out| async move {
-        let Opened {
-            mut conn, target, ..
-        } = opened;
-        let (version, bytes) = rdb::stream(&mut conn, transfer, &mut out).await?;
-        tracing::info!(
-            endpoint = %target.endpoint,
-            rdb_version = version,
-            bytes,
-            "redis RDB snapshot complete"
-        );
-        Ok(DumpSummary {
-            payload_version: Some(format!("rdb {version}")),
-            ..DumpSummary::default()
-        })
+    Ok(spawn_dump(meta, move |out| {
+        async move {
+            let Opened {
+                mut conn, target, ..
+            } = opened;
+            let (version, bytes) = rdb::stream(&mut conn, transfer, out).await?;
+            tracing::info!(
+                endpoint = %target.endpoint,
+                rdb_version = version,
+                bytes,
+                "redis RDB snapshot complete"
+            );
+            Ok(DumpSummary {
+                payload_version: Some(format!("rdb {version}")),
+                ..DumpSummary::default()
+            })
+        }
+        .boxed()
     }))
 }
 

@@ -3,11 +3,11 @@
 //! streaming each payload in pieces and fingerprinting every key on the way.
 
 use bytes::Bytes;
+use exporter_contract::produce::{CHUNK, Producer};
 use exporter_contract::{EngineError, ErrorKind, Fingerprint, TableSummary};
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::conn::{Conn, Reply, Target, encode, escape_key, server_error};
-use crate::out::{CHUNK, Out};
 use crate::rdbfmt::{DUMP_TRAILER, crc64, lzf_decompress};
 
 /// `SCAN … COUNT` hint: keys per page (the server may return somewhat more or fewer).
@@ -106,7 +106,7 @@ fn key_object(target: &Target, db: u32, key: &[u8]) -> String {
 /// its CRC64, hashed (all but the trailer), and its trailer kept.
 struct PayloadReader<'a, 'o> {
     conn: &'a mut Conn,
-    out: Option<&'a mut Out>,
+    out: Option<&'a mut Producer>,
     object: &'o str,
     len: u64,
     pos: u64,
@@ -313,7 +313,7 @@ pub struct Runner<'a> {
     conn: &'a mut Conn,
     target: &'a Target,
     plan: Plan,
-    out: Option<&'a mut Out>,
+    out: Option<&'a mut Producer>,
     probe_sizes: bool,
     max_rdb_version: u16,
 }
@@ -324,7 +324,7 @@ impl<'a> Runner<'a> {
         conn: &'a mut Conn,
         target: &'a Target,
         plan: Plan,
-        out: Option<&'a mut Out>,
+        out: Option<&'a mut Producer>,
     ) -> Self {
         Self {
             conn,

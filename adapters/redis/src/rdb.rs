@@ -2,10 +2,10 @@
 //! `SYNC`) makes the server produce a point-in-time snapshot, which is streamed in pieces and
 //! cut exactly at its end, whichever transfer form the server picks.
 
+use exporter_contract::produce::{CHUNK, Producer};
 use exporter_contract::{EngineError, ErrorKind};
 
 use crate::conn::{Conn, Reply, server_error};
-use crate::out::{CHUNK, Out};
 use crate::rdbfmt::{EOF_MARK_LEN, MarkCutter, RdbCheck};
 
 /// How the server sends the snapshot.
@@ -27,8 +27,8 @@ fn refused(conn: &Conn, command: &str, text: &str) -> EngineError {
         kind,
         format!(
             "the server refused the replication handshake ({command}: {text}); the RDB format \
-             needs a connection that may replicate. hint: use the default RESP format \
-             (RedisFormat::Resp), which needs only SCAN, DUMP and PEXPIRETIME"
+             needs a connection that may replicate; the default RESP format needs only SCAN, \
+             DUMP and PEXPIRETIME (`exporter dump --redis-format resp`)"
         ),
     )
     .with_object(conn.endpoint.clone())
@@ -108,7 +108,7 @@ pub async fn handshake(conn: &mut Conn) -> Result<Transfer, EngineError> {
 pub async fn stream(
     conn: &mut Conn,
     transfer: Transfer,
-    out: &mut Out,
+    out: &mut Producer,
 ) -> Result<(u32, u64), EngineError> {
     let mut check = RdbCheck::default();
     match transfer {
