@@ -224,17 +224,24 @@ fn push_charset_hex(out: &mut Vec<u8>, charset: &str, bytes: &[u8]) {
 pub fn push_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'\'');
-    for &b in bytes {
-        match b {
-            0 => out.extend_from_slice(b"\\0"),
-            b'\'' => out.extend_from_slice(b"\\'"),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            0x1A => out.extend_from_slice(b"\\Z"),
-            _ => out.push(b),
-        }
+    // Copy runs of bytes that need no escape in one go (the hot path of text-heavy tables;
+    // a byte-at-a-time push showed up at 7.6% of a MariaDB dump's profile).
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            0 => b"\\0",
+            b'\'' => b"\\'",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            0x1A => b"\\Z",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escaped);
+        start = i + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'\'');
 }
 
@@ -385,6 +392,19 @@ mod tests {
         assert_eq!((s.parse::<f64>().unwrap() as f32).to_bits(), f.to_bits());
         assert_eq!(lit(&Value::Double(0.1), &Encoding::Number), "1e-1");
         assert_eq!(lit(&Value::Double(-1e300), &Encoding::Number), "-1e300");
+    }
+
+    #[test]
+    fn quoting_escapes_every_special_byte_between_runs() {
+        let mut out = Vec::new();
+        push_quoted(&mut out, b"a\0b'c\\d\ne\rf\x1ag");
+        assert_eq!(out, b"'a\\0b\\'c\\\\d\\ne\\rf\\Zg'");
+        out.clear();
+        push_quoted(&mut out, b"'\n");
+        assert_eq!(out, b"'\\'\\n'");
+        out.clear();
+        push_quoted(&mut out, b"");
+        assert_eq!(out, b"''");
     }
 
     #[test]
