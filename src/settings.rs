@@ -199,14 +199,7 @@ pub fn parse_config(
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, SettingsError> {
-    let raw: ConfigFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        let msg = e.message().trim_end().to_owned();
-        match line {
-            Some(line) => SettingsError::new(format!("{origin}, line {line}: {msg}")),
-            None => SettingsError::new(format!("{origin}: {msg}")),
-        }
-    })?;
+    let raw: ConfigFile = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
 
     let to = match raw.storage.and_then(|s| s.to) {
         Some(to) => {
@@ -250,6 +243,44 @@ pub fn parse_config(
         databases.push(DatabaseTarget { name, url, engine });
     }
     Ok(Config { to, databases })
+}
+
+/// Read only `[storage] to` of a config file, for commands that need no database (`verify`):
+/// the databases' `${VAR}` references are not resolved, so their credentials need not be set.
+///
+/// # Errors
+///
+/// [`SettingsError`] for TOML syntax, unknown keys, or an unset variable in `storage.to`.
+pub fn parse_storage_to(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, SettingsError> {
+    let raw: ConfigFile = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+    raw.storage
+        .and_then(|s| s.to)
+        .map(|to| {
+            let at = format!(
+                "{origin}, line {}, key storage.to",
+                line_of(text, to.span().start)
+            );
+            substitute(to.get_ref(), false, env).map_err(|e| located(&at, &e))
+        })
+        .transpose()
+}
+
+fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> SettingsError {
+    let line = e.span().map(|s| line_of(text, s.start));
+    let msg = e.message().trim_end().to_owned();
+    let err = match line {
+        Some(line) => SettingsError::new(format!("{origin}, line {line}: {msg}")),
+        None => SettingsError::new(format!("{origin}: {msg}")),
+    };
+    if msg.starts_with("unknown field") {
+        err.hint("fixtures/exporter.example.toml lists every key")
+    } else {
+        err
+    }
 }
 
 /// Parse a database URL given on the command line or in the config.

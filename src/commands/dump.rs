@@ -324,7 +324,11 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
                 if stats.summary.tables.is_empty() && stats.meta.format == PayloadFormat::Rdb {
                     "point-in-time snapshot".to_owned()
                 } else {
-                    format!("{} {parts}, {rows} {items}", stats.summary.tables.len())
+                    format!(
+                        "{}, {}",
+                        counted(stats.summary.tables.len() as u64, parts),
+                        counted(rows, items)
+                    )
                 };
             ui.info(format!(
                 "  {}: ok {file}: {counts}, {} -> {} ({ratio:.1}x) in {:.1}s",
@@ -363,6 +367,15 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
             let (msg, hint) = report(&e);
             (failed(msg), hint)
         }
+    }
+}
+
+/// `1 table`, `3 tables`: `noun` is the plural form ending in `s`.
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {}", noun.strip_suffix('s').unwrap_or(noun))
+    } else {
+        format!("{n} {noun}")
     }
 }
 

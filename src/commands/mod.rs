@@ -124,10 +124,10 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
             dump::run(plan, ui, cmd.json).await
         }
         Command::Verify(cmd) => {
-            let (config, _) = load_config(config_path.as_deref(), config_path.is_some())?;
+            let config_to = load_storage_to(config_path.as_deref())?;
             let to = cmd
                 .to
-                .or_else(|| config.as_ref().and_then(|c| c.to.clone()))
+                .or(config_to)
                 .unwrap_or_else(|| settings::DEFAULT_DESTINATION.to_owned());
             let destination = settings::resolve_destination(&to).map_err(settings_failure)?;
             let level = match cmd.level {
@@ -171,6 +171,23 @@ fn load_config(path: Option<&Path>, required: bool) -> Result<(Option<Config>, S
     let env = |k: &str| std::env::var(k).ok();
     let config = settings::parse_config(&text, &name, &env).map_err(settings_failure)?;
     Ok((Some(config), name))
+}
+
+/// `[storage] to` of the config file, if there is one (verify needs nothing else).
+fn load_storage_to(path: Option<&Path>) -> Result<Option<String>, Failure> {
+    let required = path.is_some();
+    let path: PathBuf = path.map_or_else(|| PathBuf::from("exporter.toml"), Path::to_path_buf);
+    let name = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let env = |k: &str| std::env::var(k).ok();
+            settings::parse_storage_to(&text, &name, &env).map_err(settings_failure)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
+        Err(e) => Err(Failure::usage(
+            anyhow::Error::new(e).context(format!("cannot read config file {name}")),
+        )),
+    }
 }
 
 /// A settings error as a usage failure, keeping its hint.

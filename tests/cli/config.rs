@@ -278,15 +278,38 @@ fn example_config_is_valid() {
     let example = crate::support::repo_root().join("fixtures/exporter.example.toml");
     let out = run(exporter(dir.path())
         .env("ACCOUNTS_DB_PASSWORD", "p@ss/word")
+        .env("SHOP_DB_PASSWORD", "sh0p:pw")
+        .env("CACHE_PASSWORD", "c@che")
         .arg("--config")
         .arg(&example)
         .arg("list"));
-    out.expect_code(0).never_shows("p@ss/word");
-    for name in ["billing", "accounts"] {
+    out.expect_code(0)
+        .never_shows("p@ss/word")
+        .never_shows("sh0p:pw")
+        .never_shows("c@che");
+    for name in ["billing", "accounts", "shop", "cache"] {
         assert!(
             out.stdout.contains(name),
             "list does not show {name}:\n{}",
             out.stdout
         );
     }
+}
+
+/// `verify` reads only `[storage]`: it works where the databases' credentials are not set.
+#[test]
+fn verify_ignores_database_credentials_it_does_not_need() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("exporter.toml"),
+        "[storage]\nto = \"runs\"\n[[databases]]\nname = \"a\"\nurl = \"postgres://u:${EXP_UNSET_PW_FOR_VERIFY}@h/a\"\n",
+    )
+    .unwrap();
+    let out = run(exporter(dir.path()).arg("verify"));
+    // No run exists under ./runs: a clean "no", not a config error about the password.
+    out.expect_code(1)
+        .stderr_contains("no run with a manifest in runs");
+    let out = run(exporter(dir.path()).arg("list"));
+    out.expect_code(2)
+        .stderr_contains("EXP_UNSET_PW_FOR_VERIFY is not set");
 }
