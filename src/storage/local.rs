@@ -31,6 +31,33 @@ impl LocalStorage {
     fn run_dir(&self, run_id: &str) -> PathBuf {
         self.root.join(run_id)
     }
+
+    /// A writer to the temporary name of `name`; with `replace`, commit may overwrite an
+    /// existing object (and a stale temporary file is reused), otherwise both are refused.
+    fn writer(&self, run_id: &str, name: &str, replace: bool) -> io::Result<LocalWriter> {
+        let dir = self.run_dir(run_id);
+        let tmp = dir.join(temp_name(name));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(!replace)
+            .create(replace)
+            .truncate(replace)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("failed to create `{}`: {e}", tmp.display()),
+                )
+            })?;
+        Ok(LocalWriter {
+            file: Some(fs_err::File::from_parts(file, &tmp)),
+            tmp,
+            dest: dir.join(name),
+            dir,
+            replace,
+        })
+    }
 }
 
 /// The temporary name of an object while it is written: hidden, and ending in `.tmp`.
@@ -125,50 +152,11 @@ impl Storage for LocalStorage {
     }
 
     fn create_object(&self, run_id: &str, name: &str) -> io::Result<Box<dyn ObjectWriter>> {
-        let dir = self.run_dir(run_id);
-        let tmp = dir.join(temp_name(name));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("failed to create `{}`: {e}", tmp.display()),
-                )
-            })?;
-        Ok(Box::new(LocalWriter {
-            file: Some(fs_err::File::from_parts(file, &tmp)),
-            tmp,
-            dest: dir.join(name),
-            dir,
-            replace: false,
-        }))
+        Ok(Box::new(self.writer(run_id, name, false)?))
     }
 
     fn put_object(&self, run_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let dir = self.run_dir(run_id);
-        let tmp = dir.join(temp_name(name));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("failed to create `{}`: {e}", tmp.display()),
-                )
-            })?;
-        let mut w = Box::new(LocalWriter {
-            file: Some(fs_err::File::from_parts(file, &tmp)),
-            tmp,
-            dest: dir.join(name),
-            dir,
-            replace: true,
-        });
+        let mut w = Box::new(self.writer(run_id, name, true)?);
         w.write_all(bytes)?;
         w.commit()
     }
