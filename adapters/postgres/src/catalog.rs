@@ -72,6 +72,21 @@ impl DataTable {
         format!("COPY {}{} FROM stdin;\n", self.name, self.column_list())
     }
 
+    /// `COPY (SELECT cols FROM ONLY name WHERE ctid in [start, end) pages) TO STDOUT`: one
+    /// page range of the table, read with a TID range scan (PostgreSQL 14+). The text output of
+    /// a `COPY (SELECT …)` is the same as `COPY name`'s for the same columns; `end = None` is
+    /// open-ended, so rows on pages added since sizing are never missed.
+    #[must_use]
+    pub fn copy_out_range_sql(&self, start: u64, end: Option<u64>) -> String {
+        let upper = end.map_or_else(String::new, |e| {
+            format!(" AND ctid < '({e},0)'::pg_catalog.tid")
+        });
+        format!(
+            "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({start},0)'::pg_catalog.tid{upper}) TO STDOUT",
+            self.columns, self.name
+        )
+    }
+
     fn column_list(&self) -> String {
         if self.columns.is_empty() {
             String::new()

@@ -95,6 +95,7 @@ use futures::future::BoxFuture;
 
 mod catalog;
 mod connect;
+mod parallel;
 mod quote;
 mod stream;
 
@@ -240,7 +241,7 @@ async fn start_dump(url: DatabaseUrl, options: DumpOptions) -> Result<Dump, Engi
     };
     let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
-        let result = stream::produce(&mut conn, plan, &mut out).await;
+        let result = stream::produce(&mut conn, plan, Some((&url, options.jobs)), &mut out).await;
         // Close the connection before reporting: nothing keeps running on the server.
         drop(conn);
         if let Err(e) = &result {

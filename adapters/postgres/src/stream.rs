@@ -6,6 +6,8 @@ use exporter_contract::produce::{CHUNK, Producer};
 use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, TableSummary};
 use futures::StreamExt;
 
+use exporter_contract::DatabaseUrl;
+
 use crate::catalog::{DataTable, Plan};
 use crate::connect::Conn;
 
@@ -65,6 +67,12 @@ impl RowHasher {
             data = &data[pos + 1..];
         }
         self.carry.extend_from_slice(data);
+    }
+
+    /// Complete rows seen so far.
+    #[must_use]
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// Rows and fingerprint.
@@ -199,6 +207,7 @@ pub async fn copy_large_objects(
 pub async fn produce(
     conn: &mut Conn,
     plan: Plan,
+    parallel: Option<(&DatabaseUrl, usize)>,
     out: &mut Producer,
 ) -> Result<DumpSummary, EngineError> {
     out.write(HEADER.as_bytes()).await?;
@@ -207,10 +216,17 @@ pub async fn produce(
         out.write(b"\n").await?;
     }
     let mut tables = Vec::with_capacity(plan.tables.len() + 1);
-    for table in &plan.tables {
-        out.write(table.copy_in_header().as_bytes()).await?;
-        tables.push(copy_table(conn, table, Some(out)).await?);
-        out.write(b"\\.\n\n").await?;
+    match parallel {
+        Some((url, jobs)) if jobs > 1 && !plan.tables.is_empty() => {
+            tables.extend(crate::parallel::copy_tables(conn, url, &plan.tables, jobs, out).await?);
+        }
+        _ => {
+            for table in &plan.tables {
+                out.write(table.copy_in_header().as_bytes()).await?;
+                tables.push(copy_table(conn, table, Some(out)).await?);
+                out.write(b"\\.\n\n").await?;
+            }
+        }
     }
     for stmt in &plan.sequences {
         out.write(stmt.as_bytes()).await?;

@@ -159,9 +159,15 @@ pub fn check_output(db: &str, check: &Path) -> String {
 /// Dump `source`, restore into a fresh database, assert that the restore printed nothing on
 /// stderr and that fingerprints match on both sides; returns the restored database.
 pub async fn round_trip(source: &TestDb) -> (TestDb, Vec<u8>, DumpSummary) {
-    let (script, summary) = dump(source.url(), DumpOptions::default())
-        .await
-        .expect("dump succeeds");
+    round_trip_with(source, DumpOptions::default()).await
+}
+
+/// [`round_trip`] with explicit dump options (e.g. parallel jobs).
+pub async fn round_trip_with(
+    source: &TestDb,
+    options: DumpOptions,
+) -> (TestDb, Vec<u8>, DumpSummary) {
+    let (script, summary) = dump(source.url(), options).await.expect("dump succeeds");
     let target = TestDb::new("restore");
     let stderr = restore(&script, &target.name);
     assert_eq!(stderr.trim(), "", "restore printed errors or warnings");
