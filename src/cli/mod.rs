@@ -49,7 +49,8 @@ pub struct DumpCmd {
     /// zstd compression level, 1 to 19 [default: 3].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
-    /// Parallelism: zstd worker threads and databases dumped at once [default: number of cores].
+    /// Parallelism: zstd worker threads, databases dumped at once, and PostgreSQL connections
+    /// copying tables in one shared snapshot [default: number of cores].
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     /// Leave ownership and privilege statements out of the dump.

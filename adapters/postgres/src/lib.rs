@@ -20,7 +20,10 @@
 //!    materialized views `WITH NO DATA`, `OWNED BY` of serial sequences;
 //! 3. data: per table `COPY … (non-generated columns) FROM stdin;`, the `COPY … TO STDOUT`
 //!    text exactly as the server produced it, `\.` — partitioned tables through their leaf
-//!    partitions, inheritance parents and children each with their own rows;
+//!    partitions, inheritance parents and children each with their own rows. With
+//!    [`DumpOptions::jobs`] above 1, `jobs` more connections import this snapshot and copy in
+//!    parallel, big tables split into page ranges; a table's rows then arrive as several
+//!    self-contained `COPY` blocks in completion order (see `parallel.rs`);
 //! 4. sequence positions: `setval(name, last_value, is_called)` (fidelity case P03);
 //! 5. large objects: `lo_create` and `lo_put` in 64 KiB pieces;
 //! 6. post-data: `NOT VALID` checks, primary / unique / exclusion constraints, indexes,
@@ -29,7 +32,8 @@
 //!    owners and privileges.
 //!
 //! Everything is schema-qualified and quoted by the server's own `quote_ident` (P04); the
-//! script has no timestamps, so two dumps of an unchanged database are byte-identical.
+//! script has no timestamps, so two sequential (`jobs = 1`) dumps of an unchanged database are
+//! byte-identical; parallel dumps hold the same statements and rows, blocks in another order.
 //!
 //! # Session settings and why
 //!
@@ -63,7 +67,7 @@
 //! The body channel holds at most 8 chunks of about 128 KiB. The schema (DDL text) is held in
 //! memory while streaming. COPY rows arrive one protocol message each: the ceiling is about
 //! two copies of the largest row's COPY text (a 32 MB bytea is 64 MB of hex text; P05) plus
-//! the channel.
+//! the channel. Parallel jobs add one block of about 256 KiB per worker and as many queued.
 //!
 //! # Supported and rejected
 //!

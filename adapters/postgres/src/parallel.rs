@@ -28,8 +28,11 @@ use crate::catalog::DataTable;
 use crate::connect::{self, Conn};
 use crate::stream::RowHasher;
 
-/// Size at which a worker closes its current block (at a row boundary).
-pub const BLOCK: usize = 4 << 20;
+/// Size at which a worker closes its current block (at a row boundary). Blocks travel through
+/// three bounded queues (workers → producer → body → compressor), so this size multiplies:
+/// 4 MiB blocks measured 240–290 MiB peak RSS on a 1 GiB dump, 1 MiB 80 MiB, 256 KiB 43 MiB
+/// at the same speed.
+pub const BLOCK: usize = 256 << 10;
 
 /// Tables larger than this (on disk) are split into page ranges of about this size.
 pub const RANGE_BYTES: u64 = 64 << 20;
