@@ -37,10 +37,12 @@ use serde::{Deserialize, Serialize};
 mod error;
 mod fingerprint;
 pub mod produce;
+mod restore;
 mod url_safe;
 
 pub use error::{EngineError, ErrorKind};
 pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint};
+pub use restore::{RestoreOptions, RestoreSummary, ScratchServer, Target};
 pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError};
 
 /// The payload format of one archive file, before compression.
