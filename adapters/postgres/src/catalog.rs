@@ -190,13 +190,9 @@ UNION ALL SELECT 'text search parser ' || pg_catalog.quote_ident(n.nspname) || '
    JOIN pg_catalog.pg_namespace n ON n.oid = c.prsnamespace WHERE {nsn} AND {ext_tsprs}
 UNION ALL SELECT 'text search template ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.tmplname) FROM pg_catalog.pg_ts_template c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.tmplnamespace WHERE {nsn} AND {ext_tstmpl}
-UNION ALL SELECT 'statistics object ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.stxname) FROM pg_catalog.pg_statistic_ext s
-   JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace WHERE {nsn} AND {ext_stx}
 UNION ALL SELECT 'procedural language ' || pg_catalog.quote_ident(lanname) FROM pg_catalog.pg_language l WHERE l.oid >= {first} AND {ext_lang}
 UNION ALL SELECT 'transform for ' || pg_catalog.format_type(trftype, NULL) FROM pg_catalog.pg_transform t WHERE {ext_trf}
 UNION ALL SELECT 'access method ' || pg_catalog.quote_ident(amname) FROM pg_catalog.pg_am a WHERE a.oid >= {first} AND {ext_am}
-UNION ALL SELECT 'default privileges (ALTER DEFAULT PRIVILEGES) for role ' || pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(defaclrole))
-   FROM pg_catalog.pg_default_acl
 UNION ALL SELECT 'security label on ' || (pg_catalog.pg_identify_object(classoid, objoid, objsubid)).identity FROM pg_catalog.pg_seclabel
 UNION ALL SELECT CASE t.typtype WHEN 'b' THEN 'base type ' WHEN 'p' THEN 'pseudo-type ' ELSE 'type ' END
        || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname)
@@ -224,7 +220,6 @@ ORDER BY 1",
         ext_tsdict = not_ext("pg_ts_dict", "c.oid"),
         ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
         ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
-        ext_stx = not_ext("pg_statistic_ext", "s.oid"),
         ext_lang = not_ext("pg_language", "l.oid"),
         ext_trf = not_ext("pg_transform", "t.oid"),
         ext_am = not_ext("pg_am", "a.oid"),
@@ -423,6 +418,48 @@ struct Column {
     identity: String,
     default: Option<String>,
     collation: Option<String>,
+    /// `ALTER COLUMN … <setting>` clauses for per-column settings that differ from the
+    /// defaults: `SET STATISTICS n`, `SET STORAGE …`, `SET (attribute_option = …)`,
+    /// `SET COMPRESSION …` (pg_dump emits the same, see its `dumpTableSchema`).
+    settings: Vec<String>,
+}
+
+/// The per-column setting clauses of a column from its `pg_attribute` fields: the statistics
+/// target (`None` = default), the storage mode when it differs from the type's (`p`, `e`,
+/// `m`, `x`), attribute options (`n_distinct=100`, comma separated, may be empty: only the
+/// options `ALTER COLUMN … SET (…)` accepts, `n_distinct` and `n_distinct_inherited`; a
+/// server may keep internal entries there that no statement can set) and the
+/// compression method (`p` pglz, `l` lz4; `None` = default).
+fn column_settings(
+    stattarget: Option<i32>,
+    storage: Option<&str>,
+    options: Option<String>,
+    compression: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(n) = stattarget {
+        out.push(format!("SET STATISTICS {n}"));
+    }
+    if let Some(mode) = storage.and_then(|m| match m {
+        "p" => Some("PLAIN"),
+        "e" => Some("EXTERNAL"),
+        "m" => Some("MAIN"),
+        "x" => Some("EXTENDED"),
+        _ => None,
+    }) {
+        out.push(format!("SET STORAGE {mode}"));
+    }
+    if let Some(opts) = options.filter(|o| !o.is_empty()) {
+        out.push(format!("SET ({opts})"));
+    }
+    if let Some(method) = compression.and_then(|m| match m {
+        "p" => Some("pglz"),
+        "l" => Some("lz4"),
+        _ => None,
+    }) {
+        out.push(format!("SET COMPRESSION {method}"));
+    }
+    out
 }
 
 impl Column {
@@ -572,7 +609,12 @@ pub async fn plan(
                     CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN
                       (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
                          FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
-                        WHERE co.oid = a.attcollation) END
+                        WHERE co.oid = a.attcollation) END,
+                    CASE WHEN a.attstattarget IS NOT NULL AND a.attstattarget >= 0 THEN a.attstattarget::int END,
+                    CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END,
+                    (SELECT pg_catalog.string_agg(o, ', ') FROM pg_catalog.unnest(a.attoptions) o
+                      WHERE pg_catalog.split_part(o, '=', 1) IN ('n_distinct', 'n_distinct_inherited')),
+                    CASE WHEN a.attcompression <> '' THEN a.attcompression::text END
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -596,6 +638,7 @@ pub async fn plan(
             identity: r.get(7),
             default: r.get(8),
             collation: r.get(9),
+            settings: column_settings(r.get(10), r.get(11), r.get(12), r.get(13)),
         });
     }
 
@@ -994,13 +1037,20 @@ pub async fn plan(
                 if rel.populated {
                     matviews.push((key.clone(), rel.name.clone()));
                 }
-                (
-                    7,
-                    format!(
-                        "CREATE MATERIALIZED VIEW {}{opts} AS\n{def}\n  WITH NO DATA;\n",
-                        rel.name
-                    ),
-                )
+                let mut s = format!(
+                    "CREATE MATERIALIZED VIEW {}{opts} AS\n{def}\n  WITH NO DATA;\n",
+                    rel.name
+                );
+                for c in &cols {
+                    for setting in &c.settings {
+                        let _ = writeln!(
+                            s,
+                            "ALTER MATERIALIZED VIEW {} ALTER COLUMN {} {setting};",
+                            rel.name, c.name
+                        );
+                    }
+                }
+                (7, s)
             }
             _ => continue,
         };
@@ -1116,6 +1166,7 @@ pub async fn plan(
     comments(conn, &mut plan).await?;
     if ownership {
         owners_and_acls(conn, &seq_owner, &mut plan).await?;
+        default_privileges(conn, &mut plan).await?;
     }
 
     // --- size hint ---------------------------------------------------------------------
@@ -1266,6 +1317,15 @@ fn table_ddl(
     }
     s.push_str(";\n");
     s.push_str(&after);
+    for c in cols {
+        for setting in &c.settings {
+            let _ = writeln!(
+                s,
+                "ALTER TABLE ONLY {} ALTER COLUMN {} {setting};",
+                rel.name, c.name
+            );
+        }
+    }
     for stmt in identity.into_iter().flatten() {
         s.push_str(stmt);
     }
@@ -1426,8 +1486,40 @@ async fn post_data(
             _ => {}
         }
     }
+    // Extended statistics (CREATE STATISTICS), after the indexes as pg_dump places them.
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT s.stxrelid, pg_catalog.pg_get_statisticsobjdef(s.oid),
+                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.stxname),
+                    CASE WHEN s.stxstattarget IS NOT NULL AND s.stxstattarget >= 0 THEN s.stxstattarget::int END
+               FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
+              WHERE {nsn} AND {ext}
+              ORDER BY n.nspname COLLATE \"C\", s.stxname COLLATE \"C\"",
+            nsn = user_ns("n"),
+            ext = not_ext("pg_statistic_ext", "s.oid"),
+        ),
+        &[],
+    )
+    .await?;
+    let mut statistics = Vec::new();
+    for r in &rows {
+        if name(r.get(0)).is_none() {
+            continue;
+        }
+        let mut s = format!("{};\n", r.get::<_, String>(1));
+        if let Some(target) = r.get::<_, Option<i32>>(3) {
+            let _ = writeln!(
+                s,
+                "ALTER STATISTICS {} SET STATISTICS {target};",
+                r.get::<_, String>(2)
+            );
+        }
+        statistics.push(s);
+    }
     plan.post.extend(keys.into_iter().map(|(_, s)| s));
     plan.post.extend(indexes.into_iter().map(|(_, s)| s));
+    plan.post.extend(statistics);
     plan.post.extend(extras);
     plan.post.extend(fks.into_iter().map(|(_, s)| s));
 
@@ -1669,6 +1761,11 @@ async fn owners_and_acls(
              WHERE {nsn} AND {ext_c} AND a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
             UNION ALL
             SELECT 6, 'LARGE OBJECT', l.oid::text, l.lomowner, l.lomacl, NULL, l.oid FROM pg_catalog.pg_largeobject_metadata l
+            UNION ALL
+            SELECT 7, 'STATISTICS', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.stxname),
+                   s.stxowner, NULL::pg_catalog.aclitem[], NULL, s.oid
+              FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
+             WHERE {nsn} AND {ext_s}
          )
          SELECT kind, target, col, pg_catalog.pg_get_userbyid(owner), acl IS NULL, oid,
                 ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
@@ -1680,6 +1777,7 @@ async fn owners_and_acls(
         ext_t = not_ext("pg_type", "t.oid"),
         ext_p = not_ext("pg_proc", "p.oid"),
         ext_c = not_ext("pg_class", "c.oid"),
+        ext_s = not_ext("pg_statistic_ext", "s.oid"),
     );
     let rows = query(conn, &sql, &[]).await?;
     for r in &rows {
@@ -1747,6 +1845,88 @@ async fn owners_and_acls(
                     &format!("privileges of {what}"),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `ALTER DEFAULT PRIVILEGES` from `pg_default_acl`, reproduced exactly: a global entry
+/// (no schema) replaces the built-in defaults, so everything is revoked from the owner and
+/// `PUBLIC` first and the stored items granted; a per-schema entry only adds grants. Each
+/// statement is guarded by the roles it names (a restore without them skips it with a
+/// warning). Follows pg_dump's `dumpDefaultACL` and the PostgreSQL docs of
+/// `ALTER DEFAULT PRIVILEGES`.
+async fn default_privileges(conn: &mut Conn, plan: &mut Plan) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        "SELECT pg_catalog.pg_get_userbyid(d.defaclrole),
+                CASE WHEN d.defaclnamespace = 0 THEN NULL ELSE pg_catalog.quote_ident(n.nspname) END,
+                d.defaclobjtype::text,
+                ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(d.defaclacl) x ORDER BY x.grantee, x.privilege_type),
+                ARRAY(SELECT CASE WHEN x.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(x.grantee) END
+                        FROM pg_catalog.aclexplode(d.defaclacl) x ORDER BY x.grantee, x.privilege_type),
+                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(d.defaclacl) x ORDER BY x.grantee, x.privilege_type)
+           FROM pg_catalog.pg_default_acl d LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
+          ORDER BY pg_catalog.pg_get_userbyid(d.defaclrole) COLLATE \"C\", n.nspname COLLATE \"C\" NULLS FIRST, d.defaclobjtype",
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let role: String = r.get(0);
+        let schema: Option<String> = r.get(1);
+        let objects = match r.get::<_, String>(2).as_str() {
+            "r" => "TABLES",
+            "S" => "SEQUENCES",
+            "f" => "FUNCTIONS",
+            "T" => "TYPES",
+            "n" => "SCHEMAS",
+            other => {
+                return Err(unsupported(&[format!(
+                    "default privileges of role {role} for object type {other:?}"
+                )]));
+            }
+        };
+        let privs: Vec<String> = r.get(3);
+        let grantees: Vec<String> = r.get(4);
+        let grantable: Vec<bool> = r.get(5);
+        let head = format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {}{}",
+            quote_ident(&role),
+            schema
+                .as_deref()
+                .map(|s| format!(" IN SCHEMA {s}"))
+                .unwrap_or_default()
+        );
+        let what = format!(
+            "default privileges of role {role} on {}{}",
+            objects.to_lowercase(),
+            schema
+                .as_deref()
+                .map(|s| format!(" in schema {s}"))
+                .unwrap_or_default()
+        );
+        let owner = std::slice::from_ref(&role);
+        if schema.is_none() {
+            for stmt in [
+                format!("{head} REVOKE ALL ON {objects} FROM PUBLIC"),
+                format!("{head} REVOKE ALL ON {objects} FROM {}", quote_ident(&role)),
+            ] {
+                plan.post.push(guarded(owner, &stmt, &what));
+            }
+        }
+        for ((privilege, grantee), grant_option) in privs.iter().zip(&grantees).zip(&grantable) {
+            let with = if *grant_option {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            };
+            let (to, roles) = if grantee.is_empty() {
+                ("PUBLIC".to_owned(), vec![role.clone()])
+            } else {
+                (quote_ident(grantee), vec![role.clone(), grantee.clone()])
+            };
+            let stmt = format!("{head} GRANT {privilege} ON {objects} TO {to}{with}");
+            plan.post.push(guarded(&roles, &stmt, &what));
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestDb, check_output, fixture, round_trip};
+use common::{TestDb, assert_pg_dump_equal, check_output, fixture, round_trip};
 use exporter_contract::DumpSummary;
 
 async fn case(id: &str) -> (TestDb, TestDb, DumpSummary) {
@@ -14,6 +14,8 @@ async fn case(id: &str) -> (TestDb, TestDb, DumpSummary) {
     let expected = check_output(&source.name, &check);
     let actual = check_output(&target.name, &check);
     assert_eq!(actual, expected, "{id}: check output differs after restore");
+    // The reference tool must see no difference either: schema, data, owners, privileges.
+    assert_pg_dump_equal(&source.name, &target.name);
     (source, target, summary)
 }
 
@@ -128,4 +130,46 @@ async fn p12_arrays_composites_forward_fks() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("positive_int_check"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x01_edge_values_and_objects() {
+    let (_s, target, summary) = case("X01").await;
+    assert_eq!(rows(&summary, "public.floats"), 7);
+    assert_eq!(rows(&summary, "public.nocols"), 2);
+    assert_eq!(rows(&summary, "public.notvalid"), 1);
+    // The violating row came back and the constraint is still NOT VALID.
+    assert_eq!(
+        target.sql("SELECT convalidated FROM pg_constraint WHERE conname = 'pos'"),
+        "f\n"
+    );
+    // Enum order follows enumsortorder, not creation order.
+    assert_eq!(
+        target.sql(
+            "SELECT string_agg(v::text, ',' ORDER BY v) FROM unnest(enum_range(NULL::mood)) v"
+        ),
+        "blue,meh,happy,ok\n"
+    );
+    assert_eq!(
+        target.sql("SELECT d::text, n::text FROM floats WHERE id = 3"),
+        "-0|0\n"
+    );
+    assert_eq!(target.sql("SELECT note FROM trig"), "original\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x02_settings_statistics_default_privileges() {
+    let (_s, target, _summary) = case("X02").await;
+    assert_eq!(
+        target.sql(
+            "SELECT attstattarget, attstorage, attcompression FROM pg_attribute \
+             WHERE attrelid = '\"Odd Schema\".\"T\"'::regclass AND attname = 'secret'"
+        ),
+        "500|e|p\n"
+    );
+    assert_eq!(
+        target.sql("SELECT stxstattarget FROM pg_statistic_ext WHERE stxname = 'cstr_st'"),
+        "300\n"
+    );
+    assert_eq!(target.sql("SELECT count(*) FROM pg_default_acl"), "3\n");
 }

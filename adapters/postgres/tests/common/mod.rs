@@ -184,3 +184,41 @@ pub async fn round_trip_with(
     assert_eq!(before, after, "restored content equals the source");
     (target, script, summary)
 }
+
+/// `pg_dump`'s plain output of `db` (the reference tool), with the per-run `\restrict` keys
+/// removed: two databases with equal schemas, data, owners and privileges give equal text.
+pub fn pg_dump_text(db: &str) -> String {
+    let out = Command::new("pg_dump")
+        .args(["-h", HOST, "-U", SUPERUSER, "-d", db])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "pg_dump {db} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("pg_dump output is UTF-8")
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Assert that pg_dump sees no difference between `source` and `target`; on failure, show the
+/// first differing lines.
+pub fn assert_pg_dump_equal(source: &str, target: &str) {
+    let a = pg_dump_text(source);
+    let b = pg_dump_text(target);
+    if a != b {
+        let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+        let first = la.iter().zip(&lb).take_while(|(x, y)| x == y).count();
+        let end = |v: &Vec<&str>| v[first..(first + 12).min(v.len())].join("\n");
+        panic!(
+            "pg_dump of {source} and {target} differ from line {} on:\n--- source\n{}\n--- target\n{}",
+            first + 1,
+            end(&la),
+            end(&lb)
+        );
+    }
+}
