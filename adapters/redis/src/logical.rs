@@ -357,6 +357,9 @@ impl<'a> Runner<'a> {
             encode(&mut cmd, &[b"SELECT", b"0"]);
             self.emit(&cmd).await?;
         }
+        if let Some(functions) = self.functions().await? {
+            stats.tables.push(functions);
+        }
         for db in self.plan.dbs.clone() {
             let run = self.database(db).await?;
             if run.vanished > 0 {
@@ -375,6 +378,71 @@ impl<'a> Runner<'a> {
         }
         stats.max_rdb_version = self.max_rdb_version;
         Ok(stats)
+    }
+
+    /// Redis 7 function libraries (`FUNCTION LOAD`) are server state outside every logical
+    /// database and outside `SCAN`: without this a RESP dump would lose them silently. When
+    /// any exist, emit `FUNCTION RESTORE <FUNCTION DUMP payload> REPLACE` before the keys and
+    /// return a `functions` summary: one row per library, its name and a digest of its code.
+    /// Servers before 7.0 (and servers where the command is renamed away) answer with an
+    /// unknown-command error: they hold no functions.
+    /// Source: <https://redis.io/docs/latest/commands/function-dump/>.
+    async fn functions(&mut self) -> Result<Option<TableSummary>, EngineError> {
+        let list = match self
+            .conn
+            .command(&[b"FUNCTION", b"LIST", b"WITHCODE"])
+            .await?
+        {
+            Reply::Array(Some(items)) => items,
+            Reply::Array(None) => return Ok(None),
+            Reply::Error(e) if e.starts_with("ERR unknown command") => return Ok(None),
+            Reply::Error(e) => {
+                return Err(server_error(&e, "FUNCTION LIST").with_object("function libraries"));
+            }
+            other => return Err(self.conn.unexpected("FUNCTION LIST", &other)),
+        };
+        if list.is_empty() {
+            return Ok(None);
+        }
+        let mut fingerprint = Fingerprint::EMPTY;
+        for library in &list {
+            let Reply::Array(Some(fields)) = library else {
+                return Err(self.conn.unexpected("FUNCTION LIST", library));
+            };
+            let field = |name: &[u8]| {
+                fields
+                    .chunks(2)
+                    .find(|kv| matches!(&kv[0], Reply::Bulk(Some(k)) if k.as_ref() == name))
+                    .and_then(|kv| match kv.get(1) {
+                        Some(Reply::Bulk(Some(v))) => Some(v.clone()),
+                        _ => None,
+                    })
+            };
+            let (Some(name), Some(code)) = (field(b"library_name"), field(b"library_code"))
+            else {
+                return Err(self.conn.unexpected("FUNCTION LIST", library));
+            };
+            fingerprint.add_row(&fingerprint_row(&name, xxh3_128(&code)));
+        }
+        if self.out.is_some() {
+            let payload = match self.conn.command(&[b"FUNCTION", b"DUMP"]).await? {
+                Reply::Bulk(Some(p)) => p,
+                Reply::Error(e) => {
+                    return Err(
+                        server_error(&e, "FUNCTION DUMP").with_object("function libraries")
+                    );
+                }
+                other => return Err(self.conn.unexpected("FUNCTION DUMP", &other)),
+            };
+            let mut cmd = Vec::new();
+            encode(&mut cmd, &[b"FUNCTION", b"RESTORE", &payload, b"REPLACE"]);
+            self.emit(&cmd).await?;
+        }
+        Ok(Some(TableSummary {
+            name: "functions".to_owned(),
+            rows: list.len() as u64,
+            fingerprint,
+        }))
     }
 
     async fn database(&mut self, db: u32) -> Result<DbRun, EngineError> {
