@@ -565,6 +565,28 @@ pub fn keyspace_dbs(info: &str) -> Vec<u32> {
     dbs
 }
 
+/// Key counts of the logical databases that hold keys, from `INFO keyspace`
+/// (`db3:keys=2,expires=0,…`), ascending by database number.
+#[must_use]
+pub fn keyspace_counts(info: &str) -> Vec<(u32, u64)> {
+    let mut counts: Vec<(u32, u64)> = info
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.trim().split_once(':')?;
+            let db: u32 = name.strip_prefix("db")?.parse().ok()?;
+            let keys: u64 = stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("keys="))?
+                .parse()
+                .ok()?;
+            (keys > 0).then_some((db, keys))
+        })
+        .collect();
+    counts.sort_unstable();
+    counts.dedup_by_key(|(db, _)| *db);
+    counts
+}
+
 /// A key as printable text in double quotes, redis-cli style: `\n`, `\r`, `\t`, `\"`, `\\`
 /// and `\xHH` for other non-printable bytes; keys over 200 bytes are cut with their length.
 #[must_use]
@@ -643,6 +665,8 @@ mod tests {
         let info = "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\ndb15:keys=2,expires=1,avg_ttl=5\r\ndb3:keys=0,expires=0,avg_ttl=0\r\n";
         assert_eq!(keyspace_dbs(info), vec![0, 15]);
         assert_eq!(keyspace_dbs("# Keyspace\r\n"), Vec::<u32>::new());
+        assert_eq!(keyspace_counts(info), vec![(0, 1), (15, 2)]);
+        assert!(keyspace_counts("# Keyspace\r\n").is_empty());
         assert_eq!(
             info_field("a:1\r\nredis_version:7.0.15\r\n", "redis_version"),
             Some("7.0.15")

@@ -5,6 +5,9 @@
 //! [`RedisSource::with_format`] picks [`RedisFormat::Resp`] (the default, `<name>.resp.zst`) or
 //! [`RedisFormat::Rdb`] (`<name>.rdb.zst`). [`fingerprint_database`] computes the per-database
 //! fingerprints of a live server exactly as a RESP dump does (the restore-side check).
+//! [`RedisTarget`] implements [`exporter_contract::Target`]: it replays a RESP archive natively
+//! (pipelined `SELECT` / `RESTORE`, every reply checked); [`RedisScratch`] implements
+//! [`exporter_contract::ScratchServer`] with a whole, empty server as the scratch.
 //!
 //! URLs: `redis://[user[:password]@]host[:port][/db][?connect_timeout=SECS]`. With a `/db`
 //! path only that logical database is dumped. `rediss://` (TLS) is refused with
@@ -134,9 +137,11 @@ mod conn;
 mod logical;
 mod rdb;
 mod rdbfmt;
+mod restore;
 
 pub use conn::CLIENT_NAME;
 pub use exporter_contract::produce::CHUNK;
+pub use restore::{RedisScratch, RedisTarget, WINDOW_BYTES, WINDOW_COMMANDS};
 
 /// Engine name in manifests.
 pub const ENGINE: &str = "redis";

@@ -418,8 +418,7 @@ impl<'a> Runner<'a> {
                         _ => None,
                     })
             };
-            let (Some(name), Some(code)) = (field(b"library_name"), field(b"library_code"))
-            else {
+            let (Some(name), Some(code)) = (field(b"library_name"), field(b"library_code")) else {
                 return Err(self.conn.unexpected("FUNCTION LIST", library));
             };
             fingerprint.add_row(&fingerprint_row(&name, xxh3_128(&code)));
@@ -428,9 +427,7 @@ impl<'a> Runner<'a> {
             let payload = match self.conn.command(&[b"FUNCTION", b"DUMP"]).await? {
                 Reply::Bulk(Some(p)) => p,
                 Reply::Error(e) => {
-                    return Err(
-                        server_error(&e, "FUNCTION DUMP").with_object("function libraries")
-                    );
+                    return Err(server_error(&e, "FUNCTION DUMP").with_object("function libraries"));
                 }
                 other => return Err(self.conn.unexpected("FUNCTION DUMP", &other)),
             };

@@ -12,7 +12,10 @@ const LIBRARY: &str = "#!lua name=exporter_lib\n\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_libraries_survive_a_resp_round_trip() {
     let src = Server::start();
-    assert_eq!(src.cli(&["FUNCTION", "LOAD", LIBRARY]).trim(), "exporter_lib");
+    assert_eq!(
+        src.cli(&["FUNCTION", "LOAD", LIBRARY]).trim(),
+        "exporter_lib"
+    );
     src.cli(&["SET", "k", "v"]);
     let dumped = dump(&RedisSource::new(src.url())).await.unwrap();
     let summary = dumped.ok();
@@ -47,7 +50,10 @@ async fn function_libraries_survive_a_resp_round_trip() {
         "REPLACE",
         &LIBRARY.replace("args[1]", "args[2]"),
     ]);
-    assert_ne!(fingerprint_database(&target.url()).await.unwrap(), summary.tables);
+    assert_ne!(
+        fingerprint_database(&target.url()).await.unwrap(),
+        summary.tables
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
