@@ -2,6 +2,9 @@
 //!
 //! [`PostgresSource`] implements [`exporter_contract::Source`]. [`fingerprint_database`]
 //! computes the same per-table fingerprints over any database (the restore-side check).
+//! [`PostgresTarget`] restores a plain script natively (no psql), statement by statement and
+//! `COPY` by `COPY` as a stream, cut by [`script::Splitter`]; [`PostgresScratch`] creates and
+//! drops the scratch databases of `verify --level restore`.
 //!
 //! # What a dump is
 //!
@@ -101,10 +104,13 @@ mod catalog;
 mod connect;
 mod parallel;
 mod quote;
+mod restore;
+pub mod script;
 mod stream;
 
 pub use connect::{APPLICATION_NAME, SESSION_SETTINGS};
 pub use quote::{quote_ident, quote_literal};
+pub use restore::{PostgresScratch, PostgresTarget};
 
 /// Oldest server version supported (`server_version_num`): the catalog queries use columns
 /// added up to PostgreSQL 14 (multiranges).

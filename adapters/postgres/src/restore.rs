@@ -1,0 +1,615 @@
+//! The restore side: [`PostgresTarget`] applies a plain SQL script (ours or `pg_dump`'s plain
+//! format) natively over tokio-postgres, like `psql -X -v ON_ERROR_STOP=1 -f script.sql`;
+//! [`PostgresScratch`] creates and drops the scratch databases of `verify --level restore`.
+//!
+//! # How a script is applied
+//!
+//! One session with the server's defaults, as psql opens it (our dumps and pg_dump's start
+//! with a header of `SET`s that fixes what matters), client encoding UTF-8. The
+//! [`Splitter`] cuts the stream into statements exactly where psql would; each statement runs
+//! on its own through the simple query protocol in autocommit mode, as psql sends it, and
+//! `COPY … FROM stdin` data flows through `copy_in` piece by piece as it arrives (memory: one
+//! input chunk plus tokio-postgres' 4 KiB copy buffer). The first failing statement stops the
+//! restore with [`ErrorKind::Query`] naming it (`statement 12 (line 40): CREATE TABLE
+//! public.orders`) with the server's message and SQLSTATE; the statements before it stay
+//! applied, as with psql. The server's `DETAIL` is never included, and for data exceptions
+//! (SQLSTATE class 22) the value the server quotes is cut off: errors never carry row data.
+//! Server warnings (e.g. our dump's `exporter: skipped owner of table …` when a role is
+//! missing) are logged at `WARN`.
+//!
+//! psql meta-commands are refused (see [`crate::script`]), so `pg_dump` scripts with
+//! `\connect` (`--create`) or `\restrict` (pg_dump 17.6, 16.10, 15.14, 14.19, 13.22 and later)
+//! must go through psql.
+
+use std::fmt::Write as _;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use exporter_contract::{
+    DatabaseUrl, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary,
+    ScratchServer, ServerInfo, TableSummary, Target,
+};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, SinkExt, StreamExt};
+use tokio_postgres::{AsyncMessage, CopyInSink, NoTls, SimpleQueryMessage};
+
+use crate::connect::{self, Conn, Phase};
+use crate::script::{Item, Splitter, Statement, first_words, is_ownership};
+use crate::{ENGINE, quote_ident};
+
+/// A PostgreSQL database to restore into. Cheap to build: no I/O until a method runs.
+///
+/// [`Target::existing_objects`] lists, as `<kind> <qualified name>` sorted bytewise: schemas
+/// (`public` only when something lives in it), tables, partitions, views, materialized views,
+/// sequences, foreign tables, types and domains (not the implicit array and row types),
+/// functions, procedures and aggregates (`function app.f(integer)`), extensions other than
+/// plpgsql, and large objects; extension members are covered by their extension.
+/// [`Target::clean`] drops them: every schema `CASCADE`, `public` recreated as `CREATE
+/// DATABASE` makes it (owner, privileges, comment), the remaining extensions, every large
+/// object; plpgsql is created if missing.
+#[derive(Debug, Clone)]
+pub struct PostgresTarget {
+    url: DatabaseUrl,
+}
+
+impl PostgresTarget {
+    /// A target for `url` (`postgres://` or `postgresql://`, the database in the path,
+    /// `postgres` if none). No I/O.
+    #[must_use]
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+/// A PostgreSQL server on which scratch databases are created and dropped. The URL names the
+/// server and a maintenance database to connect to (default `postgres`). Cheap to build.
+#[derive(Debug, Clone)]
+pub struct PostgresScratch {
+    url: DatabaseUrl,
+}
+
+impl PostgresScratch {
+    /// A scratch server reached through `url`. No I/O.
+    #[must_use]
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+/// Connect like psql: the server's session defaults (the script's header sets what it needs;
+/// [`connect::connect`]'s dump settings, such as an empty `search_path`, would change the
+/// meaning of a script without one), UTF-8 client encoding (tokio-postgres always asks for
+/// it), and the server's notices and warnings logged (psql prints them on stderr).
+async fn connect_logged(url: &DatabaseUrl) -> Result<Conn, EngineError> {
+    let endpoint = url.redacted();
+    let cfg = connect::config(url)?;
+    let (client, mut connection) = cfg
+        .connect(NoTls)
+        .await
+        .map_err(|e| connect::classify(&e, Phase::Connect).with_object(endpoint.clone()))?;
+    let driver = tokio::spawn(async move {
+        loop {
+            match futures::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notice(n))) => {
+                    tracing::warn!("server {}: {}", n.severity(), n.message());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            }
+        }
+    });
+    Ok(Conn {
+        client,
+        driver: Some(driver),
+        endpoint,
+    })
+}
+
+/// The error of a failed statement: the server's message and SQLSTATE, never its `DETAIL`
+/// (e.g. `Key (id)=(1) already exists.`) and never a value quoted by a data exception.
+async fn statement_error(conn: &mut Conn, e: tokio_postgres::Error, label: &str) -> EngineError {
+    let Some(db) = e.as_db_error() else {
+        return conn.error(e, label).await;
+    };
+    let code = db.code().code();
+    let mut message = db.message().to_owned();
+    // Class 22 (data exception) messages quote the offending value:
+    // `invalid input syntax for type integer: "abc"`.
+    if code.starts_with("22")
+        && let Some(pos) = message.find(": ")
+    {
+        message.truncate(pos);
+        message.push_str(": …");
+    }
+    let mut text = format!("{message} (SQLSTATE {code})");
+    // `COPY t, line 3, column a: "abc"`: keep the line number only.
+    if let Some(line) = db
+        .where_()
+        .filter(|w| w.starts_with("COPY "))
+        .and_then(|w| w.split(", ").find_map(|p| p.strip_prefix("line ")))
+        .and_then(|l| l.split(|c: char| !c.is_ascii_digit()).next())
+    {
+        let _ = write!(text, ", at line {line} of the COPY data");
+    }
+    let kind = match connect::classify(&e, Phase::Query).kind() {
+        k @ (ErrorKind::Protocol | ErrorKind::Cancelled) => k,
+        _ => ErrorKind::Query,
+    };
+    EngineError::new(kind, text).with_object(label.to_owned())
+}
+
+/// A `COPY … FROM stdin` in progress.
+struct ActiveCopy {
+    sink: Pin<Box<CopyInSink<Bytes>>>,
+    label: String,
+}
+
+/// Per-restore state: the session, the current `COPY`, the tally.
+struct Applier {
+    conn: Conn,
+    copy: Option<ActiveCopy>,
+    summary: RestoreSummary,
+    ownership: bool,
+}
+
+impl Applier {
+    async fn apply(&mut self, item: Item) -> Result<(), EngineError> {
+        match item {
+            Item::Statement(s) => self.statement(s).await,
+            Item::CopyData(data) => {
+                let Some(copy) = self.copy.as_mut() else {
+                    return Err(EngineError::new(
+                        ErrorKind::Protocol,
+                        "COPY data outside COPY",
+                    ));
+                };
+                // `feed`, not `send`: the sink batches small pieces itself.
+                if let Err(e) = copy.sink.feed(data).await {
+                    let label = copy.label.clone();
+                    return Err(statement_error(&mut self.conn, e, &label).await);
+                }
+                Ok(())
+            }
+            Item::CopyEnd => {
+                let Some(mut copy) = self.copy.take() else {
+                    return Err(EngineError::new(ErrorKind::Protocol, "\\. outside COPY"));
+                };
+                match copy.sink.as_mut().finish().await {
+                    Ok(rows) => {
+                        self.summary.rows += rows;
+                        Ok(())
+                    }
+                    Err(e) => Err(statement_error(&mut self.conn, e, &copy.label).await),
+                }
+            }
+        }
+    }
+
+    async fn statement(&mut self, s: Statement) -> Result<(), EngineError> {
+        if !self.ownership && is_ownership(&s.text) {
+            self.summary.skipped += 1;
+            return Ok(());
+        }
+        if s.copy_from_stdin {
+            match self
+                .conn
+                .client
+                .copy_in::<str, Bytes>(s.text.as_str())
+                .await
+            {
+                Ok(sink) => {
+                    self.copy = Some(ActiveCopy {
+                        sink: Box::pin(sink),
+                        label: s.label(),
+                    });
+                    self.summary.statements += 1;
+                    return Ok(());
+                }
+                Err(e) => return Err(statement_error(&mut self.conn, e, &s.label()).await),
+            }
+        }
+        let counts_rows = s
+            .text
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case("insert"));
+        let result = async {
+            let stream = self.conn.client.simple_query_raw(&s.text).await?;
+            futures::pin_mut!(stream);
+            let mut rows = 0;
+            // Drain result rows one by one (a SELECT in a script is not kept in memory).
+            while let Some(message) = stream.next().await {
+                if let SimpleQueryMessage::CommandComplete(n) = message? {
+                    rows += n;
+                }
+            }
+            Ok::<u64, tokio_postgres::Error>(rows)
+        }
+        .await;
+        match result {
+            Ok(rows) => {
+                self.summary.statements += 1;
+                if counts_rows {
+                    self.summary.rows += rows;
+                }
+                Ok(())
+            }
+            Err(e) => Err(statement_error(&mut self.conn, e, &s.label()).await),
+        }
+    }
+}
+
+async fn restore(
+    url: DatabaseUrl,
+    format: PayloadFormat,
+    mut body: BoxStream<'static, Result<Bytes, EngineError>>,
+    options: RestoreOptions,
+) -> Result<RestoreSummary, EngineError> {
+    if format != PayloadFormat::Sql {
+        return Err(EngineError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "PostgreSQL restores SQL scripts, not {} payloads",
+                format.extension()
+            ),
+        )
+        .with_object(url.redacted()));
+    }
+    let conn = connect_logged(&url).await?;
+    let mut applier = Applier {
+        conn,
+        copy: None,
+        summary: RestoreSummary::default(),
+        ownership: options.ownership,
+    };
+    let mut splitter = Splitter::new();
+    let mut items = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let split = splitter.push(&chunk?, &mut items);
+        // Items before a splitting error run first: statements apply in script order.
+        for item in items.drain(..) {
+            applier.apply(item).await?;
+        }
+        split?;
+    }
+    let end = splitter.finish(&mut items);
+    for item in items.drain(..) {
+        applier.apply(item).await?;
+    }
+    end?;
+    Ok(applier.summary)
+}
+
+/// Filters shared by the catalog queries below: user schemas only.
+const USER_NS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
+
+fn not_member(catalog: &str, oid: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x WHERE x.deptype = 'e' \
+         AND x.classid = 'pg_catalog.{catalog}'::pg_catalog.regclass AND x.objid = {oid})"
+    )
+}
+
+/// `public` has dependents (anything at all lives in it).
+const PUBLIC_USED: &str = "EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+     WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = n.oid)";
+
+fn existing_sql() -> String {
+    format!(
+        "SELECT o FROM (
+         SELECT 'schema ' || pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
+          WHERE {USER_NS} AND {ns_ext} AND (n.nspname <> 'public' OR {PUBLIC_USED})
+         UNION ALL
+         SELECT CASE c.relkind WHEN 'S' THEN 'sequence ' WHEN 'v' THEN 'view '
+                     WHEN 'm' THEN 'materialized view ' WHEN 'f' THEN 'foreign table ' ELSE 'table ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER_NS} AND {rel_ext} AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+         UNION ALL
+         SELECT CASE t.typtype WHEN 'd' THEN 'domain ' ELSE 'type ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname)
+           FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+          WHERE {USER_NS} AND {typ_ext} AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
+            AND (t.typrelid = 0 OR (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = t.typrelid) = 'c')
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type el WHERE el.oid = t.typelem AND el.typarray = t.oid)
+         UNION ALL
+         SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END
+                || p.oid::pg_catalog.regprocedure::text
+           FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+          WHERE {USER_NS} AND {proc_ext}
+         UNION ALL
+         SELECT 'extension ' || pg_catalog.quote_ident(e.extname) FROM pg_catalog.pg_extension e
+          WHERE e.extname <> 'plpgsql'
+         UNION ALL
+         SELECT 'large object ' || l.oid FROM pg_catalog.pg_largeobject_metadata l
+         ) s(o) ORDER BY o COLLATE \"C\"",
+        ns_ext = not_member("pg_namespace", "n.oid"),
+        rel_ext = not_member("pg_class", "c.oid"),
+        typ_ext = not_member("pg_type", "t.oid"),
+        proc_ext = not_member("pg_proc", "p.oid"),
+    )
+}
+
+async fn query_strings(conn: &mut Conn, sql: &str) -> Result<Vec<String>, EngineError> {
+    match conn.client.query(sql, &[]).await {
+        Ok(rows) => Ok(rows.iter().map(|r| r.get(0)).collect()),
+        Err(e) => {
+            let endpoint = conn.endpoint.clone();
+            Err(conn.error(e, &endpoint).await)
+        }
+    }
+}
+
+async fn existing_objects(url: DatabaseUrl) -> Result<Vec<String>, EngineError> {
+    let mut conn = connect::connect(&url).await?;
+    query_strings(&mut conn, &existing_sql()).await
+}
+
+async fn execute(conn: &mut Conn, sql: &str, object: &str) -> Result<(), EngineError> {
+    if let Err(e) = conn.client.batch_execute(sql).await {
+        return Err(conn.error(e, object).await);
+    }
+    Ok(())
+}
+
+/// `--clean`: drop every schema (`CASCADE`), recreate `public` as `CREATE DATABASE` makes it,
+/// drop the remaining extensions but plpgsql and every large object.
+async fn clean(url: DatabaseUrl) -> Result<(), EngineError> {
+    let mut conn = connect::connect(&url).await?;
+    let schemas = query_strings(
+        &mut conn,
+        &format!(
+            "SELECT n.nspname FROM pg_catalog.pg_namespace n
+              WHERE {USER_NS} AND {} AND n.nspname <> 'public' ORDER BY 1",
+            not_member("pg_namespace", "n.oid")
+        ),
+    )
+    .await?;
+    for schema in &schemas {
+        let object = format!("schema {}", quote_ident(schema));
+        execute(
+            &mut conn,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(schema)),
+            &object,
+        )
+        .await?;
+    }
+    let public = query_strings(
+        &mut conn,
+        &format!(
+            "SELECT CASE WHEN {PUBLIC_USED} THEN 'used' ELSE 'empty' END
+               FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'"
+        ),
+    )
+    .await?;
+    let recreate = match public.first().map(String::as_str) {
+        Some("empty") => false,
+        Some(_) => {
+            execute(&mut conn, "DROP SCHEMA public CASCADE", "schema public").await?;
+            true
+        }
+        None => true,
+    };
+    if recreate {
+        // As initdb makes it: PostgreSQL 15 and later give it to pg_database_owner with
+        // USAGE for PUBLIC; 14 to the bootstrap superuser with CREATE and USAGE for PUBLIC
+        // (release notes of PostgreSQL 15, "Remove PUBLIC creation permission on the public
+        // schema").
+        let version = query_strings(
+            &mut conn,
+            "SELECT pg_catalog.current_setting('server_version_num')",
+        )
+        .await?;
+        let v15 = version
+            .first()
+            .and_then(|v| v.parse::<i32>().ok())
+            .is_some_and(|v| v >= 150_000);
+        let sql = if v15 {
+            "CREATE SCHEMA public AUTHORIZATION pg_database_owner;
+             GRANT USAGE ON SCHEMA public TO PUBLIC;
+             COMMENT ON SCHEMA public IS 'standard public schema'"
+                .to_owned()
+        } else {
+            let owner = query_strings(
+                &mut conn,
+                "SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = 10",
+            )
+            .await?;
+            format!(
+                "CREATE SCHEMA public AUTHORIZATION {};
+                 GRANT ALL ON SCHEMA public TO PUBLIC;
+                 COMMENT ON SCHEMA public IS 'standard public schema'",
+                quote_ident(owner.first().map_or("postgres", String::as_str))
+            )
+        };
+        execute(&mut conn, &sql, "schema public").await?;
+    }
+    let extensions = query_strings(
+        &mut conn,
+        "SELECT extname::text FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
+    )
+    .await?;
+    for ext in &extensions {
+        execute(
+            &mut conn,
+            &format!("DROP EXTENSION IF EXISTS {} CASCADE", quote_ident(ext)),
+            &format!("extension {}", quote_ident(ext)),
+        )
+        .await?;
+    }
+    execute(
+        &mut conn,
+        "SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata",
+        "large objects",
+    )
+    .await?;
+    // Our dumps' DO blocks need plpgsql, which every new database has.
+    execute(
+        &mut conn,
+        "CREATE EXTENSION IF NOT EXISTS plpgsql",
+        "extension plpgsql",
+    )
+    .await
+}
+
+async fn preflight(url: DatabaseUrl) -> Result<ServerInfo, EngineError> {
+    let mut conn = connect::connect(&url).await?;
+    let version = crate::server_version(&mut conn).await?;
+    Ok(ServerInfo {
+        engine: ENGINE.to_owned(),
+        version,
+    })
+}
+
+impl Target for PostgresTarget {
+    fn describe(&self) -> String {
+        format!("{ENGINE} {}", self.url.redacted())
+    }
+
+    fn validate(&self) -> Result<(), EngineError> {
+        connect::config(&self.url).map(|_| ())
+    }
+
+    fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
+        preflight(self.url.clone()).boxed()
+    }
+
+    fn existing_objects(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>> {
+        existing_objects(self.url.clone()).boxed()
+    }
+
+    fn clean(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        clean(self.url.clone()).boxed()
+    }
+
+    fn restore(
+        &self,
+        format: PayloadFormat,
+        body: BoxStream<'static, Result<Bytes, EngineError>>,
+        options: RestoreOptions,
+    ) -> BoxFuture<'_, Result<RestoreSummary, EngineError>> {
+        restore(self.url.clone(), format, body, options).boxed()
+    }
+
+    fn fingerprint(&self) -> BoxFuture<'_, Result<Vec<TableSummary>, EngineError>> {
+        let url = self.url.clone();
+        async move { crate::fingerprint_database(&url).await }.boxed()
+    }
+}
+
+/// A scratch database name must be a plain lowercase identifier, and never one of the
+/// databases every server has: `drop_scratch` drops with `FORCE`.
+fn check_scratch_name(name: &str, maintenance: Option<&str>) -> Result<(), EngineError> {
+    let plain = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    let reserved = matches!(name, "postgres" | "template0" | "template1")
+        || maintenance.is_some_and(|m| m == name);
+    if plain && !reserved {
+        Ok(())
+    } else {
+        Err(EngineError::new(
+            ErrorKind::Unsupported,
+            "a scratch database name must be a lowercase identifier (a-z, 0-9, _; at most 63 \
+             bytes) other than postgres, template0, template1 and the maintenance database",
+        )
+        .with_object(format!("database {}", first_words(name))))
+    }
+}
+
+impl PostgresScratch {
+    fn maintenance(&self) -> String {
+        self.url.database().unwrap_or_else(|| "postgres".to_owned())
+    }
+
+    fn url_for(&self, name: &str) -> Result<DatabaseUrl, EngineError> {
+        let mut url = self.url.expose().clone();
+        url.set_path(&format!("/{name}"));
+        DatabaseUrl::parse(url.as_str()).map_err(|e| {
+            EngineError::new(ErrorKind::Unsupported, e.to_string()).with_object(self.url.redacted())
+        })
+    }
+
+    async fn create(&self, name: String) -> Result<Box<dyn Target>, EngineError> {
+        check_scratch_name(&name, Some(&self.maintenance()))?;
+        let target_url = self.url_for(&name)?;
+        let mut conn = connect::connect(&self.url).await?;
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'",
+            quote_ident(&name)
+        );
+        execute(&mut conn, &sql, &format!("database {name}")).await?;
+        Ok(Box::new(PostgresTarget::new(target_url)))
+    }
+
+    async fn drop_scratch(&self, name: String) -> Result<(), EngineError> {
+        check_scratch_name(&name, Some(&self.maintenance()))?;
+        let mut conn = connect::connect(&self.url).await?;
+        let sql = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&name)
+        );
+        execute(&mut conn, &sql, &format!("database {name}")).await
+    }
+}
+
+impl ScratchServer for PostgresScratch {
+    fn describe(&self) -> String {
+        format!("{ENGINE} scratch server {}", self.url.redacted())
+    }
+
+    fn create(&self, name: &str) -> BoxFuture<'_, Result<Box<dyn Target>, EngineError>> {
+        PostgresScratch::create(self, name.to_owned()).boxed()
+    }
+
+    fn drop_scratch(&self, name: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        PostgresScratch::drop_scratch(self, name.to_owned()).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_never_shows_the_password() {
+        let url = DatabaseUrl::parse("postgres://app:hunter2@db.example:5432/main").unwrap();
+        assert_eq!(
+            PostgresTarget::new(url.clone()).describe(),
+            "postgresql postgres://app:****@db.example:5432/main"
+        );
+        assert_eq!(
+            ScratchServer::describe(&PostgresScratch::new(url)),
+            "postgresql scratch server postgres://app:****@db.example:5432/main"
+        );
+    }
+
+    #[test]
+    fn scratch_names_are_plain_and_never_the_system_databases() {
+        assert!(check_scratch_name("exporter_verify_20261129t074800z_billing", None).is_ok());
+        for bad in [
+            "",
+            "postgres",
+            "template1",
+            "Upper",
+            "a-b",
+            "x\"; DROP",
+            "9lives",
+        ] {
+            let err = check_scratch_name(bad, None).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "{bad}");
+        }
+        assert!(check_scratch_name("maint", Some("maint")).is_err());
+        let url = DatabaseUrl::parse("postgres://u:pw@h:5433/maint?sslmode=disable").unwrap();
+        let scratch = PostgresScratch::new(url);
+        assert_eq!(
+            scratch.url_for("s1").unwrap().redacted(),
+            "postgres://u:****@h:5433/s1?sslmode=disable"
+        );
+    }
+}
