@@ -1,13 +1,14 @@
-//! The one place that maps a URL scheme to an engine adapter.
+//! The one place that maps a URL scheme, or a manifest's engine name, to an engine adapter.
 //!
 //! Nothing else in the crate matches on engine names or URL schemes (conventions: "one place
 //! names the adapters", after rustic_backend's `choose.rs`). Adding an engine means adding a
-//! variant here and its adapter crate.
+//! variant here and its adapter crate. Each engine gives a [`Source`] (dump), a [`Target`]
+//! (restore) and a [`ScratchServer`] (`verify --level restore`).
 
 use std::fmt;
 use std::sync::Arc;
 
-use exporter_contract::{DatabaseUrl, PayloadFormat, Source};
+use exporter_contract::{DatabaseUrl, PayloadFormat, ScratchServer, Source, Target};
 use exporter_redis::RedisFormat;
 
 /// An engine the tool can dump.
@@ -38,6 +39,19 @@ impl EngineKind {
             "postgres" | "postgresql" => Some(Self::Postgres),
             "mysql" | "mariadb" => Some(Self::Mysql),
             "redis" | "rediss" => Some(Self::Redis),
+            _ => None,
+        }
+    }
+
+    /// The engine of a manifest entry's `engine` field (FORMAT.md: the server's own engine
+    /// name, `postgresql`, `mysql`, `mariadb` or `redis`), or `None` for a name this build does
+    /// not know.
+    #[must_use]
+    pub fn for_manifest_engine(name: &str) -> Option<Self> {
+        match name {
+            "postgresql" => Some(Self::Postgres),
+            "mysql" | "mariadb" => Some(Self::Mysql),
+            "redis" => Some(Self::Redis),
             _ => None,
         }
     }
@@ -103,6 +117,28 @@ impl EngineKind {
             )),
         }
     }
+
+    /// Build the restore target for `url` (`exporter restore --into`). Pure: no I/O happens
+    /// until `preflight`.
+    #[must_use]
+    pub fn target(self, url: DatabaseUrl) -> Arc<dyn Target> {
+        match self {
+            Self::Postgres => Arc::new(exporter_postgres::PostgresTarget::new(url)),
+            Self::Mysql => Arc::new(exporter_mysql::MysqlTarget::new(url)),
+            Self::Redis => Arc::new(exporter_redis::RedisTarget::new(url)),
+        }
+    }
+
+    /// Build the scratch server for `url` (`verify --level restore --scratch`). Pure: no I/O
+    /// happens until `create`.
+    #[must_use]
+    pub fn scratch(self, url: DatabaseUrl) -> Arc<dyn ScratchServer> {
+        match self {
+            Self::Postgres => Arc::new(exporter_postgres::PostgresScratch::new(url)),
+            Self::Mysql => Arc::new(exporter_mysql::MysqlScratch::new(url)),
+            Self::Redis => Arc::new(exporter_redis::RedisScratch::new(url)),
+        }
+    }
 }
 
 impl fmt::Display for EngineKind {
@@ -128,6 +164,19 @@ mod tests {
         assert_eq!(EngineKind::for_scheme("mariadb"), Some(EngineKind::Mysql));
         assert_eq!(EngineKind::for_scheme("redis"), Some(EngineKind::Redis));
         assert_eq!(EngineKind::for_scheme("mongodb"), None);
+        assert_eq!(
+            EngineKind::for_manifest_engine("mariadb"),
+            Some(EngineKind::Mysql)
+        );
+        assert_eq!(
+            EngineKind::for_manifest_engine("postgresql"),
+            Some(EngineKind::Postgres)
+        );
+        assert_eq!(
+            EngineKind::for_manifest_engine("redis"),
+            Some(EngineKind::Redis)
+        );
+        assert_eq!(EngineKind::for_manifest_engine("postgres"), None);
         let rdb = EngineOptions {
             redis_rdb: true,
             ..EngineOptions::default()

@@ -5,11 +5,12 @@
 //!
 //! - [`cli`]: clap types only;
 //! - [`settings`]: arguments + environment + config file → a validated plan, no I/O;
-//! - [`engines`]: the one module that maps a URL scheme to an engine adapter;
+//! - [`engines`]: the one module that maps a URL scheme (or a manifest's engine) to an engine
+//!   adapter: its source, restore target and scratch server;
 //! - [`pipeline`]: engine bytes → zstd → SHA-256 → storage, with backpressure;
 //! - [`archive`]: run ids, `manifest.json`, `SHA256SUMS`, reading archives back;
 //! - [`storage`]: where runs live (a local directory for now);
-//! - [`commands`]: `dump`, `verify`, `list`;
+//! - [`commands`]: `dump`, `verify` (levels checksum, decompress, restore), `restore`, `list`;
 //! - [`error`]: exit codes and error rendering.
 
 pub mod archive;

@@ -27,6 +27,7 @@ use exporter_contract::DatabaseUrl;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 
+pub use crate::commands::verify::Level;
 use crate::engines::{EngineKind, EngineOptions};
 
 /// Default compression level (zstd's own default).
@@ -539,6 +540,175 @@ pub fn resolve_dump(
     })
 }
 
+/// Command-line inputs of `verify`, as plain data (see `cli`).
+#[derive(Debug, Clone)]
+pub struct VerifyArgs {
+    /// The positional RUN (an id under the destination or a path to a run directory).
+    pub run: Option<String>,
+    /// `--to`.
+    pub to: Option<String>,
+    /// `--level`.
+    pub level: Level,
+    /// `--scratch` URLs, in the order given.
+    pub scratch: Vec<String>,
+}
+
+/// A server `verify --level restore` may create and drop scratch databases on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScratchUrl {
+    /// Its URL (redacted when displayed).
+    pub url: DatabaseUrl,
+    /// The engine of the URL's scheme.
+    pub engine: EngineKind,
+}
+
+/// A validated verification plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyPlan {
+    /// Where runs are looked up by id.
+    pub destination: Destination,
+    /// The run to verify: an id, a path, or `None` for the latest run with a manifest.
+    pub run: Option<String>,
+    /// How deep to check.
+    pub level: Level,
+    /// Scratch servers, at most one per engine (only with [`Level::Restore`]).
+    pub scratch: Vec<ScratchUrl>,
+}
+
+impl VerifyPlan {
+    /// The scratch server given for `engine`, if any.
+    #[must_use]
+    pub fn scratch_for(&self, engine: EngineKind) -> Option<&ScratchUrl> {
+        self.scratch.iter().find(|s| s.engine == engine)
+    }
+}
+
+/// Merge `verify` arguments with the config's `[storage] to` into a plan.
+///
+/// # Errors
+///
+/// [`SettingsError`]: `--scratch` without `--level restore`, a `--scratch` value that is not a
+/// database URL of a known engine, two `--scratch` URLs of the same engine (the choice would be
+/// ambiguous), a bad destination. Whether every engine of the run has a scratch server can only
+/// be known from its manifest, so `verify` checks that itself before restoring anything.
+pub fn resolve_verify(
+    args: &VerifyArgs,
+    config_to: Option<&str>,
+) -> Result<VerifyPlan, SettingsError> {
+    if !args.scratch.is_empty() && args.level != Level::Restore {
+        return Err(SettingsError::new(format!(
+            "--scratch is only used with --level restore (the level is {})",
+            args.level.as_str()
+        ))
+        .hint("add --level restore, or leave out --scratch"));
+    }
+    let mut scratch: Vec<ScratchUrl> = Vec::with_capacity(args.scratch.len());
+    for (i, text) in args.scratch.iter().enumerate() {
+        let (url, engine) = parse_url(text).map_err(|e| SettingsError {
+            message: format!("--scratch URL #{}: {}", i + 1, e.message),
+            hint: e.hint,
+        })?;
+        if let Some(prev) = scratch.iter().position(|s| s.engine == engine) {
+            return Err(SettingsError::new(format!(
+                "--scratch URLs #{} and #{} are both {engine} servers",
+                prev + 1,
+                i + 1
+            ))
+            .hint("give one scratch server per engine"));
+        }
+        scratch.push(ScratchUrl { url, engine });
+    }
+    let to = args
+        .to
+        .as_deref()
+        .or(config_to)
+        .unwrap_or(DEFAULT_DESTINATION);
+    Ok(VerifyPlan {
+        destination: resolve_destination(to)?,
+        run: args.run.clone(),
+        level: args.level,
+        scratch,
+    })
+}
+
+/// Command-line inputs of `restore`, as plain data (see `cli`).
+#[derive(Debug, Clone, Default)]
+pub struct RestoreArgs {
+    /// The positional RUN (an id under the destination or a path to a run directory).
+    pub run: String,
+    /// `--into`: the target database URL.
+    pub into: String,
+    /// `--db`: the manifest entry to restore.
+    pub db: Option<String>,
+    /// `--clean`.
+    pub clean: bool,
+    /// `--no-owner`.
+    pub no_owner: bool,
+    /// `--to`.
+    pub to: Option<String>,
+}
+
+/// A validated restore plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// Where runs are looked up by id.
+    pub destination: Destination,
+    /// The run: an id under the destination or a path to a run directory.
+    pub run: String,
+    /// The target database (redacted when displayed).
+    pub into: DatabaseUrl,
+    /// The engine of the target URL's scheme.
+    pub engine: EngineKind,
+    /// The manifest entry to restore; `None` means the run's only one.
+    pub db: Option<String>,
+    /// Drop what is already in the target first.
+    pub clean: bool,
+    /// Apply ownership and privilege statements.
+    pub ownership: bool,
+}
+
+/// Merge `restore` arguments with the config's `[storage] to` into a plan.
+///
+/// # Errors
+///
+/// [`SettingsError`]: an empty RUN or `--db`, an `--into` value that is not a database URL of
+/// a known engine, or one its engine refuses without I/O (`Target::validate`), a bad
+/// destination. The message never repeats the URL's password.
+pub fn resolve_restore(
+    args: &RestoreArgs,
+    config_to: Option<&str>,
+) -> Result<RestorePlan, SettingsError> {
+    if args.run.trim().is_empty() {
+        return Err(SettingsError::new("RUN must not be empty")
+            .hint("give a run id under the destination, or a path to a run directory"));
+    }
+    if args.db.as_deref().is_some_and(|d| d.trim().is_empty()) {
+        return Err(SettingsError::new("--db must not be empty"));
+    }
+    let (into, engine) = parse_url(&args.into).map_err(|e| SettingsError {
+        message: format!("--into: {}", e.message),
+        hint: e.hint,
+    })?;
+    engine
+        .target(into.clone())
+        .validate()
+        .map_err(|e| SettingsError::new(format!("--into {into}: {}", e.message())))?;
+    let to = args
+        .to
+        .as_deref()
+        .or(config_to)
+        .unwrap_or(DEFAULT_DESTINATION);
+    Ok(RestorePlan {
+        destination: resolve_destination(to)?,
+        run: args.run.clone(),
+        into,
+        engine,
+        db: args.db.clone(),
+        clean: args.clean,
+        ownership: !args.no_owner,
+    })
+}
+
 /// Interpret a destination string.
 ///
 /// # Errors
@@ -647,6 +817,81 @@ mod tests {
         assert!(validate_name("").is_err());
         assert_eq!(name_from_database("My DB/1"), "My_DB_1");
         assert_eq!(name_from_database(".hidden"), "_hidden");
+    }
+
+    #[test]
+    fn resolve_verify_rules() {
+        let mut args = VerifyArgs {
+            run: None,
+            to: None,
+            level: Level::Decompress,
+            scratch: vec!["postgres://postgres@h:5432/postgres".into()],
+        };
+        let e = resolve_verify(&args, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--scratch is only used with --level restore (the level is decompress)"
+        );
+        args.level = Level::Restore;
+        args.scratch.push("mariadb://root@h:3306".into());
+        args.scratch.push("redis://h:6380".into());
+        let plan = resolve_verify(&args, Some("/cfg")).unwrap();
+        assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
+        assert_eq!(plan.scratch.len(), 3);
+        assert_eq!(plan.scratch_for(EngineKind::Mysql).unwrap().url.host(), "h");
+        args.scratch.push("postgresql://u:hunter2@other/x".into());
+        let e = resolve_verify(&args, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--scratch URLs #1 and #4 are both postgresql servers"
+        );
+        args.scratch = vec!["mongodb://u:hunter2@h/x".into()];
+        let e = resolve_verify(&args, None).unwrap_err();
+        assert!(e.to_string().starts_with("--scratch URL #1: "), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        args.scratch.clear();
+        args.to = Some("/flag".into());
+        let plan = resolve_verify(&args, Some("/cfg")).unwrap();
+        assert_eq!(plan.destination, Destination::Local(PathBuf::from("/flag")));
+        assert_eq!(plan.scratch_for(EngineKind::Postgres), None);
+    }
+
+    #[test]
+    fn resolve_restore_rules() {
+        let mut args = RestoreArgs {
+            run: "20261129T074800Z".into(),
+            into: "postgres://app:hunter2@h:5432/target".into(),
+            ..RestoreArgs::default()
+        };
+        let plan = resolve_restore(&args, None).unwrap();
+        assert_eq!(plan.engine, EngineKind::Postgres);
+        assert!(plan.ownership);
+        assert!(!plan.clean);
+        assert_eq!(plan.into.to_string(), "postgres://app:****@h:5432/target");
+        assert_eq!(
+            plan.destination,
+            Destination::Local(PathBuf::from(DEFAULT_DESTINATION))
+        );
+        args.no_owner = true;
+        args.clean = true;
+        args.into = "mariadb://root@h/x".into();
+        let plan = resolve_restore(&args, Some("/cfg")).unwrap();
+        assert_eq!(plan.engine, EngineKind::Mysql);
+        assert!(!plan.ownership);
+        assert!(plan.clean);
+        args.into = "ftp://u:hunter2@h/x".into();
+        let e = resolve_restore(&args, None).unwrap_err();
+        assert!(
+            e.to_string().starts_with("--into: unsupported URL scheme"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        args.into = "redis://h".into();
+        args.db = Some(String::new());
+        assert_eq!(
+            resolve_restore(&args, None).unwrap_err().to_string(),
+            "--db must not be empty"
+        );
     }
 
     #[test]

@@ -199,6 +199,29 @@ pub struct VerifyDatabase {
     pub ok: bool,
     /// What failed, one line each.
     pub problems: Vec<String>,
+    /// Level `restore` only: what the scratch restore did (absent when it did not start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreCheck>,
+}
+
+/// What the scratch restore of one database did at level `restore` (FORMAT.md, `verify.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreCheck {
+    /// The scratch database's name (Redis: the scratch server, flushed afterwards).
+    pub scratch: String,
+    /// Statements (Redis: commands) the restore executed.
+    pub statements: u64,
+    /// Rows (Redis: keys) the restore loaded.
+    pub rows_restored: u64,
+    /// Tables (Redis: logical databases) of the manifest compared with the restore.
+    pub tables: u64,
+    /// Rows (keys) of the manifest's tables whose counts and fingerprints were compared.
+    pub rows_compared: u64,
+    /// Wall time of create, restore, fingerprint and drop, in milliseconds.
+    pub millis: u64,
+    /// Whether the scratch database was dropped afterwards; `false` means it is left behind
+    /// (the warning printed by `verify` names it).
+    pub dropped: bool,
 }
 
 /// `verify.json`: the last verification of a run.
@@ -206,7 +229,7 @@ pub struct VerifyDatabase {
 pub struct VerifyRecord {
     /// The run verified.
     pub run_id: String,
-    /// `checksum` or `decompress`.
+    /// `checksum`, `decompress` or `restore`.
     pub level: String,
     /// When the verification finished.
     pub verified_at: DateTime<Utc>,

@@ -30,6 +30,8 @@ pub enum Command {
     Dump(DumpCmd),
     /// Read a run back and check every file against its manifest.
     Verify(VerifyCmd),
+    /// Restore one archive of a run into a database.
+    Restore(RestoreCmd),
     /// Show the inventory and what `dump --all` would write.
     List(ListCmd),
 }
@@ -84,6 +86,9 @@ pub enum LevelArg {
     Checksum,
     /// Also decode every zstd frame, check its content checksum and the uncompressed length.
     Decompress,
+    /// Also restore every archive into a scratch database (see `--scratch`) and compare its
+    /// row counts and content fingerprints with the manifest.
+    Restore,
 }
 
 /// `exporter verify`.
@@ -98,7 +103,40 @@ pub struct VerifyCmd {
     /// How deep to check.
     #[arg(long, value_enum, default_value_t = LevelArg::Decompress)]
     pub level: LevelArg,
+    /// With `--level restore`: a server to create and drop scratch databases on, one per
+    /// engine (postgres://user@host:5432/postgres, mysql://root@host:3306, redis://host:6380
+    /// for an empty Redis server that will be flushed). Repeat for several engines.
+    #[arg(long, value_name = "URL")]
+    pub scratch: Vec<String>,
     /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `exporter restore`.
+#[derive(Debug, Args)]
+pub struct RestoreCmd {
+    /// A run id under the destination, or a path to a run directory.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// The database to restore into (postgres://user@host:5432/db, mysql://root@host:3306/db,
+    /// redis://host:6379). It must exist and be empty, unless `--clean` is given.
+    #[arg(long, value_name = "URL")]
+    pub into: String,
+    /// Which database of the run to restore (its manifest name); required when the run holds
+    /// more than one.
+    #[arg(long, value_name = "NAME")]
+    pub db: Option<String>,
+    /// Drop everything already in the target before restoring.
+    #[arg(long)]
+    pub clean: bool,
+    /// Skip ownership and privilege statements (ALTER … OWNER TO, GRANT).
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Destination directory holding runs (overrides `[storage] to`).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
+    /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

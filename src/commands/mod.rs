@@ -3,6 +3,7 @@
 
 pub mod dump;
 pub mod list;
+pub mod restore;
 pub mod verify;
 
 use std::io::IsTerminal;
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command};
 use crate::error::{ExitStatus, Failure};
-use crate::settings::{self, Config, DumpArgs};
+use crate::settings::{self, Config, DumpArgs, RestoreArgs, VerifyArgs};
 
 /// Human progress on stderr (data goes to stdout). Silent with `--quiet`.
 #[derive(Debug, Clone, Copy)]
@@ -59,13 +60,23 @@ pub fn run(cli: Cli) -> ExitStatus {
             return f.status;
         }
     };
+    let interrupted_hint = match &cli.command {
+        Command::Restore(_) => {
+            "the target may be partly restored; run the restore again with --clean"
+        }
+        Command::Verify(_) => {
+            "the verification was not recorded (scratch databases are dropped); run it again"
+        }
+        _ => "nothing of the interrupted work was committed; run the command again",
+    };
     let result = runtime.block_on(async {
         tokio::select! {
             r = dispatch(cli, ui, cores) => r,
             // Dropping the command's future cancels server work and aborts every object that
-            // is not committed; a run without manifest.json is not a run (FORMAT.md).
+            // is not committed; a run without manifest.json is not a run (FORMAT.md). Scratch
+            // databases of `verify --level restore` are dropped by their guards.
             signal = interrupted() => Err(Failure::runtime(anyhow::anyhow!("interrupted by {signal}"))
-                .with_hint(Some("nothing of the interrupted work was committed; run the command again"))),
+                .with_hint(Some(interrupted_hint))),
         }
     });
     // Do not wait for stray blocking tasks (e.g. a cancelled compressor) at exit.
@@ -125,22 +136,33 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
         }
         Command::Verify(cmd) => {
             let config_to = load_storage_to(config_path.as_deref())?;
-            let to = cmd
-                .to
-                .or(config_to)
-                .unwrap_or_else(|| settings::DEFAULT_DESTINATION.to_owned());
-            let destination = settings::resolve_destination(&to).map_err(settings_failure)?;
-            let level = match cmd.level {
-                crate::cli::LevelArg::Checksum => verify::Level::Checksum,
-                crate::cli::LevelArg::Decompress => verify::Level::Decompress,
+            let args = VerifyArgs {
+                run: cmd.run,
+                to: cmd.to,
+                level: match cmd.level {
+                    crate::cli::LevelArg::Checksum => verify::Level::Checksum,
+                    crate::cli::LevelArg::Decompress => verify::Level::Decompress,
+                    crate::cli::LevelArg::Restore => verify::Level::Restore,
+                },
+                scratch: cmd.scratch,
             };
-            tokio::task::spawn_blocking(move || {
-                verify::run(&destination, cmd.run.as_deref(), level, cmd.json, ui)
-            })
-            .await
-            .map_err(|e| {
-                Failure::runtime(anyhow::Error::new(e).context("verification thread failed"))
-            })?
+            let plan =
+                settings::resolve_verify(&args, config_to.as_deref()).map_err(settings_failure)?;
+            verify::run(plan, cmd.json, ui).await
+        }
+        Command::Restore(cmd) => {
+            let config_to = load_storage_to(config_path.as_deref())?;
+            let args = RestoreArgs {
+                run: cmd.run,
+                into: cmd.into,
+                db: cmd.db,
+                clean: cmd.clean,
+                no_owner: cmd.no_owner,
+                to: cmd.to,
+            };
+            let plan =
+                settings::resolve_restore(&args, config_to.as_deref()).map_err(settings_failure)?;
+            restore::run(plan, ui, cmd.json).await
         }
         Command::List(cmd) => {
             let (config, config_name) = load_config(config_path.as_deref(), true)?;
@@ -173,7 +195,7 @@ fn load_config(path: Option<&Path>, required: bool) -> Result<(Option<Config>, S
     Ok((Some(config), name))
 }
 
-/// `[storage] to` of the config file, if there is one (verify needs nothing else).
+/// `[storage] to` of the config file, if there is one (verify and restore need nothing else).
 fn load_storage_to(path: Option<&Path>) -> Result<Option<String>, Failure> {
     let required = path.is_some();
     let path: PathBuf = path.map_or_else(|| PathBuf::from("exporter.toml"), Path::to_path_buf);

@@ -7,11 +7,13 @@
 //! missing service fails the tests, it never skips them.
 
 mod config;
+mod corpus;
 mod dump;
 mod failures;
 mod main_job;
 mod mysql;
 mod redis;
+mod restore;
 mod snapshots;
 mod support;
 mod verify;

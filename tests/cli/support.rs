@@ -316,7 +316,7 @@ fn drop_stale_databases() {
     }
 }
 
-fn psql_raw(db: &str, args: &[&str], stdin: Option<&[u8]>) -> std::io::Result<Output> {
+pub fn psql_raw(db: &str, args: &[&str], stdin: Option<&[u8]>) -> std::io::Result<Output> {
     let mut child = Command::new("psql")
         .args([
             "-X",

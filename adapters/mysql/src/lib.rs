@@ -3,7 +3,10 @@
 //!
 //! [`MysqlSource`] implements [`exporter_contract::Source`] for `mysql://` and `mariadb://`
 //! URLs. [`fingerprint_database`] computes the same per-table fingerprints over any live
-//! database (the restore-side check).
+//! database (the restore-side check). [`MysqlTarget`] implements
+//! [`exporter_contract::Target`]: it applies a script statement by statement, split the way
+//! the stock `mysql` client splits it ([`script`]); [`MysqlScratch`] implements
+//! [`exporter_contract::ScratchServer`] (see [`restore`]).
 //!
 //! # What a dump is
 //!
@@ -134,7 +137,11 @@ use futures::future::BoxFuture;
 pub mod catalog;
 pub mod connect;
 pub mod encode;
+pub mod restore;
+pub mod script;
 pub mod stream;
+
+pub use restore::{MysqlScratch, MysqlTarget};
 
 /// A MySQL or MariaDB database (or every schema of a server) to dump. Cheap to build: no I/O
 /// until [`Source::preflight`] or [`Source::dump`].

@@ -1,0 +1,657 @@
+//! The restore side: [`MysqlTarget`] applies a SQL script (ours, or mysqldump / mariadb-dump
+//! output) the way `mysql db < script.sql` does, and [`MysqlScratch`] creates and drops the
+//! scratch databases of `verify --level restore`.
+//!
+//! # How a script is applied
+//!
+//! One connection, in autocommit, with the server's default session (like the stock client:
+//! the script's header sets what it needs). The payload is split with [`crate::script`]
+//! (statements end at the current delimiter; `DELIMITER`, strings, comments and executable
+//! comments as the client reads them) and each statement is sent on its own with the text
+//! protocol (`COM_QUERY`), in order. After each statement the server's status flags say
+//! whether `NO_BACKSLASH_ESCAPES` / `ANSI_QUOTES` are now on, which changes how the rest of
+//! the script is split (the client does the same). `USE db` and `CREATE DATABASE IF NOT
+//! EXISTS` run as written: a script of every schema selects its own databases; a script of
+//! one database restores into the URL's database.
+//!
+//! Like `mysql` without `--force`, the first failing statement stops the restore:
+//! [`ErrorKind::Query`] (or `Permission` for a privilege error, `Protocol` for a lost
+//! connection) whose object is `statement N (line L): FIRST WORDS` and whose message is the
+//! server's `ERROR code (state): message`. For statements that carry rows (`INSERT`,
+//! `REPLACE`, `UPDATE`, `DELETE`) quoted values in the server's message are replaced with
+//! `'…'` (e.g. `Duplicate entry '…' for key 'PRIMARY'`), so no row data reaches an error.
+//! Statements already applied stay applied (there is no enclosing transaction: DDL commits
+//! implicitly in MySQL anyway).
+//!
+//! A statement longer than the server's `max_allowed_packet` fails before it is sent (and
+//! before it is buffered whole), naming it. Input that ends inside a statement is a
+//! [`ErrorKind::Protocol`] error.
+//!
+//! # Ownership
+//!
+//! MySQL objects have no owners. With [`RestoreOptions::ownership`] off, `GRANT` and
+//! `REVOKE` statements are skipped and counted in [`RestoreSummary::skipped`] (our dumps
+//! contain none; a hand-made or `--system=users` script may). `DEFINER=` clauses are part of
+//! a view's or routine's security context, not ownership, and are applied as written: our
+//! dumps leave them out unless made with [`crate::MysqlSource::with_definers`].
+//!
+//! # Counting
+//!
+//! [`RestoreSummary::statements`] counts statements sent (client commands such as
+//! `DELIMITER` are not statements); [`RestoreSummary::rows`] sums the affected-row counts of
+//! `INSERT` statements.
+
+use bytes::Bytes;
+use exporter_contract::{
+    DatabaseUrl, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary,
+    ScratchServer, ServerInfo, TableSummary, Target,
+};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use mysql_async::consts::StatusFlags;
+use mysql_async::prelude::Queryable;
+
+use crate::catalog::SYSTEM_SCHEMAS;
+use crate::connect::{self, Phase, Session};
+use crate::encode::{display_ident, quote_ident, quote_str};
+use crate::script::{Splitter, Statement};
+
+/// A MySQL or MariaDB database to restore into (`mysql://` / `mariadb://` URL). With a
+/// database in the URL, a one-database script restores into it; without, the script must
+/// select its databases (`USE`), as a dump of every schema does. Cheap to build: no I/O.
+#[derive(Debug, Clone)]
+pub struct MysqlTarget {
+    url: DatabaseUrl,
+}
+
+impl MysqlTarget {
+    /// A target for `url`. No I/O.
+    #[must_use]
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl Target for MysqlTarget {
+    fn describe(&self) -> String {
+        format!("mysql {}", self.url.redacted())
+    }
+
+    fn validate(&self) -> Result<(), EngineError> {
+        connect::opts(&self.url).map(|_| ())
+    }
+
+    fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
+        async move {
+            let s = connect::connect(&self.url).await?;
+            let info = ServerInfo {
+                engine: s.flavor.engine().to_owned(),
+                version: s.version.clone(),
+            };
+            let _ = s.conn.disconnect().await;
+            Ok(info)
+        }
+        .boxed()
+    }
+
+    fn existing_objects(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>> {
+        async move {
+            let mut s = open(&self.url).await?;
+            let objects = list_objects(&mut s, self.url.database().is_some()).await?;
+            let _ = s.conn.disconnect().await;
+            let mut names: Vec<String> = objects.iter().map(Existing::display).collect();
+            names.sort();
+            Ok(names)
+        }
+        .boxed()
+    }
+
+    fn clean(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        async move {
+            let mut s = open(&self.url).await?;
+            let mut objects = list_objects(&mut s, self.url.database().is_some()).await?;
+            // Dependents first: events and routines, views, then tables (foreign keys are
+            // off for this session), sequences last (table defaults may use them).
+            objects.sort_by_key(|o| (o.kind.drop_order(), o.schema.clone(), o.name.clone()));
+            s.exec_drop("SET SESSION FOREIGN_KEY_CHECKS = 0", None)
+                .await?;
+            for o in &objects {
+                let sql = format!(
+                    "DROP {} IF EXISTS {}.{}",
+                    o.kind.sql(),
+                    quote_ident(&o.schema),
+                    quote_ident(&o.name)
+                );
+                let object = format!(
+                    "{} {}.{}",
+                    o.kind.label(),
+                    quote_ident(&o.schema),
+                    quote_ident(&o.name)
+                );
+                s.exec_drop(&sql, Some(&object)).await?;
+            }
+            let _ = s.conn.disconnect().await;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn restore(
+        &self,
+        format: PayloadFormat,
+        body: BoxStream<'static, Result<Bytes, EngineError>>,
+        options: RestoreOptions,
+    ) -> BoxFuture<'_, Result<RestoreSummary, EngineError>> {
+        async move {
+            if format != PayloadFormat::Sql {
+                return Err(EngineError::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "a MySQL target restores SQL scripts, not {} payloads",
+                        format.extension()
+                    ),
+                )
+                .with_object(self.url.redacted()));
+            }
+            restore_script(&self.url, body, &options).await
+        }
+        .boxed()
+    }
+
+    fn fingerprint(&self) -> BoxFuture<'_, Result<Vec<TableSummary>, EngineError>> {
+        async move { crate::fingerprint_database(&self.url).await }.boxed()
+    }
+}
+
+/// A MySQL or MariaDB server on which `verify --level restore` creates scratch databases:
+/// `create` runs `CREATE DATABASE name CHARACTER SET utf8mb4` and returns a [`MysqlTarget`]
+/// whose URL names it; `drop_scratch` runs `DROP DATABASE IF EXISTS name`. The URL's own
+/// database, if any, is ignored. Cheap to build: no I/O.
+#[derive(Debug, Clone)]
+pub struct MysqlScratch {
+    url: DatabaseUrl,
+}
+
+impl MysqlScratch {
+    /// A scratch server reached through `url` (an account that may create and drop
+    /// databases). No I/O.
+    #[must_use]
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+
+    /// The URL with `database` as its path (empty: no database).
+    fn with_database(&self, database: &str) -> Result<DatabaseUrl, EngineError> {
+        let mut url = self.url.expose().clone();
+        url.set_path(&format!("/{database}"));
+        DatabaseUrl::parse(url.as_str()).map_err(|e| {
+            EngineError::new(ErrorKind::Unsupported, e.to_string()).with_object(self.url.redacted())
+        })
+    }
+
+    async fn run(&self, name: &str, sql: String) -> Result<(), EngineError> {
+        check_scratch_name(name)?;
+        let mut s = connect::connect(&self.with_database("")?).await?;
+        s.exec_drop(&sql, Some(&format!("database {}", quote_ident(name))))
+            .await?;
+        let _ = s.conn.disconnect().await;
+        Ok(())
+    }
+}
+
+impl ScratchServer for MysqlScratch {
+    fn describe(&self) -> String {
+        format!("mysql {}", self.url.redacted())
+    }
+
+    fn create(&self, name: &str) -> BoxFuture<'_, Result<Box<dyn Target>, EngineError>> {
+        let name = name.to_owned();
+        async move {
+            let sql = format!(
+                "CREATE DATABASE {} CHARACTER SET utf8mb4",
+                quote_ident(&name)
+            );
+            self.run(&name, sql).await?;
+            let target: Box<dyn Target> = Box::new(MysqlTarget::new(self.with_database(&name)?));
+            Ok(target)
+        }
+        .boxed()
+    }
+
+    fn drop_scratch(&self, name: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        let name = name.to_owned();
+        async move {
+            let sql = format!("DROP DATABASE IF EXISTS {}", quote_ident(&name));
+            self.run(&name, sql).await
+        }
+        .boxed()
+    }
+}
+
+/// Scratch names are what the core makes: 1–64 bytes of `[a-z0-9_]`.
+fn check_scratch_name(name: &str) -> Result<(), EngineError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::new(
+            ErrorKind::Unsupported,
+            "a scratch database name must be 1 to 64 characters of a-z, 0-9 and _",
+        )
+        .with_object(format!("database {}", quote_ident(name))))
+    }
+}
+
+/// A session for catalog work (binary results, read with [`connect::text`]).
+async fn open(url: &DatabaseUrl) -> Result<Session, EngineError> {
+    let mut s = connect::connect(url).await?;
+    s.configure().await?;
+    Ok(s)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Event,
+    PackageBody,
+    Package,
+    Procedure,
+    Function,
+    View,
+    Table,
+    Sequence,
+}
+
+impl Kind {
+    fn from_type(t: &str) -> Option<Self> {
+        Some(match t {
+            "BASE TABLE" | "SYSTEM VERSIONED" => Self::Table,
+            "VIEW" => Self::View,
+            "SEQUENCE" => Self::Sequence,
+            "PROCEDURE" => Self::Procedure,
+            "FUNCTION" => Self::Function,
+            "PACKAGE" => Self::Package,
+            "PACKAGE BODY" => Self::PackageBody,
+            "EVENT" => Self::Event,
+            _ => return None,
+        })
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::PackageBody => "package body",
+            Self::Package => "package",
+            Self::Procedure => "procedure",
+            Self::Function => "function",
+            Self::View => "view",
+            Self::Table => "table",
+            Self::Sequence => "sequence",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Event => "EVENT",
+            Self::PackageBody => "PACKAGE BODY",
+            Self::Package => "PACKAGE",
+            Self::Procedure => "PROCEDURE",
+            Self::Function => "FUNCTION",
+            Self::View => "VIEW",
+            Self::Table => "TABLE",
+            Self::Sequence => "SEQUENCE",
+        }
+    }
+
+    fn drop_order(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An object already in a target.
+struct Existing {
+    schema: String,
+    name: String,
+    kind: Kind,
+    qualified: bool,
+}
+
+impl Existing {
+    fn display(&self) -> String {
+        if self.qualified {
+            format!(
+                "{} {}.{}",
+                self.kind.label(),
+                display_ident(&self.schema),
+                display_ident(&self.name)
+            )
+        } else {
+            format!("{} {}", self.kind.label(), display_ident(&self.name))
+        }
+    }
+}
+
+/// Tables, sequences, views, routines and events of the session's database (`one`) or of
+/// every non-system schema.
+async fn list_objects(s: &mut Session, one: bool) -> Result<Vec<Existing>, EngineError> {
+    let filter = |col: &str| {
+        if one {
+            format!("{col} = DATABASE()")
+        } else {
+            let system: Vec<String> = SYSTEM_SCHEMAS.iter().map(|s| quote_str(s)).collect();
+            format!("{col} NOT IN ({})", system.join(", "))
+        }
+    };
+    let sql = format!(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE {} \
+         UNION ALL SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE {} \
+         UNION ALL SELECT EVENT_SCHEMA, EVENT_NAME, 'EVENT' FROM information_schema.EVENTS WHERE {}",
+        filter("TABLE_SCHEMA"),
+        filter("ROUTINE_SCHEMA"),
+        filter("EVENT_SCHEMA"),
+    );
+    let rows = s.rows(&sql, None).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let schema = connect::text_req(row, 0, "the schema of an object")?;
+        let name = connect::text_req(row, 1, "the name of an object")?;
+        let kind = connect::text_req(row, 2, "the type of an object")?;
+        // Temporary tables and system views are not the target's objects.
+        if let Some(kind) = Kind::from_type(&kind) {
+            out.push(Existing {
+                schema,
+                name,
+                kind,
+                qualified: !one,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Apply a script; see the module docs.
+async fn restore_script(
+    url: &DatabaseUrl,
+    mut body: BoxStream<'static, Result<Bytes, EngineError>>,
+    options: &RestoreOptions,
+) -> Result<RestoreSummary, EngineError> {
+    let mut s = connect::connect(url).await?;
+    let settings: Option<(u64, String)> = match s
+        .conn
+        .query_first("SELECT @@max_allowed_packet, @@SESSION.sql_mode")
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Err(s.error(&e, None)),
+    };
+    let (max_packet, sql_mode) = settings.unwrap_or((16 * 1024 * 1024, String::new()));
+    let mut split = Splitter::new();
+    // The query packet holds a command byte and the statement, and the server takes
+    // packets shorter than max_allowed_packet (measured: a statement of
+    // max_allowed_packet - 2 bytes runs, one byte more is ERROR 1153).
+    split.set_limit(usize::try_from(max_packet.saturating_sub(2)).unwrap_or(usize::MAX));
+    let modes: Vec<&str> = sql_mode.split(',').collect();
+    split.set_modes(
+        !modes.contains(&"NO_BACKSLASH_ESCAPES"),
+        modes.contains(&"ANSI_QUOTES"),
+    );
+    let fixed = url.database();
+    let result = apply(&mut s, &mut split, &mut body, options, fixed.as_deref()).await;
+    // Always end the session, also after a failure: a script may hold `LOCK TABLES` (as
+    // mysqldump output does around its INSERTs), and an idle session keeps those locks.
+    if let Err(e) = s.conn.disconnect().await {
+        tracing::debug!(error = %connect::Redacted::of(&e), "disconnect after restore");
+    }
+    result
+}
+
+async fn apply(
+    s: &mut Session,
+    split: &mut Splitter,
+    body: &mut BoxStream<'static, Result<Bytes, EngineError>>,
+    options: &RestoreOptions,
+    fixed: Option<&str>,
+) -> Result<RestoreSummary, EngineError> {
+    let mut summary = RestoreSummary::default();
+    loop {
+        while let Some(st) = split.next_statement()? {
+            refuse_switching(&st, fixed)?;
+            execute(s, &st, options, &mut summary, split).await?;
+        }
+        match body.next().await {
+            Some(Ok(chunk)) => split.push(&chunk),
+            Some(Err(e)) => return Err(e),
+            None => break,
+        }
+    }
+    split.finish();
+    while let Some(st) = split.next_statement()? {
+        refuse_switching(&st, fixed)?;
+        execute(s, &st, options, &mut summary, split).await?;
+    }
+    Ok(summary)
+}
+
+/// A target whose URL names a database (also every scratch database) takes scripts of one
+/// database only. A script that creates or selects databases itself (`CREATE DATABASE`,
+/// `USE`: a dump of every schema, or `mariadb-dump --databases`) would write into the
+/// databases it names — on a scratch server, possibly the very databases it was dumped from
+/// — so it is refused before that statement runs.
+fn refuse_switching(st: &Statement, fixed: Option<&str>) -> Result<(), EngineError> {
+    let Some(database) = fixed else {
+        return Ok(());
+    };
+    let words: Vec<String> = String::from_utf8_lossy(&st.text[..st.text.len().min(64)])
+        .split_ascii_whitespace()
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let switching = match words.as_slice() {
+        [first, ..] if first == "USE" => true,
+        [first, second] if first == "CREATE" => second == "DATABASE" || second == "SCHEMA",
+        _ => false,
+    };
+    if switching {
+        return Err(EngineError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the script selects its own databases (a dump of every schema, made from a URL \
+                 without a database); restoring it into database {} would write into the \
+                 databases it names instead: restore it into a server URL without a database, \
+                 or dump each database by name",
+                quote_ident(database)
+            ),
+        )
+        .with_object(st.label()));
+    }
+    Ok(())
+}
+
+/// Statement keywords whose server errors may quote row values.
+const DATA_KEYWORDS: &[&str] = &["INSERT", "REPLACE", "UPDATE", "DELETE"];
+
+async fn execute(
+    s: &mut Session,
+    st: &Statement,
+    options: &RestoreOptions,
+    summary: &mut RestoreSummary,
+    split: &mut Splitter,
+) -> Result<(), EngineError> {
+    let keyword = st.keyword();
+    if !options.ownership && matches!(keyword.as_str(), "GRANT" | "REVOKE") {
+        summary.skipped += 1;
+        return Ok(());
+    }
+    if let Err(e) = s.conn.query_drop(&st.text[..]).await {
+        return Err(statement_error(&e, st, &keyword));
+    }
+    summary.statements += 1;
+    if keyword == "INSERT" {
+        summary.rows += s.conn.affected_rows();
+    }
+    // The client re-reads these flags from every OK packet (`mysql.server_status`).
+    if let Some(ok) = s.conn.last_ok_packet() {
+        let flags = ok.status_flags();
+        split.set_modes(
+            !flags.contains(StatusFlags::SERVER_STATUS_NO_BACKSLASH_ESCAPES),
+            flags.contains(StatusFlags::SERVER_STATUS_ANSI_QUOTES),
+        );
+    }
+    Ok(())
+}
+
+/// The error of a failed statement: its label as object, the server's code and message
+/// (values redacted for data statements), the kind from [`connect::classify`] except that a
+/// missing table or database inside a script is a query failure, not a missing target.
+fn statement_error(e: &mysql_async::Error, st: &Statement, keyword: &str) -> EngineError {
+    let base = connect::classify(e, Phase::Query);
+    let mysql_async::Error::Server(server) = e else {
+        return base.with_object(st.label());
+    };
+    let kind = match base.kind() {
+        ErrorKind::NotFound | ErrorKind::Auth => ErrorKind::Query,
+        k => k,
+    };
+    let message = if DATA_KEYWORDS.contains(&keyword) {
+        redact_values(&server.message)
+    } else {
+        server.message.clone()
+    };
+    EngineError::new(
+        kind,
+        format!("ERROR {} ({}): {message}", server.code, server.state),
+    )
+    .with_object(st.label())
+    .retryable(base.is_retryable())
+}
+
+/// Words after which a quoted name (not a value) follows in server messages.
+const NAME_WORDS: &[&str] = &[
+    "column",
+    "key",
+    "table",
+    "constraint",
+    "index",
+    "database",
+    "schema",
+    "field",
+    "function",
+    "procedure",
+    "trigger",
+    "view",
+    "sequence",
+    "variable",
+];
+
+/// A server message with every quoted value replaced by `'…'`: the text after `near` in a
+/// syntax error (it quotes the statement), and every `'…'` not preceded by a word that
+/// introduces a name (`column 'c'`, `key 'PRIMARY'`).
+#[must_use]
+pub fn redact_values(message: &str) -> String {
+    let mut msg = message.to_owned();
+    if let Some(at) = msg.find("near '") {
+        let from = at + "near '".len();
+        let to = msg
+            .rfind("' at line")
+            .filter(|&t| t >= from)
+            .unwrap_or(msg.len());
+        msg.replace_range(from..to, "…");
+    }
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg.as_str();
+    while let Some(i) = rest.find('\'') {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let after = &tail[1..];
+        let Some(j) = after.find('\'') else {
+            out.push_str("'…");
+            rest = "";
+            break;
+        };
+        let quoted = &after[..j];
+        let prev = head
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if quoted == "…" || NAME_WORDS.contains(&prev.as_str()) {
+            out.push('\'');
+            out.push_str(quoted);
+            out.push('\'');
+        } else {
+            out.push_str("'…'");
+        }
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_messages_lose_values_but_keep_names() {
+        assert_eq!(
+            redact_values("Duplicate entry '7-alice' for key 'PRIMARY'"),
+            "Duplicate entry '…' for key 'PRIMARY'"
+        );
+        assert_eq!(
+            redact_values("Data too long for column 'name' at row 3"),
+            "Data too long for column 'name' at row 3"
+        );
+        assert_eq!(
+            redact_values(
+                "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near ''secret'),(2,'x')' at line 1"
+            ),
+            "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near '…' at line 1"
+        );
+        assert_eq!(
+            redact_values("Incorrect integer value: 'abc' for column `d`.`t`.`c` at row 1"),
+            "Incorrect integer value: '…' for column `d`.`t`.`c` at row 1"
+        );
+        assert_eq!(redact_values("odd 'unbalanced"), "odd '…");
+    }
+
+    #[test]
+    fn scratch_names_are_plain_identifiers() {
+        assert!(check_scratch_name("exporter_verify_20261129t074800z_billing").is_ok());
+        for bad in ["", "Upper", "a`b", "a-b", &"x".repeat(65)] {
+            assert_eq!(
+                check_scratch_name(bad).unwrap_err().kind(),
+                ErrorKind::Unsupported
+            );
+        }
+    }
+
+    #[test]
+    fn describe_never_shows_the_password() {
+        let url = DatabaseUrl::parse("mysql://app:hunter2@db.example:3306/main").unwrap();
+        assert_eq!(
+            MysqlTarget::new(url.clone()).describe(),
+            "mysql mysql://app:****@db.example:3306/main"
+        );
+        assert!(!MysqlScratch::new(url).describe().contains("hunter2"));
+    }
+
+    #[test]
+    fn scratch_urls_name_the_database() {
+        let url = DatabaseUrl::parse("mysql://app:pw@db.example:3306/ignored").unwrap();
+        let scratch = MysqlScratch::new(url);
+        assert_eq!(
+            scratch.with_database("s1").unwrap().database().as_deref(),
+            Some("s1")
+        );
+        assert_eq!(scratch.with_database("").unwrap().database(), None);
+        assert_eq!(
+            scratch.with_database("s1").unwrap().password().as_deref(),
+            Some("pw")
+        );
+    }
+}
