@@ -8,8 +8,8 @@
 //! - [`engines`]: the one module that maps a URL scheme to an engine adapter;
 //! - [`pipeline`]: engine bytes → zstd → SHA-256 → storage, with backpressure;
 //! - [`archive`]: run ids, `manifest.json`, `SHA256SUMS`, reading archives back;
-//! - [`storage`]: where runs live (a local directory for now);
-//! - [`commands`]: `dump`, `verify`, `list`;
+//! - [`storage`]: where runs live (a local directory, or S3 and S3-compatible stores);
+//! - [`commands`]: `dump`, `verify`, `list`, `uploads`;
 //! - [`error`]: exit codes and error rendering.
 
 pub mod archive;

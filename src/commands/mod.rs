@@ -3,6 +3,7 @@
 
 pub mod dump;
 pub mod list;
+pub mod uploads;
 pub mod verify;
 
 use std::io::IsTerminal;
@@ -68,6 +69,13 @@ pub fn run(cli: Cli) -> ExitStatus {
                 .with_hint(Some("nothing of the interrupted work was committed; run the command again"))),
         }
     });
+    // A dropped S3 writer aborts its multipart upload from a blocking thread, which needs the
+    // runtime: let those finish before shutting it down.
+    if !crate::storage::settle(std::time::Duration::from_secs(60)) {
+        eprintln!(
+            "warning: some uploads may not have been aborted; list them with `exporter uploads`"
+        );
+    }
     // Do not wait for stray blocking tasks (e.g. a cancelled compressor) at exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
@@ -106,7 +114,16 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
     let config_path = cli.config.clone();
     match cli.command {
         Command::Dump(cmd) => {
+            let expected_size = cmd
+                .expected_size
+                .as_deref()
+                .map(|t| {
+                    settings::parse_size(t)
+                        .map_err(|m| Failure::usage(anyhow::anyhow!("--expected-size: {m}")))
+                })
+                .transpose()?;
             let args = DumpArgs {
+                expected_size,
                 all: cmd.all,
                 urls: cmd.urls,
                 to: cmd.to,
@@ -124,23 +141,43 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
             dump::run(plan, ui, cmd.json).await
         }
         Command::Verify(cmd) => {
-            let config_to = load_storage_to(config_path.as_deref())?;
+            let (config_to, options) = load_storage(config_path.as_deref())?;
             let to = cmd
                 .to
                 .or(config_to)
                 .unwrap_or_else(|| settings::DEFAULT_DESTINATION.to_owned());
-            let destination = settings::resolve_destination(&to).map_err(settings_failure)?;
+            let destination =
+                settings::resolve_destination(&to, &options).map_err(settings_failure)?;
+            let storage = dump::open_storage(&destination).await?;
             let level = match cmd.level {
                 crate::cli::LevelArg::Checksum => verify::Level::Checksum,
                 crate::cli::LevelArg::Decompress => verify::Level::Decompress,
             };
             tokio::task::spawn_blocking(move || {
-                verify::run(&destination, cmd.run.as_deref(), level, cmd.json, ui)
+                verify::run(
+                    &destination,
+                    storage,
+                    cmd.run.as_deref(),
+                    level,
+                    cmd.json,
+                    ui,
+                )
             })
             .await
             .map_err(|e| {
                 Failure::runtime(anyhow::Error::new(e).context("verification thread failed"))
             })?
+        }
+        Command::Uploads(cmd) => {
+            let (config_to, options) = load_storage(config_path.as_deref())?;
+            let to = cmd.to.or(config_to).ok_or_else(|| {
+                Failure::usage(anyhow::anyhow!(
+                    "no destination: give --to s3://bucket/prefix"
+                ))
+            })?;
+            let destination =
+                settings::resolve_destination(&to, &options).map_err(settings_failure)?;
+            uploads::run(&destination, cmd.abort, cmd.json, ui).await
         }
         Command::List(cmd) => {
             let (config, config_name) = load_config(config_path.as_deref(), true)?;
@@ -173,17 +210,22 @@ fn load_config(path: Option<&Path>, required: bool) -> Result<(Option<Config>, S
     Ok((Some(config), name))
 }
 
-/// `[storage] to` of the config file, if there is one (verify needs nothing else).
-fn load_storage_to(path: Option<&Path>) -> Result<Option<String>, Failure> {
+/// `[storage]` of the config file, if there is one (verify needs nothing else): `to` and the
+/// other keys.
+fn load_storage(
+    path: Option<&Path>,
+) -> Result<(Option<String>, settings::StorageOptions), Failure> {
     let required = path.is_some();
     let path: PathBuf = path.map_or_else(|| PathBuf::from("exporter.toml"), Path::to_path_buf);
     let name = path.display().to_string();
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let env = |k: &str| std::env::var(k).ok();
-            settings::parse_storage_to(&text, &name, &env).map_err(settings_failure)
+            settings::parse_storage(&text, &name, &env).map_err(settings_failure)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Ok((None, settings::StorageOptions::default()))
+        }
         Err(e) => Err(Failure::usage(
             anyhow::Error::new(e).context(format!("cannot read config file {name}")),
         )),
@@ -204,7 +246,14 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, _) => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("EXPORTER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // The SDK warns on every GET of a multipart object that its composite checksum cannot
+        // be validated (case A08 of the fidelity notes): not a corruption, and our SHA-256
+        // covers the content, so that one warning is hidden unless EXPORTER_LOG asks for it.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!(
+                "{default},aws_sdk_s3::http_response_checksum=error"
+            ))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -46,9 +46,10 @@ impl Level {
 /// destination; without it, the latest run that has a manifest.
 fn resolve_run(
     destination: &Destination,
+    storage: Arc<dyn Storage>,
     run: Option<&str>,
 ) -> Result<(Arc<dyn Storage>, String), Failure> {
-    if let Some(r) = run {
+    if let (Some(r), Destination::Local(_)) = (run, destination) {
         let path = Path::new(r);
         if path.join(MANIFEST_FILE).exists() || (path.is_dir() && r.contains('/')) {
             let canonical = path.canonicalize().map_err(|e| {
@@ -67,7 +68,6 @@ fn resolve_run(
             return Ok((Arc::new(LocalStorage::new(parent)), id));
         }
     }
-    let storage = super::dump::open_storage(destination);
     let runs = storage.list_runs().map_err(|e| {
         Failure::runtime(
             anyhow::Error::new(e).context(format!("cannot list runs in {destination}")),
@@ -109,12 +109,13 @@ fn resolve_run(
 /// `verify.json`), 2 for a run that does not exist, 3 if storage cannot be read at all.
 pub fn run(
     destination: &Destination,
+    storage: Arc<dyn Storage>,
     run: Option<&str>,
     level: Level,
     json: bool,
     ui: Ui,
 ) -> Result<ExitStatus, Failure> {
-    let (storage, run_id) = resolve_run(destination, run)?;
+    let (storage, run_id) = resolve_run(destination, storage, run)?;
     let where_ = format!("{}/{run_id}", storage.describe());
     ui.info(format!(
         "verifying run {run_id} at level {} ({where_})",

@@ -12,6 +12,7 @@ mod failures;
 mod main_job;
 mod mysql;
 mod redis;
+mod s3;
 mod snapshots;
 mod support;
 mod verify;
