@@ -9,8 +9,9 @@
 //!   adapter: its source, restore target and scratch server;
 //! - [`pipeline`]: engine bytes → zstd → SHA-256 → storage, with backpressure;
 //! - [`archive`]: run ids, `manifest.json`, `SHA256SUMS`, reading archives back;
-//! - [`storage`]: where runs live (a local directory for now);
-//! - [`commands`]: `dump`, `verify` (levels checksum, decompress, restore), `restore`, `list`;
+//! - [`storage`]: where runs live (a local directory, or S3 and S3-compatible stores);
+//! - [`commands`]: `dump`, `verify` (levels checksum, decompress, restore), `restore`, `list`,
+//!   `uploads`;
 //! - [`error`]: exit codes and error rendering.
 
 pub mod archive;

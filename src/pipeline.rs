@@ -86,6 +86,8 @@ pub struct Compression {
 }
 
 enum Msg {
+    /// The engine's size estimate, sent before any data (sizes S3 upload parts).
+    SizeHint(u64),
     Data(Bytes),
     Finish,
 }
@@ -138,6 +140,7 @@ fn compress_loop(
     let mut uncompressed: u64 = 0;
     loop {
         match rx.blocking_recv() {
+            Some(Msg::SizeHint(bytes)) => encoder.get_mut().inner.set_size_hint(bytes),
             Some(Msg::Data(chunk)) => {
                 // On error the encoder and the object are dropped: dropping an uncommitted
                 // ObjectWriter aborts it.
@@ -200,6 +203,10 @@ pub async fn dump_one(
     let produced: Result<(DumpMeta, DumpSummary), PipelineError> = async {
         let dump = source.dump(options).await?;
         let meta = dump.meta;
+        if let Some(hint) = meta.size_hint {
+            // Compressed output rarely exceeds the payload, so the payload estimate bounds it.
+            let _ = tx.send(Msg::SizeHint(hint)).await;
+        }
         let mut body = dump.body;
         while let Some(item) = body.next().await {
             let chunk = item?;

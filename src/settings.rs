@@ -8,7 +8,16 @@
 //!
 //! ```toml
 //! [storage]
-//! to = "./archives"   # destination directory
+//! to = "./archives"   # destination directory, or s3://bucket/prefix
+//! # S3 only (all optional; see README.md "S3 storage"):
+//! # endpoint = "http://127.0.0.1:9000"   # S3-compatible store (else AWS_ENDPOINT_URL, else AWS)
+//! # region = "eu-west-1"                  # else AWS_REGION / the profile
+//! # path_style = true                     # default: true with a custom endpoint
+//! # sse = "AES256"                        # or "aws:kms" (with sse_kms_key_id)
+//! # storage_class = "STANDARD_IA"
+//! # checksums = "when_required"           # or "when_supported"
+//! # part_size = "16MiB"                   # default: chosen from the size estimate
+//! # upload_concurrency = 4                # parts in flight per object
 //!
 //! [[databases]]
 //! name = "billing"    # payload file stem: letters, digits, '.', '_', '-'
@@ -29,6 +38,7 @@ use serde::Deserialize;
 
 pub use crate::commands::verify::Level;
 use crate::engines::{EngineKind, EngineOptions};
+use crate::storage::s3::{self, Checksums, S3Config, Sse};
 
 /// Default compression level (zstd's own default).
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
@@ -70,12 +80,15 @@ impl SettingsError {
 pub enum Destination {
     /// A local directory (created if missing).
     Local(PathBuf),
+    /// A bucket and key prefix (`s3://bucket/prefix`) with its connection settings.
+    S3(S3Config),
 }
 
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Local(p) => write!(f, "{}", p.display()),
+            Self::S3(c) => write!(f, "{}", c.url()),
         }
     }
 }
@@ -143,6 +156,36 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct StorageSection {
     to: Option<toml::Spanned<String>>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    sse: Option<String>,
+    sse_kms_key_id: Option<String>,
+    storage_class: Option<String>,
+    checksums: Option<String>,
+    part_size: Option<toml::Value>,
+    upload_concurrency: Option<i64>,
+}
+
+/// The `[storage]` settings besides `to` (they apply to `s3://` destinations only).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StorageOptions {
+    /// `endpoint`: URL of an S3-compatible store.
+    pub endpoint: Option<String>,
+    /// `region`.
+    pub region: Option<String>,
+    /// `path_style`.
+    pub path_style: Option<bool>,
+    /// `sse` / `sse_kms_key_id`, validated.
+    pub sse: Option<Sse>,
+    /// `storage_class`.
+    pub storage_class: Option<String>,
+    /// `checksums`.
+    pub checksums: Option<Checksums>,
+    /// `part_size` in bytes.
+    pub part_size: Option<u64>,
+    /// `upload_concurrency`.
+    pub upload_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +202,8 @@ pub struct Config {
     pub to: Option<String>,
     /// `[[databases]]`, validated.
     pub databases: Vec<DatabaseTarget>,
+    /// The other `[storage]` keys.
+    pub storage: StorageOptions,
 }
 
 /// Characters percent-encoded when a `${VAR}` value is substituted into a URL: everything
@@ -201,6 +246,7 @@ pub fn parse_config(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, SettingsError> {
     let raw: ConfigFile = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+    let storage = storage_options(raw.storage.as_ref(), origin, env)?;
 
     let to = match raw.storage.and_then(|s| s.to) {
         Some(to) => {
@@ -243,22 +289,127 @@ pub fn parse_config(
         })?;
         databases.push(DatabaseTarget { name, url, engine });
     }
-    Ok(Config { to, databases })
+    Ok(Config {
+        to,
+        databases,
+        storage,
+    })
 }
 
-/// Read only `[storage] to` of a config file, for commands that need no database (`verify`):
-/// the databases' `${VAR}` references are not resolved, so their credentials need not be set.
+/// Validate the S3 keys of `[storage]` (`${VAR}` substituted in each string).
+fn storage_options(
+    section: Option<&StorageSection>,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<StorageOptions, SettingsError> {
+    let Some(s) = section else {
+        return Ok(StorageOptions::default());
+    };
+    let text = |key: &str, v: &Option<String>| -> Result<Option<String>, SettingsError> {
+        v.as_deref()
+            .map(|v| {
+                substitute(v, false, env)
+                    .map_err(|e| located(&format!("{origin}, key storage.{key}"), &e))
+            })
+            .transpose()
+    };
+    let bad =
+        |key: &str, msg: String| SettingsError::new(format!("{origin}, key storage.{key}: {msg}"));
+    let sse = match (
+        text("sse", &s.sse)?,
+        text("sse_kms_key_id", &s.sse_kms_key_id)?,
+    ) {
+        (None, None) => None,
+        (Some(mode), key) => Some(Sse::parse(&mode, key).map_err(|m| bad("sse", m))?),
+        (None, Some(key)) => Some(Sse::Kms(Some(key))),
+    };
+    let checksums = text("checksums", &s.checksums)?
+        .map(|c| Checksums::parse(&c).map_err(|m| bad("checksums", m)))
+        .transpose()?;
+    let part_size = match &s.part_size {
+        None => None,
+        Some(toml::Value::Integer(n)) => {
+            Some(u64::try_from(*n).map_err(|_| bad("part_size", format!("{n} is negative")))?)
+        }
+        Some(toml::Value::String(t)) => Some(parse_size(t).map_err(|m| bad("part_size", m))?),
+        Some(other) => {
+            return Err(bad(
+                "part_size",
+                format!("expected a size like \"16MiB\", found {}", other.type_str()),
+            ));
+        }
+    };
+    if let Some(p) = part_size {
+        s3::check_part_size(p).map_err(|m| bad("part_size", m))?;
+    }
+    let upload_concurrency = match s.upload_concurrency {
+        None => None,
+        Some(n) if (1..=64).contains(&n) => Some(n as usize),
+        Some(n) => {
+            return Err(bad(
+                "upload_concurrency",
+                format!("{n} is out of range 1..=64"),
+            ));
+        }
+    };
+    Ok(StorageOptions {
+        endpoint: text("endpoint", &s.endpoint)?,
+        region: text("region", &s.region)?,
+        path_style: s.path_style,
+        sse,
+        storage_class: text("storage_class", &s.storage_class)?,
+        checksums,
+        part_size,
+        upload_concurrency,
+    })
+}
+
+/// Parse a byte size: a plain number of bytes, or a number with a binary unit `K`/`KiB`,
+/// `M`/`MiB`, `G`/`GiB`, `T`/`TiB` (powers of 1024; `KB`, `MB`, … are read the same way).
 ///
 /// # Errors
 ///
-/// [`SettingsError`] for TOML syntax, unknown keys, or an unset variable in `storage.to`.
-pub fn parse_storage_to(
+/// A message naming the text when it is not a size or overflows 64 bits.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 512MiB, 20G, 1048576)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit (use KiB, MiB, GiB or TiB)"
+            ));
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Read only `[storage]` of a config file, for commands that need no database (`verify`,
+/// `uploads`): the databases' `${VAR}` references are not resolved, so their credentials need
+/// not be set. Returns `to` and the other storage keys.
+///
+/// # Errors
+///
+/// [`SettingsError`] for TOML syntax, unknown keys, or an unset variable or invalid value in
+/// `[storage]`.
+pub fn parse_storage(
     text: &str,
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, SettingsError> {
+) -> Result<(Option<String>, StorageOptions), SettingsError> {
     let raw: ConfigFile = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
-    raw.storage
+    let options = storage_options(raw.storage.as_ref(), origin, env)?;
+    let to = raw
+        .storage
         .and_then(|s| s.to)
         .map(|to| {
             let at = format!(
@@ -267,7 +418,8 @@ pub fn parse_storage_to(
             );
             substitute(to.get_ref(), false, env).map_err(|e| located(&at, &e))
         })
-        .transpose()
+        .transpose()?;
+    Ok((to, options))
 }
 
 fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> SettingsError {
@@ -426,6 +578,8 @@ pub struct DumpArgs {
     pub redis_rdb: bool,
     /// `--keep-definers`.
     pub keep_definers: bool,
+    /// `--expected-size` in bytes (sizes S3 upload parts).
+    pub expected_size: Option<u64>,
 }
 
 /// Merge `dump` arguments with the config into a plan.
@@ -526,8 +680,14 @@ pub fn resolve_dump(
                 ))
             })?;
     }
+    let default_options = StorageOptions::default();
+    let storage = config.map_or(&default_options, |c| &c.storage);
+    let mut destination = resolve_destination(&to, storage)?;
+    if let Destination::S3(c) = &mut destination {
+        c.expected_size = args.expected_size;
+    }
     Ok(DumpPlan {
-        destination: resolve_destination(&to)?,
+        destination,
         databases,
         compression_level: level,
         jobs,
@@ -583,7 +743,7 @@ impl VerifyPlan {
     }
 }
 
-/// Merge `verify` arguments with the config's `[storage] to` into a plan.
+/// Merge `verify` arguments with the config's `[storage]` (`to` and the S3 keys) into a plan.
 ///
 /// # Errors
 ///
@@ -594,6 +754,7 @@ impl VerifyPlan {
 pub fn resolve_verify(
     args: &VerifyArgs,
     config_to: Option<&str>,
+    storage: &StorageOptions,
 ) -> Result<VerifyPlan, SettingsError> {
     if !args.scratch.is_empty() && args.level != Level::Restore {
         return Err(SettingsError::new(format!(
@@ -624,7 +785,7 @@ pub fn resolve_verify(
         .or(config_to)
         .unwrap_or(DEFAULT_DESTINATION);
     Ok(VerifyPlan {
-        destination: resolve_destination(to)?,
+        destination: resolve_destination(to, storage)?,
         run: args.run.clone(),
         level: args.level,
         scratch,
@@ -667,7 +828,7 @@ pub struct RestorePlan {
     pub ownership: bool,
 }
 
-/// Merge `restore` arguments with the config's `[storage] to` into a plan.
+/// Merge `restore` arguments with the config's `[storage]` (`to` and the S3 keys) into a plan.
 ///
 /// # Errors
 ///
@@ -677,6 +838,7 @@ pub struct RestorePlan {
 pub fn resolve_restore(
     args: &RestoreArgs,
     config_to: Option<&str>,
+    storage: &StorageOptions,
 ) -> Result<RestorePlan, SettingsError> {
     if args.run.trim().is_empty() {
         return Err(SettingsError::new("RUN must not be empty")
@@ -699,7 +861,7 @@ pub fn resolve_restore(
         .or(config_to)
         .unwrap_or(DEFAULT_DESTINATION);
     Ok(RestorePlan {
-        destination: resolve_destination(to)?,
+        destination: resolve_destination(to, storage)?,
         run: args.run.clone(),
         into,
         engine,
@@ -709,20 +871,52 @@ pub fn resolve_restore(
     })
 }
 
-/// Interpret a destination string.
+/// Interpret a destination string: a local directory, or `s3://bucket[/prefix]` combined
+/// with the `[storage]` options.
 ///
 /// # Errors
 ///
-/// [`SettingsError`] for an empty value or a URL scheme not supported yet.
-pub fn resolve_destination(to: &str) -> Result<Destination, SettingsError> {
+/// [`SettingsError`] for an empty value, an invalid bucket name, or another URL scheme.
+pub fn resolve_destination(
+    to: &str,
+    options: &StorageOptions,
+) -> Result<Destination, SettingsError> {
     if to.trim().is_empty() {
         return Err(SettingsError::new("the destination must not be empty"));
     }
+    if let Some(rest) = to.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        s3::check_bucket_name(bucket).map_err(|m| {
+            SettingsError::new(format!("destination {to:?}: {m}"))
+                .hint("write it as s3://bucket/prefix")
+        })?;
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|p| p == "." || p == "..") {
+            return Err(SettingsError::new(format!(
+                "destination {to:?}: the prefix must not contain `.` or `..` segments"
+            )));
+        }
+        return Ok(Destination::S3(S3Config {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            endpoint: options.endpoint.clone(),
+            region: options.region.clone(),
+            path_style: options.path_style,
+            sse: options.sse.clone(),
+            storage_class: options.storage_class.clone(),
+            checksums: options.checksums.unwrap_or_default(),
+            part_size: options.part_size,
+            upload_concurrency: options
+                .upload_concurrency
+                .unwrap_or(s3::DEFAULT_UPLOAD_CONCURRENCY),
+            expected_size: None,
+        }));
+    }
     if let Some((scheme, _)) = to.split_once("://") {
-        return Err(SettingsError::new(format!(
-            "destination scheme {scheme:?} is not supported yet"
-        ))
-        .hint("use a local directory"));
+        return Err(
+            SettingsError::new(format!("destination scheme {scheme:?} is not supported"))
+                .hint("use a local directory or s3://bucket/prefix"),
+        );
     }
     Ok(Destination::Local(PathBuf::from(to)))
 }
@@ -827,7 +1021,7 @@ mod tests {
             level: Level::Decompress,
             scratch: vec!["postgres://postgres@h:5432/postgres".into()],
         };
-        let e = resolve_verify(&args, None).unwrap_err();
+        let e = resolve_verify(&args, None, &StorageOptions::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "--scratch is only used with --level restore (the level is decompress)"
@@ -835,23 +1029,23 @@ mod tests {
         args.level = Level::Restore;
         args.scratch.push("mariadb://root@h:3306".into());
         args.scratch.push("redis://h:6380".into());
-        let plan = resolve_verify(&args, Some("/cfg")).unwrap();
+        let plan = resolve_verify(&args, Some("/cfg"), &StorageOptions::default()).unwrap();
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
         assert_eq!(plan.scratch.len(), 3);
         assert_eq!(plan.scratch_for(EngineKind::Mysql).unwrap().url.host(), "h");
         args.scratch.push("postgresql://u:hunter2@other/x".into());
-        let e = resolve_verify(&args, None).unwrap_err();
+        let e = resolve_verify(&args, None, &StorageOptions::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "--scratch URLs #1 and #4 are both postgresql servers"
         );
         args.scratch = vec!["mongodb://u:hunter2@h/x".into()];
-        let e = resolve_verify(&args, None).unwrap_err();
+        let e = resolve_verify(&args, None, &StorageOptions::default()).unwrap_err();
         assert!(e.to_string().starts_with("--scratch URL #1: "), "{e}");
         assert!(!e.to_string().contains("hunter2"), "{e}");
         args.scratch.clear();
         args.to = Some("/flag".into());
-        let plan = resolve_verify(&args, Some("/cfg")).unwrap();
+        let plan = resolve_verify(&args, Some("/cfg"), &StorageOptions::default()).unwrap();
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/flag")));
         assert_eq!(plan.scratch_for(EngineKind::Postgres), None);
     }
@@ -863,7 +1057,7 @@ mod tests {
             into: "postgres://app:hunter2@h:5432/target".into(),
             ..RestoreArgs::default()
         };
-        let plan = resolve_restore(&args, None).unwrap();
+        let plan = resolve_restore(&args, None, &StorageOptions::default()).unwrap();
         assert_eq!(plan.engine, EngineKind::Postgres);
         assert!(plan.ownership);
         assert!(!plan.clean);
@@ -875,12 +1069,12 @@ mod tests {
         args.no_owner = true;
         args.clean = true;
         args.into = "mariadb://root@h/x".into();
-        let plan = resolve_restore(&args, Some("/cfg")).unwrap();
+        let plan = resolve_restore(&args, Some("/cfg"), &StorageOptions::default()).unwrap();
         assert_eq!(plan.engine, EngineKind::Mysql);
         assert!(!plan.ownership);
         assert!(plan.clean);
         args.into = "ftp://u:hunter2@h/x".into();
-        let e = resolve_restore(&args, None).unwrap_err();
+        let e = resolve_restore(&args, None, &StorageOptions::default()).unwrap_err();
         assert!(
             e.to_string().starts_with("--into: unsupported URL scheme"),
             "{e}"
@@ -889,9 +1083,66 @@ mod tests {
         args.into = "redis://h".into();
         args.db = Some(String::new());
         assert_eq!(
-            resolve_restore(&args, None).unwrap_err().to_string(),
+            resolve_restore(&args, None, &StorageOptions::default())
+                .unwrap_err()
+                .to_string(),
             "--db must not be empty"
         );
+    }
+
+    #[test]
+    fn s3_destinations_take_the_storage_keys() {
+        let text = "[storage]\nto = \"s3://acme-x/team/runs/\"\nendpoint = \"http://127.0.0.1:9000\"\nsse = \"aws:kms\"\nsse_kms_key_id = \"k1\"\nchecksums = \"when_supported\"\npart_size = \"16MiB\"\nupload_concurrency = 2\n";
+        let (to, options) = parse_storage(text, "c.toml", &no_env).unwrap();
+        let Destination::S3(c) = resolve_destination(&to.unwrap(), &options).unwrap() else {
+            panic!("not an S3 destination");
+        };
+        assert_eq!(
+            (c.bucket.as_str(), c.prefix.as_str()),
+            ("acme-x", "team/runs")
+        );
+        assert_eq!(c.url(), "s3://acme-x/team/runs");
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.sse, Some(Sse::Kms(Some("k1".into()))));
+        assert_eq!(c.checksums, Checksums::WhenSupported);
+        assert_eq!(c.part_size, Some(16 << 20));
+        assert_eq!(c.upload_concurrency, 2);
+        let plain = resolve_destination("s3://bucket", &StorageOptions::default()).unwrap();
+        let Destination::S3(c) = plain else { panic!() };
+        assert_eq!(
+            c.checksums,
+            Checksums::WhenRequired,
+            "the default works everywhere"
+        );
+        assert_eq!(c.upload_concurrency, s3::DEFAULT_UPLOAD_CONCURRENCY);
+        assert!(resolve_destination("s3://Bad_Bucket/x", &StorageOptions::default()).is_err());
+        assert!(resolve_destination("s3://bucket/../x", &StorageOptions::default()).is_err());
+        assert!(resolve_destination("gs://bucket", &StorageOptions::default()).is_err());
+        for (key, value) in [
+            ("part_size", "\"1MiB\""),
+            ("checksums", "\"always\""),
+            ("upload_concurrency", "0"),
+            ("sse", "\"DES\""),
+        ] {
+            let text = format!("[storage]\n{key} = {value}\n");
+            let e = parse_storage(&text, "c.toml", &no_env).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("c.toml, key storage.{key}: ")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("800G"), Ok(800 << 30));
+        assert_eq!(parse_size("2 TiB"), Ok(2 << 40));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 
     #[test]
@@ -938,6 +1189,7 @@ mod tests {
         let config = Config {
             to: Some("/cfg".into()),
             databases: vec![],
+            storage: StorageOptions::default(),
         };
         args.to = Some("/flag".into());
         let plan = resolve_dump(&args, Some(&config), "exporter.toml", 2).unwrap();

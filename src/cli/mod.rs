@@ -34,6 +34,8 @@ pub enum Command {
     Restore(RestoreCmd),
     /// Show the inventory and what `dump --all` would write.
     List(ListCmd),
+    /// List (and with --abort, remove) unfinished S3 multipart uploads under the destination.
+    Uploads(UploadsCmd),
 }
 
 /// `exporter dump`.
@@ -45,9 +47,13 @@ pub struct DumpCmd {
     /// Database URLs to dump instead of the config's (postgres://user@host:5432/db).
     #[arg(value_name = "URL")]
     pub urls: Vec<String>,
-    /// Destination directory (overrides `[storage] to`).
+    /// Destination: a directory or s3://bucket/prefix (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,
+    /// S3: the largest archive expected (e.g. 800GiB), to size upload parts; overrides the
+    /// engines' estimates.
+    #[arg(long, value_name = "SIZE")]
+    pub expected_size: Option<String>,
     /// zstd compression level, 1 to 19 [default: 3].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
@@ -97,7 +103,7 @@ pub struct VerifyCmd {
     /// A run id under the destination, or a path to a run directory [default: the latest run].
     #[arg(value_name = "RUN")]
     pub run: Option<String>,
-    /// Destination directory holding runs (overrides `[storage] to`).
+    /// Destination holding runs: a directory or s3://bucket/prefix (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,
     /// How deep to check.
@@ -144,6 +150,21 @@ pub struct RestoreCmd {
 /// `exporter list`.
 #[derive(Debug, Args)]
 pub struct ListCmd {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `exporter uploads`.
+#[derive(Debug, Args)]
+pub struct UploadsCmd {
+    /// The S3 destination, s3://bucket/prefix (overrides `[storage] to`).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
+    /// Abort every listed upload (never touches completed objects). Do not run this while a
+    /// dump to the same prefix is in progress: its uploads would be aborted too.
+    #[arg(long)]
+    pub abort: bool,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -19,6 +19,7 @@ use crate::engines::EngineOptions;
 use crate::error::{ExitStatus, Failure};
 use crate::pipeline::{self, Compression, PipelineError};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan};
+use crate::storage::s3::S3Storage;
 use crate::storage::{LocalStorage, Storage};
 
 /// The `--json` summary printed on stdout.
@@ -30,11 +31,21 @@ struct JsonSummary<'a> {
     databases: &'a [DatabaseEntry],
 }
 
-/// Open the storage of a destination.
-#[must_use]
-pub fn open_storage(destination: &Destination) -> Arc<dyn Storage> {
+/// Open the storage of a destination (for S3: load the AWS configuration; no request yet).
+///
+/// # Errors
+///
+/// A usage [`Failure`] if S3 has no region configured anywhere.
+pub async fn open_storage(destination: &Destination) -> Result<Arc<dyn Storage>, Failure> {
     match destination {
-        Destination::Local(path) => Arc::new(LocalStorage::new(path.clone())),
+        Destination::Local(path) => Ok(Arc::new(LocalStorage::new(path.clone()))),
+        Destination::S3(config) => S3Storage::connect(config.clone())
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn Storage>)
+            .map_err(|e| {
+                Failure::usage(anyhow::Error::new(e))
+                    .with_hint(Some("see README.md, section \"S3 storage\""))
+            }),
     }
 }
 
@@ -45,7 +56,7 @@ pub fn open_storage(destination: &Destination) -> Arc<dyn Storage> {
 /// A [`Failure`] with exit status 3 if the run cannot be created, if every database failed, or
 /// (after writing a `partial` manifest) if some did.
 pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failure> {
-    let storage = open_storage(&plan.destination);
+    let storage = open_storage(&plan.destination).await?;
     let started_at = Utc::now();
     let id = {
         let storage = storage.clone();
@@ -58,7 +69,10 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
                     "cannot create a run in destination {}",
                     plan.destination
                 )))
-                .with_hint(Some("check that the destination is a writable directory"))
+                .with_hint(Some(match plan.destination {
+                    Destination::Local(_) => "check that the destination is a writable directory",
+                    Destination::S3(_) => "check the bucket name, the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, …), the region and the endpoint",
+                }))
             })?
     };
     // Until the manifest is written, the run is not a run: if this future is dropped

@@ -4,6 +4,7 @@
 pub mod dump;
 pub mod list;
 pub mod restore;
+pub mod uploads;
 pub mod verify;
 
 use std::io::IsTerminal;
@@ -79,6 +80,13 @@ pub fn run(cli: Cli) -> ExitStatus {
                 .with_hint(Some(interrupted_hint))),
         }
     });
+    // A dropped S3 writer aborts its multipart upload from a blocking thread, which needs the
+    // runtime: let those finish before shutting it down.
+    if !crate::storage::settle(std::time::Duration::from_secs(60)) {
+        eprintln!(
+            "warning: some uploads may not have been aborted; list them with `exporter uploads`"
+        );
+    }
     // Do not wait for stray blocking tasks (e.g. a cancelled compressor) at exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
@@ -117,7 +125,16 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
     let config_path = cli.config.clone();
     match cli.command {
         Command::Dump(cmd) => {
+            let expected_size = cmd
+                .expected_size
+                .as_deref()
+                .map(|t| {
+                    settings::parse_size(t)
+                        .map_err(|m| Failure::usage(anyhow::anyhow!("--expected-size: {m}")))
+                })
+                .transpose()?;
             let args = DumpArgs {
+                expected_size,
                 all: cmd.all,
                 urls: cmd.urls,
                 to: cmd.to,
@@ -135,7 +152,7 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
             dump::run(plan, ui, cmd.json).await
         }
         Command::Verify(cmd) => {
-            let config_to = load_storage_to(config_path.as_deref())?;
+            let (config_to, storage) = load_storage(config_path.as_deref())?;
             let args = VerifyArgs {
                 run: cmd.run,
                 to: cmd.to,
@@ -146,12 +163,12 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
                 },
                 scratch: cmd.scratch,
             };
-            let plan =
-                settings::resolve_verify(&args, config_to.as_deref()).map_err(settings_failure)?;
+            let plan = settings::resolve_verify(&args, config_to.as_deref(), &storage)
+                .map_err(settings_failure)?;
             verify::run(plan, cmd.json, ui).await
         }
         Command::Restore(cmd) => {
-            let config_to = load_storage_to(config_path.as_deref())?;
+            let (config_to, storage) = load_storage(config_path.as_deref())?;
             let args = RestoreArgs {
                 run: cmd.run,
                 into: cmd.into,
@@ -160,9 +177,20 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
                 no_owner: cmd.no_owner,
                 to: cmd.to,
             };
-            let plan =
-                settings::resolve_restore(&args, config_to.as_deref()).map_err(settings_failure)?;
+            let plan = settings::resolve_restore(&args, config_to.as_deref(), &storage)
+                .map_err(settings_failure)?;
             restore::run(plan, ui, cmd.json).await
+        }
+        Command::Uploads(cmd) => {
+            let (config_to, options) = load_storage(config_path.as_deref())?;
+            let to = cmd.to.or(config_to).ok_or_else(|| {
+                Failure::usage(anyhow::anyhow!(
+                    "no destination: give --to s3://bucket/prefix"
+                ))
+            })?;
+            let destination =
+                settings::resolve_destination(&to, &options).map_err(settings_failure)?;
+            uploads::run(&destination, cmd.abort, cmd.json, ui).await
         }
         Command::List(cmd) => {
             let (config, config_name) = load_config(config_path.as_deref(), true)?;
@@ -195,17 +223,22 @@ fn load_config(path: Option<&Path>, required: bool) -> Result<(Option<Config>, S
     Ok((Some(config), name))
 }
 
-/// `[storage] to` of the config file, if there is one (verify and restore need nothing else).
-fn load_storage_to(path: Option<&Path>) -> Result<Option<String>, Failure> {
+/// `[storage]` of the config file, if there is one (verify, restore and uploads need nothing else): `to` and the
+/// other keys.
+fn load_storage(
+    path: Option<&Path>,
+) -> Result<(Option<String>, settings::StorageOptions), Failure> {
     let required = path.is_some();
     let path: PathBuf = path.map_or_else(|| PathBuf::from("exporter.toml"), Path::to_path_buf);
     let name = path.display().to_string();
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let env = |k: &str| std::env::var(k).ok();
-            settings::parse_storage_to(&text, &name, &env).map_err(settings_failure)
+            settings::parse_storage(&text, &name, &env).map_err(settings_failure)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Ok((None, settings::StorageOptions::default()))
+        }
         Err(e) => Err(Failure::usage(
             anyhow::Error::new(e).context(format!("cannot read config file {name}")),
         )),
@@ -226,7 +259,14 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, _) => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("EXPORTER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // The SDK warns on every GET of a multipart object that its composite checksum cannot
+        // be validated (case A08 of the fidelity notes): not a corruption, and our SHA-256
+        // covers the content, so that one warning is hidden unless EXPORTER_LOG asks for it.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!(
+                "{default},aws_sdk_s3::http_response_checksum=error"
+            ))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

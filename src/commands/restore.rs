@@ -546,11 +546,12 @@ fn engine_failure(e: EngineError, what: String) -> Failure {
 /// mismatch, an archive format the engine cannot restore), 3 for runtime failures (storage,
 /// connection, a failing statement — named by the adapter).
 pub async fn run(plan: RestorePlan, ui: Ui, json: bool) -> Result<ExitStatus, Failure> {
+    let storage = super::dump::open_storage(&plan.destination).await?;
     let (storage, run_id, manifest) = {
         let destination = plan.destination.clone();
         let run = plan.run.clone();
         tokio::task::spawn_blocking(move || {
-            let (storage, run_id) = super::verify::resolve_run(&destination, Some(&run))?;
+            let (storage, run_id) = super::verify::resolve_run(&destination, storage, Some(&run))?;
             let manifest = load_manifest(storage.as_ref(), &run_id)?;
             Ok::<_, Failure>((storage, run_id, manifest))
         })

@@ -70,9 +70,10 @@ const DROP_TIMEOUT: Duration = Duration::from_secs(60);
 /// destination; without it, the latest run that has a manifest.
 pub(crate) fn resolve_run(
     destination: &Destination,
+    storage: Arc<dyn Storage>,
     run: Option<&str>,
 ) -> Result<(Arc<dyn Storage>, String), Failure> {
-    if let Some(r) = run {
+    if let (Some(r), Destination::Local(_)) = (run, destination) {
         let path = Path::new(r);
         if path.join(MANIFEST_FILE).exists() || (path.is_dir() && r.contains('/')) {
             let canonical = path.canonicalize().map_err(|e| {
@@ -91,7 +92,6 @@ pub(crate) fn resolve_run(
             return Ok((Arc::new(LocalStorage::new(parent)), id));
         }
     }
-    let storage = super::dump::open_storage(destination);
     let runs = storage.list_runs().map_err(|e| {
         Failure::runtime(
             anyhow::Error::new(e).context(format!("cannot list runs in {destination}")),
@@ -135,11 +135,12 @@ pub(crate) fn resolve_run(
 /// at all or a scratch database could not be created (and nothing else failed).
 pub async fn run(plan: VerifyPlan, json: bool, ui: Ui) -> Result<ExitStatus, Failure> {
     let level = plan.level;
+    let storage = super::dump::open_storage(&plan.destination).await?;
     let (storage, run_id, manifest) = {
         let destination = plan.destination.clone();
         let run = plan.run.clone();
         blocking(move || {
-            let (storage, run_id) = resolve_run(&destination, run.as_deref())?;
+            let (storage, run_id) = resolve_run(&destination, storage, run.as_deref())?;
             let manifest = load_manifest(storage.as_ref(), &run_id);
             Ok((storage, run_id, manifest))
         })

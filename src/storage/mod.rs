@@ -1,4 +1,5 @@
-//! Where runs are stored: a small blocking interface, with a local-directory backend.
+//! Where runs are stored: a small blocking interface, with a local-directory backend and an
+//! S3 backend ([`s3`]).
 //!
 //! The pipeline writes through [`ObjectWriter`] from a blocking thread (compression runs there
 //! anyway), so the interface is synchronous. Invariants every backend keeps (FORMAT.md):
@@ -6,8 +7,11 @@
 //! [`ObjectWriter::commit`]; an aborted or dropped writer leaves nothing under the final name.
 
 pub mod local;
+pub mod s3;
 
 use std::io::{self, Read, Write};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 pub use local::LocalStorage;
 
@@ -23,6 +27,13 @@ pub trait ObjectWriter: Write + Send {
 
     /// Discard everything written. Best effort; never fails loudly.
     fn abort(self: Box<Self>);
+
+    /// The expected size of the object in bytes, from the engine's estimate
+    /// (`DumpMeta::size_hint`), given before the first write. Backends that must fix a part
+    /// size up front (S3) use it; the default ignores it.
+    fn set_size_hint(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
 }
 
 /// A place that holds runs: `<root>/<run-id>/<object>`.
@@ -67,7 +78,9 @@ pub trait Storage: Send + Sync {
     /// I/O errors naming the path.
     fn list_objects(&self, run_id: &str) -> io::Result<Vec<String>>;
 
-    /// Ids of all runs (directories named like run ids), oldest first, with or without manifest.
+    /// Ids of runs (directories or prefixes named like run ids), oldest first. The local
+    /// backend lists them with or without manifest; the S3 backend lists only those with a
+    /// manifest (on S3 a prefix without its commit marker is not a run).
     ///
     /// # Errors
     ///
@@ -106,4 +119,55 @@ pub fn read_small(
         ));
     }
     Ok(buf)
+}
+
+/// Writers whose cleanup (the abort of a remote upload) has not finished yet.
+static PENDING: Mutex<usize> = Mutex::new(0);
+static SETTLED: Condvar = Condvar::new();
+
+/// Held by a writer until its remote cleanup is done; see [`settle`].
+#[derive(Debug)]
+pub(crate) struct PendingCleanup(());
+
+impl PendingCleanup {
+    pub(crate) fn new() -> Self {
+        *PENDING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        Self(())
+    }
+}
+
+impl Drop for PendingCleanup {
+    fn drop(&mut self) {
+        let mut n = PENDING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        SETTLED.notify_all();
+    }
+}
+
+/// Wait up to `timeout` until every writer that is still open has committed or aborted.
+///
+/// Called before the async runtime shuts down after an interruption: a dropped writer aborts
+/// its multipart upload on a blocking thread, and that request needs the runtime. Returns
+/// `false` if writers were still open at the deadline.
+#[must_use]
+pub fn settle(timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut n = PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    while *n > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        n = SETTLED
+            .wait_timeout(n, left)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    }
+    true
 }

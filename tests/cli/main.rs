@@ -14,6 +14,7 @@ mod main_job;
 mod mysql;
 mod redis;
 mod restore;
+mod s3;
 mod snapshots;
 mod support;
 mod verify;
