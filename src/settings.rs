@@ -364,6 +364,34 @@ fn storage_options(
     })
 }
 
+/// Parse an age: a number with a unit `s`, `m`, `h` or `d` (`90s`, `30m`, `2h`, `1d`), or
+/// `0`.
+///
+/// # Errors
+///
+/// A message naming the text when it is not an age.
+pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    if t == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not an age (e.g. 30m, 2h, 1d, or 0)"))?;
+    let seconds = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?} needs a unit: s, m, h or d (e.g. 2h)")),
+    };
+    n.checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
 /// Parse a byte size: a plain number of bytes, or a number with a binary unit `K`/`KiB`,
 /// `M`/`MiB`, `G`/`GiB`, `T`/`TiB` (powers of 1024; `KB`, `MB`, … are read the same way).
 ///
@@ -685,6 +713,17 @@ pub fn resolve_dump(
     let mut destination = resolve_destination(&to, storage)?;
     if let Destination::S3(c) = &mut destination {
         c.expected_size = args.expected_size;
+        // Check the part size against the expected size now: a usage error before any
+        // database is touched, not a failure in the middle of the upload.
+        s3::choose_part_size(c.part_size, c.expected_size).map_err(|m| {
+            SettingsError::new(format!("--expected-size: {m}"))
+                .hint("S3 objects are at most 5 TiB; an archive that large must go elsewhere")
+        })?;
+    } else if args.expected_size.is_some() {
+        return Err(SettingsError::new(
+            "--expected-size sizes S3 upload parts; the destination is a local directory",
+        )
+        .hint("leave out --expected-size, or dump to s3://bucket/prefix"));
     }
     Ok(DumpPlan {
         destination,
@@ -1132,6 +1171,18 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn ages_parse_with_units() {
+        assert_eq!(parse_age("0"), Ok(std::time::Duration::ZERO));
+        assert_eq!(parse_age("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_age("30m").unwrap().as_secs(), 1800);
+        assert_eq!(parse_age("2h").unwrap().as_secs(), 7200);
+        assert_eq!(parse_age("1d").unwrap().as_secs(), 86_400);
+        assert!(parse_age("2").is_err());
+        assert!(parse_age("h").is_err());
+        assert!(parse_age("3 weeks").is_err());
     }
 
     #[test]

@@ -161,10 +161,14 @@ pub struct UploadsCmd {
     /// The S3 destination, s3://bucket/prefix (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,
-    /// Abort every listed upload (never touches completed objects). Do not run this while a
-    /// dump to the same prefix is in progress: its uploads would be aborted too.
+    /// Abort the listed uploads started longer ago than --older-than (never touches completed
+    /// objects).
     #[arg(long)]
     pub abort: bool,
+    /// With --abort: only uploads started at least this long ago (`90s`, `30m`, `2h`, `1d`;
+    /// `0` for all), so that a dump still running into the same prefix keeps its upload.
+    #[arg(long, value_name = "AGE", default_value = "1h")]
+    pub older_than: String,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,

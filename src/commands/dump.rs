@@ -97,6 +97,7 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
         .with_ownership(plan.ownership);
     let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
     let job = Job {
+        local: matches!(plan.destination, Destination::Local(_)),
         storage: storage.clone(),
         run_id: id.clone(),
         options,
@@ -199,8 +200,15 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
     }
 
     if failed.is_empty() {
+        // A command that works as printed: a local run by its path (whatever --to or the
+        // config said); an S3 run by id under its destination (endpoint and other [storage]
+        // keys still come from the config or the environment).
+        let check = match &plan.destination {
+            Destination::Local(_) => format!("exporter verify {run_dir}"),
+            Destination::S3(_) => format!("exporter verify {id} --to {}", plan.destination),
+        };
         ui.info(format!(
-            "run {id} complete: {} archive(s); check it with `exporter verify {id}`",
+            "run {id} complete: {} archive(s); check it with `{check}`",
             manifest.databases.len()
         ));
         Ok(ExitStatus::Success)
@@ -238,6 +246,8 @@ impl Drop for UncommittedRun {
 
 /// What every database of a run shares.
 struct Job {
+    /// The destination is a local directory (for hints: free space there, not credentials).
+    local: bool,
     storage: Arc<dyn Storage>,
     run_id: String,
     options: DumpOptions,
@@ -256,6 +266,7 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
         compression,
         ui,
         failures_ui,
+        local,
     } = job;
     let (engine_options, compression, ui, failures_ui) =
         (*engine_options, *compression, *ui, *failures_ui);
@@ -295,7 +306,7 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
     let report = |e: &PipelineError| {
         let msg = one_line(e);
         failures_ui.info(format!("  {}: FAILED: {msg}", db.name));
-        let hint = hint_for(e);
+        let hint = hint_for(e, *local);
         if let Some(h) = &hint {
             failures_ui.info(format!("  {}: hint: {h}", db.name));
         }
@@ -315,10 +326,7 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
             Ok(Err(e)) => {
                 let msg = format!("cannot create {file}: {e}");
                 failures_ui.info(format!("  {}: FAILED: {msg}", db.name));
-                return (
-                    failed(msg),
-                    Some("check free space and permissions at the destination".into()),
-                );
+                return (failed(msg), Some(destination_hint(*local).into()));
             }
             Err(e) => return (failed(e.to_string()), None),
         }
@@ -408,7 +416,16 @@ fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-fn hint_for(e: &PipelineError) -> Option<String> {
+/// What to check when writing to the destination failed.
+fn destination_hint(local: bool) -> &'static str {
+    if local {
+        "check free space and permissions at the destination"
+    } else {
+        "check the bucket, the credentials and the endpoint; `exporter uploads` lists uploads left open"
+    }
+}
+
+fn hint_for(e: &PipelineError, local: bool) -> Option<String> {
     match e {
         PipelineError::Engine(e) => match e.kind() {
             ErrorKind::Connect => Some("is the server running and reachable from here (host, port, tunnel)?".into()),
@@ -418,6 +435,6 @@ fn hint_for(e: &PipelineError) -> Option<String> {
             ErrorKind::Unsupported => Some("this object cannot be exported faithfully yet; nothing was written for this database".into()),
             _ => None,
         },
-        PipelineError::Write { .. } => Some("check free space and permissions at the destination".into()),
+        PipelineError::Write { .. } => Some(destination_hint(local).into()),
     }
 }

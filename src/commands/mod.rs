@@ -190,7 +190,9 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
             })?;
             let destination =
                 settings::resolve_destination(&to, &options).map_err(settings_failure)?;
-            uploads::run(&destination, cmd.abort, cmd.json, ui).await
+            let older_than = settings::parse_age(&cmd.older_than)
+                .map_err(|m| Failure::usage(anyhow::anyhow!("--older-than: {m}")))?;
+            uploads::run(&destination, cmd.abort, older_than, cmd.json, ui).await
         }
         Command::List(cmd) => {
             let (config, config_name) = load_config(config_path.as_deref(), true)?;
@@ -262,9 +264,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
         // The SDK warns on every GET of a multipart object that its composite checksum cannot
         // be validated (case A08 of the fidelity notes): not a corruption, and our SHA-256
         // covers the content, so that one warning is hidden unless EXPORTER_LOG asks for it.
+        // The credential chain logs each provider it tries and fails (instance metadata on a
+        // laptop, …) at WARN; the error that matters reaches the user as `error:` anyway.
         .unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!(
-                "{default},aws_sdk_s3::http_response_checksum=error"
+                "{default},aws_sdk_s3::http_response_checksum=error,aws_config=error,\
+                 aws_runtime=error,aws_smithy_runtime=error"
             ))
         });
     let _ = tracing_subscriber::fmt()

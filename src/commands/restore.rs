@@ -140,6 +140,7 @@ pub fn open_archive(
             )],
         });
     };
+    check_file_name(file)?;
     let reader = storage
         .open_object(run_id, file)
         .map_err(|error| match error.kind() {
@@ -160,6 +161,78 @@ pub fn open_archive(
             uncompressed: entry.uncompressed_bytes,
         },
     })
+}
+
+/// A manifest's `file` must name an object of the run itself: a plain name of
+/// `[A-Za-z0-9._-]` not starting with `.` (what `dump` writes). A manifest edited to say
+/// `../x` or `/etc/passwd` is refused rather than followed out of the run.
+fn check_file_name(file: &str) -> Result<(), RestoreError> {
+    let plain = !file.is_empty()
+        && file.len() <= 255
+        && !file.starts_with('.')
+        && file
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if plain {
+        Ok(())
+    } else {
+        Err(RestoreError::Corrupt {
+            file: file.to_owned(),
+            problems: vec![format!(
+                "the manifest names file {file:?}, which is not a plain file name of the run"
+            )],
+        })
+    }
+}
+
+/// Read a stored archive once and compare its length and SHA-256 with the manifest, without
+/// decoding it (blocking). `restore --clean` calls it before dropping anything, so a damaged
+/// or truncated archive never costs the target its current contents.
+///
+/// # Errors
+///
+/// [`RestoreError::Corrupt`] on a difference, [`RestoreError::Missing`] or
+/// [`RestoreError::Storage`] when it cannot be read.
+pub fn precheck_archive(
+    storage: &dyn Storage,
+    run_id: &str,
+    entry: &DatabaseEntry,
+) -> Result<(), RestoreError> {
+    let OpenArchive {
+        mut reader,
+        file,
+        expect,
+        ..
+    } = open_archive(storage, run_id, entry)?;
+    let mut hasher = Sha256::new();
+    let mut total: u64 = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(RestoreError::Storage { file, error }),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    let sha = hex::encode(hasher.finalize());
+    let mut problems = Vec::new();
+    if total != expect.bytes {
+        problems.push(format!(
+            "stored length is {total} bytes, manifest says {}",
+            expect.bytes
+        ));
+    }
+    if sha != expect.sha256 {
+        problems.push(format!("sha256 is {sha}, manifest says {}", expect.sha256));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RestoreError::Corrupt { file, problems })
+    }
 }
 
 /// Sets a flag when dropped: tells the reading thread to stop when the restore future is
@@ -589,16 +662,18 @@ pub async fn run(plan: RestorePlan, ui: Ui, json: bool) -> Result<ExitStatus, Fa
             engine.name()
         ))));
     }
-    let archive = {
-        let storage = storage.clone();
-        let run_id = run_id.clone();
-        let entry = entry.clone();
+    // Open once now, so a missing or malformed entry fails before the target is touched;
+    // the object is opened again for the restore itself (after a possible --clean check).
+    let open = |storage: Arc<dyn Storage>, run_id: String, entry: DatabaseEntry| async move {
         tokio::task::spawn_blocking(move || open_archive(storage.as_ref(), &run_id, &entry))
             .await
             .map_err(|e| Failure::runtime(anyhow::Error::new(e)))?
-            .map_err(|e| archive_failure(e, false))?
+            .map_err(|e| archive_failure(e, false))
     };
-    if archive.format() == PayloadFormat::Rdb && plan.clean {
+    let format = open(storage.clone(), run_id.clone(), entry.clone())
+        .await?
+        .format();
+    if format == PayloadFormat::Rdb && plan.clean {
         // Refused before anything is dropped: the target would be emptied for an archive
         // `exporter restore` cannot load (a stock redis-server loads RDB files, FORMAT.md).
         return Err(Failure::usage(anyhow!(
@@ -630,6 +705,27 @@ pub async fn run(plan: RestorePlan, ui: Ui, json: bool) -> Result<ExitStatus, Fa
             ))
             .with_hint(Some("--clean drops them first")));
         }
+        // Prove the archive intact before anything is dropped: a damaged archive must not
+        // cost the target what it holds now (the target may be the only other copy).
+        ui.info(format!(
+            "checking {label} (length and SHA-256) before --clean drops anything"
+        ));
+        {
+            let storage = storage.clone();
+            let run_id = run_id.clone();
+            let entry = entry.clone();
+            tokio::task::spawn_blocking(move || {
+                precheck_archive(storage.as_ref(), &run_id, &entry)
+            })
+            .await
+            .map_err(|e| Failure::runtime(anyhow::Error::new(e)))?
+            .map_err(|e| {
+                let failure = archive_failure(e, false);
+                failure.with_hint(Some(
+                    "nothing was dropped: the target is unchanged; restore from another run",
+                ))
+            })?;
+        }
         ui.info(format!(
             "dropping {} existing object(s) in {describe} (--clean)",
             existing.len()
@@ -640,6 +736,7 @@ pub async fn run(plan: RestorePlan, ui: Ui, json: bool) -> Result<ExitStatus, Fa
             .map_err(|e| engine_failure(e, format!("--clean failed in {describe}")))?;
     }
 
+    let archive = open(storage.clone(), run_id.clone(), entry.clone()).await?;
     ui.info(format!(
         "restoring {} ({label}) of run {run_id} into {describe}",
         entry.name
@@ -653,8 +750,10 @@ pub async fn run(plan: RestorePlan, ui: Ui, json: bool) -> Result<ExitStatus, Fa
     .await
     .map_err(|e| match e {
         RestoreError::Target(e) => {
-            let hint = if e.kind() == ErrorKind::Unsupported {
+            let hint = if e.kind() == ErrorKind::Unsupported && format == PayloadFormat::Rdb {
                 "RDB archives are loaded by a stock redis-server (README, \"Restore by hand\")"
+            } else if e.kind() == ErrorKind::Unsupported {
+                "the archive holds something `exporter restore` does not run; restore it with the stock client (README, \"Restore by hand\") if you trust it"
             } else {
                 "the target may be partly restored; fix the cause and run again with --clean"
             };

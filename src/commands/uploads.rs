@@ -5,12 +5,26 @@
 //! Completed objects are never touched: an open upload is invisible under its key, and
 //! aborting it only discards its parts.
 
+use std::time::Duration;
+
 use anyhow::anyhow;
+use chrono::{DateTime, Utc};
 
 use super::Ui;
 use crate::error::{ExitStatus, Failure};
 use crate::settings::Destination;
-use crate::storage::s3::S3Storage;
+use crate::storage::s3::{OpenUpload, S3Storage};
+
+/// `3600 s` as `1h`, `90 s` as `90s`: the age as the user would write it.
+fn humantime_short(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s.is_multiple_of(86_400) && s > 0 => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(3600) && s > 0 => format!("{}h", s / 3600),
+        _ if s.is_multiple_of(60) && s > 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
 
 /// List, and with `abort` abort, the open multipart uploads under the destination.
 ///
@@ -23,6 +37,7 @@ use crate::storage::s3::S3Storage;
 pub async fn run(
     destination: &Destination,
     abort: bool,
+    older_than: Duration,
     json: bool,
     ui: Ui,
 ) -> Result<ExitStatus, Failure> {
@@ -66,6 +81,26 @@ pub async fn run(
             ));
             return Ok(ExitStatus::Success);
         }
+        // A dump still running into this prefix has an upload open too: leave recent ones.
+        let now = Utc::now();
+        let (old, recent): (Vec<&OpenUpload>, Vec<&OpenUpload>) = uploads.iter().partition(|u| {
+            older_than.is_zero()
+                || u.initiated
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .and_then(|t| (now - t.with_timezone(&Utc)).to_std().ok())
+                    .is_some_and(|age| age >= older_than)
+        });
+        for u in &recent {
+            ui.info(format!(
+                "kept {} ({}): started less than {} ago or at an unknown time (a dump may \
+                 still be writing it; --older-than 0 aborts it anyway)",
+                u.key,
+                u.upload_id,
+                humantime_short(older_than)
+            ));
+        }
+        let uploads = old;
         let mut failed = 0;
         for u in &uploads {
             match storage.abort_upload(u) {

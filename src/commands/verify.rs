@@ -404,19 +404,29 @@ async fn restore_check(
             return outcome;
         }
     };
+    // Armed before the CREATE is sent: a Ctrl-C while it runs must not leave the scratch
+    // database behind. If creating fails, nothing of ours exists (an existing database of
+    // that name is not ours to drop), so the guard is disarmed.
+    let mut guard = ScratchGuard::new(server.clone(), name.clone());
     let target = match server.create(&name).await {
         Ok(t) => t,
         Err(e) => {
+            guard.armed = false;
+            let chain = error_chain(&e);
+            let leftover = if chain.contains("already exists") {
+                " (a database of that name exists already: most likely the scratch of an \
+                 interrupted verification of this run; drop it by hand and verify again)"
+            } else {
+                ""
+            };
             outcome.problems.push(format!(
-                "cannot create scratch database {name} on {}: {}",
+                "cannot create scratch database {name} on {}: {chain}{leftover}",
                 server.describe(),
-                error_chain(&e)
             ));
             outcome.unavailable = true;
             return outcome;
         }
     };
-    let mut guard = ScratchGuard::new(server.clone(), name.clone());
     let mut check = RestoreCheck {
         scratch: name.clone(),
         statements: 0,

@@ -46,7 +46,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
@@ -493,7 +493,7 @@ fn wait<T: Send + 'static>(
 fn sdk_error<E, R>(what: &str, err: SdkError<E, R>) -> io::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug + HasStatus,
+    R: fmt::Debug + HasStatus + 'static,
 {
     let status = err.raw_response().map(HasStatus::status);
     let code = err.code().map(str::to_owned);
@@ -520,9 +520,37 @@ where
         (None, _, Some(404)) => "not found (HTTP 404)".to_owned(),
         (None, _, Some(403)) => "access denied (HTTP 403)".to_owned(),
         (None, _, Some(s)) if matches!(err, SdkError::ServiceError(_)) => format!("HTTP {s}"),
-        _ => DisplayErrorContext(&err).to_string(),
+        _ => transport_detail(&err),
     };
     io::Error::new(kind, format!("{what}: {detail}"))
+}
+
+/// A transport or credential failure as one readable line: the messages of the error's
+/// source chain (without the SDK's debug dump), plus what to check for the two usual causes.
+fn transport_detail(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    let mut line = parts.join(": ");
+    let lower = line.to_ascii_lowercase();
+    if lower.contains("credential") {
+        line.push_str(
+            " (no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             AWS_PROFILE, or run where an instance role or SSO session provides them)",
+        );
+    } else if lower.contains("dns error") || lower.contains("connect") {
+        line.push_str(
+            " (cannot reach the S3 endpoint: for an S3-compatible store set `endpoint` in \
+             [storage] or AWS_ENDPOINT_URL)",
+        );
+    }
+    line
 }
 
 /// The HTTP status of a raw response (a seam so [`sdk_error`] stays generic).
@@ -686,7 +714,7 @@ impl Storage for S3Storage {
                     Some(Ok(chunk)) => Ok(Some(chunk)),
                     Some(Err(e)) => Err(io::Error::other(format!(
                         "download of {what} failed: {}",
-                        DisplayErrorContext(&e)
+                        transport_detail(&e)
                     ))),
                     None => Ok(None),
                 };

@@ -313,3 +313,36 @@ fn verify_ignores_database_credentials_it_does_not_need() {
     out.expect_code(2)
         .stderr_contains("EXP_UNSET_PW_FOR_VERIFY is not set");
 }
+
+/// `--expected-size` is checked when the plan is made: more than S3's 5 TiB per object, or
+/// given for a local destination, is a usage error before any database is contacted (the
+/// URL points at a closed port, so contacting it would fail differently).
+#[test]
+fn expected_size_is_checked_before_anything_starts() {
+    let dir = tempdir();
+    let unreachable = "postgres://postgres@127.0.0.1:9/nowhere";
+    let out = run(exporter(dir.path()).args([
+        "dump",
+        unreachable,
+        "--to",
+        "s3://some-bucket/runs",
+        "--expected-size",
+        "6TiB",
+    ]));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("--expected-size")
+        .stderr_contains("5 TiB");
+    let out = run(exporter(dir.path()).args([
+        "dump",
+        unreachable,
+        "--to",
+        "out",
+        "--expected-size",
+        "1GiB",
+    ]));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("local directory");
+    assert!(!dir.path().join("out").exists(), "nothing was created");
+}

@@ -352,6 +352,59 @@ fn pg_tampered_archive_is_corrupt() {
         .stderr_contains("may be partly restored");
 }
 
+/// `--clean` on a damaged archive: the archive is checked (length, SHA-256) before anything
+/// is dropped, so the target keeps what it holds (it may be the only other copy).
+#[test]
+fn pg_clean_never_drops_anything_for_a_damaged_archive() {
+    let r = PgRun::new("rs_cleandmg");
+    flip_middle_byte(&r.run_dir.join(&r.file));
+    let target = TestDb::with_sql(
+        "rs_cleandmg_t",
+        "CREATE TABLE precious (x int); INSERT INTO precious VALUES (1), (2), (3);",
+    );
+    let out = restore(r.cwd(), &r.run_dir, &target.url(), &["--clean"]);
+    out.expect_code(1)
+        .expect_error_line()
+        .stderr_contains(&format!("archive {} is corrupt", r.file))
+        .stderr_contains("nothing was dropped");
+    assert_eq!(target.query("SELECT count(*) FROM precious"), "3");
+    assert_eq!(
+        target.query("SELECT count(*) FROM pg_class WHERE relname = 't'"),
+        "0"
+    );
+}
+
+/// A manifest edited to point outside its run is refused, never followed.
+#[test]
+fn a_manifest_file_outside_the_run_is_refused() {
+    let r = PgRun::new("rs_escape");
+    let outside = r
+        .run_dir
+        .parent()
+        .expect("destination")
+        .join("outside.sql.zst");
+    std::fs::copy(r.run_dir.join(&r.file), &outside).expect("copy the archive out");
+    let manifest_path = r.run_dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path).expect("read manifest");
+    for name in ["../outside.sql.zst", "/etc/passwd"] {
+        std::fs::write(
+            &manifest_path,
+            text.replace(&format!("\"{}\"", r.file), &format!("\"{name}\"")),
+        )
+        .expect("write manifest");
+        let target = TestDb::create("rs_escape_t");
+        let out = restore(r.cwd(), &r.run_dir, &target.url(), &[]);
+        out.expect_code(1)
+            .expect_error_line()
+            .stderr_contains("not a plain file name of the run");
+        assert_eq!(
+            target.query("SELECT count(*) FROM pg_class WHERE relname = 't'"),
+            "0",
+            "{name}: nothing restored"
+        );
+    }
+}
+
 /// A statement the target refuses stops the restore with exit 3 and the adapter's error,
 /// which names the statement; `verify --level restore` reports it as a problem (exit 1).
 #[test]

@@ -798,8 +798,30 @@ fn s3_uploads_command_lists_and_aborts_stray_uploads() {
             .collect::<Vec<_>>(),
         [format!("runs/20260101T000000Z/x.sql.zst {id}")]
     );
-    let out = run(s3_exporter(work.path(), &endpoint(), KEY_ID, SECRET)
-        .args(["uploads", "--to", &to, "--abort"]));
+    // Uploads younger than --older-than are kept (a dump may still be writing them). The
+    // test server reports a fixed start time years ago, so an age beyond that keeps it.
+    let out = run(s3_exporter(work.path(), &endpoint(), KEY_ID, SECRET).args([
+        "uploads",
+        "--to",
+        &to,
+        "--abort",
+        "--older-than",
+        "100000d",
+    ]));
+    out.expect_code(0);
+    out.stderr_contains("kept runs/20260101T000000Z/x.sql.zst");
+    assert_eq!(
+        bucket.uploads("runs/"),
+        [format!("runs/20260101T000000Z/x.sql.zst {id}")]
+    );
+    let out = run(s3_exporter(work.path(), &endpoint(), KEY_ID, SECRET).args([
+        "uploads",
+        "--to",
+        &to,
+        "--abort",
+        "--older-than",
+        "0",
+    ]));
     out.expect_code(0);
     assert_eq!(bucket.uploads("runs/"), Vec::<String>::new());
     assert_eq!(bucket.uploads(""), [format!("elsewhere/y.sql.zst {other}")]);

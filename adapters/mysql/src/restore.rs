@@ -438,15 +438,30 @@ async fn apply(
 
 /// A target whose URL names a database (also every scratch database) takes scripts of one
 /// database only. A script that creates or selects databases itself (`CREATE DATABASE`,
-/// `USE`: a dump of every schema, or `mariadb-dump --databases`) would write into the
-/// databases it names — on a scratch server, possibly the very databases it was dumped from
-/// — so it is refused before that statement runs.
+/// `USE`, also inside an executable comment: a dump of every schema, or `mariadb-dump
+/// --databases`) would write into the databases it names — on a scratch server, possibly the
+/// very databases it was dumped from — so it is refused before that statement runs.
+///
+/// This catches the honest mistake (an archive of a whole server), not a hostile archive:
+/// like the stock client, the restore runs the script's SQL, and SQL may name other
+/// databases (`INSERT INTO other.t …`). Archives are trusted input; scratch servers should be
+/// dedicated (README, "Verify by restoring").
 fn refuse_switching(st: &Statement, fixed: Option<&str>) -> Result<(), EngineError> {
     let Some(database) = fixed else {
         return Ok(());
     };
-    let words: Vec<String> = String::from_utf8_lossy(&st.text[..st.text.len().min(64)])
-        .split_ascii_whitespace()
+    // Look through an executable comment's version prefix (`/*!40000 USE db */`, `/*M!…`):
+    // the server runs what follows it.
+    let head = String::from_utf8_lossy(&st.text[..st.text.len().min(96)]).into_owned();
+    let head = head
+        .strip_prefix("/*M!")
+        .or_else(|| head.strip_prefix("/*!"))
+        .map_or(head.as_str(), |rest| {
+            rest.trim_start_matches(|c: char| c.is_ascii_digit())
+        });
+    let words: Vec<String> = head
+        .split(|c: char| c.is_ascii_whitespace() || c == '*' || c == '/')
+        .filter(|w| !w.is_empty())
         .take(2)
         .map(str::to_ascii_uppercase)
         .collect();

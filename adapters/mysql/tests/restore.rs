@@ -847,6 +847,18 @@ async fn a_target_naming_a_database_refuses_scripts_that_select_their_own() {
          WHERE table_name = 'before_switch' AND table_schema = DATABASE()",
     );
     assert_eq!(tables.lines().nth(1), Some("1"));
+    // The same inside an executable comment, which the server runs.
+    let hidden = format!("/*!40000 USE `{other}`*/;\nCREATE TABLE t (id INT);\n");
+    let e = restore_with(
+        &db.target(),
+        hidden.as_bytes(),
+        5,
+        RestoreOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("statement 1 (line 1)"), "{e}");
 }
 
 #[tokio::test]
