@@ -71,6 +71,36 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Resolves when the connection task ends (the server closed the connection or it
+    /// failed), with the classified reason; pending forever while the connection lives, or
+    /// when its task was already consumed by [`Conn::error`]. Lets a caller that waits on
+    /// other work notice that this connection — and with it the snapshot's locks — is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future leaves the connection task in place.
+    pub async fn lost(&mut self) -> EngineError {
+        let Some(driver) = self.driver.as_mut() else {
+            return std::future::pending().await;
+        };
+        let joined = driver.await;
+        self.driver = None;
+        match joined {
+            Ok(Err(cause)) => classify(&cause, Phase::Query),
+            Ok(Ok(())) => EngineError::new(
+                ErrorKind::Protocol,
+                "the server closed the connection of the snapshot",
+            )
+            .retryable(true),
+            Err(e) => EngineError::new(
+                ErrorKind::Protocol,
+                format!("the connection task of the snapshot stopped: {e}"),
+            ),
+        }
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         // Closing the socket makes the server abandon whatever it is doing for us.
@@ -187,37 +217,7 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Conn, EngineError> {
 #[must_use]
 pub fn classify(e: &tokio_postgres::Error, phase: Phase) -> EngineError {
     if let Some(db) = e.as_db_error() {
-        let code = db.code();
-        let message = format!("{} (SQLSTATE {})", db.message(), code.code());
-        // SQLSTATE classes: https://www.postgresql.org/docs/current/errcodes-appendix.html
-        let (kind, retryable) = if *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        {
-            (ErrorKind::Auth, false)
-        } else if *code == SqlState::INVALID_CATALOG_NAME || *code == SqlState::UNDEFINED_TABLE {
-            (ErrorKind::NotFound, false)
-        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
-            (ErrorKind::Permission, false)
-        } else if *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::CANNOT_CONNECT_NOW
-        {
-            (ErrorKind::Protocol, true)
-        } else if *code == SqlState::QUERY_CANCELED {
-            (ErrorKind::Cancelled, false)
-        } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
-            || *code == SqlState::T_R_DEADLOCK_DETECTED
-            || *code == SqlState::TOO_MANY_CONNECTIONS
-        {
-            (ErrorKind::Query, true)
-        } else {
-            (ErrorKind::Query, false)
-        };
-        let message = match db.detail() {
-            Some(detail) => format!("{message}; {detail}"),
-            None => message,
-        };
-        return EngineError::new(kind, message).retryable(retryable);
+        return classify_server(db.code().code(), db.message(), db.detail());
     }
     // The driver's own text ("error connecting to server") hides the OS cause
     // ("Connection refused"); append the source chain so users see why.
@@ -240,6 +240,44 @@ pub fn classify(e: &tokio_postgres::Error, phase: Phase) -> EngineError {
         .retryable(true),
         Phase::Query => EngineError::new(ErrorKind::Protocol, text).retryable(true),
     }
+}
+
+/// Classify a server `ErrorResponse` by its fields — SQLSTATE `code` (field `C`), `message`
+/// (`M`) and `detail` (`D`) — exactly as [`classify`] classifies a tokio-postgres database
+/// error. Used by the raw COPY reader (`copyout.rs`), which parses `ErrorResponse` itself.
+/// SQLSTATE classes: <https://www.postgresql.org/docs/current/errcodes-appendix.html>.
+#[must_use]
+pub fn classify_server(code: &str, message: &str, detail: Option<&str>) -> EngineError {
+    let state = SqlState::from_code(code);
+    let message = format!("{message} (SQLSTATE {code})");
+    let (kind, retryable) = if state == SqlState::INVALID_PASSWORD
+        || state == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    {
+        (ErrorKind::Auth, false)
+    } else if state == SqlState::INVALID_CATALOG_NAME || state == SqlState::UNDEFINED_TABLE {
+        (ErrorKind::NotFound, false)
+    } else if state == SqlState::INSUFFICIENT_PRIVILEGE {
+        (ErrorKind::Permission, false)
+    } else if state == SqlState::ADMIN_SHUTDOWN
+        || state == SqlState::CRASH_SHUTDOWN
+        || state == SqlState::CANNOT_CONNECT_NOW
+    {
+        (ErrorKind::Protocol, true)
+    } else if state == SqlState::QUERY_CANCELED {
+        (ErrorKind::Cancelled, false)
+    } else if state == SqlState::T_R_SERIALIZATION_FAILURE
+        || state == SqlState::T_R_DEADLOCK_DETECTED
+        || state == SqlState::TOO_MANY_CONNECTIONS
+    {
+        (ErrorKind::Query, true)
+    } else {
+        (ErrorKind::Query, false)
+    };
+    let message = match detail {
+        Some(detail) => format!("{message}; {detail}"),
+        None => message,
+    };
+    EngineError::new(kind, message).retryable(retryable)
 }
 
 #[cfg(test)]

@@ -68,9 +68,17 @@
 //! # Memory
 //!
 //! The body channel holds at most 8 chunks of about 128 KiB. The schema (DDL text) is held in
-//! memory while streaming. COPY rows arrive one protocol message each: the ceiling is about
-//! two copies of the largest row's COPY text (a 32 MB bytea is 64 MB of hex text; P05) plus
-//! the channel. Parallel jobs add one block of about 256 KiB per worker and as many queued.
+//! memory while streaming. Table data does not go through tokio-postgres, whose codec holds a
+//! whole protocol message (and the server sends each COPY row as one message): the dump's
+//! connection exports its snapshot and the data `COPY`s run on connections of a minimal raw
+//! protocol client (`copyout.rs`) that streams each `CopyData` message in pieces of at most
+//! 64 KiB. Rows are fingerprinted incrementally, and a row larger than a block streams inside
+//! one `COPY` block. Memory therefore grows neither with table nor with row size: sequential
+//! dumps hold one piece, parallel jobs one block of about 256 KiB + 64 KiB per worker and as
+//! many queued (BENCHMARKS.md, "Memory", measures a 4 GiB table and a 200 MB value). One
+//! exception: a table on which another session waits for an `ACCESS EXCLUSIVE` lock is copied
+//! on the snapshot's own connection (a COPY connection's lock request would queue behind it
+//! until the dump ends), where its largest row is held whole.
 //!
 //! # Supported and rejected
 //!
@@ -102,6 +110,7 @@ use futures::future::BoxFuture;
 
 mod catalog;
 mod connect;
+mod copyout;
 mod parallel;
 mod quote;
 mod restore;

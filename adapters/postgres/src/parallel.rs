@@ -11,8 +11,22 @@
 //! pre-data and before the constraints and indexes, so `psql` restores the same rows, and the
 //! fingerprint (an order-independent sum) is the same as a sequential dump's.
 //!
-//! Memory: at most one block per worker plus `jobs` blocks queued for the producer (a block
-//! holds at least one row, so a row larger than [`BLOCK`] makes its block that large).
+//! Workers read through the raw COPY reader ([`RawConn`]), which never holds a whole
+//! protocol message. A block closes at the last row end once it holds [`BLOCK`] bytes; the
+//! rows after that start the next block. A row larger than a block cannot be cut (a `COPY`
+//! block ends only at a row boundary), so its block is sent in parts of at most about
+//! [`BLOCK`] + [`PIECE`] bytes, while the worker holds the lock of the shared sender: parts of
+//! one block are consecutive on the channel, and no other worker's block can land inside it.
+//! Other workers wait for the lock meanwhile (their servers wait on their sockets).
+//!
+//! Each worker takes a table's `ACCESS SHARE` lock with `NOWAIT` before its first `COPY` of
+//! it ([`RawConn::lock_nowait`]): when another session already waits for an exclusive lock
+//! on the table (behind the dump's own lock), the worker leaves the item to the dump's own
+//! connection, which copies it after the workers are done, as pg_dump's workers avoid the
+//! same client-side deadlock.
+//!
+//! Memory: at most one block (≤ [`BLOCK`] + [`PIECE`] plus the header) per worker plus
+//! `jobs` blocks queued for the producer, whatever the row size.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,12 +34,12 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use exporter_contract::produce::{Producer, cancelled};
 use exporter_contract::{DatabaseUrl, EngineError, ErrorKind, Fingerprint, TableSummary};
-use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, mpsc};
 use tokio::task::JoinSet;
 
 use crate::catalog::DataTable;
 use crate::connect::{self, Conn};
+use crate::copyout::{PIECE, RawConn};
 use crate::stream::RowHasher;
 
 /// Size at which a worker closes its current block (at a row boundary). Blocks travel through
@@ -47,6 +61,61 @@ struct Item {
 /// What a worker saw of one table: rows and fingerprint, to be combined across workers.
 type Partial = (usize, u64, Fingerprint);
 
+/// What a worker did: its partials, and the items it left to the main connection because it
+/// could not take the table's lock without waiting (see [`RawConn::lock_nowait`]).
+type Done = (Vec<Partial>, Vec<Item>);
+
+/// The channel of blocks (or parts of an oversized block) from the workers to the producer.
+type Tx = mpsc::Sender<Result<Bytes, EngineError>>;
+
+/// The workers' shared sender: whoever holds the lock owns the order on the channel.
+type Output = AsyncMutex<Tx>;
+
+/// Export the snapshot of `main`'s transaction (`pg_export_snapshot()`).
+///
+/// # Errors
+///
+/// Classified, object `snapshot export`.
+pub async fn export_snapshot(main: &mut Conn) -> Result<String, EngineError> {
+    match main
+        .client
+        .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
+        .await
+    {
+        Ok(row) => Ok(row.get(0)),
+        Err(e) => Err(main.error(e, "snapshot export").await),
+    }
+}
+
+/// A raw COPY connection inside the exported `snapshot`: connect (session settings applied),
+/// then `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '…'`.
+///
+/// # Errors
+///
+/// Classified connect errors (object: the redacted endpoint); import errors (object
+/// `snapshot import`).
+pub async fn open_worker(url: &DatabaseUrl, snapshot: &str) -> Result<RawConn, EngineError> {
+    let mut raw = RawConn::connect(url).await?;
+    let import = format!(
+        "{}; SET TRANSACTION SNAPSHOT {}",
+        connect::BEGIN_SNAPSHOT,
+        crate::quote::quote_literal(snapshot)
+    );
+    raw.execute(&import, "snapshot import").await?;
+    Ok(raw)
+}
+
+/// End a worker's transaction and close its connection.
+///
+/// # Errors
+///
+/// A failed `COMMIT` (e.g. the connection was lost), object `snapshot import`.
+pub async fn close_worker(mut raw: RawConn) -> Result<(), EngineError> {
+    raw.execute("COMMIT", "snapshot import").await?;
+    raw.close().await;
+    Ok(())
+}
+
 /// Copy every table's rows with `jobs` connections sharing `main`'s snapshot, writing blocks
 /// to `out`. Returns one summary per table, in `tables` order.
 ///
@@ -66,51 +135,64 @@ pub async fn copy_tables(
     jobs: usize,
     out: &mut Producer,
 ) -> Result<Vec<TableSummary>, EngineError> {
-    let snapshot: String = match main
-        .client
-        .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
-        .await
-    {
-        Ok(row) => row.get(0),
-        Err(e) => return Err(main.error(e, "snapshot export").await),
-    };
+    let snapshot = export_snapshot(main).await?;
     let items = plan_items(main, tables).await?;
     let queue = Arc::new(Mutex::new(items.into_iter().collect::<VecDeque<Item>>()));
     let tables: Arc<Vec<DataTable>> = Arc::new(tables.to_vec());
     let workers = jobs.min(queue.lock().expect("queue lock").len()).max(1);
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, EngineError>>(workers);
+    let output: Arc<Output> = Arc::new(AsyncMutex::new(tx.clone()));
     // Dropping the set aborts the workers that are still running.
-    let mut set: JoinSet<Result<Vec<Partial>, EngineError>> = JoinSet::new();
+    let mut set: JoinSet<Result<Done, EngineError>> = JoinSet::new();
     for _ in 0..workers {
-        let (url, snapshot, queue, tables, tx) = (
+        let (url, snapshot, queue, tables, tx, output) = (
             url.clone(),
             snapshot.clone(),
             queue.clone(),
             tables.clone(),
             tx.clone(),
+            output.clone(),
         );
         set.spawn(async move {
-            let result = worker(&url, &snapshot, &queue, &tables, &tx).await;
+            let result = worker(&url, &snapshot, &queue, &tables, &output).await;
+            drop(output);
             if let Err(e) = &result {
                 let _ = tx.send(Err(copy_of(e))).await;
             }
             result
         });
     }
-    drop(tx);
+    drop((tx, output));
     while let Some(block) = rx.recv().await {
         out.write_bytes(block?).await?;
     }
     let mut rows = vec![0u64; tables.len()];
     let mut prints = vec![Fingerprint::EMPTY; tables.len()];
+    let mut deferred = Vec::new();
     while let Some(joined) = set.join_next().await {
-        let partials = joined.map_err(|e| {
+        let (partials, left) = joined.map_err(|e| {
             EngineError::new(ErrorKind::Protocol, format!("a COPY worker stopped: {e}"))
         })??;
         for (table, n, fp) in partials {
             rows[table] += n;
             prints[table] = prints[table].combine(fp);
         }
+        deferred.extend(left);
+    }
+    // Items whose lock a worker could not take without waiting: `main` holds every lock.
+    deferred.sort_by_key(|item: &Item| (item.table, item.range.map(|r| r.0)));
+    for item in deferred {
+        let table = &tables[item.table];
+        tracing::info!(table = %table.name, "a lock request is queued on the table; copying it on the snapshot's own connection");
+        let sql = match item.range {
+            None => table.copy_out_sql(),
+            Some((start, end)) => table.copy_out_range_sql(start, end),
+        };
+        out.write(table.copy_in_header().as_bytes()).await?;
+        let summary = crate::stream::copy_sql(main, table, &sql, Some(out)).await?;
+        out.write(b"\\.\n\n").await?;
+        rows[item.table] += summary.rows;
+        prints[item.table] = prints[item.table].combine(summary.fingerprint);
     }
     Ok(tables
         .iter()
@@ -178,77 +260,114 @@ async fn worker(
     snapshot: &str,
     queue: &Mutex<VecDeque<Item>>,
     tables: &[DataTable],
-    tx: &mpsc::Sender<Result<Bytes, EngineError>>,
-) -> Result<Vec<Partial>, EngineError> {
-    let mut conn = connect::connect(url).await?;
-    let import = format!(
-        "{}; SET TRANSACTION SNAPSHOT {}",
-        connect::BEGIN_SNAPSHOT,
-        crate::quote::quote_literal(snapshot)
-    );
-    if let Err(e) = conn.client.batch_execute(&import).await {
-        return Err(conn.error(e, "snapshot import").await);
-    }
+    output: &Output,
+) -> Result<Done, EngineError> {
+    let mut raw = open_worker(url, snapshot).await?;
     let mut partials = Vec::new();
+    let mut deferred = Vec::new();
+    // Tables this connection holds the lock of (a range of one needs it once).
+    let mut locked = std::collections::HashSet::new();
     loop {
         let Some(item) = queue.lock().expect("queue lock").pop_front() else {
             break;
         };
-        partials.push(copy_item(&mut conn, &tables[item.table], item, tx).await?);
+        let table = &tables[item.table];
+        if !locked.contains(&item.table) {
+            if !raw.lock_nowait(&table.name, &table.object()).await? {
+                deferred.push(item);
+                continue;
+            }
+            locked.insert(item.table);
+        }
+        partials.push(copy_item(&mut raw, table, item, output).await?);
     }
-    if let Err(e) = conn.client.batch_execute("COMMIT").await {
-        let endpoint = conn.endpoint.clone();
-        return Err(conn.error(e, &endpoint).await);
+    close_worker(raw).await?;
+    Ok((partials, deferred))
+}
+
+/// Send on the shared channel: under the lock already held (an oversized block in progress),
+/// or taking it for this one message.
+async fn send(
+    output: &Output,
+    held: Option<&mut AsyncMutexGuard<'_, Tx>>,
+    data: Bytes,
+) -> Result<(), EngineError> {
+    match held {
+        Some(tx) => tx.send(Ok(data)).await,
+        None => output.lock().await.send(Ok(data)).await,
     }
-    Ok(partials)
+    .map_err(|_| cancelled())
 }
 
 async fn copy_item(
-    conn: &mut Conn,
+    raw: &mut RawConn,
     table: &DataTable,
     item: Item,
-    tx: &mpsc::Sender<Result<Bytes, EngineError>>,
+    output: &Output,
 ) -> Result<Partial, EngineError> {
     let sql = match item.range {
         None => table.copy_out_sql(),
         Some((start, end)) => table.copy_out_range_sql(start, end),
     };
-    let stream = match conn.client.copy_out(&sql).await {
-        Ok(stream) => stream,
-        Err(e) => return Err(conn.error(e, &table.object()).await),
-    };
-    let mut stream = std::pin::pin!(stream);
+    let object = table.object();
+    raw.copy_out(&sql, &object).await?;
     let header = table.copy_in_header();
     let mut hasher = RowHasher::default();
-    let mut block = BytesMut::with_capacity(BLOCK + 64 * 1024);
+    let mut block = BytesMut::with_capacity(BLOCK + PIECE + header.len());
     block.extend_from_slice(header.as_bytes());
+    // Where the rows of `block` start: after the header, or 0 in a continuation part.
+    let mut rows_start = header.len();
     let mut rows_at_block_start = 0;
     let mut blocks_sent = 0u64;
-    let send = |block: Bytes| async move { tx.send(Ok(block)).await.map_err(|_| cancelled()) };
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => return Err(conn.error(e, &table.object()).await),
-        };
-        hasher.feed(&chunk);
-        block.extend_from_slice(&chunk);
+    // Held while an oversized block goes out in parts.
+    let mut held: Option<AsyncMutexGuard<'_, Tx>> = None;
+    loop {
+        let before = block.len();
+        let n = raw
+            .read_copy(&mut block, PIECE)
+            .await
+            .map_err(|e| e.with_object(object.clone()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.feed(&block[before..]);
+        if block.len() < BLOCK {
+            continue;
+        }
         // A raw newline always ends a row in COPY text format (newlines inside values are
-        // escaped as `\n`), so a block may close after any chunk that ends with one.
-        if block.len() >= BLOCK && chunk.last() == Some(&b'\n') {
+        // escaped as `\n`), so the block closes after the last one it holds.
+        if let Some(last) = memchr::memrchr(b'\n', &block[rows_start..]) {
+            let tail = block.split_off(rows_start + last + 1);
             block.extend_from_slice(b"\\.\n\n");
-            send(block.split().freeze()).await?;
+            send(output, held.as_mut(), block.split().freeze()).await?;
+            // The oversized row (if any) has ended with this block: let the others write.
+            held = None;
             blocks_sent += 1;
+            // The tail holds no complete row (the cut was at the last newline).
             rows_at_block_start = hasher.rows();
+            block.reserve(BLOCK + PIECE + header.len());
             block.extend_from_slice(header.as_bytes());
+            block.extend_from_slice(&tail);
+            rows_start = header.len();
+        } else {
+            // One row larger than a block: send what we have of it and keep the channel
+            // until its block is closed.
+            if held.is_none() {
+                held = Some(output.lock().await);
+            }
+            send(output, held.as_mut(), block.split().freeze()).await?;
+            block.reserve(BLOCK + PIECE);
+            rows_start = 0;
         }
     }
+    let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(object))?;
     // A whole table always gets its COPY statement (also when empty); a range only if it
-    // holds rows not yet sent.
-    if hasher.rows() > rows_at_block_start || (item.range.is_none() && blocks_sent == 0) {
+    // holds rows not yet sent. A block still open in parts is always closed here.
+    if held.is_some() || rows > rows_at_block_start || (item.range.is_none() && blocks_sent == 0) {
         block.extend_from_slice(b"\\.\n\n");
-        send(block.freeze()).await?;
+        send(output, held.as_mut(), block.freeze()).await?;
     }
-    let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(table.object()))?;
+    drop(held);
     Ok((item.table, rows, fingerprint))
 }
 

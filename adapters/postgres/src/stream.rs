@@ -2,14 +2,17 @@
 //! [`Producer`]) while rows stream out of
 //! `COPY … TO STDOUT`, fingerprinting every row on the way.
 
+use bytes::BytesMut;
 use exporter_contract::produce::{CHUNK, Producer};
 use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, TableSummary};
 use futures::StreamExt;
+use xxhash_rust::xxh3::Xxh3;
 
 use exporter_contract::DatabaseUrl;
 
 use crate::catalog::{DataTable, Plan};
 use crate::connect::Conn;
+use crate::copyout::RawConn;
 
 /// Large objects are read and written in pieces of this size; it is also the unit of their
 /// fingerprint rows (see the crate docs).
@@ -40,13 +43,38 @@ SET default_table_access_method = heap;
 
 ";
 
-/// Splits COPY text output into rows (a row may in principle span chunks) and fingerprints
+/// Splits COPY text output into rows (a row may span any number of pieces) and fingerprints
 /// each row without its newline.
-#[derive(Debug, Default)]
+///
+/// A row that lies whole inside one piece is hashed in one call (`xxh3_128`, the fast path).
+/// The part of a row that a piece leaves open goes into a streaming XXH3 state (`Xxh3`, about
+/// 600 bytes, no heap), whose `digest128` equals `xxh3_128` of the whole row: memory does not
+/// grow with the row size (a 200 MB value is hashed as it streams past).
+#[derive(Default)]
 pub struct RowHasher {
-    carry: Vec<u8>,
+    /// The open row's prefix, when `open`.
+    partial: Xxh3,
+    open: bool,
     rows: u64,
     fingerprint: Fingerprint,
+}
+
+impl std::fmt::Debug for RowHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowHasher")
+            .field("open", &self.open)
+            .field("rows", &self.rows)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Fingerprint`] holding one row hash (the contract crate exposes rows, sums and the hex
+/// form; a hash computed by a streaming hasher enters through the hex form).
+fn fingerprint_of_hash(hash: u128) -> Fingerprint {
+    format!("{hash:032x}")
+        .parse()
+        .expect("32 hex digits are a fingerprint")
 }
 
 impl RowHasher {
@@ -54,20 +82,23 @@ impl RowHasher {
     pub fn feed(&mut self, mut data: &[u8]) {
         // memchr: SIMD search for the row ends (every byte of the dump passes here).
         while let Some(pos) = memchr::memchr(b'\n', data) {
-            if self.carry.is_empty() {
-                self.fingerprint.add_row(&data[..pos]);
+            if self.open {
+                self.partial.update(&data[..pos]);
+                self.fingerprint = self
+                    .fingerprint
+                    .combine(fingerprint_of_hash(self.partial.digest128()));
+                self.partial.reset();
+                self.open = false;
             } else {
-                self.carry.extend_from_slice(&data[..pos]);
-                self.fingerprint.add_row(&self.carry);
-                self.carry.clear();
-                if self.carry.capacity() > CHUNK {
-                    self.carry = Vec::new();
-                }
+                self.fingerprint.add_row(&data[..pos]);
             }
             self.rows += 1;
             data = &data[pos + 1..];
         }
-        self.carry.extend_from_slice(data);
+        if !data.is_empty() {
+            self.partial.update(data);
+            self.open = true;
+        }
     }
 
     /// Complete rows seen so far.
@@ -82,13 +113,13 @@ impl RowHasher {
     ///
     /// [`ErrorKind::Protocol`] if the output did not end with a complete row.
     pub fn finish(self) -> Result<(u64, Fingerprint), EngineError> {
-        if self.carry.is_empty() {
-            Ok((self.rows, self.fingerprint))
-        } else {
+        if self.open {
             Err(EngineError::new(
                 ErrorKind::Protocol,
                 "COPY output ended in the middle of a row",
             ))
+        } else {
+            Ok((self.rows, self.fingerprint))
         }
     }
 }
@@ -102,9 +133,25 @@ impl RowHasher {
 pub async fn copy_table(
     conn: &mut Conn,
     table: &DataTable,
+    out: Option<&mut Producer>,
+) -> Result<TableSummary, EngineError> {
+    copy_sql(conn, table, &table.copy_out_sql(), out).await
+}
+
+/// [`copy_table`] for any `COPY … TO STDOUT` of `table` (e.g. a page range). This path
+/// receives each row as one whole protocol message (tokio-postgres); the dump uses it only for
+/// a table whose lock a COPY connection could not take (see `copy_tables_sequential`).
+///
+/// # Errors
+///
+/// As [`copy_table`].
+pub async fn copy_sql(
+    conn: &mut Conn,
+    table: &DataTable,
+    sql: &str,
     mut out: Option<&mut Producer>,
 ) -> Result<TableSummary, EngineError> {
-    let stream = match conn.client.copy_out(&table.copy_out_sql()).await {
+    let stream = match conn.client.copy_out(sql).await {
         Ok(stream) => stream,
         Err(e) => return Err(conn.error(e, &table.object()).await),
     };
@@ -126,6 +173,88 @@ pub async fn copy_table(
         rows,
         fingerprint,
     })
+}
+
+/// Copy one table's rows through the raw COPY reader into `out`, inside one
+/// `COPY … FROM stdin;` block, in pieces of at most [`CHUNK`] bytes whatever the row size,
+/// fingerprinting every row on the way.
+///
+/// # Errors
+///
+/// Classified errors naming the table (`Permission` for a table hidden by row-level security;
+/// `Protocol` when the connection is lost, also in the middle of a row); `Cancelled` if the
+/// consumer went away.
+pub async fn copy_table_raw(
+    raw: &mut RawConn,
+    table: &DataTable,
+    out: &mut Producer,
+) -> Result<TableSummary, EngineError> {
+    let object = table.object();
+    raw.copy_out(&table.copy_out_sql(), &object).await?;
+    out.write(table.copy_in_header().as_bytes()).await?;
+    let mut hasher = RowHasher::default();
+    let mut piece = BytesMut::new();
+    loop {
+        piece.reserve(CHUNK);
+        let n = raw
+            .read_copy(&mut piece, CHUNK)
+            .await
+            .map_err(|e| e.with_object(object.clone()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.feed(&piece);
+        out.write_bytes(piece.split().freeze()).await?;
+    }
+    let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(object))?;
+    out.write(b"\\.\n\n").await?;
+    Ok(TableSummary {
+        name: table.name.clone(),
+        rows,
+        fingerprint,
+    })
+}
+
+/// The sequential dump's data: one raw connection imports the snapshot of `main` and copies
+/// every table in plan order, one `COPY` block each. While a table is copied, `main` is
+/// watched: if it dies (it holds the snapshot's locks), the dump fails naming that table.
+///
+/// Before each table the raw connection takes its lock with `NOWAIT`: when another session
+/// waits for an `ACCESS EXCLUSIVE` lock on it (behind `main`'s lock), the raw connection's
+/// request would queue behind that one until the dump ends. Such a table is copied on `main`
+/// itself, which already holds the lock (through tokio-postgres, so its largest row is held
+/// whole in memory: the one exception to the memory ceiling).
+///
+/// # Errors
+///
+/// As [`copy_table_raw`], plus failures to export or import the snapshot.
+async fn copy_tables_sequential(
+    main: &mut Conn,
+    url: &DatabaseUrl,
+    tables: &[DataTable],
+    out: &mut Producer,
+) -> Result<Vec<TableSummary>, EngineError> {
+    let snapshot = crate::parallel::export_snapshot(main).await?;
+    let mut raw = crate::parallel::open_worker(url, &snapshot).await?;
+    let mut summaries = Vec::with_capacity(tables.len());
+    for table in tables {
+        let object = table.object();
+        if !raw.lock_nowait(&table.name, &object).await? {
+            tracing::info!(table = %table.name, "a lock request is queued on the table; copying it on the snapshot's own connection");
+            out.write(table.copy_in_header().as_bytes()).await?;
+            summaries.push(copy_table(main, table, Some(out)).await?);
+            out.write(b"\\.\n\n").await?;
+            continue;
+        }
+        let summary = tokio::select! {
+            biased;
+            r = copy_table_raw(&mut raw, table, out) => r?,
+            e = main.lost() => return Err(e.with_object(object)),
+        };
+        summaries.push(summary);
+    }
+    crate::parallel::close_worker(raw).await?;
+    Ok(summaries)
 }
 
 fn hex(data: &[u8]) -> String {
@@ -221,6 +350,9 @@ pub async fn produce(
         Some((url, jobs)) if jobs > 1 && !plan.tables.is_empty() => {
             tables.extend(crate::parallel::copy_tables(conn, url, &plan.tables, jobs, out).await?);
         }
+        Some((url, _)) if !plan.tables.is_empty() => {
+            tables.extend(copy_tables_sequential(conn, url, &plan.tables, out).await?);
+        }
         _ => {
             for table in &plan.tables {
                 out.write(table.copy_in_header().as_bytes()).await?;
@@ -287,6 +419,67 @@ mod tests {
         assert_eq!(f, fp(&[b"", b""]));
         let mut h = RowHasher::default();
         h.feed(b"1\tno newline");
+        assert_eq!(h.finish().unwrap_err().kind(), ErrorKind::Protocol);
+    }
+
+    /// The streaming hasher that fingerprints rows spanning pieces must give exactly the
+    /// one-shot `xxh3_128` of the whole row, for every length class of XXH3 (≤16, ≤128, ≤240
+    /// bytes, then stripes and blocks of 1 KiB) and every way of cutting it.
+    #[test]
+    fn streaming_xxh3_digest128_equals_one_shot_xxh3_128() {
+        use xxhash_rust::xxh3::xxh3_128;
+        let data: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in [
+            0, 1, 15, 16, 17, 128, 129, 240, 241, 1023, 1024, 1025, 4096, 5000,
+        ] {
+            let row = &data[..len];
+            for cuts in [
+                vec![],
+                vec![len / 2],
+                vec![1.min(len), len / 3, len - len / 5],
+            ] {
+                let mut h = Xxh3::new();
+                let mut at = 0;
+                for cut in cuts {
+                    h.update(&row[at..cut.max(at)]);
+                    at = cut.max(at);
+                }
+                h.update(&row[at..]);
+                assert_eq!(h.digest128(), xxh3_128(row), "length {len}");
+            }
+            // Byte by byte, the worst case.
+            let mut h = Xxh3::new();
+            for b in row {
+                h.update(std::slice::from_ref(b));
+            }
+            assert_eq!(h.digest128(), xxh3_128(row), "length {len}, bytewise");
+        }
+    }
+
+    #[test]
+    fn a_row_spanning_many_pieces_hashes_like_the_whole_row() {
+        let big: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut text = b"1\tsmall\n2\t".to_vec();
+        text.extend_from_slice(&big);
+        text.extend_from_slice(b"\n3\tafter\n");
+        let mut whole_row = b"2\t".to_vec();
+        whole_row.extend_from_slice(&big);
+        let expected = fp(&[b"1\tsmall", &whole_row, b"3\tafter"]);
+        for piece in [1usize, 7, 4096, 65_536, 65_537, text.len()] {
+            let mut h = RowHasher::default();
+            for chunk in text.chunks(piece) {
+                h.feed(chunk);
+            }
+            let (rows, f) = h.finish().unwrap();
+            assert_eq!(rows, 3, "pieces of {piece}");
+            assert_eq!(f, expected, "pieces of {piece}");
+        }
+        // A row still open at the end is an error, also after many pieces.
+        let mut h = RowHasher::default();
+        h.feed(b"1\t");
+        h.feed(&big);
         assert_eq!(h.finish().unwrap_err().kind(), ErrorKind::Protocol);
     }
 
