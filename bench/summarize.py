@@ -16,12 +16,14 @@ BASELINE = {
     "verify": "sha256sum && zstd -t",
     "mysql": "mariadb-dump | zstd -3 | tee | sha256sum",
     "redis": "redis-cli --rdb - | zstd -3 | tee | sha256sum",
+    "restore": "zstd -dc | psql (new database)",
 }
 TITLE = {
     "pg": "PostgreSQL dump",
     "verify": "Verify (the exporter's PostgreSQL archive)",
     "mysql": "MariaDB dump",
     "redis": "Redis dump",
+    "restore": "Restore (the exporter's PostgreSQL archive)",
 }
 
 rows = []
@@ -106,6 +108,10 @@ vd, vb = stats.get(("verify", "exporter verify --level decompress")), stats.get(
 if vd and vb:
     target("verify decompress ≥ 1.5× faster than sha256sum + zstd -t", vb["med"] >= 1.5 * vd["med"],
            "%.2f s vs %.2f s = %.2f× faster" % (vd["med"], vb["med"], vb["med"] / vd["med"]))
+vr = stats.get(("restore", "exporter verify --level restore"))
+if vr and ex:
+    targets.append(("PG: verify --level restore time / dump time (issue 6, no target)", "measured",
+                    "%.2f s vs %.2f s = %.2f×" % (vr["med"], ex["med"], vr["med"] / ex["med"])))
 mx, mp = stats.get(("mysql", "exporter dump")), stats.get(("mysql", BASELINE["mysql"]))
 if mx and mp:
     target("MariaDB: wall ≤ 0.75 × mariadb-dump|zstd -3|sha256sum", mx["med"] <= 0.75 * mp["med"],
