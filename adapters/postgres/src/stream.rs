@@ -69,14 +69,6 @@ impl std::fmt::Debug for RowHasher {
     }
 }
 
-/// A [`Fingerprint`] holding one row hash (the contract crate exposes rows, sums and the hex
-/// form; a hash computed by a streaming hasher enters through the hex form).
-fn fingerprint_of_hash(hash: u128) -> Fingerprint {
-    format!("{hash:032x}")
-        .parse()
-        .expect("32 hex digits are a fingerprint")
-}
-
 impl RowHasher {
     /// Feed the next piece of COPY output.
     pub fn feed(&mut self, mut data: &[u8]) {
@@ -84,9 +76,7 @@ impl RowHasher {
         while let Some(pos) = memchr::memchr(b'\n', data) {
             if self.open {
                 self.partial.update(&data[..pos]);
-                self.fingerprint = self
-                    .fingerprint
-                    .combine(fingerprint_of_hash(self.partial.digest128()));
+                self.fingerprint.add_row_hash(self.partial.digest128());
                 self.partial.reset();
                 self.open = false;
             } else {
