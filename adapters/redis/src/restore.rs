@@ -836,12 +836,16 @@ impl Contents {
     fn describe(&self) -> Vec<String> {
         let mut out = Vec::with_capacity(self.dbs.len() + 1);
         if self.libraries > 0 {
-            out.push(format!("functions ({} libraries)", self.libraries));
+            out.push(format!(
+                "functions ({} librar{})",
+                self.libraries,
+                if self.libraries == 1 { "y" } else { "ies" }
+            ));
         }
         out.extend(
-            self.dbs
-                .iter()
-                .map(|(db, keys)| format!("db{db} ({keys} keys)")),
+            self.dbs.iter().map(|(db, keys)| {
+                format!("db{db} ({keys} key{})", if *keys == 1 { "" } else { "s" })
+            }),
         );
         out
     }

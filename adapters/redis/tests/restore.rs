@@ -206,7 +206,7 @@ async fn r04_every_logical_database() {
     let target = RedisTarget::new(ours.url());
     assert_eq!(
         target.existing_objects().await.unwrap(),
-        ["db0 (1 keys)", "db3 (2 keys)", "db15 (2 keys)"]
+        ["db0 (1 key)", "db3 (2 keys)", "db15 (2 keys)"]
     );
 
     // A backup of db3 alone restores into a /3 target, and fingerprints like its summary.
@@ -689,7 +689,7 @@ async fn existing_objects_and_clean() {
         .unwrap();
     assert_eq!(
         target.existing_objects().await.unwrap(),
-        ["db0 (1 keys)", "db3 (2 keys)", "db15 (2 keys)"]
+        ["db0 (1 key)", "db3 (2 keys)", "db15 (2 keys)"]
     );
     let db3 = RedisTarget::new(server.url_with(":tgt-pw-2231", "/3"));
     assert_eq!(db3.existing_objects().await.unwrap(), ["db3 (2 keys)"]);
@@ -699,7 +699,7 @@ async fn existing_objects_and_clean() {
     db3.clean().await.unwrap();
     assert_eq!(
         target.existing_objects().await.unwrap(),
-        ["db0 (1 keys)", "db15 (2 keys)"]
+        ["db0 (1 key)", "db15 (2 keys)"]
     );
     target.clean().await.unwrap();
     assert!(target.existing_objects().await.unwrap().is_empty());
@@ -726,7 +726,7 @@ async fn scratch_needs_an_empty_server_and_flushes_only_its_own() {
     let err = scratch.create("exporter_verify_x").await.err().unwrap();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(
-        err.to_string().contains("db0 (2 keys), db9 (1 keys)"),
+        err.to_string().contains("db0 (2 keys), db9 (1 key)"),
         "{err}"
     );
     let err = scratch.drop_scratch("exporter_verify_x").await.unwrap_err();
@@ -793,11 +793,11 @@ async fn function_libraries_restore_and_count_as_contents() {
     );
     assert_eq!(
         target.existing_objects().await.unwrap(),
-        ["functions (1 libraries)", "db0 (1 keys)"]
+        ["functions (1 library)", "db0 (1 key)"]
     );
     // Functions are server-wide: a /db target neither lists nor flushes them.
     let db0 = RedisTarget::new(ours.url_with("", "/0"));
-    assert_eq!(db0.existing_objects().await.unwrap(), ["db0 (1 keys)"]);
+    assert_eq!(db0.existing_objects().await.unwrap(), ["db0 (1 key)"]);
 
     // A scratch server holding only a library is not empty.
     let err = RedisScratch::new(ours.url())
@@ -805,7 +805,7 @@ async fn function_libraries_restore_and_count_as_contents() {
         .await
         .err()
         .unwrap();
-    assert!(err.to_string().contains("functions (1 libraries)"), "{err}");
+    assert!(err.to_string().contains("functions (1 library)"), "{err}");
 
     target.clean().await.unwrap();
     assert!(target.existing_objects().await.unwrap().is_empty());
