@@ -868,16 +868,26 @@ pub async fn plan(
     )
     .await?;
     let mut checks: HashMap<u32, Vec<String>> = HashMap::new();
+    // Validated inherited checks, for a partition that must be created on its own and attached
+    // (see `table_ddl`): ATTACH PARTITION requires the child to carry the parent's checks.
+    let mut inherited_checks: HashMap<u32, Vec<String>> = HashMap::new();
     for r in &rows {
         let relid: u32 = r.get(0);
         let Some(tname) = rel_name(relid) else {
             continue;
         };
-        if !r.get::<_, bool>(4) {
-            continue; // inherited: comes with INHERITS / PARTITION OF
-        }
         let cname: String = r.get(1);
         let def: String = r.get(2);
+        if !r.get::<_, bool>(4) {
+            // inherited: comes with INHERITS / PARTITION OF
+            if r.get::<_, bool>(3) {
+                inherited_checks
+                    .entry(relid)
+                    .or_default()
+                    .push(format!("    CONSTRAINT {cname} {def}"));
+            }
+            continue;
+        }
         if r.get::<_, bool>(3) {
             checks
                 .entry(relid)
@@ -1013,6 +1023,7 @@ pub async fn plan(
                     &rels,
                     &columns,
                     checks.get(&rel.oid),
+                    inherited_checks.get(&rel.oid),
                     identity_stmts.get(&rel.oid),
                 ),
             ),
@@ -1228,6 +1239,7 @@ fn table_ddl(
     rels: &BTreeMap<u32, Rel>,
     columns: &HashMap<u32, Vec<Column>>,
     checks: Option<&Vec<String>>,
+    inherited_checks: Option<&Vec<String>>,
     identity: Option<&Vec<String>>,
 ) -> String {
     let my_parents: Vec<u32> = parents.get(&rel.oid).cloned().unwrap_or_default();
@@ -1235,6 +1247,49 @@ fn table_ddl(
         .iter()
         .filter_map(|p| rels.get(p).map(|r| r.name.clone()))
         .collect();
+    // A partition whose columns are in another order than its parent's (it was created on its
+    // own and attached later, or its parent had columns dropped) would get the parent's order
+    // from `PARTITION OF`, and its rows would no longer match the dump's COPY lines. Create it
+    // on its own with its own order, every check it carries, then attach it — as pg_dump does.
+    // ATTACH marks the matching columns and checks inherited again (attislocal, conislocal).
+    if rel.is_partition
+        && let ([parent], [parent_name]) = (my_parents.as_slice(), parent_names.as_slice())
+    {
+        let parent_order: Vec<&str> = columns
+            .get(parent)
+            .map(|pc| pc.iter().map(|c| c.raw_name.as_str()).collect())
+            .unwrap_or_default();
+        let my_order: Vec<&str> = cols.iter().map(|c| c.raw_name.as_str()).collect();
+        if parent_order != my_order {
+            let standalone = Rel {
+                is_partition: false,
+                ..rel.clone()
+            };
+            let all_checks: Vec<String> = checks
+                .into_iter()
+                .chain(inherited_checks)
+                .flatten()
+                .cloned()
+                .collect();
+            let mut s = table_ddl(
+                &standalone,
+                cols,
+                &HashMap::new(),
+                rels,
+                columns,
+                Some(&all_checks),
+                None,
+                identity,
+            );
+            let _ = writeln!(
+                s,
+                "ALTER TABLE ONLY {parent_name} ATTACH PARTITION {} {};",
+                rel.name,
+                rel.bound.as_deref().unwrap_or("DEFAULT")
+            );
+            return s;
+        }
+    }
     let unlogged = if rel.persistence == "u" {
         "UNLOGGED "
     } else {

@@ -173,3 +173,12 @@ async fn x02_settings_statistics_default_privileges() {
     );
     assert_eq!(target.sql("SELECT count(*) FROM pg_default_acl"), "3\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x03_partitions_keep_their_own_column_order() {
+    let (_s, target, summary) = case("X03").await;
+    assert_eq!(rows(&summary, "public.child"), 1);
+    // `SELECT *` of the partition shows its own order, not the parent's.
+    assert_eq!(target.sql("SELECT * FROM child"), "x|1|2\n");
+    assert_eq!(target.sql("SELECT * FROM d2"), "y|3|6\n");
+}
