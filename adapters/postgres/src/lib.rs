@@ -308,9 +308,14 @@ pub async fn fingerprint_database(url: &DatabaseUrl) -> Result<Vec<TableSummary>
     begin_snapshot(&mut conn).await?;
     let tables = catalog::data_tables(&mut conn).await?;
     let mut out = Vec::with_capacity(tables.len() + 1);
+    // Rows are read through the raw COPY reader inside the same snapshot, so memory does not
+    // grow with row size here either (a 200 MB value is hashed in pieces).
+    let snapshot = parallel::export_snapshot(&mut conn).await?;
+    let mut raw = parallel::open_worker(url, &snapshot).await?;
     for table in &tables {
-        out.push(stream::copy_table(&mut conn, table, None).await?);
+        out.push(stream::fingerprint_table_raw(&mut raw, table).await?);
     }
+    parallel::close_worker(raw).await?;
     let los: Vec<u32> = match conn
         .client
         .query(
