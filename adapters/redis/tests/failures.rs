@@ -150,9 +150,14 @@ async fn connection_killed_midway_fails_the_dump() {
     let e = assert_fails(d).await;
     assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
     assert!(e.is_retryable());
-    assert!(e.to_string().contains("closed"), "{e}");
+    // The kernel reports the kill as an orderly close or as a reset, depending on timing.
+    let text = e.to_string();
     assert!(
-        e.to_string().contains(&src.port.to_string()),
+        text.contains("closed") || text.contains("Connection reset"),
+        "{e}"
+    );
+    assert!(
+        text.contains(&src.port.to_string()),
         "names the endpoint: {e}"
     );
 }
