@@ -199,34 +199,29 @@ pub fn precheck_archive(
     entry: &DatabaseEntry,
 ) -> Result<(), RestoreError> {
     let OpenArchive {
-        mut reader,
+        reader,
         file,
         expect,
         ..
     } = open_archive(storage, run_id, entry)?;
-    let mut hasher = Sha256::new();
-    let mut total: u64 = 0;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(RestoreError::Storage { file, error }),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    let sha = hex::encode(hasher.finalize());
+    // The same read as `verify --level checksum`.
+    let facts =
+        crate::archive::check::scan(reader, false).map_err(|error| RestoreError::Storage {
+            file: file.clone(),
+            error,
+        })?;
     let mut problems = Vec::new();
-    if total != expect.bytes {
+    if facts.bytes != expect.bytes {
         problems.push(format!(
-            "stored length is {total} bytes, manifest says {}",
-            expect.bytes
+            "stored length is {} bytes, manifest says {}",
+            facts.bytes, expect.bytes
         ));
     }
-    if sha != expect.sha256 {
-        problems.push(format!("sha256 is {sha}, manifest says {}", expect.sha256));
+    if facts.sha256 != expect.sha256 {
+        problems.push(format!(
+            "sha256 is {}, manifest says {}",
+            facts.sha256, expect.sha256
+        ));
     }
     if problems.is_empty() {
         Ok(())

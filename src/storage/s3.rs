@@ -486,6 +486,32 @@ fn wait<T: Send + 'static>(
         .unwrap_or_else(|_| Err(io::Error::other("the async runtime is shutting down")))
 }
 
+/// Apply the options every new object gets — checksum algorithm (one for the whole upload,
+/// case A08), server-side encryption, storage class — to a `PutObject` or
+/// `CreateMultipartUpload` request. A macro because the SDK's two builders share these
+/// setters but no trait.
+macro_rules! with_object_options {
+    ($req:expr, $config:expr) => {{
+        let mut req = $req;
+        if $config.checksums == Checksums::WhenSupported {
+            req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
+        }
+        match &$config.sse {
+            None => {}
+            Some(Sse::Aes256) => req = req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Sse::Kms(id)) => {
+                req = req
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .set_ssekms_key_id(id.clone());
+            }
+        }
+        if let Some(class) = &$config.storage_class {
+            req = req.storage_class(StorageClass::from(class.as_str()));
+        }
+        req
+    }};
+}
+
 /// An SDK error as an `io::Error`: `what: Code: message` (or the transport error chain),
 /// with `NotFound` / `PermissionDenied` kinds. Never includes credentials: the S3 error's
 /// code and message only, not the request.
@@ -788,28 +814,14 @@ fn put(s: &Arc<Shared>, key: String, body: Bytes) -> io::Result<()> {
     wait(&s.handle, async move {
         let s = s2;
         let len = body.len() as i64;
-        let mut req = s
+        let req = s
             .client
             .put_object()
             .bucket(&s.config.bucket)
             .key(&key)
             .content_length(len)
             .body(ByteStream::from(body));
-        if s.config.checksums == Checksums::WhenSupported {
-            req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
-        }
-        match &s.config.sse {
-            None => {}
-            Some(Sse::Aes256) => req = req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Sse::Kms(id)) => {
-                req = req
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .set_ssekms_key_id(id.clone());
-            }
-        }
-        if let Some(class) = &s.config.storage_class {
-            req = req.storage_class(StorageClass::from(class.as_str()));
-        }
+        let req = with_object_options!(req, s.config);
         req.send()
             .await
             .map(|_| ())
@@ -920,26 +932,12 @@ impl S3Writer {
         let s = self.shared.clone();
         let key = self.key.clone();
         let id = wait(&self.shared.handle, async move {
-            let mut req = s
+            let req = s
                 .client
                 .create_multipart_upload()
                 .bucket(&s.config.bucket)
                 .key(&key);
-            if s.config.checksums == Checksums::WhenSupported {
-                req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
-            }
-            match &s.config.sse {
-                None => {}
-                Some(Sse::Aes256) => req = req.server_side_encryption(ServerSideEncryption::Aes256),
-                Some(Sse::Kms(id)) => {
-                    req = req
-                        .server_side_encryption(ServerSideEncryption::AwsKms)
-                        .set_ssekms_key_id(id.clone());
-                }
-            }
-            if let Some(class) = &s.config.storage_class {
-                req = req.storage_class(StorageClass::from(class.as_str()));
-            }
+            let req = with_object_options!(req, s.config);
             let out = req.send().await.map_err(|e| {
                 sdk_error(
                     &format!("cannot start the multipart upload of {}", url(&s, &key)),
