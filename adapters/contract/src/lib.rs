@@ -34,12 +34,14 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+mod endpoint;
 mod error;
 mod fingerprint;
 pub mod produce;
 mod restore;
 mod url_safe;
 
+pub use endpoint::{Endpoint, TlsInfo};
 pub use error::{EngineError, ErrorKind};
 pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint};
 pub use restore::{RestoreOptions, RestoreSummary, ScratchServer, Target};
