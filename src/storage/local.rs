@@ -28,6 +28,34 @@ impl LocalStorage {
         &self.root
     }
 
+    /// The run a command-line argument names as a path: `run` is a run directory if it holds a
+    /// manifest, or if it is an existing directory written as a path (with a `/`). Returns the
+    /// storage of its parent directory and the run id, `None` if `run` is not such a path.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path when it cannot be resolved.
+    #[must_use]
+    pub fn run_at(run: &str) -> Option<io::Result<(Self, String)>> {
+        let path = Path::new(run);
+        if !(path.join(crate::archive::MANIFEST_FILE).exists()
+            || (path.is_dir() && run.contains('/')))
+        {
+            return None;
+        }
+        Some(fs_err::canonicalize(path).map(|canonical| {
+            let id = canonical
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let parent = canonical
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            (Self::new(parent), id)
+        }))
+    }
+
     fn run_dir(&self, run_id: &str) -> PathBuf {
         self.root.join(run_id)
     }
