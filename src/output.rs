@@ -5,6 +5,11 @@
 //! warnings and errors (design.md section 9). [`Ui`] is what the command layer renders with;
 //! services never print, they report [`crate::progress::Event`]s and return values.
 
+#![allow(
+    clippy::disallowed_macros,
+    reason = "the one module that writes to the terminal (clippy.toml)"
+)]
+
 use std::io::{IsTerminal as _, Write as _};
 
 /// Human progress on stderr, data on stdout. `--quiet` silences progress, never problems.

@@ -7,6 +7,12 @@
 //!
 //! Each test creates its own databases (`exp_my_<test>_<pid>_<nanos>`) and drops them.
 
+#![allow(
+    clippy::disallowed_macros,
+    clippy::disallowed_methods,
+    reason = "tests may print and use std::fs (clippy.toml)"
+)]
+
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write as _;
