@@ -13,10 +13,12 @@
 //!   abandoned, and [`Cleanup::close`] runs its action.
 //!
 //! The command layer closes the scope once, after the command ended in any way (success,
-//! error, signal, panic). Closing first waits, up to a grace period, for owners that are still
+//! error, signal, panic). Closing runs the abandoned actions at once, newest first (a scratch
+//! database before the run it belongs to), then waits, up to a grace period, for owners still
 //! at work on other threads (an S3 writer aborting its upload on a blocking thread after the
-//! future that fed it was dropped), then runs the abandoned actions, newest first (a scratch
-//! database before the run it belongs to; the run's directory after its uploads).
+//! future that fed it was dropped) — the guarantees the three mechanisms it replaces gave:
+//! the uncommitted-run guard's removal at the moment of the interruption, `storage::settle`'s
+//! wait for open writers, and the scratch guard's drop.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,9 +153,14 @@ impl Cleanup {
         self.inner.lock().values().map(|e| e.task.clone()).collect()
     }
 
-    /// Settle every task: wait up to `grace` for owners still at work, then run the abandoned
-    /// actions, newest first. Returns what the scope itself did or could not finish (tasks
-    /// their owners settled are not reported).
+    /// Settle every task: run the abandoned actions now, newest first; then wait up to
+    /// `grace` for owners still at work (running what they abandon meanwhile). Returns what
+    /// the scope itself did or could not finish (tasks their owners settled are not
+    /// reported).
+    ///
+    /// Abandoned tasks run first, without waiting for the owners on other threads: after
+    /// Ctrl-C an uncommitted run is removed — and its open uploads aborted on the server — at
+    /// once, so a writer still sending parts fails fast instead of finishing its upload.
     ///
     /// # Cancel safety
     ///
@@ -163,50 +170,22 @@ impl Cleanup {
         let deadline = tokio::time::Instant::now() + grace;
         let mut reports = Vec::new();
         loop {
-            let (working, abandoned) = {
-                let entries = self.inner.lock();
-                let working = entries.values().any(|e| e.owner == Owner::Working);
-                (
-                    working,
-                    entries.values().any(|e| e.owner == Owner::Abandoned),
-                )
-            };
-            if working
-                && tokio::time::timeout_at(deadline, self.inner.changed.notified())
-                    .await
-                    .is_ok()
-            {
-                continue;
-            }
-            if !abandoned && !working {
+            reports.extend(self.run_abandoned().await);
+            let working = self
+                .inner
+                .lock()
+                .values()
+                .any(|e| e.owner == Owner::Working);
+            if !working {
                 break;
             }
-            // Owners are done (or out of time): run what was abandoned, newest first.
-            let batch: Vec<(Task, Option<Action>)> = {
-                let mut entries = self.inner.lock();
-                let ids: Vec<u64> = entries
-                    .iter()
-                    .filter(|(_, e)| e.owner == Owner::Abandoned)
-                    .map(|(id, _)| *id)
-                    .rev()
-                    .collect();
-                ids.into_iter()
-                    .filter_map(|id| entries.remove(&id))
-                    .map(|e| (e.task, e.action))
-                    .collect()
-            };
-            for (task, action) in batch {
-                let outcome = match action {
-                    Some(action) => match action().await {
-                        Ok(()) => Outcome::Done,
-                        Err(e) => Outcome::Failed(e),
-                    },
-                    None => Outcome::Done,
-                };
-                reports.push(Report { task, outcome });
-            }
-            if working {
-                // Out of time: report what owners are still doing, and leave it to them.
+            if tokio::time::timeout_at(deadline, self.inner.changed.notified())
+                .await
+                .is_err()
+            {
+                // Out of time: run what was abandoned last, report what owners are still
+                // doing, and leave it to them.
+                reports.extend(self.run_abandoned().await);
                 let entries = self.inner.lock();
                 reports.extend(
                     entries
@@ -219,6 +198,35 @@ impl Cleanup {
                 );
                 break;
             }
+        }
+        reports
+    }
+
+    /// Take the abandoned entries out of the scope and run their actions, newest first.
+    async fn run_abandoned(&self) -> Vec<Report> {
+        let batch: Vec<(Task, Option<Action>)> = {
+            let mut entries = self.inner.lock();
+            let ids: Vec<u64> = entries
+                .iter()
+                .filter(|(_, e)| e.owner == Owner::Abandoned)
+                .map(|(id, _)| *id)
+                .rev()
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| entries.remove(&id))
+                .map(|e| (e.task, e.action))
+                .collect()
+        };
+        let mut reports = Vec::with_capacity(batch.len());
+        for (task, action) in batch {
+            let outcome = match action {
+                Some(action) => match action().await {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Failed(e),
+                },
+                None => Outcome::Done,
+            };
+            reports.push(Report { task, outcome });
         }
         reports
     }

@@ -68,7 +68,10 @@ pub fn run(cli: Cli) -> ExitStatus {
             // upload, a scratch database).
             signal = interrupted() => Ok(Err(Interrupted { signal, work }.into())),
         };
-        render_cleanup(ui, &cleanup.close(CLEANUP_GRACE).await);
+        tracing::debug!(pending = ?cleanup.pending(), "closing the cleanup scope");
+        let reports = cleanup.close(CLEANUP_GRACE).await;
+        tracing::debug!(?reports, "closed the cleanup scope");
+        render_cleanup(ui, &reports);
         result
     });
     // Do not wait for stray blocking tasks (e.g. a cancelled compressor) at exit.
