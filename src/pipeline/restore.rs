@@ -11,14 +11,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exporter_contract::{EngineError, PayloadFormat, RestoreOptions, RestoreSummary};
+use exporter_contract::{EngineError, PayloadFormat, RestoreOptions, RestoreSummary, Target};
 
 use super::decode::{StreamError, restore_archive};
 use crate::archive::{DatabaseEntry, DatabaseStatus};
 use crate::blocking::{self, ThreadError};
 use crate::endpoint::EndpointProvider;
 use crate::engines::EngineKind;
-use crate::progress::{Event, Progress};
+use crate::progress::{Event, Progress, Silent};
 use crate::run::{
     self, ArchiveError, ArchiveRef, EntryError, ManifestLoadError, OpenArchive, ResolvedRun,
     RunError,
@@ -215,24 +215,7 @@ pub async fn restore(
     plan: &RestorePlan,
     cx: &RestoreContext<'_>,
 ) -> Result<RestoreReport, RestoreError> {
-    let (run, entry) = {
-        let destination = plan.destination.clone();
-        let wanted = plan.run.clone();
-        let db = plan.db.clone();
-        let storage = cx.storage.clone();
-        blocking::run("reading the run", move || {
-            let run = run::resolve(
-                &destination,
-                storage,
-                Some(&wanted),
-                &crate::progress::Silent,
-            )?;
-            let manifest = run::load_manifest(&run)?;
-            let entry = run::pick_entry(&manifest, db.as_deref())?.clone();
-            Ok::<_, RestoreError>((run, entry))
-        })
-        .await??
-    };
+    let (run, entry) = locate(plan, cx.storage.clone()).await?;
     let label = entry.file.clone().unwrap_or_else(|| entry.name.clone());
     check_entry(plan, &run, &entry)?;
     // Open once now, so a missing or malformed entry fails before the target is touched; the
@@ -244,6 +227,7 @@ pub async fn restore(
         return Err(RestoreError::RdbClean { label });
     }
 
+    // The endpoint step: held until the restore is done.
     let endpoint =
         cx.endpoints
             .open(&plan.into)
@@ -254,48 +238,7 @@ pub async fn restore(
             })?;
     let target = plan.into.engine.target(endpoint.endpoint());
     let describe = target.describe();
-    target
-        .preflight()
-        .await
-        .map_err(|source| RestoreError::Preflight {
-            target: describe.clone(),
-            source,
-        })?;
-    let existing = target
-        .existing_objects()
-        .await
-        .map_err(|source| RestoreError::ListObjects {
-            target: describe.clone(),
-            source,
-        })?;
-    let cleaned = existing.len();
-    if !existing.is_empty() {
-        if !plan.clean {
-            return Err(RestoreError::NotEmpty {
-                target: describe,
-                objects: existing,
-            });
-        }
-        // Prove the archive intact before anything is dropped: a damaged archive must not
-        // cost the target what it holds now (the target may be the only other copy).
-        cx.progress.event(&Event::CleanCheckStarted {
-            label: label.clone(),
-        });
-        let (checked_run, checked_entry) = (run.clone(), entry.clone());
-        blocking::run("checking the archive", move || {
-            ArchiveRef::from_entry(&checked_entry)?.check(&checked_run, false)
-        })
-        .await?
-        .map_err(RestoreError::Precheck)?;
-        cx.progress.event(&Event::CleanStarted {
-            target: describe.clone(),
-            objects: existing.len(),
-        });
-        target.clean().await.map_err(|source| RestoreError::Clean {
-            target: describe.clone(),
-            source,
-        })?;
-    }
+    let cleaned = make_room(plan, cx, target.as_ref(), &run, &entry).await?;
 
     let archive = open(&run, &entry).await?;
     cx.progress.event(&Event::RestoreStarted {
@@ -332,10 +275,83 @@ pub async fn restore(
         file: label,
         engine: entry.engine,
         target: describe,
-        cleaned: if plan.clean { cleaned } else { 0 },
+        cleaned,
         summary,
         elapsed,
     })
+}
+
+/// The run and the manifest entry the plan means (on a blocking thread).
+async fn locate(
+    plan: &RestorePlan,
+    storage: Arc<dyn Storage>,
+) -> Result<(ResolvedRun, DatabaseEntry), RestoreError> {
+    let destination = plan.destination.clone();
+    let wanted = plan.run.clone();
+    let db = plan.db.clone();
+    blocking::run("reading the run", move || {
+        let run = run::resolve(&destination, storage, Some(&wanted), &Silent)?;
+        let manifest = run::load_manifest(&run)?;
+        let entry = run::pick_entry(&manifest, db.as_deref())?.clone();
+        Ok((run, entry))
+    })
+    .await?
+}
+
+/// Connect to the target and make sure it is empty: refuse one that is not, unless `--clean`
+/// — then prove the archive intact (length and SHA-256) before dropping anything, and drop.
+/// Returns how many objects were dropped.
+async fn make_room(
+    plan: &RestorePlan,
+    cx: &RestoreContext<'_>,
+    target: &dyn Target,
+    run: &ResolvedRun,
+    entry: &DatabaseEntry,
+) -> Result<usize, RestoreError> {
+    let describe = target.describe();
+    target
+        .preflight()
+        .await
+        .map_err(|source| RestoreError::Preflight {
+            target: describe.clone(),
+            source,
+        })?;
+    let existing = target
+        .existing_objects()
+        .await
+        .map_err(|source| RestoreError::ListObjects {
+            target: describe.clone(),
+            source,
+        })?;
+    if existing.is_empty() {
+        return Ok(0);
+    }
+    if !plan.clean {
+        return Err(RestoreError::NotEmpty {
+            target: describe,
+            objects: existing,
+        });
+    }
+    // A damaged archive must not cost the target what it holds now (the target may be the
+    // only other copy).
+    cx.progress.event(&Event::CleanCheckStarted {
+        label: entry.file.clone().unwrap_or_else(|| entry.name.clone()),
+    });
+    let (checked_run, checked_entry) = (run.clone(), entry.clone());
+    blocking::run("checking the archive", move || {
+        ArchiveRef::from_entry(&checked_entry)?.check(&checked_run, false)
+    })
+    .await?
+    .map_err(RestoreError::Precheck)?;
+    cx.progress.event(&Event::CleanStarted {
+        target: describe.clone(),
+        objects: existing.len(),
+    });
+    target.clean().await.map_err(|source| RestoreError::Clean {
+        target: describe,
+        source,
+    })?;
+    Ok(existing.len())
 }
 
 /// The entry has an archive, of an engine this build knows, and it is the target's.
