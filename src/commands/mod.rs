@@ -212,6 +212,9 @@ fn render_cleanup(ui: Ui, reports: &[cleanup::Report]) {
             (cleanup::Task::UncommittedRun { run }, cleanup::Outcome::Failed(e)) => {
                 tracing::warn!(run = %run, error = %e, "could not remove the uncommitted run");
             }
+            (cleanup::Task::UncommittedRun { run }, cleanup::Outcome::Unfinished) => {
+                tracing::warn!(run = %run, "the uncommitted run may be left behind");
+            }
             (cleanup::Task::Upload { object }, cleanup::Outcome::Failed(e)) => {
                 tracing::warn!(
                     object = %object,
@@ -219,10 +222,7 @@ fn render_cleanup(ui: Ui, reports: &[cleanup::Report]) {
                     "could not abort the multipart upload; remove it with `exporter uploads --abort`"
                 );
             }
-            (
-                cleanup::Task::Upload { .. } | cleanup::Task::UncommittedRun { .. },
-                cleanup::Outcome::Unfinished,
-            ) => {
+            (cleanup::Task::Upload { .. }, cleanup::Outcome::Unfinished) => {
                 uploads_unfinished = true;
             }
             (_, cleanup::Outcome::Done) => {}
