@@ -5,4 +5,5 @@ mod auth;
 mod inventory;
 mod restore;
 mod support;
+mod teardown;
 mod tunnel;

@@ -254,7 +254,9 @@ async fn a_port_taken_in_between_is_retried_on_another() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tunnel_that_does_not_come_up_fails_with_redacted_stderr() {
-    let fake = Fake::start_with(FakeOptions::backed(&[], true));
+    let mut options = FakeOptions::backed(&[], true);
+    options.seed["accounts"][0]["generate_ca"] = json!(true);
+    let fake = Fake::start_with(options);
     let client = fake.client().await;
     let db = database(&client, "main-db").await;
     fake.post("/fail/portal", json!({"count": 1})).await;
@@ -271,8 +273,12 @@ async fn a_tunnel_that_does_not_come_up_fails_with_redacted_stderr() {
     for s in SEED_SECRETS {
         assert!(!text.contains(s));
     }
-    // The next attempt works.
+    // The next attempt works; the environment's CA travels with the endpoint.
     let tunnel = client.open_tunnel(&db, &opts()).await.unwrap();
+    let env = client.environment("prod").await.unwrap();
+    let ca = env.account.ca_pem().unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    assert_eq!(tunnel.endpoint().ca_pem(), Some(ca));
     tunnel.stop().await;
     fake.assert_clean_log(0).await;
 }
