@@ -125,6 +125,8 @@ fn missing_link(what: &str, rel: &str) -> Error {
     )
 }
 
+/// INFERRED (aptible-api.md §2.3): backup lists come newest-first; not relied upon, they are
+/// sorted here by `created_at` (then id).
 fn newest_first(backups: &mut [Backup]) {
     backups.sort_by(|a, b| {
         b.created()

@@ -303,6 +303,8 @@ pub fn ssh_args(
     local_port: u16,
     target: &str,
 ) -> Vec<OsString> {
+    // UNSURE (aptible-api.md §13.4): the formats of `ssh_user` and `ssh_port_forward_socket`
+    // are not known; both are used verbatim, as the CLI does.
     let mut args: Vec<OsString> = vec![
         format!("{}@{portal_host}", connection.ssh_user).into(),
         "-p".into(),
@@ -700,6 +702,8 @@ impl Client {
             let (stderr, stderr_task) = spawn_stderr_reader(stderr);
             let mut stdout = BufReader::new(stdout);
             let mut line = String::new();
+            // UNSURE (aptible-api.md §13.4): the text of the portal's readiness line is not
+            // known; as the CLI, any first line on stdout means the forward is up.
             match tokio::time::timeout(options.ready_timeout, stdout.read_line(&mut line)).await {
                 Ok(Ok(n)) if n > 0 => {
                     started = Some((
