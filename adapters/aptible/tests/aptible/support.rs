@@ -39,7 +39,7 @@ pub struct Fake {
     pub auth: String,
     pub control: String,
     pub ssh_port: Option<u16>,
-    state: Option<tempfile::TempDir>,
+    _state: tempfile::TempDir,
     http: reqwest::Client,
     tokens: std::sync::Mutex<Vec<String>>,
 }
@@ -118,7 +118,7 @@ impl Fake {
             auth: ready["auth"].as_str().unwrap().to_owned(),
             control: ready["control"].as_str().unwrap().to_owned(),
             ssh_port: ready["ssh_port"].as_u64().map(|p| p as u16),
-            state: Some(state),
+            _state: state,
             http: reqwest::Client::new(),
             tokens: std::sync::Mutex::new(Vec::new()),
         }
@@ -220,21 +220,25 @@ impl Fake {
 }
 
 impl Drop for Fake {
-    /// SIGTERM: the fake drops its databases, stops its Redis servers and sshd, and exits. The
-    /// test does not wait for that (DROP DATABASE waits for a checkpoint); a thread reaps the
-    /// process, and if the test binary exits first, the fake still finishes its clean-up
-    /// (its stdin closing tells it the same).
+    /// SIGTERM, then wait until the fake has dropped its databases, stopped its Redis servers
+    /// and sshd, and exited: tests that run later (e.g. a dump of every schema of the shared
+    /// MariaDB server) must not see its databases vanish under them.
     fn drop(&mut self) {
-        let (Some(mut child), state) = (self.child.take(), self.state.take()) else {
+        let Some(mut child) = self.child.take() else {
             return;
         };
         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
-        std::thread::spawn(move || {
-            let _ = child.wait();
-            drop(state);
-        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
