@@ -187,8 +187,8 @@ mod tests {
 
     #[test]
     fn dial_overrides_socket_but_not_url() {
-        let url = DatabaseUrl::parse("postgresql://aptible:s3cret@db-100.aptible.in:5432/db")
-            .unwrap();
+        let url =
+            DatabaseUrl::parse("postgresql://aptible:s3cret@db-100.aptible.in:5432/db").unwrap();
         let e = Endpoint::new(url)
             .dial("127.0.0.1", 43121)
             .with_ca_pem("-----BEGIN CERTIFICATE-----\n")
