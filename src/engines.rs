@@ -3,12 +3,13 @@
 //! Nothing else in the crate matches on engine names or URL schemes (conventions: "one place
 //! names the adapters", after rustic_backend's `choose.rs`). Adding an engine means adding a
 //! variant here and its adapter crate. Each engine gives a [`Source`] (dump), a [`Target`]
-//! (restore) and a [`ScratchServer`] (`verify --level restore`).
+//! (restore) and a [`ScratchServer`] (`verify --level restore`), each built from an
+//! [`Endpoint`] that the endpoint step ([`crate::endpoint`]) opened.
 
 use std::fmt;
 use std::sync::Arc;
 
-use exporter_contract::{DatabaseUrl, PayloadFormat, ScratchServer, Source, Target};
+use exporter_contract::{Endpoint, PayloadFormat, ScratchServer, Source, Target};
 use exporter_redis::RedisFormat;
 
 /// An engine the tool can dump.
@@ -100,9 +101,10 @@ impl EngineKind {
         }
     }
 
-    /// Build the adapter for `url`. Pure: no I/O happens until `preflight` or `dump`.
+    /// Build the adapter for `endpoint`. Pure: no I/O happens until `preflight` or `dump`.
     #[must_use]
-    pub fn source(self, url: DatabaseUrl, options: EngineOptions) -> Arc<dyn Source> {
+    pub fn source(self, endpoint: &Endpoint, options: EngineOptions) -> Arc<dyn Source> {
+        let url = endpoint.url().clone();
         match self {
             Self::Postgres => Arc::new(exporter_postgres::PostgresSource::new(url)),
             Self::Mysql => {
@@ -118,10 +120,11 @@ impl EngineKind {
         }
     }
 
-    /// Build the restore target for `url` (`exporter restore --into`). Pure: no I/O happens
-    /// until `preflight`.
+    /// Build the restore target for `endpoint` (`exporter restore --into`). Pure: no I/O
+    /// happens until `preflight`.
     #[must_use]
-    pub fn target(self, url: DatabaseUrl) -> Arc<dyn Target> {
+    pub fn target(self, endpoint: &Endpoint) -> Arc<dyn Target> {
+        let url = endpoint.url().clone();
         match self {
             Self::Postgres => Arc::new(exporter_postgres::PostgresTarget::new(url)),
             Self::Mysql => Arc::new(exporter_mysql::MysqlTarget::new(url)),
@@ -129,15 +132,22 @@ impl EngineKind {
         }
     }
 
-    /// Build the scratch server for `url` (`verify --level restore --scratch`). Pure: no I/O
-    /// happens until `create`.
+    /// Build the scratch server for `endpoint` (`verify --level restore --scratch`). Pure: no
+    /// I/O happens until `create`.
     #[must_use]
-    pub fn scratch(self, url: DatabaseUrl) -> Arc<dyn ScratchServer> {
+    pub fn scratch(self, endpoint: &Endpoint) -> Arc<dyn ScratchServer> {
+        let url = endpoint.url().clone();
         match self {
             Self::Postgres => Arc::new(exporter_postgres::PostgresScratch::new(url)),
             Self::Mysql => Arc::new(exporter_mysql::MysqlScratch::new(url)),
             Self::Redis => Arc::new(exporter_redis::RedisScratch::new(url)),
         }
+    }
+}
+
+impl serde::Serialize for EngineKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 

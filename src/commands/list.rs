@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
-use crate::error::{ExitStatus, Failure};
-use crate::settings::Config;
+use crate::engines::EngineOptions;
+use crate::output::Ui;
+use crate::settings::ListPlan;
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -13,13 +14,9 @@ struct Row {
     file: String,
 }
 
-/// Print the config's databases.
-///
-/// # Errors
-///
-/// None today; the signature matches the other commands.
-pub fn run(config: &Config, json: bool) -> Result<ExitStatus, Failure> {
-    let rows: Vec<Row> = config
+/// Print the config's databases: a table, or with `json` a JSON array.
+pub fn run(plan: &ListPlan, json: bool, ui: Ui) {
+    let rows: Vec<Row> = plan
         .databases
         .iter()
         .map(|d| Row {
@@ -29,27 +26,24 @@ pub fn run(config: &Config, json: bool) -> Result<ExitStatus, Failure> {
             file: format!(
                 "{}.{}.zst",
                 d.name,
-                d.engine
-                    .format(crate::engines::EngineOptions::default())
-                    .extension()
+                d.engine.format(EngineOptions::default()).extension()
             ),
         })
         .collect();
     if json {
-        super::print_data(&serde_json::to_string_pretty(&rows).expect("rows serialize"));
-    } else {
-        let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-        let w2 = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
-        super::print_data(&format!(
-            "{:<w$}  {:<10}  {:<w2$}  ENDPOINT",
-            "NAME", "ENGINE", "FILE",
-        ));
-        for r in &rows {
-            super::print_data(&format!(
-                "{:<w$}  {:<10}  {:<w2$}  {}",
-                r.name, r.engine, r.file, r.endpoint,
-            ));
-        }
+        ui.data(serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        return;
     }
-    Ok(ExitStatus::Success)
+    let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let w2 = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
+    ui.data(format!(
+        "{:<w$}  {:<10}  {:<w2$}  ENDPOINT",
+        "NAME", "ENGINE", "FILE",
+    ));
+    for r in &rows {
+        ui.data(format!(
+            "{:<w$}  {:<10}  {:<w2$}  {}",
+            r.name, r.engine, r.file, r.endpoint,
+        ));
+    }
 }

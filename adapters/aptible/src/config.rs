@@ -266,7 +266,7 @@ fn parse_token_map(path: &Path, text: &str) -> Result<serde_json::Map<String, se
 #[cfg(unix)]
 fn set_private(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    let _ = fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }
 
 #[cfg(not(unix))]
@@ -331,7 +331,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["http://b"], "tok-b");
         assert_eq!(v["http://a"], "tok-a2");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let mode = fs_err::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(
             read_token(&path, "http://a")

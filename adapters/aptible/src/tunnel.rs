@@ -459,10 +459,10 @@ struct PortalConnectionBody<'a> {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let what = path.display().to_string();
-    let mut f = std::fs::OpenOptions::new()
+    let mut f = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
