@@ -161,7 +161,26 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
     if let Some(e) = e.downcast_ref::<EngineError>() {
         return Some(Classified::new(engine_status(e), None));
     }
+    if let Some(e) = e.downcast_ref::<exporter_aptible::Error>() {
+        return Some(platform_error(e));
+    }
     None
+}
+
+/// A platform client error: configuration mistakes are usage errors (2); a missing, invalid or
+/// expired token and every failure of the platform are runtime failures (3), the token's with
+/// `hint: run exporter login` (aptible-api.md §10).
+fn platform_error(e: &exporter_aptible::Error) -> Classified {
+    use exporter_aptible::ErrorKind as K;
+    match e.kind() {
+        K::Config => Classified::new(ExitStatus::Usage, e.hint()),
+        K::Auth => Classified::new(ExitStatus::Failure, Some("run exporter login")),
+        K::Tunnel => Classified::new(
+            ExitStatus::Failure,
+            Some("is ssh installed, and does the tunnel come up with `exporter tunnel HANDLE`?"),
+        ),
+        _ => Classified::new(ExitStatus::Failure, e.hint()),
+    }
 }
 
 fn interrupted_hint(work: Work) -> &'static str {

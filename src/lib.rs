@@ -35,6 +35,7 @@ pub mod engines;
 pub mod error;
 pub mod output;
 pub mod pipeline;
+pub mod platform;
 pub mod progress;
 pub mod run;
 pub mod settings;

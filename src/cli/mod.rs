@@ -15,6 +15,9 @@ pub struct Cli {
     /// Print only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// The platform environment (its handle) to work on, instead of `[platform] environment`.
+    #[arg(long, global = true, value_name = "HANDLE")]
+    pub environment: Option<String>,
     /// More detail on stderr (repeat for debug output).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -32,6 +32,7 @@ use crate::storage::s3::{self, Checksums, Sse};
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     storage: Option<StorageSection>,
+    platform: Option<PlatformSection>,
     #[serde(default)]
     databases: Vec<DatabaseSection>,
 }
@@ -72,6 +73,47 @@ pub struct StorageOptions {
     pub upload_concurrency: Option<usize>,
 }
 
+/// `[platform]`: where `dump --all`, `list` and `teardown` take the inventory from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlatformSection {
+    kind: toml::Spanned<String>,
+    environment: Option<toml::Spanned<String>>,
+}
+
+/// `[platform]` of a config file, validated (`${VAR}` substituted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformConfig {
+    /// `kind`: the platform.
+    pub kind: PlatformKind,
+    /// `environment`: the environment's handle, if given (`--environment` overrides it).
+    pub environment: Option<String>,
+}
+
+/// A hosting platform `exporter` knows (design.md section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformKind {
+    /// Aptible Deploy (`adapters/aptible`).
+    Aptible,
+}
+
+impl PlatformKind {
+    /// The name used in config files and manifests: `aptible`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aptible => "aptible",
+        }
+    }
+
+    /// The platform named `text` (case-insensitive), or `None`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        text.eq_ignore_ascii_case("aptible")
+            .then_some(Self::Aptible)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DatabaseSection {
@@ -88,6 +130,8 @@ pub struct Config {
     pub databases: Vec<DatabaseTarget>,
     /// The other `[storage]` keys.
     pub storage: StorageOptions,
+    /// `[platform]`, if given.
+    pub platform: Option<PlatformConfig>,
 }
 
 /// Characters percent-encoded when a `${VAR}` value is substituted into a URL: everything
@@ -131,6 +175,7 @@ pub fn parse_config(
 ) -> Result<Config, SettingsError> {
     let raw: ConfigFile = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
     let storage = storage_options(raw.storage.as_ref(), origin, env)?;
+    let platform = platform_config(raw.platform.as_ref(), text, origin, env)?;
 
     let to = match raw.storage.and_then(|s| s.to) {
         Some(to) => {
@@ -177,7 +222,44 @@ pub fn parse_config(
         to,
         databases,
         storage,
+        platform,
     })
+}
+
+/// Validate `[platform]` (`${VAR}` substituted in each string).
+fn platform_config(
+    section: Option<&PlatformSection>,
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<PlatformConfig>, SettingsError> {
+    let Some(p) = section else {
+        return Ok(None);
+    };
+    let at = |key: &str, span: std::ops::Range<usize>| {
+        format!(
+            "{origin}, line {}, key platform.{key}",
+            line_of(text, span.start)
+        )
+    };
+    let kind_at = at("kind", p.kind.span());
+    let kind_text = substitute(p.kind.get_ref(), false, env).map_err(|e| located(&kind_at, &e))?;
+    let kind = PlatformKind::parse(&kind_text).ok_or_else(|| {
+        SettingsError::new(format!("{kind_at}: unknown platform {kind_text:?}"))
+            .hint("supported platforms: aptible")
+    })?;
+    let environment = match &p.environment {
+        None => None,
+        Some(e) => {
+            let e_at = at("environment", e.span());
+            let value = substitute(e.get_ref(), false, env).map_err(|err| located(&e_at, &err))?;
+            if value.trim().is_empty() {
+                return Err(SettingsError::new(format!("{e_at}: must not be empty")));
+            }
+            Some(value)
+        }
+    };
+    Ok(Some(PlatformConfig { kind, environment }))
 }
 
 /// Validate the S3 keys of `[storage]` (`${VAR}` substituted in each string).
@@ -367,6 +449,34 @@ mod tests {
         assert_eq!(c.databases.len(), 1);
         assert_eq!(c.databases[0].name, "billing");
         assert_eq!(c.databases[0].engine, EngineKind::Postgres);
+    }
+
+    #[test]
+    fn platform_section() {
+        let env = |k: &str| (k == "ENV_HANDLE").then(|| "prod".to_owned());
+        let text = "[platform]\nkind = \"aptible\"\nenvironment = \"${ENV_HANDLE}\"\n";
+        let c = parse_config(text, "exporter.toml", &env).unwrap();
+        assert_eq!(
+            c.platform,
+            Some(PlatformConfig {
+                kind: PlatformKind::Aptible,
+                environment: Some("prod".into())
+            })
+        );
+        assert!(c.databases.is_empty());
+        let e =
+            parse_config("[platform]\nkind = \"heroku\"\n", "exporter.toml", &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "exporter.toml, line 2, key platform.kind: unknown platform \"heroku\""
+        );
+        let e = parse_config(
+            "[platform]\nkind = \"aptible\"\nenviron = \"x\"\n",
+            "exporter.toml",
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("environ"), "{e}");
     }
 
     #[test]

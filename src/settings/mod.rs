@@ -32,6 +32,7 @@
 //! as given; nothing downstream reads arguments, the environment or the config file.
 
 pub mod config;
+pub mod platform;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -46,7 +47,11 @@ use crate::engines::{EngineKind, EngineOptions};
 use crate::storage::s3::{self, S3Config};
 use crate::verify::Level;
 
-pub use config::{Config, ConfigReadError, StorageOptions, parse_config, parse_storage};
+pub use config::{
+    Config, ConfigReadError, PlatformConfig, PlatformKind, StorageOptions, parse_config,
+    parse_storage,
+};
+pub use platform::{PlatformSettings, resolve_platform};
 pub use values::{name_from_database, parse_age, parse_size, parse_url, validate_name};
 
 /// Default compression level (zstd's own default).
