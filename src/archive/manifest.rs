@@ -30,6 +30,18 @@ pub enum DatabaseStatus {
     Ok,
     /// No archive: see `error`.
     Failed,
+    /// Deliberately not exported (`dump --all --skip-unsupported` on a platform database this
+    /// tool cannot dump, e.g. MongoDB): no archive, `error` says why. A run with skipped
+    /// entries is complete; `teardown` treats them as unexported unless the user accepts it.
+    Skipped,
+}
+
+impl DatabaseStatus {
+    /// Whether the entry has an archive of its own (`ok`).
+    #[must_use]
+    pub fn has_archive(self) -> bool {
+        self == Self::Ok
+    }
 }
 
 /// The tool that wrote a file.
@@ -117,6 +129,78 @@ pub struct DatabaseEntry {
     /// Reduced-fidelity notes the user opted into.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The platform database this entry came from, for runs dumped from a platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformDatabase>,
+}
+
+/// Which platform database an entry is the archive of, and how it was read (design.md
+/// section 7; the teardown matches live databases to archives by `id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformDatabase {
+    /// The platform: `aptible`.
+    pub platform: String,
+    /// The environment's handle.
+    pub environment: String,
+    /// The environment's id on the platform.
+    pub environment_id: u64,
+    /// The database's id on the platform (of the original database, also when its data was
+    /// read from a backup restored into a new database).
+    pub id: u64,
+    /// The database's handle.
+    pub handle: String,
+    /// The platform's database type (`postgresql`, `mysql`, `redis`, `mongodb`, …).
+    #[serde(rename = "type")]
+    pub database_type: String,
+    /// The platform's version of the database image, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `live` (read through a tunnel to the database itself) or `backup` (read from a backup
+    /// restored into a new database).
+    pub origin: PlatformOrigin,
+    /// The backup read, for `origin: backup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PlatformBackup>,
+    /// The database the backup was restored into, for `origin: backup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_into: Option<RestoredDatabase>,
+    /// The credential type the tunnel used (`postgresql`, `redis+ssl`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_type: Option<String>,
+}
+
+/// How a platform database's data was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformOrigin {
+    /// From the live database, through a tunnel.
+    Live,
+    /// From a backup, restored into a new database first (the cancellation guide's step 1).
+    Backup,
+}
+
+/// A platform backup, as recorded in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformBackup {
+    /// The backup's id.
+    pub id: u64,
+    /// When the platform took it.
+    pub created_at: DateTime<Utc>,
+    /// Whether it was a manual backup.
+    #[serde(default)]
+    pub manual: bool,
+}
+
+/// The new database a backup was restored into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoredDatabase {
+    /// Its id.
+    pub id: u64,
+    /// Its handle.
+    pub handle: String,
+    /// Whether it was left in place (`--keep-restored`) instead of deprovisioned after the
+    /// dump.
+    pub kept: bool,
 }
 
 /// `manifest.json`.

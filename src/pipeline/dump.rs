@@ -306,7 +306,7 @@ fn manifest(
     started_at: DateTime<Utc>,
     databases: Vec<DatabaseEntry>,
 ) -> Manifest {
-    let status = if databases.iter().all(|e| e.status == DatabaseStatus::Ok) {
+    let status = if databases.iter().all(|e| e.status != DatabaseStatus::Failed) {
         RunStatus::Complete
     } else {
         RunStatus::Partial
@@ -468,6 +468,7 @@ async fn dump_database(
                 finished_at: stats.finished_at,
                 tables: stats.summary.tables,
                 warnings: stats.summary.warnings,
+                platform: None,
             };
             drop(endpoint);
             (entry, None)
@@ -502,5 +503,6 @@ fn failed_entry(
         finished_at: Utc::now(),
         tables: Vec::new(),
         warnings: Vec::new(),
+        platform: None,
     }
 }

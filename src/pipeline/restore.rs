@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use exporter_contract::{EngineError, PayloadFormat, RestoreOptions, RestoreSummary, Target};
 
 use super::decode::{StreamError, restore_archive};
-use crate::archive::{DatabaseEntry, DatabaseStatus};
+use crate::archive::DatabaseEntry;
 use crate::blocking::{self, ThreadError};
 use crate::endpoint::EndpointProvider;
 use crate::engines::EngineKind;
@@ -360,7 +360,7 @@ fn check_entry(
     run: &ResolvedRun,
     entry: &DatabaseEntry,
 ) -> Result<(), RestoreError> {
-    if entry.status == DatabaseStatus::Failed {
+    if !entry.status.has_archive() {
         return Err(RestoreError::NotDumped {
             name: entry.name.clone(),
             run_id: run.id.clone(),
