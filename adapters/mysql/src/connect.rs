@@ -424,7 +424,7 @@ pub async fn connect(link: &Link) -> Result<Session, EngineError> {
     let endpoint = link.redacted().to_owned();
     let (mut conn, tls) = match tokio::time::timeout(CONNECT_TIMEOUT, open_conn(link)).await {
         Ok(Ok(done)) => done,
-        Ok(Err(e)) => return Err(with_clear_text_hint(e, link.tls().mode)),
+        Ok(Err(e)) => return Err(with_clear_text_hint(e, link).await),
         Err(_) => {
             return Err(EngineError::new(
                 ErrorKind::Connect,
@@ -452,18 +452,38 @@ pub async fn connect(link: &Link) -> Result<Session, EngineError> {
     })
 }
 
-/// A server that refuses clear-text connections (`require_secure_transport=ON`, error 3159
-/// in MySQL, 4036 in MariaDB, both "… insecure transport …") gets a hint naming `ssl-mode`.
-fn with_clear_text_hint(e: EngineError, mode: SslMode) -> EngineError {
-    if e.message().contains("insecure transport") {
+/// A server that refuses clear-text connections gets a hint naming `ssl-mode`: MySQL says
+/// so (error 3159, "Connections using insecure transport are prohibited while
+/// --require_secure_transport=ON"); MariaDB 10.11 answers "Access denied" (1045) instead, so
+/// after an authentication failure without TLS the greeting is read once more to see whether
+/// the server offers TLS.
+async fn with_clear_text_hint(e: EngineError, link: &Link) -> EngineError {
+    let mode = link.tls().mode;
+    let hint = |e: EngineError| {
         e.with_hint(format!(
-            "the server accepts encrypted connections only (ssl-mode={} did not encrypt): use \
-             ssl-mode=REQUIRED, or VERIFY_IDENTITY with ssl-ca=FILE",
+            "the server may accept encrypted connections only (MySQL's and MariaDB's \
+             require_secure_transport) and ssl-mode={} did not encrypt: use ssl-mode=REQUIRED, \
+             or VERIFY_IDENTITY with ssl-ca=FILE",
             mode.as_str()
         ))
-    } else {
-        e
+    };
+    if e.message().contains("insecure transport") {
+        return hint(e);
     }
+    if mode == SslMode::Disabled && e.kind() == ErrorKind::Auth {
+        let opts: Opts = link.0.builder.clone().into();
+        let probe = tokio::time::timeout(
+            Duration::from_secs(5),
+            relay::greet(opts.ip_or_hostname(), opts.tcp_port()),
+        )
+        .await;
+        if let Ok(Ok(greeting)) = probe
+            && greeting.offers_tls()
+        {
+            return hint(e);
+        }
+    }
+    e
 }
 
 /// Session settings of the dump (and fingerprint) connection, and why:

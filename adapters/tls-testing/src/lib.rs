@@ -569,9 +569,9 @@ impl MariaDb {
         db.wait_ready();
         // root@localhost covers the socket; TCP from 127.0.0.1 needs its own account.
         db.sql(
-            "CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY ''; \
+            "CREATE OR REPLACE USER 'root'@'127.0.0.1' IDENTIFIED BY ''; \
              GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
-             CREATE USER 'tls_pw'@'127.0.0.1' IDENTIFIED BY 'Tls-s3cret'; \
+             CREATE OR REPLACE USER 'tls_pw'@'127.0.0.1' IDENTIFIED BY 'Tls-s3cret'; \
              GRANT ALL ON *.* TO 'tls_pw'@'127.0.0.1';",
         );
         db
