@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use exporter_contract::{DatabaseUrl, PayloadFormat, ScratchServer, Source, Target};
+use exporter_contract::{DatabaseUrl, Endpoint, PayloadFormat, ScratchServer, Source, Target};
 use exporter_redis::RedisFormat;
 
 /// An engine the tool can dump.
@@ -31,7 +31,61 @@ pub struct EngineOptions {
     pub keep_definers: bool,
 }
 
+/// Connection settings a user of the engine's own client keeps in the environment, passed to
+/// the adapters as defaults for URL parameters (adapters never read the environment).
+///
+/// Today: libpq's `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` and `PGSSLSNI`, the
+/// defaults of `sslmode`, `sslrootcert`, `sslcert`, `sslkey` and `sslsni` of PostgreSQL URLs
+/// (<https://www.postgresql.org/docs/current/libpq-envars.html>); a URL's own parameter wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionDefaults {
+    postgres: Vec<(&'static str, String)>,
+}
+
+impl ConnectionDefaults {
+    /// Read the variables through `env` (a snapshot of the environment).
+    #[must_use]
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            postgres: exporter_postgres::ENV_PARAMS
+                .iter()
+                .filter_map(|(var, param)| env(var).filter(|v| !v.is_empty()).map(|v| (*param, v)))
+                .collect(),
+        }
+    }
+}
+
 impl EngineKind {
+    /// The endpoint of `url` for this engine: the URL, with the environment's defaults for
+    /// its parameters.
+    #[must_use]
+    pub fn endpoint(self, url: &DatabaseUrl, defaults: &ConnectionDefaults) -> Endpoint {
+        let endpoint = Endpoint::new(url.clone());
+        match self {
+            Self::Postgres => defaults
+                .postgres
+                .iter()
+                .fold(endpoint, |e, (k, v)| e.with_default_param(*k, v.clone())),
+            Self::Mysql | Self::Redis => endpoint,
+        }
+    }
+
+    /// The transport security an endpoint asks for, in the engine's words, for listings:
+    /// `prefer` (libpq's default), `verify-full`, `PREFERRED`, `REQUIRED`, `rediss`, `none`
+    /// (`redis://`). Pure; `invalid` when the parameters do not parse.
+    #[must_use]
+    pub fn tls_mode(self, endpoint: &Endpoint) -> String {
+        match self {
+            Self::Postgres => exporter_postgres::tls_mode(endpoint)
+                .map_or_else(|_| "invalid".to_owned(), |m| m.as_str().to_owned()),
+            Self::Mysql => exporter_mysql::tls_mode(endpoint)
+                .map_or_else(|_| "invalid".to_owned(), |m| m.as_str().to_owned()),
+            Self::Redis => {
+                exporter_redis::tls_mode(endpoint).unwrap_or_else(|_| "invalid".to_owned())
+            }
+        }
+    }
+
     /// The engine for a URL scheme, or `None` if unsupported.
     #[must_use]
     pub fn for_scheme(scheme: &str) -> Option<Self> {
@@ -100,9 +154,10 @@ impl EngineKind {
         }
     }
 
-    /// Build the adapter for `url`. Pure: no I/O happens until `preflight` or `dump`.
+    /// Build the adapter for `url` (a [`DatabaseUrl`] or an [`Endpoint`]). Pure: no I/O
+    /// happens until `preflight` or `dump`.
     #[must_use]
-    pub fn source(self, url: DatabaseUrl, options: EngineOptions) -> Arc<dyn Source> {
+    pub fn source(self, url: impl Into<Endpoint>, options: EngineOptions) -> Arc<dyn Source> {
         match self {
             Self::Postgres => Arc::new(exporter_postgres::PostgresSource::new(url)),
             Self::Mysql => {
@@ -121,7 +176,7 @@ impl EngineKind {
     /// Build the restore target for `url` (`exporter restore --into`). Pure: no I/O happens
     /// until `preflight`.
     #[must_use]
-    pub fn target(self, url: DatabaseUrl) -> Arc<dyn Target> {
+    pub fn target(self, url: impl Into<Endpoint>) -> Arc<dyn Target> {
         match self {
             Self::Postgres => Arc::new(exporter_postgres::PostgresTarget::new(url)),
             Self::Mysql => Arc::new(exporter_mysql::MysqlTarget::new(url)),
@@ -132,7 +187,7 @@ impl EngineKind {
     /// Build the scratch server for `url` (`verify --level restore --scratch`). Pure: no I/O
     /// happens until `create`.
     #[must_use]
-    pub fn scratch(self, url: DatabaseUrl) -> Arc<dyn ScratchServer> {
+    pub fn scratch(self, url: impl Into<Endpoint>) -> Arc<dyn ScratchServer> {
         match self {
             Self::Postgres => Arc::new(exporter_postgres::PostgresScratch::new(url)),
             Self::Mysql => Arc::new(exporter_mysql::MysqlScratch::new(url)),
@@ -189,5 +244,36 @@ mod tests {
         );
         assert_eq!(EngineKind::Redis.format(rdb).extension(), "rdb");
         assert_eq!(EngineKind::Mysql.format(rdb).extension(), "sql");
+    }
+
+    #[test]
+    fn libpq_environment_becomes_postgres_defaults_and_modes_are_listed() {
+        let env = |k: &str| match k {
+            "PGSSLMODE" => Some("verify-ca".to_owned()),
+            "PGSSLROOTCERT" => Some("/etc/ca.pem".to_owned()),
+            "PGSSLCERT" => Some(String::new()),
+            _ => None,
+        };
+        let defaults = ConnectionDefaults::from_env(&env);
+        let pg = DatabaseUrl::parse("postgres://h/db").unwrap();
+        let e = EngineKind::Postgres.endpoint(&pg, &defaults);
+        assert_eq!(e.param("sslmode").as_deref(), Some("verify-ca"));
+        assert_eq!(e.param("sslrootcert").as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(e.param("sslcert"), None);
+        assert_eq!(EngineKind::Postgres.tls_mode(&e), "verify-ca");
+        let own = DatabaseUrl::parse("postgres://h/db?sslmode=disable").unwrap();
+        let e = EngineKind::Postgres.endpoint(&own, &defaults);
+        assert_eq!(EngineKind::Postgres.tls_mode(&e), "disable");
+        let plain = EngineKind::Postgres.endpoint(&pg, &ConnectionDefaults::default());
+        assert_eq!(EngineKind::Postgres.tls_mode(&plain), "prefer");
+        // Other engines ignore libpq's variables.
+        let my = DatabaseUrl::parse("mysql://h/db").unwrap();
+        let e = EngineKind::Mysql.endpoint(&my, &defaults);
+        assert_eq!(e.param("sslmode"), None);
+        assert_eq!(EngineKind::Mysql.tls_mode(&e), "PREFERRED");
+        let r = DatabaseUrl::parse("rediss://h").unwrap();
+        assert_eq!(EngineKind::Redis.tls_mode(&r.clone().into()), "rediss");
+        let r = DatabaseUrl::parse("redis://h").unwrap();
+        assert_eq!(EngineKind::Redis.tls_mode(&r.into()), "none");
     }
 }

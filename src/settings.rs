@@ -37,7 +37,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 
 pub use crate::commands::verify::Level;
-use crate::engines::{EngineKind, EngineOptions};
+use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
 use crate::storage::s3::{self, Checksums, S3Config, Sse};
 
 /// Default compression level (zstd's own default).
@@ -141,6 +141,9 @@ pub struct DumpPlan {
     pub engine_options: EngineOptions,
     /// Where the inventory came from.
     pub inventory: InventorySource,
+    /// Connection defaults from the environment (`PGSSLMODE`, …); set by the caller, which
+    /// owns the environment snapshot.
+    pub connections: ConnectionDefaults,
 }
 
 /// The config file, as parsed (before `${VAR}` substitution).
@@ -736,6 +739,7 @@ pub fn resolve_dump(
             keep_definers: args.keep_definers,
         },
         inventory,
+        connections: ConnectionDefaults::default(),
     })
 }
 
@@ -772,6 +776,8 @@ pub struct VerifyPlan {
     pub level: Level,
     /// Scratch servers, at most one per engine (only with [`Level::Restore`]).
     pub scratch: Vec<ScratchUrl>,
+    /// Connection defaults from the environment, as in [`DumpPlan::connections`].
+    pub connections: ConnectionDefaults,
 }
 
 impl VerifyPlan {
@@ -828,6 +834,7 @@ pub fn resolve_verify(
         run: args.run.clone(),
         level: args.level,
         scratch,
+        connections: ConnectionDefaults::default(),
     })
 }
 
@@ -865,6 +872,8 @@ pub struct RestorePlan {
     pub clean: bool,
     /// Apply ownership and privilege statements.
     pub ownership: bool,
+    /// Connection defaults from the environment, as in [`DumpPlan::connections`].
+    pub connections: ConnectionDefaults,
 }
 
 /// Merge `restore` arguments with the config's `[storage]` (`to` and the S3 keys) into a plan.
@@ -907,6 +916,7 @@ pub fn resolve_restore(
         db: args.db.clone(),
         clean: args.clean,
         ownership: !args.no_owner,
+        connections: ConnectionDefaults::default(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! `manifest.json` (the run's commit marker) and `verify.json` (the last verification).
 
 use chrono::{DateTime, Utc};
-use exporter_contract::{Consistency, PayloadFormat, TableSummary};
+use exporter_contract::{Consistency, PayloadFormat, TableSummary, TlsInfo};
 use serde::{Deserialize, Serialize};
 
 /// Value of the `format` field.
@@ -116,6 +116,11 @@ pub struct DatabaseEntry {
     /// Reduced-fidelity notes the user opted into.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Transport security of the dump's connection: the mode asked for, whether it was
+    /// encrypted, what was verified, the protocol and the server certificate's SHA-256.
+    /// Absent in manifests written before it existed (format 1.0 readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
 }
 
 /// `manifest.json`.

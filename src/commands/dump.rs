@@ -15,7 +15,7 @@ use crate::archive::manifest::{FORMAT_NAME, FORMAT_VERSION, SourceInfo, Tool};
 use crate::archive::{
     DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, run_id, sums,
 };
-use crate::engines::EngineOptions;
+use crate::engines::{ConnectionDefaults, EngineOptions};
 use crate::error::{ExitStatus, Failure};
 use crate::pipeline::{self, Compression, PipelineError};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan};
@@ -102,6 +102,7 @@ pub async fn run(plan: DumpPlan, ui: Ui, json: bool) -> Result<ExitStatus, Failu
         run_id: id.clone(),
         options,
         engine_options: plan.engine_options,
+        connections: plan.connections.clone(),
         compression,
         ui,
         // With one database the final error says it all; with several, report each as it
@@ -252,6 +253,7 @@ struct Job {
     run_id: String,
     options: DumpOptions,
     engine_options: EngineOptions,
+    connections: ConnectionDefaults,
     compression: Compression,
     ui: Ui,
     failures_ui: Ui,
@@ -263,6 +265,7 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
         run_id,
         options,
         engine_options,
+        connections,
         compression,
         ui,
         failures_ui,
@@ -276,7 +279,9 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
         db.name,
         db.engine.format(engine_options).extension()
     );
-    let source = db.engine.source(db.url.clone(), engine_options);
+    let source = db
+        .engine
+        .source(db.engine.endpoint(&db.url, connections), engine_options);
     ui.info(format!("  {}: dumping {}", db.name, source.describe()));
 
     let failed = |error: String| DatabaseEntry {
@@ -299,6 +304,7 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
         finished_at: Utc::now(),
         tables: Vec::new(),
         warnings: Vec::new(),
+        tls: None,
     };
 
     // Validate, then check health before the long work (vector's pattern): a database that
@@ -382,6 +388,7 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
                 finished_at: stats.finished_at,
                 tables: stats.summary.tables,
                 warnings: stats.summary.warnings,
+                tls: stats.meta.tls.clone(),
             };
             (entry, None)
         }
@@ -427,6 +434,9 @@ fn destination_hint(local: bool) -> &'static str {
 
 fn hint_for(e: &PipelineError, local: bool) -> Option<String> {
     match e {
+        // The engine's own next step first (e.g. `sslmode=verify-ca` after a host name
+        // mismatch through a tunnel).
+        PipelineError::Engine(e) if e.hint().is_some() => e.hint().map(str::to_owned),
         PipelineError::Engine(e) => match e.kind() {
             ErrorKind::Connect => Some("is the server running and reachable from here (host, port, tunnel)?".into()),
             ErrorKind::Auth => Some("check the user and password; keep passwords out of exporter.toml with ${VAR}".into()),

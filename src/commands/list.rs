@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::engines::ConnectionDefaults;
 use crate::error::{ExitStatus, Failure};
 use crate::settings::Config;
 
@@ -11,6 +12,9 @@ struct Row {
     engine: &'static str,
     endpoint: String,
     file: String,
+    /// The TLS mode the connection will ask for, in the engine's words (`prefer`,
+    /// `verify-full`, `PREFERRED`, `rediss`, `none`).
+    tls: String,
 }
 
 /// Print the config's databases.
@@ -18,7 +22,11 @@ struct Row {
 /// # Errors
 ///
 /// None today; the signature matches the other commands.
-pub fn run(config: &Config, json: bool) -> Result<ExitStatus, Failure> {
+pub fn run(
+    config: &Config,
+    connections: &ConnectionDefaults,
+    json: bool,
+) -> Result<ExitStatus, Failure> {
     let rows: Vec<Row> = config
         .databases
         .iter()
@@ -33,6 +41,7 @@ pub fn run(config: &Config, json: bool) -> Result<ExitStatus, Failure> {
                     .format(crate::engines::EngineOptions::default())
                     .extension()
             ),
+            tls: d.engine.tls_mode(&d.engine.endpoint(&d.url, connections)),
         })
         .collect();
     if json {
@@ -40,14 +49,15 @@ pub fn run(config: &Config, json: bool) -> Result<ExitStatus, Failure> {
     } else {
         let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
         let w2 = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
+        let w3 = rows.iter().map(|r| r.tls.len()).max().unwrap_or(3).max(3);
         super::print_data(&format!(
-            "{:<w$}  {:<10}  {:<w2$}  ENDPOINT",
-            "NAME", "ENGINE", "FILE",
+            "{:<w$}  {:<10}  {:<w2$}  {:<w3$}  ENDPOINT",
+            "NAME", "ENGINE", "FILE", "TLS",
         ));
         for r in &rows {
             super::print_data(&format!(
-                "{:<w$}  {:<10}  {:<w2$}  {}",
-                r.name, r.engine, r.file, r.endpoint,
+                "{:<w$}  {:<10}  {:<w2$}  {:<w3$}  {}",
+                r.name, r.engine, r.file, r.tls, r.endpoint,
             ));
         }
     }

@@ -121,6 +121,11 @@ async fn interrupted() -> &'static str {
     }
 }
 
+/// The engines' connection defaults from the environment (libpq's `PGSSLMODE`, …).
+fn connection_defaults() -> crate::engines::ConnectionDefaults {
+    crate::engines::ConnectionDefaults::from_env(&|k: &str| std::env::var(k).ok())
+}
+
 async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure> {
     let config_path = cli.config.clone();
     match cli.command {
@@ -147,8 +152,9 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
             // URLs alone need no config file; a missing default config is fine then.
             let required = config_path.is_some();
             let (config, config_name) = load_config(config_path.as_deref(), required)?;
-            let plan = settings::resolve_dump(&args, config.as_ref(), &config_name, cores)
+            let mut plan = settings::resolve_dump(&args, config.as_ref(), &config_name, cores)
                 .map_err(settings_failure)?;
+            plan.connections = connection_defaults();
             dump::run(plan, ui, cmd.json).await
         }
         Command::Verify(cmd) => {
@@ -163,8 +169,9 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
                 },
                 scratch: cmd.scratch,
             };
-            let plan = settings::resolve_verify(&args, config_to.as_deref(), &storage)
+            let mut plan = settings::resolve_verify(&args, config_to.as_deref(), &storage)
                 .map_err(settings_failure)?;
+            plan.connections = connection_defaults();
             verify::run(plan, cmd.json, ui).await
         }
         Command::Restore(cmd) => {
@@ -177,8 +184,9 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
                 no_owner: cmd.no_owner,
                 to: cmd.to,
             };
-            let plan = settings::resolve_restore(&args, config_to.as_deref(), &storage)
+            let mut plan = settings::resolve_restore(&args, config_to.as_deref(), &storage)
                 .map_err(settings_failure)?;
+            plan.connections = connection_defaults();
             restore::run(plan, ui, cmd.json).await
         }
         Command::Uploads(cmd) => {
@@ -198,7 +206,7 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize) -> Result<ExitStatus, Failure>
             let (config, config_name) = load_config(config_path.as_deref(), true)?;
             let config = config
                 .ok_or_else(|| Failure::usage(anyhow::anyhow!("{config_name} does not exist")))?;
-            list::run(&config, cmd.json)
+            list::run(&config, &connection_defaults(), cmd.json)
         }
     }
 }

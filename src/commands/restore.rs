@@ -591,11 +591,13 @@ fn seconds(d: Duration) -> String {
 /// failures (3), with `what` as context.
 fn engine_failure(e: EngineError, what: String) -> Failure {
     let status_usage = e.kind() == ErrorKind::Unsupported;
+    // The engine's own next step (e.g. `sslmode=verify-ca` after a host name mismatch).
+    let hint = e.hint().map(str::to_owned);
     let error = anyhow::Error::new(e).context(what);
     if status_usage {
-        Failure::usage(error)
+        Failure::usage(error).with_hint(hint)
     } else {
-        Failure::runtime(error)
+        Failure::runtime(error).with_hint(hint)
     }
 }
 
@@ -679,11 +681,13 @@ pub async fn run(plan: RestorePlan, ui: Ui, json: bool) -> Result<ExitStatus, Fa
         )));
     }
 
-    let target = engine.target(plan.into.clone());
+    let target = engine.target(engine.endpoint(&plan.into, &plan.connections));
     let describe = target.describe();
     target.preflight().await.map_err(|e| {
-        let hint = (e.kind() == ErrorKind::NotFound)
-            .then_some("create the target database first (it must exist and be empty)");
+        let hint = e.hint().map(str::to_owned).or_else(|| {
+            (e.kind() == ErrorKind::NotFound)
+                .then(|| "create the target database first (it must exist and be empty)".to_owned())
+        });
         engine_failure(e, format!("cannot use the target {describe}")).with_hint(hint)
     })?;
     let existing = target

@@ -323,7 +323,7 @@ async fn restore_stage(
             let Some(scratch) = plan.scratch_for(engine) else {
                 continue;
             };
-            let server = engine.scratch(scratch.url.clone());
+            let server = engine.scratch(engine.endpoint(&scratch.url, &plan.connections));
             ui.info(format!(
                 "restoring {label} into a scratch database on {}",
                 server.describe()

@@ -17,4 +17,5 @@ mod restore;
 mod s3;
 mod snapshots;
 mod support;
+mod tls;
 mod verify;

@@ -174,6 +174,16 @@ impl MysqlSource {
     }
 }
 
+/// The `ssl-mode` an endpoint resolves to (`PREFERRED` by default, `VERIFY_CA` when a CA is
+/// given without a mode), for listings. Pure.
+///
+/// # Errors
+///
+/// As [`Source::validate`].
+pub fn tls_mode(endpoint: &Endpoint) -> Result<SslMode, EngineError> {
+    connect::Link::new(endpoint).map(|l| l.tls().mode)
+}
+
 async fn open(link: &connect::Link, snapshot: bool) -> Result<connect::Session, EngineError> {
     let mut s = connect::connect(link).await?;
     s.configure().await?;

@@ -192,6 +192,19 @@ impl RedisSource {
     }
 }
 
+/// The transport an endpoint asks for, for listings: `rediss`, `rediss insecure`, or `none`
+/// for `redis://`. Pure.
+///
+/// # Errors
+///
+/// As [`Source::validate`].
+pub fn tls_mode(endpoint: &Endpoint) -> Result<String, EngineError> {
+    conn::Target::from_endpoint(endpoint).map(|t| {
+        t.tls
+            .map_or_else(|| "none".to_owned(), |tls| tls.mode.to_owned())
+    })
+}
+
 /// A connection that passed the server checks.
 struct Opened {
     conn: conn::Conn,
