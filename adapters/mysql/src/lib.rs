@@ -118,8 +118,15 @@
 //! server hides from the account, a table the account may not SELECT (`Permission`), an
 //! account without database-wide SELECT, TRIGGER, EVENT and EXECUTE (`Permission`:
 //! `information_schema` silently hides objects it cannot see), dumping every schema without
-//! the global SHOW DATABASES privilege, `ssl-mode=REQUIRED` or stricter (`Unsupported`: this
-//! build has no TLS and never downgrades to clear text), unknown URL parameters.
+//! the global SHOW DATABASES privilege, unknown URL parameters.
+//!
+//! # TLS
+//!
+//! MySQL Shell's URI parameters: `ssl-mode` (`DISABLED`, `PREFERRED` — the default —,
+//! `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`), `ssl-ca`, `ssl-cert`, `ssl-key`; see
+//! `connect::options` for the rules and `relay` for how TLS runs under `mysql_async`. A
+//! verification failure is a [`exporter_contract::ErrorKind::Connect`] error naming the
+//! cause; a mode that requires TLS never falls back to clear text.
 //!
 //! Not reproduced (no row is lost): users and grants (not part of a database), the database's
 //! default charset when the URL names a database (tables carry their own), the "Database

@@ -12,13 +12,16 @@
 //!
 //! # What it speaks
 //!
-//! - Transport: TCP, or a Unix-domain socket when [`connect::config`] yields a socket
-//!   directory as host (the same URL rules as the main connection; no TLS, like it).
+//! - Transport: TCP to the endpoint's dial address, or a Unix-domain socket when
+//!   [`connect::config`] yields a socket directory as host. TLS as the main connection has it
+//!   (`sslmode`, [`Link`]): the reader sends its own `SSLRequest` and performs the handshake
+//!   with the link's shared [`exporter_tls::Connector`] (verification, SNI, client
+//!   certificate), over a 64 KiB read buffer so COPY data is not read 4 KiB per system call.
 //! - Startup (<https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP>):
 //!   `StartupMessage` with `user`, `database`, `application_name` ([`APPLICATION_NAME`]) and
 //!   `client_encoding` as tokio-postgres sends them; authentication `trust`, cleartext
-//!   `password`, `md5` and SASL `SCRAM-SHA-256` (no channel binding, as there is no TLS)
-//!   through the `postgres-protocol` crate tokio-postgres itself uses; then
+//!   `password`, `md5` and SASL `SCRAM-SHA-256` through the `postgres-protocol` crate
+//!   tokio-postgres itself uses (SCRAM without channel binding, also over TLS); then
 //!   [`SESSION_SETTINGS`], so the `COPY` text is the main connection's to the byte.
 //! - Simple `Query` only ([`RawConn::execute`], [`RawConn::copy_out`]); rows of other
 //!   statements are read and dropped.
@@ -377,7 +380,7 @@ impl RawConn {
                             "the server offers no SASL mechanism exporter supports (SCRAM-SHA-256)",
                         ));
                     }
-                    // No TLS, so no channel binding (SCRAM-SHA-256, not -PLUS).
+                    // No channel binding (SCRAM-SHA-256, not -PLUS), as on the main connection.
                     let s = sasl::ScramSha256::new(password, sasl::ChannelBinding::unsupported());
                     let r =
                         frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut out);

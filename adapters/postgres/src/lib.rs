@@ -38,6 +38,16 @@
 //! script has no timestamps, so two sequential (`jobs = 1`) dumps of an unchanged database are
 //! byte-identical; parallel dumps hold the same statements and rows, blocks in another order.
 //!
+//! # TLS
+//!
+//! libpq's parameters and defaults on every connection (snapshot, workers, raw COPY readers,
+//! restore, scratch, fingerprint): `sslmode` (`disable`, `allow`, `prefer` — the default —,
+//! `require`, `verify-ca`, `verify-full`), `sslrootcert` (a file or `system`), `sslcert` /
+//! `sslkey`, `sslsni`; the core passes libpq's `PGSSL*` environment as their defaults. The
+//! socket goes to the endpoint's dial address, and TLS names and verifies the URL's host
+//! (libpq's `host` + `hostaddr`). See `connect::tls_plan` for the rules. Every connection
+//! reports its [`exporter_contract::TlsInfo`]; the dump's is in [`DumpMeta::tls`].
+//!
 //! # Session settings and why
 //!
 //! See [`SESSION_SETTINGS`]: UTF-8, ISO dates, `IntervalStyle postgres`, UTC,

@@ -10,9 +10,11 @@
 //! [`exporter_contract::ScratchServer`] with a whole, empty server as the scratch.
 //!
 //! URLs: `redis://[user[:password]@]host[:port][/db][?connect_timeout=SECS]`. With a `/db`
-//! path only that logical database is dumped. `rediss://` (TLS) is refused with
-//! [`ErrorKind::Unsupported`] before any connection: this build has no TLS stack and never
-//! downgrades to clear text (reach such a server through a TLS-terminating tunnel).
+//! path only that logical database is dumped. `rediss://` is TLS (through `exporter-tls`),
+//! with redis-cli's option names as parameters: `cacert=FILE`, `cert=FILE&key=FILE`,
+//! `sni=NAME`, `insecure`. Verification of the chain and the host name (the URL's, or `sni`)
+//! is on by default, against `cacert`, else the endpoint's inline CA, else the system's trusted
+//! roots. A clear-text client that a TLS-only server drops is told to use `rediss://`.
 //! Redis Cluster nodes are refused too (one node holds only some slots).
 //!
 //! # The RESP format (default)
@@ -117,8 +119,9 @@
 //!
 //! [`EngineError`] kinds: `Connect` (unreachable, retryable), `Auth` (`WRONGPASS`, `NOAUTH`,
 //! `invalid password`, also for ACL users), `Permission` (`NOPERM`, naming the key or
-//! command), `NotFound` (a `/db` out of range), `Unsupported` (`rediss://`, cluster,
-//! refused replication, a `/db` with RDB), `Protocol` (the server closed the connection
+//! command), `NotFound` (a `/db` out of range), `Unsupported` (cluster, refused
+//! replication, a `/db` with RDB, TLS parameters that cannot work, an unreadable CA file),
+//! `Connect` also for TLS failures (named: unknown CA, expiry, host name, client certificate), `Protocol` (the server closed the connection
 //! midway — `CLIENT KILL`, a crash — retryable), `Query` (other server errors), `Cancelled`
 //! (the consumer went away). A key whose `DUMP` fails (e.g. a module type without `DUMP`
 //! support) fails the whole dump naming the key, printable-escaped (`"\xff\x00key"`); module
@@ -469,7 +472,7 @@ impl Source for RedisSource {
 /// # Errors
 ///
 /// Classified [`EngineError`]s: `Connect`, `Auth`, `Permission` (naming the key), `NotFound`
-/// (a `/db` out of range), `Unsupported` (`rediss://`, cluster), `Protocol`.
+/// (a `/db` out of range), `Unsupported` (cluster, bad TLS parameters), `Protocol`.
 ///
 /// # Cancel safety
 ///
