@@ -359,11 +359,12 @@ async fn dump_database(db: &DatabaseTarget, job: &Job) -> (DatabaseEntry, Option
                     )
                 };
             ui.info(format!(
-                "  {}: ok {file}: {counts}, {} -> {} ({ratio:.1}x) in {:.1}s",
+                "  {}: ok {file}: {counts}, {} -> {} ({ratio:.1}x) in {:.1}s{}",
                 db.name,
                 human_bytes(stats.uncompressed_bytes),
                 human_bytes(stats.compressed_bytes),
-                stats.seconds
+                stats.seconds,
+                tls_note(stats.meta.tls.as_ref())
             ));
             for w in &stats.summary.warnings {
                 ui.problem(format!("  {}: warning: {w}", db.name));
@@ -405,6 +406,21 @@ fn counted(n: u64, noun: &str) -> String {
         format!("1 {}", noun.strip_suffix('s').unwrap_or(noun))
     } else {
         format!("{n} {noun}")
+    }
+}
+
+/// `, TLSv1.3 (verify-full, checked chain+hostname)` or `, clear text (prefer)`: how the
+/// dump travelled, for the progress line.
+fn tls_note(tls: Option<&exporter_contract::TlsInfo>) -> String {
+    match tls {
+        Some(t) if t.encrypted => format!(
+            ", {} ({}, checked {})",
+            t.protocol.as_deref().unwrap_or("TLS"),
+            t.mode,
+            t.verified.as_deref().unwrap_or("none")
+        ),
+        Some(t) => format!(", clear text ({})", t.mode),
+        None => String::new(),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use exporter_tls_testing::{PgServer, pki};
 
-use crate::support::{db_entry, dump_ok, exporter, manifest, run, run_dirs, s, tempdir};
+use crate::support::{db_entry, exporter, manifest, run, run_dirs, s, tempdir};
 
 #[test]
 fn dump_over_verified_tls_records_it_in_the_manifest() {
@@ -21,7 +21,14 @@ fn dump_over_verified_tls_records_it_in_the_manifest() {
         server.port,
         s(&pki().ca)
     );
-    let run_dir = dump_ok(dir.path(), &["dump", &url, "--to", "archives"]);
+    let out = run(exporter(dir.path()).args(["dump", &url, "--to", "archives"]));
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("(verify-full, checked chain+hostname)"),
+        "the progress line shows the TLS: {}",
+        out.stderr
+    );
+    let run_dir = dir.path().join(out.last_stdout_line());
     let m = manifest(&run_dir);
     let tls = &db_entry(&m, "tlsdump")["tls"];
     assert_eq!(tls["mode"], "verify-full", "{m:#}");
