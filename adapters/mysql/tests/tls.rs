@@ -140,10 +140,33 @@ async fn required_encrypts_without_checking_and_verify_ca_checks_the_chain() {
         ("REQUIRED", true, Some("none"))
     );
     let mut dump = source.dump(DumpOptions::default()).await.unwrap();
+    let mut script = Vec::new();
     while let Some(chunk) = dump.body.next().await {
-        chunk.unwrap();
+        script.extend_from_slice(&chunk.unwrap());
     }
-    assert_eq!(dump.completion.await.unwrap().tables[0].rows, 3);
+    let dumped = dump.completion.await.unwrap().tables;
+    assert_eq!(dumped[0].rows, 3);
+    // Restore and fingerprint over REQUIRED too.
+    let scratch = MysqlScratch::new(url(
+        "root",
+        "127.0.0.1",
+        server.port,
+        "",
+        "ssl-mode=REQUIRED",
+    ));
+    let name = unique("required_scratch");
+    let restored_into = scratch.create(&name).await.unwrap();
+    let body = futures::stream::iter(vec![Ok(bytes::Bytes::from(script))]).boxed();
+    restored_into
+        .restore(PayloadFormat::Sql, body, RestoreOptions::default())
+        .await
+        .unwrap();
+    let after = restored_into.fingerprint().await.unwrap();
+    assert_eq!(
+        (after[0].rows, &after[0].fingerprint),
+        (3, &dumped[0].fingerprint)
+    );
+    scratch.drop_scratch(&name).await.unwrap();
     let target = MysqlTarget::new(url(
         "root",
         "127.0.0.1",

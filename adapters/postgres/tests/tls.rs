@@ -129,9 +129,27 @@ async fn require_encrypts_and_checks_the_chain_only_when_given_a_ca() {
     assert!(tls.encrypted);
     assert_eq!(tls.mode, "require");
     assert_eq!(tls.verified.as_deref(), Some("none"));
-    let (_, dump_tls, tables) = dump_all(&source, 1).await;
+    let (script, dump_tls, tables) = dump_all(&source, 1).await;
     assert_eq!(tables, 2);
     assert_eq!(dump_tls.unwrap().verified.as_deref(), Some("none"));
+    // Restore and fingerprint over require too.
+    let scratch =
+        PostgresScratch::new(url("127.0.0.1", server.port, "postgres", "sslmode=require"));
+    let name = unique("required");
+    let target = scratch.create(&name).await.unwrap();
+    let body = futures::stream::iter(vec![Ok(Bytes::from(script))]).boxed();
+    let summary = target
+        .restore(PayloadFormat::Sql, body, RestoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.rows, 3002);
+    assert_eq!(
+        target.fingerprint().await.unwrap(),
+        fingerprint_database(&url("127.0.0.1", server.port, &db, "sslmode=require"))
+            .await
+            .unwrap()
+    );
+    scratch.drop_scratch(&name).await.unwrap();
     // With a root certificate, require checks the chain (libpq: like verify-ca).
     let params = format!("sslmode=require&sslrootcert={}", ca());
     let tls = PostgresSource::new(url("127.0.0.1", server.port, &db, &params))
