@@ -3,7 +3,10 @@
 //! Nothing else in the crate matches on engine names or URL schemes (conventions: "one place
 //! names the adapters", after rustic_backend's `choose.rs`). Adding an engine means adding a
 //! variant here and its adapter crate. Each engine gives a [`Source`] (dump), a [`Target`]
-//! (restore) and a [`ScratchServer`] (`verify --level restore`).
+//! (restore) and a [`ScratchServer`] (`verify --level restore`), each built from an
+//! [`Endpoint`] that the endpoint step ([`crate::endpoint`]) opened. The connection defaults a
+//! user of the engine's own client keeps in the environment ([`ConnectionDefaults`], libpq's
+//! `PGSSLMODE` …) are mapped to the engine's URL parameters here too ([`EngineKind::endpoint`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -32,11 +35,13 @@ pub struct EngineOptions {
 }
 
 /// Connection settings a user of the engine's own client keeps in the environment, passed to
-/// the adapters as defaults for URL parameters (adapters never read the environment).
+/// the adapters as defaults for URL parameters (adapters never read the environment; settings
+/// read it through the lookup they are given).
 ///
 /// Today: libpq's `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` and `PGSSLSNI`, the
 /// defaults of `sslmode`, `sslrootcert`, `sslcert`, `sslkey` and `sslsni` of PostgreSQL URLs
 /// (<https://www.postgresql.org/docs/current/libpq-envars.html>); a URL's own parameter wins.
+/// Empty variables count as unset, as in libpq.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionDefaults {
     postgres: Vec<(&'static str, String)>,
@@ -57,10 +62,17 @@ impl ConnectionDefaults {
 
 impl EngineKind {
     /// The endpoint of `url` for this engine: the URL, with the environment's defaults for
-    /// its parameters.
+    /// its parameters (see [`Self::with_defaults`]).
     #[must_use]
     pub fn endpoint(self, url: &DatabaseUrl, defaults: &ConnectionDefaults) -> Endpoint {
-        let endpoint = Endpoint::new(url.clone());
+        self.with_defaults(Endpoint::new(url.clone()), defaults)
+    }
+
+    /// `endpoint` with the environment's defaults for this engine's URL parameters (a URL's own
+    /// parameter still wins). Every endpoint provider applies them, so a tunnel's endpoint
+    /// gets them as a URL's does.
+    #[must_use]
+    pub fn with_defaults(self, endpoint: Endpoint, defaults: &ConnectionDefaults) -> Endpoint {
         match self {
             Self::Postgres => defaults
                 .postgres
@@ -154,16 +166,17 @@ impl EngineKind {
         }
     }
 
-    /// Build the adapter for `url` (a [`DatabaseUrl`] or an [`Endpoint`]). Pure: no I/O
-    /// happens until `preflight` or `dump`.
+    /// Build the adapter for `endpoint` (every connection it opens dials the endpoint and
+    /// applies its TLS settings). Pure: no I/O happens until `preflight` or `dump`.
     #[must_use]
-    pub fn source(self, url: impl Into<Endpoint>, options: EngineOptions) -> Arc<dyn Source> {
+    pub fn source(self, endpoint: &Endpoint, options: EngineOptions) -> Arc<dyn Source> {
+        let endpoint = endpoint.clone();
         match self {
-            Self::Postgres => Arc::new(exporter_postgres::PostgresSource::new(url)),
-            Self::Mysql => {
-                Arc::new(exporter_mysql::MysqlSource::new(url).with_definers(options.keep_definers))
-            }
-            Self::Redis => Arc::new(exporter_redis::RedisSource::new(url).with_format(
+            Self::Postgres => Arc::new(exporter_postgres::PostgresSource::new(endpoint)),
+            Self::Mysql => Arc::new(
+                exporter_mysql::MysqlSource::new(endpoint).with_definers(options.keep_definers),
+            ),
+            Self::Redis => Arc::new(exporter_redis::RedisSource::new(endpoint).with_format(
                 if options.redis_rdb {
                     RedisFormat::Rdb
                 } else {
@@ -173,26 +186,34 @@ impl EngineKind {
         }
     }
 
-    /// Build the restore target for `url` (`exporter restore --into`). Pure: no I/O happens
-    /// until `preflight`.
+    /// Build the restore target for `endpoint` (`exporter restore --into`). Pure: no I/O
+    /// happens until `preflight`.
     #[must_use]
-    pub fn target(self, url: impl Into<Endpoint>) -> Arc<dyn Target> {
+    pub fn target(self, endpoint: &Endpoint) -> Arc<dyn Target> {
+        let endpoint = endpoint.clone();
         match self {
-            Self::Postgres => Arc::new(exporter_postgres::PostgresTarget::new(url)),
-            Self::Mysql => Arc::new(exporter_mysql::MysqlTarget::new(url)),
-            Self::Redis => Arc::new(exporter_redis::RedisTarget::new(url)),
+            Self::Postgres => Arc::new(exporter_postgres::PostgresTarget::new(endpoint)),
+            Self::Mysql => Arc::new(exporter_mysql::MysqlTarget::new(endpoint)),
+            Self::Redis => Arc::new(exporter_redis::RedisTarget::new(endpoint)),
         }
     }
 
-    /// Build the scratch server for `url` (`verify --level restore --scratch`). Pure: no I/O
-    /// happens until `create`.
+    /// Build the scratch server for `endpoint` (`verify --level restore --scratch`). Pure: no
+    /// I/O happens until `create`.
     #[must_use]
-    pub fn scratch(self, url: impl Into<Endpoint>) -> Arc<dyn ScratchServer> {
+    pub fn scratch(self, endpoint: &Endpoint) -> Arc<dyn ScratchServer> {
+        let endpoint = endpoint.clone();
         match self {
-            Self::Postgres => Arc::new(exporter_postgres::PostgresScratch::new(url)),
-            Self::Mysql => Arc::new(exporter_mysql::MysqlScratch::new(url)),
-            Self::Redis => Arc::new(exporter_redis::RedisScratch::new(url)),
+            Self::Postgres => Arc::new(exporter_postgres::PostgresScratch::new(endpoint)),
+            Self::Mysql => Arc::new(exporter_mysql::MysqlScratch::new(endpoint)),
+            Self::Redis => Arc::new(exporter_redis::RedisScratch::new(endpoint)),
         }
+    }
+}
+
+impl serde::Serialize for EngineKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
@@ -266,6 +287,13 @@ mod tests {
         assert_eq!(EngineKind::Postgres.tls_mode(&e), "disable");
         let plain = EngineKind::Postgres.endpoint(&pg, &ConnectionDefaults::default());
         assert_eq!(EngineKind::Postgres.tls_mode(&plain), "prefer");
+        // A tunnel's endpoint (a dial override) gets the same defaults.
+        let tunnel = EngineKind::Postgres.with_defaults(
+            Endpoint::new(pg.clone()).dial("127.0.0.1", 40000),
+            &defaults,
+        );
+        assert_eq!(tunnel.param("sslmode").as_deref(), Some("verify-ca"));
+        assert_eq!(tunnel.connect_port(5432), 40000);
         // Other engines ignore libpq's variables.
         let my = DatabaseUrl::parse("mysql://h/db").unwrap();
         let e = EngineKind::Mysql.endpoint(&my, &defaults);

@@ -1,16 +1,39 @@
-//! Exit codes and the rendering of user-facing errors (design.md section 9).
+//! Exit codes, the one error classifier, and the rendering of user-facing errors (design.md
+//! section 9).
 //!
-//! `error: <message>`, then one `  caused by: <cause>` line per cause, then `hint: <next step>`
-//! when there is one (uv's style).
+//! The services return typed errors that name their object (a `thiserror` enum per service);
+//! commands pass them up as [`anyhow::Error`]. [`classify`] is the one place that maps any
+//! error to its exit code and `hint:` line: it walks the error's chain, outermost first, and
+//! the first error it recognises decides. Nothing else in the crate writes an exit code.
+//!
+//! Hints: an adapter's own next step ([`EngineError::hint`], e.g. `sslmode=verify-ca` after a
+//! host name mismatch through a tunnel, or the TLS parameter after a clear-text attempt against
+//! a TLS-only server) wins over the generic hint of the error's kind, wherever it travels: in
+//! the chain, in a dump's [`DatabaseFailure`], or in a verification's unavailable scratch
+//! server.
+//!
+//! Rendered: `error: <message>`, then one `  caused by: <cause>` line per cause (a cause whose
+//! text the line before already carries is left out), then `hint: <next step>` when there is
+//! one (uv's style).
 
+use std::error::Error as StdError;
 use std::fmt::Write as _;
+
+use exporter_contract::{EngineError, ErrorKind};
+
+use crate::pipeline::{DatabaseFailure, DumpError, FailureCause, RestoreError};
+use crate::run::{ArchiveError, EntryError, ManifestLoadError, RunError};
+use crate::settings::{ConfigReadError, SettingsError};
+use crate::storage::OpenError;
+use crate::storage::uploads::UploadsError;
+use crate::verify::VerifyError;
 
 /// The exit-code contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// 0: success.
     Success,
-    /// 1: a clean "no": verification found a bad archive, teardown refused.
+    /// 1: a clean "no": verification found a bad archive, a restore refused, teardown refused.
     No,
     /// 2: usage or configuration error.
     Usage,
@@ -29,64 +52,353 @@ impl ExitStatus {
             Self::Failure => 3,
         }
     }
+
+    /// The status of a command-line parse that stopped: help and version (printed on stdout)
+    /// are a success, anything else a usage error.
+    #[must_use]
+    pub fn of_clap(error: &clap::Error) -> Self {
+        if error.use_stderr() {
+            Self::Usage
+        } else {
+            Self::Success
+        }
+    }
 }
 
-/// A command that could not do its job: the exit status, the error chain and an optional hint.
-#[derive(Debug)]
-pub struct Failure {
-    /// Exit status (2 or 3, sometimes 1).
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        Self::from(status.code())
+    }
+}
+
+/// Which command a signal interrupted, for the hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// `dump` (and anything that commits nothing before it is done).
+    Dump,
+    /// `verify`.
+    Verify,
+    /// `restore`.
+    Restore,
+    /// `list`, `uploads`.
+    Other,
+}
+
+/// The command was stopped by a signal.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {signal}")]
+pub struct Interrupted {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: &'static str,
+    /// What was interrupted.
+    pub work: Work,
+}
+
+/// An error's exit status and hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    /// The exit status.
     pub status: ExitStatus,
-    /// The error and its causes.
-    pub error: anyhow::Error,
     /// A next step for the user.
     pub hint: Option<String>,
 }
 
-impl Failure {
-    /// A usage or configuration error (exit 2).
-    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+impl Classified {
+    fn new(status: ExitStatus, hint: Option<&str>) -> Self {
         Self {
-            status: ExitStatus::Usage,
-            error: error.into(),
-            hint: None,
+            status,
+            hint: hint.map(str::to_owned),
         }
-    }
-
-    /// A runtime failure (exit 3).
-    pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            status: ExitStatus::Failure,
-            error: error.into(),
-            hint: None,
-        }
-    }
-
-    /// A clean "no" (exit 1).
-    pub fn no(error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            status: ExitStatus::No,
-            error: error.into(),
-            hint: None,
-        }
-    }
-
-    /// Attach a hint.
-    #[must_use]
-    pub fn with_hint(mut self, hint: Option<impl Into<String>>) -> Self {
-        self.hint = hint.map(Into::into);
-        self
-    }
-
-    /// The text printed on stderr.
-    #[must_use]
-    pub fn render(&self) -> String {
-        render_error(&self.error, self.hint.as_deref())
     }
 }
 
-/// Render an error chain and hint as printed on stderr.
+/// Map an error to its exit status and hint: the first error of the chain (outermost first)
+/// that is recognised decides; an error nothing recognises is a runtime failure (exit 3)
+/// without a hint. An adapter's own hint anywhere in the chain replaces the generic one.
 #[must_use]
-pub fn render_error(error: &anyhow::Error, hint: Option<&str>) -> String {
+pub fn classify(error: &anyhow::Error) -> Classified {
+    let mut classified = error
+        .chain()
+        .find_map(classify_one)
+        .unwrap_or_else(|| Classified::new(ExitStatus::Failure, None));
+    if let Some(hint) = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<EngineError>().and_then(EngineError::hint))
+    {
+        classified.hint = Some(hint.to_owned());
+    }
+    classified
+}
+
+/// The hint for one database's dump failure (shown beside it when several are dumped).
+#[must_use]
+pub fn database_hint(failure: &DatabaseFailure) -> Option<String> {
+    failure_hint(&failure.cause)
+}
+
+fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
+    use ExitStatus::{Failure, Usage};
+    if let Some(e) = e.downcast_ref::<SettingsError>() {
+        return Some(Classified::new(Usage, e.hint_text()));
+    }
+    if let Some(e) = e.downcast_ref::<ConfigReadError>() {
+        let hint = e.needs_databases.then_some(
+            "pass --config FILE, or create exporter.toml (see fixtures/exporter.example.toml)",
+        );
+        return Some(Classified::new(Usage, hint));
+    }
+    if let Some(e) = e.downcast_ref::<Interrupted>() {
+        return Some(Classified::new(Failure, Some(interrupted_hint(e.work))));
+    }
+    if e.downcast_ref::<OpenError>().is_some() {
+        return Some(Classified::new(
+            Usage,
+            Some("see README.md, section \"S3 storage\""),
+        ));
+    }
+    if let Some(e) = e.downcast_ref::<RunError>() {
+        return Some(run_error(e));
+    }
+    if let Some(e) = e.downcast_ref::<DumpError>() {
+        return dump_error(e);
+    }
+    if let Some(e) = e.downcast_ref::<RestoreError>() {
+        return restore_error(e);
+    }
+    if let Some(e) = e.downcast_ref::<VerifyError>() {
+        return verify_error(e);
+    }
+    if e.downcast_ref::<UploadsError>().is_some() {
+        return Some(Classified::new(Failure, None));
+    }
+    if let Some(e) = e.downcast_ref::<EngineError>() {
+        return Some(Classified::new(engine_status(e), None));
+    }
+    None
+}
+
+fn interrupted_hint(work: Work) -> &'static str {
+    match work {
+        Work::Restore => "the target may be partly restored; run the restore again with --clean",
+        Work::Verify => {
+            "the verification was not recorded (scratch databases are dropped); run it again"
+        }
+        Work::Dump | Work::Other => {
+            "nothing of the interrupted work was committed; run the command again"
+        }
+    }
+}
+
+fn run_error(e: &RunError) -> Classified {
+    match e {
+        RunError::Directory { .. } => Classified::new(ExitStatus::Usage, None),
+        RunError::List { .. } => Classified::new(ExitStatus::Failure, None),
+        RunError::NotFound { .. } => Classified::new(
+            ExitStatus::Usage,
+            Some("give a run id listed in the destination, or a path to a run directory"),
+        ),
+        RunError::NoRuns { .. } => Classified::new(
+            ExitStatus::No,
+            Some("run `exporter dump --all` first, or pass --to DEST"),
+        ),
+    }
+}
+
+/// What to check when writing to the destination failed.
+fn destination_hint(local: bool) -> &'static str {
+    if local {
+        "check free space and permissions at the destination"
+    } else {
+        "check the bucket, the credentials and the endpoint; `exporter uploads` lists uploads left open"
+    }
+}
+
+fn failure_hint(cause: &FailureCause) -> Option<String> {
+    match cause {
+        // The engine's own next step first.
+        FailureCause::Engine {
+            hint: Some(hint), ..
+        } => Some(hint.clone()),
+        FailureCause::Engine { kind, hint: None } => engine_kind_hint(*kind).map(str::to_owned),
+        FailureCause::Destination { local } => Some(destination_hint(*local).to_owned()),
+        FailureCause::Internal => None,
+    }
+}
+
+/// The generic hint for an adapter error of `kind` during a dump.
+fn engine_kind_hint(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::Connect => {
+            Some("is the server running and reachable from here (host, port, tunnel)?")
+        }
+        ErrorKind::Auth => {
+            Some("check the user and password; keep passwords out of exporter.toml with ${VAR}")
+        }
+        ErrorKind::NotFound => Some("check the database name in the URL"),
+        ErrorKind::Permission => Some(
+            "dump as a user that may read everything the error names (the owner, a superuser, or an ACL user with those commands)",
+        ),
+        ErrorKind::Unsupported => Some(
+            "this object cannot be exported faithfully yet; nothing was written for this database",
+        ),
+        _ => None,
+    }
+}
+
+fn dump_error(e: &DumpError) -> Option<Classified> {
+    let status = ExitStatus::Failure;
+    Some(match e {
+        DumpError::CreateRun { local, .. } => Classified::new(
+            status,
+            Some(if *local {
+                "check that the destination is a writable directory"
+            } else {
+                "check the bucket name, the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, …), the region and the endpoint"
+            }),
+        ),
+        DumpError::Failed { failure, .. } => Classified {
+            status,
+            hint: failure_hint(&failure.cause),
+        },
+        DumpError::AllFailed { failures, .. } => Classified {
+            status,
+            hint: failures.iter().find_map(|f| failure_hint(&f.cause)),
+        },
+        DumpError::WriteManifest { .. } => Classified::new(status, None),
+        DumpError::Partial { .. } => Classified::new(
+            status,
+            Some(
+                "the other archives of this run are complete; the manifest marks the run as partial",
+            ),
+        ),
+        DumpError::Thread(_) => return None,
+    })
+}
+
+/// Unsupported requests are usage errors (2), other adapter errors runtime failures (3).
+fn engine_status(e: &EngineError) -> ExitStatus {
+    if e.kind() == ErrorKind::Unsupported {
+        ExitStatus::Usage
+    } else {
+        ExitStatus::Failure
+    }
+}
+
+fn archive_error(e: &ArchiveError, started: bool) -> Classified {
+    match e {
+        ArchiveError::Corrupt { .. } | ArchiveError::Missing { .. } => Classified::new(
+            ExitStatus::No,
+            Some(if started {
+                "restore from another run (`exporter verify` checks one), then use --clean"
+            } else {
+                "restore from another run (`exporter verify` checks one)"
+            }),
+        ),
+        ArchiveError::Storage { .. } => Classified::new(ExitStatus::Failure, None),
+    }
+}
+
+fn restore_error(e: &RestoreError) -> Option<Classified> {
+    use ExitStatus::{Failure, No, Usage};
+    Some(match e {
+        RestoreError::Run(e) => run_error(e),
+        RestoreError::Manifest(e) => match e {
+            ManifestLoadError::Missing { .. } => {
+                Classified::new(No, Some("restore from a complete run"))
+            }
+            ManifestLoadError::Read { .. } => Classified::new(Failure, None),
+            ManifestLoadError::Invalid { .. } => Classified::new(No, None),
+        },
+        RestoreError::Entry(e) => match e {
+            EntryError::NoSuchDatabase { .. } => {
+                Classified::new(Usage, Some("pass one of those names to --db"))
+            }
+            EntryError::Empty { .. } => Classified::new(No, None),
+            EntryError::Ambiguous { first, .. } => Classified {
+                status: Usage,
+                hint: Some(format!("e.g. --db {first}")),
+            },
+        },
+        RestoreError::NotDumped { .. } => Classified::new(No, Some("restore it from another run")),
+        RestoreError::UnknownEngine { .. } => Classified::new(Usage, None),
+        RestoreError::EngineMismatch { engine, .. } => Classified {
+            status: Usage,
+            hint: Some(format!(
+                "restore into a {engine} database ({} URL)",
+                engine.name()
+            )),
+        },
+        RestoreError::RdbClean { .. } => Classified::new(
+            Usage,
+            Some(
+                "load the RDB file with a stock redis-server (README, \"Restore by hand\"), or dump with --redis-format resp",
+            ),
+        ),
+        RestoreError::Preflight { source, .. } => Classified::new(
+            engine_status(source),
+            (source.kind() == ErrorKind::NotFound)
+                .then_some("create the target database first (it must exist and be empty)"),
+        ),
+        RestoreError::ListObjects { source, .. } | RestoreError::Clean { source, .. } => {
+            Classified::new(engine_status(source), None)
+        }
+        RestoreError::NotEmpty { .. } => Classified::new(No, Some("--clean drops them first")),
+        RestoreError::Precheck(e) => Classified {
+            status: archive_error(e, false).status,
+            hint: Some(
+                "nothing was dropped: the target is unchanged; restore from another run".to_owned(),
+            ),
+        },
+        RestoreError::Archive { error, started } => archive_error(error, *started),
+        RestoreError::Target { source, rdb, .. } => {
+            let hint = if source.kind() == ErrorKind::Unsupported && *rdb {
+                "RDB archives are loaded by a stock redis-server (README, \"Restore by hand\")"
+            } else if source.kind() == ErrorKind::Unsupported {
+                "the archive holds something `exporter restore` does not run; restore it with the stock client (README, \"Restore by hand\") if you trust it"
+            } else {
+                "the target may be partly restored; fix the cause and run again with --clean"
+            };
+            Classified::new(engine_status(source), Some(hint))
+        }
+        RestoreError::Thread(_) => return None,
+    })
+}
+
+fn verify_error(e: &VerifyError) -> Option<Classified> {
+    use ExitStatus::{Failure, No, Usage};
+    Some(match e {
+        VerifyError::Run(e) => run_error(e),
+        VerifyError::MissingScratch { .. } => Classified::new(
+            Usage,
+            Some(
+                "add --scratch URL per engine: a server where exporter may create and drop databases \
+                 (postgres://postgres@host:5432/postgres, mysql://root@host:3306, redis://host:6380 of an empty Redis)",
+            ),
+        ),
+        VerifyError::WriteRecord { .. } => Classified::new(Failure, None),
+        VerifyError::Failed { .. } => Classified::new(
+            No,
+            Some("do not delete the source databases; dump again with `exporter dump --all`"),
+        ),
+        VerifyError::ScratchUnavailable { hint, .. } => Classified {
+            status: Failure,
+            hint: Some(hint.clone().unwrap_or_else(|| {
+                "check the --scratch server and its privileges, then verify again".to_owned()
+            })),
+        },
+        VerifyError::Thread(_) => return None,
+    })
+}
+
+/// The text printed on stderr for a failed command: the error, its causes, its hint.
+#[must_use]
+pub fn render(error: &anyhow::Error) -> String {
+    render_with_hint(error, classify(error).hint.as_deref())
+}
+
+/// Render an error chain and a hint as printed on stderr.
+#[must_use]
+pub fn render_with_hint(error: &anyhow::Error, hint: Option<&str>) -> String {
     let mut out = format!("error: {error}\n");
     let mut last = error.to_string();
     for cause in error.chain().skip(1) {
@@ -103,6 +415,23 @@ pub fn render_error(error: &anyhow::Error, hint: Option<&str>) -> String {
     out
 }
 
+/// An error and its causes on one line, `a: b: c`, leaving out a cause whose text is already
+/// there (for manifests, per-database lines and verification problems).
+#[must_use]
+pub fn one_line(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,11 +442,61 @@ mod tests {
         let err = Err::<(), _>(std::io::Error::other("connection refused"))
             .context("cannot reach database billing")
             .unwrap_err();
-        let f = Failure::runtime(err).with_hint(Some("is the server running?"));
         assert_eq!(
-            f.render(),
+            render_with_hint(&err, Some("is the server running?")),
             "error: cannot reach database billing\n  caused by: connection refused\nhint: is the server running?\n"
         );
-        assert_eq!(f.status.code(), 3);
+        assert_eq!(classify(&err).status.code(), 3);
+    }
+
+    #[test]
+    fn the_outermost_known_error_decides() {
+        let failure = DatabaseFailure {
+            message: "h:1: error connecting to server: Connection refused".into(),
+            cause: FailureCause::Engine {
+                kind: ErrorKind::Connect,
+                hint: None,
+            },
+        };
+        let err = anyhow::Error::new(DumpError::Failed {
+            name: "billing".into(),
+            endpoint: "postgres://h:1/billing".into(),
+            failure,
+        });
+        assert_eq!(
+            render(&err),
+            "error: failed to dump billing (postgres://h:1/billing)\n  caused by: h:1: error connecting to server: Connection refused\nhint: is the server running and reachable from here (host, port, tunnel)?\n"
+        );
+        assert_eq!(classify(&err).status, ExitStatus::Failure);
+        let err = anyhow::Error::new(RestoreError::NotEmpty {
+            target: "postgres://h/t".into(),
+            objects: vec!["public.a".into()],
+        });
+        assert_eq!(classify(&err).status, ExitStatus::No);
+        assert_eq!(
+            classify(&err).hint.as_deref(),
+            Some("--clean drops them first")
+        );
+        let err = anyhow::Error::new(Interrupted {
+            signal: "SIGTERM",
+            work: Work::Restore,
+        });
+        assert_eq!(classify(&err).status.code(), 3);
+        assert_eq!(
+            render(&err).lines().next(),
+            Some("error: interrupted by SIGTERM")
+        );
+        let unsupported = EngineError::new(ErrorKind::Unsupported, "sslmode=require");
+        assert_eq!(
+            classify(&anyhow::Error::new(unsupported)).status,
+            ExitStatus::Usage
+        );
+    }
+
+    #[test]
+    fn one_line_joins_causes_without_repeating() {
+        let inner = std::io::Error::other("disk full");
+        let e = EngineError::new(ErrorKind::Io, "cannot write").with_source(inner);
+        assert_eq!(one_line(&e), "cannot write: disk full");
     }
 }

@@ -1,24 +1,42 @@
 //! `exporter`: get every database out of a hosting account as consistent logical dumps,
 //! streamed through zstd with SHA-256 checksums, and prove them before anything is torn down.
 //!
-//! Layout (design.md section 3):
+//! The root crate is a library with a thin binary. Its layers call downwards only
+//! (ARCHITECTURE.md has the full map):
 //!
-//! - [`cli`]: clap types only;
-//! - [`settings`]: arguments + environment + config file → a validated plan, no I/O;
-//! - [`engines`]: the one module that maps a URL scheme (or a manifest's engine) to an engine
-//!   adapter: its source, restore target and scratch server;
-//! - [`pipeline`]: engine bytes → zstd → SHA-256 → storage, with backpressure;
-//! - [`archive`]: run ids, `manifest.json`, `SHA256SUMS`, reading archives back;
-//! - [`storage`]: where runs live (a local directory, or S3 and S3-compatible stores);
-//! - [`commands`]: `dump`, `verify` (levels checksum, decompress, restore), `restore`, `list`,
-//!   `uploads`;
-//! - [`error`]: exit codes and error rendering.
+//! - [`cli`]: clap types, plain data;
+//! - [`settings`]: arguments + environment + config file text → a validated plan per command,
+//!   pure (no I/O, no `std::env`);
+//! - [`commands`]: resolve → call → render; the only callers of [`output`], the only module
+//!   that prints; owns the [`cleanup`] scope of the command and maps errors with [`error`];
+//! - services, which return typed values and report [`progress`] events, never printing:
+//!   - [`run`]: which run a command means, its manifest and `SHA256SUMS`, its archives opened
+//!     and compared with the manifest;
+//!   - [`verify`]: levels checksum, decompress, restore → a [`verify::VerifyReport`] (also the
+//!     `verify.json` record);
+//!   - [`pipeline`]: the dump path (engine → zstd → SHA-256 → storage, manifest last) and the
+//!     restore path (storage → zstd → engine) side by side;
+//!   - [`storage`]: where runs live (a local directory, S3 and S3-compatible stores);
+//!   - [`endpoint`]: the endpoint step, a planned target → a live endpoint held by a guard;
+//!   - [`cleanup`]: one scope for what an unfinished command must undo;
+//! - [`engines`]: the one module that names the adapters (URL scheme or manifest engine →
+//!   source, restore target, scratch server);
+//! - [`archive`]: the archive format — run ids, `manifest.json`, `SHA256SUMS`, reading files
+//!   back;
+//! - [`error`]: exit codes, the one error classifier, error rendering.
 
 pub mod archive;
+pub mod blocking;
+pub mod cleanup;
 pub mod cli;
 pub mod commands;
+pub mod endpoint;
 pub mod engines;
 pub mod error;
+pub mod output;
 pub mod pipeline;
+pub mod progress;
+pub mod run;
 pub mod settings;
 pub mod storage;
+pub mod verify;

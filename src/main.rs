@@ -1,15 +1,15 @@
 //! The `exporter` binary: parse arguments, run, exit with the documented code.
 
 use clap::Parser as _;
+use exporter::error::ExitStatus;
 
 fn main() -> std::process::ExitCode {
-    let cli = match exporter::cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    match exporter::cli::Cli::try_parse() {
+        Ok(cli) => exporter::commands::run(cli).into(),
         Err(e) => {
-            // clap prints help/version on stdout (exit 0) and usage errors on stderr (exit 2).
+            // clap prints help and version on stdout and usage errors on stderr.
             let _ = e.print();
-            return std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            ExitStatus::of_clap(&e).into()
         }
-    };
-    std::process::ExitCode::from(exporter::commands::run(cli).code())
+    }
 }

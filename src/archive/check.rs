@@ -176,7 +176,12 @@ pub fn scan(mut reader: impl Read, decompress: bool) -> io::Result<FileFacts> {
     })
 }
 
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fill `buf` from `reader` as far as it goes: fewer bytes only at the end of the input.
+///
+/// # Errors
+///
+/// The reader's errors (interruptions are retried).
+pub fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

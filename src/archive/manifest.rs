@@ -1,4 +1,5 @@
-//! `manifest.json` (the run's commit marker) and `verify.json` (the last verification).
+//! `manifest.json`, the run's commit marker. (`verify.json`, the last verification, is
+//! [`crate::verify::VerifyReport`].)
 
 use chrono::{DateTime, Utc};
 use exporter_contract::{Consistency, PayloadFormat, TableSummary, TlsInfo};
@@ -191,61 +192,6 @@ impl Manifest {
         v.push(b'\n');
         v
     }
-}
-
-/// Per-database outcome of a verification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifyDatabase {
-    /// Database name.
-    pub name: String,
-    /// Archive file, if the manifest names one.
-    pub file: Option<String>,
-    /// Whether every check passed.
-    pub ok: bool,
-    /// What failed, one line each.
-    pub problems: Vec<String>,
-    /// Level `restore` only: what the scratch restore did (absent when it did not start).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restore: Option<RestoreCheck>,
-}
-
-/// What the scratch restore of one database did at level `restore` (FORMAT.md, `verify.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreCheck {
-    /// The scratch database's name (Redis: the scratch server, flushed afterwards).
-    pub scratch: String,
-    /// Statements (Redis: commands) the restore executed.
-    pub statements: u64,
-    /// Rows (Redis: keys) the restore loaded.
-    pub rows_restored: u64,
-    /// Tables (Redis: logical databases) of the manifest compared with the restore.
-    pub tables: u64,
-    /// Rows (keys) of the manifest's tables whose counts and fingerprints were compared.
-    pub rows_compared: u64,
-    /// Wall time of create, restore, fingerprint and drop, in milliseconds.
-    pub millis: u64,
-    /// Whether the scratch database was dropped afterwards; `false` means it is left behind
-    /// (the warning printed by `verify` names it).
-    pub dropped: bool,
-}
-
-/// `verify.json`: the last verification of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifyRecord {
-    /// The run verified.
-    pub run_id: String,
-    /// `checksum`, `decompress` or `restore`.
-    pub level: String,
-    /// When the verification finished.
-    pub verified_at: DateTime<Utc>,
-    /// The verifying tool's version.
-    pub tool_version: String,
-    /// Whether everything passed.
-    pub ok: bool,
-    /// Per database.
-    pub databases: Vec<VerifyDatabase>,
-    /// Run-level problems (manifest, SHA256SUMS, extra files).
-    pub problems: Vec<String>,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ pub mod check;
 pub mod manifest;
 pub mod sums;
 
-pub use manifest::{DatabaseEntry, DatabaseStatus, Manifest, RunStatus, VerifyRecord};
+pub use manifest::{DatabaseEntry, DatabaseStatus, Manifest, RunStatus};
 
 use chrono::{DateTime, Utc};
 

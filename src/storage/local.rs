@@ -28,12 +28,44 @@ impl LocalStorage {
         &self.root
     }
 
+    /// The run a command-line argument names as a path: `run` is a run directory if it holds a
+    /// manifest, or if it is an existing directory written as a path (with a `/`). Returns the
+    /// storage of its parent directory and the run id, `None` if `run` is not such a path.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path when it cannot be resolved.
+    #[must_use]
+    pub fn run_at(run: &str) -> Option<io::Result<(Self, String)>> {
+        let path = Path::new(run);
+        if !(path.join(crate::archive::MANIFEST_FILE).exists()
+            || (path.is_dir() && run.contains('/')))
+        {
+            return None;
+        }
+        Some(fs_err::canonicalize(path).map(|canonical| {
+            let id = canonical
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let parent = canonical
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            (Self::new(parent), id)
+        }))
+    }
+
     fn run_dir(&self, run_id: &str) -> PathBuf {
         self.root.join(run_id)
     }
 
     /// A writer to the temporary name of `name`; with `replace`, commit may overwrite an
     /// existing object (and a stale temporary file is reused), otherwise both are refused.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the error keeps the OS reason in its text, which verify and dump print"
+    )]
     fn writer(&self, run_id: &str, name: &str, replace: bool) -> io::Result<LocalWriter> {
         let dir = self.run_dir(run_id);
         let tmp = dir.join(temp_name(name));
@@ -180,6 +212,10 @@ impl Storage for LocalStorage {
         Ok(names)
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a missing root is an empty list; other errors keep the OS reason in their text"
+    )]
     fn list_runs(&self) -> io::Result<Vec<String>> {
         let entries = match std::fs::read_dir(&self.root) {
             Ok(e) => e,
@@ -263,7 +299,7 @@ impl ObjectWriter for LocalWriter {
     fn commit(mut self: Box<Self>) -> io::Result<()> {
         let result = self.finish();
         if result.is_err() {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = fs_err::remove_file(&self.tmp);
         }
         // Mark as done so Drop does not remove the committed file's temp twice.
         self.tmp = PathBuf::new();
@@ -272,7 +308,7 @@ impl ObjectWriter for LocalWriter {
 
     fn abort(mut self: Box<Self>) {
         self.file = None;
-        let _ = std::fs::remove_file(&self.tmp);
+        let _ = fs_err::remove_file(&self.tmp);
         self.tmp = PathBuf::new();
     }
 }
@@ -281,7 +317,7 @@ impl Drop for LocalWriter {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {
             self.file = None;
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = fs_err::remove_file(&self.tmp);
         }
     }
 }
@@ -316,12 +352,12 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "hello");
-        let mode = std::fs::metadata(dir.path().join("dest").join(&run).join("a.sql.zst"))
+        let mode = fs_err::metadata(dir.path().join("dest").join(&run).join("a.sql.zst"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let dmode = std::fs::metadata(dir.path().join("dest").join(&run))
+        let dmode = fs_err::metadata(dir.path().join("dest").join(&run))
             .unwrap()
             .permissions()
             .mode();
@@ -333,7 +369,7 @@ mod tests {
         let mut w = s.create_object(&run, "c.sql.zst").unwrap();
         w.write_all(b"dropped").unwrap();
         drop(w);
-        let all: Vec<_> = std::fs::read_dir(dir.path().join("dest").join(&run))
+        let all: Vec<_> = fs_err::read_dir(dir.path().join("dest").join(&run))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -364,7 +400,7 @@ mod tests {
             "committed runs are never removed"
         );
         let file = dir.path().join("plain");
-        std::fs::write(&file, b"x").unwrap();
+        fs_err::write(&file, b"x").unwrap();
         let err = LocalStorage::new(&file)
             .create_run("20261129T074800Z")
             .unwrap_err();
@@ -379,7 +415,7 @@ mod tests {
     fn destination_under_a_file_fails_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plain");
-        std::fs::write(&file, b"x").unwrap();
+        fs_err::write(&file, b"x").unwrap();
         let s = LocalStorage::new(file.join("sub"));
         let err = s.create_run("20261129T074800Z").unwrap_err();
         assert!(err.to_string().contains("plain"), "{err}");

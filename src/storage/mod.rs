@@ -8,12 +8,44 @@
 
 pub mod local;
 pub mod s3;
+pub mod uploads;
 
 use std::io::{self, Read, Write};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 pub use local::LocalStorage;
+
+use crate::cleanup::Cleanup;
+use crate::settings::Destination;
+use s3::S3Storage;
+
+/// Why the storage of a destination could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The S3 configuration is incomplete (no region anywhere).
+    #[error(transparent)]
+    S3Config(io::Error),
+}
+
+/// Open the storage of a destination: a local directory as it is, or an S3 bucket (loads the
+/// AWS configuration; no request yet). Objects an interrupted command leaves unfinished (S3
+/// multipart uploads) register with `cleanup`.
+///
+/// # Errors
+///
+/// [`OpenError::S3Config`] if S3 has no region configured anywhere.
+pub async fn open(
+    destination: &Destination,
+    cleanup: &Cleanup,
+) -> Result<Arc<dyn Storage>, OpenError> {
+    match destination {
+        Destination::Local(path) => Ok(Arc::new(LocalStorage::new(path.clone()))),
+        Destination::S3(config) => S3Storage::connect(config.clone(), cleanup.clone())
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn Storage>)
+            .map_err(OpenError::S3Config),
+    }
+}
 
 /// An object being written. Bytes go in with [`Write`]; nothing is visible under the final name
 /// until [`ObjectWriter::commit`] returns `Ok`. Dropping an uncommitted writer aborts it.
@@ -119,55 +151,4 @@ pub fn read_small(
         ));
     }
     Ok(buf)
-}
-
-/// Writers whose cleanup (the abort of a remote upload) has not finished yet.
-static PENDING: Mutex<usize> = Mutex::new(0);
-static SETTLED: Condvar = Condvar::new();
-
-/// Held by a writer until its remote cleanup is done; see [`settle`].
-#[derive(Debug)]
-pub(crate) struct PendingCleanup(());
-
-impl PendingCleanup {
-    pub(crate) fn new() -> Self {
-        *PENDING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-        Self(())
-    }
-}
-
-impl Drop for PendingCleanup {
-    fn drop(&mut self) {
-        let mut n = PENDING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *n = n.saturating_sub(1);
-        SETTLED.notify_all();
-    }
-}
-
-/// Wait up to `timeout` until every writer that is still open has committed or aborted.
-///
-/// Called before the async runtime shuts down after an interruption: a dropped writer aborts
-/// its multipart upload on a blocking thread, and that request needs the runtime. Returns
-/// `false` if writers were still open at the deadline.
-#[must_use]
-pub fn settle(timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut n = PENDING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    while *n > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        n = SETTLED
-            .wait_timeout(n, left)
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .0;
-    }
-    true
 }

@@ -40,7 +40,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -54,8 +54,9 @@ use aws_sdk_s3::types::{
 use bytes::Bytes;
 use tokio::runtime::Handle;
 
-use super::{ObjectWriter, PendingCleanup, Storage};
+use super::{ObjectWriter, Storage};
 use crate::archive::{MANIFEST_FILE, is_run_id, run_sort_key};
+use crate::cleanup::{self, Cleanup};
 
 /// Smallest part S3 accepts (except the last), in bytes: 5 MiB.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -271,6 +272,8 @@ struct Shared {
     client: Client,
     handle: Handle,
     config: S3Config,
+    /// Where writers register their uploads until completed or aborted.
+    cleanup: Cleanup,
 }
 
 /// Runs under `s3://bucket/prefix`.
@@ -289,7 +292,8 @@ impl fmt::Debug for S3Storage {
 
 impl S3Storage {
     /// Load the AWS configuration (credentials are resolved lazily, at the first request) and
-    /// build a client on the current tokio runtime.
+    /// build a client on the current tokio runtime. Every multipart upload registers with
+    /// `cleanup` until it is completed or aborted, so an interrupted command aborts it.
     ///
     /// # Errors
     ///
@@ -298,7 +302,7 @@ impl S3Storage {
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub async fn connect(config: S3Config) -> io::Result<Self> {
+    pub async fn connect(config: S3Config, cleanup: Cleanup) -> io::Result<Self> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &config.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -341,6 +345,7 @@ impl S3Storage {
                 client: Client::from_conf(builder.build()),
                 handle: Handle::current(),
                 config,
+                cleanup,
             }),
         })
     }
@@ -637,9 +642,12 @@ fn list_uploads(s: &Arc<Shared>, prefix: String) -> io::Result<Vec<OpenUpload>> 
 }
 
 fn abort_upload(s: &Arc<Shared>, key: String, upload_id: String) -> io::Result<()> {
-    let s2 = s.clone();
-    wait(&s.handle, async move {
-        let s = s2;
+    wait(&s.handle, abort_upload_async(s.clone(), key, upload_id))
+}
+
+/// Abort one multipart upload; one that is already gone counts as aborted.
+async fn abort_upload_async(s: Arc<Shared>, key: String, upload_id: String) -> io::Result<()> {
+    {
         match s
             .client
             .abort_multipart_upload()
@@ -662,7 +670,7 @@ fn abort_upload(s: &Arc<Shared>, key: String, upload_id: String) -> io::Result<(
                 }
             }
         }
-    })
+    }
 }
 
 impl Storage for S3Storage {
@@ -887,11 +895,40 @@ struct S3Writer {
     in_flight: VecDeque<PartTask>,
     done: Vec<CompletedPart>,
     finished: bool,
-    _pending: PendingCleanup,
+    /// The upload id once started, shared with the cleanup action.
+    started: Arc<Mutex<Option<String>>>,
+    /// The writer's registration with the cleanup scope: settled when the upload completed or
+    /// the writer aborted it; otherwise the scope aborts the upload recorded in `started`.
+    cleanup: Option<cleanup::Guard>,
 }
 
 impl S3Writer {
     fn new(shared: Arc<Shared>, key: String) -> Self {
+        let started = Arc::new(Mutex::new(None::<String>));
+        let cleanup = shared.cleanup.register(
+            cleanup::Task::Upload {
+                object: url(&shared, &key),
+            },
+            {
+                let shared = shared.clone();
+                let key = key.clone();
+                let started = started.clone();
+                move || {
+                    Box::pin(async move {
+                        let id = started
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take();
+                        match id {
+                            None => Ok(()),
+                            Some(id) => abort_upload_async(shared, key, id)
+                                .await
+                                .map_err(|e| e.to_string()),
+                        }
+                    })
+                }
+            },
+        );
         Self {
             shared,
             key,
@@ -904,7 +941,20 @@ impl S3Writer {
             in_flight: VecDeque::new(),
             done: Vec::new(),
             finished: false,
-            _pending: PendingCleanup::new(),
+            started,
+            cleanup: Some(cleanup),
+        }
+    }
+
+    /// Record the upload id where the cleanup action finds it.
+    fn set_started(&self, id: Option<String>) {
+        *self.started.lock().unwrap_or_else(PoisonError::into_inner) = id;
+    }
+
+    /// Nothing is left to abort: settle the registration.
+    fn settle(&mut self) {
+        if let Some(guard) = self.cleanup.take() {
+            guard.disarm();
         }
     }
 
@@ -950,6 +1000,7 @@ impl S3Writer {
         })?;
         tracing::debug!(object = %self.url(), upload_id = %id, "started a multipart upload");
         self.upload_id = Some(id.clone());
+        self.set_started(Some(id.clone()));
         Ok(id)
     }
 
@@ -1067,6 +1118,7 @@ impl S3Writer {
                 })
         })?;
         self.upload_id = None;
+        self.set_started(None);
         Ok(())
     }
 
@@ -1082,6 +1134,7 @@ impl S3Writer {
             }
             Ok(())
         });
+        self.set_started(None);
         if let Some(id) = self.upload_id.take() {
             match abort_upload(&self.shared, self.key.clone(), id.clone()) {
                 Ok(()) => tracing::info!(object = %self.url(), "aborted the multipart upload"),
@@ -1130,6 +1183,7 @@ impl ObjectWriter for S3Writer {
         }
         // A length check costs one request and catches a store that assembled the parts
         // wrongly (the SHA-256 in the manifest covers the content; verify reads it back).
+        self.settle();
         let storage = S3Storage {
             shared: self.shared.clone(),
         };
@@ -1161,6 +1215,7 @@ impl Drop for S3Writer {
         if !self.finished {
             self.abort_upload();
         }
+        self.settle();
     }
 }
 
@@ -1240,7 +1295,7 @@ mod tests {
             upload_concurrency: 1,
             expected_size: None,
         };
-        let storage = S3Storage::connect(config).await.unwrap();
+        let storage = S3Storage::connect(config, Cleanup::new()).await.unwrap();
         let err = tokio::task::spawn_blocking(move || {
             let mut w = S3Writer::new(storage.shared.clone(), "p/r/x.sql.zst".into());
             w.upload_id = Some("already-started".into());

@@ -6,6 +6,12 @@
 //! databases, redis-server processes and temporary directories, so the suite runs in parallel; a
 //! missing service fails the tests, it never skips them.
 
+#![allow(
+    clippy::disallowed_macros,
+    clippy::disallowed_methods,
+    reason = "tests may print and use std::fs (clippy.toml)"
+)]
+
 mod config;
 mod corpus;
 mod dump;

@@ -3,6 +3,7 @@
 //! engines (PostgreSQL, MariaDB, Redis) restored with `psql`, `mariadb` and `redis-cli --pipe`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -31,71 +32,14 @@ fn dump_all_samples_then_restore_with_stock_tools_and_verify() {
     );
 
     let run_dir = dump_ok(work.path(), &["--config", s(&config), "dump", "--all"]);
-
-    // Layout: <cwd>/out/<run-id>/ with exactly the payloads, SHA256SUMS and manifest.json.
-    let dest = work.path().join("out");
-    assert_eq!(
-        run_dir.parent().unwrap().canonicalize().unwrap(),
-        dest.canonicalize().unwrap(),
-        "the run must be under <cwd>/out ([storage] to is relative to the working directory)"
-    );
-    assert!(
-        !cfg_dir.join("out").exists(),
-        "nothing may be written relative to the config dir"
-    );
-    let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_owned();
-    assert!(
-        is_run_id(&run_id),
-        "run id {run_id:?} is not YYYYMMDDTHHMMSSZ[-N]"
-    );
-    assert_eq!(
-        file_names(&run_dir),
-        [
-            "SHA256SUMS",
-            "analytics.sql.zst",
-            "manifest.json",
-            "shop.sql.zst"
-        ],
-        "unexpected files in the run directory"
-    );
-    assert_eq!(mode(&run_dir), 0o700, "run directory mode");
-    for f in file_names(&run_dir) {
-        assert_eq!(mode(&run_dir.join(&f)), 0o600, "mode of {f}");
-    }
-
-    // Stock checksum tool agrees, and SHA256SUMS names exactly the payloads.
-    let (ok, text) = sha256sum_check(&run_dir);
-    assert!(ok, "sha256sum -c SHA256SUMS failed in the run dir:\n{text}");
-    let sums = read_sha256sums(&run_dir);
-    assert_eq!(
-        sums.keys().cloned().collect::<Vec<_>>(),
-        ["analytics.sql.zst", "shop.sql.zst"],
-        "SHA256SUMS must list exactly the payload files, relative to the run dir"
-    );
-
-    // The manifest.
+    let run_id = check_sample_layout(work.path(), &cfg_dir, &run_dir);
+    let sums = check_sums(&run_dir, &["analytics.sql.zst", "shop.sql.zst"]);
     let m = manifest(&run_dir);
-    assert_eq!(m["format"], "exporter-archive");
-    assert_eq!(m["format_version"], "1.0");
-    assert_eq!(m["tool"]["name"], "exporter");
-    assert_eq!(m["tool"]["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(m["run_id"], run_id.as_str());
-    assert_eq!(m["status"], "complete");
-    assert_eq!(m["fingerprint_algorithm"], "xxh3-128-wrapping-sum");
-    let started = rfc3339(&m["started_at"]);
-    let finished = rfc3339(&m["finished_at"]);
-    assert!(started <= finished, "run started_at after finished_at");
-    assert_eq!(
-        m["databases"].as_array().unwrap().len(),
-        2,
-        "manifest must list both databases"
-    );
-
+    let (started, finished) = check_manifest_header(&m, &run_id);
     let server_version = psql("postgres", "SHOW server_version").trim().to_owned();
     for (name, db) in [("shop", &shop), ("analytics", &analytics)] {
         let e = db_entry(&m, name);
         let file = format!("{name}.sql.zst");
-        let path = run_dir.join(&file);
         assert_eq!(e["engine"], "postgresql", "{name}: engine");
         assert_eq!(e["endpoint"], db.url().as_str(), "{name}: endpoint");
         assert_eq!(e["status"], "ok", "{name}: status");
@@ -110,27 +54,7 @@ fn dump_all_samples_then_restore_with_stock_tools_and_verify() {
         );
         assert_eq!(e["file"], file.as_str(), "{name}: file");
         assert_eq!(e["format"], "sql", "{name}: format");
-        let len = std::fs::metadata(&path).unwrap().len();
-        assert_eq!(
-            e["compressed_bytes"], len,
-            "{name}: compressed_bytes vs real size"
-        );
-        let sha = sha256_file(&path);
-        assert_eq!(
-            e["sha256"],
-            sha.as_str(),
-            "{name}: sha256 vs the real file's"
-        );
-        assert_eq!(sums[&file], sha, "{name}: SHA256SUMS vs the real file");
-        let plain = zstd_decompress(&path);
-        assert_eq!(
-            e["uncompressed_bytes"],
-            plain.len() as u64,
-            "{name}: uncompressed_bytes vs zstd -dc | wc -c"
-        );
-        let (frames, check) = zstd_list(&path);
-        assert_eq!(e["zstd_frames"], frames, "{name}: zstd_frames vs zstd -lv");
-        assert_eq!(check, "XXH64", "{name}: zstd content checksum must be on");
+        let plain = check_payload_facts(name, e, &run_dir.join(&file), &sums[&file]);
         assert_eq!(
             e["compression_level"], 3,
             "{name}: default compression level"
@@ -155,8 +79,117 @@ fn dump_all_samples_then_restore_with_stock_tools_and_verify() {
         compare_databases(&source.name, &target.name);
     }
 
-    // verify (default level decompress), picking the run through the config's destination.
-    let out = run(exporter(work.path()).args(["--config", s(&config), "verify"]));
+    check_sample_verification(work.path(), &config, &run_dir, &run_id);
+}
+
+/// Layout: `<cwd>/out/<run-id>/` with exactly the payloads, `SHA256SUMS` and `manifest.json`,
+/// modes 0700 and 0600, nothing written relative to the config's directory. Returns the run
+/// id.
+fn check_sample_layout(cwd: &Path, cfg_dir: &Path, run_dir: &Path) -> String {
+    let dest = cwd.join("out");
+    assert_eq!(
+        run_dir.parent().unwrap().canonicalize().unwrap(),
+        dest.canonicalize().unwrap(),
+        "the run must be under <cwd>/out ([storage] to is relative to the working directory)"
+    );
+    assert!(
+        !cfg_dir.join("out").exists(),
+        "nothing may be written relative to the config dir"
+    );
+    let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(
+        is_run_id(&run_id),
+        "run id {run_id:?} is not YYYYMMDDTHHMMSSZ[-N]"
+    );
+    assert_eq!(
+        file_names(run_dir),
+        [
+            "SHA256SUMS",
+            "analytics.sql.zst",
+            "manifest.json",
+            "shop.sql.zst"
+        ],
+        "unexpected files in the run directory"
+    );
+    assert_eq!(mode(run_dir), 0o700, "run directory mode");
+    for f in file_names(run_dir) {
+        assert_eq!(mode(&run_dir.join(&f)), 0o600, "mode of {f}");
+    }
+    run_id
+}
+
+/// The stock checksum tool agrees, and `SHA256SUMS` names exactly `payloads`, relative to the
+/// run directory. Returns its lines by file.
+fn check_sums(run_dir: &Path, payloads: &[&str]) -> BTreeMap<String, String> {
+    let (ok, text) = sha256sum_check(run_dir);
+    assert!(ok, "sha256sum -c SHA256SUMS failed in the run dir:\n{text}");
+    let sums = read_sha256sums(run_dir);
+    assert_eq!(
+        sums.keys().cloned().collect::<Vec<_>>(),
+        payloads,
+        "SHA256SUMS must list exactly the payload files, relative to the run dir"
+    );
+    sums
+}
+
+/// The manifest's own fields. Returns the run's start and end.
+fn check_manifest_header(
+    m: &Value,
+    run_id: &str,
+) -> (
+    chrono::DateTime<chrono::FixedOffset>,
+    chrono::DateTime<chrono::FixedOffset>,
+) {
+    assert_eq!(m["format"], "exporter-archive");
+    assert_eq!(m["format_version"], "1.0");
+    assert_eq!(m["tool"]["name"], "exporter");
+    assert_eq!(m["tool"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(m["run_id"], run_id);
+    assert_eq!(m["status"], "complete");
+    assert_eq!(m["fingerprint_algorithm"], "xxh3-128-wrapping-sum");
+    let started = rfc3339(&m["started_at"]);
+    let finished = rfc3339(&m["finished_at"]);
+    assert!(started <= finished, "run started_at after finished_at");
+    assert_eq!(
+        m["databases"].as_array().unwrap().len(),
+        2,
+        "manifest must list both databases"
+    );
+    (started, finished)
+}
+
+/// An entry's facts about its stored file, each checked against the file itself with stock
+/// tools: SHA-256 (and `SHA256SUMS`), size, payload size, frames, content checksum on.
+/// Returns the payload.
+fn check_payload_facts(name: &str, e: &Value, path: &Path, listed_sha: &str) -> Vec<u8> {
+    let sha = sha256_file(path);
+    assert_eq!(
+        e["sha256"],
+        sha.as_str(),
+        "{name}: sha256 vs the real file's"
+    );
+    assert_eq!(listed_sha, sha, "{name}: SHA256SUMS vs the real file");
+    assert_eq!(
+        e["compressed_bytes"],
+        std::fs::metadata(path).unwrap().len(),
+        "{name}: compressed_bytes vs real size"
+    );
+    let plain = zstd_decompress(path);
+    assert_eq!(
+        e["uncompressed_bytes"],
+        plain.len() as u64,
+        "{name}: uncompressed_bytes vs zstd -dc | wc -c"
+    );
+    let (frames, check) = zstd_list(path);
+    assert_eq!(e["zstd_frames"], frames, "{name}: zstd_frames vs zstd -lv");
+    assert_eq!(check, "XXH64", "{name}: zstd content checksum must be on");
+    plain
+}
+
+/// `verify` (default level decompress, the run picked through the config's destination)
+/// passes and records `verify.json`; `verify --json` prints only the report on stdout.
+fn check_sample_verification(cwd: &Path, config: &Path, run_dir: &Path, run_id: &str) {
+    let out = run(exporter(cwd).args(["--config", s(config), "verify"]));
     out.expect_code(0);
     for file in ["shop.sql.zst", "analytics.sql.zst"] {
         assert_ok_line(&out, file);
@@ -173,7 +206,7 @@ fn dump_all_samples_then_restore_with_stock_tools_and_verify() {
         "verify.json mode"
     );
     assert_eq!(v["ok"], true, "verify.json:\n{v:#}");
-    assert_eq!(v["run_id"], run_id.as_str());
+    assert_eq!(v["run_id"], run_id);
     assert_eq!(v["level"], "decompress");
     assert_eq!(v["tool_version"], env!("CARGO_PKG_VERSION"));
     rfc3339(&v["verified_at"]);
@@ -195,8 +228,7 @@ fn dump_all_samples_then_restore_with_stock_tools_and_verify() {
     verified.sort();
     assert_eq!(verified, ["analytics", "shop"]);
 
-    // verify --json prints only the JSON report on stdout.
-    let out = run(exporter(work.path()).args(["verify", s(&run_dir), "--json"]));
+    let out = run(exporter(cwd).args(["verify", s(run_dir), "--json"]));
     out.expect_code(0);
     let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -205,7 +237,7 @@ fn dump_all_samples_then_restore_with_stock_tools_and_verify() {
         )
     });
     assert_eq!(report["ok"], true);
-    assert_eq!(report["run_id"], run_id.as_str());
+    assert_eq!(report["run_id"], run_id);
 }
 
 /// Parse an RFC 3339 timestamp from the manifest.
@@ -378,14 +410,7 @@ fn one_run_with_all_three_engines() {
         ],
         "unexpected files in the run directory"
     );
-    let (ok, text) = sha256sum_check(&run_dir);
-    assert!(ok, "sha256sum -c SHA256SUMS failed in the run dir:\n{text}");
-    let sums = read_sha256sums(&run_dir);
-    assert_eq!(
-        sums.keys().cloned().collect::<Vec<_>>(),
-        ["cache.resp.zst", "my.sql.zst", "pg.sql.zst"]
-    );
-
+    let sums = check_sums(&run_dir, &["cache.resp.zst", "my.sql.zst", "pg.sql.zst"]);
     let m = manifest(&run_dir);
     assert_eq!(m["status"], "complete", "{m:#}");
     assert_eq!(m["databases"].as_array().unwrap().len(), 3, "{m:#}");
@@ -410,7 +435,6 @@ fn one_run_with_all_three_engines() {
         ),
     ] {
         let e = db_entry(&m, name);
-        let path = run_dir.join(file);
         assert_eq!(e["engine"], engine, "{name}: engine");
         assert_eq!(e["status"], "ok", "{name}: status");
         assert_eq!(e["file"], file, "{name}: file");
@@ -419,33 +443,51 @@ fn one_run_with_all_three_engines() {
         if let Some(v) = version {
             assert_eq!(e["server_version"], v.as_str(), "{name}: server_version");
         }
-        let sha = sha256_file(&path);
-        assert_eq!(e["sha256"], sha.as_str(), "{name}: sha256");
-        assert_eq!(sums[file], sha, "{name}: SHA256SUMS");
-        assert_eq!(
-            e["compressed_bytes"],
-            std::fs::metadata(&path).unwrap().len(),
-            "{name}: compressed_bytes"
-        );
-        let plain = zstd_decompress(&path);
-        assert_eq!(
-            e["uncompressed_bytes"],
-            plain.len() as u64,
-            "{name}: uncompressed_bytes"
-        );
-        let (frames, check) = zstd_list(&path);
-        assert_eq!(e["zstd_frames"], frames, "{name}: zstd_frames");
-        assert_eq!(check, "XXH64", "{name}: zstd content checksum");
+        check_payload_facts(name, e, &run_dir.join(file), &sums[file]);
     }
 
     // PostgreSQL: rows and fingerprints computed independently.
     let pg_entry = db_entry(&m, "pg");
     assert_eq!(pg_entry["consistency"], "snapshot");
     check_tables(&pg.name, pg_entry);
-
-    // MariaDB: every base table and sequence listed once, with its real row count; the MyISAM
-    // table makes the dump best effort, with a warning naming it.
     let my_entry = db_entry(&m, "my");
+    check_mariadb_entry(&my, my_entry);
+    check_redis_entry(&cache, db_entry(&m, "cache"), &redis_fps);
+
+    let out = run(exporter(work.path()).args(["--config", s(&config), "verify"]));
+    out.expect_code(0);
+    for file in ["pg.sql.zst", "my.sql.zst", "cache.resp.zst"] {
+        assert_ok_line(&out, file);
+    }
+
+    // Restore each with the stock tools only and compare with the source.
+    let pg_target = TestDb::create("all3_pg_r");
+    restore_with_stock_tools(&run_dir.join("pg.sql.zst"), &pg_target);
+    compare_databases(&pg.name, &pg_target.name);
+    restore_mariadb_and_compare(work.path(), &run_dir, &my_before, my_entry);
+    let redis_target = RedisServer::start();
+    redis_target.restore_pipe(&run_dir.join("cache.resp.zst"));
+    assert_lines_equal(
+        "resp.py snapshot of the source and the restored redis-server",
+        &redis_before.lines().map(str::to_owned).collect::<Vec<_>>(),
+        &redis_target
+            .snapshot()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        redis_target.fingerprints(),
+        redis_fps,
+        "fingerprints of the restored redis-server"
+    );
+    // The source was only read.
+    assert_eq!(cache.snapshot(), redis_before, "the source redis changed");
+}
+
+/// MariaDB: every base table and sequence listed once, with its real row count; the MyISAM
+/// table makes the dump best effort, with a warning naming it.
+fn check_mariadb_entry(my: &MyDb, my_entry: &Value) {
     let listed: BTreeMap<String, u64> = my_entry["tables"]
         .as_array()
         .expect("tables")
@@ -486,10 +528,15 @@ fn one_run_with_all_three_engines() {
             .any(|w| w.as_str().is_some_and(|w| w.contains("legacy_myisam"))),
         "no warning names the MyISAM table: {warnings:?}"
     );
+}
 
-    // Redis: one entry per logical database with keys, counts and fingerprints as computed
-    // here from DUMP payloads.
-    let cache_entry = db_entry(&m, "cache");
+/// Redis: one entry per logical database with keys, counts and fingerprints as computed here
+/// from DUMP payloads.
+fn check_redis_entry(
+    cache: &RedisServer,
+    cache_entry: &Value,
+    redis_fps: &BTreeMap<String, (u64, String)>,
+) {
     assert_eq!(cache_entry["consistency"], "best_effort");
     let redis_listed: BTreeMap<String, (u64, String)> = cache_entry["tables"]
         .as_array()
@@ -512,7 +559,7 @@ fn one_run_with_all_three_engines() {
     assert_eq!(redis_listed["db0"].0, REDIS_SEED_KEYS.0, "db0 key count");
     assert_eq!(redis_listed["db1"].0, REDIS_SEED_KEYS.1, "db1 key count");
     assert_eq!(
-        redis_listed, redis_fps,
+        &redis_listed, redis_fps,
         "Redis fingerprints in the manifest vs computed from DUMP payloads"
     );
     assert_eq!(
@@ -520,27 +567,19 @@ fn one_run_with_all_three_engines() {
         format!("rdb {}", cache.max_dump_rdb_version()).as_str(),
         "payload_version of a RESP dump: the highest RDB version of its DUMP payloads"
     );
+}
 
-    let out = run(exporter(work.path()).args(["--config", s(&config), "verify"]));
-    out.expect_code(0);
-    for file in ["pg.sql.zst", "my.sql.zst", "cache.resp.zst"] {
-        assert_ok_line(&out, file);
-    }
-
-    // Restore each with the stock tools only and compare with the source.
-    let pg_target = TestDb::create("all3_pg_r");
-    restore_with_stock_tools(&run_dir.join("pg.sql.zst"), &pg_target);
-    compare_databases(&pg.name, &pg_target.name);
-
+/// Restore the MariaDB archive with the stock client into a new schema: it describes as the
+/// source did, and a dump of it through the binary has the same per-table fingerprints.
+fn restore_mariadb_and_compare(cwd: &Path, run_dir: &Path, my_before: &[String], my_entry: &Value) {
     let my_target = MyDb::create("all3_my_r");
     restore_mysql_with_stock_tools(&run_dir.join("my.sql.zst"), &my_target, &[]);
     assert_lines_equal(
         "MariaDB source and restore (SHOW CREATE, CHECKSUM TABLE, rows as hex)",
-        &my_before,
+        my_before,
         &my_describe(&my_target.name),
     );
-    // A dump of the restored schema through the binary has the same per-table fingerprints.
-    let redump = dump_ok(work.path(), &["dump", &my_target.url(), "--to", "redump"]);
+    let redump = dump_ok(cwd, &["dump", &my_target.url(), "--to", "redump"]);
     let again = manifest(&redump);
     let fps = |e: &Value| -> Vec<(String, String)> {
         e["tables"]
@@ -560,23 +599,4 @@ fn one_run_with_all_three_engines() {
         fps(my_entry),
         "fingerprints of the restored MariaDB schema differ from the source's"
     );
-
-    let redis_target = RedisServer::start();
-    redis_target.restore_pipe(&run_dir.join("cache.resp.zst"));
-    assert_lines_equal(
-        "resp.py snapshot of the source and the restored redis-server",
-        &redis_before.lines().map(str::to_owned).collect::<Vec<_>>(),
-        &redis_target
-            .snapshot()
-            .lines()
-            .map(str::to_owned)
-            .collect::<Vec<_>>(),
-    );
-    assert_eq!(
-        redis_target.fingerprints(),
-        redis_fps,
-        "fingerprints of the restored redis-server"
-    );
-    // The source was only read.
-    assert_eq!(cache.snapshot(), redis_before, "the source redis changed");
 }

@@ -1,15 +1,25 @@
-//! The rendered text of representative errors, pinned with insta (rustic pins its errors the
-//! same way). Paths, run ids and times are filtered; `-q` keeps progress lines out.
+//! Rendered text pinned with insta (rustic pins its errors the same way): representative
+//! errors, the `--help` of every command, and the verification report in its text and
+//! `--json` forms. Paths, run ids, times, sizes and digests are filtered; `-q` keeps progress
+//! lines out.
 //!
 //! After an intended change of wording: `cargo insta review` (or `INSTA_UPDATE=always cargo
 //! test --test cli snapshots`) and commit the `.snap` files.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::support::{exporter, run};
+use serde_json::{Value, json};
+
+use crate::support::{exporter, run, sha256_bytes, tempdir, write_json, zstd_frame};
 
 /// Snapshot stderr with the temp dir, run ids and times replaced.
 fn assert_stderr_snapshot(name: &str, tmp: &Path, stderr: &str) {
+    assert_filtered_snapshot(name, tmp, stderr);
+}
+
+/// Snapshot `text` with the temp dir, run ids, times and durations replaced.
+fn assert_filtered_snapshot(name: &str, tmp: &Path, text: &str) {
     let mut settings = insta::Settings::clone_current();
     let canonical = tmp.canonicalize().unwrap_or_else(|_| tmp.to_path_buf());
     for path in [canonical.as_path(), tmp] {
@@ -21,8 +31,19 @@ fn assert_stderr_snapshot(name: &str, tmp: &Path, stderr: &str) {
         "[TIME]",
     );
     settings.add_filter(r"\b\d+(\.\d+)?\s?(ms|s)\b", "[DURATION]");
+    settings.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    settings.add_filter(r"\b\d+(\.\d)? (B|KiB|MiB)\b", "[SIZE]");
+    settings.add_filter(r"\b\d+ bytes\b", "[N] bytes");
+    settings.add_filter(r"manifest says \d+", "manifest says [N]");
+    settings.add_filter(
+        &format!(
+            r#""tool_version": "{}""#,
+            regex_escape(env!("CARGO_PKG_VERSION"))
+        ),
+        r#""tool_version": "[VERSION]""#,
+    );
     settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, stderr));
+    settings.bind(|| insta::assert_snapshot!(name, text));
 }
 
 fn regex_escape(text: &str) -> String {
@@ -78,4 +99,111 @@ fn snapshot_unreachable_database() {
     ]));
     out.expect_code(3);
     assert_stderr_snapshot("unreachable_database", dir.path(), &out.stderr);
+}
+
+/// `--help` of the program and of every command (stdout, exit 0).
+#[test]
+fn snapshot_help_of_every_command() {
+    let dir = tempdir();
+    for (name, args) in [
+        ("help", vec!["--help"]),
+        ("help_dump", vec!["dump", "--help"]),
+        ("help_verify", vec!["verify", "--help"]),
+        ("help_restore", vec!["restore", "--help"]),
+        ("help_list", vec!["list", "--help"]),
+        ("help_uploads", vec!["uploads", "--help"]),
+    ] {
+        let out = run(exporter(dir.path()).args(&args));
+        out.expect_code(0);
+        assert!(out.stderr.is_empty(), "{name}: {}", out.stderr);
+        // Nothing to filter: help text is the same on every machine.
+        let mut settings = insta::Settings::clone_current();
+        settings.set_prepend_module_to_snapshot(false);
+        settings.bind(|| insta::assert_snapshot!(name, out.stdout));
+    }
+}
+
+const RUN_ID: &str = "20261129T074800Z";
+
+/// A run written by hand (no database needed): `good.sql.zst` intact; with `damaged`, also
+/// `cut.sql.zst` cut short, `gone.sql.zst` listed but missing, `cache` failed at dump time
+/// (the run is partial) and an extra file. Returns the run directory.
+fn handmade_run(dest: &Path, damaged: bool) -> std::path::PathBuf {
+    let run_dir = dest.join(RUN_ID);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let time = "2026-11-29T07:48:00Z";
+    let mut entries = Vec::new();
+    let mut sums = String::new();
+    let mut archive = |name: &str, payload: &[u8], stored_cut: usize| {
+        let stored = zstd_frame(payload);
+        let sha = sha256_bytes(&stored);
+        std::fs::write(
+            run_dir.join(format!("{name}.sql.zst")),
+            &stored[..stored.len() - stored_cut],
+        )
+        .unwrap();
+        let _ = writeln!(sums, "{sha}  {name}.sql.zst");
+        entries.push(json!({
+            "name": name, "engine": "postgresql", "endpoint": format!("postgres://app:****@db.internal:5432/{name}"),
+            "status": "ok", "server_version": "15.4", "file": format!("{name}.sql.zst"), "format": "sql",
+            "compressed_bytes": stored.len(), "uncompressed_bytes": payload.len(), "sha256": sha,
+            "zstd_frames": 1, "compression_level": 3, "consistency": "snapshot",
+            "started_at": time, "finished_at": time, "tables": [], "warnings": []
+        }));
+    };
+    let payload: Vec<u8> = (0..2000)
+        .flat_map(|i| format!("{i}\trow {i}\n").into_bytes())
+        .collect();
+    archive("good", &payload, 0);
+    if damaged {
+        archive("cut", &payload, 7);
+        archive("gone", b"SELECT 1;\n", 0);
+        std::fs::remove_file(run_dir.join("gone.sql.zst")).unwrap();
+        entries.push(json!({
+            "name": "cache", "engine": "redis", "endpoint": "redis://:****@cache.internal:6379",
+            "status": "failed", "error": "redis://:****@cache.internal:6379: connection refused",
+            "started_at": time, "finished_at": time, "tables": [], "warnings": []
+        }));
+        std::fs::write(run_dir.join("stray.txt"), b"not part of the run").unwrap();
+    }
+    std::fs::write(run_dir.join("SHA256SUMS"), sums).unwrap();
+    let manifest: Value = json!({
+        "format": "exporter-archive", "format_version": "1.0",
+        "tool": {"name": "exporter", "version": "0.1.0"}, "run_id": RUN_ID,
+        "started_at": time, "finished_at": time,
+        "status": if damaged { "partial" } else { "complete" },
+        "source": {"kind": "config"}, "fingerprint_algorithm": "xxh3-128-wrapping-sum",
+        "databases": entries
+    });
+    write_json(&run_dir.join("manifest.json"), &manifest);
+    run_dir
+}
+
+/// The verification report of a good run and of a damaged one, as text and as `--json`.
+#[test]
+fn snapshot_verify_report_text_and_json() {
+    for (damaged, code, name) in [
+        (false, 0, "verify_report_ok"),
+        (true, 1, "verify_report_failed"),
+    ] {
+        let dir = tempdir();
+        let run_dir = handmade_run(dir.path(), damaged);
+        let text = run(exporter(dir.path()).args(["-q", "verify", crate::support::s(&run_dir)]));
+        text.expect_code(code);
+        assert_filtered_snapshot(&format!("{name}_text"), dir.path(), &text.stdout);
+        let json =
+            run(exporter(dir.path()).args(["-q", "verify", crate::support::s(&run_dir), "--json"]));
+        json.expect_code(code);
+        let report: Value =
+            serde_json::from_str(&json.stdout).expect("--json prints one JSON value");
+        assert_eq!(
+            report,
+            crate::support::read_json(&run_dir.join("verify.json")),
+            "--json prints the verify.json record"
+        );
+        assert_filtered_snapshot(&format!("{name}_json"), dir.path(), &json.stdout);
+        if damaged {
+            assert_filtered_snapshot(&format!("{name}_stderr"), dir.path(), &json.stderr);
+        }
+    }
 }

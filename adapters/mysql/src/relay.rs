@@ -176,6 +176,10 @@ pub fn relay(greeting: Greeting, connector: Connector) -> Result<Relay, EngineEr
         let accepted = tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept()).await;
         // One client only: no other process can connect after this.
         drop(listener);
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the socket path is private to this relay; a failure to remove it is ignored, so no message names it"
+        )]
         let _ = std::fs::remove_file(path.as_ref());
         let Ok(Ok((client, _))) = accepted else {
             let _ = tx.send(Err(EngineError::new(

@@ -10,6 +10,12 @@
 //! Each test creates its own databases (`exp_rs_<tag>_<pid>_<nanos>`) and drops them. No test
 //! calls `clean` on a URL without a database (that would touch every schema of the server).
 
+#![allow(
+    clippy::disallowed_macros,
+    clippy::disallowed_methods,
+    reason = "tests may print and use std::fs (clippy.toml)"
+)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,6 +1,11 @@
 //! Dump a database to stdout: `cargo run -p exporter-postgres --example pgdump -- postgres://…`.
 //! A manual aid for inspecting the script; the summary goes to stderr.
 
+#![allow(
+    clippy::disallowed_macros,
+    reason = "a command-line example: its summary goes to stderr"
+)]
+
 use std::io::Write;
 
 use exporter_contract::{DatabaseUrl, DumpOptions, Source};

@@ -723,6 +723,10 @@ fn connect_phase(e: EngineError) -> EngineError {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests may use std::fs (clippy.toml)"
+)]
 mod tests {
     //! Authentication needs a server that asks for passwords; the shared test server trusts
     //! every local connection, so these tests start a private one (initdb + pg_ctl on a free

@@ -352,66 +352,99 @@ impl Splitter {
     /// new state (it ended a token).
     fn step(&mut self, b: u8, out: &mut Vec<Item>) -> Result<bool, EngineError> {
         match self.state {
-            State::Normal => {
-                let after_e = std::mem::take(&mut self.after_e);
-                match b {
-                    b'-' => self.state = State::Dash,
-                    b'/' => self.state = State::Slash,
-                    b'\'' => {
-                        self.push_byte(b);
-                        self.state = State::Quote {
-                            extended: after_e || !self.std_strings,
-                        };
-                    }
-                    b'"' => {
-                        self.push_byte(b);
-                        self.state = State::Ident;
-                    }
-                    b'$' => {
-                        self.push_byte(b);
-                        self.cand.clear();
-                        self.state = State::DollarOpen;
-                    }
-                    b'\\' => {
-                        self.meta.clear();
-                        self.meta.push(b);
-                        self.meta_line = self.line;
-                        self.state = State::Meta;
-                    }
-                    b'(' => {
-                        self.push_byte(b);
-                        self.paren += 1;
-                    }
-                    b')' => {
-                        self.push_byte(b);
-                        self.paren = self.paren.saturating_sub(1);
-                    }
-                    b';' if self.paren == 0 && self.begin_depth == 0 => {
-                        self.emit_statement(out)?;
-                    }
-                    _ if is_space(b) => self.push_quiet(b),
-                    _ if is_ident_start(b) || b.is_ascii_digit() => {
-                        self.word_len = 0;
-                        self.word_is_ident = is_ident_start(b);
-                        self.state = State::Word;
-                        return Ok(false);
-                    }
-                    _ => self.push_byte(b),
-                }
+            State::Normal => self.step_normal(b, out),
+            State::Word => Ok(self.step_word(b)),
+            State::Dash
+            | State::LineComment
+            | State::Slash
+            | State::Block
+            | State::BlockStar
+            | State::BlockSlash => Ok(self.step_comment(b)),
+            State::Quote { .. }
+            | State::QuoteBackslash
+            | State::QuoteEnd { .. }
+            | State::Ident
+            | State::IdentEnd => Ok(self.step_quoted(b)),
+            State::DollarOpen | State::Dollar | State::DollarClose => Ok(self.step_dollar(b)),
+            State::Meta | State::CopyStatementLine => self.step_line_end(b),
+            State::CopyLineStart
+            | State::CopyLine
+            | State::CopyBackslash
+            | State::CopyBackslashDot
+            | State::CopyBackslashDotCr => unreachable!("COPY data is handled in push"),
+        }
+    }
+
+    /// A byte between tokens: it may start a comment, a quote, a word, a meta-command, or end
+    /// the statement.
+    fn step_normal(&mut self, b: u8, out: &mut Vec<Item>) -> Result<bool, EngineError> {
+        let after_e = std::mem::take(&mut self.after_e);
+        match b {
+            b'-' => self.state = State::Dash,
+            b'/' => self.state = State::Slash,
+            b'\'' => {
+                self.push_byte(b);
+                self.state = State::Quote {
+                    extended: after_e || !self.std_strings,
+                };
             }
-            State::Word => {
-                if is_ident_cont(b) {
-                    self.push_byte(b);
-                    if self.word_len < self.word.len() {
-                        self.word[self.word_len] = b.to_ascii_lowercase();
-                    }
-                    self.word_len += 1;
-                } else {
-                    self.end_word();
-                    self.state = State::Normal;
-                    return Ok(false);
-                }
+            b'"' => {
+                self.push_byte(b);
+                self.state = State::Ident;
             }
+            b'$' => {
+                self.push_byte(b);
+                self.cand.clear();
+                self.state = State::DollarOpen;
+            }
+            b'\\' => {
+                self.meta.clear();
+                self.meta.push(b);
+                self.meta_line = self.line;
+                self.state = State::Meta;
+            }
+            b'(' => {
+                self.push_byte(b);
+                self.paren += 1;
+            }
+            b')' => {
+                self.push_byte(b);
+                self.paren = self.paren.saturating_sub(1);
+            }
+            b';' if self.paren == 0 && self.begin_depth == 0 => {
+                self.emit_statement(out)?;
+            }
+            _ if is_space(b) => self.push_quiet(b),
+            _ if is_ident_start(b) || b.is_ascii_digit() => {
+                self.word_len = 0;
+                self.word_is_ident = is_ident_start(b);
+                self.state = State::Word;
+                return Ok(false);
+            }
+            _ => self.push_byte(b),
+        }
+        Ok(true)
+    }
+
+    /// A byte of an unquoted word (keyword, identifier or number).
+    fn step_word(&mut self, b: u8) -> bool {
+        if is_ident_cont(b) {
+            self.push_byte(b);
+            if self.word_len < self.word.len() {
+                self.word[self.word_len] = b.to_ascii_lowercase();
+            }
+            self.word_len += 1;
+            true
+        } else {
+            self.end_word();
+            self.state = State::Normal;
+            false
+        }
+    }
+
+    /// A byte of a `--` or (nested) `/* */` comment, or the `-` / `/` that may start one.
+    fn step_comment(&mut self, b: u8) -> bool {
+        match self.state {
             State::Dash => {
                 if b == b'-' {
                     if self.significant {
@@ -421,7 +454,7 @@ impl Splitter {
                 } else {
                     self.push_byte(b'-');
                     self.state = State::Normal;
-                    return Ok(false);
+                    return false;
                 }
             }
             State::LineComment => {
@@ -440,10 +473,10 @@ impl Splitter {
                 } else {
                     self.push_byte(b'/');
                     self.state = State::Normal;
-                    return Ok(false);
+                    return false;
                 }
             }
-            State::Block | State::BlockStar | State::BlockSlash => {
+            _ => {
                 self.push_quiet(b);
                 self.state = match (self.state, b) {
                     (State::BlockStar, b'/') => {
@@ -463,6 +496,14 @@ impl Splitter {
                     _ => State::Block,
                 };
             }
+        }
+        true
+    }
+
+    /// A byte of a `'string'` (standard or with backslash escapes) or a `"identifier"`, where a
+    /// doubled quote is a quote.
+    fn step_quoted(&mut self, b: u8) -> bool {
+        match self.state {
             State::Quote { extended } => {
                 self.push_byte(b);
                 if b == b'\'' {
@@ -481,7 +522,7 @@ impl Splitter {
                     self.state = State::Quote { extended };
                 } else {
                     self.state = State::Normal;
-                    return Ok(false);
+                    return false;
                 }
             }
             State::Ident => {
@@ -490,15 +531,22 @@ impl Splitter {
                     self.state = State::IdentEnd;
                 }
             }
-            State::IdentEnd => {
+            _ => {
                 if b == b'"' {
                     self.push_byte(b);
                     self.state = State::Ident;
                 } else {
                     self.state = State::Normal;
-                    return Ok(false);
+                    return false;
                 }
             }
+        }
+        true
+    }
+
+    /// A byte of a dollar quote: its opening tag, its body, or a possible closing tag.
+    fn step_dollar(&mut self, b: u8) -> bool {
+        match self.state {
             State::DollarOpen => {
                 if is_ident_start(b) || (!self.cand.is_empty() && b.is_ascii_digit()) {
                     self.push_byte(b);
@@ -510,7 +558,7 @@ impl Splitter {
                 } else {
                     // `$1` (a parameter) or a lone `$`: not a dollar quote.
                     self.state = State::Normal;
-                    return Ok(false);
+                    return false;
                 }
             }
             State::Dollar => {
@@ -520,7 +568,7 @@ impl Splitter {
                     self.state = State::DollarClose;
                 }
             }
-            State::DollarClose => {
+            _ => {
                 self.push_byte(b);
                 if b == b'$' {
                     if self.cand == self.tag {
@@ -537,29 +585,27 @@ impl Splitter {
                     self.state = State::Dollar;
                 }
             }
-            State::Meta => {
-                if is_space(b) || self.meta.len() >= 64 {
-                    return Err(self.meta_error());
-                }
-                self.meta.push(b);
+        }
+        true
+    }
+
+    /// A byte of a backslash meta-command (refused: only COPY data may use them), or of the
+    /// rest of a `COPY … FROM stdin;` line (nothing but spaces may follow).
+    fn step_line_end(&mut self, b: u8) -> Result<bool, EngineError> {
+        if self.state == State::Meta {
+            if is_space(b) || self.meta.len() >= 64 {
+                return Err(self.meta_error());
             }
-            State::CopyStatementLine => {
-                if b == b'\n' {
-                    self.state = State::CopyLineStart;
-                } else if !is_space(b) {
-                    return Err(EngineError::new(
-                        ErrorKind::Unsupported,
-                        "text after `COPY … FROM stdin;` on the same line (its data must start \
-                         on the next line)",
-                    )
-                    .with_object(std::mem::take(&mut self.copy_label)));
-                }
-            }
-            State::CopyLineStart
-            | State::CopyLine
-            | State::CopyBackslash
-            | State::CopyBackslashDot
-            | State::CopyBackslashDotCr => unreachable!("COPY data is handled in push"),
+            self.meta.push(b);
+        } else if b == b'\n' {
+            self.state = State::CopyLineStart;
+        } else if !is_space(b) {
+            return Err(EngineError::new(
+                ErrorKind::Unsupported,
+                "text after `COPY … FROM stdin;` on the same line (its data must start \
+                 on the next line)",
+            )
+            .with_object(std::mem::take(&mut self.copy_label)));
         }
         Ok(true)
     }

@@ -564,30 +564,46 @@ impl<'a> Runner<'a> {
     /// and expiry are read atomically.
     async fn batch(&mut self, run: &mut DbRun, keys: &[Bytes]) -> Result<(), EngineError> {
         let mode = self.plan.ttl_mode;
-        let ttl_cmd: &[u8] = match mode {
-            TtlMode::ExpireTime => b"PEXPIRETIME",
-            TtlMode::TimePlusPttl => b"PTTL",
-        };
+        let with_time = mode == TtlMode::TimePlusPttl;
         let mut cmds = Vec::new();
         encode(&mut cmds, &[b"MULTI"]);
-        let with_time = mode == TtlMode::TimePlusPttl;
         if with_time {
             encode(&mut cmds, &[b"TIME"]);
         }
         for k in keys {
-            encode(&mut cmds, &[ttl_cmd, k]);
+            encode(&mut cmds, &[ttl_command(mode), k]);
             encode(&mut cmds, &[b"DUMP", k]);
         }
         encode(&mut cmds, &[b"EXEC"]);
         self.conn.send(&cmds).await?;
 
+        self.read_queued(run, keys, mode).await?;
+        let now_ms = if with_time {
+            self.read_time().await?
+        } else {
+            0
+        };
+        for key in keys {
+            self.read_key(run, key, mode, now_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// The replies to `MULTI` and to each queued command, then the `EXEC` header. A command
+    /// refused at queue time (NOPERM on a key, unknown command) is reported naming its key.
+    async fn read_queued(
+        &mut self,
+        run: &DbRun,
+        keys: &[Bytes],
+        mode: TtlMode,
+    ) -> Result<(), EngineError> {
+        let with_time = mode == TtlMode::TimePlusPttl;
         let db_object = self.target.db_object(run.db);
         match self.conn.read_reply().await? {
             Reply::Status(_) => {}
             Reply::Error(e) => return Err(server_error(&e, "MULTI").with_object(db_object)),
             other => return Err(self.conn.unexpected("MULTI", &other)),
         }
-        // Queue-time errors (NOPERM on a key, unknown command) name the command's key.
         let queued = usize::from(with_time) + 2 * keys.len();
         let mut first_error: Option<(usize, String)> = None;
         for i in 0..queued {
@@ -602,123 +618,151 @@ impl<'a> Runner<'a> {
             }
         }
         let header = self.conn.read_line().await?;
-        if header.first() != Some(&b'*') {
-            let exec_error = String::from_utf8_lossy(&header[1.min(header.len())..]).into_owned();
-            return Err(match first_error {
-                Some((i, e)) => {
-                    let (command, object) = if with_time && i == 0 {
-                        ("TIME", db_object)
-                    } else {
-                        let k = (i - usize::from(with_time)) / 2;
-                        let command = if (i - usize::from(with_time)) % 2 == 0 {
-                            std::str::from_utf8(ttl_cmd).unwrap_or("TTL")
-                        } else {
-                            "DUMP"
-                        };
-                        (command, key_object(self.target, run.db, &keys[k]))
-                    };
-                    server_error(&e, command).with_object(object)
-                }
-                None => server_error(&exec_error, "EXEC").with_object(db_object),
-            });
+        if header.first() == Some(&b'*') {
+            return Ok(());
         }
-        let now_ms = if with_time {
-            match self.conn.read_reply().await? {
-                Reply::Array(Some(t)) if t.len() == 2 => {
-                    let part = |r: &Reply| match r {
-                        Reply::Bulk(Some(b)) => std::str::from_utf8(b).ok()?.parse::<i64>().ok(),
-                        _ => None,
-                    };
-                    match (part(&t[0]), part(&t[1])) {
-                        (Some(s), Some(us)) => s * 1000 + us / 1000,
-                        _ => return Err(self.conn.unexpected("TIME", &Reply::Array(Some(t)))),
-                    }
-                }
-                other => return Err(self.conn.unexpected("TIME", &other)),
-            }
-        } else {
-            0
-        };
-        for key in keys {
-            let object = key_object(self.target, run.db, key);
-            let ttl = match self.conn.read_reply().await? {
-                Reply::Int(t) => t,
-                Reply::Error(e) => {
-                    return Err(
-                        server_error(&e, std::str::from_utf8(ttl_cmd).unwrap_or("TTL"))
-                            .with_object(object),
-                    );
-                }
-                other => return Err(self.conn.unexpected("PEXPIRETIME", &other)),
-            };
-            let len = match self.conn.read_bulk_header().await? {
-                Ok(Some(len)) => len,
-                Ok(None) => {
-                    // Expired or deleted between SCAN and DUMP: not an error (counted).
-                    run.vanished += 1;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(EngineError::new(
-                        server_error(&e, "DUMP").kind(),
-                        format!("DUMP failed, so the key cannot be exported: {e}"),
-                    )
-                    .with_object(object));
-                }
-            };
-            let Some(expiry) = absolute_expiry(mode, ttl, now_ms) else {
-                return Err(EngineError::new(
-                    ErrorKind::Protocol,
-                    format!("DUMP returned a value but the expiry reply ({ttl}) says no key"),
-                )
-                .with_object(object));
-            };
-            if len <= DUMP_TRAILER as u64 {
-                return Err(EngineError::new(
-                    ErrorKind::Protocol,
-                    format!("DUMP payload of {len} bytes is too short"),
-                )
-                .with_object(object));
-            }
-            if self.out.is_some() {
-                let ttl_text = expiry.to_string();
-                let mut head = Vec::with_capacity(key.len() + 64);
-                head.extend_from_slice(if expiry > 0 { b"*6\r\n" } else { b"*5\r\n" });
-                head.extend_from_slice(b"$7\r\nRESTORE\r\n");
-                head.extend_from_slice(format!("${}\r\n", key.len()).as_bytes());
-                head.extend_from_slice(key);
-                head.extend_from_slice(
-                    format!("\r\n${}\r\n{ttl_text}\r\n", ttl_text.len()).as_bytes(),
-                );
-                head.extend_from_slice(format!("${len}\r\n").as_bytes());
-                self.emit(&head).await?;
-            }
-            let mut reader = PayloadReader {
-                conn: self.conn,
-                out: self.out.as_deref_mut(),
-                object: &object,
-                len,
-                pos: 0,
-                crc: 0,
-                raw: Some(Xxh3::new()),
-                trailer: [0; DUMP_TRAILER],
-            };
-            let (digest, version) = reader.consume().await?;
-            self.conn.read_crlf().await?;
-            if self.out.is_some() {
-                let tail: &[u8] = if expiry > 0 {
-                    b"\r\n$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n"
+        let exec_error = String::from_utf8_lossy(&header[1.min(header.len())..]).into_owned();
+        Err(match first_error {
+            Some((i, e)) => {
+                let (command, object) = if with_time && i == 0 {
+                    ("TIME", db_object)
                 } else {
-                    b"\r\n$7\r\nREPLACE\r\n"
+                    let k = (i - usize::from(with_time)) / 2;
+                    let command = if (i - usize::from(with_time)) % 2 == 0 {
+                        ttl_command_name(mode)
+                    } else {
+                        "DUMP"
+                    };
+                    (command, key_object(self.target, run.db, &keys[k]))
                 };
-                self.emit(tail).await?;
+                server_error(&e, command).with_object(object)
             }
-            self.max_rdb_version = self.max_rdb_version.max(version);
-            run.rows += 1;
-            run.fingerprint.add_row(&fingerprint_row(key, digest));
+            None => server_error(&exec_error, "EXEC").with_object(db_object),
+        })
+    }
+
+    /// The `TIME` reply, in milliseconds since the epoch.
+    async fn read_time(&mut self) -> Result<i64, EngineError> {
+        match self.conn.read_reply().await? {
+            Reply::Array(Some(t)) if t.len() == 2 => {
+                let part = |r: &Reply| match r {
+                    Reply::Bulk(Some(b)) => std::str::from_utf8(b).ok()?.parse::<i64>().ok(),
+                    _ => None,
+                };
+                match (part(&t[0]), part(&t[1])) {
+                    (Some(s), Some(us)) => Ok(s * 1000 + us / 1000),
+                    _ => Err(self.conn.unexpected("TIME", &Reply::Array(Some(t)))),
+                }
+            }
+            other => Err(self.conn.unexpected("TIME", &other)),
         }
+    }
+
+    /// One key's expiry and `DUMP` replies: written out as a `RESTORE` command (the payload
+    /// streamed, never held whole) and added to the fingerprint. A key that vanished since
+    /// `SCAN` is counted, not an error.
+    async fn read_key(
+        &mut self,
+        run: &mut DbRun,
+        key: &Bytes,
+        mode: TtlMode,
+        now_ms: i64,
+    ) -> Result<(), EngineError> {
+        let object = key_object(self.target, run.db, key);
+        let ttl = match self.conn.read_reply().await? {
+            Reply::Int(t) => t,
+            Reply::Error(e) => {
+                return Err(server_error(&e, ttl_command_name(mode)).with_object(object));
+            }
+            other => return Err(self.conn.unexpected("PEXPIRETIME", &other)),
+        };
+        let len = match self.conn.read_bulk_header().await? {
+            Ok(Some(len)) => len,
+            Ok(None) => {
+                // Expired or deleted between SCAN and DUMP: not an error (counted).
+                run.vanished += 1;
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(EngineError::new(
+                    server_error(&e, "DUMP").kind(),
+                    format!("DUMP failed, so the key cannot be exported: {e}"),
+                )
+                .with_object(object));
+            }
+        };
+        let Some(expiry) = absolute_expiry(mode, ttl, now_ms) else {
+            return Err(EngineError::new(
+                ErrorKind::Protocol,
+                format!("DUMP returned a value but the expiry reply ({ttl}) says no key"),
+            )
+            .with_object(object));
+        };
+        if len <= DUMP_TRAILER as u64 {
+            return Err(EngineError::new(
+                ErrorKind::Protocol,
+                format!("DUMP payload of {len} bytes is too short"),
+            )
+            .with_object(object));
+        }
+        if self.out.is_some() {
+            self.emit(&restore_head(key, expiry, len)).await?;
+        }
+        let mut reader = PayloadReader {
+            conn: self.conn,
+            out: self.out.as_deref_mut(),
+            object: &object,
+            len,
+            pos: 0,
+            crc: 0,
+            raw: Some(Xxh3::new()),
+            trailer: [0; DUMP_TRAILER],
+        };
+        let (digest, version) = reader.consume().await?;
+        self.conn.read_crlf().await?;
+        if self.out.is_some() {
+            let tail: &[u8] = if expiry > 0 {
+                b"\r\n$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n"
+            } else {
+                b"\r\n$7\r\nREPLACE\r\n"
+            };
+            self.emit(tail).await?;
+        }
+        self.max_rdb_version = self.max_rdb_version.max(version);
+        run.rows += 1;
+        run.fingerprint.add_row(&fingerprint_row(key, digest));
         Ok(())
     }
+}
+
+/// The command that reads a key's expiry in `mode`.
+fn ttl_command(mode: TtlMode) -> &'static [u8] {
+    match mode {
+        TtlMode::ExpireTime => b"PEXPIRETIME",
+        TtlMode::TimePlusPttl => b"PTTL",
+    }
+}
+
+/// [`ttl_command`] as text, for messages.
+fn ttl_command_name(mode: TtlMode) -> &'static str {
+    match mode {
+        TtlMode::ExpireTime => "PEXPIRETIME",
+        TtlMode::TimePlusPttl => "PTTL",
+    }
+}
+
+/// `RESTORE key ttl <payload of len bytes>` up to the payload: `*6` with `ABSTTL` when the key
+/// expires (`expiry > 0`, absolute milliseconds), else `*5`.
+fn restore_head(key: &[u8], expiry: u64, len: u64) -> Vec<u8> {
+    let ttl_text = expiry.to_string();
+    let mut head = Vec::with_capacity(key.len() + 64);
+    head.extend_from_slice(if expiry > 0 { b"*6\r\n" } else { b"*5\r\n" });
+    head.extend_from_slice(b"$7\r\nRESTORE\r\n");
+    head.extend_from_slice(format!("${}\r\n", key.len()).as_bytes());
+    head.extend_from_slice(key);
+    head.extend_from_slice(format!("\r\n${}\r\n{ttl_text}\r\n", ttl_text.len()).as_bytes());
+    head.extend_from_slice(format!("${len}\r\n").as_bytes());
+    head
 }
 
 #[cfg(test)]

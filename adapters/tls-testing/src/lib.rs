@@ -23,6 +23,10 @@
 
 // The SQL helpers are called for their effect as often as for their output.
 #![allow(clippy::must_use_candidate)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test support may use std::fs (clippy.toml): it writes throw-away certificates and server configs"
+)]
 
 use std::fs;
 use std::net::TcpListener;

@@ -640,6 +640,10 @@ fn root_store(roots: &Roots) -> Result<RootCertStore, TlsError> {
 }
 
 /// Read every certificate of a PEM file (also a file of DER, for compatibility).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the error names the file and what it is for (CA, client certificate); fs_err would repeat the path"
+)]
 fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let config_err = |message: String| TlsError::new(TlsErrorKind::Config, message);
     let bytes = std::fs::read(path)

@@ -1,5 +1,11 @@
 //! Helpers shared by the integration tests: throwaway databases on the local server, dumping
 //! through the adapter, restoring with stock `psql`.
+
+#![allow(
+    clippy::disallowed_macros,
+    clippy::disallowed_methods,
+    reason = "tests may print and use std::fs (clippy.toml)"
+)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

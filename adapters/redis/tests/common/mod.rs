@@ -1,6 +1,12 @@
 //! Helpers shared by the integration tests: a dedicated `redis-server` per test on a free
 //! loopback port (killed on drop), dumping through the adapter, restoring with stock
 //! `redis-cli --pipe`, and byte-exact snapshots with `fixtures/redis/resp.py`.
+
+#![allow(
+    clippy::disallowed_macros,
+    clippy::disallowed_methods,
+    reason = "tests may print and use std::fs (clippy.toml)"
+)]
 #![allow(dead_code)]
 
 use std::io::{Read, Write};

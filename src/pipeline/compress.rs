@@ -1,4 +1,4 @@
-//! The dump pipeline: engine bytes → zstd (content checksum on) → SHA-256 and byte counts →
+//! The dump stream: engine bytes → zstd (content checksum on) → SHA-256 and byte counts →
 //! storage, with backpressure and bounded memory (design.md section 4).
 //!
 //! ```text
@@ -374,9 +374,7 @@ mod tests {
         assert_eq!(err.to_string(), "table t: producer did not finish");
         assert!(storage.list_objects(&run).unwrap().is_empty());
         assert_eq!(
-            std::fs::read_dir(storage.root().join(&run))
-                .unwrap()
-                .count(),
+            fs_err::read_dir(storage.root().join(&run)).unwrap().count(),
             0,
             "no temp file left"
         );
@@ -398,9 +396,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            std::fs::read_dir(storage.root().join(&run))
-                .unwrap()
-                .count(),
+            fs_err::read_dir(storage.root().join(&run)).unwrap().count(),
             0
         );
     }

@@ -1,0 +1,517 @@
+//! The dump path: a [`DumpPlan`] becomes one new run — one archive per database, then
+//! `SHA256SUMS`, then `manifest.json` last (design.md section 4; principle 2: success is
+//! earned).
+//!
+//! Per database: the endpoint step ([`EndpointProvider::open`]), `preflight` (vector's "check
+//! health before the long work": a database that cannot be read fails before any file is
+//! created), then the stream ([`dump_one`]). A database that fails is recorded in the manifest
+//! as failed and the run goes on; the run is `partial` then. Until the manifest is written the
+//! run is registered with the [`Cleanup`] scope, which removes it if the command does not get
+//! that far.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use exporter_contract::{DumpOptions, ErrorKind, FINGERPRINT_ALGORITHM};
+use futures::StreamExt as _;
+use serde::Serialize;
+
+use super::compress::{Compression, PipelineError, dump_one};
+use crate::archive::manifest::{FORMAT_NAME, FORMAT_VERSION, SourceInfo, Tool};
+use crate::archive::{
+    DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, run_id, sums,
+};
+use crate::blocking::{self, ThreadError};
+use crate::cleanup::{self, Cleanup};
+use crate::endpoint::EndpointProvider;
+use crate::engines::EngineOptions;
+use crate::error::one_line;
+use crate::progress::{Event, Progress};
+use crate::settings::{DatabaseTarget, Destination, DumpPlan};
+use crate::storage::Storage;
+
+/// What made one database's dump fail, as far as a hint is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum FailureCause {
+    /// The engine (endpoint, preflight, stream or completion) failed with this kind.
+    Engine {
+        /// The adapter's error kind.
+        #[serde(serialize_with = "kind_name")]
+        kind: ErrorKind,
+        /// The adapter's own next step ([`exporter_contract::EngineError::hint`], e.g.
+        /// `sslmode=verify-ca` after a host name mismatch through a tunnel); it wins over the
+        /// generic hint of the kind.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    /// Writing to the destination failed.
+    Destination {
+        /// The destination is a local directory (else S3).
+        local: bool,
+    },
+    /// Something else (a worker thread failed).
+    Internal,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `serialize_with` signature.
+fn kind_name<S: serde::Serializer>(kind: &ErrorKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
+}
+
+/// Why one database of a run has no archive: the error and its causes on one line (as the
+/// manifest records it, redacted), and what kind of failure it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct DatabaseFailure {
+    /// The error chain on one line.
+    pub message: String,
+    /// Its kind.
+    #[serde(flatten)]
+    pub cause: FailureCause,
+}
+
+impl DatabaseFailure {
+    fn from_pipeline(e: &PipelineError, local: bool) -> Self {
+        Self {
+            message: one_line(e),
+            cause: match e {
+                PipelineError::Engine(e) => FailureCause::Engine {
+                    kind: e.kind(),
+                    hint: e.hint().map(str::to_owned),
+                },
+                PipelineError::Write { .. } => FailureCause::Destination { local },
+            },
+        }
+    }
+}
+
+/// Why a dump produced no run, or only part of one.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// The run could not be created at the destination.
+    #[error("cannot create a run in destination {destination}")]
+    CreateRun {
+        /// The destination.
+        destination: String,
+        /// It is a local directory (else S3).
+        local: bool,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The run's only database failed; no run was written.
+    #[error("failed to dump {name} ({endpoint})")]
+    Failed {
+        /// The database.
+        name: String,
+        /// Its redacted endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        failure: DatabaseFailure,
+    },
+    /// Every database failed; no run was written.
+    #[error("every database failed ({}); no run was written", names.join(", "))]
+    AllFailed {
+        /// The databases, in plan order.
+        names: Vec<String>,
+        /// Why each failed, in the same order.
+        failures: Vec<DatabaseFailure>,
+    },
+    /// Writing `SHA256SUMS` or the manifest failed; the run is not committed.
+    #[error("failed to write the manifest of run {run_id}")]
+    WriteManifest {
+        /// The run id.
+        run_id: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Some databases failed; the run is committed as `partial` (see [`DumpReport::check`]).
+    #[error("{} of {total} databases failed: {}", failed.len(), failed.join(" "))]
+    Partial {
+        /// The databases that failed.
+        failed: Vec<String>,
+        /// How many the run holds.
+        total: usize,
+    },
+    /// A worker thread failed.
+    #[error(transparent)]
+    Thread(#[from] ThreadError),
+}
+
+/// A committed run.
+#[derive(Debug, Clone)]
+pub struct DumpReport {
+    /// The run id.
+    pub run_id: String,
+    /// `<destination>/<run-id>`.
+    pub location: String,
+    /// The manifest as written.
+    pub manifest: Manifest,
+}
+
+impl DumpReport {
+    /// The entries of databases that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &DatabaseEntry> {
+        self.manifest
+            .databases
+            .iter()
+            .filter(|e| e.status == DatabaseStatus::Failed)
+    }
+
+    /// Whether every database has its archive.
+    ///
+    /// # Errors
+    ///
+    /// [`DumpError::Partial`] naming the databases that failed.
+    pub fn check(&self) -> Result<(), DumpError> {
+        let failed: Vec<String> = self.failed().map(|e| e.name.clone()).collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(DumpError::Partial {
+                failed,
+                total: self.manifest.databases.len(),
+            })
+        }
+    }
+}
+
+/// What the dump of a run needs besides the plan.
+pub struct DumpContext<'a> {
+    /// The destination's storage ([`crate::storage::open`]).
+    pub storage: Arc<dyn Storage>,
+    /// Turns each target into a live endpoint.
+    pub endpoints: &'a dyn EndpointProvider,
+    /// The command's cleanup scope: the run is registered there until committed.
+    pub cleanup: &'a Cleanup,
+    /// Receives the progress events.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Dump a plan into a new run.
+///
+/// # Errors
+///
+/// [`DumpError`]: the run cannot be created, every database failed (the run is removed), or
+/// the manifest cannot be written. A run where only some databases failed is committed as
+/// `partial` and returned; [`DumpReport::check`] turns it into an error.
+///
+/// # Cancel safety
+///
+/// Dropping the future cancels the server work and aborts every object not yet committed; the
+/// run itself is removed when the cleanup scope closes.
+pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, DumpError> {
+    let storage = cx.storage.clone();
+    let started_at = Utc::now();
+    let id = {
+        let storage = storage.clone();
+        let wanted = run_id(started_at);
+        blocking::run("creating the run", move || storage.create_run(&wanted))
+            .await?
+            .map_err(|source| DumpError::CreateRun {
+                destination: plan.destination.to_string(),
+                local: matches!(plan.destination, Destination::Local(_)),
+                source,
+            })?
+    };
+    let location = format!("{}/{id}", storage.describe());
+    // Until the manifest is written, the run is not a run: if the dump does not get that far
+    // (a failure, SIGINT/SIGTERM) the scope removes it, archives finished so far included.
+    let uncommitted = register_uncommitted(cx.cleanup, &storage, &id, &location);
+    cx.progress.event(&Event::DumpStarted {
+        run_id: id.clone(),
+        location: location.clone(),
+        databases: plan.databases.len(),
+    });
+
+    let job = Job {
+        local: matches!(plan.destination, Destination::Local(_)),
+        storage: storage.clone(),
+        run_id: id.clone(),
+        options: DumpOptions::default()
+            .with_jobs(plan.jobs)
+            .with_ownership(plan.ownership),
+        engine_options: plan.engine_options,
+        compression: Compression {
+            level: plan.compression_level,
+            workers: plan.jobs.min(64) as u32,
+        },
+        endpoints: cx.endpoints,
+        progress: cx.progress.as_ref(),
+    };
+    let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
+    let results: Vec<(DatabaseEntry, Option<DatabaseFailure>)> =
+        futures::stream::iter(plan.databases.iter())
+            .map(|db| dump_database(db, &job))
+            .buffered(parallel)
+            .collect()
+            .await;
+    if results.iter().all(|(_, f)| f.is_some()) {
+        // A run without archives is no run: dropping `uncommitted` leaves it to the scope.
+        return Err(all_failed(results));
+    }
+    let entries = results.into_iter().map(|(e, _)| e).collect();
+    let manifest = manifest(plan, &id, started_at, entries);
+    write_manifest(&storage, &id, &manifest).await?;
+    uncommitted.disarm();
+    Ok(DumpReport {
+        run_id: id,
+        location,
+        manifest,
+    })
+}
+
+/// Register the run with the cleanup scope until its manifest is written.
+fn register_uncommitted(
+    cleanup: &Cleanup,
+    storage: &Arc<dyn Storage>,
+    run_id: &str,
+    location: &str,
+) -> cleanup::Guard {
+    let storage = storage.clone();
+    let run_id = run_id.to_owned();
+    cleanup.register(
+        cleanup::Task::UncommittedRun {
+            run: location.to_owned(),
+        },
+        move || {
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || storage.remove_uncommitted_run(&run_id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            })
+        },
+    )
+}
+
+/// The error for a run in which every database failed.
+fn all_failed(results: Vec<(DatabaseEntry, Option<DatabaseFailure>)>) -> DumpError {
+    let mut failed: Vec<(DatabaseEntry, DatabaseFailure)> = results
+        .into_iter()
+        .filter_map(|(e, f)| Some((e, f?)))
+        .collect();
+    if failed.len() == 1 {
+        let (entry, failure) = failed.remove(0);
+        DumpError::Failed {
+            name: entry.name,
+            endpoint: entry.endpoint,
+            failure,
+        }
+    } else {
+        let (names, failures) = failed.into_iter().map(|(e, f)| (e.name, f)).unzip();
+        DumpError::AllFailed { names, failures }
+    }
+}
+
+/// The manifest of a run whose entries are all known.
+fn manifest(
+    plan: &DumpPlan,
+    run_id: &str,
+    started_at: DateTime<Utc>,
+    databases: Vec<DatabaseEntry>,
+) -> Manifest {
+    let status = if databases.iter().all(|e| e.status == DatabaseStatus::Ok) {
+        RunStatus::Complete
+    } else {
+        RunStatus::Partial
+    };
+    Manifest {
+        format: FORMAT_NAME.into(),
+        format_version: FORMAT_VERSION.into(),
+        tool: Tool::current(),
+        run_id: run_id.to_owned(),
+        started_at,
+        finished_at: Utc::now(),
+        status,
+        source: SourceInfo {
+            kind: plan.inventory.as_str().into(),
+            environment: None,
+        },
+        fingerprint_algorithm: FINGERPRINT_ALGORITHM.into(),
+        databases,
+    }
+}
+
+/// Write `SHA256SUMS`, then the manifest — the commit marker — last.
+async fn write_manifest(
+    storage: &Arc<dyn Storage>,
+    run_id: &str,
+    manifest: &Manifest,
+) -> Result<(), DumpError> {
+    let sums_text = sums::render(
+        manifest
+            .databases
+            .iter()
+            .filter_map(|e| Some((e.sha256.as_deref()?, e.file.as_deref()?))),
+    );
+    let storage = storage.clone();
+    let run = run_id.to_owned();
+    let manifest_bytes = manifest.to_json();
+    blocking::run("writing the manifest", move || -> std::io::Result<()> {
+        storage.put_object(&run, SUMS_FILE, sums_text.as_bytes())?;
+        storage.put_object(&run, MANIFEST_FILE, &manifest_bytes)
+    })
+    .await?
+    .map_err(|source| DumpError::WriteManifest {
+        run_id: run_id.to_owned(),
+        source,
+    })
+}
+
+/// What every database of a run shares.
+struct Job<'a> {
+    /// The destination is a local directory (for hints: free space there, not credentials).
+    local: bool,
+    storage: Arc<dyn Storage>,
+    run_id: String,
+    options: DumpOptions,
+    engine_options: EngineOptions,
+    compression: Compression,
+    endpoints: &'a dyn EndpointProvider,
+    progress: &'a dyn Progress,
+}
+
+/// Dump one database: its manifest entry, and why it failed if it did.
+async fn dump_database(
+    db: &DatabaseTarget,
+    job: &Job<'_>,
+) -> (DatabaseEntry, Option<DatabaseFailure>) {
+    let started_at = Utc::now();
+    let file = format!(
+        "{}.{}.zst",
+        db.name,
+        db.engine.format(job.engine_options).extension()
+    );
+    let fail = |failure: DatabaseFailure| {
+        job.progress.event(&Event::DatabaseFailed {
+            name: db.name.clone(),
+            failure: failure.clone(),
+        });
+        (failed_entry(db, started_at, &failure), Some(failure))
+    };
+    // The endpoint step: held until this database's archive is committed or abandoned.
+    let endpoint = match job.endpoints.open(db).await {
+        Ok(e) => e,
+        Err(e) => return fail(DatabaseFailure::from_pipeline(&e.into(), job.local)),
+    };
+    let source = db.engine.source(endpoint.endpoint(), job.engine_options);
+    job.progress.event(&Event::DatabaseStarted {
+        name: db.name.clone(),
+        source: source.describe(),
+    });
+    // Validate, then check health before the long work (vector's pattern): a database that
+    // cannot be read fails here, before any file is created.
+    if let Err(e) = source.preflight().await {
+        return fail(DatabaseFailure::from_pipeline(&e.into(), job.local));
+    }
+    let object = {
+        let storage = job.storage.clone();
+        let run_id = job.run_id.clone();
+        let name = file.clone();
+        match tokio::task::spawn_blocking(move || storage.create_object(&run_id, &name)).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                return fail(DatabaseFailure {
+                    message: format!("cannot create {file}: {e}"),
+                    cause: FailureCause::Destination { local: job.local },
+                });
+            }
+            Err(e) => {
+                return fail(DatabaseFailure {
+                    message: e.to_string(),
+                    cause: FailureCause::Internal,
+                });
+            }
+        }
+    };
+    match dump_one(
+        source.as_ref(),
+        job.options.clone(),
+        object,
+        &file,
+        job.compression,
+    )
+    .await
+    {
+        Ok(stats) => {
+            let rows: u64 = stats.summary.tables.iter().map(|t| t.rows).sum();
+            job.progress.event(&Event::DatabaseDumped {
+                name: db.name.clone(),
+                engine: db.engine,
+                file: file.clone(),
+                format: stats.meta.format,
+                tables: stats.summary.tables.len() as u64,
+                rows,
+                uncompressed_bytes: stats.uncompressed_bytes,
+                compressed_bytes: stats.compressed_bytes,
+                seconds: stats.seconds,
+                tls: stats.meta.tls.clone(),
+            });
+            for w in &stats.summary.warnings {
+                job.progress.event(&Event::DatabaseWarning {
+                    name: db.name.clone(),
+                    warning: w.clone(),
+                });
+            }
+            let entry = DatabaseEntry {
+                name: db.name.clone(),
+                engine: stats.meta.engine.clone(),
+                endpoint: db.url.redacted(),
+                status: DatabaseStatus::Ok,
+                error: None,
+                server_version: Some(stats.meta.server_version.clone()),
+                file: Some(file),
+                format: Some(stats.meta.format),
+                compressed_bytes: Some(stats.compressed_bytes),
+                uncompressed_bytes: Some(stats.uncompressed_bytes),
+                sha256: Some(stats.sha256),
+                zstd_frames: Some(stats.zstd_frames),
+                compression_level: Some(job.compression.level),
+                consistency: Some(stats.consistency),
+                payload_version: stats.summary.payload_version.clone(),
+                started_at: stats.started_at,
+                finished_at: stats.finished_at,
+                tables: stats.summary.tables,
+                warnings: stats.summary.warnings,
+                tls: stats.meta.tls.clone(),
+            };
+            drop(endpoint);
+            (entry, None)
+        }
+        Err(e) => fail(DatabaseFailure::from_pipeline(&e, job.local)),
+    }
+}
+
+/// The manifest entry of a database that has no archive.
+fn failed_entry(
+    db: &DatabaseTarget,
+    started_at: DateTime<Utc>,
+    failure: &DatabaseFailure,
+) -> DatabaseEntry {
+    DatabaseEntry {
+        name: db.name.clone(),
+        engine: db.engine.name().into(),
+        endpoint: db.url.redacted(),
+        status: DatabaseStatus::Failed,
+        error: Some(failure.message.clone()),
+        server_version: None,
+        file: None,
+        format: None,
+        compressed_bytes: None,
+        uncompressed_bytes: None,
+        sha256: None,
+        zstd_frames: None,
+        compression_level: None,
+        consistency: None,
+        payload_version: None,
+        started_at,
+        finished_at: Utc::now(),
+        tables: Vec::new(),
+        warnings: Vec::new(),
+        tls: None,
+    }
+}

@@ -1,0 +1,181 @@
+//! Progress: what the services report while they work, for the command layer to render.
+//!
+//! Services never print (design.md section 3: "nothing below the command layer prints").
+//! Long work — a dump, a verification, a restore — reports each step as an [`Event`] to a
+//! [`Progress`] observer that the command supplies. The command renders the events it cares
+//! about as lines today; the same events can drive progress bars or a stream of JSON events
+//! (every event serializes, tagged by `event`), without touching a service.
+//!
+//! Events are small owned values, sent a handful of times per database, so observers may be
+//! called from any task or thread (`Send + Sync`).
+
+use exporter_contract::{PayloadFormat, TlsInfo};
+use serde::Serialize;
+
+use crate::engines::EngineKind;
+use crate::pipeline::DatabaseFailure;
+use crate::verify::{Level, RestoreCheck};
+
+/// One step of a service's work.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// Run resolution passed over a run without a manifest while looking for the latest one.
+    RunSkipped {
+        /// The run id.
+        run_id: String,
+        /// Why it was skipped.
+        reason: String,
+    },
+
+    /// A dump created its run and starts on its databases.
+    DumpStarted {
+        /// The run id.
+        run_id: String,
+        /// Where the run is written (`<destination>/<run-id>`).
+        location: String,
+        /// How many databases the run holds.
+        databases: usize,
+    },
+    /// One database's dump starts (after the endpoint step, before `preflight`).
+    DatabaseStarted {
+        /// The database's name in the run.
+        name: String,
+        /// The adapter's description of the source (redacted).
+        source: String,
+    },
+    /// One database's archive is committed.
+    DatabaseDumped {
+        /// The database's name in the run.
+        name: String,
+        /// Its engine.
+        engine: EngineKind,
+        /// The archive file.
+        file: String,
+        /// The payload format.
+        format: PayloadFormat,
+        /// Tables (Redis: logical databases) in the summary.
+        tables: u64,
+        /// Rows (Redis: keys) in the summary.
+        rows: u64,
+        /// Payload bytes before compression.
+        uncompressed_bytes: u64,
+        /// Bytes stored.
+        compressed_bytes: u64,
+        /// Wall time in seconds.
+        seconds: f64,
+        /// How the dump's connection travelled (the adapter's report, also in the manifest);
+        /// `None` when the engine reports nothing.
+        tls: Option<TlsInfo>,
+    },
+    /// A reduced-fidelity note the user opted into, recorded in the manifest.
+    DatabaseWarning {
+        /// The database's name in the run.
+        name: String,
+        /// The warning.
+        warning: String,
+    },
+    /// One database could not be dumped; the run goes on with the others.
+    DatabaseFailed {
+        /// The database's name in the run.
+        name: String,
+        /// What went wrong.
+        failure: DatabaseFailure,
+    },
+
+    /// A verification starts.
+    VerifyStarted {
+        /// The run id.
+        run_id: String,
+        /// The level.
+        level: Level,
+        /// Where the run is (`<destination>/<run-id>`).
+        location: String,
+    },
+    /// A problem of the run as a whole (manifest, `SHA256SUMS`, extra files).
+    RunProblem {
+        /// One line.
+        problem: String,
+    },
+    /// One archive was read back (levels `checksum` and `decompress`).
+    ArchiveChecked {
+        /// The archive file, or the database's name when the manifest names no file.
+        label: String,
+        /// Whether every check passed.
+        ok: bool,
+        /// Stored bytes, as the manifest says.
+        stored_bytes: u64,
+        /// Payload bytes, as the manifest says.
+        payload_bytes: u64,
+        /// What failed.
+        problems: Vec<String>,
+    },
+    /// A scratch restore (level `restore`) starts.
+    ScratchRestoreStarted {
+        /// The archive file.
+        label: String,
+        /// The scratch server (redacted).
+        server: String,
+    },
+    /// A scratch restore (level `restore`) ended.
+    ScratchRestoreChecked {
+        /// The archive file.
+        label: String,
+        /// The manifest's engine name.
+        engine: String,
+        /// Whether the restore and every fingerprint matched.
+        ok: bool,
+        /// What the restore did, when it started.
+        check: Option<RestoreCheck>,
+        /// What failed.
+        problems: Vec<String>,
+    },
+    /// A scratch database could not be dropped after its check.
+    ScratchLeftBehind {
+        /// The scratch database.
+        name: String,
+        /// The scratch server (redacted).
+        server: String,
+        /// Why.
+        error: String,
+    },
+
+    /// `restore --clean` reads the archive once before dropping anything.
+    CleanCheckStarted {
+        /// The archive file.
+        label: String,
+    },
+    /// `restore --clean` drops what the target holds.
+    CleanStarted {
+        /// The target (redacted).
+        target: String,
+        /// How many objects it holds.
+        objects: usize,
+    },
+    /// The restore proper starts.
+    RestoreStarted {
+        /// The database's name in the run.
+        database: String,
+        /// The archive file.
+        label: String,
+        /// The run id.
+        run_id: String,
+        /// The target (redacted).
+        target: String,
+    },
+}
+
+/// Receives a service's [`Event`]s.
+pub trait Progress: Send + Sync {
+    /// One event. Called from the service's task or one of its threads; must not block long.
+    fn event(&self, event: &Event);
+}
+
+/// An observer that ignores everything (for library callers and tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn event(&self, _: &Event) {}
+}

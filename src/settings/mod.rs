@@ -1,0 +1,891 @@
+//! Resolved settings: command-line arguments, environment variables and the config file merged
+//! into a validated plan, without any I/O (uv's "resolved settings").
+//!
+//! The caller reads the config file and passes its text plus a snapshot of the environment;
+//! everything here is pure, so every rule is unit-tested.
+//!
+//! Config file shape (`exporter.toml`):
+//!
+//! ```toml
+//! [storage]
+//! to = "./archives"   # destination directory, or s3://bucket/prefix
+//! # S3 only (all optional; see README.md "S3 storage"):
+//! # endpoint = "http://127.0.0.1:9000"   # S3-compatible store (else AWS_ENDPOINT_URL, else AWS)
+//! # region = "eu-west-1"                  # else AWS_REGION / the profile
+//! # path_style = true                     # default: true with a custom endpoint
+//! # sse = "AES256"                        # or "aws:kms" (with sse_kms_key_id)
+//! # storage_class = "STANDARD_IA"
+//! # checksums = "when_required"           # or "when_supported"
+//! # part_size = "16MiB"                   # default: chosen from the size estimate
+//! # upload_concurrency = 4                # parts in flight per object
+//!
+//! [[databases]]
+//! name = "billing"    # payload file stem: letters, digits, '.', '_', '-'
+//! url = "postgres://postgres:${PGPASSWORD}@127.0.0.1:5432/billing"
+//! ```
+//!
+//! `${VAR}` in any value is replaced by the environment variable `VAR` (see [`config`]).
+//!
+//! One `resolve_*` function per command takes that command's clap type ([`crate::cli`]) as it
+//! is — no mirror structs — and owns every value resolution: sizes, ages, URLs, the
+//! destination and its S3 keys, the verification level. The result is a plan the command runs
+//! as given; nothing downstream reads arguments, the environment or the config file.
+
+pub mod config;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use exporter_contract::DatabaseUrl;
+
+use crate::cli::{DumpCmd, LevelArg, RedisFormatArg, RestoreCmd, UploadsCmd, VerifyCmd};
+use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
+use crate::storage::s3::{self, S3Config};
+use crate::verify::Level;
+
+pub use config::{Config, ConfigReadError, StorageOptions, parse_config, parse_storage};
+pub use values::{name_from_database, parse_age, parse_size, parse_url, validate_name};
+
+/// Default compression level (zstd's own default).
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
+
+/// Highest compression level accepted (zstd's non-"ultra" range).
+pub const MAX_COMPRESSION_LEVEL: i32 = 19;
+
+/// Default destination when neither `--to` nor `[storage] to` is given.
+pub const DEFAULT_DESTINATION: &str = "./archives";
+
+/// A configuration or usage error: exit code 2. The message names the key or line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SettingsError {
+    message: String,
+    hint: Option<String>,
+}
+
+impl SettingsError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A next step for the user, if there is one.
+    #[must_use]
+    pub fn hint_text(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+/// Where a run is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A local directory (created if missing).
+    Local(PathBuf),
+    /// A bucket and key prefix (`s3://bucket/prefix`) with its connection settings.
+    S3(S3Config),
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(p) => write!(f, "{}", p.display()),
+            Self::S3(c) => write!(f, "{}", c.url()),
+        }
+    }
+}
+
+/// One database to dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseTarget {
+    /// Payload file stem, unique within a run.
+    pub name: String,
+    /// Connection URL (redacted when displayed).
+    pub url: DatabaseUrl,
+    /// The engine chosen for the URL's scheme.
+    pub engine: EngineKind,
+}
+
+/// Where the inventory came from, as recorded in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventorySource {
+    /// `[[databases]]` of a config file.
+    Config,
+    /// URLs given on the command line.
+    Urls,
+}
+
+impl InventorySource {
+    /// `config` or `urls`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Urls => "urls",
+        }
+    }
+}
+
+/// A validated dump plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpPlan {
+    /// Destination of the run.
+    pub destination: Destination,
+    /// Databases in the order given.
+    pub databases: Vec<DatabaseTarget>,
+    /// zstd level, 1..=19.
+    pub compression_level: i32,
+    /// Parallelism: zstd worker threads per archive and databases dumped at once.
+    pub jobs: usize,
+    /// Emit ownership and privileges.
+    pub ownership: bool,
+    /// Engine-specific choices (Redis format, MySQL definers).
+    pub engine_options: EngineOptions,
+    /// Where the inventory came from.
+    pub inventory: InventorySource,
+    /// The environment's defaults for connection parameters (libpq's `PGSSLMODE`, …), applied
+    /// by the endpoint step ([`crate::endpoint::UrlEndpoints`]).
+    pub connections: ConnectionDefaults,
+}
+
+/// The config file as the caller found it: settings reads no file itself.
+#[derive(Debug, Clone, Copy)]
+pub enum ConfigSource<'a> {
+    /// No config file: the default `exporter.toml` does not exist (a file named with
+    /// `--config` that cannot be read is the caller's error).
+    Missing {
+        /// The name used for it in messages.
+        name: &'a str,
+    },
+    /// The file's text.
+    Text {
+        /// The name used for it in messages.
+        name: &'a str,
+        /// Its contents.
+        text: &'a str,
+    },
+}
+
+impl ConfigSource<'_> {
+    /// The name of the file in messages.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Missing { name } | Self::Text { name, .. } => name,
+        }
+    }
+
+    /// The whole file, parsed (`None` when there is none).
+    fn parse(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Config>, SettingsError> {
+        match self {
+            Self::Missing { .. } => Ok(None),
+            Self::Text { name, text } => parse_config(text, name, env).map(Some),
+        }
+    }
+
+    /// `[storage]` only: `to` and the other keys (the databases' variables need not be set).
+    fn storage(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Option<String>, StorageOptions), SettingsError> {
+        match self {
+            Self::Missing { .. } => Ok((None, StorageOptions::default())),
+            Self::Text { name, text } => parse_storage(text, name, env),
+        }
+    }
+}
+
+/// The environment as a lookup function (settings never reads `std::env` itself).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Resolve `exporter dump`: its arguments merged with the config file into a plan.
+///
+/// `cores` is the machine's parallelism (the default of `--jobs`).
+///
+/// # Errors
+///
+/// [`SettingsError`]: neither `--all` nor URLs, both, `--all` without a config, an invalid
+/// URL or one its engine refuses without I/O, duplicate derived names, a compression level out
+/// of range, `--jobs 0`, an invalid `--expected-size` (or one given for a local destination).
+pub fn resolve_dump(
+    cmd: &DumpCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+    cores: usize,
+) -> Result<DumpPlan, SettingsError> {
+    let parsed = config.parse(env)?;
+    let (databases, inventory) = dump_databases(cmd, parsed.as_ref(), config.name())?;
+    let connections = ConnectionDefaults::from_env(env);
+    let level = cmd.compression_level.unwrap_or(DEFAULT_COMPRESSION_LEVEL);
+    if !(1..=MAX_COMPRESSION_LEVEL).contains(&level) {
+        return Err(SettingsError::new(format!(
+            "--compression-level {level} is out of range 1..={MAX_COMPRESSION_LEVEL}"
+        )));
+    }
+    let jobs = match cmd.jobs {
+        Some(0) => return Err(SettingsError::new("--jobs must be at least 1")),
+        Some(n) => n,
+        None => cores.max(1),
+    };
+    let engine_options = EngineOptions {
+        redis_rdb: cmd.redis_format == RedisFormatArg::Rdb,
+        keep_definers: cmd.keep_definers,
+    };
+    // Each adapter checks its URL without I/O, so parameter mistakes are usage errors (with
+    // the environment's defaults, as the endpoint step will apply them: a bad PGSSLMODE too).
+    for db in &databases {
+        db.engine
+            .source(&db.engine.endpoint(&db.url, &connections), engine_options)
+            .validate()
+            .map_err(|e| {
+                SettingsError::new(format!(
+                    "database {} ({}): {}",
+                    db.name,
+                    db.url,
+                    e.message()
+                ))
+            })?;
+    }
+    let to = cmd
+        .to
+        .clone()
+        .or_else(|| parsed.as_ref().and_then(|c| c.to.clone()))
+        .unwrap_or_else(|| DEFAULT_DESTINATION.to_owned());
+    let default_options = StorageOptions::default();
+    let storage = parsed.as_ref().map_or(&default_options, |c| &c.storage);
+    let destination = dump_destination(&to, storage, cmd.expected_size.as_deref())?;
+    Ok(DumpPlan {
+        destination,
+        databases,
+        compression_level: level,
+        jobs,
+        ownership: !cmd.no_owner,
+        engine_options,
+        inventory,
+        connections,
+    })
+}
+
+/// The databases a dump names: the config's with `--all`, else the URLs given.
+fn dump_databases(
+    cmd: &DumpCmd,
+    config: Option<&Config>,
+    config_name: &str,
+) -> Result<(Vec<DatabaseTarget>, InventorySource), SettingsError> {
+    match (cmd.all, cmd.urls.is_empty()) {
+        (true, false) => Err(
+            SettingsError::new("--all and database URLs cannot be combined")
+                .hint("use `exporter dump --all` for the config's databases, or name URLs alone"),
+        ),
+        (false, true) => Err(SettingsError::new(
+            "nothing to dump: give --all or one or more database URLs",
+        )
+        .hint("`exporter dump --all` dumps every database of exporter.toml")),
+        (true, true) => {
+            let config = config.ok_or_else(|| {
+                SettingsError::new(format!("--all needs a config file, and {config_name} does not exist"))
+                    .hint("create exporter.toml (see fixtures/exporter.example.toml) or pass --config FILE")
+            })?;
+            if config.databases.is_empty() {
+                return Err(SettingsError::new(format!(
+                    "{config_name} lists no [[databases]]"
+                )));
+            }
+            Ok((config.databases.clone(), InventorySource::Config))
+        }
+        (false, false) => {
+            let mut dbs = Vec::new();
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for (i, text) in cmd.urls.iter().enumerate() {
+                let (url, engine) = parse_url(text).map_err(|e| SettingsError {
+                    message: format!("argument {} (URL #{}): {}", i + 1, i + 1, e.message),
+                    hint: e.hint,
+                })?;
+                let name = target_name(&url);
+                if let Some(prev) = seen.insert(name.clone(), i) {
+                    return Err(SettingsError::new(format!(
+                        "URLs #{} and #{} would both be written as {name:?}",
+                        prev + 1,
+                        i + 1
+                    ))
+                    .hint("name them in exporter.toml with distinct `name` keys"));
+                }
+                dbs.push(DatabaseTarget { name, url, engine });
+            }
+            Ok((dbs, InventorySource::Urls))
+        }
+    }
+}
+
+/// The name of a database given by URL: its database, or its host when the path is empty.
+fn target_name(url: &DatabaseUrl) -> String {
+    name_from_database(&url.database().unwrap_or_else(|| url.host().to_owned()))
+}
+
+/// A dump's destination, with `--expected-size` (S3 only) checked against the part size.
+fn dump_destination(
+    to: &str,
+    storage: &StorageOptions,
+    expected_size: Option<&str>,
+) -> Result<Destination, SettingsError> {
+    let expected_size = expected_size
+        .map(|t| parse_size(t).map_err(|m| SettingsError::new(format!("--expected-size: {m}"))))
+        .transpose()?;
+    let mut destination = resolve_destination(to, storage)?;
+    if let Destination::S3(c) = &mut destination {
+        c.expected_size = expected_size;
+        // Check the part size against the expected size now: a usage error before any
+        // database is touched, not a failure in the middle of the upload.
+        s3::choose_part_size(c.part_size, c.expected_size).map_err(|m| {
+            SettingsError::new(format!("--expected-size: {m}"))
+                .hint("S3 objects are at most 5 TiB; an archive that large must go elsewhere")
+        })?;
+    } else if expected_size.is_some() {
+        return Err(SettingsError::new(
+            "--expected-size sizes S3 upload parts; the destination is a local directory",
+        )
+        .hint("leave out --expected-size, or dump to s3://bucket/prefix"));
+    }
+    Ok(destination)
+}
+
+/// A validated verification plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyPlan {
+    /// Where runs are looked up by id.
+    pub destination: Destination,
+    /// The run to verify: an id, a path, or `None` for the latest run with a manifest.
+    pub run: Option<String>,
+    /// How deep to check.
+    pub level: Level,
+    /// Scratch servers, at most one per engine (only with [`Level::Restore`]).
+    pub scratch: Vec<DatabaseTarget>,
+    /// The environment's connection defaults, as in [`DumpPlan::connections`].
+    pub connections: ConnectionDefaults,
+}
+
+impl VerifyPlan {
+    /// The scratch server given for `engine`, if any.
+    #[must_use]
+    pub fn scratch_for(&self, engine: EngineKind) -> Option<&DatabaseTarget> {
+        self.scratch.iter().find(|s| s.engine == engine)
+    }
+}
+
+impl From<LevelArg> for Level {
+    fn from(arg: LevelArg) -> Self {
+        match arg {
+            LevelArg::Checksum => Self::Checksum,
+            LevelArg::Decompress => Self::Decompress,
+            LevelArg::Restore => Self::Restore,
+        }
+    }
+}
+
+/// Resolve `exporter verify` with the config's `[storage]` (`to` and the S3 keys).
+///
+/// # Errors
+///
+/// [`SettingsError`]: `--scratch` without `--level restore`, a `--scratch` value that is not a
+/// database URL of a known engine, two `--scratch` URLs of the same engine (the choice would be
+/// ambiguous), a bad destination or `[storage]`. Whether every engine of the run has a scratch
+/// server can only be known from its manifest, so `verify` checks that itself before restoring
+/// anything.
+pub fn resolve_verify(
+    cmd: &VerifyCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+) -> Result<VerifyPlan, SettingsError> {
+    let (config_to, storage) = config.storage(env)?;
+    let level = Level::from(cmd.level);
+    if !cmd.scratch.is_empty() && level != Level::Restore {
+        return Err(SettingsError::new(format!(
+            "--scratch is only used with --level restore (the level is {})",
+            level.as_str()
+        ))
+        .hint("add --level restore, or leave out --scratch"));
+    }
+    let mut scratch: Vec<DatabaseTarget> = Vec::with_capacity(cmd.scratch.len());
+    for (i, text) in cmd.scratch.iter().enumerate() {
+        let (url, engine) = parse_url(text).map_err(|e| SettingsError {
+            message: format!("--scratch URL #{}: {}", i + 1, e.message),
+            hint: e.hint,
+        })?;
+        if let Some(prev) = scratch.iter().position(|s| s.engine == engine) {
+            return Err(SettingsError::new(format!(
+                "--scratch URLs #{} and #{} are both {engine} servers",
+                prev + 1,
+                i + 1
+            ))
+            .hint("give one scratch server per engine"));
+        }
+        scratch.push(DatabaseTarget {
+            name: format!("scratch-{engine}"),
+            url,
+            engine,
+        });
+    }
+    let to = cmd
+        .to
+        .as_deref()
+        .or(config_to.as_deref())
+        .unwrap_or(DEFAULT_DESTINATION);
+    Ok(VerifyPlan {
+        destination: resolve_destination(to, &storage)?,
+        run: cmd.run.clone(),
+        level,
+        scratch,
+        connections: ConnectionDefaults::from_env(env),
+    })
+}
+
+/// A validated restore plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// Where runs are looked up by id.
+    pub destination: Destination,
+    /// The run: an id under the destination or a path to a run directory.
+    pub run: String,
+    /// The target database (its URL redacted when displayed).
+    pub into: DatabaseTarget,
+    /// The manifest entry to restore; `None` means the run's only one.
+    pub db: Option<String>,
+    /// Drop what is already in the target first.
+    pub clean: bool,
+    /// Apply ownership and privilege statements.
+    pub ownership: bool,
+    /// The environment's connection defaults, as in [`DumpPlan::connections`].
+    pub connections: ConnectionDefaults,
+}
+
+/// Resolve `exporter restore` with the config's `[storage]` (`to` and the S3 keys).
+///
+/// # Errors
+///
+/// [`SettingsError`]: an empty RUN or `--db`, an `--into` value that is not a database URL of
+/// a known engine, or one its engine refuses without I/O (`Target::validate`), a bad
+/// destination or `[storage]`. The message never repeats the URL's password.
+pub fn resolve_restore(
+    cmd: &RestoreCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+) -> Result<RestorePlan, SettingsError> {
+    let (config_to, storage) = config.storage(env)?;
+    if cmd.run.trim().is_empty() {
+        return Err(SettingsError::new("RUN must not be empty")
+            .hint("give a run id under the destination, or a path to a run directory"));
+    }
+    if cmd.db.as_deref().is_some_and(|d| d.trim().is_empty()) {
+        return Err(SettingsError::new("--db must not be empty"));
+    }
+    let (url, engine) = parse_url(&cmd.into).map_err(|e| SettingsError {
+        message: format!("--into: {}", e.message),
+        hint: e.hint,
+    })?;
+    let connections = ConnectionDefaults::from_env(env);
+    engine
+        .target(&engine.endpoint(&url, &connections))
+        .validate()
+        .map_err(|e| SettingsError::new(format!("--into {url}: {}", e.message())))?;
+    let to = cmd
+        .to
+        .as_deref()
+        .or(config_to.as_deref())
+        .unwrap_or(DEFAULT_DESTINATION);
+    Ok(RestorePlan {
+        destination: resolve_destination(to, &storage)?,
+        run: cmd.run.clone(),
+        into: DatabaseTarget {
+            name: target_name(&url),
+            url,
+            engine,
+        },
+        db: cmd.db.clone(),
+        clean: cmd.clean,
+        ownership: !cmd.no_owner,
+        connections,
+    })
+}
+
+/// A validated `exporter list`: the config's databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPlan {
+    /// The databases, in config order.
+    pub databases: Vec<DatabaseTarget>,
+    /// The environment's connection defaults, as in [`DumpPlan::connections`] (the TLS mode
+    /// column shows them).
+    pub connections: ConnectionDefaults,
+}
+
+/// Resolve `exporter list`: the whole config file.
+///
+/// # Errors
+///
+/// [`SettingsError`] for an invalid config, or none at all.
+pub fn resolve_list(config: ConfigSource<'_>, env: Env<'_>) -> Result<ListPlan, SettingsError> {
+    let name = config.name().to_owned();
+    let config = config
+        .parse(env)?
+        .ok_or_else(|| SettingsError::new(format!("{name} does not exist")))?;
+    Ok(ListPlan {
+        databases: config.databases,
+        connections: ConnectionDefaults::from_env(env),
+    })
+}
+
+/// A validated `exporter uploads`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadsPlan {
+    /// The S3 destination.
+    pub destination: S3Config,
+    /// Abort the uploads listed (else only list them).
+    pub abort: bool,
+    /// With `abort`: only uploads started at least this long ago.
+    pub older_than: Duration,
+}
+
+/// Resolve `exporter uploads` with the config's `[storage]`.
+///
+/// # Errors
+///
+/// [`SettingsError`]: no destination, an invalid one or one that is not `s3://`, an invalid
+/// `--older-than`, a bad `[storage]`.
+pub fn resolve_uploads(
+    cmd: &UploadsCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+) -> Result<UploadsPlan, SettingsError> {
+    let (config_to, storage) = config.storage(env)?;
+    let to = cmd
+        .to
+        .clone()
+        .or(config_to)
+        .ok_or_else(|| SettingsError::new("no destination: give --to s3://bucket/prefix"))?;
+    let destination = resolve_destination(&to, &storage)?;
+    let older_than =
+        parse_age(&cmd.older_than).map_err(|m| SettingsError::new(format!("--older-than: {m}")))?;
+    let Destination::S3(destination) = destination else {
+        return Err(SettingsError::new(format!(
+            "`exporter uploads` needs an s3:// destination, not {destination}"
+        ))
+        .hint("local runs leave no uploads: an interrupted dump removes its directory"));
+    };
+    Ok(UploadsPlan {
+        destination,
+        abort: cmd.abort,
+        older_than,
+    })
+}
+
+/// Interpret a destination string: a local directory, or `s3://bucket[/prefix]` combined
+/// with the `[storage]` options.
+///
+/// # Errors
+///
+/// [`SettingsError`] for an empty value, an invalid bucket name, or another URL scheme.
+pub fn resolve_destination(
+    to: &str,
+    options: &StorageOptions,
+) -> Result<Destination, SettingsError> {
+    if to.trim().is_empty() {
+        return Err(SettingsError::new("the destination must not be empty"));
+    }
+    if let Some(rest) = to.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        s3::check_bucket_name(bucket).map_err(|m| {
+            SettingsError::new(format!("destination {to:?}: {m}"))
+                .hint("write it as s3://bucket/prefix")
+        })?;
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|p| p == "." || p == "..") {
+            return Err(SettingsError::new(format!(
+                "destination {to:?}: the prefix must not contain `.` or `..` segments"
+            )));
+        }
+        return Ok(Destination::S3(S3Config {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            endpoint: options.endpoint.clone(),
+            region: options.region.clone(),
+            path_style: options.path_style,
+            sse: options.sse.clone(),
+            storage_class: options.storage_class.clone(),
+            checksums: options.checksums.unwrap_or_default(),
+            part_size: options.part_size,
+            upload_concurrency: options
+                .upload_concurrency
+                .unwrap_or(s3::DEFAULT_UPLOAD_CONCURRENCY),
+            expected_size: None,
+        }));
+    }
+    if let Some((scheme, _)) = to.split_once("://") {
+        return Err(
+            SettingsError::new(format!("destination scheme {scheme:?} is not supported"))
+                .hint("use a local directory or s3://bucket/prefix"),
+        );
+    }
+    Ok(Destination::Local(PathBuf::from(to)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser as _;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const NO_CONFIG: ConfigSource<'static> = ConfigSource::Missing {
+        name: "exporter.toml",
+    };
+
+    /// The command as clap parses it from `exporter <args>`.
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("exporter").chain(args.iter().copied()))
+            .unwrap()
+            .command
+    }
+
+    fn verify_cmd(args: &[&str]) -> VerifyCmd {
+        let Command::Verify(cmd) = parse(&[&["verify"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    fn restore_cmd(args: &[&str]) -> RestoreCmd {
+        let Command::Restore(cmd) = parse(&[&["restore"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    fn dump_cmd(args: &[&str]) -> DumpCmd {
+        let Command::Dump(cmd) = parse(&[&["dump"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    fn uploads_cmd(args: &[&str]) -> UploadsCmd {
+        let Command::Uploads(cmd) = parse(&[&["uploads"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    fn config_to(to: &str) -> String {
+        format!("[storage]\nto = \"{to}\"\n")
+    }
+
+    #[test]
+    fn resolve_verify_rules() {
+        let pg = "postgres://postgres@h:5432/postgres";
+        let e = resolve_verify(&verify_cmd(&["--scratch", pg]), NO_CONFIG, &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--scratch is only used with --level restore (the level is decompress)"
+        );
+        let three = [
+            "--level",
+            "restore",
+            "--scratch",
+            pg,
+            "--scratch",
+            "mariadb://root@h:3306",
+            "--scratch",
+            "redis://h:6380",
+        ];
+        let cfg = config_to("/cfg");
+        let with_config = ConfigSource::Text {
+            name: "c.toml",
+            text: &cfg,
+        };
+        let plan = resolve_verify(&verify_cmd(&three), with_config, &no_env).unwrap();
+        assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
+        assert_eq!(plan.level, Level::Restore);
+        assert_eq!(plan.scratch.len(), 3);
+        assert_eq!(plan.scratch_for(EngineKind::Mysql).unwrap().url.host(), "h");
+        let four = [&three[..], &["--scratch", "postgresql://u:hunter2@other/x"]].concat();
+        let e = resolve_verify(&verify_cmd(&four), NO_CONFIG, &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--scratch URLs #1 and #4 are both postgresql servers"
+        );
+        let bad = ["--level", "restore", "--scratch", "mongodb://u:hunter2@h/x"];
+        let e = resolve_verify(&verify_cmd(&bad), NO_CONFIG, &no_env).unwrap_err();
+        assert!(e.to_string().starts_with("--scratch URL #1: "), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let plan = resolve_verify(
+            &verify_cmd(&["--level", "checksum", "--to", "/flag"]),
+            with_config,
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(plan.destination, Destination::Local(PathBuf::from("/flag")));
+        assert_eq!(plan.level, Level::Checksum);
+        assert_eq!(plan.scratch_for(EngineKind::Postgres), None);
+    }
+
+    #[test]
+    fn resolve_restore_rules() {
+        let run = "20261129T074800Z";
+        let cmd = restore_cmd(&[run, "--into", "postgres://app:hunter2@h:5432/target"]);
+        let plan = resolve_restore(&cmd, NO_CONFIG, &no_env).unwrap();
+        assert_eq!(plan.into.engine, EngineKind::Postgres);
+        assert_eq!(plan.into.name, "target");
+        assert!(plan.ownership);
+        assert!(!plan.clean);
+        assert_eq!(
+            plan.into.url.to_string(),
+            "postgres://app:****@h:5432/target"
+        );
+        assert_eq!(
+            plan.destination,
+            Destination::Local(PathBuf::from(DEFAULT_DESTINATION))
+        );
+        let cfg = config_to("/cfg");
+        let cmd = restore_cmd(&[run, "--into", "mariadb://root@h/x", "--no-owner", "--clean"]);
+        let plan = resolve_restore(
+            &cmd,
+            ConfigSource::Text {
+                name: "c.toml",
+                text: &cfg,
+            },
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(plan.into.engine, EngineKind::Mysql);
+        assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
+        assert!(!plan.ownership);
+        assert!(plan.clean);
+        let cmd = restore_cmd(&[run, "--into", "ftp://u:hunter2@h/x"]);
+        let e = resolve_restore(&cmd, NO_CONFIG, &no_env).unwrap_err();
+        assert!(
+            e.to_string().starts_with("--into: unsupported URL scheme"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let cmd = restore_cmd(&[run, "--into", "redis://h", "--db", ""]);
+        assert_eq!(
+            resolve_restore(&cmd, NO_CONFIG, &no_env)
+                .unwrap_err()
+                .to_string(),
+            "--db must not be empty"
+        );
+    }
+
+    #[test]
+    fn resolve_dump_rules() {
+        let err = |args: &[&str]| {
+            resolve_dump(&dump_cmd(args), NO_CONFIG, &no_env, 2)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&[]).starts_with("nothing to dump"));
+        assert!(err(&["--all"]).contains("does not exist"));
+        assert!(
+            err(&["postgres://h/x", "postgresql://other/x"]).contains("both be written as \"x\"")
+        );
+        assert!(err(&["postgres://h/x", "--compression-level", "99"]).contains("out of range"));
+        assert_eq!(
+            err(&["postgres://h/x", "--expected-size", "12 parsecs"]),
+            "--expected-size: \"12 parsecs\" has an unknown unit (use KiB, MiB, GiB or TiB)"
+        );
+        assert!(
+            err(&["postgres://h/x", "--expected-size", "1GiB"]).starts_with(
+                "--expected-size sizes S3 upload parts; the destination is a local directory"
+            )
+        );
+        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &no_env, 2).unwrap();
+        assert_eq!(
+            plan.destination,
+            Destination::Local(PathBuf::from("./archives"))
+        );
+        assert_eq!(plan.jobs, 2);
+        assert_eq!(plan.compression_level, 3);
+        assert_eq!(plan.databases[0].name, "x");
+        assert_eq!(plan.inventory, InventorySource::Urls);
+        assert!(!plan.engine_options.redis_rdb);
+        let cfg =
+            "[storage]\nto = \"s3://bucket/p\"\n[[databases]]\nname = \"a\"\nurl = \"redis://h\"\n";
+        let config = ConfigSource::Text {
+            name: "c.toml",
+            text: cfg,
+        };
+        let cmd = dump_cmd(&[
+            "--all",
+            "--redis-format",
+            "rdb",
+            "--expected-size",
+            "800GiB",
+        ]);
+        let plan = resolve_dump(&cmd, config, &no_env, 2).unwrap();
+        let Destination::S3(s3) = &plan.destination else {
+            panic!("not S3: {:?}", plan.destination);
+        };
+        assert_eq!(s3.expected_size, Some(800 << 30));
+        assert!(plan.engine_options.redis_rdb);
+        assert_eq!(plan.inventory, InventorySource::Config);
+        let plan =
+            resolve_dump(&dump_cmd(&["--all", "--to", "/flag"]), config, &no_env, 2).unwrap();
+        assert_eq!(plan.destination, Destination::Local(PathBuf::from("/flag")));
+    }
+
+    #[test]
+    fn resolve_uploads_rules() {
+        let e = resolve_uploads(&uploads_cmd(&[]), NO_CONFIG, &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no destination: give --to s3://bucket/prefix"
+        );
+        let e = resolve_uploads(&uploads_cmd(&["--to", "/local"]), NO_CONFIG, &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`exporter uploads` needs an s3:// destination, not /local"
+        );
+        let e = resolve_uploads(
+            &uploads_cmd(&["--to", "s3://bucket/p", "--older-than", "3 weeks"]),
+            NO_CONFIG,
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--older-than: "), "{e}");
+        let plan = resolve_uploads(
+            &uploads_cmd(&["--to", "s3://bucket/p", "--abort"]),
+            NO_CONFIG,
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(plan.destination.url(), "s3://bucket/p");
+        assert!(plan.abort);
+        assert_eq!(plan.older_than, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn resolve_list_needs_a_config() {
+        let e = resolve_list(NO_CONFIG, &no_env).unwrap_err();
+        assert_eq!(e.to_string(), "exporter.toml does not exist");
+        let text = "[[databases]]\nname = \"a\"\nurl = \"redis://h\"\n";
+        let plan = resolve_list(
+            ConfigSource::Text {
+                name: "c.toml",
+                text,
+            },
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(plan.databases[0].engine, EngineKind::Redis);
+    }
+}

@@ -1,0 +1,158 @@
+//! Levels `checksum` and `decompress`: the run's own files, then every archive read back and
+//! compared with the manifest ([`ArchiveRef::check`]). Blocking: run it on a blocking thread.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{DatabaseOutcome, Level, VerifyReport};
+use crate::archive::{
+    DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, VERIFY_FILE,
+};
+use crate::progress::{Event, Progress};
+use crate::run::{self, ArchiveError, ArchiveRef, ManifestLoadError, ResolvedRun};
+
+/// Check a run at level `checksum` or `decompress` (level `restore` does `decompress` here):
+/// the manifest (`Err` is recorded as the run's problem), `SHA256SUMS` against it, files the
+/// manifest does not know, then each archive. Reports each problem and archive as an event.
+pub fn check_files(
+    run: &ResolvedRun,
+    level: Level,
+    manifest: Result<&Manifest, &ManifestLoadError>,
+    progress: &dyn Progress,
+) -> VerifyReport {
+    let mut report = VerifyReport::new(&run.id, level);
+    let problem = |report: &mut VerifyReport, problem: String| {
+        progress.event(&Event::RunProblem {
+            problem: problem.clone(),
+        });
+        report.problems.push(problem);
+    };
+    let manifest = match manifest {
+        Ok(m) => m,
+        Err(e) => {
+            problem(&mut report, e.problem());
+            return report;
+        }
+    };
+    for p in run_problems(run, manifest) {
+        problem(&mut report, p);
+    }
+    for db in &manifest.databases {
+        let outcome = check_database(run, db, level);
+        progress.event(&Event::ArchiveChecked {
+            label: outcome.file.clone().unwrap_or_else(|| db.name.clone()),
+            ok: outcome.ok,
+            stored_bytes: db.compressed_bytes.unwrap_or(0),
+            payload_bytes: db.uncompressed_bytes.unwrap_or(0),
+            problems: outcome.problems.clone(),
+        });
+        report.databases.push(outcome);
+    }
+    report.finish();
+    report
+}
+
+/// Problems of the run as a whole: its id, a partial run, `SHA256SUMS` against the manifest,
+/// files the manifest does not account for.
+fn run_problems(run: &ResolvedRun, manifest: &Manifest) -> Vec<String> {
+    let mut problems = Vec::new();
+    if manifest.run_id != run.id {
+        problems.push(format!(
+            "{MANIFEST_FILE}: names run {:?}, but it is stored as {:?}",
+            manifest.run_id, run.id
+        ));
+    }
+    if manifest.status == RunStatus::Partial {
+        problems.push(format!(
+            "{MANIFEST_FILE}: the run is partial: some databases were not dumped"
+        ));
+    }
+    match run::load_sums(run) {
+        Ok(lines) => {
+            if let Some(p) = compare_sums(manifest, lines) {
+                problems.push(p);
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    // Every file of the run must be accounted for.
+    let known: BTreeSet<&str> = manifest
+        .databases
+        .iter()
+        .filter_map(|d| d.file.as_deref())
+        .collect();
+    match run.storage.list_objects(&run.id) {
+        Ok(objects) => {
+            for name in objects {
+                if !known.contains(name.as_str())
+                    && ![MANIFEST_FILE, SUMS_FILE, VERIFY_FILE].contains(&name.as_str())
+                {
+                    problems.push(format!("{name}: extra file, not in the manifest"));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("cannot list the run: {e}")),
+    }
+    problems
+}
+
+/// `SHA256SUMS` must list exactly the manifest's files with the manifest's checksums.
+fn compare_sums(manifest: &Manifest, lines: Vec<(String, String)>) -> Option<String> {
+    let expected: BTreeMap<String, String> = manifest
+        .databases
+        .iter()
+        .filter_map(|d| Some((d.file.clone()?, d.sha256.clone()?)))
+        .collect();
+    let listed: BTreeMap<String, String> =
+        lines.into_iter().map(|(sha, path)| (path, sha)).collect();
+    if listed == expected {
+        return None;
+    }
+    let mut diffs = Vec::new();
+    for (f, sha) in &expected {
+        match listed.get(f) {
+            None => diffs.push(format!("{f} missing")),
+            Some(s) if s != sha => diffs.push(format!("{f} has another checksum")),
+            Some(_) => {}
+        }
+    }
+    for f in listed.keys().filter(|f| !expected.contains_key(*f)) {
+        diffs.push(format!("{f} is not in the manifest"));
+    }
+    Some(format!(
+        "{SUMS_FILE}: disagrees with the manifest: {}",
+        diffs.join(", ")
+    ))
+}
+
+/// One archive at `level` (`restore` reads like `decompress` here).
+fn check_database(run: &ResolvedRun, db: &DatabaseEntry, level: Level) -> DatabaseOutcome {
+    let mut out = DatabaseOutcome {
+        name: db.name.clone(),
+        file: db.file.clone(),
+        ok: false,
+        problems: Vec::new(),
+        restore: None,
+    };
+    if db.status == DatabaseStatus::Failed {
+        out.problems.push(format!(
+            "database {} was not dumped in this run: {}",
+            db.name,
+            db.error.as_deref().unwrap_or("unknown error")
+        ));
+        return out;
+    }
+    let checked =
+        ArchiveRef::from_entry(db).and_then(|archive| archive.check(run, level != Level::Checksum));
+    match checked {
+        Ok(()) => {}
+        Err(ArchiveError::Corrupt { problems, .. }) => out.problems = problems,
+        Err(ArchiveError::Missing { .. }) => out
+            .problems
+            .push("missing: listed in the manifest but not in storage".into()),
+        Err(ArchiveError::Storage { error, .. }) => {
+            out.problems.push(format!("cannot be read: {error}"));
+        }
+    }
+    out.ok = out.problems.is_empty();
+    out
+}

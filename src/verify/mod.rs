@@ -1,0 +1,242 @@
+//! Verification as a value: read a run back from storage and prove it (design.md section 6,
+//! levels `checksum`, `decompress` and `restore`), returning a [`VerifyReport`] that is also
+//! written as `verify.json` next to the manifest.
+//!
+//! - [`files`]: levels `checksum` and `decompress` — the manifest, `SHA256SUMS`, extra files,
+//!   then every archive's length, SHA-256 and (with `decompress`) every zstd frame;
+//! - [`scratch`]: level `restore` — each good archive restored into a scratch database that
+//!   the tool creates and always drops (also on failure and on Ctrl-C: the scratch database is
+//!   registered with the cleanup scope), its fingerprints compared with the manifest's.
+//!
+//! Progress (per-archive lines) goes out as [`Event`]s; nothing here prints.
+
+pub mod files;
+pub mod report;
+pub mod scratch;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::VERIFY_FILE;
+use crate::blocking::{self, ThreadError};
+use crate::cleanup::Cleanup;
+use crate::endpoint::EndpointProvider;
+use crate::progress::{Event, Progress};
+use crate::run::{self, RunError};
+use crate::settings::VerifyPlan;
+use crate::storage::Storage;
+
+pub use report::{DatabaseOutcome, RestoreCheck, Verdict, VerifyReport};
+
+/// How deep to check; each level includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Length and SHA-256.
+    Checksum,
+    /// Also every zstd frame, its content checksum, frame count and uncompressed length.
+    Decompress,
+    /// Also a restore into a scratch database and a comparison of its fingerprints with the
+    /// manifest's.
+    Restore,
+}
+
+impl Level {
+    /// `checksum`, `decompress` or `restore`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Checksum => "checksum",
+            Self::Decompress => "decompress",
+            Self::Restore => "restore",
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a verification could not run, or what its report says when it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The run cannot be found.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// At level `restore`, an engine of the run has no `--scratch` server (checked before
+    /// anything is restored).
+    #[error("--level restore needs a --scratch server for {engines}")]
+    MissingScratch {
+        /// `engine (for db, db); …`.
+        engines: String,
+    },
+    /// `verify.json` cannot be written.
+    #[error("cannot write {VERIFY_FILE} in {location}")]
+    WriteRecord {
+        /// `<storage>/<run-id>`.
+        location: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The report found problems (see [`Verification::check`]).
+    #[error(
+        "run {run_id} failed verification: {bad} of {total} archive(s) bad, {problems} run-level problem(s)"
+    )]
+    Failed {
+        /// The run id.
+        run_id: String,
+        /// Databases that failed a check.
+        bad: usize,
+        /// Databases in the report.
+        total: usize,
+        /// Run-level problems.
+        problems: usize,
+    },
+    /// Only scratch databases could not be created: nothing is known to be wrong with the
+    /// archives, but level `restore` was not reached.
+    #[error(
+        "run {run_id} could not be verified at level restore: a scratch database could not be created"
+    )]
+    ScratchUnavailable {
+        /// The run id.
+        run_id: String,
+        /// The adapter's hint for the first server that failed (e.g. a TLS parameter).
+        hint: Option<String>,
+    },
+    /// A worker thread failed.
+    #[error(transparent)]
+    Thread(#[from] ThreadError),
+}
+
+impl VerifyError {
+    /// [`VerifyError::Failed`] for a report with findings.
+    #[must_use]
+    pub fn failed(report: &VerifyReport) -> Self {
+        Self::Failed {
+            run_id: report.run_id.clone(),
+            bad: report.bad(),
+            total: report.databases.len(),
+            problems: report.problems.len(),
+        }
+    }
+}
+
+/// A finished verification: the report (as written to `verify.json`) and the databases that
+/// could not be checked at level `restore` because their scratch database could not be
+/// created (a runtime failure, not a finding about the archive).
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// The report.
+    pub report: VerifyReport,
+    /// Databases whose scratch database could not be created.
+    pub scratch_unavailable: scratch::Unavailable,
+}
+
+impl Verification {
+    /// Whether the run passed.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::ScratchUnavailable`] when the only failures are scratch databases that
+    /// could not be created, [`VerifyError::Failed`] for any other failure.
+    pub fn check(&self) -> Result<(), VerifyError> {
+        let report = &self.report;
+        if report.ok {
+            return Ok(());
+        }
+        let unavailable = &self.scratch_unavailable;
+        if unavailable.databases > 0
+            && unavailable.databases == report.bad()
+            && report.problems.is_empty()
+        {
+            return Err(VerifyError::ScratchUnavailable {
+                run_id: report.run_id.clone(),
+                hint: unavailable.hint.clone(),
+            });
+        }
+        Err(VerifyError::failed(report))
+    }
+}
+
+/// What a verification needs besides the plan.
+pub struct VerifyContext<'a> {
+    /// The destination's storage ([`crate::storage::open`]).
+    pub storage: Arc<dyn Storage>,
+    /// Turns `--scratch` servers into live endpoints.
+    pub endpoints: &'a dyn EndpointProvider,
+    /// The command's cleanup scope: scratch databases are registered there.
+    pub cleanup: &'a Cleanup,
+    /// Receives the progress events.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Verify a run at the plan's level and record the result as `verify.json`.
+///
+/// # Errors
+///
+/// [`VerifyError`]: the run cannot be found; at level `restore` an engine without a
+/// `--scratch` server; `verify.json` cannot be written. Findings about the archives are not
+/// errors here: they are in the report ([`Verification::check`]).
+///
+/// # Cancel safety
+///
+/// Dropping the future stops the reads; scratch databases are dropped when the cleanup scope
+/// closes; nothing is recorded.
+pub async fn verify(
+    plan: &VerifyPlan,
+    cx: &VerifyContext<'_>,
+) -> Result<Verification, VerifyError> {
+    let level = plan.level;
+    let (run, manifest) = {
+        let destination = plan.destination.clone();
+        let wanted = plan.run.clone();
+        let storage = cx.storage.clone();
+        let progress = cx.progress.clone();
+        blocking::run("the verification thread", move || {
+            let run = run::resolve(&destination, storage, wanted.as_deref(), progress.as_ref())?;
+            let manifest = run::load_manifest(&run);
+            Ok::<_, VerifyError>((run, manifest))
+        })
+        .await??
+    };
+    if level == Level::Restore
+        && let Ok(manifest) = &manifest
+    {
+        scratch::check_coverage(plan, manifest)?;
+    }
+    cx.progress.event(&Event::VerifyStarted {
+        run_id: run.id.clone(),
+        level,
+        location: run.location(),
+    });
+    let (mut report, manifest) = {
+        let (run, progress) = (run.clone(), cx.progress.clone());
+        blocking::run("the verification thread", move || {
+            let report = files::check_files(&run, level, manifest.as_ref(), progress.as_ref());
+            (report, manifest)
+        })
+        .await?
+    };
+    let mut scratch_unavailable = scratch::Unavailable::default();
+    if level == Level::Restore
+        && let Ok(manifest) = &manifest
+    {
+        scratch_unavailable = scratch::restore_stage(plan, &run, manifest, &mut report, cx).await;
+        report.finish();
+    }
+    let bytes = report.to_json();
+    let (storage, run_id, location) = (run.storage.clone(), run.id.clone(), run.location());
+    blocking::run("writing the verification record", move || {
+        storage.put_object(&run_id, VERIFY_FILE, &bytes)
+    })
+    .await?
+    .map_err(|source| VerifyError::WriteRecord { location, source })?;
+    Ok(Verification {
+        report,
+        scratch_unavailable,
+    })
+}

@@ -1,0 +1,475 @@
+//! Level `restore`: each archive that passed the file checks is restored into a scratch
+//! database on the `--scratch` server of its engine ([`decode::restore_archive`], the restore
+//! path's stream), the fingerprints are computed there
+//! ([`exporter_contract::Target::fingerprint`]) and compared with the manifest's `tables` by
+//! name, and the scratch database is dropped again. It is registered with the cleanup scope
+//! before it is created, so a failure, a panic or Ctrl-C still drops it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use exporter_contract::{Fingerprint, PayloadFormat, RestoreOptions, ScratchServer, TableSummary};
+use sha2::{Digest as _, Sha256};
+
+use super::{DatabaseOutcome, RestoreCheck, VerifyContext, VerifyError, VerifyReport};
+use crate::archive::{DatabaseEntry, DatabaseStatus, Manifest};
+use crate::cleanup::{self, Cleanup};
+use crate::endpoint::EndpointGuard;
+use crate::engines::EngineKind;
+use crate::error::one_line;
+use crate::pipeline::decode::{self, StreamError};
+use crate::progress::{Event, Progress};
+use crate::run::{self, ResolvedRun};
+use crate::settings::VerifyPlan;
+
+/// Longest scratch database name, in bytes (PostgreSQL's identifier limit, `NAMEDATALEN - 1`;
+/// MySQL allows 64).
+const SCRATCH_NAME_MAX: usize = 63;
+/// How long a scratch database may take to drop before it is reported as left behind.
+const DROP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether level `restore` restores this entry: it was dumped, and its payload is not an RDB
+/// file (those get a problem instead, see [`restore_stage`]).
+fn restorable(db: &DatabaseEntry) -> bool {
+    db.status == DatabaseStatus::Ok && db.format != Some(PayloadFormat::Rdb)
+}
+
+/// Before anything is restored: every engine with a restorable entry needs a `--scratch`
+/// server.
+///
+/// # Errors
+///
+/// [`VerifyError::MissingScratch`] naming each engine and its databases.
+pub fn check_coverage(plan: &VerifyPlan, manifest: &Manifest) -> Result<(), VerifyError> {
+    let mut missing: BTreeMap<&'static str, Vec<&str>> = BTreeMap::new();
+    for db in manifest.databases.iter().filter(|d| restorable(d)) {
+        if let Some(engine) = EngineKind::for_manifest_engine(&db.engine)
+            && plan.scratch_for(engine).is_none()
+        {
+            missing.entry(engine.name()).or_default().push(&db.name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let engines = missing
+        .iter()
+        .map(|(engine, dbs)| format!("{engine} (for {})", dbs.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(VerifyError::MissingScratch { engines })
+}
+
+/// The databases level `restore` could not check because their scratch server could not be
+/// reached or their scratch database could not be created (a runtime failure, not a finding
+/// about the archive).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unavailable {
+    /// How many databases.
+    pub databases: usize,
+    /// The first adapter hint among their errors ([`exporter_contract::EngineError::hint`],
+    /// e.g. the TLS parameter to change), for the `hint:` line.
+    pub hint: Option<String>,
+}
+
+impl Unavailable {
+    fn add(&mut self, hint: Option<&str>) {
+        self.databases += 1;
+        if self.hint.is_none() {
+            self.hint = hint.map(str::to_owned);
+        }
+    }
+}
+
+/// Level `restore` for every database whose file checks passed; findings go into `report`.
+/// Returns the databases that could not be checked because their scratch database could not
+/// be created.
+pub async fn restore_stage(
+    plan: &VerifyPlan,
+    run: &ResolvedRun,
+    manifest: &Manifest,
+    report: &mut VerifyReport,
+    cx: &VerifyContext<'_>,
+) -> Unavailable {
+    let mut unavailable = Unavailable::default();
+    for (db, out) in manifest.databases.iter().zip(report.databases.iter_mut()) {
+        if db.status != DatabaseStatus::Ok || !out.ok {
+            continue;
+        }
+        let label = db.file.clone().unwrap_or_else(|| db.name.clone());
+        if db.format == Some(PayloadFormat::Rdb) {
+            out.problems.push(
+                "level restore is not available for RDB archives (dump with --redis-format resp, \
+                 or verify at level decompress)"
+                    .to_owned(),
+            );
+        } else if let Some(engine) = EngineKind::for_manifest_engine(&db.engine) {
+            // check_coverage made sure there is one.
+            let Some(scratch) = plan.scratch_for(engine) else {
+                continue;
+            };
+            match cx.endpoints.open(scratch).await {
+                Ok(endpoint) => {
+                    let server = engine.scratch(endpoint.endpoint());
+                    cx.progress.event(&Event::ScratchRestoreStarted {
+                        label: label.clone(),
+                        server: server.describe(),
+                    });
+                    let outcome = restore_check(
+                        run,
+                        db,
+                        Scratch {
+                            server,
+                            endpoint,
+                            cleanup: cx.cleanup,
+                            progress: cx.progress.as_ref(),
+                        },
+                    )
+                    .await;
+                    if outcome.unavailable {
+                        unavailable.add(outcome.hint.as_deref());
+                    }
+                    out.problems.extend(outcome.problems);
+                    out.restore = outcome.check;
+                }
+                Err(e) => {
+                    out.problems.push(format!(
+                        "cannot reach scratch server {}: {}",
+                        scratch.url.redacted(),
+                        one_line(&e)
+                    ));
+                    unavailable.add(e.hint());
+                }
+            }
+        } else {
+            out.problems.push(format!(
+                "engine {:?} is unknown to this build; it cannot be restored",
+                db.engine
+            ));
+        }
+        finish_outcome(out, &label, &db.engine, cx.progress.as_ref());
+    }
+    unavailable
+}
+
+/// Settle one database's outcome after its scratch restore and report it.
+fn finish_outcome(out: &mut DatabaseOutcome, label: &str, engine: &str, progress: &dyn Progress) {
+    out.ok = out.problems.is_empty();
+    progress.event(&Event::ScratchRestoreChecked {
+        label: label.to_owned(),
+        engine: engine.to_owned(),
+        ok: out.ok,
+        check: out.restore.clone(),
+        problems: out.problems.clone(),
+    });
+}
+
+/// The outcome of one scratch restore.
+struct RestoreCheckOutcome {
+    problems: Vec<String>,
+    check: Option<RestoreCheck>,
+    /// The scratch database could not be created.
+    unavailable: bool,
+    /// The adapter's hint for that, if any.
+    hint: Option<String>,
+}
+
+/// A scratch server and what its databases need: the endpoint (held until the scratch
+/// database is dropped), the cleanup scope, the observer.
+struct Scratch<'a> {
+    server: Arc<dyn ScratchServer>,
+    endpoint: Arc<EndpointGuard>,
+    cleanup: &'a Cleanup,
+    progress: &'a dyn Progress,
+}
+
+/// Create a scratch database, restore `db` into it, compare fingerprints, drop it.
+async fn restore_check(
+    run: &ResolvedRun,
+    db: &DatabaseEntry,
+    scratch: Scratch<'_>,
+) -> RestoreCheckOutcome {
+    let started = Instant::now();
+    let name = scratch_name(&run.id, &db.name);
+    let server = scratch.server.clone();
+    let mut outcome = RestoreCheckOutcome {
+        problems: Vec::new(),
+        check: None,
+        unavailable: false,
+        hint: None,
+    };
+    let archive = {
+        let (run, db) = (run.clone(), db.clone());
+        tokio::task::spawn_blocking(move || run::open_archive(&run, &db)).await
+    };
+    let archive = match archive {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            outcome.problems.push(format!("restore: {e}"));
+            return outcome;
+        }
+        Err(e) => {
+            outcome
+                .problems
+                .push(format!("restore: reading thread failed: {e}"));
+            return outcome;
+        }
+    };
+    // Registered before the CREATE is sent: a Ctrl-C while it runs must not leave the scratch
+    // database behind. If creating fails, nothing of ours exists (an existing database of
+    // that name is not ours to drop), so the registration is settled without dropping.
+    let guard = register_scratch(&scratch, &name);
+    let target = match server.create(&name).await {
+        Ok(t) => t,
+        Err(e) => {
+            guard.disarm();
+            let chain = one_line(&e);
+            let leftover = if chain.contains("already exists") {
+                " (a database of that name exists already: most likely the scratch of an \
+                 interrupted verification of this run; drop it by hand and verify again)"
+            } else {
+                ""
+            };
+            outcome.problems.push(format!(
+                "cannot create scratch database {name} on {}: {chain}{leftover}",
+                server.describe(),
+            ));
+            outcome.unavailable = true;
+            outcome.hint = e.hint().map(str::to_owned);
+            return outcome;
+        }
+    };
+    let mut check = RestoreCheck {
+        scratch: name.clone(),
+        statements: 0,
+        rows_restored: 0,
+        tables: 0,
+        rows_compared: 0,
+        millis: 0,
+        dropped: false,
+    };
+    match decode::restore_archive(archive, target.as_ref(), RestoreOptions::default()).await {
+        Err(StreamError::Target(e)) => outcome.problems.push(format!(
+            "restore into scratch database {name} failed: {}",
+            one_line(&e)
+        )),
+        Err(StreamError::Archive(e)) => outcome.problems.push(format!("restore: {e}")),
+        Ok(summary) => {
+            check.statements = summary.statements;
+            check.rows_restored = summary.rows;
+            match target.fingerprint().await {
+                Ok(actual) => {
+                    let (problems, compared) = compare_tables(&db.tables, &actual, &db.engine);
+                    outcome.problems.extend(problems);
+                    check.tables = db.tables.len() as u64;
+                    check.rows_compared = compared;
+                }
+                Err(e) => outcome.problems.push(format!(
+                    "cannot fingerprint scratch database {name}: {}",
+                    one_line(&e)
+                )),
+            }
+        }
+    }
+    // Close the target's connections before the database is dropped.
+    drop(target);
+    match guard.run().await {
+        Ok(()) => check.dropped = true,
+        Err(error) => scratch.progress.event(&Event::ScratchLeftBehind {
+            name: name.clone(),
+            server: server.describe(),
+            error,
+        }),
+    }
+    check.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    outcome.check = Some(check);
+    outcome
+}
+
+/// Register the scratch database `name` with the cleanup scope: dropped within
+/// [`DROP_TIMEOUT`], with the endpoint held until then.
+fn register_scratch(scratch: &Scratch<'_>, name: &str) -> cleanup::Guard {
+    let server = scratch.server.clone();
+    let endpoint = scratch.endpoint.clone();
+    let name = name.to_owned();
+    scratch.cleanup.register(
+        cleanup::Task::ScratchDatabase {
+            name: name.clone(),
+            server: server.describe(),
+        },
+        move || {
+            Box::pin(async move {
+                let result =
+                    match tokio::time::timeout(DROP_TIMEOUT, server.drop_scratch(&name)).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(one_line(&e)),
+                        Err(_) => Err(format!("no answer within {} s", DROP_TIMEOUT.as_secs())),
+                    };
+                drop(endpoint);
+                result
+            })
+        },
+    )
+}
+
+/// The nouns for a manifest engine's tables and rows (Redis: databases and keys).
+#[must_use]
+pub fn engine_nouns(engine: &str) -> (&'static str, &'static str) {
+    EngineKind::for_manifest_engine(engine).map_or(("tables", "rows"), EngineKind::summary_nouns)
+}
+
+/// Compare the manifest's tables with the restore's, by name. Returns the problems (one per
+/// table: count or content, missing or extra) and the number of manifest rows compared.
+#[must_use]
+pub fn compare_tables(
+    expected: &[TableSummary],
+    actual: &[TableSummary],
+    engine: &str,
+) -> (Vec<String>, u64) {
+    let (table, rows) = match engine_nouns(engine) {
+        ("databases", _) => ("database", "key"),
+        _ => ("table", "row"),
+    };
+    let actual_by_name: BTreeMap<&str, &TableSummary> =
+        actual.iter().map(|t| (t.name.as_str(), t)).collect();
+    let expected_names: BTreeSet<&str> = expected.iter().map(|t| t.name.as_str()).collect();
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    for want in expected {
+        compared += want.rows;
+        match actual_by_name.get(want.name.as_str()) {
+            // An empty Redis logical database named by a `/db` URL is in the dump's summary,
+            // but a whole-server scratch lists only databases holding keys: nothing to miss.
+            None if table == "database"
+                && want.rows == 0
+                && want.fingerprint == Fingerprint::EMPTY => {}
+            None => problems.push(format!(
+                "{table} {}: missing in the restore (manifest: {} {rows}s)",
+                want.name, want.rows
+            )),
+            Some(got) if got.rows != want.rows => problems.push(format!(
+                "{table} {}: {rows} count differs: expected {}, got {}",
+                want.name, want.rows, got.rows
+            )),
+            Some(got) if got.fingerprint != want.fingerprint => problems.push(format!(
+                "{table} {}: content differs: fingerprint expected {}, got {} ({} {rows}s each)",
+                want.name, want.fingerprint, got.fingerprint, want.rows
+            )),
+            Some(_) => {}
+        }
+    }
+    for got in actual {
+        if !expected_names.contains(got.name.as_str()) {
+            problems.push(format!(
+                "{table} {}: in the restore but not in the manifest ({} {rows}s)",
+                got.name, got.rows
+            ));
+        }
+    }
+    (problems, compared)
+}
+
+/// A unique, lowercase scratch database name: `exporter_verify_<run id>_<database>`, every
+/// character outside `[a-z0-9_]` replaced by `_`, at most 63 bytes (PostgreSQL's identifier
+/// limit). A name that would be longer is cut and ends in `_` and 8 hex digits of the SHA-256
+/// of the full name, so two long database names of one run still get different scratch names.
+#[must_use]
+pub fn scratch_name(run_id: &str, database: &str) -> String {
+    let full: String = format!("exporter_verify_{run_id}_{database}")
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if full.len() <= SCRATCH_NAME_MAX {
+        return full;
+    }
+    let digest = hex::encode(Sha256::digest(full.as_bytes()));
+    format!("{}_{}", &full[..SCRATCH_NAME_MAX - 9], &digest[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str, rows: u64, row: &[u8]) -> TableSummary {
+        let mut fingerprint = Fingerprint::EMPTY;
+        for _ in 0..rows {
+            fingerprint.add_row(row);
+        }
+        TableSummary {
+            name: name.to_owned(),
+            rows,
+            fingerprint,
+        }
+    }
+
+    #[test]
+    fn scratch_names_are_lowercase_sanitised_and_bounded() {
+        assert_eq!(
+            scratch_name("20261129T074800Z", "billing"),
+            "exporter_verify_20261129t074800z_billing"
+        );
+        assert_eq!(
+            scratch_name("20261129T074800Z-2", "My.DB-x"),
+            "exporter_verify_20261129t074800z_2_my_db_x"
+        );
+        let a = scratch_name("20261129T074800Z", &"a".repeat(40));
+        let b = scratch_name("20261129T074800Z", &format!("{}b", "a".repeat(39)));
+        assert_eq!(a.len(), SCRATCH_NAME_MAX);
+        assert_eq!(b.len(), SCRATCH_NAME_MAX);
+        assert_ne!(a, b, "cut names stay distinct");
+    }
+
+    #[test]
+    fn table_comparison_names_what_differs() {
+        let expected = vec![
+            table("public.a", 3, b"x"),
+            table("public.b", 2, b"y"),
+            table("public.c", 1, b"z"),
+            table("public.d", 0, b""),
+        ];
+        let actual = vec![
+            table("public.a", 3, b"x"),
+            table("public.b", 2, b"Y"),
+            table("public.e", 4, b"w"),
+        ];
+        let (problems, compared) = compare_tables(&expected, &actual, "postgresql");
+        assert_eq!(compared, 6);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].starts_with("table public.b: content differs: fingerprint expected "));
+        assert_eq!(
+            problems[1],
+            "table public.c: missing in the restore (manifest: 1 rows)"
+        );
+        assert_eq!(
+            problems[2],
+            "table public.d: missing in the restore (manifest: 0 rows)"
+        );
+        assert_eq!(
+            problems[3],
+            "table public.e: in the restore but not in the manifest (4 rows)"
+        );
+        let (problems, _) =
+            compare_tables(&[table("db0", 3, b"k")], &[table("db0", 2, b"k")], "redis");
+        assert_eq!(
+            problems,
+            vec!["database db0: key count differs: expected 3, got 2".to_owned()]
+        );
+        // An empty Redis database (a `/5` dump of nothing) has nothing to miss; an empty
+        // PostgreSQL table that did not come back does (checked above: public.d).
+        let empty_db5 = TableSummary {
+            name: "db5".to_owned(),
+            rows: 0,
+            fingerprint: Fingerprint::EMPTY,
+        };
+        let (problems, _) = compare_tables(&[empty_db5], &[], "redis");
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+}
