@@ -494,6 +494,76 @@ mod tests {
     }
 
     #[test]
+    fn an_adapter_hint_wins_over_the_generic_one() {
+        let tls = || {
+            EngineError::new(
+                ErrorKind::Connect,
+                "host name mismatch: the server's certificate is for db.internal, not localhost",
+            )
+            .with_hint("use sslmode=verify-ca")
+        };
+        // In the chain (a restore target's preflight) ...
+        let err = anyhow::Error::new(RestoreError::Preflight {
+            target: "postgres://localhost/t".into(),
+            source: tls(),
+        });
+        let c = classify(&err);
+        assert_eq!(c.status, ExitStatus::Failure);
+        assert_eq!(c.hint.as_deref(), Some("use sslmode=verify-ca"));
+        assert!(render(&err).ends_with("hint: use sslmode=verify-ca\n"));
+        // ... in a dump's failure, where the error itself is a line of text ...
+        let failure = DatabaseFailure {
+            message: one_line(&tls()),
+            cause: FailureCause::Engine {
+                kind: ErrorKind::Connect,
+                hint: tls().hint().map(str::to_owned),
+            },
+        };
+        assert_eq!(
+            database_hint(&failure).as_deref(),
+            Some("use sslmode=verify-ca")
+        );
+        let err = anyhow::Error::new(DumpError::Failed {
+            name: "billing".into(),
+            endpoint: "postgres://localhost/billing".into(),
+            failure,
+        });
+        assert_eq!(
+            classify(&err).hint.as_deref(),
+            Some("use sslmode=verify-ca")
+        );
+        // ... and for a scratch server that could not be used.
+        let err = anyhow::Error::new(VerifyError::ScratchUnavailable {
+            run_id: "r".into(),
+            hint: Some("use sslmode=verify-ca".into()),
+        });
+        assert_eq!(
+            classify(&err).hint.as_deref(),
+            Some("use sslmode=verify-ca")
+        );
+        // Without one, the kind's generic hint stays.
+        let plain = DatabaseFailure {
+            message: "connection refused".into(),
+            cause: FailureCause::Engine {
+                kind: ErrorKind::Connect,
+                hint: None,
+            },
+        };
+        assert_eq!(
+            database_hint(&plain).as_deref(),
+            Some("is the server running and reachable from here (host, port, tunnel)?")
+        );
+        let err = anyhow::Error::new(VerifyError::ScratchUnavailable {
+            run_id: "r".into(),
+            hint: None,
+        });
+        assert_eq!(
+            classify(&err).hint.as_deref(),
+            Some("check the --scratch server and its privileges, then verify again")
+        );
+    }
+
+    #[test]
     fn one_line_joins_causes_without_repeating() {
         let inner = std::io::Error::other("disk full");
         let e = EngineError::new(ErrorKind::Io, "cannot write").with_source(inner);

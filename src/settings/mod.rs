@@ -844,6 +844,55 @@ mod tests {
     }
 
     #[test]
+    fn libpq_environment_becomes_the_plans_connection_defaults() {
+        let env = |k: &str| match k {
+            "PGSSLMODE" => Some("verify-full".to_owned()),
+            "PGSSLROOTCERT" => Some("/etc/ca.pem".to_owned()),
+            _ => None,
+        };
+        let expected = ConnectionDefaults::from_env(&env);
+        assert_ne!(expected, ConnectionDefaults::default());
+        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &env, 2).unwrap();
+        assert_eq!(plan.connections, expected);
+        let cmd = verify_cmd(&["--level", "restore", "--scratch", "postgres://h/postgres"]);
+        assert_eq!(
+            resolve_verify(&cmd, NO_CONFIG, &env).unwrap().connections,
+            expected
+        );
+        let cmd = restore_cmd(&["r", "--into", "postgres://h/t"]);
+        assert_eq!(
+            resolve_restore(&cmd, NO_CONFIG, &env).unwrap().connections,
+            expected
+        );
+        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &no_env, 2).unwrap();
+        assert_eq!(plan.connections, ConnectionDefaults::default());
+        // The URLs are checked with the environment's defaults: a bad PGSSLMODE is a usage
+        // error naming the database, before any connection; a URL's own sslmode wins.
+        let bad = |k: &str| (k == "PGSSLMODE").then(|| "paranoid".to_owned());
+        let e = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &bad, 2).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("database x (postgres://h/x): unknown sslmode \"paranoid\""),
+            "{e}"
+        );
+        let cmd = restore_cmd(&["r", "--into", "postgres://h/t"]);
+        let e = resolve_restore(&cmd, NO_CONFIG, &bad).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown sslmode \"paranoid\""),
+            "{e}"
+        );
+        assert!(
+            resolve_dump(
+                &dump_cmd(&["postgres://h/x?sslmode=require"]),
+                NO_CONFIG,
+                &bad,
+                2
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn resolve_uploads_rules() {
         let e = resolve_uploads(&uploads_cmd(&[]), NO_CONFIG, &no_env).unwrap_err();
         assert_eq!(
