@@ -6,7 +6,9 @@
 //! platform database (next: Aptible) will resolve through a tunnel: an [`EndpointProvider`]
 //! that opens it — I/O, after planning — and a guard that closes it when dropped, after the
 //! dump. The TLS settings of a connection (the URL's parameters, an inline CA) travel inside
-//! the [`Endpoint`]. Whatever opens a connection (a dump's source, a restore target, a scratch
+//! the [`Endpoint`]; the environment's defaults for them (libpq's `PGSSLMODE`, `PGSSLROOTCERT`
+//! …, resolved by settings into [`ConnectionDefaults`]) are applied here, by the provider, so
+//! every connection of a command — dump, restore target, scratch server — gets the same ones. Whatever opens a connection (a dump's source, a restore target, a scratch
 //! server; see [`crate::engines`]) takes an endpoint, never a URL from the settings.
 
 use std::fmt;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use exporter_contract::{Endpoint, EngineError};
 use futures::future::BoxFuture;
 
+use crate::engines::ConnectionDefaults;
 use crate::settings::DatabaseTarget;
 
 /// An [`Endpoint`] and whatever keeps it reachable (a tunnel process, a forwarded port), held
@@ -79,9 +82,20 @@ pub trait EndpointProvider: Send + Sync {
     ) -> BoxFuture<'a, Result<Arc<EndpointGuard>, EngineError>>;
 }
 
-/// The provider for targets named by URL: the endpoint is the URL itself.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UrlEndpoints;
+/// The provider for targets named by URL: the endpoint is the URL itself, with the
+/// environment's connection defaults for its engine ([`crate::engines::EngineKind::endpoint`]).
+#[derive(Debug, Clone, Default)]
+pub struct UrlEndpoints {
+    defaults: ConnectionDefaults,
+}
+
+impl UrlEndpoints {
+    /// A provider that applies `defaults` (the plan's `connections`) to every endpoint.
+    #[must_use]
+    pub fn new(defaults: ConnectionDefaults) -> Self {
+        Self { defaults }
+    }
+}
 
 impl EndpointProvider for UrlEndpoints {
     fn open<'a>(
@@ -89,9 +103,9 @@ impl EndpointProvider for UrlEndpoints {
         target: &'a DatabaseTarget,
     ) -> BoxFuture<'a, Result<Arc<EndpointGuard>, EngineError>> {
         Box::pin(async move {
-            Ok(Arc::new(EndpointGuard::direct(Endpoint::new(
-                target.url.clone(),
-            ))))
+            Ok(Arc::new(EndpointGuard::direct(
+                target.engine.endpoint(&target.url, &self.defaults),
+            )))
         })
     }
 }
@@ -109,10 +123,46 @@ mod tests {
             url: DatabaseUrl::parse("postgres://app:s3cret@db.internal:5432/billing").unwrap(),
             engine: EngineKind::Postgres,
         };
-        let guard = UrlEndpoints.open(&target).await.unwrap();
+        let guard = UrlEndpoints::default().open(&target).await.unwrap();
         assert_eq!(guard.endpoint().url(), &target.url);
         assert!(!guard.endpoint().is_redirected());
         assert!(!format!("{guard:?}").contains("s3cret"));
+        assert_eq!(guard.endpoint().param("sslmode"), None);
+    }
+
+    #[tokio::test]
+    async fn the_environment_s_connection_defaults_are_applied_to_the_endpoint() {
+        let env = |k: &str| match k {
+            "PGSSLMODE" => Some("verify-full".to_owned()),
+            "PGSSLROOTCERT" => Some("/etc/ca.pem".to_owned()),
+            _ => None,
+        };
+        let provider = UrlEndpoints::new(ConnectionDefaults::from_env(&env));
+        let target = |url: &str| DatabaseTarget {
+            name: "billing".into(),
+            url: DatabaseUrl::parse(url).unwrap(),
+            engine: EngineKind::for_scheme(url.split(':').next().unwrap()).unwrap(),
+        };
+        let pg = target("postgres://db.internal/billing");
+        let guard = provider.open(&pg).await.unwrap();
+        assert_eq!(
+            guard.endpoint().param("sslmode").as_deref(),
+            Some("verify-full")
+        );
+        assert_eq!(
+            guard.endpoint().param("sslrootcert").as_deref(),
+            Some("/etc/ca.pem")
+        );
+        // The URL's own parameter wins; other engines ignore libpq's variables.
+        let own = target("postgres://db.internal/billing?sslmode=require");
+        let guard = provider.open(&own).await.unwrap();
+        assert_eq!(
+            guard.endpoint().param("sslmode").as_deref(),
+            Some("require")
+        );
+        let my = target("mysql://db.internal/shop");
+        let guard = provider.open(&my).await.unwrap();
+        assert_eq!(guard.endpoint().param("sslmode"), None);
     }
 
     #[test]

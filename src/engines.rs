@@ -4,12 +4,14 @@
 //! names the adapters", after rustic_backend's `choose.rs`). Adding an engine means adding a
 //! variant here and its adapter crate. Each engine gives a [`Source`] (dump), a [`Target`]
 //! (restore) and a [`ScratchServer`] (`verify --level restore`), each built from an
-//! [`Endpoint`] that the endpoint step ([`crate::endpoint`]) opened.
+//! [`Endpoint`] that the endpoint step ([`crate::endpoint`]) opened. The connection defaults a
+//! user of the engine's own client keeps in the environment ([`ConnectionDefaults`], libpq's
+//! `PGSSLMODE` …) are mapped to the engine's URL parameters here too ([`EngineKind::endpoint`]).
 
 use std::fmt;
 use std::sync::Arc;
 
-use exporter_contract::{Endpoint, PayloadFormat, ScratchServer, Source, Target};
+use exporter_contract::{DatabaseUrl, Endpoint, PayloadFormat, ScratchServer, Source, Target};
 use exporter_redis::RedisFormat;
 
 /// An engine the tool can dump.
@@ -32,7 +34,70 @@ pub struct EngineOptions {
     pub keep_definers: bool,
 }
 
+/// Connection settings a user of the engine's own client keeps in the environment, passed to
+/// the adapters as defaults for URL parameters (adapters never read the environment; settings
+/// read it through the lookup they are given).
+///
+/// Today: libpq's `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` and `PGSSLSNI`, the
+/// defaults of `sslmode`, `sslrootcert`, `sslcert`, `sslkey` and `sslsni` of PostgreSQL URLs
+/// (<https://www.postgresql.org/docs/current/libpq-envars.html>); a URL's own parameter wins.
+/// Empty variables count as unset, as in libpq.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionDefaults {
+    postgres: Vec<(&'static str, String)>,
+}
+
+impl ConnectionDefaults {
+    /// Read the variables through `env` (a snapshot of the environment).
+    #[must_use]
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            postgres: exporter_postgres::ENV_PARAMS
+                .iter()
+                .filter_map(|(var, param)| env(var).filter(|v| !v.is_empty()).map(|v| (*param, v)))
+                .collect(),
+        }
+    }
+}
+
 impl EngineKind {
+    /// The endpoint of `url` for this engine: the URL, with the environment's defaults for
+    /// its parameters (see [`Self::with_defaults`]).
+    #[must_use]
+    pub fn endpoint(self, url: &DatabaseUrl, defaults: &ConnectionDefaults) -> Endpoint {
+        self.with_defaults(Endpoint::new(url.clone()), defaults)
+    }
+
+    /// `endpoint` with the environment's defaults for this engine's URL parameters (a URL's own
+    /// parameter still wins). Every endpoint provider applies them, so a tunnel's endpoint
+    /// gets them as a URL's does.
+    #[must_use]
+    pub fn with_defaults(self, endpoint: Endpoint, defaults: &ConnectionDefaults) -> Endpoint {
+        match self {
+            Self::Postgres => defaults
+                .postgres
+                .iter()
+                .fold(endpoint, |e, (k, v)| e.with_default_param(*k, v.clone())),
+            Self::Mysql | Self::Redis => endpoint,
+        }
+    }
+
+    /// The transport security an endpoint asks for, in the engine's words, for listings:
+    /// `prefer` (libpq's default), `verify-full`, `PREFERRED`, `REQUIRED`, `rediss`, `none`
+    /// (`redis://`). Pure; `invalid` when the parameters do not parse.
+    #[must_use]
+    pub fn tls_mode(self, endpoint: &Endpoint) -> String {
+        match self {
+            Self::Postgres => exporter_postgres::tls_mode(endpoint)
+                .map_or_else(|_| "invalid".to_owned(), |m| m.as_str().to_owned()),
+            Self::Mysql => exporter_mysql::tls_mode(endpoint)
+                .map_or_else(|_| "invalid".to_owned(), |m| m.as_str().to_owned()),
+            Self::Redis => {
+                exporter_redis::tls_mode(endpoint).unwrap_or_else(|_| "invalid".to_owned())
+            }
+        }
+    }
+
     /// The engine for a URL scheme, or `None` if unsupported.
     #[must_use]
     pub fn for_scheme(scheme: &str) -> Option<Self> {
@@ -101,16 +166,17 @@ impl EngineKind {
         }
     }
 
-    /// Build the adapter for `endpoint`. Pure: no I/O happens until `preflight` or `dump`.
+    /// Build the adapter for `endpoint` (every connection it opens dials the endpoint and
+    /// applies its TLS settings). Pure: no I/O happens until `preflight` or `dump`.
     #[must_use]
     pub fn source(self, endpoint: &Endpoint, options: EngineOptions) -> Arc<dyn Source> {
-        let url = endpoint.url().clone();
+        let endpoint = endpoint.clone();
         match self {
-            Self::Postgres => Arc::new(exporter_postgres::PostgresSource::new(url)),
-            Self::Mysql => {
-                Arc::new(exporter_mysql::MysqlSource::new(url).with_definers(options.keep_definers))
-            }
-            Self::Redis => Arc::new(exporter_redis::RedisSource::new(url).with_format(
+            Self::Postgres => Arc::new(exporter_postgres::PostgresSource::new(endpoint)),
+            Self::Mysql => Arc::new(
+                exporter_mysql::MysqlSource::new(endpoint).with_definers(options.keep_definers),
+            ),
+            Self::Redis => Arc::new(exporter_redis::RedisSource::new(endpoint).with_format(
                 if options.redis_rdb {
                     RedisFormat::Rdb
                 } else {
@@ -124,11 +190,11 @@ impl EngineKind {
     /// happens until `preflight`.
     #[must_use]
     pub fn target(self, endpoint: &Endpoint) -> Arc<dyn Target> {
-        let url = endpoint.url().clone();
+        let endpoint = endpoint.clone();
         match self {
-            Self::Postgres => Arc::new(exporter_postgres::PostgresTarget::new(url)),
-            Self::Mysql => Arc::new(exporter_mysql::MysqlTarget::new(url)),
-            Self::Redis => Arc::new(exporter_redis::RedisTarget::new(url)),
+            Self::Postgres => Arc::new(exporter_postgres::PostgresTarget::new(endpoint)),
+            Self::Mysql => Arc::new(exporter_mysql::MysqlTarget::new(endpoint)),
+            Self::Redis => Arc::new(exporter_redis::RedisTarget::new(endpoint)),
         }
     }
 
@@ -136,11 +202,11 @@ impl EngineKind {
     /// I/O happens until `create`.
     #[must_use]
     pub fn scratch(self, endpoint: &Endpoint) -> Arc<dyn ScratchServer> {
-        let url = endpoint.url().clone();
+        let endpoint = endpoint.clone();
         match self {
-            Self::Postgres => Arc::new(exporter_postgres::PostgresScratch::new(url)),
-            Self::Mysql => Arc::new(exporter_mysql::MysqlScratch::new(url)),
-            Self::Redis => Arc::new(exporter_redis::RedisScratch::new(url)),
+            Self::Postgres => Arc::new(exporter_postgres::PostgresScratch::new(endpoint)),
+            Self::Mysql => Arc::new(exporter_mysql::MysqlScratch::new(endpoint)),
+            Self::Redis => Arc::new(exporter_redis::RedisScratch::new(endpoint)),
         }
     }
 }
@@ -199,5 +265,43 @@ mod tests {
         );
         assert_eq!(EngineKind::Redis.format(rdb).extension(), "rdb");
         assert_eq!(EngineKind::Mysql.format(rdb).extension(), "sql");
+    }
+
+    #[test]
+    fn libpq_environment_becomes_postgres_defaults_and_modes_are_listed() {
+        let env = |k: &str| match k {
+            "PGSSLMODE" => Some("verify-ca".to_owned()),
+            "PGSSLROOTCERT" => Some("/etc/ca.pem".to_owned()),
+            "PGSSLCERT" => Some(String::new()),
+            _ => None,
+        };
+        let defaults = ConnectionDefaults::from_env(&env);
+        let pg = DatabaseUrl::parse("postgres://h/db").unwrap();
+        let e = EngineKind::Postgres.endpoint(&pg, &defaults);
+        assert_eq!(e.param("sslmode").as_deref(), Some("verify-ca"));
+        assert_eq!(e.param("sslrootcert").as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(e.param("sslcert"), None);
+        assert_eq!(EngineKind::Postgres.tls_mode(&e), "verify-ca");
+        let own = DatabaseUrl::parse("postgres://h/db?sslmode=disable").unwrap();
+        let e = EngineKind::Postgres.endpoint(&own, &defaults);
+        assert_eq!(EngineKind::Postgres.tls_mode(&e), "disable");
+        let plain = EngineKind::Postgres.endpoint(&pg, &ConnectionDefaults::default());
+        assert_eq!(EngineKind::Postgres.tls_mode(&plain), "prefer");
+        // A tunnel's endpoint (a dial override) gets the same defaults.
+        let tunnel = EngineKind::Postgres.with_defaults(
+            Endpoint::new(pg.clone()).dial("127.0.0.1", 40000),
+            &defaults,
+        );
+        assert_eq!(tunnel.param("sslmode").as_deref(), Some("verify-ca"));
+        assert_eq!(tunnel.connect_port(5432), 40000);
+        // Other engines ignore libpq's variables.
+        let my = DatabaseUrl::parse("mysql://h/db").unwrap();
+        let e = EngineKind::Mysql.endpoint(&my, &defaults);
+        assert_eq!(e.param("sslmode"), None);
+        assert_eq!(EngineKind::Mysql.tls_mode(&e), "PREFERRED");
+        let r = DatabaseUrl::parse("rediss://h").unwrap();
+        assert_eq!(EngineKind::Redis.tls_mode(&r.clone().into()), "rediss");
+        let r = DatabaseUrl::parse("redis://h").unwrap();
+        assert_eq!(EngineKind::Redis.tls_mode(&r.into()), "none");
     }
 }

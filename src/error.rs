@@ -6,6 +6,12 @@
 //! error to its exit code and `hint:` line: it walks the error's chain, outermost first, and
 //! the first error it recognises decides. Nothing else in the crate writes an exit code.
 //!
+//! Hints: an adapter's own next step ([`EngineError::hint`], e.g. `sslmode=verify-ca` after a
+//! host name mismatch through a tunnel, or the TLS parameter after a clear-text attempt against
+//! a TLS-only server) wins over the generic hint of the error's kind, wherever it travels: in
+//! the chain, in a dump's [`DatabaseFailure`], or in a verification's unavailable scratch
+//! server.
+//!
 //! Rendered: `error: <message>`, then one `  caused by: <cause>` line per cause (a cause whose
 //! text the line before already carries is left out), then `hint: <next step>` when there is
 //! one (uv's style).
@@ -108,19 +114,26 @@ impl Classified {
 
 /// Map an error to its exit status and hint: the first error of the chain (outermost first)
 /// that is recognised decides; an error nothing recognises is a runtime failure (exit 3)
-/// without a hint.
+/// without a hint. An adapter's own hint anywhere in the chain replaces the generic one.
 #[must_use]
 pub fn classify(error: &anyhow::Error) -> Classified {
-    error
+    let mut classified = error
         .chain()
         .find_map(classify_one)
-        .unwrap_or_else(|| Classified::new(ExitStatus::Failure, None))
+        .unwrap_or_else(|| Classified::new(ExitStatus::Failure, None));
+    if let Some(hint) = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<EngineError>().and_then(EngineError::hint))
+    {
+        classified.hint = Some(hint.to_owned());
+    }
+    classified
 }
 
 /// The hint for one database's dump failure (shown beside it when several are dumped).
 #[must_use]
 pub fn database_hint(failure: &DatabaseFailure) -> Option<String> {
-    failure_hint(failure.cause).map(str::to_owned)
+    failure_hint(&failure.cause)
 }
 
 fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
@@ -219,26 +232,35 @@ fn destination_hint(local: bool) -> &'static str {
     }
 }
 
-fn failure_hint(cause: FailureCause) -> Option<&'static str> {
+fn failure_hint(cause: &FailureCause) -> Option<String> {
     match cause {
-        FailureCause::Engine { kind } => match kind {
-            ErrorKind::Connect => {
-                Some("is the server running and reachable from here (host, port, tunnel)?")
-            }
-            ErrorKind::Auth => {
-                Some("check the user and password; keep passwords out of exporter.toml with ${VAR}")
-            }
-            ErrorKind::NotFound => Some("check the database name in the URL"),
-            ErrorKind::Permission => Some(
-                "dump as a user that may read everything the error names (the owner, a superuser, or an ACL user with those commands)",
-            ),
-            ErrorKind::Unsupported => Some(
-                "this object cannot be exported faithfully yet; nothing was written for this database",
-            ),
-            _ => None,
-        },
-        FailureCause::Destination { local } => Some(destination_hint(local)),
+        // The engine's own next step first.
+        FailureCause::Engine {
+            hint: Some(hint), ..
+        } => Some(hint.clone()),
+        FailureCause::Engine { kind, hint: None } => engine_kind_hint(*kind).map(str::to_owned),
+        FailureCause::Destination { local } => Some(destination_hint(*local).to_owned()),
         FailureCause::Internal => None,
+    }
+}
+
+/// The generic hint for an adapter error of `kind` during a dump.
+fn engine_kind_hint(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::Connect => {
+            Some("is the server running and reachable from here (host, port, tunnel)?")
+        }
+        ErrorKind::Auth => {
+            Some("check the user and password; keep passwords out of exporter.toml with ${VAR}")
+        }
+        ErrorKind::NotFound => Some("check the database name in the URL"),
+        ErrorKind::Permission => Some(
+            "dump as a user that may read everything the error names (the owner, a superuser, or an ACL user with those commands)",
+        ),
+        ErrorKind::Unsupported => Some(
+            "this object cannot be exported faithfully yet; nothing was written for this database",
+        ),
+        _ => None,
     }
 }
 
@@ -253,10 +275,14 @@ fn dump_error(e: &DumpError) -> Option<Classified> {
                 "check the bucket name, the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, …), the region and the endpoint"
             }),
         ),
-        DumpError::Failed { failure, .. } => Classified::new(status, failure_hint(failure.cause)),
-        DumpError::AllFailed { failures, .. } => {
-            Classified::new(status, failures.iter().find_map(|f| failure_hint(f.cause)))
-        }
+        DumpError::Failed { failure, .. } => Classified {
+            status,
+            hint: failure_hint(&failure.cause),
+        },
+        DumpError::AllFailed { failures, .. } => Classified {
+            status,
+            hint: failures.iter().find_map(|f| failure_hint(&f.cause)),
+        },
         DumpError::WriteManifest { .. } => Classified::new(status, None),
         DumpError::Partial { .. } => Classified::new(
             status,
@@ -373,10 +399,12 @@ fn verify_error(e: &VerifyError) -> Option<Classified> {
             No,
             Some("do not delete the source databases; dump again with `exporter dump --all`"),
         ),
-        VerifyError::ScratchUnavailable { .. } => Classified::new(
-            Failure,
-            Some("check the --scratch server and its privileges, then verify again"),
-        ),
+        VerifyError::ScratchUnavailable { hint, .. } => Classified {
+            status: Failure,
+            hint: Some(hint.clone().unwrap_or_else(|| {
+                "check the --scratch server and its privileges, then verify again".to_owned()
+            })),
+        },
         VerifyError::Thread(_) => return None,
     })
 }
@@ -446,6 +474,7 @@ mod tests {
             message: "h:1: error connecting to server: Connection refused".into(),
             cause: FailureCause::Engine {
                 kind: ErrorKind::Connect,
+                hint: None,
             },
         };
         let err = anyhow::Error::new(DumpError::Failed {
@@ -480,6 +509,76 @@ mod tests {
         assert_eq!(
             classify(&anyhow::Error::new(unsupported)).status,
             ExitStatus::Usage
+        );
+    }
+
+    #[test]
+    fn an_adapter_hint_wins_over_the_generic_one() {
+        let tls = || {
+            EngineError::new(
+                ErrorKind::Connect,
+                "host name mismatch: the server's certificate is for db.internal, not localhost",
+            )
+            .with_hint("use sslmode=verify-ca")
+        };
+        // In the chain (a restore target's preflight) ...
+        let err = anyhow::Error::new(RestoreError::Preflight {
+            target: "postgres://localhost/t".into(),
+            source: tls(),
+        });
+        let c = classify(&err);
+        assert_eq!(c.status, ExitStatus::Failure);
+        assert_eq!(c.hint.as_deref(), Some("use sslmode=verify-ca"));
+        assert!(render(&err).ends_with("hint: use sslmode=verify-ca\n"));
+        // ... in a dump's failure, where the error itself is a line of text ...
+        let failure = DatabaseFailure {
+            message: one_line(&tls()),
+            cause: FailureCause::Engine {
+                kind: ErrorKind::Connect,
+                hint: tls().hint().map(str::to_owned),
+            },
+        };
+        assert_eq!(
+            database_hint(&failure).as_deref(),
+            Some("use sslmode=verify-ca")
+        );
+        let err = anyhow::Error::new(DumpError::Failed {
+            name: "billing".into(),
+            endpoint: "postgres://localhost/billing".into(),
+            failure,
+        });
+        assert_eq!(
+            classify(&err).hint.as_deref(),
+            Some("use sslmode=verify-ca")
+        );
+        // ... and for a scratch server that could not be used.
+        let err = anyhow::Error::new(VerifyError::ScratchUnavailable {
+            run_id: "r".into(),
+            hint: Some("use sslmode=verify-ca".into()),
+        });
+        assert_eq!(
+            classify(&err).hint.as_deref(),
+            Some("use sslmode=verify-ca")
+        );
+        // Without one, the kind's generic hint stays.
+        let plain = DatabaseFailure {
+            message: "connection refused".into(),
+            cause: FailureCause::Engine {
+                kind: ErrorKind::Connect,
+                hint: None,
+            },
+        };
+        assert_eq!(
+            database_hint(&plain).as_deref(),
+            Some("is the server running and reachable from here (host, port, tunnel)?")
+        );
+        let err = anyhow::Error::new(VerifyError::ScratchUnavailable {
+            run_id: "r".into(),
+            hint: None,
+        });
+        assert_eq!(
+            classify(&err).hint.as_deref(),
+            Some("check the --scratch server and its privileges, then verify again")
         );
     }
 

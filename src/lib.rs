@@ -17,10 +17,12 @@
 //!   - [`pipeline`]: the dump path (engine → zstd → SHA-256 → storage, manifest last) and the
 //!     restore path (storage → zstd → engine) side by side;
 //!   - [`storage`]: where runs live (a local directory, S3 and S3-compatible stores);
-//!   - [`endpoint`]: the endpoint step, a planned target → a live endpoint held by a guard;
+//!   - [`endpoint`]: the endpoint step, a planned target → a live endpoint held by a guard,
+//!     with the environment's connection defaults (libpq's `PGSSLMODE`, …) applied;
 //!   - [`cleanup`]: one scope for what an unfinished command must undo;
 //! - [`engines`]: the one module that names the adapters (URL scheme or manifest engine →
-//!   source, restore target, scratch server);
+//!   source, restore target, scratch server, each built from an endpoint; which environment
+//!   variables are defaults of which engine's URL parameters);
 //! - [`archive`]: the archive format — run ids, `manifest.json`, `SHA256SUMS`, reading files
 //!   back;
 //! - [`error`]: exit codes, the one error classifier, error rendering.

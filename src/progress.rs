@@ -9,7 +9,7 @@
 //! Events are small owned values, sent a handful of times per database, so observers may be
 //! called from any task or thread (`Send + Sync`).
 
-use exporter_contract::PayloadFormat;
+use exporter_contract::{PayloadFormat, TlsInfo};
 use serde::Serialize;
 
 use crate::engines::EngineKind;
@@ -65,6 +65,9 @@ pub enum Event {
         compressed_bytes: u64,
         /// Wall time in seconds.
         seconds: f64,
+        /// How the dump's connection travelled (the adapter's report, also in the manifest);
+        /// `None` when the engine reports nothing.
+        tls: Option<TlsInfo>,
     },
     /// A reduced-fidelity note the user opted into, recorded in the manifest.
     DatabaseWarning {

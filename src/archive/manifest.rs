@@ -2,7 +2,7 @@
 //! [`crate::verify::VerifyReport`].)
 
 use chrono::{DateTime, Utc};
-use exporter_contract::{Consistency, PayloadFormat, TableSummary};
+use exporter_contract::{Consistency, PayloadFormat, TableSummary, TlsInfo};
 use serde::{Deserialize, Serialize};
 
 /// Value of the `format` field.
@@ -129,6 +129,11 @@ pub struct DatabaseEntry {
     /// Reduced-fidelity notes the user opted into.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Transport security of the dump's connection: the mode asked for, whether it was
+    /// encrypted, what was verified, the protocol and the server certificate's SHA-256.
+    /// Absent in manifests written before it existed (format 1.0 readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
     /// The platform database this entry came from, for runs dumped from a platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<PlatformDatabase>,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use exporter_contract::PayloadFormat;
+use exporter_contract::{PayloadFormat, TlsInfo};
 use serde::Serialize;
 
 use crate::archive::{DatabaseEntry, RunStatus};
@@ -112,6 +112,7 @@ impl Progress for DumpProgress {
                 uncompressed_bytes,
                 compressed_bytes,
                 seconds,
+                tls,
             } => {
                 let ratio = if *compressed_bytes > 0 {
                     *uncompressed_bytes as f64 / *compressed_bytes as f64
@@ -127,9 +128,10 @@ impl Progress for DumpProgress {
                     format!("{}, {}", counted(*tables, parts), counted(*rows, items))
                 };
                 ui.info(format!(
-                    "  {name}: ok {file}: {counts}, {} -> {} ({ratio:.1}x) in {seconds:.1}s",
+                    "  {name}: ok {file}: {counts}, {} -> {} ({ratio:.1}x) in {seconds:.1}s{}",
                     human_bytes(*uncompressed_bytes),
                     human_bytes(*compressed_bytes),
+                    tls_note(tls.as_ref()),
                 ));
             }
             Event::DatabaseWarning { name, warning } => {
@@ -143,6 +145,21 @@ impl Progress for DumpProgress {
             }
             _ => {}
         }
+    }
+}
+
+/// `, TLSv1.3 (verify-full, checked chain+hostname)` or `, clear text (prefer)`: how the
+/// dump travelled, for the progress line.
+fn tls_note(tls: Option<&TlsInfo>) -> String {
+    match tls {
+        Some(t) if t.encrypted => format!(
+            ", {} ({}, checked {})",
+            t.protocol.as_deref().unwrap_or("TLS"),
+            t.mode,
+            t.verified.as_deref().unwrap_or("none")
+        ),
+        Some(t) => format!(", clear text ({})", t.mode),
+        None => String::new(),
     }
 }
 

@@ -34,10 +34,6 @@ use crate::settings::{self, ConfigReadError, ConfigSource};
 /// writer aborting its upload) before it reports it as unfinished.
 const CLEANUP_GRACE: Duration = Duration::from_secs(60);
 
-/// How endpoints are opened: databases named by URL are their own endpoints. (The platform
-/// issue adds a provider of tunnels; the command then chooses by the plan's inventory.)
-static ENDPOINTS: UrlEndpoints = UrlEndpoints;
-
 /// Resolve and run a parsed command line; returns the exit status after printing any error.
 #[must_use]
 pub fn run(cli: Cli) -> ExitStatus {
@@ -121,17 +117,20 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             // URLs alone need no config file; a missing default config is fine then.
             let config = ConfigFile::read(path, true, false)?;
             let plan = settings::resolve_dump(&cmd, config.source(), &env, cores)?;
-            dump::run(&plan, cmd.json, ui, cleanup, &ENDPOINTS).await
+            let endpoints = UrlEndpoints::new(plan.connections.clone());
+            dump::run(&plan, cmd.json, ui, cleanup, &endpoints).await
         }
         Command::Verify(cmd) => {
             let config = ConfigFile::read(path, false, false)?;
             let plan = settings::resolve_verify(&cmd, config.source(), &env)?;
-            verify::run(&plan, cmd.json, ui, cleanup, &ENDPOINTS).await
+            let endpoints = UrlEndpoints::new(plan.connections.clone());
+            verify::run(&plan, cmd.json, ui, cleanup, &endpoints).await
         }
         Command::Restore(cmd) => {
             let config = ConfigFile::read(path, false, false)?;
             let plan = settings::resolve_restore(&cmd, config.source(), &env)?;
-            restore::run(&plan, cmd.json, ui, cleanup, &ENDPOINTS).await
+            let endpoints = UrlEndpoints::new(plan.connections.clone());
+            restore::run(&plan, cmd.json, ui, cleanup, &endpoints).await
         }
         Command::Uploads(cmd) => {
             let config = ConfigFile::read(path, false, false)?;

@@ -287,6 +287,7 @@ mod tests {
                 Ok(ServerInfo {
                     engine: "memory".into(),
                     version: "1".into(),
+                    tls: None,
                 })
             })
         }
@@ -311,6 +312,7 @@ mod tests {
                         server_version: "1".into(),
                         consistency: Consistency::Snapshot,
                         size_hint: None,
+                        tls: None,
                     },
                     body: Box::pin(futures::stream::iter(items)),
                     completion: Box::pin(async move {

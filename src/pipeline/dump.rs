@@ -31,7 +31,7 @@ use crate::settings::{DatabaseTarget, Destination, DumpPlan};
 use crate::storage::Storage;
 
 /// What made one database's dump fail, as far as a hint is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "cause", rename_all = "snake_case")]
 pub enum FailureCause {
     /// The engine (endpoint, preflight, stream or completion) failed with this kind.
@@ -39,6 +39,11 @@ pub enum FailureCause {
         /// The adapter's error kind.
         #[serde(serialize_with = "kind_name")]
         kind: ErrorKind,
+        /// The adapter's own next step ([`exporter_contract::EngineError::hint`], e.g.
+        /// `sslmode=verify-ca` after a host name mismatch through a tunnel); it wins over the
+        /// generic hint of the kind.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
     },
     /// Writing to the destination failed.
     Destination {
@@ -71,7 +76,10 @@ impl DatabaseFailure {
         Self {
             message: one_line(e),
             cause: match e {
-                PipelineError::Engine(e) => FailureCause::Engine { kind: e.kind() },
+                PipelineError::Engine(e) => FailureCause::Engine {
+                    kind: e.kind(),
+                    hint: e.hint().map(str::to_owned),
+                },
                 PipelineError::Write { .. } => FailureCause::Destination { local },
             },
         }
@@ -441,6 +449,7 @@ async fn dump_database(
                 uncompressed_bytes: stats.uncompressed_bytes,
                 compressed_bytes: stats.compressed_bytes,
                 seconds: stats.seconds,
+                tls: stats.meta.tls.clone(),
             });
             for w in &stats.summary.warnings {
                 job.progress.event(&Event::DatabaseWarning {
@@ -469,6 +478,7 @@ async fn dump_database(
                 tables: stats.summary.tables,
                 warnings: stats.summary.warnings,
                 platform: None,
+                tls: stats.meta.tls.clone(),
             };
             drop(endpoint);
             (entry, None)
@@ -504,5 +514,6 @@ fn failed_entry(
         tables: Vec::new(),
         warnings: Vec::new(),
         platform: None,
+        tls: None,
     }
 }

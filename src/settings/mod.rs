@@ -40,10 +40,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use exporter_contract::{DatabaseUrl, Endpoint};
+use exporter_contract::DatabaseUrl;
 
 use crate::cli::{DumpCmd, LevelArg, RedisFormatArg, RestoreCmd, UploadsCmd, VerifyCmd};
-use crate::engines::{EngineKind, EngineOptions};
+use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
 use crate::storage::s3::{self, S3Config};
 use crate::verify::Level;
 
@@ -157,6 +157,9 @@ pub struct DumpPlan {
     pub engine_options: EngineOptions,
     /// Where the inventory came from.
     pub inventory: InventorySource,
+    /// The environment's defaults for connection parameters (libpq's `PGSSLMODE`, …), applied
+    /// by the endpoint step ([`crate::endpoint::UrlEndpoints`]).
+    pub connections: ConnectionDefaults,
 }
 
 /// The config file as the caller found it: settings reads no file itself.
@@ -226,6 +229,7 @@ pub fn resolve_dump(
 ) -> Result<DumpPlan, SettingsError> {
     let parsed = config.parse(env)?;
     let (databases, inventory) = dump_databases(cmd, parsed.as_ref(), config.name())?;
+    let connections = ConnectionDefaults::from_env(env);
     let level = cmd.compression_level.unwrap_or(DEFAULT_COMPRESSION_LEVEL);
     if !(1..=MAX_COMPRESSION_LEVEL).contains(&level) {
         return Err(SettingsError::new(format!(
@@ -241,10 +245,11 @@ pub fn resolve_dump(
         redis_rdb: cmd.redis_format == RedisFormatArg::Rdb,
         keep_definers: cmd.keep_definers,
     };
-    // Each adapter checks its URL without I/O, so parameter mistakes are usage errors.
+    // Each adapter checks its URL without I/O, so parameter mistakes are usage errors (with
+    // the environment's defaults, as the endpoint step will apply them: a bad PGSSLMODE too).
     for db in &databases {
         db.engine
-            .source(&Endpoint::new(db.url.clone()), engine_options)
+            .source(&db.engine.endpoint(&db.url, &connections), engine_options)
             .validate()
             .map_err(|e| {
                 SettingsError::new(format!(
@@ -271,6 +276,7 @@ pub fn resolve_dump(
         ownership: !cmd.no_owner,
         engine_options,
         inventory,
+        connections,
     })
 }
 
@@ -368,6 +374,8 @@ pub struct VerifyPlan {
     pub level: Level,
     /// Scratch servers, at most one per engine (only with [`Level::Restore`]).
     pub scratch: Vec<DatabaseTarget>,
+    /// The environment's connection defaults, as in [`DumpPlan::connections`].
+    pub connections: ConnectionDefaults,
 }
 
 impl VerifyPlan {
@@ -441,6 +449,7 @@ pub fn resolve_verify(
         run: cmd.run.clone(),
         level,
         scratch,
+        connections: ConnectionDefaults::from_env(env),
     })
 }
 
@@ -459,6 +468,8 @@ pub struct RestorePlan {
     pub clean: bool,
     /// Apply ownership and privilege statements.
     pub ownership: bool,
+    /// The environment's connection defaults, as in [`DumpPlan::connections`].
+    pub connections: ConnectionDefaults,
 }
 
 /// Resolve `exporter restore` with the config's `[storage]` (`to` and the S3 keys).
@@ -485,8 +496,9 @@ pub fn resolve_restore(
         message: format!("--into: {}", e.message),
         hint: e.hint,
     })?;
+    let connections = ConnectionDefaults::from_env(env);
     engine
-        .target(&Endpoint::new(url.clone()))
+        .target(&engine.endpoint(&url, &connections))
         .validate()
         .map_err(|e| SettingsError::new(format!("--into {url}: {}", e.message())))?;
     let to = cmd
@@ -505,6 +517,7 @@ pub fn resolve_restore(
         db: cmd.db.clone(),
         clean: cmd.clean,
         ownership: !cmd.no_owner,
+        connections,
     })
 }
 
@@ -513,6 +526,9 @@ pub fn resolve_restore(
 pub struct ListPlan {
     /// The databases, in config order.
     pub databases: Vec<DatabaseTarget>,
+    /// The environment's connection defaults, as in [`DumpPlan::connections`] (the TLS mode
+    /// column shows them).
+    pub connections: ConnectionDefaults,
 }
 
 /// Resolve `exporter list`: the whole config file.
@@ -527,6 +543,7 @@ pub fn resolve_list(config: ConfigSource<'_>, env: Env<'_>) -> Result<ListPlan, 
         .ok_or_else(|| SettingsError::new(format!("{name} does not exist")))?;
     Ok(ListPlan {
         databases: config.databases,
+        connections: ConnectionDefaults::from_env(env),
     })
 }
 
@@ -829,6 +846,55 @@ mod tests {
         let plan =
             resolve_dump(&dump_cmd(&["--all", "--to", "/flag"]), config, &no_env, 2).unwrap();
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/flag")));
+    }
+
+    #[test]
+    fn libpq_environment_becomes_the_plans_connection_defaults() {
+        let env = |k: &str| match k {
+            "PGSSLMODE" => Some("verify-full".to_owned()),
+            "PGSSLROOTCERT" => Some("/etc/ca.pem".to_owned()),
+            _ => None,
+        };
+        let expected = ConnectionDefaults::from_env(&env);
+        assert_ne!(expected, ConnectionDefaults::default());
+        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &env, 2).unwrap();
+        assert_eq!(plan.connections, expected);
+        let cmd = verify_cmd(&["--level", "restore", "--scratch", "postgres://h/postgres"]);
+        assert_eq!(
+            resolve_verify(&cmd, NO_CONFIG, &env).unwrap().connections,
+            expected
+        );
+        let cmd = restore_cmd(&["r", "--into", "postgres://h/t"]);
+        assert_eq!(
+            resolve_restore(&cmd, NO_CONFIG, &env).unwrap().connections,
+            expected
+        );
+        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &no_env, 2).unwrap();
+        assert_eq!(plan.connections, ConnectionDefaults::default());
+        // The URLs are checked with the environment's defaults: a bad PGSSLMODE is a usage
+        // error naming the database, before any connection; a URL's own sslmode wins.
+        let bad = |k: &str| (k == "PGSSLMODE").then(|| "paranoid".to_owned());
+        let e = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &bad, 2).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("database x (postgres://h/x): unknown sslmode \"paranoid\""),
+            "{e}"
+        );
+        let cmd = restore_cmd(&["r", "--into", "postgres://h/t"]);
+        let e = resolve_restore(&cmd, NO_CONFIG, &bad).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown sslmode \"paranoid\""),
+            "{e}"
+        );
+        assert!(
+            resolve_dump(
+                &dump_cmd(&["postgres://h/x?sslmode=require"]),
+                NO_CONFIG,
+                &bad,
+                2
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub enum VerifyError {
     ScratchUnavailable {
         /// The run id.
         run_id: String,
+        /// The adapter's hint for the first server that failed (e.g. a TLS parameter).
+        hint: Option<String>,
     },
     /// A worker thread failed.
     #[error(transparent)]
@@ -123,7 +125,7 @@ impl VerifyError {
     }
 }
 
-/// A finished verification: the report (as written to `verify.json`) and how many databases
+/// A finished verification: the report (as written to `verify.json`) and the databases that
 /// could not be checked at level `restore` because their scratch database could not be
 /// created (a runtime failure, not a finding about the archive).
 #[derive(Debug, Clone)]
@@ -131,7 +133,7 @@ pub struct Verification {
     /// The report.
     pub report: VerifyReport,
     /// Databases whose scratch database could not be created.
-    pub scratch_unavailable: usize,
+    pub scratch_unavailable: scratch::Unavailable,
 }
 
 impl Verification {
@@ -146,12 +148,14 @@ impl Verification {
         if report.ok {
             return Ok(());
         }
-        if self.scratch_unavailable > 0
-            && self.scratch_unavailable == report.bad()
+        let unavailable = &self.scratch_unavailable;
+        if unavailable.databases > 0
+            && unavailable.databases == report.bad()
             && report.problems.is_empty()
         {
             return Err(VerifyError::ScratchUnavailable {
                 run_id: report.run_id.clone(),
+                hint: unavailable.hint.clone(),
             });
         }
         Err(VerifyError::failed(report))
@@ -217,7 +221,7 @@ pub async fn verify(
         })
         .await?
     };
-    let mut scratch_unavailable = 0;
+    let mut scratch_unavailable = scratch::Unavailable::default();
     if level == Level::Restore
         && let Ok(manifest) = &manifest
     {

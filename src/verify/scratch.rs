@@ -61,8 +61,29 @@ pub fn check_coverage(plan: &VerifyPlan, manifest: &Manifest) -> Result<(), Veri
     Err(VerifyError::MissingScratch { engines })
 }
 
+/// The databases level `restore` could not check because their scratch server could not be
+/// reached or their scratch database could not be created (a runtime failure, not a finding
+/// about the archive).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unavailable {
+    /// How many databases.
+    pub databases: usize,
+    /// The first adapter hint among their errors ([`exporter_contract::EngineError::hint`],
+    /// e.g. the TLS parameter to change), for the `hint:` line.
+    pub hint: Option<String>,
+}
+
+impl Unavailable {
+    fn add(&mut self, hint: Option<&str>) {
+        self.databases += 1;
+        if self.hint.is_none() {
+            self.hint = hint.map(str::to_owned);
+        }
+    }
+}
+
 /// Level `restore` for every database whose file checks passed; findings go into `report`.
-/// Returns how many databases could not be checked because their scratch database could not
+/// Returns the databases that could not be checked because their scratch database could not
 /// be created.
 pub async fn restore_stage(
     plan: &VerifyPlan,
@@ -70,8 +91,8 @@ pub async fn restore_stage(
     manifest: &Manifest,
     report: &mut VerifyReport,
     cx: &VerifyContext<'_>,
-) -> usize {
-    let mut unavailable = 0;
+) -> Unavailable {
+    let mut unavailable = Unavailable::default();
     for (db, out) in manifest.databases.iter().zip(report.databases.iter_mut()) {
         if db.status != DatabaseStatus::Ok || !out.ok {
             continue;
@@ -106,7 +127,9 @@ pub async fn restore_stage(
                         },
                     )
                     .await;
-                    unavailable += usize::from(outcome.unavailable);
+                    if outcome.unavailable {
+                        unavailable.add(outcome.hint.as_deref());
+                    }
                     out.problems.extend(outcome.problems);
                     out.restore = outcome.check;
                 }
@@ -116,7 +139,7 @@ pub async fn restore_stage(
                         scratch.url.redacted(),
                         one_line(&e)
                     ));
-                    unavailable += 1;
+                    unavailable.add(e.hint());
                 }
             }
         } else {
@@ -146,7 +169,10 @@ fn finish_outcome(out: &mut DatabaseOutcome, label: &str, engine: &str, progress
 struct RestoreCheckOutcome {
     problems: Vec<String>,
     check: Option<RestoreCheck>,
+    /// The scratch database could not be created.
     unavailable: bool,
+    /// The adapter's hint for that, if any.
+    hint: Option<String>,
 }
 
 /// A scratch server and what its databases need: the endpoint (held until the scratch
@@ -171,6 +197,7 @@ async fn restore_check(
         problems: Vec::new(),
         check: None,
         unavailable: false,
+        hint: None,
     };
     let archive = {
         let (run, db) = (run.clone(), db.clone());
@@ -209,6 +236,7 @@ async fn restore_check(
                 server.describe(),
             ));
             outcome.unavailable = true;
+            outcome.hint = e.hint().map(str::to_owned);
             return outcome;
         }
     };

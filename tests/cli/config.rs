@@ -271,6 +271,51 @@ fn list_shows_the_inventory_redacted() {
     );
 }
 
+#[test]
+fn list_shows_the_tls_mode_of_each_database() {
+    let dir = tempdir();
+    let cfg = write(
+        dir.path(),
+        "[[databases]]\nname = \"billing\"\nurl = \"postgres://app@127.0.0.1:1/billing\"\n\n\
+         [[databases]]\nname = \"ledger\"\nurl = \"postgres://app@db.example:1/ledger?sslmode=verify-full&sslrootcert=/etc/ca.pem\"\n\n\
+         [[databases]]\nname = \"shop\"\nurl = \"mysql://app@127.0.0.1:1/shop?ssl-mode=VERIFY_IDENTITY\"\n\n\
+         [[databases]]\nname = \"cache\"\nurl = \"rediss://127.0.0.1:1\"\n",
+    );
+    // libpq's PGSSLMODE is the default of URLs that name no sslmode.
+    let out = run(exporter(dir.path())
+        .env("PGSSLMODE", "require")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["list", "--json"]));
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let tls: Vec<(&str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["tls"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        tls,
+        vec![
+            ("billing", "require"),
+            ("ledger", "verify-full"),
+            ("shop", "VERIFY_IDENTITY"),
+            ("cache", "rediss"),
+        ]
+    );
+    let out = with_config(dir.path(), &cfg, &["list"]);
+    out.expect_code(0);
+    let header = out.stdout.lines().next().unwrap_or_default();
+    assert!(header.contains("TLS"), "{}", out.stdout);
+    let billing = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("billing"))
+        .unwrap();
+    assert!(billing.contains(" prefer "), "libpq's default: {billing}");
+}
+
 /// `fixtures/exporter.example.toml` documents every key; it must stay a valid config.
 #[test]
 fn example_config_is_valid() {

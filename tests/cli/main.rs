@@ -23,4 +23,5 @@ mod restore;
 mod s3;
 mod snapshots;
 mod support;
+mod tls;
 mod verify;

@@ -26,6 +26,7 @@ pub struct Endpoint {
     dial: Option<(String, u16)>,
     ca_pem: Option<Arc<str>>,
     via: Option<String>,
+    defaults: Vec<(String, String)>,
 }
 
 impl Endpoint {
@@ -37,6 +38,7 @@ impl Endpoint {
             dial: None,
             ca_pem: None,
             via: None,
+            defaults: Vec::new(),
         }
     }
 
@@ -64,6 +66,44 @@ impl Endpoint {
     pub fn via(mut self, via: impl Into<String>) -> Self {
         self.via = Some(via.into());
         self
+    }
+
+    /// A default for the URL query parameter `key`, used when the URL does not set it.
+    ///
+    /// This is how settings that a user of the engine's own client keeps in the environment
+    /// reach an adapter without the adapter reading the environment (conventions: "commands
+    /// never read `std::env`"): the core maps `PGSSLMODE` to a default `sslmode` of a
+    /// PostgreSQL endpoint, as libpq does. A later default for the same key replaces an
+    /// earlier one.
+    #[must_use]
+    pub fn with_default_param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.defaults.retain(|(k, _)| *k != key);
+        self.defaults.push((key, value.into()));
+        self
+    }
+
+    /// The value of URL query parameter `key`: the URL's own (the last one if repeated), else
+    /// the default set with [`Self::with_default_param`].
+    #[must_use]
+    pub fn param(&self, key: &str) -> Option<String> {
+        self.url
+            .query_pairs()
+            .filter(|(k, _)| k == key)
+            .last()
+            .map(|(_, v)| v.into_owned())
+            .or_else(|| {
+                self.defaults
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            })
+    }
+
+    /// The parameter defaults, in the order set.
+    #[must_use]
+    pub fn param_defaults(&self) -> &[(String, String)] {
+        &self.defaults
     }
 
     /// The URL: credentials, database and engine parameters.
@@ -102,7 +142,7 @@ impl Endpoint {
     }
 
     /// The same endpoint for another URL (e.g. the same server, another database): the dial
-    /// override, inline CA and description are kept.
+    /// override, inline CA, description and parameter defaults are kept.
     #[must_use]
     pub fn with_url(&self, url: DatabaseUrl) -> Self {
         Self {
@@ -110,6 +150,7 @@ impl Endpoint {
             dial: self.dial.clone(),
             ca_pem: self.ca_pem.clone(),
             via: self.via.clone(),
+            defaults: self.defaults.clone(),
         }
     }
 
@@ -129,6 +170,18 @@ impl From<DatabaseUrl> for Endpoint {
     }
 }
 
+impl From<&DatabaseUrl> for Endpoint {
+    fn from(url: &DatabaseUrl) -> Self {
+        Self::new(url.clone())
+    }
+}
+
+impl From<&Endpoint> for Endpoint {
+    fn from(endpoint: &Endpoint) -> Self {
+        endpoint.clone()
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
@@ -142,6 +195,10 @@ impl fmt::Debug for Endpoint {
             .field("dial", &self.dial)
             .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
             .field("via", &self.via)
+            .field(
+                "defaults",
+                &self.defaults.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -215,5 +272,20 @@ mod tests {
         assert_eq!(e.ca_pem(), None);
         let other = e.with_url(DatabaseUrl::parse("redis://h/3").unwrap());
         assert_eq!(other.url().database().as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn url_parameters_win_over_defaults() {
+        let url = DatabaseUrl::parse("postgres://h/db?sslmode=verify-full").unwrap();
+        let e = Endpoint::new(url)
+            .with_default_param("sslmode", "disable")
+            .with_default_param("sslrootcert", "/etc/ca.pem")
+            .with_default_param("sslrootcert", "/etc/other.pem");
+        assert_eq!(e.param("sslmode").as_deref(), Some("verify-full"));
+        assert_eq!(e.param("sslrootcert").as_deref(), Some("/etc/other.pem"));
+        assert_eq!(e.param("sslcert"), None);
+        let moved = e.with_url(DatabaseUrl::parse("postgres://h/other").unwrap());
+        assert_eq!(moved.param("sslmode").as_deref(), Some("disable"));
+        assert_eq!(moved.param_defaults().len(), 2);
     }
 }

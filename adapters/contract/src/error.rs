@@ -63,6 +63,7 @@ pub struct EngineError {
     message: String,
     object: Option<String>,
     retryable: bool,
+    hint: Option<String>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -74,8 +75,24 @@ impl EngineError {
             message: message.into(),
             object: None,
             retryable: false,
+            hint: None,
             source: None,
         }
+    }
+
+    /// Attach a next step for the user, in the engine's own words (e.g. `use
+    /// sslmode=verify-ca to check the CA but not the host name`). The core prints it as the
+    /// `hint:` line, in preference to its generic hint for the kind.
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The engine's next step for the user, if it has one.
+    #[must_use]
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
     }
 
     /// Attach the object this error concerns (a table, key, or redacted endpoint).
@@ -152,6 +169,10 @@ mod tests {
         assert_eq!(e.to_string(), "table public.blobs: permission denied");
         assert_eq!(e.kind(), ErrorKind::Permission);
         assert!(!e.is_retryable());
+        assert_eq!(e.hint(), None);
+        let e = e.with_hint("grant SELECT");
+        assert_eq!(e.hint(), Some("grant SELECT"));
+        assert_eq!(e.to_string(), "table public.blobs: permission denied");
     }
 
     #[test]

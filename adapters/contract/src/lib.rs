@@ -91,6 +91,10 @@ pub struct ServerInfo {
     pub engine: String,
     /// The server's own version string, e.g. `15.20` or `10.11.9-MariaDB`.
     pub version: String,
+    /// Transport security of the connection that checked the server (`None`: the adapter
+    /// does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
 }
 
 /// Knobs the core passes to [`Source::dump`]. Unknown to an engine means ignored.
@@ -143,6 +147,10 @@ pub struct DumpMeta {
     /// Expected uncompressed size in bytes, if the engine can estimate it (used to size
     /// multipart-upload parts and progress). `None` when unknown.
     pub size_hint: Option<u64>,
+    /// Transport security of the dump's connection(s): the mode asked for, whether it was
+    /// encrypted, what was verified, the protocol and the server certificate's SHA-256. The
+    /// core records it in the manifest. `None`: the adapter does not say.
+    pub tls: Option<TlsInfo>,
 }
 
 /// Row count and content fingerprint of one table (or one Redis logical database).

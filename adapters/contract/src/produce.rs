@@ -279,6 +279,7 @@ mod tests {
             server_version: "1".to_owned(),
             consistency: Consistency::Snapshot,
             size_hint: None,
+            tls: None,
         }
     }
 

@@ -15,6 +15,22 @@ const SHOWN_PARAMS: &[&str] = &[
     "ssl_mode",
     "connect_timeout",
     "application_name",
+    // TLS: modes, file paths and names (a key's *path* is no secret; `key`, Redis's client
+    // key path, stays redacted because the name is too generic to be sure).
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslsni",
+    "ssl-ca",
+    "ssl_ca",
+    "ssl-cert",
+    "ssl_cert",
+    "ssl-key",
+    "ssl_key",
+    "cacert",
+    "cert",
+    "sni",
+    "insecure",
 ];
 
 /// A parsed database URL (`postgres://user:pass@host:5432/db?…`) whose `Display` and `Debug`

@@ -118,8 +118,15 @@
 //! server hides from the account, a table the account may not SELECT (`Permission`), an
 //! account without database-wide SELECT, TRIGGER, EVENT and EXECUTE (`Permission`:
 //! `information_schema` silently hides objects it cannot see), dumping every schema without
-//! the global SHOW DATABASES privilege, `ssl-mode=REQUIRED` or stricter (`Unsupported`: this
-//! build has no TLS and never downgrades to clear text), unknown URL parameters.
+//! the global SHOW DATABASES privilege, unknown URL parameters.
+//!
+//! # TLS
+//!
+//! MySQL Shell's URI parameters: `ssl-mode` (`DISABLED`, `PREFERRED` — the default —,
+//! `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`), `ssl-ca`, `ssl-cert`, `ssl-key`; see
+//! `connect::options` for the rules and `relay` for how TLS runs under `mysql_async`. A
+//! verification failure is a [`exporter_contract::ErrorKind::Connect`] error naming the
+//! cause; a mode that requires TLS never falls back to clear text.
 //!
 //! Not reproduced (no row is lost): users and grants (not part of a database), the database's
 //! default charset when the URL names a database (tables carry their own), the "Database
@@ -128,7 +135,7 @@
 
 use exporter_contract::produce::dump_channel;
 use exporter_contract::{
-    Consistency, DatabaseUrl, Dump, DumpMeta, DumpOptions, EngineError, PayloadFormat, ServerInfo,
+    Consistency, Dump, DumpMeta, DumpOptions, Endpoint, EngineError, PayloadFormat, ServerInfo,
     Source, TableSummary,
 };
 use futures::FutureExt;
@@ -137,17 +144,19 @@ use futures::future::BoxFuture;
 pub mod catalog;
 pub mod connect;
 pub mod encode;
+mod relay;
 pub mod restore;
 pub mod script;
 pub mod stream;
 
+pub use connect::SslMode;
 pub use restore::{MysqlScratch, MysqlTarget};
 
 /// A MySQL or MariaDB database (or every schema of a server) to dump. Cheap to build: no I/O
 /// until [`Source::preflight`] or [`Source::dump`].
 #[derive(Debug, Clone)]
 pub struct MysqlSource {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
     definers: bool,
 }
 
@@ -156,9 +165,9 @@ impl MysqlSource {
     /// name in the path, that schema is dumped; without, every schema except `mysql`,
     /// `information_schema`, `performance_schema` and `sys`. No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
         Self {
-            url,
+            endpoint: endpoint.into(),
             definers: false,
         }
     }
@@ -172,8 +181,18 @@ impl MysqlSource {
     }
 }
 
-async fn open(url: &DatabaseUrl, snapshot: bool) -> Result<connect::Session, EngineError> {
-    let mut s = connect::connect(url).await?;
+/// The `ssl-mode` an endpoint resolves to (`PREFERRED` by default, `VERIFY_CA` when a CA is
+/// given without a mode), for listings. Pure.
+///
+/// # Errors
+///
+/// As [`Source::validate`].
+pub fn tls_mode(endpoint: &Endpoint) -> Result<SslMode, EngineError> {
+    connect::Link::new(endpoint).map(|l| l.tls().mode)
+}
+
+async fn open(link: &connect::Link, snapshot: bool) -> Result<connect::Session, EngineError> {
+    let mut s = connect::connect(link).await?;
     s.configure().await?;
     if snapshot {
         s.exec_drop(connect::BEGIN_SNAPSHOT, None).await?;
@@ -181,21 +200,24 @@ async fn open(url: &DatabaseUrl, snapshot: bool) -> Result<connect::Session, Eng
     Ok(s)
 }
 
-async fn preflight(url: DatabaseUrl) -> Result<ServerInfo, EngineError> {
-    let mut s = open(&url, false).await?;
-    catalog::load(&mut s, url.database().as_deref()).await?;
+async fn preflight(endpoint: Endpoint) -> Result<ServerInfo, EngineError> {
+    let link = connect::Link::new(&endpoint)?;
+    let mut s = open(&link, false).await?;
+    catalog::load(&mut s, endpoint.url().database().as_deref()).await?;
     Ok(ServerInfo {
         engine: s.flavor.engine().to_owned(),
         version: s.version.clone(),
+        tls: Some(s.tls.clone()),
     })
 }
 
-async fn start_dump(url: DatabaseUrl, definers: bool) -> Result<Dump, EngineError> {
-    let mut s = open(&url, true).await?;
-    let catalog = match catalog::load(&mut s, url.database().as_deref()).await {
+async fn start_dump(endpoint: Endpoint, definers: bool) -> Result<Dump, EngineError> {
+    let link = connect::Link::new(&endpoint)?;
+    let mut s = open(&link, true).await?;
+    let catalog = match catalog::load(&mut s, endpoint.url().database().as_deref()).await {
         Ok(c) => c,
         Err(e) => {
-            connect::kill(&s.opts, s.id).await;
+            connect::kill(&s.link, s.id).await;
             return Err(e);
         }
     };
@@ -205,6 +227,7 @@ async fn start_dump(url: DatabaseUrl, definers: bool) -> Result<Dump, EngineErro
         server_version: s.version.clone(),
         consistency: Consistency::Snapshot,
         size_hint: catalog.size_hint,
+        tls: Some(s.tls.clone()),
     };
     let plan = stream::Plan {
         definers,
@@ -224,7 +247,7 @@ async fn start_dump(url: DatabaseUrl, definers: bool) -> Result<Dump, EngineErro
         if let Err(e) = &result {
             tracing::debug!(error = %e, "mysql dump failed");
             // Stop the server from sending a result nobody reads, then close.
-            connect::kill(&s.opts, s.id).await;
+            connect::kill(&s.link, s.id).await;
         }
         drop(s);
         out.finish(result).await;
@@ -234,19 +257,19 @@ async fn start_dump(url: DatabaseUrl, definers: bool) -> Result<Dump, EngineErro
 
 impl Source for MysqlSource {
     fn describe(&self) -> String {
-        format!("mysql {}", self.url.redacted())
+        format!("mysql {}", self.endpoint.redacted())
     }
 
     fn validate(&self) -> Result<(), EngineError> {
-        connect::opts(&self.url).map(|_| ())
+        connect::Link::new(&self.endpoint).map(|_| ())
     }
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
-        preflight(self.url.clone()).boxed()
+        preflight(self.endpoint.clone()).boxed()
     }
 
     fn dump(&self, _options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
-        start_dump(self.url.clone(), self.definers).boxed()
+        start_dump(self.endpoint.clone(), self.definers).boxed()
     }
 }
 
@@ -263,12 +286,16 @@ impl Source for MysqlSource {
 /// # Cancel safety
 ///
 /// Dropping the future closes the connection; nothing is written.
-pub async fn fingerprint_database(url: &DatabaseUrl) -> Result<Vec<TableSummary>, EngineError> {
-    let mut s = open(url, true).await?;
-    let catalog = catalog::load(&mut s, url.database().as_deref()).await?;
+pub async fn fingerprint_database(
+    endpoint: impl Into<Endpoint>,
+) -> Result<Vec<TableSummary>, EngineError> {
+    let endpoint = endpoint.into();
+    let link = connect::Link::new(&endpoint)?;
+    let mut s = open(&link, true).await?;
+    let catalog = catalog::load(&mut s, endpoint.url().database().as_deref()).await?;
     let result = stream::fingerprint_all(&mut s, &catalog).await;
     if result.is_err() {
-        connect::kill(&s.opts, s.id).await;
+        connect::kill(&s.link, s.id).await;
         return result;
     }
     s.exec_drop("COMMIT", None).await?;
@@ -281,7 +308,8 @@ mod tests {
 
     #[test]
     fn describe_never_shows_the_password() {
-        let url = DatabaseUrl::parse("mysql://app:hunter2@db.example:3306/main").unwrap();
+        let url = exporter_contract::DatabaseUrl::parse("mysql://app:hunter2@db.example:3306/main")
+            .unwrap();
         let d = MysqlSource::new(url).with_definers(true).describe();
         assert_eq!(d, "mysql mysql://app:****@db.example:3306/main");
     }

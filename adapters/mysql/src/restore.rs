@@ -43,8 +43,8 @@
 
 use bytes::Bytes;
 use exporter_contract::{
-    DatabaseUrl, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary,
-    ScratchServer, ServerInfo, TableSummary, Target,
+    Endpoint, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary, ScratchServer,
+    ServerInfo, TableSummary, Target,
 };
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -53,7 +53,7 @@ use mysql_async::consts::StatusFlags;
 use mysql_async::prelude::Queryable;
 
 use crate::catalog::SYSTEM_SCHEMAS;
-use crate::connect::{self, Phase, Session};
+use crate::connect::{self, Link, Phase, Session};
 use crate::encode::{display_ident, quote_ident, quote_str};
 use crate::script::{Splitter, Statement};
 
@@ -62,32 +62,43 @@ use crate::script::{Splitter, Statement};
 /// select its databases (`USE`), as a dump of every schema does. Cheap to build: no I/O.
 #[derive(Debug, Clone)]
 pub struct MysqlTarget {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
 }
 
 impl MysqlTarget {
-    /// A target for `url`. No I/O.
+    /// A target for `endpoint` (TLS as for [`crate::MysqlSource`]). No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+        }
+    }
+
+    fn link(&self) -> Result<Link, EngineError> {
+        Link::new(&self.endpoint)
+    }
+
+    fn has_database(&self) -> bool {
+        self.endpoint.url().database().is_some()
     }
 }
 
 impl Target for MysqlTarget {
     fn describe(&self) -> String {
-        format!("mysql {}", self.url.redacted())
+        format!("mysql {}", self.endpoint.redacted())
     }
 
     fn validate(&self) -> Result<(), EngineError> {
-        connect::opts(&self.url).map(|_| ())
+        self.link().map(|_| ())
     }
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         async move {
-            let s = connect::connect(&self.url).await?;
+            let s = connect::connect(&self.link()?).await?;
             let info = ServerInfo {
                 engine: s.flavor.engine().to_owned(),
                 version: s.version.clone(),
+                tls: Some(s.tls.clone()),
             };
             let _ = s.conn.disconnect().await;
             Ok(info)
@@ -97,8 +108,8 @@ impl Target for MysqlTarget {
 
     fn existing_objects(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>> {
         async move {
-            let mut s = open(&self.url).await?;
-            let objects = list_objects(&mut s, self.url.database().is_some()).await?;
+            let mut s = open(&self.link()?).await?;
+            let objects = list_objects(&mut s, self.has_database()).await?;
             let _ = s.conn.disconnect().await;
             let mut names: Vec<String> = objects.iter().map(Existing::display).collect();
             names.sort();
@@ -109,8 +120,8 @@ impl Target for MysqlTarget {
 
     fn clean(&self) -> BoxFuture<'_, Result<(), EngineError>> {
         async move {
-            let mut s = open(&self.url).await?;
-            let mut objects = list_objects(&mut s, self.url.database().is_some()).await?;
+            let mut s = open(&self.link()?).await?;
+            let mut objects = list_objects(&mut s, self.has_database()).await?;
             // Dependents first: events and routines, views, then tables (foreign keys are
             // off for this session), sequences last (table defaults may use them).
             objects.sort_by_key(|o| (o.kind.drop_order(), o.schema.clone(), o.name.clone()));
@@ -152,15 +163,15 @@ impl Target for MysqlTarget {
                         format.extension()
                     ),
                 )
-                .with_object(self.url.redacted()));
+                .with_object(self.endpoint.redacted()));
             }
-            restore_script(&self.url, body, &options).await
+            restore_script(&self.link()?, body, &options).await
         }
         .boxed()
     }
 
     fn fingerprint(&self) -> BoxFuture<'_, Result<Vec<TableSummary>, EngineError>> {
-        async move { crate::fingerprint_database(&self.url).await }.boxed()
+        async move { crate::fingerprint_database(&self.endpoint).await }.boxed()
     }
 }
 
@@ -170,24 +181,23 @@ impl Target for MysqlTarget {
 /// database, if any, is ignored. Cheap to build: no I/O.
 #[derive(Debug, Clone)]
 pub struct MysqlScratch {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
 }
 
 impl MysqlScratch {
     /// A scratch server reached through `url` (an account that may create and drop
     /// databases). No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+        }
     }
 
-    /// The URL with `database` as its path (empty: no database).
-    fn with_database(&self, database: &str) -> Result<DatabaseUrl, EngineError> {
-        let mut url = self.url.expose().clone();
-        url.set_path(&format!("/{database}"));
-        DatabaseUrl::parse(url.as_str()).map_err(|e| {
-            EngineError::new(ErrorKind::Unsupported, e.to_string()).with_object(self.url.redacted())
-        })
+    /// The server's link with `database` as the URL's path (empty: no database): the same
+    /// dial address and TLS settings.
+    fn with_database(&self, database: &str) -> Result<Link, EngineError> {
+        Link::new(&self.endpoint)?.with_database(database)
     }
 
     async fn run(&self, name: &str, sql: String) -> Result<(), EngineError> {
@@ -202,7 +212,7 @@ impl MysqlScratch {
 
 impl ScratchServer for MysqlScratch {
     fn describe(&self) -> String {
-        format!("mysql {}", self.url.redacted())
+        format!("mysql {}", self.endpoint.redacted())
     }
 
     fn create(&self, name: &str) -> BoxFuture<'_, Result<Box<dyn Target>, EngineError>> {
@@ -213,7 +223,9 @@ impl ScratchServer for MysqlScratch {
                 quote_ident(&name)
             );
             self.run(&name, sql).await?;
-            let target: Box<dyn Target> = Box::new(MysqlTarget::new(self.with_database(&name)?));
+            let target: Box<dyn Target> = Box::new(MysqlTarget::new(
+                self.with_database(&name)?.endpoint().clone(),
+            ));
             Ok(target)
         }
         .boxed()
@@ -248,8 +260,8 @@ fn check_scratch_name(name: &str) -> Result<(), EngineError> {
 }
 
 /// A session for catalog work (binary results, read with [`connect::text`]).
-async fn open(url: &DatabaseUrl) -> Result<Session, EngineError> {
-    let mut s = connect::connect(url).await?;
+async fn open(link: &Link) -> Result<Session, EngineError> {
+    let mut s = connect::connect(link).await?;
     s.configure().await?;
     Ok(s)
 }
@@ -375,11 +387,11 @@ async fn list_objects(s: &mut Session, one: bool) -> Result<Vec<Existing>, Engin
 
 /// Apply a script; see the module docs.
 async fn restore_script(
-    url: &DatabaseUrl,
+    link: &Link,
     mut body: BoxStream<'static, Result<Bytes, EngineError>>,
     options: &RestoreOptions,
 ) -> Result<RestoreSummary, EngineError> {
-    let mut s = connect::connect(url).await?;
+    let mut s = connect::connect(link).await?;
     let settings: Option<(u64, String)> = match s
         .conn
         .query_first("SELECT @@max_allowed_packet, @@SESSION.sql_mode")
@@ -399,7 +411,7 @@ async fn restore_script(
         !modes.contains(&"NO_BACKSLASH_ESCAPES"),
         modes.contains(&"ANSI_QUOTES"),
     );
-    let fixed = url.database();
+    let fixed = link.endpoint().url().database();
     let result = apply(&mut s, &mut split, &mut body, options, fixed.as_deref()).await;
     // Always end the session, also after a failure: a script may hold `LOCK TABLES` (as
     // mysqldump output does around its INSERTs), and an idle session keeps those locks.
@@ -647,7 +659,8 @@ mod tests {
 
     #[test]
     fn describe_never_shows_the_password() {
-        let url = DatabaseUrl::parse("mysql://app:hunter2@db.example:3306/main").unwrap();
+        let url = exporter_contract::DatabaseUrl::parse("mysql://app:hunter2@db.example:3306/main")
+            .unwrap();
         assert_eq!(
             MysqlTarget::new(url.clone()).describe(),
             "mysql mysql://app:****@db.example:3306/main"
@@ -657,16 +670,20 @@ mod tests {
 
     #[test]
     fn scratch_urls_name_the_database() {
-        let url = DatabaseUrl::parse("mysql://app:pw@db.example:3306/ignored").unwrap();
-        let scratch = MysqlScratch::new(url);
+        let url = exporter_contract::DatabaseUrl::parse("mysql://app:pw@db.example:3306/ignored")
+            .unwrap();
+        let scratch = MysqlScratch::new(Endpoint::new(url).dial("127.0.0.1", 43306));
+        let url_of = |db: &str| scratch.with_database(db).unwrap().endpoint().url().clone();
+        assert_eq!(url_of("s1").database().as_deref(), Some("s1"));
+        assert_eq!(url_of("").database(), None);
+        assert_eq!(url_of("s1").password().as_deref(), Some("pw"));
         assert_eq!(
-            scratch.with_database("s1").unwrap().database().as_deref(),
-            Some("s1")
-        );
-        assert_eq!(scratch.with_database("").unwrap().database(), None);
-        assert_eq!(
-            scratch.with_database("s1").unwrap().password().as_deref(),
-            Some("pw")
+            scratch
+                .with_database("s1")
+                .unwrap()
+                .endpoint()
+                .connect_port(3306),
+            43306
         );
     }
 }

@@ -12,13 +12,16 @@
 //!
 //! # What it speaks
 //!
-//! - Transport: TCP, or a Unix-domain socket when [`connect::config`] yields a socket
-//!   directory as host (the same URL rules as the main connection; no TLS, like it).
+//! - Transport: TCP to the endpoint's dial address, or a Unix-domain socket when
+//!   [`connect::config`] yields a socket directory as host. TLS as the main connection has it
+//!   (`sslmode`, [`Link`]): the reader sends its own `SSLRequest` and performs the handshake
+//!   with the link's shared [`exporter_tls::Connector`] (verification, SNI, client
+//!   certificate), over a 64 KiB read buffer so COPY data is not read 4 KiB per system call.
 //! - Startup (<https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP>):
 //!   `StartupMessage` with `user`, `database`, `application_name` ([`APPLICATION_NAME`]) and
 //!   `client_encoding` as tokio-postgres sends them; authentication `trust`, cleartext
-//!   `password`, `md5` and SASL `SCRAM-SHA-256` (no channel binding, as there is no TLS)
-//!   through the `postgres-protocol` crate tokio-postgres itself uses; then
+//!   `password`, `md5` and SASL `SCRAM-SHA-256` through the `postgres-protocol` crate
+//!   tokio-postgres itself uses (SCRAM without channel binding, also over TLS); then
 //!   [`SESSION_SETTINGS`], so the `COPY` text is the main connection's to the byte.
 //! - Simple `Query` only ([`RawConn::execute`], [`RawConn::copy_out`]); rows of other
 //!   statements are read and dropped.
@@ -40,14 +43,15 @@
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use exporter_contract::{DatabaseUrl, EngineError, ErrorKind};
+use exporter_contract::{EngineError, ErrorKind, TlsInfo};
+use exporter_tls::Connector;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_postgres::config::Host;
 
-use crate::connect::{self, APPLICATION_NAME, SESSION_SETTINGS};
+use crate::connect::{self, APPLICATION_NAME, Link, SESSION_SETTINGS, SslMode};
 
 /// Default largest piece of COPY data a caller should ask [`RawConn::read_copy`] for; also
 /// the size of one socket read.
@@ -83,6 +87,50 @@ pub struct RawConn {
     state: State,
     /// SQLSTATE of the last `ErrorResponse`.
     last_sqlstate: Option<String>,
+    /// The TLS client of an encrypted connection, to explain TLS failures read later (a
+    /// TLS 1.3 server's refusal of the client certificate arrives after the handshake).
+    connector: Option<Connector>,
+    /// Transport security of this connection.
+    tls: TlsInfo,
+}
+
+/// How [`RawConn::connect_as`] opens the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// Clear text.
+    Plain,
+    /// `SSLRequest`, then TLS; `required`: a server that answers `N` is an error.
+    Tls { required: bool },
+}
+
+/// Ask for TLS (`SSLRequest`,
+/// <https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL>) and read the
+/// one-byte answer: `true` for `S`, `false` for `N`.
+async fn ssl_request(stream: &mut tokio::net::TcpStream) -> Result<bool, EngineError> {
+    let mut out = BytesMut::new();
+    frontend::ssl_request(&mut out);
+    stream.write_all(&out).await.map_err(|e| unreachable(&e))?;
+    let mut answer = [0u8; 1];
+    stream
+        .read_exact(&mut answer)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    match answer[0] {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        // A server older than 7.0 would answer with an ErrorResponse; anything else is not
+        // PostgreSQL.
+        _ => Err(violation("unexpected answer to SSLRequest")),
+    }
+}
+
+/// A socket error while connecting: the server cannot be reached.
+fn unreachable(e: &std::io::Error) -> EngineError {
+    EngineError::new(
+        ErrorKind::Connect,
+        format!("error connecting to server: {e}"),
+    )
+    .retryable(true)
 }
 
 /// An I/O failure on an established connection: the connection is lost.
@@ -146,42 +194,101 @@ impl RawConn {
     /// # Cancel safety
     ///
     /// Dropping the future closes the socket.
-    pub async fn connect(url: &DatabaseUrl) -> Result<Self, EngineError> {
-        let endpoint = url.redacted();
-        let cfg = connect::config(url)?;
+    pub async fn connect(link: &Link) -> Result<Self, EngineError> {
+        let mode = link.tls().mode;
+        match mode {
+            SslMode::Disable => Self::connect_as(link, Transport::Plain).await,
+            // libpq's allow: clear text first, TLS after the server refused it.
+            SslMode::Allow => match Self::connect_as(link, Transport::Plain).await {
+                Err(e) if e.kind() == ErrorKind::Auth => {
+                    tracing::debug!(error = %e, "sslmode=allow: clear text refused, trying TLS");
+                    Self::connect_as(link, Transport::Tls { required: true }).await
+                }
+                other => other,
+            },
+            SslMode::Prefer => Self::connect_as(link, Transport::Tls { required: false }).await,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                Self::connect_as(link, Transport::Tls { required: true }).await
+            }
+        }
+    }
+
+    async fn connect_as(link: &Link, transport: Transport) -> Result<Self, EngineError> {
+        let endpoint = link.redacted().to_owned();
+        let cfg = link.config();
+        let mode = link.tls().mode;
         let with = |e: EngineError| e.with_object(endpoint.clone());
+        let connector = match transport {
+            Transport::Plain => None,
+            Transport::Tls { .. } => Some(link.connector()?),
+        };
         let timeout = cfg
             .get_connect_timeout()
             .copied()
             .unwrap_or(Duration::from_secs(30));
         let port = cfg.get_ports().first().copied().unwrap_or(5432);
         let connecting = async {
-            let io: Box<dyn Io> = match cfg.get_hosts().first() {
+            let (io, tls): (Box<dyn Io>, TlsInfo) = match cfg.get_hosts().first() {
                 Some(Host::Tcp(host)) => {
-                    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-                    stream.set_nodelay(true)?;
-                    Box::new(stream)
+                    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+                        .await
+                        .map_err(|e| unreachable(&e))?;
+                    stream.set_nodelay(true).map_err(|e| unreachable(&e))?;
+                    match (&connector, transport) {
+                        (Some(connector), Transport::Tls { required }) => {
+                            if ssl_request(&mut stream).await? {
+                                // A read buffer under TLS: rustls reads the socket 4 KiB at
+                                // a time, and COPY data comes in bulk.
+                                let buffered = tokio::io::BufReader::with_capacity(PIECE, stream);
+                                let (tls, handshake) = connector
+                                    .connect(buffered)
+                                    .await
+                                    .map_err(EngineError::from)?;
+                                (Box::new(tls), connector.info(mode.as_str(), &handshake))
+                            } else if required {
+                                return Err(EngineError::from(exporter_tls::not_offered(
+                                    &connect::VOCABULARY,
+                                    &format!("sslmode={}", mode.as_str()),
+                                )));
+                            } else {
+                                (Box::new(stream), link.plaintext_info())
+                            }
+                        }
+                        _ => (Box::new(stream), link.plaintext_info()),
+                    }
                 }
                 #[cfg(unix)]
-                Some(Host::Unix(dir)) => Box::new(
-                    tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?,
-                ),
+                Some(Host::Unix(dir)) => {
+                    // libpq never uses TLS on a Unix-domain socket; a mode that requires it
+                    // cannot be met there.
+                    if mode.requires_tls() {
+                        return Err(EngineError::new(
+                            ErrorKind::Unsupported,
+                            format!(
+                                "sslmode={} cannot be met on a Unix-domain socket (no TLS there)",
+                                mode.as_str()
+                            ),
+                        ));
+                    }
+                    let stream =
+                        tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}")))
+                            .await
+                            .map_err(|e| unreachable(&e))?;
+                    (Box::new(stream) as Box<dyn Io>, link.plaintext_info())
+                }
                 #[allow(unreachable_patterns)]
-                _ => return Err(std::io::Error::other("no host to connect to")),
-            };
-            Ok::<_, std::io::Error>(io)
-        };
-        let io = match tokio::time::timeout(timeout, connecting).await {
-            Ok(Ok(io)) => io,
-            Ok(Err(e)) => {
-                return Err(with(
-                    EngineError::new(
+                _ => {
+                    return Err(EngineError::new(
                         ErrorKind::Connect,
-                        format!("error connecting to server: {e}"),
-                    )
-                    .retryable(true),
-                ));
-            }
+                        "no host to connect to",
+                    ));
+                }
+            };
+            Ok::<_, EngineError>((io, tls))
+        };
+        let (io, tls) = match tokio::time::timeout(timeout, connecting).await {
+            Ok(Ok(io)) => io,
+            Ok(Err(e)) => return Err(with(e)),
             Err(_) => {
                 return Err(with(
                     EngineError::new(ErrorKind::Connect, "timeout connecting to server")
@@ -194,6 +301,8 @@ impl RawConn {
             buf: BytesMut::with_capacity(PIECE),
             state: State::Idle,
             last_sqlstate: None,
+            connector: if tls.encrypted { connector } else { None },
+            tls,
         };
         let user = cfg.get_user().unwrap_or("postgres");
         let database = cfg.get_dbname().unwrap_or("postgres");
@@ -209,9 +318,18 @@ impl RawConn {
         )
         .map_err(|e| with(violation(&e.to_string())))?;
         conn.send(&out).await.map_err(|e| with(connect_phase(e)))?;
-        conn.authenticate(user, cfg.get_password())
-            .await
-            .map_err(|e| with(connect_phase(e)))?;
+        if let Err(e) = conn.authenticate(user, cfg.get_password()).await {
+            let e = if !conn.tls.encrypted && connect::refuses_clear_text_message(e.message()) {
+                e.with_hint(format!(
+                    "the server accepts this connection only over TLS (sslmode={} did not \
+                     encrypt): use sslmode=require, or verify-full with sslrootcert=FILE",
+                    mode.as_str()
+                ))
+            } else {
+                e
+            };
+            return Err(with(connect_phase(e)));
+        }
         // ParameterStatus, BackendKeyData, notices, then ReadyForQuery.
         conn.finish_query().await.map_err(with)?;
         conn.execute(SESSION_SETTINGS, &endpoint).await?;
@@ -262,7 +380,7 @@ impl RawConn {
                             "the server offers no SASL mechanism exporter supports (SCRAM-SHA-256)",
                         ));
                     }
-                    // No TLS, so no channel binding (SCRAM-SHA-256, not -PLUS).
+                    // No channel binding (SCRAM-SHA-256, not -PLUS), as on the main connection.
                     let s = sasl::ScramSha256::new(password, sasl::ChannelBinding::unsupported());
                     let r =
                         frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut out);
@@ -452,8 +570,22 @@ impl RawConn {
     }
 
     async fn send(&mut self, data: &[u8]) -> Result<(), EngineError> {
-        self.io.write_all(data).await.map_err(|e| lost(&e))?;
-        self.io.flush().await.map_err(|e| lost(&e))
+        if let Err(e) = self.io.write_all(data).await {
+            return Err(self.io_error(&e));
+        }
+        if let Err(e) = self.io.flush().await {
+            return Err(self.io_error(&e));
+        }
+        Ok(())
+    }
+
+    /// An I/O failure: a TLS failure explained (e.g. the server's alert refusing the client
+    /// certificate), else a lost connection.
+    fn io_error(&self, e: &std::io::Error) -> EngineError {
+        match &self.connector {
+            Some(c) if Connector::is_tls_failure(e) => EngineError::from(c.explain_io(e, false)),
+            _ => lost(e),
+        }
     }
 
     /// Read once from the socket into the buffer.
@@ -462,7 +594,7 @@ impl RawConn {
         match self.io.read_buf(&mut self.buf).await {
             Ok(0) => Err(eof()),
             Ok(_) => Ok(()),
-            Err(e) => Err(lost(&e)),
+            Err(e) => Err(self.io_error(&e)),
         }
     }
 
@@ -580,7 +712,11 @@ fn body_mechanisms(msg: &[u8]) -> Vec<&[u8]> {
 /// (tokio-postgres reports these as connect errors too).
 fn connect_phase(e: EngineError) -> EngineError {
     if e.kind() == ErrorKind::Protocol && e.is_retryable() {
-        EngineError::new(ErrorKind::Connect, e.message().to_owned()).retryable(true)
+        let connect = EngineError::new(ErrorKind::Connect, e.message().to_owned()).retryable(true);
+        match e.hint() {
+            Some(hint) => connect.with_hint(hint),
+            None => connect,
+        }
     } else {
         e
     }
@@ -602,6 +738,11 @@ mod tests {
 
     use super::*;
     use crate::PostgresSource;
+    use exporter_contract::{DatabaseUrl, Endpoint};
+
+    fn link(url: DatabaseUrl) -> Link {
+        Link::new(&Endpoint::new(url)).unwrap()
+    }
     use exporter_contract::{DumpOptions, Source};
     use futures::StreamExt;
 
@@ -774,7 +915,7 @@ mod tests {
             ("clear_u", "Clear-s3cret"),
         ] {
             // The right password: authenticated, session settings applied, COPY streams.
-            let mut conn = RawConn::connect(&server.url(user, Some(password)))
+            let mut conn = RawConn::connect(&link(server.url(user, Some(password))))
                 .await
                 .unwrap_or_else(|e| panic!("{user}: {e}"));
             let mut expected = b"1\tone\n2\t".to_vec();
@@ -800,7 +941,7 @@ mod tests {
             conn.close().await;
 
             // A wrong password: Auth, not retryable, naming the endpoint without secrets.
-            let err = RawConn::connect(&server.url(user, Some("Wr0ng-pass")))
+            let err = RawConn::connect(&link(server.url(user, Some("Wr0ng-pass"))))
                 .await
                 .err()
                 .unwrap_or_else(|| panic!("{user}: a wrong password was accepted"));
@@ -818,7 +959,7 @@ mod tests {
             }
 
             // No password at all.
-            let err = RawConn::connect(&server.url(user, None))
+            let err = RawConn::connect(&link(server.url(user, None)))
                 .await
                 .err()
                 .unwrap();
@@ -828,7 +969,7 @@ mod tests {
 
         // A role that does not exist is refused like a wrong password (the server does not
         // tell which), and a missing database is NotFound.
-        let err = RawConn::connect(&server.url("nobody", Some("x")))
+        let err = RawConn::connect(&link(server.url("nobody", Some("x"))))
             .await
             .err()
             .unwrap();
@@ -838,7 +979,7 @@ mod tests {
             server.port
         ))
         .unwrap();
-        let err = RawConn::connect(&missing).await.err().unwrap();
+        let err = RawConn::connect(&link(missing)).await.err().unwrap();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
         assert!(!err.to_string().contains("Scram-s3cret"));
 

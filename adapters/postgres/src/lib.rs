@@ -38,6 +38,16 @@
 //! script has no timestamps, so two sequential (`jobs = 1`) dumps of an unchanged database are
 //! byte-identical; parallel dumps hold the same statements and rows, blocks in another order.
 //!
+//! # TLS
+//!
+//! libpq's parameters and defaults on every connection (snapshot, workers, raw COPY readers,
+//! restore, scratch, fingerprint): `sslmode` (`disable`, `allow`, `prefer` — the default —,
+//! `require`, `verify-ca`, `verify-full`), `sslrootcert` (a file or `system`), `sslcert` /
+//! `sslkey`, `sslsni`; the core passes libpq's `PGSSL*` environment as their defaults. The
+//! socket goes to the endpoint's dial address, and TLS names and verifies the URL's host
+//! (libpq's `host` + `hostaddr`). See `connect::tls_plan` for the rules. Every connection
+//! reports its [`exporter_contract::TlsInfo`]; the dump's is in [`DumpMeta::tls`].
+//!
 //! # Session settings and why
 //!
 //! See [`SESSION_SETTINGS`]: UTF-8, ISO dates, `IntervalStyle postgres`, UTC,
@@ -102,7 +112,7 @@
 
 use exporter_contract::produce::dump_channel;
 use exporter_contract::{
-    Consistency, DatabaseUrl, Dump, DumpMeta, DumpOptions, EngineError, ErrorKind, PayloadFormat,
+    Consistency, Dump, DumpMeta, DumpOptions, Endpoint, EngineError, ErrorKind, PayloadFormat,
     ServerInfo, Source, TableSummary,
 };
 use futures::FutureExt;
@@ -117,7 +127,7 @@ mod restore;
 pub mod script;
 mod stream;
 
-pub use connect::{APPLICATION_NAME, SESSION_SETTINGS};
+pub use connect::{APPLICATION_NAME, ENV_PARAMS, SESSION_SETTINGS, SslMode};
 pub use quote::{quote_ident, quote_literal};
 pub use restore::{PostgresScratch, PostgresTarget};
 
@@ -132,15 +142,28 @@ pub const ENGINE: &str = "postgresql";
 /// [`Source::dump`].
 #[derive(Debug, Clone)]
 pub struct PostgresSource {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
 }
 
 impl PostgresSource {
-    /// A source for `url` (`postgres://` or `postgresql://`). No I/O.
+    /// A source for `endpoint` (a `postgres://` or `postgresql://` URL, or an
+    /// [`Endpoint`] with a dial override, an inline CA and parameter defaults). No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+        }
     }
+}
+
+/// The `sslmode` an endpoint resolves to (its URL's, else the defaults passed with it, else
+/// libpq's default `prefer`), for listings. Pure.
+///
+/// # Errors
+///
+/// As [`Source::validate`].
+pub fn tls_mode(endpoint: &Endpoint) -> Result<SslMode, EngineError> {
+    connect::Link::new(endpoint).map(|l| l.tls().mode)
 }
 
 async fn server_version(conn: &mut connect::Conn) -> Result<String, EngineError> {
@@ -175,8 +198,9 @@ async fn begin_snapshot(conn: &mut connect::Conn) -> Result<(), EngineError> {
     Ok(())
 }
 
-async fn preflight(url: DatabaseUrl) -> Result<ServerInfo, EngineError> {
-    let mut conn = connect::connect(&url).await?;
+async fn preflight(endpoint: Endpoint) -> Result<ServerInfo, EngineError> {
+    let link = connect::Link::new(&endpoint)?;
+    let mut conn = connect::connect(&link).await?;
     let version = server_version(&mut conn).await?;
     // Every table and sequence must be readable; name the first that is not.
     let sql = "SELECT CASE c.relkind WHEN 'S' THEN 'sequence ' ELSE 'table ' END
@@ -204,6 +228,7 @@ async fn preflight(url: DatabaseUrl) -> Result<ServerInfo, EngineError> {
     Ok(ServerInfo {
         engine: ENGINE.to_owned(),
         version,
+        tls: Some(conn.tls.clone()),
     })
 }
 
@@ -216,10 +241,10 @@ const START_ATTEMPTS: u32 = 3;
 /// Order matters (see [`catalog::lock_tables`]): list tables outside any transaction, `BEGIN`
 /// repeatable read, `LOCK TABLE` (no snapshot yet), then the first query takes the snapshot,
 /// and [`catalog::check_stable`] proves no table escaped the locks.
-async fn open_snapshot(url: &DatabaseUrl) -> Result<(connect::Conn, String), EngineError> {
+async fn open_snapshot(link: &connect::Link) -> Result<(connect::Conn, String), EngineError> {
     let mut attempt = 1;
     loop {
-        let mut conn = connect::connect(url).await?;
+        let mut conn = connect::connect(link).await?;
         let server_version = server_version(&mut conn).await?;
         let names = catalog::lock_targets(&mut conn).await?;
         begin_snapshot(&mut conn).await?;
@@ -246,8 +271,9 @@ async fn open_snapshot(url: &DatabaseUrl) -> Result<(connect::Conn, String), Eng
     }
 }
 
-async fn start_dump(url: DatabaseUrl, options: DumpOptions) -> Result<Dump, EngineError> {
-    let (mut conn, server_version) = open_snapshot(&url).await?;
+async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, EngineError> {
+    let link = connect::Link::new(&endpoint)?;
+    let (mut conn, server_version) = open_snapshot(&link).await?;
     catalog::check_unsupported(&mut conn).await?;
     let tables = catalog::data_tables(&mut conn).await?;
     let plan = catalog::plan(&mut conn, tables, options.ownership).await?;
@@ -257,10 +283,13 @@ async fn start_dump(url: DatabaseUrl, options: DumpOptions) -> Result<Dump, Engi
         server_version,
         consistency: Consistency::Snapshot,
         size_hint: plan.size_hint,
+        // The snapshot's connection; the COPY connections use the same link and mode (a
+        // server that offers TLS to one offers it to all).
+        tls: Some(conn.tls.clone()),
     };
     let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
-        let result = stream::produce(&mut conn, plan, Some((&url, options.jobs)), &mut out).await;
+        let result = stream::produce(&mut conn, plan, Some((&link, options.jobs)), &mut out).await;
         // Close the connection before reporting: nothing keeps running on the server.
         drop(conn);
         if let Err(e) = &result {
@@ -273,19 +302,19 @@ async fn start_dump(url: DatabaseUrl, options: DumpOptions) -> Result<Dump, Engi
 
 impl Source for PostgresSource {
     fn describe(&self) -> String {
-        format!("{ENGINE} {}", self.url.redacted())
+        format!("{ENGINE} {}", self.endpoint.redacted())
     }
 
     fn validate(&self) -> Result<(), EngineError> {
-        connect::config(&self.url).map(|_| ())
+        connect::Link::new(&self.endpoint).map(|_| ())
     }
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
-        preflight(self.url.clone()).boxed()
+        preflight(self.endpoint.clone()).boxed()
     }
 
     fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
-        start_dump(self.url.clone(), options).boxed()
+        start_dump(self.endpoint.clone(), options).boxed()
     }
 }
 
@@ -302,8 +331,15 @@ impl Source for PostgresSource {
 /// # Cancel safety
 ///
 /// Dropping the future closes the connection; nothing is written.
-pub async fn fingerprint_database(url: &DatabaseUrl) -> Result<Vec<TableSummary>, EngineError> {
-    let mut conn = connect::connect(url).await?;
+pub async fn fingerprint_database(
+    endpoint: impl Into<Endpoint>,
+) -> Result<Vec<TableSummary>, EngineError> {
+    let link = connect::Link::new(&endpoint.into())?;
+    fingerprint_link(&link).await
+}
+
+async fn fingerprint_link(link: &connect::Link) -> Result<Vec<TableSummary>, EngineError> {
+    let mut conn = connect::connect(link).await?;
     server_version(&mut conn).await?;
     begin_snapshot(&mut conn).await?;
     let tables = catalog::data_tables(&mut conn).await?;
@@ -311,7 +347,7 @@ pub async fn fingerprint_database(url: &DatabaseUrl) -> Result<Vec<TableSummary>
     // Rows are read through the raw COPY reader inside the same snapshot, so memory does not
     // grow with row size here either (a 200 MB value is hashed in pieces).
     let snapshot = parallel::export_snapshot(&mut conn).await?;
-    let mut raw = parallel::open_worker(url, &snapshot).await?;
+    let mut raw = parallel::open_worker(link, &snapshot).await?;
     for table in &tables {
         out.push(stream::fingerprint_table_raw(&mut raw, table).await?);
     }
@@ -343,7 +379,9 @@ mod tests {
 
     #[test]
     fn describe_never_shows_the_password() {
-        let url = DatabaseUrl::parse("postgres://app:hunter2@db.example:5432/main").unwrap();
+        let url =
+            exporter_contract::DatabaseUrl::parse("postgres://app:hunter2@db.example:5432/main")
+                .unwrap();
         let d = PostgresSource::new(url).describe();
         assert_eq!(d, "postgresql postgres://app:****@db.example:5432/main");
     }

@@ -33,12 +33,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use exporter_contract::produce::{Producer, cancelled};
-use exporter_contract::{DatabaseUrl, EngineError, ErrorKind, Fingerprint, TableSummary};
+use exporter_contract::{EngineError, ErrorKind, Fingerprint, TableSummary};
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, mpsc};
 use tokio::task::JoinSet;
 
 use crate::catalog::DataTable;
-use crate::connect::{self, Conn};
+use crate::connect::{self, Conn, Link};
 use crate::copyout::{PIECE, RawConn};
 use crate::stream::RowHasher;
 
@@ -94,8 +94,8 @@ pub async fn export_snapshot(main: &mut Conn) -> Result<String, EngineError> {
 ///
 /// Classified connect errors (object: the redacted endpoint); import errors (object
 /// `snapshot import`).
-pub async fn open_worker(url: &DatabaseUrl, snapshot: &str) -> Result<RawConn, EngineError> {
-    let mut raw = RawConn::connect(url).await?;
+pub async fn open_worker(link: &Link, snapshot: &str) -> Result<RawConn, EngineError> {
+    let mut raw = RawConn::connect(link).await?;
     let import = format!(
         "{}; SET TRANSACTION SNAPSHOT {}",
         connect::BEGIN_SNAPSHOT,
@@ -130,7 +130,7 @@ pub async fn close_worker(mut raw: RawConn) -> Result<(), EngineError> {
 /// Dropping the future aborts every worker.
 pub async fn copy_tables(
     main: &mut Conn,
-    url: &DatabaseUrl,
+    link: &Link,
     tables: &[DataTable],
     jobs: usize,
     out: &mut Producer,
@@ -145,8 +145,8 @@ pub async fn copy_tables(
     // Dropping the set aborts the workers that are still running.
     let mut set: JoinSet<Result<Done, EngineError>> = JoinSet::new();
     for _ in 0..workers {
-        let (url, snapshot, queue, tables, tx, output) = (
-            url.clone(),
+        let (link, snapshot, queue, tables, tx, output) = (
+            link.clone(),
             snapshot.clone(),
             queue.clone(),
             tables.clone(),
@@ -154,7 +154,7 @@ pub async fn copy_tables(
             output.clone(),
         );
         set.spawn(async move {
-            let result = worker(&url, &snapshot, &queue, &tables, &output).await;
+            let result = worker(&link, &snapshot, &queue, &tables, &output).await;
             drop(output);
             if let Err(e) = &result {
                 let _ = tx.send(Err(copy_of(e))).await;
@@ -256,13 +256,13 @@ async fn plan_items(main: &mut Conn, tables: &[DataTable]) -> Result<Vec<Item>, 
 }
 
 async fn worker(
-    url: &DatabaseUrl,
+    link: &Link,
     snapshot: &str,
     queue: &Mutex<VecDeque<Item>>,
     tables: &[DataTable],
     output: &Output,
 ) -> Result<Done, EngineError> {
-    let mut raw = open_worker(url, snapshot).await?;
+    let mut raw = open_worker(link, snapshot).await?;
     let mut partials = Vec::new();
     let mut deferred = Vec::new();
     // Tables this connection holds the lock of (a range of one needs it once).

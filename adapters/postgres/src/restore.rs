@@ -26,15 +26,15 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use exporter_contract::{
-    DatabaseUrl, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary,
-    ScratchServer, ServerInfo, TableSummary, Target,
+    Endpoint, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary, ScratchServer,
+    ServerInfo, TableSummary, Target,
 };
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, SinkExt, StreamExt};
-use tokio_postgres::{AsyncMessage, CopyInSink, NoTls, SimpleQueryMessage};
+use tokio_postgres::{AsyncMessage, CopyInSink, SimpleQueryMessage};
 
-use crate::connect::{self, Conn, Phase};
+use crate::connect::{self, Conn, Link, Phase};
 use crate::script::{Item, Splitter, Statement, first_words, is_ownership};
 use crate::{ENGINE, quote_ident};
 
@@ -50,15 +50,17 @@ use crate::{ENGINE, quote_ident};
 /// object; plpgsql is created if missing.
 #[derive(Debug, Clone)]
 pub struct PostgresTarget {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
 }
 
 impl PostgresTarget {
-    /// A target for `url` (`postgres://` or `postgresql://`, the database in the path,
-    /// `postgres` if none). No I/O.
+    /// A target for `endpoint` (`postgres://` or `postgresql://`, the database in the path,
+    /// `postgres` if none; TLS as for [`crate::PostgresSource`]). No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+        }
     }
 }
 
@@ -66,14 +68,17 @@ impl PostgresTarget {
 /// server and a maintenance database to connect to (default `postgres`). Cheap to build.
 #[derive(Debug, Clone)]
 pub struct PostgresScratch {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
 }
 
 impl PostgresScratch {
-    /// A scratch server reached through `url`. No I/O.
+    /// A scratch server reached through `endpoint`; the scratch databases are reached through
+    /// the same endpoint (dial address, TLS settings), database name replaced. No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+        }
     }
 }
 
@@ -81,13 +86,9 @@ impl PostgresScratch {
 /// [`connect::connect`]'s dump settings, such as an empty `search_path`, would change the
 /// meaning of a script without one), UTF-8 client encoding (tokio-postgres always asks for
 /// it), and the server's notices and warnings logged (psql prints them on stderr).
-async fn connect_logged(url: &DatabaseUrl) -> Result<Conn, EngineError> {
-    let endpoint = url.redacted();
-    let cfg = connect::config(url)?;
-    let (client, mut connection) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(|e| connect::classify(&e, Phase::Connect).with_object(endpoint.clone()))?;
+async fn connect_logged(link: &Link) -> Result<Conn, EngineError> {
+    let endpoint = link.redacted().to_owned();
+    let (client, mut connection, tls) = connect::establish(link).await?;
     let driver = tokio::spawn(async move {
         loop {
             match futures::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -104,6 +105,7 @@ async fn connect_logged(url: &DatabaseUrl) -> Result<Conn, EngineError> {
         client,
         driver: Some(driver),
         endpoint,
+        tls,
     })
 }
 
@@ -241,7 +243,7 @@ impl Applier {
 }
 
 async fn restore(
-    url: DatabaseUrl,
+    endpoint: Endpoint,
     format: PayloadFormat,
     mut body: BoxStream<'static, Result<Bytes, EngineError>>,
     options: RestoreOptions,
@@ -254,9 +256,10 @@ async fn restore(
                 format.extension()
             ),
         )
-        .with_object(url.redacted()));
+        .with_object(endpoint.redacted()));
     }
-    let conn = connect_logged(&url).await?;
+    let link = Link::new(&endpoint)?;
+    let conn = connect_logged(&link).await?;
     let mut applier = Applier {
         conn,
         copy: None,
@@ -342,8 +345,8 @@ async fn query_strings(conn: &mut Conn, sql: &str) -> Result<Vec<String>, Engine
     }
 }
 
-async fn existing_objects(url: DatabaseUrl) -> Result<Vec<String>, EngineError> {
-    let mut conn = connect::connect(&url).await?;
+async fn existing_objects(endpoint: Endpoint) -> Result<Vec<String>, EngineError> {
+    let mut conn = connect::connect(&Link::new(&endpoint)?).await?;
     query_strings(&mut conn, &existing_sql()).await
 }
 
@@ -356,8 +359,8 @@ async fn execute(conn: &mut Conn, sql: &str, object: &str) -> Result<(), EngineE
 
 /// `--clean`: drop every schema (`CASCADE`), recreate `public` as `CREATE DATABASE` makes it,
 /// drop the remaining extensions but plpgsql and every large object.
-async fn clean(url: DatabaseUrl) -> Result<(), EngineError> {
-    let mut conn = connect::connect(&url).await?;
+async fn clean(endpoint: Endpoint) -> Result<(), EngineError> {
+    let mut conn = connect::connect(&Link::new(&endpoint)?).await?;
     let schemas = query_strings(
         &mut conn,
         &format!(
@@ -454,34 +457,35 @@ async fn clean(url: DatabaseUrl) -> Result<(), EngineError> {
     .await
 }
 
-async fn preflight(url: DatabaseUrl) -> Result<ServerInfo, EngineError> {
-    let mut conn = connect::connect(&url).await?;
+async fn preflight(endpoint: Endpoint) -> Result<ServerInfo, EngineError> {
+    let mut conn = connect::connect(&Link::new(&endpoint)?).await?;
     let version = crate::server_version(&mut conn).await?;
     Ok(ServerInfo {
         engine: ENGINE.to_owned(),
         version,
+        tls: Some(conn.tls.clone()),
     })
 }
 
 impl Target for PostgresTarget {
     fn describe(&self) -> String {
-        format!("{ENGINE} {}", self.url.redacted())
+        format!("{ENGINE} {}", self.endpoint.redacted())
     }
 
     fn validate(&self) -> Result<(), EngineError> {
-        connect::config(&self.url).map(|_| ())
+        Link::new(&self.endpoint).map(|_| ())
     }
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
-        preflight(self.url.clone()).boxed()
+        preflight(self.endpoint.clone()).boxed()
     }
 
     fn existing_objects(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>> {
-        existing_objects(self.url.clone()).boxed()
+        existing_objects(self.endpoint.clone()).boxed()
     }
 
     fn clean(&self) -> BoxFuture<'_, Result<(), EngineError>> {
-        clean(self.url.clone()).boxed()
+        clean(self.endpoint.clone()).boxed()
     }
 
     fn restore(
@@ -490,12 +494,12 @@ impl Target for PostgresTarget {
         body: BoxStream<'static, Result<Bytes, EngineError>>,
         options: RestoreOptions,
     ) -> BoxFuture<'_, Result<RestoreSummary, EngineError>> {
-        restore(self.url.clone(), format, body, options).boxed()
+        restore(self.endpoint.clone(), format, body, options).boxed()
     }
 
     fn fingerprint(&self) -> BoxFuture<'_, Result<Vec<TableSummary>, EngineError>> {
-        let url = self.url.clone();
-        async move { crate::fingerprint_database(&url).await }.boxed()
+        let endpoint = self.endpoint.clone();
+        async move { crate::fingerprint_database(endpoint).await }.boxed()
     }
 }
 
@@ -524,32 +528,34 @@ fn check_scratch_name(name: &str, maintenance: Option<&str>) -> Result<(), Engin
 
 impl PostgresScratch {
     fn maintenance(&self) -> String {
-        self.url.database().unwrap_or_else(|| "postgres".to_owned())
+        self.endpoint
+            .url()
+            .database()
+            .unwrap_or_else(|| "postgres".to_owned())
     }
 
-    fn url_for(&self, name: &str) -> Result<DatabaseUrl, EngineError> {
-        let mut url = self.url.expose().clone();
-        url.set_path(&format!("/{name}"));
-        DatabaseUrl::parse(url.as_str()).map_err(|e| {
-            EngineError::new(ErrorKind::Unsupported, e.to_string()).with_object(self.url.redacted())
-        })
+    fn endpoint_for(&self, name: &str) -> Result<Endpoint, EngineError> {
+        Ok(Link::new(&self.endpoint)?
+            .for_database(name)?
+            .endpoint()
+            .clone())
     }
 
     async fn create(&self, name: String) -> Result<Box<dyn Target>, EngineError> {
         check_scratch_name(&name, Some(&self.maintenance()))?;
-        let target_url = self.url_for(&name)?;
-        let mut conn = connect::connect(&self.url).await?;
+        let target = self.endpoint_for(&name)?;
+        let mut conn = connect::connect(&Link::new(&self.endpoint)?).await?;
         let sql = format!(
             "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'",
             quote_ident(&name)
         );
         execute(&mut conn, &sql, &format!("database {name}")).await?;
-        Ok(Box::new(PostgresTarget::new(target_url)))
+        Ok(Box::new(PostgresTarget::new(target)))
     }
 
     async fn drop_scratch(&self, name: String) -> Result<(), EngineError> {
         check_scratch_name(&name, Some(&self.maintenance()))?;
-        let mut conn = connect::connect(&self.url).await?;
+        let mut conn = connect::connect(&Link::new(&self.endpoint)?).await?;
         let sql = format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote_ident(&name)
@@ -560,7 +566,7 @@ impl PostgresScratch {
 
 impl ScratchServer for PostgresScratch {
     fn describe(&self) -> String {
-        format!("{ENGINE} scratch server {}", self.url.redacted())
+        format!("{ENGINE} scratch server {}", self.endpoint.redacted())
     }
 
     fn create(&self, name: &str) -> BoxFuture<'_, Result<Box<dyn Target>, EngineError>> {
@@ -578,7 +584,9 @@ mod tests {
 
     #[test]
     fn describe_never_shows_the_password() {
-        let url = DatabaseUrl::parse("postgres://app:hunter2@db.example:5432/main").unwrap();
+        let url =
+            exporter_contract::DatabaseUrl::parse("postgres://app:hunter2@db.example:5432/main")
+                .unwrap();
         assert_eq!(
             PostgresTarget::new(url.clone()).describe(),
             "postgresql postgres://app:****@db.example:5432/main"
@@ -605,11 +613,15 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::Unsupported, "{bad}");
         }
         assert!(check_scratch_name("maint", Some("maint")).is_err());
-        let url = DatabaseUrl::parse("postgres://u:pw@h:5433/maint?sslmode=disable").unwrap();
-        let scratch = PostgresScratch::new(url);
+        let url =
+            exporter_contract::DatabaseUrl::parse("postgres://u:pw@h:5433/maint?sslmode=disable")
+                .unwrap();
+        let scratch = PostgresScratch::new(Endpoint::new(url).dial("127.0.0.1", 6000));
+        let target = scratch.endpoint_for("s1").unwrap();
         assert_eq!(
-            scratch.url_for("s1").unwrap().redacted(),
+            target.url().redacted(),
             "postgres://u:****@h:5433/s1?sslmode=disable"
         );
+        assert_eq!(target.connect_port(5432), 6000);
     }
 }

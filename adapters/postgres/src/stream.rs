@@ -8,10 +8,8 @@ use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, TableS
 use futures::StreamExt;
 use xxhash_rust::xxh3::Xxh3;
 
-use exporter_contract::DatabaseUrl;
-
 use crate::catalog::{DataTable, Plan};
-use crate::connect::Conn;
+use crate::connect::{Conn, Link};
 use crate::copyout::RawConn;
 
 /// Large objects are read and written in pieces of this size; it is also the unit of their
@@ -255,12 +253,12 @@ pub async fn fingerprint_table_raw(
 /// As [`copy_table_raw`], plus failures to export or import the snapshot.
 async fn copy_tables_sequential(
     main: &mut Conn,
-    url: &DatabaseUrl,
+    link: &Link,
     tables: &[DataTable],
     out: &mut Producer,
 ) -> Result<Vec<TableSummary>, EngineError> {
     let snapshot = crate::parallel::export_snapshot(main).await?;
-    let mut raw = crate::parallel::open_worker(url, &snapshot).await?;
+    let mut raw = crate::parallel::open_worker(link, &snapshot).await?;
     let mut summaries = Vec::with_capacity(tables.len());
     for table in tables {
         let object = table.object();
@@ -362,7 +360,7 @@ pub async fn copy_large_objects(
 pub async fn produce(
     conn: &mut Conn,
     plan: Plan,
-    parallel: Option<(&DatabaseUrl, usize)>,
+    parallel: Option<(&Link, usize)>,
     out: &mut Producer,
 ) -> Result<DumpSummary, EngineError> {
     out.write(HEADER.as_bytes()).await?;
@@ -372,11 +370,11 @@ pub async fn produce(
     }
     let mut tables = Vec::with_capacity(plan.tables.len() + 1);
     match parallel {
-        Some((url, jobs)) if jobs > 1 && !plan.tables.is_empty() => {
-            tables.extend(crate::parallel::copy_tables(conn, url, &plan.tables, jobs, out).await?);
+        Some((link, jobs)) if jobs > 1 && !plan.tables.is_empty() => {
+            tables.extend(crate::parallel::copy_tables(conn, link, &plan.tables, jobs, out).await?);
         }
-        Some((url, _)) if !plan.tables.is_empty() => {
-            tables.extend(copy_tables_sequential(conn, url, &plan.tables, out).await?);
+        Some((link, _)) if !plan.tables.is_empty() => {
+            tables.extend(copy_tables_sequential(conn, link, &plan.tables, out).await?);
         }
         _ => {
             for table in &plan.tables {

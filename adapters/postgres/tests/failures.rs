@@ -82,14 +82,14 @@ async fn passwords_never_shown() {
     let err = source.preflight().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_no_secret(&err, "s3cretpw");
-    let tls = DatabaseUrl::parse("postgres://postgres:s3cretpw@127.0.0.1:5432/x?sslmode=require")
-        .unwrap();
+    // A verifying mode without a root certificate is refused before connecting (libpq does
+    // the same), never downgraded.
+    let tls =
+        DatabaseUrl::parse("postgres://postgres:s3cretpw@127.0.0.1:5432/x?sslmode=verify-full")
+            .unwrap();
     let err = PostgresSource::new(tls).preflight().await.unwrap_err();
-    assert_eq!(
-        err.kind(),
-        ErrorKind::Unsupported,
-        "sslmode=require never falls back to clear text"
-    );
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("sslrootcert=FILE"), "{err}");
     assert_no_secret(&err, "s3cretpw");
 }
 

@@ -9,11 +9,14 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::{Buf, Bytes, BytesMut};
-use exporter_contract::{DatabaseUrl, EngineError, ErrorKind};
+use exporter_contract::{Endpoint, EngineError, ErrorKind, TlsInfo};
+use exporter_tls::{Connector, Identity, Roots, TlsOptions, Verify, Vocabulary};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// `CLIENT SETNAME` of every connection: lets an operator (and our tests) find the exporter's
@@ -26,12 +29,25 @@ const MAX_LINE: usize = 64 * 1024;
 /// Socket reads go into a buffer of at least this size.
 const READ_BUF: usize = 64 * 1024;
 
-/// Where and how to connect, parsed from a [`DatabaseUrl`]. No I/O.
+/// A byte stream to the server: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// redis-cli's TLS options as URL parameters, in messages and hints.
+pub const VOCABULARY: Vocabulary = Vocabulary {
+    ca: "cacert=FILE",
+    chain_only: None,
+    no_verify: "insecure",
+    tls_on: "rediss://",
+    client_cert: "cert=FILE&key=FILE",
+};
+
+/// Where and how to connect, parsed from an [`Endpoint`]. No I/O.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Host name or address.
+    /// Host name or address to open the socket to (the endpoint's dial address).
     pub host: String,
-    /// TCP port (default 6379).
+    /// TCP port to open the socket to (default 6379).
     pub port: u16,
     /// ACL user (`AUTH user password`), if any.
     pub username: Option<String>,
@@ -43,32 +59,72 @@ pub struct Target {
     pub endpoint: String,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// TLS (`rediss://`): what to check, and the client configuration once built.
+    pub tls: Option<Tls>,
 }
 
-impl Target {
-    /// Parse `redis://[user[:password]@]host[:port][/db]`.
+/// The TLS of a `rediss://` endpoint.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// What the handshake must do.
+    pub options: TlsOptions,
+    /// `rediss` or `rediss insecure`, as recorded in manifests.
+    pub mode: &'static str,
+    connector: Arc<OnceLock<Connector>>,
+}
+
+impl Tls {
+    /// The client configuration, built at the first call (reads the certificate files) and
+    /// shared by every connection of the target.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Unsupported`] for `rediss://` (this build has no TLS and never downgrades
-    /// to clear text), another scheme, a non-numeric `/db` path, or a bad `connect_timeout`.
-    pub fn from_url(url: &DatabaseUrl) -> Result<Self, EngineError> {
-        let endpoint = url.redacted();
-        let unsupported = |msg: String| {
-            EngineError::new(ErrorKind::Unsupported, msg).with_object(endpoint.clone())
-        };
-        match url.scheme() {
-            "redis" => {}
-            "rediss" => {
-                return Err(unsupported(
-                    "rediss:// (TLS) is not supported by this build of exporter; refusing to \
-                     connect in clear text. Reach the server through a tunnel that terminates \
-                     TLS (e.g. `aptible db:tunnel`) and use redis://"
-                        .to_owned(),
-                ));
-            }
-            other => return Err(unsupported(format!("URL scheme {other:?} is not Redis"))),
+    /// A file that cannot be read, named ([`ErrorKind::Unsupported`]).
+    pub fn connector(&self, endpoint: &str) -> Result<Connector, EngineError> {
+        if let Some(c) = self.connector.get() {
+            return Ok(c.clone());
         }
+        let built = Connector::new(&self.options)
+            .map_err(|e| EngineError::from(e).with_object(endpoint.to_owned()))?;
+        Ok(self.connector.get_or_init(|| built).clone())
+    }
+}
+
+/// Whether a flag parameter (`insecure`, `insecure=1`, `insecure=true`) is on.
+fn flag(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl Target {
+    /// Parse `redis[s]://[user[:password]@]host[:port][/db][?params]` from the endpoint.
+    /// Parameters: `connect_timeout`, and for `rediss://` redis-cli's TLS options `cacert`,
+    /// `cert`, `key`, `sni` and `insecure`.
+    ///
+    /// TLS verification is on by default: the chain against `cacert` (else the endpoint's
+    /// inline CA, else the system's trusted roots) and the host name — the URL's host, or
+    /// `sni`, which also names the server in the handshake. `insecure` skips verification
+    /// (`redis-cli --insecure`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] for another scheme, a non-numeric `/db` path, a bad
+    /// `connect_timeout`, an unknown parameter, TLS parameters on `redis://`, or `cert`
+    /// without `key`.
+    pub fn from_endpoint(endpoint: &Endpoint) -> Result<Self, EngineError> {
+        let url = endpoint.url();
+        let redacted = endpoint.redacted();
+        let unsupported = |msg: String| {
+            EngineError::new(ErrorKind::Unsupported, msg).with_object(redacted.clone())
+        };
+        let secure = match url.scheme() {
+            "redis" => false,
+            "rediss" => true,
+            other => return Err(unsupported(format!("URL scheme {other:?} is not Redis"))),
+        };
         let db = match url.database() {
             None => None,
             Some(text) => Some(text.parse::<u32>().map_err(|_| {
@@ -78,8 +134,10 @@ impl Target {
             })?),
         };
         let mut connect_timeout = Duration::from_secs(30);
-        for (key, value) in url.query_pairs() {
-            match key.as_ref() {
+        let (mut cacert, mut cert, mut key, mut sni, mut insecure) =
+            (None, None, None, None, false);
+        for (key_name, value) in url.query_pairs() {
+            match key_name.as_ref() {
                 "connect_timeout" => {
                     let secs: u64 = value.parse().map_err(|_| {
                         unsupported(format!(
@@ -90,25 +148,81 @@ impl Target {
                         connect_timeout = Duration::from_secs(secs);
                     }
                 }
+                tls_param @ ("cacert" | "cert" | "key" | "sni" | "insecure") if !secure => {
+                    return Err(unsupported(format!(
+                        "{tls_param} is a TLS parameter, and redis:// is clear text; use \
+                         rediss:// for TLS"
+                    )));
+                }
+                "cacert" => cacert = Some(value.into_owned()),
+                "cert" => cert = Some(value.into_owned()),
+                "key" => key = Some(value.into_owned()),
+                "sni" => sni = Some(value.into_owned()),
+                "insecure" => {
+                    insecure = flag(&value).ok_or_else(|| {
+                        unsupported(format!("insecure must be a flag (1 or 0), got {value:?}"))
+                    })?;
+                }
                 // Ignoring a parameter could mean dumping without the authentication or
                 // database the user asked for; refuse it, naming only the key (values may be
                 // secrets).
                 other => {
                     return Err(unsupported(format!(
-                        "URL parameter {other:?} is not supported (supported: connect_timeout); \
-                         put the user, password and database in the URL itself"
+                        "URL parameter {other:?} is not supported (supported: connect_timeout; \
+                         with rediss:// also cacert, cert, key, sni, insecure); put the user, \
+                         password and database in the URL itself"
                     )));
                 }
             }
         }
+        let tls = if secure {
+            let identity = match (cert, key) {
+                (Some(cert), Some(key)) => Some(Identity {
+                    cert: cert.into(),
+                    key: key.into(),
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err(unsupported(
+                        "a client certificate needs both cert=FILE and key=FILE".to_owned(),
+                    ));
+                }
+            };
+            let roots = match cacert {
+                Some(path) => Some(Roots::File(path.into())),
+                None => Some(endpoint.ca_pem().map_or(Roots::System, |pem| Roots::Pem {
+                    pem: pem.into(),
+                    origin: "the CA certificate given with the endpoint".to_owned(),
+                })),
+            };
+            Some(Tls {
+                options: TlsOptions {
+                    verify: if insecure { Verify::None } else { Verify::Full },
+                    roots,
+                    identity,
+                    server_name: sni.unwrap_or_else(|| url.host().to_owned()),
+                    sni: true,
+                    vocabulary: VOCABULARY,
+                },
+                mode: if insecure {
+                    "rediss insecure"
+                } else {
+                    "rediss"
+                },
+                connector: Arc::new(OnceLock::new()),
+            })
+        } else {
+            None
+        };
         Ok(Self {
-            host: url.host().to_owned(),
-            port: url.port().unwrap_or(6379),
+            host: endpoint.connect_host().to_owned(),
+            port: endpoint.connect_port(6379),
             username: url.username(),
             password: url.password(),
             db,
-            endpoint,
+            endpoint: redacted,
             connect_timeout,
+            tls,
         })
     }
 
@@ -116,6 +230,12 @@ impl Target {
     #[must_use]
     pub fn db_object(&self, db: u32) -> String {
         format!("{} db{db}", self.endpoint)
+    }
+
+    /// What a clear-text connection to this target is recorded as.
+    #[must_use]
+    pub fn plaintext_info() -> TlsInfo {
+        TlsInfo::plaintext("redis")
     }
 }
 
@@ -147,10 +267,14 @@ pub fn encode(buf: &mut Vec<u8>, args: &[&[u8]]) {
 
 /// An open connection.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: BytesMut,
     /// The redacted endpoint, for error objects.
     pub endpoint: String,
+    /// Transport security of this connection.
+    pub tls: TlsInfo,
+    /// The TLS client, to explain TLS failures read after the handshake.
+    connector: Option<Connector>,
 }
 
 fn closed(endpoint: &str, what: &str) -> EngineError {
@@ -222,20 +346,95 @@ impl Conn {
             }
         };
         let _ = stream.set_nodelay(true);
+        let (stream, tls, connector): (Box<dyn Io>, TlsInfo, Option<Connector>) = match &target.tls
+        {
+            Some(tls) => {
+                let connector = tls.connector(&endpoint)?;
+                // A read buffer under TLS: rustls reads the socket 4 KiB at a time.
+                let buffered = tokio::io::BufReader::with_capacity(READ_BUF, stream);
+                let handshake =
+                    tokio::time::timeout(target.connect_timeout, connector.connect(buffered)).await;
+                let (stream, handshake) = match handshake {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(e)) => return Err(EngineError::from(e).with_object(endpoint)),
+                    // A clear-text Redis reads a ClientHello as the start of an inline
+                    // command and waits for its end: no answer at all.
+                    Err(_) => {
+                        return Err(EngineError::new(
+                            ErrorKind::Connect,
+                            format!(
+                                "the TLS handshake got no answer within {}s: the server does not \
+                                 seem to speak TLS on this port",
+                                target.connect_timeout.as_secs()
+                            ),
+                        )
+                        .with_object(endpoint)
+                        .with_hint(
+                            "check the port; a server without TLS is reached with redis://, not \
+                             rediss://",
+                        ));
+                    }
+                };
+                let info = connector.info(tls.mode, &handshake);
+                (Box::new(stream), info, Some(connector))
+            }
+            None => (Box::new(stream), Target::plaintext_info(), None),
+        };
         let mut conn = Self {
             stream,
             buf: BytesMut::with_capacity(READ_BUF),
             endpoint,
+            tls,
+            connector,
         };
-        conn.auth(target).await?;
-        // Best effort: a server or ACL that refuses CLIENT SETNAME is no reason to fail.
-        if let Reply::Error(e) = conn
-            .command(&[b"CLIENT", b"SETNAME", CLIENT_NAME.as_bytes()])
-            .await?
-        {
-            tracing::debug!(error = %e, "CLIENT SETNAME refused");
+        let greeted = async {
+            conn.auth(target).await?;
+            // Best effort: a server or ACL that refuses CLIENT SETNAME is no reason to fail.
+            if let Reply::Error(e) = conn
+                .command(&[b"CLIENT", b"SETNAME", CLIENT_NAME.as_bytes()])
+                .await?
+            {
+                tracing::debug!(error = %e, "CLIENT SETNAME refused");
+            }
+            Ok::<(), EngineError>(())
         }
-        Ok(conn)
+        .await;
+        match greeted {
+            Ok(()) => Ok(conn),
+            // A TLS-only server (`--port 0 --tls-port N`) drops a clear-text client at its
+            // first command, without a word of RESP.
+            Err(e) if target.tls.is_none() && e.kind() == ErrorKind::Protocol => {
+                Err(EngineError::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "{}; the server may accept TLS connections only",
+                        e.message()
+                    ),
+                )
+                .with_object(conn.endpoint.clone())
+                .with_hint(
+                    "if the server (or this port) speaks TLS, use rediss:// (with cacert=FILE \
+                     for its CA)",
+                )
+                .retryable(false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An I/O error on the socket: a TLS failure explained (e.g. a server that wants a
+    /// client certificate says so after the handshake), else `what` went wrong.
+    fn io_error(&self, e: std::io::Error, what: &str) -> EngineError {
+        if let Some(connector) = &self.connector
+            && Connector::is_tls_failure(&e)
+        {
+            return EngineError::from(connector.explain_io(&e, false))
+                .with_object(self.endpoint.clone());
+        }
+        EngineError::new(ErrorKind::Protocol, format!("{what}: {e}"))
+            .with_object(self.endpoint.clone())
+            .with_source(e)
+            .retryable(true)
     }
 
     async fn auth(&mut self, target: &Target) -> Result<(), EngineError> {
@@ -302,15 +501,10 @@ impl Conn {
     ///
     /// [`ErrorKind::Protocol`] (retryable) if the connection is gone.
     pub async fn send(&mut self, data: &[u8]) -> Result<(), EngineError> {
-        self.stream.write_all(data).await.map_err(|e| {
-            EngineError::new(
-                ErrorKind::Protocol,
-                format!("writing to the server failed: {e}"),
-            )
-            .with_object(self.endpoint.clone())
-            .with_source(e)
-            .retryable(true)
-        })
+        match self.stream.write_all(data).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.io_error(e, "writing to the server failed")),
+        }
     }
 
     /// Send one command and read its reply (an error reply is returned, not raised).
@@ -349,13 +543,7 @@ impl Conn {
         match self.stream.read_buf(&mut self.buf).await {
             Ok(0) => Err(closed(&self.endpoint, what)),
             Ok(_) => Ok(()),
-            Err(e) => Err(EngineError::new(
-                ErrorKind::Protocol,
-                format!("reading from the server failed {what}: {e}"),
-            )
-            .with_object(self.endpoint.clone())
-            .with_source(e)
-            .retryable(true)),
+            Err(e) => Err(self.io_error(e, &format!("reading from the server failed {what}"))),
         }
     }
 
@@ -625,10 +813,15 @@ pub fn parse_version(version: &str) -> (u32, u32) {
 mod tests {
     use super::*;
 
+    use exporter_contract::DatabaseUrl;
+
+    fn target(url: &str) -> Result<Target, EngineError> {
+        Target::from_endpoint(&Endpoint::new(DatabaseUrl::parse(url).unwrap()))
+    }
+
     #[test]
     fn url_parts_and_db_path() {
-        let url = DatabaseUrl::parse("redis://app:s%40cret@cache.example:6380/3").unwrap();
-        let t = Target::from_url(&url).unwrap();
+        let t = target("redis://app:s%40cret@cache.example:6380/3").unwrap();
         assert_eq!(t.host, "cache.example");
         assert_eq!(t.port, 6380);
         assert_eq!(t.username.as_deref(), Some("app"));
@@ -636,19 +829,53 @@ mod tests {
         assert_eq!(t.db, Some(3));
         assert!(!t.endpoint.contains("cret"));
         assert_eq!(t.db_object(3), "redis://app:****@cache.example:6380/3 db3");
-        let t = Target::from_url(&DatabaseUrl::parse("redis://h").unwrap()).unwrap();
+        let t = target("redis://h").unwrap();
         assert_eq!((t.port, t.db, t.password), (6379, None, None));
+        assert!(t.tls.is_none());
     }
 
     #[test]
-    fn rediss_and_bad_paths_are_refused_without_the_password() {
-        let url = DatabaseUrl::parse("rediss://u:hunter2@h:6380").unwrap();
-        let err = Target::from_url(&url).unwrap_err();
+    fn rediss_verifies_by_default_and_takes_redis_cli_options() {
+        let t = target("rediss://u:hunter2@cache.example:6380").unwrap();
+        let tls = t.tls.unwrap();
+        assert_eq!(tls.mode, "rediss");
+        assert_eq!(tls.options.verify, Verify::Full);
+        assert_eq!(tls.options.roots, Some(Roots::System));
+        assert_eq!(tls.options.server_name, "cache.example");
+        let t =
+            target("rediss://h?cacert=/ca.pem&cert=/c.pem&key=/k.pem&sni=cache.internal").unwrap();
+        let tls = t.tls.unwrap();
+        assert_eq!(tls.options.roots, Some(Roots::File("/ca.pem".into())));
+        assert_eq!(tls.options.server_name, "cache.internal");
+        assert_eq!(
+            tls.options.identity.unwrap().key,
+            std::path::PathBuf::from("/k.pem")
+        );
+        let t = target("rediss://h?insecure").unwrap();
+        assert_eq!(t.tls.as_ref().unwrap().options.verify, Verify::None);
+        assert_eq!(t.tls.unwrap().mode, "rediss insecure");
+        // The endpoint's inline CA and dial override.
+        let e = Endpoint::new(DatabaseUrl::parse("rediss://cache.example").unwrap())
+            .with_ca_pem("-----BEGIN CERTIFICATE-----\n")
+            .dial("127.0.0.1", 41000);
+        let t = Target::from_endpoint(&e).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 41000));
+        let tls = t.tls.unwrap();
+        assert!(matches!(tls.options.roots, Some(Roots::Pem { .. })));
+        assert_eq!(tls.options.server_name, "cache.example");
+    }
+
+    #[test]
+    fn tls_mistakes_and_bad_paths_are_refused_without_the_password() {
+        let err = target("redis://u:hunter2@h/0?cacert=/ca.pem").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert!(err.to_string().contains("TLS"), "{err}");
+        assert!(err.to_string().contains("rediss://"), "{err}");
         assert!(!err.to_string().contains("hunter2"));
-        let url = DatabaseUrl::parse("redis://u:hunter2@h/cache").unwrap();
-        let err = Target::from_url(&url).unwrap_err();
+        let err = target("rediss://u:hunter2@h/0?cert=/c.pem").unwrap_err();
+        assert!(err.to_string().contains("key=FILE"), "{err}");
+        let err = target("rediss://h?insecure=maybe").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        let err = target("redis://u:hunter2@h/cache").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(!err.to_string().contains("hunter2"));
     }

@@ -10,9 +10,11 @@
 //! [`exporter_contract::ScratchServer`] with a whole, empty server as the scratch.
 //!
 //! URLs: `redis://[user[:password]@]host[:port][/db][?connect_timeout=SECS]`. With a `/db`
-//! path only that logical database is dumped. `rediss://` (TLS) is refused with
-//! [`ErrorKind::Unsupported`] before any connection: this build has no TLS stack and never
-//! downgrades to clear text (reach such a server through a TLS-terminating tunnel).
+//! path only that logical database is dumped. `rediss://` is TLS (through `exporter-tls`),
+//! with redis-cli's option names as parameters: `cacert=FILE`, `cert=FILE&key=FILE`,
+//! `sni=NAME`, `insecure`. Verification of the chain and the host name (the URL's, or `sni`)
+//! is on by default, against `cacert`, else the endpoint's inline CA, else the system's trusted
+//! roots. A clear-text client that a TLS-only server drops is told to use `rediss://`.
 //! Redis Cluster nodes are refused too (one node holds only some slots).
 //!
 //! # The RESP format (default)
@@ -117,8 +119,9 @@
 //!
 //! [`EngineError`] kinds: `Connect` (unreachable, retryable), `Auth` (`WRONGPASS`, `NOAUTH`,
 //! `invalid password`, also for ACL users), `Permission` (`NOPERM`, naming the key or
-//! command), `NotFound` (a `/db` out of range), `Unsupported` (`rediss://`, cluster,
-//! refused replication, a `/db` with RDB), `Protocol` (the server closed the connection
+//! command), `NotFound` (a `/db` out of range), `Unsupported` (cluster, refused
+//! replication, a `/db` with RDB, TLS parameters that cannot work, an unreadable CA file),
+//! `Connect` also for TLS failures (named: unknown CA, expiry, host name, client certificate), `Protocol` (the server closed the connection
 //! midway — `CLIENT KILL`, a crash — retryable), `Query` (other server errors), `Cancelled`
 //! (the consumer went away). A key whose `DUMP` fails (e.g. a module type without `DUMP`
 //! support) fails the whole dump naming the key, printable-escaped (`"\xff\x00key"`); module
@@ -127,7 +130,7 @@
 
 use exporter_contract::produce::{Producer, cancelled, dump_channel};
 use exporter_contract::{
-    Consistency, DatabaseUrl, Dump, DumpMeta, DumpOptions, DumpSummary, EngineError, ErrorKind,
+    Consistency, Dump, DumpMeta, DumpOptions, DumpSummary, Endpoint, EngineError, ErrorKind,
     PayloadFormat, ServerInfo, Source, TableSummary,
 };
 use futures::FutureExt;
@@ -164,16 +167,16 @@ pub enum RedisFormat {
 /// [`Source::preflight`] or [`Source::dump`].
 #[derive(Debug, Clone)]
 pub struct RedisSource {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
     format: RedisFormat,
 }
 
 impl RedisSource {
     /// A source for `url` (`redis://…`), in the default [`RedisFormat::Resp`]. No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
         Self {
-            url,
+            endpoint: endpoint.into(),
             format: RedisFormat::Resp,
         }
     }
@@ -192,6 +195,19 @@ impl RedisSource {
     }
 }
 
+/// The transport an endpoint asks for, for listings: `rediss`, `rediss insecure`, or `none`
+/// for `redis://`. Pure.
+///
+/// # Errors
+///
+/// As [`Source::validate`].
+pub fn tls_mode(endpoint: &Endpoint) -> Result<String, EngineError> {
+    conn::Target::from_endpoint(endpoint).map(|t| {
+        t.tls
+            .map_or_else(|| "none".to_owned(), |tls| tls.mode.to_owned())
+    })
+}
+
 /// A connection that passed the server checks.
 struct Opened {
     conn: conn::Conn,
@@ -201,8 +217,8 @@ struct Opened {
 }
 
 /// Connect, authenticate, and check version and deployment.
-async fn open(url: &DatabaseUrl) -> Result<Opened, EngineError> {
-    let target = conn::Target::from_url(url)?;
+async fn open(endpoint: &Endpoint) -> Result<Opened, EngineError> {
+    let target = conn::Target::from_endpoint(endpoint)?;
     let mut conn = conn::Conn::connect(&target).await?;
     let server = conn.info("server").await?;
     let version = conn::info_field(&server, "redis_version")
@@ -290,8 +306,8 @@ fn refuse_rdb_with_db(target: &conn::Target) -> Result<(), EngineError> {
     }
 }
 
-async fn preflight(url: DatabaseUrl, format: RedisFormat) -> Result<ServerInfo, EngineError> {
-    let mut opened = open(&url).await?;
+async fn preflight(endpoint: Endpoint, format: RedisFormat) -> Result<ServerInfo, EngineError> {
+    let mut opened = open(&endpoint).await?;
     if format == RedisFormat::Rdb {
         refuse_rdb_with_db(&opened.target)?;
     }
@@ -299,6 +315,7 @@ async fn preflight(url: DatabaseUrl, format: RedisFormat) -> Result<ServerInfo, 
     Ok(ServerInfo {
         engine: ENGINE.to_owned(),
         version: opened.version,
+        tls: Some(opened.conn.tls.clone()),
     })
 }
 
@@ -332,8 +349,8 @@ fn size_hint(memory_info: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn start_resp(url: DatabaseUrl) -> Result<Dump, EngineError> {
-    let mut opened = open(&url).await?;
+async fn start_resp(endpoint: Endpoint) -> Result<Dump, EngineError> {
+    let mut opened = open(&endpoint).await?;
     check_db(&mut opened).await?;
     let plan = plan(&mut opened).await?;
     let hint = if opened.target.db.is_none() {
@@ -347,6 +364,7 @@ async fn start_resp(url: DatabaseUrl) -> Result<Dump, EngineError> {
         server_version: opened.version.clone(),
         consistency: Consistency::BestEffort,
         size_hint: hint,
+        tls: Some(opened.conn.tls.clone()),
     };
     Ok(spawn_dump(meta, move |out| {
         async move {
@@ -384,10 +402,10 @@ async fn start_resp(url: DatabaseUrl) -> Result<Dump, EngineError> {
     }))
 }
 
-async fn start_rdb(url: DatabaseUrl) -> Result<Dump, EngineError> {
-    let target = conn::Target::from_url(&url)?;
+async fn start_rdb(endpoint: Endpoint) -> Result<Dump, EngineError> {
+    let target = conn::Target::from_endpoint(&endpoint)?;
     refuse_rdb_with_db(&target)?;
-    let mut opened = open(&url).await?;
+    let mut opened = open(&endpoint).await?;
     let memory = opened.conn.info("memory").await?;
     let transfer = rdb::handshake(&mut opened.conn).await?;
     let meta = DumpMeta {
@@ -399,6 +417,7 @@ async fn start_rdb(url: DatabaseUrl) -> Result<Dump, EngineError> {
             rdb::Transfer::Sized(len) => Some(len),
             rdb::Transfer::Marked(_) => size_hint(&memory),
         },
+        tls: Some(opened.conn.tls.clone()),
     };
     Ok(spawn_dump(meta, move |out| {
         async move {
@@ -427,21 +446,21 @@ impl Source for RedisSource {
             RedisFormat::Resp => "resp",
             RedisFormat::Rdb => "rdb",
         };
-        format!("{ENGINE} {} ({format})", self.url.redacted())
+        format!("{ENGINE} {} ({format})", self.endpoint.redacted())
     }
 
     fn validate(&self) -> Result<(), EngineError> {
-        conn::Target::from_url(&self.url).map(|_| ())
+        conn::Target::from_endpoint(&self.endpoint).map(|_| ())
     }
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
-        preflight(self.url.clone(), self.format).boxed()
+        preflight(self.endpoint.clone(), self.format).boxed()
     }
 
     fn dump(&self, _options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
         match self.format {
-            RedisFormat::Resp => start_resp(self.url.clone()).boxed(),
-            RedisFormat::Rdb => start_rdb(self.url.clone()).boxed(),
+            RedisFormat::Resp => start_resp(self.endpoint.clone()).boxed(),
+            RedisFormat::Rdb => start_rdb(self.endpoint.clone()).boxed(),
         }
     }
 }
@@ -453,13 +472,15 @@ impl Source for RedisSource {
 /// # Errors
 ///
 /// Classified [`EngineError`]s: `Connect`, `Auth`, `Permission` (naming the key), `NotFound`
-/// (a `/db` out of range), `Unsupported` (`rediss://`, cluster), `Protocol`.
+/// (a `/db` out of range), `Unsupported` (cluster, bad TLS parameters), `Protocol`.
 ///
 /// # Cancel safety
 ///
 /// Dropping the future closes the connection; nothing is written to the server.
-pub async fn fingerprint_database(url: &DatabaseUrl) -> Result<Vec<TableSummary>, EngineError> {
-    let mut opened = open(url).await?;
+pub async fn fingerprint_database(
+    endpoint: impl Into<Endpoint>,
+) -> Result<Vec<TableSummary>, EngineError> {
+    let mut opened = open(&endpoint.into()).await?;
     check_db(&mut opened).await?;
     let plan = plan(&mut opened).await?;
     let Opened {
@@ -477,7 +498,8 @@ mod tests {
 
     #[test]
     fn describe_never_shows_the_password() {
-        let url = DatabaseUrl::parse("redis://app:hunter2@cache.example:6380/2").unwrap();
+        let url = exporter_contract::DatabaseUrl::parse("redis://app:hunter2@cache.example:6380/2")
+            .unwrap();
         let s = RedisSource::new(url.clone());
         assert_eq!(
             s.describe(),
@@ -491,7 +513,7 @@ mod tests {
     #[tokio::test]
     async fn rdb_with_a_db_path_is_refused_before_connecting() {
         // Port 1 on loopback: nothing listens, so only a pure check can answer.
-        let url = DatabaseUrl::parse("redis://:pw@127.0.0.1:1/4").unwrap();
+        let url = exporter_contract::DatabaseUrl::parse("redis://:pw@127.0.0.1:1/4").unwrap();
         let source = RedisSource::new(url).with_format(RedisFormat::Rdb);
         let err = source.dump(DumpOptions::default()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use bytes::{Buf, Bytes, BytesMut};
 use exporter_contract::{
-    DatabaseUrl, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary,
-    ScratchServer, ServerInfo, TableSummary, Target,
+    Endpoint, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary, ScratchServer,
+    ServerInfo, TableSummary, Target,
 };
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -611,13 +611,13 @@ fn encoded_len(args: &[Bytes]) -> usize {
 }
 
 async fn restore_resp(
-    url: DatabaseUrl,
+    endpoint: Endpoint,
     max_commands: usize,
     max_bytes: usize,
     without_expiry: bool,
     mut body: BoxStream<'static, Result<Bytes, EngineError>>,
 ) -> Result<RestoreSummary, EngineError> {
-    let mut opened = crate::open(&url).await?;
+    let mut opened = crate::open(&endpoint).await?;
     crate::check_db(&mut opened).await?;
     let crate::Opened {
         conn,
@@ -739,7 +739,7 @@ async fn restore_resp(
 /// Dropping the future closes the connection; commands already sent may have been applied.
 #[derive(Debug, Clone)]
 pub struct RedisTarget {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
     max_commands: usize,
     max_bytes: usize,
     without_expiry: bool,
@@ -749,9 +749,9 @@ impl RedisTarget {
     /// A target for `url` (`redis://…`; a `/db` path limits everything to that logical
     /// database, and a stream selecting another one is refused). No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
         Self {
-            url,
+            endpoint: endpoint.into(),
             max_commands: WINDOW_COMMANDS,
             max_bytes: WINDOW_BYTES,
             without_expiry: false,
@@ -781,7 +781,7 @@ impl RedisTarget {
     /// What the target holds: function libraries (whole-server targets only; they live
     /// outside every logical database) and the key count of each non-empty database.
     async fn contents(&self) -> Result<Contents, EngineError> {
-        let mut opened = crate::open(&self.url).await?;
+        let mut opened = crate::open(&self.endpoint).await?;
         crate::check_db(&mut opened).await?;
         let counts = conn::keyspace_counts(&opened.conn.info("keyspace").await?);
         Ok(match opened.target.db {
@@ -801,7 +801,7 @@ impl RedisTarget {
     /// `FLUSHDB` of a `/db` target; `FLUSHALL` and `FUNCTION FLUSH` (where the server has
     /// functions) of a whole server.
     async fn flush(&self) -> Result<(), EngineError> {
-        let mut opened = crate::open(&self.url).await?;
+        let mut opened = crate::open(&self.endpoint).await?;
         crate::check_db(&mut opened).await?;
         if let Some(db) = opened.target.db {
             let object = opened.target.db_object(db);
@@ -880,15 +880,15 @@ fn rdb_by_hand() -> EngineError {
 
 impl Target for RedisTarget {
     fn describe(&self) -> String {
-        format!("{ENGINE} {}", self.url.redacted())
+        format!("{ENGINE} {}", self.endpoint.redacted())
     }
 
     fn validate(&self) -> Result<(), EngineError> {
-        conn::Target::from_url(&self.url).map(|_| ())
+        conn::Target::from_endpoint(&self.endpoint).map(|_| ())
     }
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
-        crate::preflight(self.url.clone(), RedisFormat::Resp).boxed()
+        crate::preflight(self.endpoint.clone(), RedisFormat::Resp).boxed()
     }
 
     /// `functions (<n> libraries)` if the server holds Redis 7 function libraries (not for a
@@ -911,7 +911,7 @@ impl Target for RedisTarget {
     ) -> BoxFuture<'_, Result<RestoreSummary, EngineError>> {
         match format {
             PayloadFormat::Resp => restore_resp(
-                self.url.clone(),
+                self.endpoint.clone(),
                 self.max_commands,
                 self.max_bytes,
                 self.without_expiry,
@@ -919,14 +919,14 @@ impl Target for RedisTarget {
             )
             .boxed(),
             PayloadFormat::Rdb => {
-                async move { Err(rdb_by_hand().with_object(self.url.redacted())) }.boxed()
+                async move { Err(rdb_by_hand().with_object(self.endpoint.redacted())) }.boxed()
             }
             PayloadFormat::Sql => async move {
                 Err(EngineError::new(
                     ErrorKind::Unsupported,
                     "a SQL payload cannot be restored into Redis",
                 )
-                .with_object(self.url.redacted()))
+                .with_object(self.endpoint.redacted()))
             }
             .boxed(),
         }
@@ -935,7 +935,7 @@ impl Target for RedisTarget {
     /// [`crate::fingerprint_database`] of the target: every logical database holding keys (or
     /// the URL's `/db`), exactly as a RESP dump of it computes them.
     fn fingerprint(&self) -> BoxFuture<'_, Result<Vec<TableSummary>, EngineError>> {
-        async move { crate::fingerprint_database(&self.url).await }.boxed()
+        async move { crate::fingerprint_database(&self.endpoint).await }.boxed()
     }
 }
 
@@ -959,16 +959,16 @@ impl Target for RedisTarget {
 /// [`ErrorKind::NotFound`] for a name this value did not create; connection and server errors.
 #[derive(Debug)]
 pub struct RedisScratch {
-    url: DatabaseUrl,
+    endpoint: Endpoint,
     live: Mutex<Option<String>>,
 }
 
 impl RedisScratch {
     /// A scratch server at `url` (`redis://…`, no `/db` path). No I/O.
     #[must_use]
-    pub fn new(url: DatabaseUrl) -> Self {
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
         Self {
-            url,
+            endpoint: endpoint.into(),
             live: Mutex::new(None),
         }
     }
@@ -980,7 +980,7 @@ impl RedisScratch {
     }
 
     async fn create_scratch(&self, name: &str) -> Result<Box<dyn Target>, EngineError> {
-        let target = conn::Target::from_url(&self.url)?;
+        let target = conn::Target::from_endpoint(&self.endpoint)?;
         if let Some(db) = target.db {
             return Err(EngineError::new(
                 ErrorKind::Unsupported,
@@ -1002,7 +1002,7 @@ impl RedisScratch {
             .with_object(target.endpoint));
         }
         // Keys that expired since the dump must still be there to be compared.
-        let scratch = RedisTarget::new(self.url.clone()).without_expiry();
+        let scratch = RedisTarget::new(self.endpoint.clone()).without_expiry();
         let contents = scratch.contents().await?;
         if contents.libraries > 0 || !contents.dbs.is_empty() {
             return Err(EngineError::new(
@@ -1038,9 +1038,9 @@ impl RedisScratch {
                      to flush it"
                 ),
             )
-            .with_object(self.url.redacted()));
+            .with_object(self.endpoint.redacted()));
         }
-        RedisTarget::new(self.url.clone()).flush().await?;
+        RedisTarget::new(self.endpoint.clone()).flush().await?;
         *self.live() = None;
         Ok(())
     }
@@ -1048,7 +1048,10 @@ impl RedisScratch {
 
 impl ScratchServer for RedisScratch {
     fn describe(&self) -> String {
-        format!("{ENGINE} {} (whole server as scratch)", self.url.redacted())
+        format!(
+            "{ENGINE} {} (whole server as scratch)",
+            self.endpoint.redacted()
+        )
     }
 
     fn create(&self, name: &str) -> BoxFuture<'_, Result<Box<dyn Target>, EngineError>> {

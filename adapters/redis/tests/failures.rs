@@ -86,11 +86,16 @@ async fn unreachable_port_is_connect_and_retryable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rediss_is_refused_cleanly() {
+async fn rediss_to_a_clear_text_server_fails_naming_tls() {
     let src = Server::start();
-    let url = DatabaseUrl::parse(&format!("rediss://:tls-pw-5@127.0.0.1:{}", src.port)).unwrap();
-    let e = all_fail(&url, ErrorKind::Unsupported, "tls-pw-5").await;
-    assert!(e.to_string().contains("TLS"), "{e}");
+    let url = DatabaseUrl::parse(&format!(
+        "rediss://:tls-pw-5@127.0.0.1:{}?connect_timeout=1&insecure",
+        src.port
+    ))
+    .unwrap();
+    let e = all_fail(&url, ErrorKind::Connect, "tls-pw-5").await;
+    assert!(e.to_string().contains("does not seem to speak TLS"), "{e}");
+    assert!(e.hint().unwrap_or_default().contains("redis://"), "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

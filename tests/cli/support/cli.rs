@@ -34,7 +34,13 @@ pub fn exporter(cwd: &Path) -> assert_cmd::Command {
         .env_remove("PGHOST")
         .env_remove("PGUSER")
         .env_remove("PGDATABASE")
-        .env_remove("PGOPTIONS");
+        .env_remove("PGOPTIONS")
+        // libpq's TLS defaults (exporter honours them): tests set them where they mean to.
+        .env_remove("PGSSLMODE")
+        .env_remove("PGSSLROOTCERT")
+        .env_remove("PGSSLCERT")
+        .env_remove("PGSSLKEY")
+        .env_remove("PGSSLSNI");
     cmd
 }
 
