@@ -122,6 +122,41 @@ impl EngineKind {
         }
     }
 
+    /// The engine that dumps a platform database of type `database_type` (Aptible's
+    /// `database.type`, aptible-api.md §3.4), or `None` when this tool cannot export that type
+    /// (`mongodb`, `elasticsearch`, `couchdb`, `influxdb`, `rabbitmq`, `sftp`, …).
+    #[must_use]
+    pub fn for_platform_type(database_type: &str) -> Option<Self> {
+        match database_type {
+            "postgresql" => Some(Self::Postgres),
+            "mysql" => Some(Self::Mysql),
+            "redis" => Some(Self::Redis),
+            _ => None,
+        }
+    }
+
+    /// The TLS defaults of an endpoint reached through a platform tunnel, applied before the
+    /// environment's own defaults ([`Self::with_defaults`], which win) and the credential URL's
+    /// parameters (which win over both).
+    ///
+    /// With the environment's CA (`ca_body`) on the endpoint, the server's certificate is
+    /// verified against it: PostgreSQL gets `sslmode=verify-ca` (libpq's `prefer` would fall
+    /// back to clear text; the chain is checked, not the host name, since through a tunnel
+    /// the name dialled is `127.0.0.1` and whether the certificate carries the credential's
+    /// host name is not documented); MySQL already treats an inline CA as `VERIFY_CA`, and a
+    /// `rediss://` credential verifies against it (redis-cli's rules). Without a CA the
+    /// engines' defaults stand: PostgreSQL `prefer` and MySQL `PREFERRED` use TLS when the
+    /// server offers it; Redis follows the credential's scheme (`redis+ssl` is `rediss://`).
+    #[must_use]
+    pub fn with_tunnel_tls(self, endpoint: Endpoint) -> Endpoint {
+        match self {
+            Self::Postgres if endpoint.ca_pem().is_some() => {
+                endpoint.with_default_param("sslmode", "verify-ca")
+            }
+            Self::Postgres | Self::Mysql | Self::Redis => endpoint,
+        }
+    }
+
     /// Schemes accepted, for error messages and `--help`.
     #[must_use]
     pub fn supported_schemes() -> &'static [&'static str] {
