@@ -426,7 +426,9 @@ async fn dump_database(
             );
         }
     };
-    let described = endpoint.endpoint().redacted();
+    // The connection URL, redacted; not how it was reached (a tunnel's port is of no use
+    // later).
+    let described = endpoint.endpoint().url().redacted();
     let work = dump_through(db, &file, endpoint.endpoint(), job);
     let outcome = tokio::select! {
         biased;
@@ -445,15 +447,20 @@ async fn dump_database(
         other => other,
     };
     let released = release(endpoint).await;
-    for note in &released.notes {
-        job.progress.event(&Event::DatabaseNote {
-            name: name.clone(),
-            note: note.clone(),
-        });
-    }
+    let notes = || {
+        for note in &released.notes {
+            job.progress.event(&Event::DatabaseNote {
+                name: name.clone(),
+                note: note.clone(),
+            });
+        }
+    };
     let stats = match outcome {
         Ok(stats) => stats,
-        Err(failure) => return fail(failure, released.platform),
+        Err(failure) => {
+            notes();
+            return fail(failure, released.platform.clone());
+        }
     };
     let rows: u64 = stats.summary.tables.iter().map(|t| t.rows).sum();
     job.progress.event(&Event::DatabaseDumped {
@@ -474,6 +481,7 @@ async fn dump_database(
             warning: w.clone(),
         });
     }
+    notes();
     let entry = DatabaseEntry {
         name,
         engine: stats.meta.engine.clone(),
@@ -494,7 +502,7 @@ async fn dump_database(
         finished_at: stats.finished_at,
         tables: stats.summary.tables,
         warnings: stats.summary.warnings,
-        platform: released.platform,
+        platform: released.platform.clone(),
         tls: stats.meta.tls.clone(),
     };
     (entry, None)

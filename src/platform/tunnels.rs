@@ -13,7 +13,7 @@
 //!   the guard's lifeline ([`EndpointGuard::lost`]), which fails that database's dump.
 //! - The endpoint is the tunnel's ([`exporter_aptible::Tunnel::endpoint`]: the credential's
 //!   URL dialled at the local port, the environment's CA inline) with the TLS defaults of a
-//!   tunnel ([`crate::engines::EngineKind::with_tunnel_tls`]) and then the environment's connection defaults
+//!   tunnel ([`crate::engines::EngineKind::platform_endpoint`]) and then the environment's connection defaults
 //!   (`PGSSLMODE` …), which win; the credential URL's own parameters win over both.
 //! - Several tunnels run at once with `--jobs`; PostgreSQL's parallel workers connect to the
 //!   same endpoint, so they share their database's tunnel.
@@ -157,7 +157,7 @@ impl TunnelEndpoints {
             ),
         );
         let endpoint = t.engine.with_defaults(
-            t.engine.with_tunnel_tls(tunnel.endpoint().clone()),
+            t.engine.platform_endpoint(tunnel.endpoint().clone()),
             &self.defaults,
         );
         let (lifeline_tx, lifeline) = watch::channel(None);
