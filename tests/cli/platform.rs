@@ -4,6 +4,7 @@
 //! fail or die, `exporter tunnel`, and no secret anywhere.
 
 use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -13,7 +14,6 @@ use serde_json::{Value, json};
 use crate::support::fake::{Fake, default_seed, seed_with};
 use crate::support::{
     MY_HOST, MY_PORT, Outcome, PG_HOST, PG_PORT, RedisServer, psql, read_json, run, s, tempdir,
-    wait_child,
 };
 
 fn manifest(run_dir: &Path) -> Value {
@@ -334,7 +334,6 @@ fn token_file_expired_token_and_two_factor_login() {
     );
     let token = written[fake.auth.as_str()].as_str().unwrap().to_owned();
     fake.remember_token(&token);
-    use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     fake.assert_no_secret("login output", &ok.all_output());
@@ -362,10 +361,9 @@ fn token_file_expired_token_and_two_factor_login() {
     fake.assert_no_secret("expired token output", &out.all_output());
     let log = fake.assert_clean_log(0);
     assert!(
-        log.iter().any(
-            |r| r["server"] == "auth" && r["path"] == "/tokens" && r["status"] == 201
-                || r["server"] == "auth" && r["path"] == "/tokens" && r["status"] == 200
-        ),
+        log.iter().any(|r| r["server"] == "auth"
+            && r["path"] == "/tokens"
+            && (r["status"] == 201 || r["status"] == 200)),
         "{log:#?}"
     );
 }

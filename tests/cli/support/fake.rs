@@ -121,6 +121,10 @@ impl Fake {
     }
 
     /// A control request (`/_fake/…`).
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "json! values at the call sites"
+    )]
     pub fn post(&self, path: &str, body: Value) -> Value {
         self.runtime.block_on(async {
             let resp = self
