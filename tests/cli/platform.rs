@@ -401,7 +401,7 @@ fn a_tunnel_killed_mid_dump_fails_that_database_and_the_others_complete() {
     // Enough rows that the dump is still streaming when the portal session is killed.
     seed["databases"][0]["seed"] = json!(
         "CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL); \
-         INSERT INTO customers SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 400000) g;"
+         INSERT INTO customers SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 300000) g;"
     );
     let fake = Fake::start(&seed, true);
     let token = fake.token_expiring(3600);
