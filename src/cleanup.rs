@@ -1,6 +1,6 @@
 //! One cleanup scope for everything a command must undo when it does not finish: an
-//! uncommitted run, an unfinished S3 multipart upload, a scratch database (later: tunnels and
-//! the teardown journal).
+//! uncommitted run, an unfinished S3 multipart upload, a scratch database, a platform tunnel,
+//! a database restored from a backup (later: the teardown journal).
 //!
 //! Whoever creates such a thing registers it with the command's [`Cleanup`] and keeps the
 //! returned [`Guard`]:
@@ -51,6 +51,18 @@ pub enum Task {
         name: String,
         /// The scratch server (redacted).
         server: String,
+    },
+    /// A platform tunnel (`ssh`): stopped with SIGHUP, then SIGKILL; the scope waits until
+    /// `ssh` has exited.
+    Tunnel {
+        /// The database's handle.
+        database: String,
+    },
+    /// A database restored from a backup for a dump that did not finish: left in place (the
+    /// next `dump --all --from-backup` finds and reuses it), and named.
+    RestoredDatabase {
+        /// Its handle.
+        handle: String,
     },
 }
 

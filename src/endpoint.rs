@@ -3,9 +3,10 @@
 //! section 3).
 //!
 //! For a database named by URL the endpoint is the URL itself and the guard holds nothing. A
-//! platform database (next: Aptible) will resolve through a tunnel: an [`EndpointProvider`]
-//! that opens it — I/O, after planning — and a guard that closes it when dropped, after the
-//! dump. The TLS settings of a connection (the URL's parameters, an inline CA) travel inside
+//! platform database resolves through a tunnel ([`crate::platform::TunnelEndpoints`]): the
+//! provider opens it — I/O, after planning — and the guard closes it when released or dropped,
+//! after the dump; its lifeline tells the dump when the tunnel died under it
+//! ([`EndpointGuard::lost`]). The TLS settings of a connection (the URL's parameters, an inline CA) travel inside
 //! the [`Endpoint`]; the environment's defaults for them (libpq's `PGSSLMODE`, `PGSSLROOTCERT`
 //! …, resolved by settings into [`ConnectionDefaults`]) are applied here, by the provider, so
 //! every connection of a command — dump, restore target, scratch server — gets the same ones. Whatever opens a connection (a dump's source, a restore target, a scratch
@@ -14,17 +15,49 @@
 use std::fmt;
 use std::sync::Arc;
 
-use exporter_contract::{Endpoint, EngineError};
+use exporter_contract::{Endpoint, EngineError, ErrorKind};
 use futures::future::BoxFuture;
+use tokio::sync::watch;
 
+use crate::archive::manifest::PlatformDatabase;
 use crate::engines::ConnectionDefaults;
 use crate::settings::DatabaseTarget;
 
+/// What releasing a held resource did, for the manifest and the progress lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Released {
+    /// The platform record as it stands after the release (e.g. whether the database restored
+    /// from a backup was deprovisioned or kept), for platform databases.
+    pub platform: Option<PlatformDatabase>,
+    /// Things the user should know (a restored database that could not be deprovisioned).
+    pub notes: Vec<String>,
+}
+
+/// Something an [`EndpointGuard`] keeps alive (a tunnel process, a restored database) and
+/// can release asynchronously, saying what it did.
+pub trait Held: Send + Sync + 'static {
+    /// Release it (stop the tunnel, remove the restored database) and report.
+    fn release(self: Box<Self>) -> BoxFuture<'static, Released>;
+}
+
+/// A resource whose release is its `Drop` (see [`EndpointGuard::holding`]).
+struct DropOnly<T>(T);
+
+impl<T: Send + Sync + 'static> Held for DropOnly<T> {
+    fn release(self: Box<Self>) -> BoxFuture<'static, Released> {
+        drop(self);
+        Box::pin(async { Released::default() })
+    }
+}
+
 /// An [`Endpoint`] and whatever keeps it reachable (a tunnel process, a forwarded port), held
-/// for the duration of one piece of work and released when dropped.
+/// for the duration of one piece of work and released when dropped — or, by the dump path,
+/// with [`EndpointGuard::release`], which also says what the release did.
 pub struct EndpointGuard {
     endpoint: Endpoint,
-    held: Option<Box<dyn Send + Sync>>,
+    held: Option<Box<dyn Held>>,
+    platform: Option<PlatformDatabase>,
+    lifeline: Option<watch::Receiver<Option<String>>>,
 }
 
 impl EndpointGuard {
@@ -34,6 +67,8 @@ impl EndpointGuard {
         Self {
             endpoint,
             held: None,
+            platform: None,
+            lifeline: None,
         }
     }
 
@@ -41,16 +76,93 @@ impl EndpointGuard {
     /// (a tunnel's handle closes the tunnel in its `Drop`).
     #[must_use]
     pub fn holding(endpoint: Endpoint, resource: impl Send + Sync + 'static) -> Self {
+        Self::held(endpoint, Box::new(DropOnly(resource)))
+    }
+
+    /// An endpoint kept reachable by `held`, released by [`Self::release`] (or dropped).
+    #[must_use]
+    pub fn held(endpoint: Endpoint, held: Box<dyn Held>) -> Self {
         Self {
             endpoint,
-            held: Some(Box::new(resource)),
+            held: Some(held),
+            platform: None,
+            lifeline: None,
         }
+    }
+
+    /// The platform record of the database this endpoint reaches (what the manifest records).
+    #[must_use]
+    pub fn with_platform(mut self, record: PlatformDatabase) -> Self {
+        self.platform = Some(record);
+        self
+    }
+
+    /// A channel that carries `Some(reason)` once the endpoint became unreachable on its own
+    /// (a tunnel that died): the dump races its work against [`Self::lost`].
+    #[must_use]
+    pub fn with_lifeline(mut self, lifeline: watch::Receiver<Option<String>>) -> Self {
+        self.lifeline = Some(lifeline);
+        self
     }
 
     /// The endpoint to connect to.
     #[must_use]
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// The platform record, for a platform database.
+    #[must_use]
+    pub fn platform(&self) -> Option<&PlatformDatabase> {
+        self.platform.as_ref()
+    }
+
+    /// Whether the endpoint can be lost on its own (it has a lifeline).
+    #[must_use]
+    pub fn can_be_lost(&self) -> bool {
+        self.lifeline.is_some()
+    }
+
+    /// Resolves with the reason once the endpoint became unreachable on its own; never for an
+    /// endpoint without a lifeline.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn lost(&self) -> String {
+        let Some(rx) = &self.lifeline else {
+            return std::future::pending().await;
+        };
+        let mut rx = rx.clone();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                // The watcher is gone without a verdict: the guard is being released.
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// The reason, if the endpoint is already lost.
+    #[must_use]
+    pub fn lost_now(&self) -> Option<String> {
+        self.lifeline.as_ref().and_then(|rx| rx.borrow().clone())
+    }
+
+    /// Release what the guard holds and say what that did; the platform record comes back
+    /// updated by the release (or as it was).
+    pub async fn release(mut self) -> Released {
+        let platform = self.platform.take();
+        let mut released = match self.held.take() {
+            Some(held) => held.release().await,
+            None => Released::default(),
+        };
+        if released.platform.is_none() {
+            released.platform = platform;
+        }
+        released
     }
 }
 
@@ -59,7 +171,8 @@ impl fmt::Debug for EndpointGuard {
         f.debug_struct("EndpointGuard")
             .field("endpoint", &self.endpoint)
             .field("holds", &self.held.is_some())
-            .finish()
+            .field("platform", &self.platform.as_ref().map(|p| &p.handle))
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,6 +197,8 @@ pub trait EndpointProvider: Send + Sync {
 
 /// The provider for targets named by URL: the endpoint is the URL itself, with the
 /// environment's connection defaults for its engine ([`crate::engines::EngineKind::endpoint`]).
+/// A platform target needs a tunnel: it fails with a `Connect` error here (the platform's
+/// provider is [`crate::platform::TunnelEndpoints`]).
 #[derive(Debug, Clone, Default)]
 pub struct UrlEndpoints {
     defaults: ConnectionDefaults,
@@ -103,9 +218,15 @@ impl EndpointProvider for UrlEndpoints {
         target: &'a DatabaseTarget,
     ) -> BoxFuture<'a, Result<Arc<EndpointGuard>, EngineError>> {
         Box::pin(async move {
-            Ok(Arc::new(EndpointGuard::direct(
-                target.engine.endpoint(&target.url, &self.defaults),
-            )))
+            match target {
+                DatabaseTarget::Url(t) => Ok(Arc::new(EndpointGuard::direct(
+                    t.engine.endpoint(&t.url, &self.defaults),
+                ))),
+                DatabaseTarget::Platform(t) => Err(EngineError::new(
+                    ErrorKind::Connect,
+                    format!("{} is reached through a platform tunnel", t.describe()),
+                )),
+            }
         })
     }
 }
@@ -114,17 +235,19 @@ impl EndpointProvider for UrlEndpoints {
 mod tests {
     use super::*;
     use crate::engines::EngineKind;
+    use crate::settings::UrlTarget;
     use exporter_contract::DatabaseUrl;
 
     #[tokio::test]
     async fn a_url_target_is_its_own_endpoint() {
-        let target = DatabaseTarget {
+        let url = DatabaseUrl::parse("postgres://app:s3cret@db.internal:5432/billing").unwrap();
+        let target = DatabaseTarget::Url(UrlTarget {
             name: "billing".into(),
-            url: DatabaseUrl::parse("postgres://app:s3cret@db.internal:5432/billing").unwrap(),
+            url: url.clone(),
             engine: EngineKind::Postgres,
-        };
+        });
         let guard = UrlEndpoints::default().open(&target).await.unwrap();
-        assert_eq!(guard.endpoint().url(), &target.url);
+        assert_eq!(guard.endpoint().url(), &url);
         assert!(!guard.endpoint().is_redirected());
         assert!(!format!("{guard:?}").contains("s3cret"));
         assert_eq!(guard.endpoint().param("sslmode"), None);
@@ -138,10 +261,12 @@ mod tests {
             _ => None,
         };
         let provider = UrlEndpoints::new(ConnectionDefaults::from_env(&env));
-        let target = |url: &str| DatabaseTarget {
-            name: "billing".into(),
-            url: DatabaseUrl::parse(url).unwrap(),
-            engine: EngineKind::for_scheme(url.split(':').next().unwrap()).unwrap(),
+        let target = |url: &str| {
+            DatabaseTarget::Url(UrlTarget {
+                name: "billing".into(),
+                url: DatabaseUrl::parse(url).unwrap(),
+                engine: EngineKind::for_scheme(url.split(':').next().unwrap()).unwrap(),
+            })
         };
         let pg = target("postgres://db.internal/billing");
         let guard = provider.open(&pg).await.unwrap();

@@ -122,6 +122,53 @@ impl EngineKind {
         }
     }
 
+    /// The engine that dumps a platform database of type `database_type` (Aptible's
+    /// `database.type`, aptible-api.md §3.4), or `None` when this tool cannot export that type
+    /// (`mongodb`, `elasticsearch`, `couchdb`, `influxdb`, `rabbitmq`, `sftp`, …).
+    #[must_use]
+    pub fn for_platform_type(database_type: &str) -> Option<Self> {
+        match database_type {
+            "postgresql" => Some(Self::Postgres),
+            "mysql" => Some(Self::Mysql),
+            "redis" => Some(Self::Redis),
+            _ => None,
+        }
+    }
+
+    /// The endpoint of a platform database reached through a tunnel: what the platform's
+    /// database is, in this engine's terms, and the TLS defaults of a tunnel. Applied before
+    /// the environment's own defaults ([`Self::with_defaults`], which win) and the credential
+    /// URL's parameters (which win over both).
+    ///
+    /// - A platform Redis database is a whole Redis server: the credential URL's `/0` path is
+    ///   dropped, so every logical database is dumped (a path would restrict the dump to one).
+    /// - TLS: with the environment's CA (`ca_body`) on the endpoint, the server's certificate
+    ///   is verified against it. PostgreSQL gets `sslmode=verify-ca` (libpq's `prefer` would
+    ///   fall back to clear text; the chain is checked, not the host name: through a tunnel
+    ///   the name dialled is `127.0.0.1`, and whether the certificate carries the credential's
+    ///   host name is not documented); MySQL already treats an inline CA as `VERIFY_CA`, and a
+    ///   `rediss://` credential verifies against it (redis-cli's rules). Without a CA the
+    ///   engines' defaults stand: PostgreSQL `prefer` and MySQL `PREFERRED` use TLS when the
+    ///   server offers it; Redis follows the credential's scheme (`redis+ssl` is
+    ///   `rediss://`).
+    #[must_use]
+    pub fn platform_endpoint(self, endpoint: Endpoint) -> Endpoint {
+        match self {
+            Self::Postgres if endpoint.ca_pem().is_some() => {
+                endpoint.with_default_param("sslmode", "verify-ca")
+            }
+            Self::Redis if endpoint.url().database().is_some() => {
+                let mut url = endpoint.url().expose().clone();
+                url.set_path("");
+                match DatabaseUrl::parse(url.as_str()) {
+                    Ok(whole) => endpoint.with_url(whole),
+                    Err(_) => endpoint,
+                }
+            }
+            Self::Postgres | Self::Mysql | Self::Redis => endpoint,
+        }
+    }
+
     /// Schemes accepted, for error messages and `--help`.
     #[must_use]
     pub fn supported_schemes() -> &'static [&'static str] {
@@ -294,6 +341,34 @@ mod tests {
         );
         assert_eq!(tunnel.param("sslmode").as_deref(), Some("verify-ca"));
         assert_eq!(tunnel.connect_port(5432), 40000);
+        // Through a platform tunnel: a CA means verify-ca unless PGSSLMODE says otherwise; a
+        // platform Redis database is the whole server.
+        let tunnel = |url: &str| {
+            Endpoint::new(DatabaseUrl::parse(url).unwrap())
+                .dial("127.0.0.1", 40000)
+                .with_ca_pem("-----BEGIN CERTIFICATE-----\n")
+        };
+        let pg = EngineKind::Postgres.platform_endpoint(tunnel("postgresql://u:p@db-1/db"));
+        assert_eq!(EngineKind::Postgres.tls_mode(&pg), "verify-ca");
+        let pg = EngineKind::Postgres.with_defaults(pg, &defaults);
+        assert_eq!(pg.param("sslmode").as_deref(), Some("verify-ca"));
+        let full = |k: &str| (k == "PGSSLMODE").then(|| "verify-full".to_owned());
+        let pg = EngineKind::Postgres.with_defaults(
+            EngineKind::Postgres.platform_endpoint(tunnel("postgresql://u:p@db-1/db")),
+            &ConnectionDefaults::from_env(&full),
+        );
+        assert_eq!(EngineKind::Postgres.tls_mode(&pg), "verify-full");
+        let plain = EngineKind::Postgres.platform_endpoint(
+            Endpoint::new(DatabaseUrl::parse("postgresql://u:p@db-1/db").unwrap())
+                .dial("127.0.0.1", 1),
+        );
+        assert_eq!(EngineKind::Postgres.tls_mode(&plain), "prefer");
+        let my = EngineKind::Mysql.platform_endpoint(tunnel("mysql://u:p@db-2/db"));
+        assert_eq!(EngineKind::Mysql.tls_mode(&my), "VERIFY_CA");
+        let r = EngineKind::Redis.platform_endpoint(tunnel("redis://u:p@db-3:6379/0"));
+        assert_eq!(r.url().database(), None);
+        assert_eq!(r.connect_port(6379), 40000);
+        assert_eq!(r.url().password().as_deref(), Some("p"));
         // Other engines ignore libpq's variables.
         let my = DatabaseUrl::parse("mysql://h/db").unwrap();
         let e = EngineKind::Mysql.endpoint(&my, &defaults);

@@ -22,6 +22,8 @@ use std::fmt::Write as _;
 use exporter_contract::{EngineError, ErrorKind};
 
 use crate::pipeline::{DatabaseFailure, DumpError, FailureCause, RestoreError};
+use crate::platform::InventoryError;
+use crate::platform::session::LoginError;
 use crate::run::{ArchiveError, EntryError, ManifestLoadError, RunError};
 use crate::settings::{ConfigReadError, SettingsError};
 use crate::storage::OpenError;
@@ -80,8 +82,10 @@ pub enum Work {
     Verify,
     /// `restore`.
     Restore,
-    /// `list`, `uploads`.
+    /// `list`, `uploads`, `login`.
     Other,
+    /// `tunnel`: held until Ctrl-C, so SIGINT or SIGTERM is its normal end (exit 0).
+    Hold,
 }
 
 /// The command was stopped by a signal.
@@ -174,10 +178,72 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
     if let Some(e) = e.downcast_ref::<EngineError>() {
         return Some(Classified::new(engine_status(e), None));
     }
+    if let Some(e) = e.downcast_ref::<InventoryError>() {
+        return Some(inventory_error(e));
+    }
+    if let Some(e) = e.downcast_ref::<LoginError>() {
+        return Some(match e {
+            LoginError::Platform(e) => login_error(e),
+            LoginError::Prompt { .. } => Classified::new(
+                ExitStatus::Usage,
+                Some(
+                    "without a terminal, give --email, APTIBLE_PASSWORD or --password-stdin, and --otp-token",
+                ),
+            ),
+            LoginError::NoConfigDir => Classified::new(
+                ExitStatus::Usage,
+                Some("set APTIBLE_CONFIG_PATH to a directory for tokens.json"),
+            ),
+        });
+    }
     if let Some(e) = e.downcast_ref::<exporter_aptible::Error>() {
         return Some(platform_error(e));
     }
     None
+}
+
+/// The inventory step's refusals are clean "no"s (1): the command was valid, and the tool
+/// refuses to start a dump that would leave data behind, before any tunnel or restore; a
+/// backup id that names nothing is a usage error (2); the platform's own errors as
+/// [`platform_error`].
+fn inventory_error(e: &InventoryError) -> Classified {
+    match e {
+        InventoryError::Platform(e) => platform_error(e),
+        InventoryError::Unsupported { .. } => Classified::new(
+            ExitStatus::No,
+            Some(
+                "record them as skipped with --skip-unsupported, and export each with its own tools through `exporter tunnel HANDLE`",
+            ),
+        ),
+        InventoryError::NoBackup { .. } => Classified::new(
+            ExitStatus::No,
+            Some(
+                "take a backup first (aptible db:backup HANDLE), or dump those live without --from-backup",
+            ),
+        ),
+        InventoryError::NothingToDump { .. } => Classified::new(
+            ExitStatus::No,
+            Some("`exporter list` shows each database and what dump --all does with it"),
+        ),
+        InventoryError::BackupNotFound { .. } => Classified::new(
+            ExitStatus::Usage,
+            Some("`exporter list` shows each database's newest backup"),
+        ),
+        InventoryError::BadBackup { .. } => Classified::new(ExitStatus::Failure, None),
+    }
+}
+
+/// A refused login (wrong email, password or one-time code) is a clean "no" (1); the rest as
+/// [`platform_error`].
+fn login_error(e: &exporter_aptible::Error) -> Classified {
+    use exporter_aptible::ErrorKind as K;
+    match e.kind() {
+        K::Login | K::OtpRequired => Classified::new(
+            ExitStatus::No,
+            Some("check the email, the password and the one-time code"),
+        ),
+        _ => platform_error(e),
+    }
 }
 
 /// A platform client error: configuration mistakes are usage errors (2); a missing, invalid or
@@ -202,7 +268,7 @@ fn interrupted_hint(work: Work) -> &'static str {
         Work::Verify => {
             "the verification was not recorded (scratch databases are dropped); run it again"
         }
-        Work::Dump | Work::Other => {
+        Work::Dump | Work::Other | Work::Hold => {
             "nothing of the interrupted work was committed; run the command again"
         }
     }

@@ -49,6 +49,24 @@ impl Ui {
     }
 }
 
+/// Ask for one line on the terminal: `label` on stderr, the answer read from stdin (echoed).
+/// Hidden input (passwords) goes through `rpassword`, which talks to the terminal itself.
+///
+/// # Errors
+///
+/// When stdin is not a terminal (nothing could answer) or cannot be read.
+pub fn prompt_line(label: &str) -> std::io::Result<String> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    if !std::io::stdin().is_terminal() {
+        return Err(std::io::Error::other("standard input is not a terminal"));
+    }
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_owned())
+}
+
 /// Write a line of data to stdout. A closed or full stdout (`exporter dump | head`) must not
 /// turn a committed run into a crash, so write errors are ignored here; the exit code reports
 /// the command's outcome, not the reader's.

@@ -69,6 +69,15 @@ pub enum Event {
         /// `None` when the engine reports nothing.
         tls: Option<TlsInfo>,
     },
+    /// What the endpoint step did for a platform database (a backup restored into a new
+    /// database, a tunnel opened, the restored database removed or kept): information, not in
+    /// the manifest's warnings.
+    DatabaseNote {
+        /// The database's name in the run.
+        name: String,
+        /// What happened.
+        note: String,
+    },
     /// A reduced-fidelity note the user opted into, recorded in the manifest.
     DatabaseWarning {
         /// The database's name in the run.

@@ -39,12 +39,17 @@ pub enum Command {
     List(ListCmd),
     /// List (and with --abort, remove) unfinished S3 multipart uploads under the destination.
     Uploads(UploadsCmd),
+    /// Log in to the platform and store the token where the platform's own CLI keeps it.
+    Login(LoginCmd),
+    /// Open a tunnel to a platform database and hold it until Ctrl-C (any database type).
+    Tunnel(TunnelCmd),
 }
 
 /// `exporter dump`.
 #[derive(Debug, Args)]
 pub struct DumpCmd {
-    /// Dump every database of the config file.
+    /// Dump every database of the inventory: the platform environment (`[platform]` or
+    /// `--environment`), else the config file's `[[databases]]`.
     #[arg(long)]
     pub all: bool,
     /// Database URLs to dump instead of the config's (postgres://user@host:5432/db).
@@ -74,6 +79,25 @@ pub struct DumpCmd {
     /// MySQL: keep DEFINER clauses (restoring them needs SUPER or SET USER).
     #[arg(long)]
     pub keep_definers: bool,
+    /// Platform: record databases of types this tool cannot dump (MongoDB, Elasticsearch, …)
+    /// as skipped instead of refusing the whole dump.
+    #[arg(long)]
+    pub skip_unsupported: bool,
+    /// Platform: read each database from a backup restored into a new database (`latest`:
+    /// each database's newest backup; an id: that backup for its database, the others live).
+    #[arg(long, value_name = "latest|ID")]
+    pub from_backup: Option<String>,
+    /// Platform: keep the databases restored from backups instead of deprovisioning them
+    /// after their dump.
+    #[arg(long)]
+    pub keep_restored: bool,
+    /// Platform: also export the newest backup of each database that no longer exists.
+    #[arg(long)]
+    pub include_orphaned_backups: bool,
+    /// Platform: the credential type each tunnel uses (e.g. `redis+ssl`) instead of each
+    /// database's default credential; a database without it fails.
+    #[arg(long, value_name = "TYPE")]
+    pub credential_type: Option<String>,
     /// Print a JSON summary on stdout instead of the run directory.
     #[arg(long)]
     pub json: bool,
@@ -153,9 +177,52 @@ pub struct RestoreCmd {
 /// `exporter list`.
 #[derive(Debug, Args)]
 pub struct ListCmd {
+    /// Platform: show the plan of `dump --all --from-backup latest|ID`.
+    #[arg(long, value_name = "latest|ID")]
+    pub from_backup: Option<String>,
+    /// Platform: show the plan of `dump --all --include-orphaned-backups`.
+    #[arg(long)]
+    pub include_orphaned_backups: bool,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `exporter login`: the password grant of the platform's auth API, as `aptible login`.
+#[derive(Debug, Args)]
+pub struct LoginCmd {
+    /// The account's email [default: $APTIBLE_USERNAME, else asked on the terminal].
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// Read the password from the first line of standard input [default: $APTIBLE_PASSWORD,
+    /// else asked on the terminal without echo].
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The one-time code of an account with two-factor authentication [default:
+    /// $APTIBLE_OTP_TOKEN, else asked on the terminal when the platform wants one].
+    #[arg(long, value_name = "CODE")]
+    pub otp_token: Option<String>,
+    /// How long the token lives (`30m`, `12h`, `7d`) [default: 7d, or 12h with a one-time
+    /// code, as the platform's CLI].
+    #[arg(long, value_name = "DURATION")]
+    pub lifetime: Option<String>,
+}
+
+/// `exporter tunnel`: `aptible db:tunnel` without the platform's CLI.
+#[derive(Debug, Args)]
+pub struct TunnelCmd {
+    /// The database's handle in the environment.
+    #[arg(value_name = "HANDLE")]
+    pub handle: String,
+    /// The local port [default: a free one].
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// The credential type (e.g. `redis+ssl`) [default: the database's default credential].
+    #[arg(long, value_name = "TYPE")]
+    pub credential_type: Option<String>,
+    /// Print the password in the URL (it is shown as `****` otherwise).
+    #[arg(long)]
+    pub show_password: bool,
 }
 
 /// `exporter uploads`.

@@ -12,6 +12,7 @@ use crate::endpoint::EndpointProvider;
 use crate::error;
 use crate::output::{Ui, human_bytes};
 use crate::pipeline::{self, DumpContext};
+use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
 use crate::settings::{Destination, DumpPlan};
 use crate::storage;
@@ -38,16 +39,14 @@ pub async fn run(
     ui: Ui,
     cleanup: &Cleanup,
     endpoints: &dyn EndpointProvider,
+    progress: Arc<dyn Progress>,
 ) -> anyhow::Result<()> {
     let storage = storage::open(&plan.destination, cleanup).await?;
     let cx = DumpContext {
         storage,
         endpoints,
         cleanup,
-        progress: Arc::new(DumpProgress {
-            ui,
-            several: plan.databases.len() > 1,
-        }),
+        progress,
     };
     let report = pipeline::dump(plan, &cx).await?;
     if json {
@@ -78,6 +77,76 @@ pub async fn run(
         report.manifest.databases.len()
     ));
     Ok(())
+}
+
+/// The progress lines of a dump of `plan`.
+pub fn progress(ui: Ui, plan: &DumpPlan) -> Arc<dyn Progress> {
+    Arc::new(DumpProgress {
+        ui,
+        several: plan.databases.len() > 1,
+    })
+}
+
+/// `dump --all` of a platform environment: the inventory step (refusing before any tunnel
+/// while a database is not exportable, unless `--skip-unsupported`), then the dump through
+/// tunnels ([`TunnelEndpoints`]).
+///
+/// # Errors
+///
+/// [`crate::platform::InventoryError`]; as [`run`].
+pub async fn run_platform(
+    mut plan: DumpPlan,
+    json: bool,
+    ui: Ui,
+    cleanup: &Cleanup,
+) -> anyhow::Result<()> {
+    let Some(options) = plan.platform.clone() else {
+        return Err(anyhow::anyhow!("not a platform dump"));
+    };
+    let client = platform::client(&options.settings)?;
+    let environment = inventory::read(&client, &options).await?;
+    let (targets, skipped) = environment.targets(options.skip_unsupported)?;
+    for d in &environment.databases {
+        match &d.action {
+            Action::Replica { .. } | Action::Restored { reused: false } => {
+                ui.info(format!("  {}: {}", d.handle, d.plan));
+            }
+            Action::Unsupported => {
+                ui.problem(format!(
+                    "  {}: skipped: {} database",
+                    d.handle, d.database_type
+                ));
+            }
+            _ => {}
+        }
+    }
+    ui.info(format!(
+        "environment {}: {} database(s) to dump{}{}",
+        environment.environment,
+        targets.len(),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", skipped.len())
+        },
+        if environment.has_ca {
+            ", TLS verified against the environment's CA"
+        } else {
+            ""
+        }
+    ));
+    plan.databases = targets;
+    plan.skipped = skipped;
+    let progress = progress(ui, &plan);
+    let endpoints = TunnelEndpoints::new(
+        client,
+        plan.connections.clone(),
+        options.credential_type.clone(),
+        options.keep_restored,
+        cleanup.clone(),
+        progress.clone(),
+    );
+    run(&plan, json, ui, cleanup, &endpoints, progress).await
 }
 
 /// Renders a dump's events as progress lines on stderr.
@@ -133,6 +202,9 @@ impl Progress for DumpProgress {
                     human_bytes(*compressed_bytes),
                     tls_note(tls.as_ref()),
                 ));
+            }
+            Event::DatabaseNote { name, note } => {
+                ui.info(format!("  {name}: {note}"));
             }
             Event::DatabaseWarning { name, warning } => {
                 ui.problem(format!("  {name}: warning: {warning}"));

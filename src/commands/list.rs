@@ -1,10 +1,15 @@
-//! `exporter list`: the inventory and what a dump would write. No network access.
+//! `exporter list`: the inventory and what a dump would write: the config's databases (no
+//! network access), or a platform environment's (read through its API: every database with
+//! its type, status, version, disk, backups, replicas, and what `dump --all` does with it).
+
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::engines::EngineOptions;
 use crate::output::Ui;
-use crate::settings::ListPlan;
+use crate::platform::{self, EnvironmentPlan, inventory};
+use crate::settings::{ListPlan, PlatformInventory};
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -17,8 +22,104 @@ struct Row {
     tls: String,
 }
 
-/// Print the config's databases: a table, or with `json` a JSON array.
-pub fn run(plan: &ListPlan, json: bool, ui: Ui) {
+/// Print the platform environment's databases, or the config's: a table, or with `json`
+/// JSON.
+///
+/// # Errors
+///
+/// The platform's errors (a missing or expired token among them).
+pub async fn run(plan: &ListPlan, json: bool, ui: Ui) -> anyhow::Result<()> {
+    if let Some(p) = &plan.platform {
+        return run_platform(p, json, ui).await;
+    }
+    run_config(plan, json, ui);
+    Ok(())
+}
+
+async fn run_platform(options: &PlatformInventory, json: bool, ui: Ui) -> anyhow::Result<()> {
+    let client = platform::client(&options.settings)?;
+    let plan = inventory::read(&client, options).await?;
+    if json {
+        ui.data(serde_json::to_string_pretty(&plan).expect("the plan serializes"));
+    } else {
+        render(&plan, ui);
+    }
+    Ok(())
+}
+
+/// The platform listing as a table, one row per database, then what `dump --all` does.
+fn render(plan: &EnvironmentPlan, ui: Ui) {
+    let rows: Vec<[String; 8]> = plan
+        .databases
+        .iter()
+        .map(|d| {
+            [
+                if d.replica_of.is_some() {
+                    format!("{} (replica)", d.handle)
+                } else {
+                    d.handle.clone()
+                },
+                d.database_type.clone(),
+                d.status.clone().unwrap_or_else(|| "-".into()),
+                d.version.clone().unwrap_or_else(|| "-".into()),
+                d.disk_size_gb
+                    .map_or_else(|| "-".into(), |g| format!("{g} GB")),
+                d.backups.to_string(),
+                d.newest_backup.clone().unwrap_or_else(|| "-".into()),
+                d.plan.clone(),
+            ]
+        })
+        .collect();
+    let head = [
+        "HANDLE",
+        "TYPE",
+        "STATUS",
+        "VERSION",
+        "DISK",
+        "BACKUPS",
+        "NEWEST BACKUP",
+        "DUMP --ALL",
+    ];
+    let widths: Vec<usize> = (0..7)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 8]| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i < 7 {
+                let _ = write!(out, "{c:<w$}  ", w = widths[i]);
+            } else {
+                out.push_str(c);
+            }
+        }
+        out
+    };
+    ui.info(format!(
+        "environment {} (#{}){}",
+        plan.environment,
+        plan.environment_id,
+        if plan.has_ca {
+            ": tunnel connections verify TLS against its CA"
+        } else {
+            ""
+        }
+    ));
+    ui.data(line(head));
+    for r in &rows {
+        ui.data(line([
+            &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7],
+        ]));
+    }
+}
+
+/// The config's databases.
+fn run_config(plan: &ListPlan, json: bool, ui: Ui) {
     let rows: Vec<Row> = plan
         .databases
         .iter()

@@ -12,7 +12,9 @@
 
 mod dump;
 mod list;
+mod login;
 mod restore;
+mod tunnel;
 mod uploads;
 mod verify;
 
@@ -52,7 +54,8 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Dump(_) => Work::Dump,
         Command::Verify(_) => Work::Verify,
         Command::Restore(_) => Work::Restore,
-        Command::List(_) | Command::Uploads(_) => Work::Other,
+        Command::List(_) | Command::Uploads(_) | Command::Login(_) => Work::Other,
+        Command::Tunnel(_) => Work::Hold,
     };
     let cleanup = Cleanup::new();
     let result = runtime.block_on(async {
@@ -62,7 +65,12 @@ pub fn run(cli: Cli) -> ExitStatus {
             // Dropping the command's future cancels server work and abandons whatever it had
             // registered for cleanup: the scope undoes it below (an uncommitted run, an open
             // upload, a scratch database).
-            signal = interrupted() => Ok(Err(Interrupted { signal, work }.into())),
+            // A held tunnel's normal end is Ctrl-C: the scope closes it below.
+            signal = interrupted() => if work == Work::Hold {
+                Ok(Ok(()))
+            } else {
+                Ok(Err(Interrupted { signal, work }.into()))
+            },
         };
         tracing::debug!(pending = ?cleanup.pending(), "closing the cleanup scope");
         let reports = cleanup.close(CLEANUP_GRACE).await;
@@ -112,13 +120,26 @@ async fn interrupted() -> &'static str {
 async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let path = cli.config.as_deref();
+    let environment = cli.environment.as_deref();
     match cli.command {
         Command::Dump(cmd) => {
-            // URLs alone need no config file; a missing default config is fine then.
+            // URLs alone, or a platform named with --environment, need no config file; a
+            // missing default config is fine then.
             let config = ConfigFile::read(path, true, false)?;
-            let plan = settings::resolve_dump(&cmd, config.source(), &env, cores)?;
+            let plan = settings::resolve_dump(&cmd, config.source(), &env, cores, environment)?;
+            if plan.platform.is_some() {
+                return dump::run_platform(plan, cmd.json, ui, cleanup).await;
+            }
             let endpoints = UrlEndpoints::new(plan.connections.clone());
-            dump::run(&plan, cmd.json, ui, cleanup, &endpoints).await
+            dump::run(
+                &plan,
+                cmd.json,
+                ui,
+                cleanup,
+                &endpoints,
+                dump::progress(ui, &plan),
+            )
+            .await
         }
         Command::Verify(cmd) => {
             let config = ConfigFile::read(path, false, false)?;
@@ -138,10 +159,19 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             uploads::run(&plan, cmd.json, ui, cleanup).await
         }
         Command::List(cmd) => {
-            let config = ConfigFile::read(path, true, true)?;
-            let plan = settings::resolve_list(config.source(), &env)?;
-            list::run(&plan, cmd.json, ui);
-            Ok(())
+            // A platform named with --environment needs no config file.
+            let config = ConfigFile::read(path, true, environment.is_none())?;
+            let plan = settings::resolve_list(&cmd, config.source(), &env, environment)?;
+            list::run(&plan, cmd.json, ui).await
+        }
+        Command::Login(cmd) => {
+            let plan = settings::resolve_login(&cmd, &env)?;
+            login::run(plan, ui).await
+        }
+        Command::Tunnel(cmd) => {
+            let config = ConfigFile::read(path, false, false)?;
+            let plan = settings::resolve_tunnel(&cmd, config.source(), &env, environment)?;
+            tunnel::run(&plan, ui, cleanup).await
         }
     }
 }
@@ -206,6 +236,19 @@ fn render_cleanup(ui: Ui, reports: &[cleanup::Report]) {
             (cleanup::Task::ScratchDatabase { name, server }, cleanup::Outcome::Unfinished) => {
                 ui.problem(format!(
                     "warning: scratch database {name} on {server} may not have been dropped; drop it by hand"
+                ));
+            }
+            (cleanup::Task::Tunnel { database }, cleanup::Outcome::Done) => {
+                ui.info(format!("closed the tunnel to {database}"));
+            }
+            (cleanup::Task::Tunnel { database }, _) => {
+                ui.problem(format!(
+                    "warning: the tunnel to {database} may still be open (an ssh process)"
+                ));
+            }
+            (cleanup::Task::RestoredDatabase { handle }, _) => {
+                ui.problem(format!(
+                    "left the restored database {handle} in place: the next `exporter dump --all --from-backup` reuses it"
                 ));
             }
             (cleanup::Task::UncommittedRun { run }, cleanup::Outcome::Failed(e)) => {

@@ -10,24 +10,25 @@
 //! that far.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use exporter_contract::{DumpOptions, ErrorKind, FINGERPRINT_ALGORITHM};
+use exporter_contract::{DumpOptions, Endpoint, ErrorKind, FINGERPRINT_ALGORITHM};
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use super::compress::{Compression, PipelineError, dump_one};
-use crate::archive::manifest::{FORMAT_NAME, FORMAT_VERSION, SourceInfo, Tool};
+use super::compress::{ArchiveStats, Compression, PipelineError, dump_one};
+use crate::archive::manifest::{FORMAT_NAME, FORMAT_VERSION, PlatformDatabase, SourceInfo, Tool};
 use crate::archive::{
     DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, run_id, sums,
 };
 use crate::blocking::{self, ThreadError};
 use crate::cleanup::{self, Cleanup};
-use crate::endpoint::EndpointProvider;
+use crate::endpoint::{EndpointGuard, EndpointProvider, Released};
 use crate::engines::EngineOptions;
 use crate::error::one_line;
 use crate::progress::{Event, Progress};
-use crate::settings::{DatabaseTarget, Destination, DumpPlan};
+use crate::settings::{DatabaseTarget, Destination, DumpPlan, SkippedDatabase, platform_label};
 use crate::storage::Storage;
 
 /// What made one database's dump fail, as far as a hint is concerned.
@@ -72,6 +73,11 @@ pub struct DatabaseFailure {
 }
 
 impl DatabaseFailure {
+    /// Whether this is the failure of an endpoint that died under the dump.
+    fn tunnel_lost(&self) -> bool {
+        self.message.ends_with("(during the dump)")
+    }
+
     fn from_pipeline(e: &PipelineError, local: bool) -> Self {
         Self {
             message: one_line(e),
@@ -224,7 +230,7 @@ pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, D
     cx.progress.event(&Event::DumpStarted {
         run_id: id.clone(),
         location: location.clone(),
-        databases: plan.databases.len(),
+        databases: plan.databases.len() + plan.skipped.len(),
     });
 
     let job = Job {
@@ -253,7 +259,8 @@ pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, D
         // A run without archives is no run: dropping `uncommitted` leaves it to the scope.
         return Err(all_failed(results));
     }
-    let entries = results.into_iter().map(|(e, _)| e).collect();
+    let mut entries: Vec<DatabaseEntry> = results.into_iter().map(|(e, _)| e).collect();
+    entries.extend(plan.skipped.iter().map(|s| skipped_entry(s, started_at)));
     let manifest = manifest(plan, &id, started_at, entries);
     write_manifest(&storage, &id, &manifest).await?;
     uncommitted.disarm();
@@ -329,7 +336,10 @@ fn manifest(
         status,
         source: SourceInfo {
             kind: plan.inventory.as_str().into(),
-            environment: None,
+            environment: plan
+                .platform
+                .as_ref()
+                .map(|p| p.settings.environment.clone()),
         },
         fingerprint_algorithm: FINGERPRINT_ALGORITHM.into(),
         databases,
@@ -375,115 +385,231 @@ struct Job<'a> {
     progress: &'a dyn Progress,
 }
 
+/// How long a tunnel may take to report its death after the engine's connection error,
+/// so the failure names the tunnel rather than the symptom.
+const TUNNEL_VERDICT: Duration = Duration::from_secs(2);
+
 /// Dump one database: its manifest entry, and why it failed if it did.
+///
+/// The endpoint is held for the whole dump and released after it (a platform tunnel stopped,
+/// a restored database removed); an endpoint that dies on its own (a tunnel killed mid-dump)
+/// fails the dump with its own reason, even if the engine saw nothing wrong yet or reported a
+/// connection error first.
 async fn dump_database(
     db: &DatabaseTarget,
     job: &Job<'_>,
 ) -> (DatabaseEntry, Option<DatabaseFailure>) {
     let started_at = Utc::now();
+    let name = db.name().to_owned();
+    let engine = db.engine();
     let file = format!(
-        "{}.{}.zst",
-        db.name,
-        db.engine.format(job.engine_options).extension()
+        "{name}.{}.zst",
+        engine.format(job.engine_options).extension()
     );
-    let fail = |failure: DatabaseFailure| {
+    let fail = |failure: DatabaseFailure, platform: Option<PlatformDatabase>| {
         job.progress.event(&Event::DatabaseFailed {
-            name: db.name.clone(),
+            name: name.clone(),
             failure: failure.clone(),
         });
-        (failed_entry(db, started_at, &failure), Some(failure))
+        (
+            failed_entry(db, started_at, &failure, platform),
+            Some(failure),
+        )
     };
     // The endpoint step: held until this database's archive is committed or abandoned.
     let endpoint = match job.endpoints.open(db).await {
         Ok(e) => e,
-        Err(e) => return fail(DatabaseFailure::from_pipeline(&e.into(), job.local)),
+        Err(e) => {
+            return fail(
+                DatabaseFailure::from_pipeline(&e.into(), job.local),
+                db.platform().cloned(),
+            );
+        }
     };
-    let source = db.engine.source(endpoint.endpoint(), job.engine_options);
+    // The connection URL, redacted; not how it was reached (a tunnel's port is of no use
+    // later).
+    let described = endpoint.endpoint().url().redacted();
+    let work = dump_through(db, &file, endpoint.endpoint(), job);
+    let outcome = tokio::select! {
+        biased;
+        reason = endpoint.lost() => Err(lost(&reason)),
+        r = work => r,
+    };
+    // The engine may see a dead tunnel first (a reset connection): give the tunnel a moment
+    // to say so, and let its reason win.
+    let outcome = match outcome {
+        Err(f) if endpoint.can_be_lost() && !f.tunnel_lost() => {
+            match tokio::time::timeout(TUNNEL_VERDICT, endpoint.lost()).await {
+                Ok(reason) => Err(lost(&reason)),
+                Err(_) => Err(f),
+            }
+        }
+        other => other,
+    };
+    let released = release(endpoint).await;
+    let notes = || {
+        for note in &released.notes {
+            job.progress.event(&Event::DatabaseNote {
+                name: name.clone(),
+                note: note.clone(),
+            });
+        }
+    };
+    let stats = match outcome {
+        Ok(stats) => stats,
+        Err(failure) => {
+            notes();
+            return fail(failure, released.platform.clone());
+        }
+    };
+    let rows: u64 = stats.summary.tables.iter().map(|t| t.rows).sum();
+    job.progress.event(&Event::DatabaseDumped {
+        name: name.clone(),
+        engine,
+        file: file.clone(),
+        format: stats.meta.format,
+        tables: stats.summary.tables.len() as u64,
+        rows,
+        uncompressed_bytes: stats.uncompressed_bytes,
+        compressed_bytes: stats.compressed_bytes,
+        seconds: stats.seconds,
+        tls: stats.meta.tls.clone(),
+    });
+    for w in &stats.summary.warnings {
+        job.progress.event(&Event::DatabaseWarning {
+            name: name.clone(),
+            warning: w.clone(),
+        });
+    }
+    notes();
+    let entry = DatabaseEntry {
+        name,
+        engine: stats.meta.engine.clone(),
+        endpoint: described,
+        status: DatabaseStatus::Ok,
+        error: None,
+        server_version: Some(stats.meta.server_version.clone()),
+        file: Some(file),
+        format: Some(stats.meta.format),
+        compressed_bytes: Some(stats.compressed_bytes),
+        uncompressed_bytes: Some(stats.uncompressed_bytes),
+        sha256: Some(stats.sha256),
+        zstd_frames: Some(stats.zstd_frames),
+        compression_level: Some(job.compression.level),
+        consistency: Some(stats.consistency),
+        payload_version: stats.summary.payload_version.clone(),
+        started_at: stats.started_at,
+        finished_at: stats.finished_at,
+        tables: stats.summary.tables,
+        warnings: stats.summary.warnings,
+        platform: released.platform.clone(),
+        tls: stats.meta.tls.clone(),
+    };
+    (entry, None)
+}
+
+/// Release an endpoint after its work: stop what it holds and say what that did.
+async fn release(endpoint: Arc<EndpointGuard>) -> Released {
+    match Arc::try_unwrap(endpoint) {
+        Ok(guard) => guard.release().await,
+        // Still shared (never expected: sources hold endpoints, not guards): dropping the
+        // last reference releases it.
+        Err(shared) => Released {
+            platform: shared.platform().cloned(),
+            notes: Vec::new(),
+        },
+    }
+}
+
+/// The failure of a dump whose endpoint died under it.
+fn lost(reason: &str) -> DatabaseFailure {
+    DatabaseFailure {
+        message: format!("{reason} (during the dump)"),
+        cause: FailureCause::Engine {
+            kind: ErrorKind::Connect,
+            hint: Some(
+                "the tunnel died during the dump: run the dump again (`exporter tunnel HANDLE` \
+                 shows whether a tunnel stays up)"
+                    .to_owned(),
+            ),
+        },
+    }
+}
+
+/// `preflight`, the object, the stream: the part of a dump that runs while the endpoint is
+/// held.
+async fn dump_through(
+    db: &DatabaseTarget,
+    file: &str,
+    endpoint: &Endpoint,
+    job: &Job<'_>,
+) -> Result<ArchiveStats, DatabaseFailure> {
+    let source = db.engine().source(endpoint, job.engine_options);
     job.progress.event(&Event::DatabaseStarted {
-        name: db.name.clone(),
+        name: db.name().to_owned(),
         source: source.describe(),
     });
     // Validate, then check health before the long work (vector's pattern): a database that
     // cannot be read fails here, before any file is created.
-    if let Err(e) = source.preflight().await {
-        return fail(DatabaseFailure::from_pipeline(&e.into(), job.local));
-    }
+    source
+        .preflight()
+        .await
+        .map_err(|e| DatabaseFailure::from_pipeline(&e.into(), job.local))?;
     let object = {
         let storage = job.storage.clone();
         let run_id = job.run_id.clone();
-        let name = file.clone();
+        let name = file.to_owned();
         match tokio::task::spawn_blocking(move || storage.create_object(&run_id, &name)).await {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => {
-                return fail(DatabaseFailure {
+                return Err(DatabaseFailure {
                     message: format!("cannot create {file}: {e}"),
                     cause: FailureCause::Destination { local: job.local },
                 });
             }
             Err(e) => {
-                return fail(DatabaseFailure {
+                return Err(DatabaseFailure {
                     message: e.to_string(),
                     cause: FailureCause::Internal,
                 });
             }
         }
     };
-    match dump_one(
+    dump_one(
         source.as_ref(),
         job.options.clone(),
         object,
-        &file,
+        file,
         job.compression,
     )
     .await
-    {
-        Ok(stats) => {
-            let rows: u64 = stats.summary.tables.iter().map(|t| t.rows).sum();
-            job.progress.event(&Event::DatabaseDumped {
-                name: db.name.clone(),
-                engine: db.engine,
-                file: file.clone(),
-                format: stats.meta.format,
-                tables: stats.summary.tables.len() as u64,
-                rows,
-                uncompressed_bytes: stats.uncompressed_bytes,
-                compressed_bytes: stats.compressed_bytes,
-                seconds: stats.seconds,
-                tls: stats.meta.tls.clone(),
-            });
-            for w in &stats.summary.warnings {
-                job.progress.event(&Event::DatabaseWarning {
-                    name: db.name.clone(),
-                    warning: w.clone(),
-                });
-            }
-            let entry = DatabaseEntry {
-                name: db.name.clone(),
-                engine: stats.meta.engine.clone(),
-                endpoint: db.url.redacted(),
-                status: DatabaseStatus::Ok,
-                error: None,
-                server_version: Some(stats.meta.server_version.clone()),
-                file: Some(file),
-                format: Some(stats.meta.format),
-                compressed_bytes: Some(stats.compressed_bytes),
-                uncompressed_bytes: Some(stats.uncompressed_bytes),
-                sha256: Some(stats.sha256),
-                zstd_frames: Some(stats.zstd_frames),
-                compression_level: Some(job.compression.level),
-                consistency: Some(stats.consistency),
-                payload_version: stats.summary.payload_version.clone(),
-                started_at: stats.started_at,
-                finished_at: stats.finished_at,
-                tables: stats.summary.tables,
-                warnings: stats.summary.warnings,
-                platform: None,
-                tls: stats.meta.tls.clone(),
-            };
-            drop(endpoint);
-            (entry, None)
-        }
-        Err(e) => fail(DatabaseFailure::from_pipeline(&e, job.local)),
+    .map_err(|e| DatabaseFailure::from_pipeline(&e, job.local))
+}
+
+/// The manifest entry of a platform database deliberately not dumped.
+fn skipped_entry(s: &SkippedDatabase, at: DateTime<Utc>) -> DatabaseEntry {
+    DatabaseEntry {
+        name: s.name.clone(),
+        engine: s.record.database_type.clone(),
+        endpoint: platform_label(&s.record),
+        status: DatabaseStatus::Skipped,
+        error: Some(s.reason.clone()),
+        server_version: None,
+        file: None,
+        format: None,
+        compressed_bytes: None,
+        uncompressed_bytes: None,
+        sha256: None,
+        zstd_frames: None,
+        compression_level: None,
+        consistency: None,
+        payload_version: None,
+        started_at: at,
+        finished_at: at,
+        tables: Vec::new(),
+        warnings: Vec::new(),
+        platform: Some(s.record.clone()),
+        tls: None,
     }
 }
 
@@ -492,11 +618,12 @@ fn failed_entry(
     db: &DatabaseTarget,
     started_at: DateTime<Utc>,
     failure: &DatabaseFailure,
+    platform: Option<PlatformDatabase>,
 ) -> DatabaseEntry {
     DatabaseEntry {
-        name: db.name.clone(),
-        engine: db.engine.name().into(),
-        endpoint: db.url.redacted(),
+        name: db.name().to_owned(),
+        engine: db.engine().name().into(),
+        endpoint: db.describe(),
         status: DatabaseStatus::Failed,
         error: Some(failure.message.clone()),
         server_version: None,
@@ -513,7 +640,7 @@ fn failed_entry(
         finished_at: Utc::now(),
         tables: Vec::new(),
         warnings: Vec::new(),
-        platform: None,
+        platform,
         tls: None,
     }
 }

@@ -236,14 +236,14 @@ pub async fn restore(
     }
 
     // The endpoint step: held until the restore is done.
-    let endpoint =
-        cx.endpoints
-            .open(&plan.into)
-            .await
-            .map_err(|source| RestoreError::Preflight {
-                target: plan.into.url.redacted(),
-                source,
-            })?;
+    let endpoint = cx
+        .endpoints
+        .open(&plan.into.clone().into())
+        .await
+        .map_err(|source| RestoreError::Preflight {
+            target: plan.into.url.redacted(),
+            source,
+        })?;
     let target = plan.into.engine.target(endpoint.endpoint());
     let describe = target.describe();
     let cleaned = make_room(plan, cx, target.as_ref(), &run, &entry).await?;

@@ -24,7 +24,7 @@ pub struct ConfigReadError {
     #[source]
     pub source: std::io::Error,
 }
-use super::{DatabaseTarget, SettingsError};
+use super::{SettingsError, UrlTarget};
 use crate::storage::s3::{self, Checksums, Sse};
 
 /// The config file, as parsed (before `${VAR}` substitution).
@@ -127,7 +127,7 @@ pub struct Config {
     /// `[storage] to`, if given.
     pub to: Option<String>,
     /// `[[databases]]`, validated.
-    pub databases: Vec<DatabaseTarget>,
+    pub databases: Vec<UrlTarget>,
     /// The other `[storage]` keys.
     pub storage: StorageOptions,
     /// `[platform]`, if given.
@@ -216,7 +216,7 @@ pub fn parse_config(
             message: format!("{url_at}: {}", e.message),
             hint: e.hint,
         })?;
-        databases.push(DatabaseTarget { name, url, engine });
+        databases.push(UrlTarget { name, url, engine });
     }
     Ok(Config {
         to,

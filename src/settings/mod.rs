@@ -41,8 +41,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use exporter_contract::DatabaseUrl;
+use secrecy::SecretString;
 
-use crate::cli::{DumpCmd, LevelArg, RedisFormatArg, RestoreCmd, UploadsCmd, VerifyCmd};
+use crate::archive::manifest::PlatformDatabase;
+use crate::cli::{
+    DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RestoreCmd, TunnelCmd, UploadsCmd,
+    VerifyCmd,
+};
 use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
 use crate::storage::s3::{self, S3Config};
 use crate::verify::Level;
@@ -51,7 +56,10 @@ pub use config::{
     Config, ConfigReadError, PlatformConfig, PlatformKind, StorageOptions, parse_config,
     parse_storage,
 };
-pub use platform::{PlatformSettings, resolve_platform};
+pub use platform::{
+    BackupChoice, PlatformInventory, PlatformRead, PlatformSettings, PlatformTarget, PlatformVars,
+    SkippedDatabase, platform_label, resolve_platform,
+};
 pub use values::{name_from_database, parse_age, parse_size, parse_url, validate_name};
 
 /// Default compression level (zstd's own default).
@@ -109,15 +117,70 @@ impl fmt::Display for Destination {
     }
 }
 
-/// One database to dump.
+/// One database named by URL: a `[[databases]]` entry, a URL on the command line, a
+/// `--scratch` server, a restore's `--into`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatabaseTarget {
+pub struct UrlTarget {
     /// Payload file stem, unique within a run.
     pub name: String,
     /// Connection URL (redacted when displayed).
     pub url: DatabaseUrl,
     /// The engine chosen for the URL's scheme.
     pub engine: EngineKind,
+}
+
+/// One database to dump: named by URL, or a database of a platform environment (opened
+/// through a tunnel by the endpoint step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A URL.
+    Url(UrlTarget),
+    /// A platform database (resolved from the environment's inventory after settings).
+    Platform(Box<PlatformTarget>),
+}
+
+impl DatabaseTarget {
+    /// The payload file stem, unique within a run.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Url(t) => &t.name,
+            Self::Platform(t) => &t.name,
+        }
+    }
+
+    /// The engine that dumps it.
+    #[must_use]
+    pub fn engine(&self) -> EngineKind {
+        match self {
+            Self::Url(t) => t.engine,
+            Self::Platform(t) => t.engine,
+        }
+    }
+
+    /// Where it is, never with a password: the redacted URL, or `aptible://<env>/<handle>`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Url(t) => t.url.redacted(),
+            Self::Platform(t) => t.describe(),
+        }
+    }
+
+    /// The platform record, for a platform database.
+    #[must_use]
+    pub fn platform(&self) -> Option<&PlatformDatabase> {
+        match self {
+            Self::Url(_) => None,
+            Self::Platform(t) => Some(&t.record),
+        }
+    }
+}
+
+impl From<UrlTarget> for DatabaseTarget {
+    fn from(t: UrlTarget) -> Self {
+        Self::Url(t)
+    }
 }
 
 /// Where the inventory came from, as recorded in the manifest.
@@ -127,15 +190,18 @@ pub enum InventorySource {
     Config,
     /// URLs given on the command line.
     Urls,
+    /// A platform environment.
+    Platform(PlatformKind),
 }
 
 impl InventorySource {
-    /// `config` or `urls`.
+    /// `config`, `urls` or the platform's name (`aptible`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Config => "config",
             Self::Urls => "urls",
+            Self::Platform(kind) => kind.as_str(),
         }
     }
 }
@@ -145,8 +211,14 @@ impl InventorySource {
 pub struct DumpPlan {
     /// Destination of the run.
     pub destination: Destination,
-    /// Databases in the order given.
+    /// Databases in the order given. With a platform inventory this is empty until the
+    /// inventory step ([`crate::platform::inventory`]) fills it from the environment.
     pub databases: Vec<DatabaseTarget>,
+    /// Platform databases deliberately not dumped (`--skip-unsupported`), filled by the
+    /// inventory step; recorded in the manifest as `skipped`.
+    pub skipped: Vec<SkippedDatabase>,
+    /// The platform environment `--all` reads, when the inventory is a platform's.
+    pub platform: Option<PlatformInventory>,
     /// zstd level, 1..=19.
     pub compression_level: i32,
     /// Parallelism: zstd worker threads per archive and databases dumped at once.
@@ -214,21 +286,30 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Resolve `exporter dump`: its arguments merged with the config file into a plan.
 ///
-/// `cores` is the machine's parallelism (the default of `--jobs`).
+/// `cores` is the machine's parallelism (the default of `--jobs`); `environment` is the global
+/// `--environment` flag. With a platform (`[platform]` or `--environment`) and `--all`, the
+/// plan names the environment and its databases are left for the inventory step.
 ///
 /// # Errors
 ///
-/// [`SettingsError`]: neither `--all` nor URLs, both, `--all` without a config, an invalid
-/// URL or one its engine refuses without I/O, duplicate derived names, a compression level out
-/// of range, `--jobs 0`, an invalid `--expected-size` (or one given for a local destination).
+/// [`SettingsError`]: neither `--all` nor URLs, both, `--all` without a config or platform,
+/// an invalid URL or one its engine refuses without I/O, duplicate derived names, a
+/// compression level out of range, `--jobs 0`, an invalid `--expected-size` (or one given for
+/// a local destination), platform flags without a platform, `[platform]` beside
+/// `[[databases]]` without `--environment`.
 pub fn resolve_dump(
     cmd: &DumpCmd,
     config: ConfigSource<'_>,
     env: Env<'_>,
     cores: usize,
+    environment: Option<&str>,
 ) -> Result<DumpPlan, SettingsError> {
     let parsed = config.parse(env)?;
-    let (databases, inventory) = dump_databases(cmd, parsed.as_ref(), config.name())?;
+    let platform = dump_platform(cmd, parsed.as_ref(), config.name(), env, environment)?;
+    let (databases, inventory) = match &platform {
+        Some(p) => (Vec::new(), InventorySource::Platform(p.settings.kind)),
+        None => dump_databases(cmd, parsed.as_ref(), config.name())?,
+    };
     let connections = ConnectionDefaults::from_env(env);
     let level = cmd.compression_level.unwrap_or(DEFAULT_COMPRESSION_LEVEL);
     if !(1..=MAX_COMPRESSION_LEVEL).contains(&level) {
@@ -248,6 +329,9 @@ pub fn resolve_dump(
     // Each adapter checks its URL without I/O, so parameter mistakes are usage errors (with
     // the environment's defaults, as the endpoint step will apply them: a bad PGSSLMODE too).
     for db in &databases {
+        let DatabaseTarget::Url(db) = db else {
+            continue;
+        };
         db.engine
             .source(&db.engine.endpoint(&db.url, &connections), engine_options)
             .validate()
@@ -271,6 +355,8 @@ pub fn resolve_dump(
     Ok(DumpPlan {
         destination,
         databases,
+        skipped: Vec::new(),
+        platform,
         compression_level: level,
         jobs,
         ownership: !cmd.no_owner,
@@ -278,6 +364,68 @@ pub fn resolve_dump(
         inventory,
         connections,
     })
+}
+
+/// The platform inventory a dump reads, if any: `--all` with `[platform]` or `--environment`.
+/// The platform flags need it.
+fn dump_platform(
+    cmd: &DumpCmd,
+    config: Option<&Config>,
+    config_name: &str,
+    env: Env<'_>,
+    environment: Option<&str>,
+) -> Result<Option<PlatformInventory>, SettingsError> {
+    let settings = resolve_platform(config.and_then(|c| c.platform.as_ref()), environment, env)?;
+    let flags = [
+        (cmd.skip_unsupported, "--skip-unsupported"),
+        (cmd.from_backup.is_some(), "--from-backup"),
+        (cmd.keep_restored, "--keep-restored"),
+        (cmd.include_orphaned_backups, "--include-orphaned-backups"),
+        (cmd.credential_type.is_some(), "--credential-type"),
+    ];
+    let given = flags.iter().find(|(on, _)| *on).map(|(_, name)| *name);
+    let Some(settings) = settings.filter(|_| cmd.all) else {
+        return match given {
+            Some(flag) => Err(SettingsError::new(format!(
+                "{flag} applies to `dump --all` of a platform environment"
+            ))
+            .hint("add [platform] to the config or pass --environment HANDLE, with --all")),
+            None => Ok(None),
+        };
+    };
+    if environment.is_none() && config.is_some_and(|c| !c.databases.is_empty()) {
+        return Err(SettingsError::new(format!(
+            "{config_name} has both [platform] and [[databases]]: `dump --all` takes one inventory"
+        ))
+        .hint(
+            "pass --environment HANDLE to dump the platform's databases, or remove one of them",
+        ));
+    }
+    if cmd.keep_restored && cmd.from_backup.is_none() && !cmd.include_orphaned_backups {
+        return Err(SettingsError::new(
+            "--keep-restored keeps databases restored from backups, and nothing is restored \
+             without --from-backup or --include-orphaned-backups",
+        ));
+    }
+    if cmd
+        .credential_type
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(SettingsError::new("--credential-type must not be empty"));
+    }
+    Ok(Some(PlatformInventory {
+        settings,
+        from_backup: cmd
+            .from_backup
+            .as_deref()
+            .map(BackupChoice::parse)
+            .transpose()?,
+        include_orphaned_backups: cmd.include_orphaned_backups,
+        skip_unsupported: cmd.skip_unsupported,
+        keep_restored: cmd.keep_restored,
+        credential_type: cmd.credential_type.clone(),
+    }))
 }
 
 /// The databases a dump names: the config's with `--all`, else the URLs given.
@@ -297,15 +445,24 @@ fn dump_databases(
         .hint("`exporter dump --all` dumps every database of exporter.toml")),
         (true, true) => {
             let config = config.ok_or_else(|| {
-                SettingsError::new(format!("--all needs a config file, and {config_name} does not exist"))
-                    .hint("create exporter.toml (see fixtures/exporter.example.toml) or pass --config FILE")
+                SettingsError::new(format!("--all needs a config file or a platform environment, and {config_name} does not exist"))
+                    .hint("create exporter.toml (see fixtures/exporter.example.toml), pass --config FILE, or pass --environment HANDLE")
             })?;
             if config.databases.is_empty() {
                 return Err(SettingsError::new(format!(
-                    "{config_name} lists no [[databases]]"
-                )));
+                    "{config_name} lists no [[databases]] and no [platform]"
+                ))
+                .hint("add [[databases]], or [platform] with the environment to export"));
             }
-            Ok((config.databases.clone(), InventorySource::Config))
+            Ok((
+                config
+                    .databases
+                    .iter()
+                    .cloned()
+                    .map(DatabaseTarget::Url)
+                    .collect(),
+                InventorySource::Config,
+            ))
         }
         (false, false) => {
             let mut dbs = Vec::new();
@@ -324,7 +481,7 @@ fn dump_databases(
                     ))
                     .hint("name them in exporter.toml with distinct `name` keys"));
                 }
-                dbs.push(DatabaseTarget { name, url, engine });
+                dbs.push(DatabaseTarget::Url(UrlTarget { name, url, engine }));
             }
             Ok((dbs, InventorySource::Urls))
         }
@@ -373,7 +530,7 @@ pub struct VerifyPlan {
     /// How deep to check.
     pub level: Level,
     /// Scratch servers, at most one per engine (only with [`Level::Restore`]).
-    pub scratch: Vec<DatabaseTarget>,
+    pub scratch: Vec<UrlTarget>,
     /// The environment's connection defaults, as in [`DumpPlan::connections`].
     pub connections: ConnectionDefaults,
 }
@@ -381,7 +538,7 @@ pub struct VerifyPlan {
 impl VerifyPlan {
     /// The scratch server given for `engine`, if any.
     #[must_use]
-    pub fn scratch_for(&self, engine: EngineKind) -> Option<&DatabaseTarget> {
+    pub fn scratch_for(&self, engine: EngineKind) -> Option<&UrlTarget> {
         self.scratch.iter().find(|s| s.engine == engine)
     }
 }
@@ -419,7 +576,7 @@ pub fn resolve_verify(
         ))
         .hint("add --level restore, or leave out --scratch"));
     }
-    let mut scratch: Vec<DatabaseTarget> = Vec::with_capacity(cmd.scratch.len());
+    let mut scratch: Vec<UrlTarget> = Vec::with_capacity(cmd.scratch.len());
     for (i, text) in cmd.scratch.iter().enumerate() {
         let (url, engine) = parse_url(text).map_err(|e| SettingsError {
             message: format!("--scratch URL #{}: {}", i + 1, e.message),
@@ -433,7 +590,7 @@ pub fn resolve_verify(
             ))
             .hint("give one scratch server per engine"));
         }
-        scratch.push(DatabaseTarget {
+        scratch.push(UrlTarget {
             name: format!("scratch-{engine}"),
             url,
             engine,
@@ -461,7 +618,7 @@ pub struct RestorePlan {
     /// The run: an id under the destination or a path to a run directory.
     pub run: String,
     /// The target database (its URL redacted when displayed).
-    pub into: DatabaseTarget,
+    pub into: UrlTarget,
     /// The manifest entry to restore; `None` means the run's only one.
     pub db: Option<String>,
     /// Drop what is already in the target first.
@@ -509,7 +666,7 @@ pub fn resolve_restore(
     Ok(RestorePlan {
         destination: resolve_destination(to, &storage)?,
         run: cmd.run.clone(),
-        into: DatabaseTarget {
+        into: UrlTarget {
             name: target_name(&url),
             url,
             engine,
@@ -521,29 +678,206 @@ pub fn resolve_restore(
     })
 }
 
-/// A validated `exporter list`: the config's databases.
+/// A validated `exporter list`: the config's databases, or a platform environment's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPlan {
-    /// The databases, in config order.
-    pub databases: Vec<DatabaseTarget>,
+    /// The databases, in config order (empty with a platform).
+    pub databases: Vec<UrlTarget>,
+    /// The platform environment to list, read by the inventory step.
+    pub platform: Option<PlatformInventory>,
     /// The environment's connection defaults, as in [`DumpPlan::connections`] (the TLS mode
     /// column shows them).
     pub connections: ConnectionDefaults,
 }
 
-/// Resolve `exporter list`: the whole config file.
+/// Resolve `exporter list`: the platform environment (`[platform]` or `--environment`), else
+/// the whole config file.
 ///
 /// # Errors
 ///
-/// [`SettingsError`] for an invalid config, or none at all.
-pub fn resolve_list(config: ConfigSource<'_>, env: Env<'_>) -> Result<ListPlan, SettingsError> {
+/// [`SettingsError`] for an invalid config, or none at all and no platform, or platform flags
+/// without a platform.
+pub fn resolve_list(
+    cmd: &ListCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+    environment: Option<&str>,
+) -> Result<ListPlan, SettingsError> {
     let name = config.name().to_owned();
-    let config = config
-        .parse(env)?
-        .ok_or_else(|| SettingsError::new(format!("{name} does not exist")))?;
+    let parsed = config.parse(env)?;
+    let connections = ConnectionDefaults::from_env(env);
+    let settings = resolve_platform(
+        parsed.as_ref().and_then(|c| c.platform.as_ref()),
+        environment,
+        env,
+    )?;
+    if let Some(settings) = settings {
+        return Ok(ListPlan {
+            databases: Vec::new(),
+            platform: Some(PlatformInventory {
+                settings,
+                from_backup: cmd
+                    .from_backup
+                    .as_deref()
+                    .map(BackupChoice::parse)
+                    .transpose()?,
+                include_orphaned_backups: cmd.include_orphaned_backups,
+                skip_unsupported: false,
+                keep_restored: false,
+                credential_type: None,
+            }),
+            connections,
+        });
+    }
+    if cmd.from_backup.is_some() || cmd.include_orphaned_backups {
+        return Err(SettingsError::new(
+            "--from-backup and --include-orphaned-backups apply to a platform environment",
+        )
+        .hint("add [platform] to the config or pass --environment HANDLE"));
+    }
+    let config = parsed.ok_or_else(|| {
+        SettingsError::new(format!("{name} does not exist"))
+            .hint("pass --config FILE, or --environment HANDLE to list a platform environment")
+    })?;
     Ok(ListPlan {
         databases: config.databases,
-        connections: ConnectionDefaults::from_env(env),
+        platform: None,
+        connections,
+    })
+}
+
+/// A validated `exporter login`.
+#[derive(Debug)]
+pub struct LoginPlan {
+    /// The platform (only Aptible has a login).
+    pub kind: PlatformKind,
+    /// The platform's variables (roots, where the token file is).
+    pub vars: PlatformVars,
+    /// `--email`, else `APTIBLE_USERNAME`; `None`: ask on the terminal.
+    pub email: Option<String>,
+    /// `APTIBLE_PASSWORD`; `None`: `--password-stdin` or ask on the terminal.
+    pub password: Option<SecretString>,
+    /// Read the password from standard input.
+    pub password_stdin: bool,
+    /// `--otp-token`, else `APTIBLE_OTP_TOKEN`.
+    pub otp_token: Option<SecretString>,
+    /// `--lifetime`; `None` takes the platform CLI's defaults.
+    pub lifetime: Option<Duration>,
+}
+
+/// Resolve `exporter login`: the flags and the variables `APTIBLE_USERNAME`,
+/// `APTIBLE_PASSWORD` (as go-deploy and Terraform read them, aptible-api.md §1.5) and
+/// `APTIBLE_OTP_TOKEN`.
+///
+/// # Errors
+///
+/// [`SettingsError`] for an empty email, an invalid or zero `--lifetime`, `--password-stdin`
+/// beside `APTIBLE_PASSWORD`.
+pub fn resolve_login(cmd: &LoginCmd, env: Env<'_>) -> Result<LoginPlan, SettingsError> {
+    let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let email = match &cmd.email {
+        Some(e) if e.trim().is_empty() => {
+            return Err(SettingsError::new("--email must not be empty"));
+        }
+        Some(e) => Some(e.trim().to_owned()),
+        None => non_empty(env("APTIBLE_USERNAME")).map(|e| e.trim().to_owned()),
+    };
+    let password = non_empty(env("APTIBLE_PASSWORD")).map(SecretString::from);
+    if password.is_some() && cmd.password_stdin {
+        return Err(SettingsError::new(
+            "--password-stdin and APTIBLE_PASSWORD both give the password",
+        )
+        .hint("unset APTIBLE_PASSWORD, or leave out --password-stdin"));
+    }
+    let otp_token = cmd
+        .otp_token
+        .clone()
+        .or_else(|| env("APTIBLE_OTP_TOKEN"))
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| SecretString::from(s.trim().to_owned()));
+    let lifetime = cmd
+        .lifetime
+        .as_deref()
+        .map(|t| {
+            parse_age(t)
+                .map_err(|m| SettingsError::new(format!("--lifetime: {m}")))
+                .and_then(|d| {
+                    if d.is_zero() {
+                        Err(SettingsError::new("--lifetime must be longer than 0"))
+                    } else {
+                        Ok(d)
+                    }
+                })
+        })
+        .transpose()?;
+    Ok(LoginPlan {
+        kind: PlatformKind::Aptible,
+        vars: PlatformVars::from_env(PlatformKind::Aptible, env),
+        email,
+        password,
+        password_stdin: cmd.password_stdin,
+        otp_token,
+        lifetime,
+    })
+}
+
+/// A validated `exporter tunnel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelPlan {
+    /// The platform and environment.
+    pub platform: PlatformSettings,
+    /// The database's handle.
+    pub handle: String,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--credential-type`.
+    pub credential_type: Option<String>,
+    /// `--show-password`.
+    pub show_password: bool,
+}
+
+/// Resolve `exporter tunnel`.
+///
+/// # Errors
+///
+/// [`SettingsError`] without a platform environment, for an empty handle or credential type,
+/// or port 0.
+pub fn resolve_tunnel(
+    cmd: &TunnelCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+    environment: Option<&str>,
+) -> Result<TunnelPlan, SettingsError> {
+    let parsed = config.parse(env)?;
+    let platform = resolve_platform(
+        parsed.as_ref().and_then(|c| c.platform.as_ref()),
+        environment,
+        env,
+    )?
+    .ok_or_else(|| {
+        SettingsError::new("`exporter tunnel` needs a platform environment")
+            .hint("pass --environment HANDLE, or add [platform] to the config")
+    })?;
+    if cmd.handle.trim().is_empty() {
+        return Err(SettingsError::new("HANDLE must not be empty"));
+    }
+    if cmd.port == Some(0) {
+        return Err(SettingsError::new("--port must be between 1 and 65535")
+            .hint("leave out --port for a free one"));
+    }
+    if cmd
+        .credential_type
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(SettingsError::new("--credential-type must not be empty"));
+    }
+    Ok(TunnelPlan {
+        platform,
+        handle: cmd.handle.trim().to_owned(),
+        port: cmd.port,
+        credential_type: cmd.credential_type.clone(),
+        show_password: cmd.show_password,
     })
 }
 
@@ -794,7 +1128,7 @@ mod tests {
     #[test]
     fn resolve_dump_rules() {
         let err = |args: &[&str]| {
-            resolve_dump(&dump_cmd(args), NO_CONFIG, &no_env, 2)
+            resolve_dump(&dump_cmd(args), NO_CONFIG, &no_env, 2, None)
                 .unwrap_err()
                 .to_string()
         };
@@ -813,14 +1147,15 @@ mod tests {
                 "--expected-size sizes S3 upload parts; the destination is a local directory"
             )
         );
-        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &no_env, 2).unwrap();
+        let plan =
+            resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &no_env, 2, None).unwrap();
         assert_eq!(
             plan.destination,
             Destination::Local(PathBuf::from("./archives"))
         );
         assert_eq!(plan.jobs, 2);
         assert_eq!(plan.compression_level, 3);
-        assert_eq!(plan.databases[0].name, "x");
+        assert_eq!(plan.databases[0].name(), "x");
         assert_eq!(plan.inventory, InventorySource::Urls);
         assert!(!plan.engine_options.redis_rdb);
         let cfg =
@@ -836,15 +1171,21 @@ mod tests {
             "--expected-size",
             "800GiB",
         ]);
-        let plan = resolve_dump(&cmd, config, &no_env, 2).unwrap();
+        let plan = resolve_dump(&cmd, config, &no_env, 2, None).unwrap();
         let Destination::S3(s3) = &plan.destination else {
             panic!("not S3: {:?}", plan.destination);
         };
         assert_eq!(s3.expected_size, Some(800 << 30));
         assert!(plan.engine_options.redis_rdb);
         assert_eq!(plan.inventory, InventorySource::Config);
-        let plan =
-            resolve_dump(&dump_cmd(&["--all", "--to", "/flag"]), config, &no_env, 2).unwrap();
+        let plan = resolve_dump(
+            &dump_cmd(&["--all", "--to", "/flag"]),
+            config,
+            &no_env,
+            2,
+            None,
+        )
+        .unwrap();
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/flag")));
     }
 
@@ -857,7 +1198,7 @@ mod tests {
         };
         let expected = ConnectionDefaults::from_env(&env);
         assert_ne!(expected, ConnectionDefaults::default());
-        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &env, 2).unwrap();
+        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &env, 2, None).unwrap();
         assert_eq!(plan.connections, expected);
         let cmd = verify_cmd(&["--level", "restore", "--scratch", "postgres://h/postgres"]);
         assert_eq!(
@@ -869,12 +1210,13 @@ mod tests {
             resolve_restore(&cmd, NO_CONFIG, &env).unwrap().connections,
             expected
         );
-        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &no_env, 2).unwrap();
+        let plan =
+            resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &no_env, 2, None).unwrap();
         assert_eq!(plan.connections, ConnectionDefaults::default());
         // The URLs are checked with the environment's defaults: a bad PGSSLMODE is a usage
         // error naming the database, before any connection; a URL's own sslmode wins.
         let bad = |k: &str| (k == "PGSSLMODE").then(|| "paranoid".to_owned());
-        let e = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &bad, 2).unwrap_err();
+        let e = resolve_dump(&dump_cmd(&["postgres://h/x"]), NO_CONFIG, &bad, 2, None).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("database x (postgres://h/x): unknown sslmode \"paranoid\""),
@@ -891,7 +1233,8 @@ mod tests {
                 &dump_cmd(&["postgres://h/x?sslmode=require"]),
                 NO_CONFIG,
                 &bad,
-                2
+                2,
+                None
             )
             .is_ok()
         );
@@ -929,17 +1272,145 @@ mod tests {
 
     #[test]
     fn resolve_list_needs_a_config() {
-        let e = resolve_list(NO_CONFIG, &no_env).unwrap_err();
+        let list = ListCmd {
+            from_backup: None,
+            include_orphaned_backups: false,
+            json: false,
+        };
+        let e = resolve_list(&list, NO_CONFIG, &no_env, None).unwrap_err();
         assert_eq!(e.to_string(), "exporter.toml does not exist");
         let text = "[[databases]]\nname = \"a\"\nurl = \"redis://h\"\n";
         let plan = resolve_list(
+            &list,
             ConfigSource::Text {
                 name: "c.toml",
                 text,
             },
             &no_env,
+            None,
         )
         .unwrap();
+        assert!(plan.platform.is_none());
         assert_eq!(plan.databases[0].engine, EngineKind::Redis);
+        let plan = resolve_list(&list, NO_CONFIG, &no_env, Some("prod")).unwrap();
+        assert_eq!(plan.platform.unwrap().settings.environment, "prod");
+    }
+
+    #[test]
+    fn resolve_dump_of_a_platform_environment() {
+        let cmd = dump_cmd(&["--all", "--from-backup", "latest", "--skip-unsupported"]);
+        let plan = resolve_dump(&cmd, NO_CONFIG, &no_env, 2, Some("prod")).unwrap();
+        let p = plan.platform.as_ref().unwrap();
+        assert_eq!(p.settings.environment, "prod");
+        assert_eq!(p.from_backup, Some(BackupChoice::Latest));
+        assert!(p.skip_unsupported);
+        assert!(plan.databases.is_empty(), "the inventory step fills them");
+        assert_eq!(plan.inventory.as_str(), "aptible");
+        let cfg = "[platform]\nkind = \"aptible\"\nenvironment = \"staging\"\n";
+        let config = ConfigSource::Text {
+            name: "c.toml",
+            text: cfg,
+        };
+        let cmd = dump_cmd(&["--all", "--from-backup", "555", "--keep-restored"]);
+        let plan = resolve_dump(&cmd, config, &no_env, 2, None).unwrap();
+        let p = plan.platform.unwrap();
+        assert_eq!(p.settings.environment, "staging");
+        assert_eq!(p.from_backup, Some(BackupChoice::Id(555)));
+        assert!(p.keep_restored);
+        let err = |args: &[&str], config, environment| {
+            resolve_dump(&dump_cmd(args), config, &no_env, 2, environment)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&["postgres://h/x", "--skip-unsupported"], NO_CONFIG, None),
+            "--skip-unsupported applies to `dump --all` of a platform environment"
+        );
+        assert_eq!(
+            err(
+                &["--all", "--from-backup", "yesterday"],
+                NO_CONFIG,
+                Some("prod")
+            ),
+            "--from-backup \"yesterday\": give `latest` or a backup id (a number)"
+        );
+        assert!(
+            err(&["--all", "--keep-restored"], NO_CONFIG, Some("prod"))
+                .starts_with("--keep-restored keeps databases restored from backups")
+        );
+        let both = "[platform]\nkind = \"aptible\"\nenvironment = \"prod\"\n[[databases]]\nname = \"a\"\nurl = \"redis://h\"\n";
+        let both = ConfigSource::Text {
+            name: "c.toml",
+            text: both,
+        };
+        assert_eq!(
+            err(&["--all"], both, None),
+            "c.toml has both [platform] and [[databases]]: `dump --all` takes one inventory"
+        );
+        // --environment chooses the platform; URLs alone ignore it.
+        let plan = resolve_dump(&dump_cmd(&["--all"]), both, &no_env, 2, Some("prod")).unwrap();
+        assert!(plan.platform.is_some());
+        let plan = resolve_dump(&dump_cmd(&["redis://h"]), both, &no_env, 2, Some("prod")).unwrap();
+        assert!(plan.platform.is_none());
+        assert_eq!(plan.inventory, InventorySource::Urls);
+    }
+
+    #[test]
+    fn resolve_login_and_tunnel_rules() {
+        let Command::Login(cmd) = parse(&["login", "--lifetime", "12h"]) else {
+            unreachable!()
+        };
+        let env = |k: &str| match k {
+            "APTIBLE_USERNAME" => Some("me@example.com".to_owned()),
+            "APTIBLE_PASSWORD" => Some("pw-Secret-1".to_owned()),
+            "APTIBLE_CONFIG_PATH" => Some("/cfg".to_owned()),
+            _ => None,
+        };
+        let plan = resolve_login(&cmd, &env).unwrap();
+        assert_eq!(plan.email.as_deref(), Some("me@example.com"));
+        assert!(plan.password.is_some());
+        assert_eq!(plan.lifetime, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(
+            plan.vars.lookup()("APTIBLE_CONFIG_PATH").as_deref(),
+            Some("/cfg")
+        );
+        assert!(!format!("{plan:?}").contains("pw-Secret-1"));
+        let Command::Login(cmd) = parse(&["login", "--password-stdin"]) else {
+            unreachable!()
+        };
+        assert_eq!(
+            resolve_login(&cmd, &env).unwrap_err().to_string(),
+            "--password-stdin and APTIBLE_PASSWORD both give the password"
+        );
+        let Command::Login(cmd) = parse(&["login", "--lifetime", "soon"]) else {
+            unreachable!()
+        };
+        assert!(
+            resolve_login(&cmd, &no_env)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--lifetime: ")
+        );
+        let Command::Tunnel(cmd) = parse(&["tunnel", "events", "--port", "0"]) else {
+            unreachable!()
+        };
+        assert_eq!(
+            resolve_tunnel(&cmd, NO_CONFIG, &no_env, Some("prod"))
+                .unwrap_err()
+                .to_string(),
+            "--port must be between 1 and 65535"
+        );
+        let Command::Tunnel(cmd) = parse(&["tunnel", "events", "--show-password"]) else {
+            unreachable!()
+        };
+        assert_eq!(
+            resolve_tunnel(&cmd, NO_CONFIG, &no_env, None)
+                .unwrap_err()
+                .to_string(),
+            "`exporter tunnel` needs a platform environment"
+        );
+        let plan = resolve_tunnel(&cmd, NO_CONFIG, &no_env, Some("prod")).unwrap();
+        assert_eq!(plan.handle, "events");
+        assert!(plan.show_password);
     }
 }

@@ -8,8 +8,12 @@
 
 use std::fmt;
 
+use exporter_aptible::{Backup, Database};
+
 use super::config::{PlatformConfig, PlatformKind};
 use super::{Env, SettingsError};
+use crate::archive::manifest::PlatformDatabase;
+use crate::engines::EngineKind;
 
 /// The environment variables a platform client reads, per platform.
 const APTIBLE_VARS: &[&str] = &[
@@ -20,24 +24,31 @@ const APTIBLE_VARS: &[&str] = &[
     "HOME",
 ];
 
-/// Where the platform is and which environment to work on.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PlatformSettings {
-    /// The platform.
-    pub kind: PlatformKind,
-    /// The environment's handle (`--environment`, else `[platform] environment`).
-    pub environment: String,
-    /// The platform's environment variables as found (name, value); may hold a token, so
-    /// `Debug` shows names only.
-    vars: Vec<(String, String)>,
-}
+/// The platform's environment variables as they were when settings were resolved (name,
+/// value): what the platform client reads instead of the process environment. They may hold
+/// a token or a password, so `Debug` shows names only.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct PlatformVars(Vec<(String, String)>);
 
-impl PlatformSettings {
-    /// A lookup over the platform's environment variables as they were when settings were
-    /// resolved (what the platform client reads instead of the process environment).
+impl PlatformVars {
+    /// The variables of `kind` found through `env`.
+    #[must_use]
+    pub fn from_env(kind: PlatformKind, env: Env<'_>) -> Self {
+        let names = match kind {
+            PlatformKind::Aptible => APTIBLE_VARS,
+        };
+        Self(
+            names
+                .iter()
+                .filter_map(|name| env(name).map(|v| ((*name).to_owned(), v)))
+                .collect(),
+        )
+    }
+
+    /// A lookup over the variables.
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
         |name| {
-            self.vars
+            self.0
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
@@ -45,20 +56,30 @@ impl PlatformSettings {
     }
 }
 
-impl fmt::Debug for PlatformSettings {
+impl fmt::Debug for PlatformVars {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlatformSettings")
-            .field("kind", &self.kind)
-            .field("environment", &self.environment)
-            .field(
-                "vars",
-                &self
-                    .vars
-                    .iter()
-                    .map(|(k, _)| k.as_str())
-                    .collect::<Vec<_>>(),
-            )
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k.as_str()))
             .finish()
+    }
+}
+
+/// Where the platform is and which environment to work on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformSettings {
+    /// The platform.
+    pub kind: PlatformKind,
+    /// The environment's handle (`--environment`, else `[platform] environment`).
+    pub environment: String,
+    /// The platform's environment variables as found.
+    pub vars: PlatformVars,
+}
+
+impl PlatformSettings {
+    /// A lookup over the platform's environment variables as they were when settings were
+    /// resolved (what the platform client reads instead of the process environment).
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        self.vars.lookup()
     }
 }
 
@@ -90,18 +111,119 @@ pub fn resolve_platform(
             .hint("add environment = \"<handle>\" to [platform], or pass --environment HANDLE"));
         }
     };
-    let names = match kind {
-        PlatformKind::Aptible => APTIBLE_VARS,
-    };
-    let vars = names
-        .iter()
-        .filter_map(|name| env(name).map(|v| ((*name).to_owned(), v)))
-        .collect();
     Ok(Some(PlatformSettings {
         kind,
         environment,
-        vars,
+        vars: PlatformVars::from_env(kind, env),
     }))
+}
+
+/// Which backup `--from-backup` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupChoice {
+    /// `latest`: each database's newest backup.
+    Latest,
+    /// An id: that backup, for the database it belongs to (the others are read live).
+    Id(u64),
+}
+
+impl BackupChoice {
+    /// Parse `latest` or a backup id.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError`] for anything else.
+    pub fn parse(text: &str) -> Result<Self, SettingsError> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("latest") {
+            return Ok(Self::Latest);
+        }
+        text.parse::<u64>().map(Self::Id).map_err(|_| {
+            SettingsError::new(format!(
+                "--from-backup {text:?}: give `latest` or a backup id (a number)"
+            ))
+            .hint("`exporter list` shows each database's backups")
+        })
+    }
+}
+
+/// What `dump --all` and `list` read from a platform environment, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformInventory {
+    /// The platform and environment.
+    pub settings: PlatformSettings,
+    /// `--from-backup`: read databases from backups restored into new databases.
+    pub from_backup: Option<BackupChoice>,
+    /// `--include-orphaned-backups`: also the newest backup of each deleted database.
+    pub include_orphaned_backups: bool,
+    /// `--skip-unsupported`: record databases of other types as skipped instead of refusing.
+    pub skip_unsupported: bool,
+    /// `--keep-restored`: leave restored databases in place after their dump.
+    pub keep_restored: bool,
+    /// `--credential-type`: the credential each tunnel uses instead of the default one.
+    pub credential_type: Option<String>,
+}
+
+/// How a platform database is read.
+#[derive(Debug, Clone)]
+pub enum PlatformRead {
+    /// The database itself, through a tunnel.
+    Live(Box<Database>),
+    /// A backup, restored into a new database first, which is dumped through a tunnel.
+    Backup(Box<Backup>),
+}
+
+/// One platform database to dump: its archive name, engine, how it is read, and its manifest
+/// record as known before the dump (the endpoint step adds the restored database and the
+/// credential type).
+#[derive(Debug, Clone)]
+pub struct PlatformTarget {
+    /// The archive name (the database's handle).
+    pub name: String,
+    /// The engine for its type ([`EngineKind::for_platform_type`]).
+    pub engine: EngineKind,
+    /// How it is read.
+    pub read: PlatformRead,
+    /// What the manifest records about it.
+    pub record: PlatformDatabase,
+}
+
+impl PartialEq for PlatformTarget {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.engine == other.engine && self.record == other.record
+    }
+}
+
+impl Eq for PlatformTarget {}
+
+impl PlatformTarget {
+    /// `aptible://<environment>/<handle>`: how manifests and messages name the database
+    /// before a tunnel gives it a connection URL.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        platform_label(&self.record)
+    }
+}
+
+/// `aptible://<environment>/<handle>` for a platform record.
+#[must_use]
+pub fn platform_label(record: &PlatformDatabase) -> String {
+    format!(
+        "{}://{}/{}",
+        record.platform, record.environment, record.handle
+    )
+}
+
+/// A platform database deliberately not dumped (`--skip-unsupported`), recorded in the
+/// manifest as `skipped`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedDatabase {
+    /// The name of its manifest entry (the handle).
+    pub name: String,
+    /// Why it is not dumped.
+    pub reason: String,
+    /// What the manifest records about it.
+    pub record: PlatformDatabase,
 }
 
 #[cfg(test)]

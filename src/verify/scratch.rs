@@ -109,7 +109,7 @@ pub async fn restore_stage(
             let Some(scratch) = plan.scratch_for(engine) else {
                 continue;
             };
-            match cx.endpoints.open(scratch).await {
+            match cx.endpoints.open(&scratch.clone().into()).await {
                 Ok(endpoint) => {
                     let server = engine.scratch(endpoint.endpoint());
                     cx.progress.event(&Event::ScratchRestoreStarted {

@@ -18,6 +18,7 @@ mod dump;
 mod failures;
 mod main_job;
 mod mysql;
+mod platform;
 mod redis;
 mod restore;
 mod s3;

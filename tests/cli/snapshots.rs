@@ -112,6 +112,8 @@ fn snapshot_help_of_every_command() {
         ("help_restore", vec!["restore", "--help"]),
         ("help_list", vec!["list", "--help"]),
         ("help_uploads", vec!["uploads", "--help"]),
+        ("help_login", vec!["login", "--help"]),
+        ("help_tunnel", vec!["tunnel", "--help"]),
     ] {
         let out = run(exporter(dir.path()).args(&args));
         out.expect_code(0);

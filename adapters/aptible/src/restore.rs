@@ -377,14 +377,24 @@ impl Client {
     }
 
     async fn source_handle(&self, backup: &Backup) -> Result<String> {
+        Ok(self.backup_database(backup).await?.handle)
+    }
+
+    /// The database a backup was taken of, also when it was deprovisioned since (`GET
+    /// <backup._links.database>?with_deleted=true`, spec §3.4, §8 step 2): its id, handle and
+    /// type for a backup whose database no longer exists (an orphaned backup).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Protocol`] when the backup has no `database` link; the client's errors.
+    pub async fn backup_database(&self, backup: &Backup) -> Result<Database> {
         let href = backup.links.href("database").ok_or_else(|| {
             Error::new(
                 ErrorKind::Protocol,
                 format!("backup #{}", backup.id),
-                "has neither database_handle nor a `database` link",
+                "has no `database` link",
             )
         })?;
-        // The source may be deprovisioned: read it with with_deleted=true (spec §8 step 2).
         let mut url = url::Url::parse(href).map_err(|e| {
             Error::new(
                 ErrorKind::Protocol,
@@ -393,8 +403,7 @@ impl Client {
             )
         })?;
         url.query_pairs_mut().append_pair("with_deleted", "true");
-        let db: Database = self.get(url.as_str()).await?;
-        Ok(db.handle)
+        self.get(url.as_str()).await
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod fake;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
