@@ -30,8 +30,9 @@ pub enum EngineKind {
 pub struct EngineOptions {
     /// Redis: a point-in-time RDB (replication handshake) instead of the RESP `RESTORE` stream.
     pub redis_rdb: bool,
-    /// MySQL: keep `DEFINER=` clauses of views, routines, triggers and events.
-    pub keep_definers: bool,
+    /// MySQL: strip the `DEFINER=` clauses of views, routines, triggers and events (kept by
+    /// default; the dump's warnings then list each original definer).
+    pub strip_definers: bool,
 }
 
 /// Connection settings a user of the engine's own client keeps in the environment, passed to
@@ -221,7 +222,7 @@ impl EngineKind {
         match self {
             Self::Postgres => Arc::new(exporter_postgres::PostgresSource::new(endpoint)),
             Self::Mysql => Arc::new(
-                exporter_mysql::MysqlSource::new(endpoint).with_definers(options.keep_definers),
+                exporter_mysql::MysqlSource::new(endpoint).with_definers(!options.strip_definers),
             ),
             Self::Redis => Arc::new(exporter_redis::RedisSource::new(endpoint).with_format(
                 if options.redis_rdb {

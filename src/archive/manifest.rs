@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// Value of the `format` field.
 pub const FORMAT_NAME: &str = "exporter-archive";
 /// The manifest format version written by this build. Readers refuse other major versions.
-pub const FORMAT_VERSION: &str = "1.0";
+/// 1.1: fingerprints by column name (`fingerprint_algorithm` changed; FORMAT.md, "Changes").
+pub const FORMAT_VERSION: &str = "1.1";
 /// The major version this build reads.
 pub const FORMAT_MAJOR: u64 = 1;
 

@@ -76,8 +76,13 @@ pub struct DumpCmd {
     /// `rdb` (a point-in-time snapshot through the replication handshake).
     #[arg(long, value_enum, default_value_t = RedisFormatArg::Resp)]
     pub redis_format: RedisFormatArg,
-    /// MySQL: keep DEFINER clauses (restoring them needs SUPER or SET USER).
+    /// MySQL: strip the DEFINER clauses of views, routines, triggers and events (kept by
+    /// default, as mysqldump does); the manifest's warnings list each object's original
+    /// definer. A restore can rewrite them instead: `restore --definer current-user`.
     #[arg(long)]
+    pub strip_definers: bool,
+    /// Accepted for compatibility: keeping definers is the default now.
+    #[arg(long, hide = true, conflicts_with = "strip_definers")]
     pub keep_definers: bool,
     /// Platform: record databases of types this tool cannot dump (MongoDB, Elasticsearch, …)
     /// as skipped instead of refusing the whole dump.
@@ -112,6 +117,15 @@ pub enum RedisFormatArg {
     Rdb,
 }
 
+/// What a restore does with MySQL DEFINER clauses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DefinerArg {
+    /// Apply them as written (restoring objects of other accounts needs SET USER or SUPER).
+    Keep,
+    /// Rewrite them to DEFINER=CURRENT_USER: the restoring account owns every object.
+    CurrentUser,
+}
+
 /// Verification depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LevelArg {
@@ -141,6 +155,11 @@ pub struct VerifyCmd {
     /// for an empty Redis server that will be flushed). Repeat for several engines.
     #[arg(long, value_name = "URL")]
     pub scratch: Vec<String>,
+    /// With `--level restore`: MySQL DEFINER clauses in the scratch restore (default: rewritten
+    /// to the scratch account, so a definer account missing on the scratch server does not
+    /// fail the proof; `keep` applies them as written).
+    #[arg(long, value_enum, default_value_t = DefinerArg::CurrentUser)]
+    pub definer: DefinerArg,
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
@@ -166,6 +185,10 @@ pub struct RestoreCmd {
     /// Skip ownership and privilege statements (ALTER … OWNER TO, GRANT).
     #[arg(long)]
     pub no_owner: bool,
+    /// MySQL DEFINER clauses: `keep` them as written (needs SET USER or SUPER for objects of
+    /// other accounts), or rewrite them to `current-user` (the restoring account).
+    #[arg(long, value_enum, default_value_t = DefinerArg::Keep)]
+    pub definer: DefinerArg,
     /// Destination directory holding runs (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,

@@ -259,7 +259,9 @@ pub async fn restore(
     let summary = restore_archive(
         archive,
         target.as_ref(),
-        RestoreOptions::default().with_ownership(plan.ownership),
+        RestoreOptions::default()
+            .with_ownership(plan.ownership)
+            .with_definer(plan.definer),
     )
     .await
     .map_err(|e| match e {

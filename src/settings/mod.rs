@@ -40,13 +40,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use exporter_contract::DatabaseUrl;
+use exporter_contract::{DatabaseUrl, DefinerPolicy};
 use secrecy::SecretString;
 
 use crate::archive::manifest::PlatformDatabase;
 use crate::cli::{
-    DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RestoreCmd, TunnelCmd, UploadsCmd,
-    VerifyCmd,
+    DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RestoreCmd, TunnelCmd,
+    UploadsCmd, VerifyCmd,
 };
 use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
 use crate::storage::s3::{self, S3Config};
@@ -324,7 +324,7 @@ pub fn resolve_dump(
     };
     let engine_options = EngineOptions {
         redis_rdb: cmd.redis_format == RedisFormatArg::Rdb,
-        keep_definers: cmd.keep_definers,
+        strip_definers: cmd.strip_definers,
     };
     // Each adapter checks its URL without I/O, so parameter mistakes are usage errors (with
     // the environment's defaults, as the endpoint step will apply them: a bad PGSSLMODE too).
@@ -531,6 +531,10 @@ pub struct VerifyPlan {
     pub level: Level,
     /// Scratch servers, at most one per engine (only with [`Level::Restore`]).
     pub scratch: Vec<UrlTarget>,
+    /// MySQL `DEFINER=` clauses in scratch restores (`--definer`; default: rewritten to the
+    /// scratch account, so a definer account missing on the scratch server cannot fail the
+    /// proof).
+    pub definer: DefinerPolicy,
     /// The environment's connection defaults, as in [`DumpPlan::connections`].
     pub connections: ConnectionDefaults,
 }
@@ -540,6 +544,15 @@ impl VerifyPlan {
     #[must_use]
     pub fn scratch_for(&self, engine: EngineKind) -> Option<&UrlTarget> {
         self.scratch.iter().find(|s| s.engine == engine)
+    }
+}
+
+impl From<DefinerArg> for DefinerPolicy {
+    fn from(arg: DefinerArg) -> Self {
+        match arg {
+            DefinerArg::Keep => Self::Keep,
+            DefinerArg::CurrentUser => Self::CurrentUser,
+        }
     }
 }
 
@@ -606,6 +619,7 @@ pub fn resolve_verify(
         run: cmd.run.clone(),
         level,
         scratch,
+        definer: cmd.definer.into(),
         connections: ConnectionDefaults::from_env(env),
     })
 }
@@ -625,6 +639,9 @@ pub struct RestorePlan {
     pub clean: bool,
     /// Apply ownership and privilege statements.
     pub ownership: bool,
+    /// MySQL `DEFINER=` clauses (`--definer`): as written, or rewritten to the restoring
+    /// account.
+    pub definer: DefinerPolicy,
     /// The environment's connection defaults, as in [`DumpPlan::connections`].
     pub connections: ConnectionDefaults,
 }
@@ -674,6 +691,7 @@ pub fn resolve_restore(
         db: cmd.db.clone(),
         clean: cmd.clean,
         ownership: !cmd.no_owner,
+        definer: cmd.definer.into(),
         connections,
     })
 }
@@ -1055,6 +1073,14 @@ mod tests {
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
         assert_eq!(plan.level, Level::Restore);
         assert_eq!(plan.scratch.len(), 3);
+        assert_eq!(
+            plan.definer,
+            DefinerPolicy::CurrentUser,
+            "scratch restores rewrite"
+        );
+        let keep = [&three[..], &["--definer", "keep"]].concat();
+        let plan = resolve_verify(&verify_cmd(&keep), NO_CONFIG, &no_env).unwrap();
+        assert_eq!(plan.definer, DefinerPolicy::Keep);
         assert_eq!(plan.scratch_for(EngineKind::Mysql).unwrap().url.host(), "h");
         let four = [&three[..], &["--scratch", "postgresql://u:hunter2@other/x"]].concat();
         let e = resolve_verify(&verify_cmd(&four), NO_CONFIG, &no_env).unwrap_err();
@@ -1087,6 +1113,11 @@ mod tests {
         assert!(plan.ownership);
         assert!(!plan.clean);
         assert_eq!(
+            plan.definer,
+            DefinerPolicy::Keep,
+            "a restore keeps definers by default"
+        );
+        assert_eq!(
             plan.into.url.to_string(),
             "postgres://app:****@h:5432/target"
         );
@@ -1109,6 +1140,15 @@ mod tests {
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
         assert!(!plan.ownership);
         assert!(plan.clean);
+        let cmd = restore_cmd(&[
+            run,
+            "--into",
+            "mariadb://root@h/x",
+            "--definer",
+            "current-user",
+        ]);
+        let plan = resolve_restore(&cmd, NO_CONFIG, &no_env).unwrap();
+        assert_eq!(plan.definer, DefinerPolicy::CurrentUser);
         let cmd = restore_cmd(&[run, "--into", "ftp://u:hunter2@h/x"]);
         let e = resolve_restore(&cmd, NO_CONFIG, &no_env).unwrap_err();
         assert!(
@@ -1158,6 +1198,39 @@ mod tests {
         assert_eq!(plan.databases[0].name(), "x");
         assert_eq!(plan.inventory, InventorySource::Urls);
         assert!(!plan.engine_options.redis_rdb);
+        assert!(
+            !plan.engine_options.strip_definers,
+            "definers are kept by default"
+        );
+        let plan = resolve_dump(
+            &dump_cmd(&["mysql://h/x", "--strip-definers"]),
+            NO_CONFIG,
+            &no_env,
+            2,
+            None,
+        )
+        .unwrap();
+        assert!(plan.engine_options.strip_definers);
+        // The old opt-in flag is still accepted (hidden); it cannot be combined with stripping.
+        let plan = resolve_dump(
+            &dump_cmd(&["mysql://h/x", "--keep-definers"]),
+            NO_CONFIG,
+            &no_env,
+            2,
+            None,
+        )
+        .unwrap();
+        assert!(!plan.engine_options.strip_definers);
+        assert!(
+            Cli::try_parse_from([
+                "exporter",
+                "dump",
+                "mysql://h/x",
+                "--keep-definers",
+                "--strip-definers"
+            ])
+            .is_err()
+        );
         let cfg =
             "[storage]\nto = \"s3://bucket/p\"\n[[databases]]\nname = \"a\"\nurl = \"redis://h\"\n";
         let config = ConfigSource::Text {

@@ -2,14 +2,18 @@
 //! database on the `--scratch` server of its engine ([`decode::restore_archive`], the restore
 //! path's stream), the fingerprints are computed there
 //! ([`exporter_contract::Target::fingerprint`]) and compared with the manifest's `tables` by
-//! name, and the scratch database is dropped again. It is registered with the cleanup scope
+//! name (fingerprints only when the manifest's algorithm is the one this build computes; see
+//! [`compare_tables`]), and the scratch database is dropped again. MySQL `DEFINER=` clauses are
+//! restored as [`VerifyPlan::definer`] says (by default rewritten to the scratch account). It is registered with the cleanup scope
 //! before it is created, so a failure, a panic or Ctrl-C still drops it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exporter_contract::{Fingerprint, PayloadFormat, RestoreOptions, ScratchServer, TableSummary};
+use exporter_contract::{
+    FINGERPRINT_ALGORITHM, Fingerprint, PayloadFormat, RestoreOptions, ScratchServer, TableSummary,
+};
 use sha2::{Digest as _, Sha256};
 
 use super::{DatabaseOutcome, RestoreCheck, VerifyContext, VerifyError, VerifyReport};
@@ -119,6 +123,10 @@ pub async fn restore_stage(
                     let outcome = restore_check(
                         run,
                         db,
+                        Expect {
+                            algorithm: &manifest.fingerprint_algorithm,
+                            options: RestoreOptions::default().with_definer(plan.definer),
+                        },
                         Scratch {
                             server,
                             endpoint,
@@ -184,10 +192,20 @@ struct Scratch<'a> {
     progress: &'a dyn Progress,
 }
 
-/// Create a scratch database, restore `db` into it, compare fingerprints, drop it.
+/// How a scratch restore runs and what its fingerprints are compared as.
+struct Expect<'a> {
+    /// The manifest's `fingerprint_algorithm` (see [`compare_tables`]).
+    algorithm: &'a str,
+    /// The restore's options (the definer policy of `--definer`).
+    options: RestoreOptions,
+}
+
+/// Create a scratch database, restore `db` into it, compare row counts and fingerprints (those
+/// of the manifest's algorithm; see [`compare_tables`]), drop it.
 async fn restore_check(
     run: &ResolvedRun,
     db: &DatabaseEntry,
+    expect: Expect<'_>,
     scratch: Scratch<'_>,
 ) -> RestoreCheckOutcome {
     let started = Instant::now();
@@ -249,7 +267,7 @@ async fn restore_check(
         millis: 0,
         dropped: false,
     };
-    match decode::restore_archive(archive, target.as_ref(), RestoreOptions::default()).await {
+    match decode::restore_archive(archive, target.as_ref(), expect.options).await {
         Err(StreamError::Target(e)) => outcome.problems.push(format!(
             "restore into scratch database {name} failed: {}",
             one_line(&e)
@@ -260,7 +278,8 @@ async fn restore_check(
             check.rows_restored = summary.rows;
             match target.fingerprint().await {
                 Ok(actual) => {
-                    let (problems, compared) = compare_tables(&db.tables, &actual, &db.engine);
+                    let (problems, compared) =
+                        compare_tables(&db.tables, &actual, &db.engine, expect.algorithm);
                     outcome.problems.extend(problems);
                     check.tables = db.tables.len() as u64;
                     check.rows_compared = compared;
@@ -321,12 +340,22 @@ pub fn engine_nouns(engine: &str) -> (&'static str, &'static str) {
 
 /// Compare the manifest's tables with the restore's, by name. Returns the problems (one per
 /// table: count or content, missing or extra) and the number of manifest rows compared.
+///
+/// `algorithm` is the manifest's `fingerprint_algorithm`. Fingerprints are compared only when
+/// it is the one the adapters compute ([`FINGERPRINT_ALGORITHM`]): a manifest of format 1.0
+/// ([`exporter_contract::LEGACY_FINGERPRINT_ALGORITHM`], rows in column position order) has
+/// fingerprints that cannot be compared with a restore's. Its row counts and table names are
+/// still compared, and one more problem says that the content was not (FORMAT.md,
+/// "Fingerprints"): the proof of level `restore` is incomplete until the database is dumped
+/// again.
 #[must_use]
 pub fn compare_tables(
     expected: &[TableSummary],
     actual: &[TableSummary],
     engine: &str,
+    algorithm: &str,
 ) -> (Vec<String>, u64) {
+    let fingerprints = algorithm == FINGERPRINT_ALGORITHM;
     let (table, rows) = match engine_nouns(engine) {
         ("databases", _) => ("database", "key"),
         _ => ("table", "row"),
@@ -352,7 +381,7 @@ pub fn compare_tables(
                 "{table} {}: {rows} count differs: expected {}, got {}",
                 want.name, want.rows, got.rows
             )),
-            Some(got) if got.fingerprint != want.fingerprint => problems.push(format!(
+            Some(got) if fingerprints && got.fingerprint != want.fingerprint => problems.push(format!(
                 "{table} {}: content differs: fingerprint expected {}, got {} ({} {rows}s each)",
                 want.name, want.fingerprint, got.fingerprint, want.rows
             )),
@@ -366,6 +395,13 @@ pub fn compare_tables(
                 got.name, got.rows
             ));
         }
+    }
+    if !fingerprints {
+        problems.push(format!(
+            "content not compared: the manifest's fingerprints use algorithm {algorithm:?}, this \
+             build computes {FINGERPRINT_ALGORITHM:?} ({rows} counts were compared); dump again \
+             with this build to prove the content"
+        ));
     }
     (problems, compared)
 }
@@ -440,7 +476,8 @@ mod tests {
             table("public.b", 2, b"Y"),
             table("public.e", 4, b"w"),
         ];
-        let (problems, compared) = compare_tables(&expected, &actual, "postgresql");
+        let (problems, compared) =
+            compare_tables(&expected, &actual, "postgresql", FINGERPRINT_ALGORITHM);
         assert_eq!(compared, 6);
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].starts_with("table public.b: content differs: fingerprint expected "));
@@ -456,8 +493,12 @@ mod tests {
             problems[3],
             "table public.e: in the restore but not in the manifest (4 rows)"
         );
-        let (problems, _) =
-            compare_tables(&[table("db0", 3, b"k")], &[table("db0", 2, b"k")], "redis");
+        let (problems, _) = compare_tables(
+            &[table("db0", 3, b"k")],
+            &[table("db0", 2, b"k")],
+            "redis",
+            FINGERPRINT_ALGORITHM,
+        );
         assert_eq!(
             problems,
             vec!["database db0: key count differs: expected 3, got 2".to_owned()]
@@ -469,7 +510,36 @@ mod tests {
             rows: 0,
             fingerprint: Fingerprint::EMPTY,
         };
-        let (problems, _) = compare_tables(&[empty_db5], &[], "redis");
+        let (problems, _) = compare_tables(&[empty_db5], &[], "redis", FINGERPRINT_ALGORITHM);
         assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn fingerprints_of_another_algorithm_are_never_compared() {
+        // A format 1.0 manifest: equal counts but different fingerprints are not reported as
+        // different content; the comparison itself is reported as incomplete.
+        let expected = vec![table("public.a", 2, b"x"), table("public.b", 1, b"y")];
+        let actual = vec![table("public.a", 2, b"other"), table("public.b", 3, b"y")];
+        let legacy = exporter_contract::LEGACY_FINGERPRINT_ALGORITHM;
+        let (problems, compared) = compare_tables(&expected, &actual, "postgresql", legacy);
+        assert_eq!(compared, 3);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(
+            problems[0],
+            "table public.b: row count differs: expected 1, got 3"
+        );
+        assert_eq!(
+            problems[1],
+            "content not compared: the manifest's fingerprints use algorithm \
+             \"xxh3-128-wrapping-sum\", this build computes \
+             \"xxh3-128-wrapping-sum-by-column-name\" (row counts were compared); dump again \
+             with this build to prove the content"
+        );
+        // The same tables under the current algorithm: the content difference is found.
+        let (problems, _) = compare_tables(&expected, &actual, "postgresql", FINGERPRINT_ALGORITHM);
+        assert!(
+            problems[0].starts_with("table public.a: content differs"),
+            "{problems:?}"
+        );
     }
 }

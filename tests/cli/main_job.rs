@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::support::{
     MyDb, REDIS_SEED, REDIS_SEED_KEYS, RedisServer, TableInfo, TestDb, assert_lines_equal,
-    assert_ok_line, copy_columns, db_entry, dump_ok, exporter, file_names, fingerprint, is_run_id,
-    manifest, mariadb, mode, my_describe, my_tables, psql, read_json, read_sha256sums,
+    assert_ok_line, attnum_columns, db_entry, dump_ok, exporter, file_names, fingerprint,
+    is_run_id, manifest, mariadb, mode, my_describe, my_tables, psql, read_json, read_sha256sums,
     restore_mysql_with_stock_tools, restore_with_stock_tools, run, s, schema_dump,
     sequence_positions, sha256_file, sha256sum_check, table_rows, tempdir, user_tables,
     write_config, zstd_decompress, zstd_list,
@@ -141,12 +141,15 @@ fn check_manifest_header(
     chrono::DateTime<chrono::FixedOffset>,
 ) {
     assert_eq!(m["format"], "exporter-archive");
-    assert_eq!(m["format_version"], "1.0");
+    assert_eq!(m["format_version"], "1.1");
     assert_eq!(m["tool"]["name"], "exporter");
     assert_eq!(m["tool"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(m["run_id"], run_id);
     assert_eq!(m["status"], "complete");
-    assert_eq!(m["fingerprint_algorithm"], "xxh3-128-wrapping-sum");
+    assert_eq!(
+        m["fingerprint_algorithm"],
+        "xxh3-128-wrapping-sum-by-column-name"
+    );
     let started = rfc3339(&m["started_at"]);
     let finished = rfc3339(&m["finished_at"]);
     assert!(started <= finished, "run started_at after finished_at");
@@ -317,8 +320,8 @@ fn compare_databases(source: &str, restored: &str) {
             continue;
         }
         assert_eq!(
-            copy_columns(source, &t.name),
-            copy_columns(restored, &t.name),
+            attnum_columns(source, &t.name),
+            attnum_columns(restored, &t.name),
             "columns of {}",
             t.name
         );

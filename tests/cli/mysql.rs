@@ -29,7 +29,8 @@ fn m02_dump_restores_into_a_strict_session() {
     assert_eq!(e["consistency"], "snapshot", "InnoDB only: {e:#}");
     let script = String::from_utf8(zstd_decompress(&run_dir.join(&file))).expect("UTF-8 script");
     assert!(
-        script.contains("(1,'0000-00-00','0000-00-00 00:00:00','0000-00-00 00:00:00',0)"),
+        // Columns in name order (d, dt, id, ts, y), the fingerprint's canonical order.
+        script.contains("('0000-00-00','0000-00-00 00:00:00',1,'0000-00-00 00:00:00',0)"),
         "the zero-date row is not in the script as stored:\n{script}"
     );
 
@@ -187,4 +188,137 @@ fn unreachable_server_exits_3() {
         out.stderr
     );
     assert_nothing_final(&dest);
+}
+
+/// Issue 15, kind 5 through the binary: DEFINER clauses are kept by default; an account
+/// without SET USER / SUPER restores with `--definer current-user` (becoming the definer) and
+/// fails, naming the statement, without it; `verify --level restore` through such a scratch
+/// account passes by default (definers rewritten in the scratch restore) and fails with
+/// `--definer keep`; `dump --strip-definers` lists each original definer in the manifest.
+#[test]
+fn definers_kept_by_default_and_rewritten_at_restore_time() {
+    let app = MyUser::create("defapp", "App-pw-1");
+    let source = MyDb::create("defs");
+    mariadb(
+        Some(&source.name),
+        &format!(
+            "CREATE TABLE t (id INT); INSERT INTO t VALUES (1), (2);
+             CREATE DEFINER='{a}'@'127.0.0.1' SQL SECURITY DEFINER VIEW v AS SELECT id FROM t;
+             CREATE DEFINER='{a}'@'127.0.0.1' PROCEDURE p() SELECT COUNT(*) FROM t;",
+            a = app.name
+        ),
+    );
+    let definer = format!("DEFINER=`{}`@`127.0.0.1`", app.name);
+    let work = tempdir();
+    let run_dir = dump_ok(work.path(), &["dump", &source.url(), "--to", "out"]);
+    let file = format!("{}.sql.zst", source.name);
+    let script = String::from_utf8(zstd_decompress(&run_dir.join(&file))).expect("UTF-8");
+    assert_eq!(script.matches(&definer).count(), 2, "{script}");
+    let m = manifest(&run_dir);
+    assert_eq!(
+        db_entry(&m, &source.name)["warnings"],
+        serde_json::json!([])
+    );
+
+    // An account with every privilege on its databases (and on scratch databases), but
+    // neither SET USER nor SUPER.
+    let restorer = MyUser::create("defrest", "Rest-pw-1");
+    let keep = MyDb::create("defk");
+    let current = MyDb::create("defc");
+    let who = format!("'{}'@'127.0.0.1'", restorer.name);
+    mariadb(
+        None,
+        &format!(
+            "GRANT ALL PRIVILEGES ON `{}`.* TO {who}; GRANT ALL PRIVILEGES ON `{}`.* TO {who};
+             GRANT ALL PRIVILEGES ON `exporter\\_verify\\_%`.* TO {who};",
+            keep.name, current.name
+        ),
+    );
+    let url = |db: &str| {
+        format!(
+            "mysql://{}:Rest-pw-1@{MY_HOST}:{MY_PORT}/{db}",
+            restorer.name
+        )
+    };
+    let out = run(exporter(work.path()).args(["restore", s(&run_dir), "--into", &url(&keep.name)]));
+    assert_eq!(out.code, 3, "{}", out.all_output());
+    let text = out.all_output();
+    assert!(
+        text.contains("SET USER") || text.contains("SUPER"),
+        "{text}"
+    );
+    assert!(
+        text.contains("CREATE"),
+        "the error names the statement: {text}"
+    );
+    assert!(!text.contains("Rest-pw-1"), "{text}");
+    let out = run(exporter(work.path()).args([
+        "restore",
+        s(&run_dir),
+        "--into",
+        &url(&current.name),
+        "--definer",
+        "current-user",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    let view = mariadb(Some(&current.name), "SHOW CREATE VIEW v");
+    assert!(
+        view.contains(&format!(
+            "DEFINER=`{}`@`127.0.0.1` SQL SECURITY DEFINER",
+            restorer.name
+        )),
+        "{view}"
+    );
+    assert_eq!(
+        mariadb(Some(&current.name), "SELECT COUNT(*) FROM v").trim(),
+        "2"
+    );
+
+    // Scratch restores rewrite definers unless told to keep them.
+    let scratch = url("");
+    let scratch = scratch.trim_end_matches('/');
+    let out = run(exporter(work.path()).args([
+        "verify",
+        s(&run_dir),
+        "--level",
+        "restore",
+        "--scratch",
+        scratch,
+    ]));
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    let out = run(exporter(work.path()).args([
+        "verify",
+        s(&run_dir),
+        "--level",
+        "restore",
+        "--scratch",
+        scratch,
+        "--definer",
+        "keep",
+    ]));
+    assert_eq!(out.code, 1, "{}", out.all_output());
+    assert!(out.all_output().contains("SET USER") || out.all_output().contains("SUPER"));
+
+    // Stripped at dump time: the manifest keeps each original definer.
+    let run_dir = dump_ok(
+        work.path(),
+        &[
+            "dump",
+            &source.url(),
+            "--to",
+            "stripped",
+            "--strip-definers",
+        ],
+    );
+    let script = String::from_utf8(zstd_decompress(&run_dir.join(&file))).expect("UTF-8");
+    assert!(!script.contains("DEFINER="), "{script}");
+    let m = manifest(&run_dir);
+    let db = format!("`{}`", source.name);
+    assert_eq!(
+        db_entry(&m, &source.name)["warnings"],
+        serde_json::json!([
+            format!("definer stripped: procedure {db}.`p` was {definer}"),
+            format!("definer stripped: view {db}.`v` was {definer}"),
+        ])
+    );
 }

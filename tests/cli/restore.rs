@@ -508,6 +508,39 @@ fn pg_verify_restore_catches_one_altered_value() {
     );
 }
 
+/// A run of manifest format 1.0 (issue 15, kind 3: fingerprints by column position): level
+/// `restore` still restores it and compares every table's row count, but never compares its
+/// fingerprints with this build's (by column name): it says so and exits 1. Levels
+/// `checksum` and `decompress` pass as before.
+#[test]
+fn pg_verify_restore_of_a_format_1_0_run_compares_row_counts_only() {
+    let r = PgRun::new("rv_pgold");
+    let path = r.run_dir.join("manifest.json");
+    let mut m = read_json(&path);
+    assert_eq!(m["format_version"], "1.1");
+    m["format_version"] = "1.0".into();
+    m["fingerprint_algorithm"] = "xxh3-128-wrapping-sum".into();
+    write_json(&path, &m);
+    for level in ["checksum", "decompress"] {
+        run(exporter(r.cwd()).args(["verify", s(&r.run_dir), "--level", level])).expect_code(0);
+    }
+    let out = verify_restore(r.cwd(), &r.run_dir, &[&pg_scratch()]);
+    out.expect_code(1);
+    let text = out.all_output();
+    assert!(
+        text.contains(
+            "content not compared: the manifest's fingerprints use algorithm \"xxh3-128-wrapping-sum\""
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("content differs"), "{text}");
+    let d = verify_entry(&r.run_dir);
+    assert_eq!(d["ok"], false);
+    assert_eq!(d["problems"].as_array().map(Vec::len), Some(1), "{d:#}");
+    assert!(d["restore"]["rows_compared"].as_u64() > Some(0), "{d:#}");
+    assert_eq!(d["restore"]["dropped"], true, "{d:#}");
+}
+
 /// SIGINT while the scratch restore runs (held in a `pg_sleep` put into the payload): the
 /// command exits 3 saying so, and the scratch database is dropped on the way out.
 #[test]

@@ -6,12 +6,23 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use xxhash_rust::xxh3::xxh3_128;
 
-/// Name of the fingerprint algorithm, as recorded in manifests.
+/// Name of the fingerprint algorithm, as recorded in manifests (FORMAT.md, "Fingerprints").
 ///
-/// Each row's canonical bytes (PostgreSQL: one `COPY … TO STDOUT` text line without its
-/// newline; other engines document theirs) are hashed with XXH3-128; the fingerprint is the
-/// wrapping sum of those hashes modulo 2^128, so it does not depend on row order.
-pub const FINGERPRINT_ALGORITHM: &str = "xxh3-128-wrapping-sum";
+/// Each row's canonical bytes are hashed with XXH3-128; the fingerprint is the wrapping sum
+/// of those hashes modulo 2^128, so it does not depend on row order. A row's canonical bytes
+/// are defined by column **name**, never by position: its values in byte order of their
+/// column names (PostgreSQL: the `COPY … TO STDOUT` text line of the row with the columns
+/// listed in that order, without its newline; MySQL/MariaDB: the literals of the `VALUES (…)`
+/// tuple, columns in that order, joined by `,`). A restore that orders a table's columns
+/// differently (an inheritance child whose parent gained a column) therefore gives the same
+/// fingerprint. Redis keys have no columns; their rows are unchanged from
+/// [`LEGACY_FINGERPRINT_ALGORITHM`].
+pub const FINGERPRINT_ALGORITHM: &str = "xxh3-128-wrapping-sum-by-column-name";
+
+/// The algorithm of manifests written before [`FINGERPRINT_ALGORITHM`] (format 1.0): the
+/// same sum, with each row's values in column **position** order. Its fingerprints are never
+/// compared with the current algorithm's.
+pub const LEGACY_FINGERPRINT_ALGORITHM: &str = "xxh3-128-wrapping-sum";
 
 /// An order-independent fingerprint of a multiset of rows: 128 bits, printed as 32 lowercase
 /// hex digits. Serialized as that hex string.

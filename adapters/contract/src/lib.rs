@@ -43,8 +43,8 @@ mod url_safe;
 
 pub use endpoint::{Endpoint, TlsInfo};
 pub use error::{EngineError, ErrorKind};
-pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint};
-pub use restore::{RestoreOptions, RestoreSummary, ScratchServer, Target};
+pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint, LEGACY_FINGERPRINT_ALGORITHM};
+pub use restore::{DefinerPolicy, RestoreOptions, RestoreSummary, ScratchServer, Target};
 pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError};
 
 /// The payload format of one archive file, before compression.

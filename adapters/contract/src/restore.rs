@@ -28,6 +28,35 @@ use serde::{Deserialize, Serialize};
 
 use crate::{EngineError, PayloadFormat, ServerInfo, TableSummary};
 
+/// What a restore does with the `DEFINER=` clauses of views, routines, triggers and events
+/// (MySQL/MariaDB; other engines have none). The account a definer names runs the object
+/// (`SQL SECURITY DEFINER`) and must exist on the target for the object to work; creating an
+/// object for another account needs the `SET USER` privilege (MariaDB 10.5.2+; `SUPER`
+/// before), or `SET_USER_ID` / `SET_ANY_DEFINER` on MySQL 8.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DefinerPolicy {
+    /// Apply the clauses as written (the archive keeps them exactly, as mysqldump does).
+    #[default]
+    Keep,
+    /// Rewrite each clause to `DEFINER=CURRENT_USER`: the restoring account becomes the
+    /// definer of every object, so a restore by an account without `SET USER` succeeds. Only
+    /// the statement head changes (`CREATE … DEFINER=… VIEW|PROCEDURE|FUNCTION|TRIGGER|EVENT`,
+    /// also inside mysqldump's `/*!50013 DEFINER=… */` comments); bodies never do.
+    CurrentUser,
+}
+
+impl DefinerPolicy {
+    /// `keep` or `current-user`, as on the command line.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::CurrentUser => "current-user",
+        }
+    }
+}
+
 /// Knobs the core passes to [`Target::restore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -35,11 +64,16 @@ pub struct RestoreOptions {
     /// Apply ownership and privilege statements (`ALTER … OWNER TO`, `GRANT`). With `false`
     /// they are skipped and counted in [`RestoreSummary::skipped`]. Default `true`.
     pub ownership: bool,
+    /// What to do with MySQL `DEFINER=` clauses. Default [`DefinerPolicy::Keep`].
+    pub definer: DefinerPolicy,
 }
 
 impl Default for RestoreOptions {
     fn default() -> Self {
-        Self { ownership: true }
+        Self {
+            ownership: true,
+            definer: DefinerPolicy::Keep,
+        }
     }
 }
 
@@ -48,6 +82,13 @@ impl RestoreOptions {
     #[must_use]
     pub fn with_ownership(mut self, ownership: bool) -> Self {
         self.ownership = ownership;
+        self
+    }
+
+    /// Options with a [`DefinerPolicy`].
+    #[must_use]
+    pub fn with_definer(mut self, definer: DefinerPolicy) -> Self {
+        self.definer = definer;
         self
     }
 }

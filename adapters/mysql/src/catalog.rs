@@ -27,6 +27,9 @@ pub struct Column {
     pub name: String,
     /// How values are written.
     pub encoding: Encoding,
+    /// A period column of a system-versioned table (`GENERATED ALWAYS AS ROW START` / `ROW
+    /// END`, or the implicit `ROW_START` / `ROW_END`): written only with its history.
+    pub period: bool,
 }
 
 /// A base table.
@@ -42,8 +45,14 @@ pub struct Table {
     pub transactional: bool,
     /// Whether rows are dumped (false for MERGE and BLACKHOLE).
     pub with_data: bool,
-    /// Stored (non-generated) columns in ordinal order, INVISIBLE ones included: the column
-    /// list of every INSERT.
+    /// A MariaDB system-versioned table (`WITH SYSTEM VERSIONING`): its rows are read `FOR
+    /// SYSTEM_TIME ALL`, the current ones and every historical one, with their period
+    /// columns, and loaded with `system_versioning_insert_history` (MariaDB 10.11+).
+    pub versioned: bool,
+    /// Stored (non-generated) columns, INVISIBLE ones included, in byte order of their names
+    /// (not in ordinal order): the column list of every INSERT and of the SELECT that reads
+    /// the rows, so each `VALUES (…)` tuple is the row's canonical bytes for the fingerprint
+    /// (FORMAT.md, "Fingerprints").
     pub columns: Vec<Column>,
     /// `SHOW CREATE TABLE` (with `AUTO_INCREMENT=`).
     pub create: String,
@@ -247,8 +256,8 @@ async fn set_results(s: &mut Session, charset: &str) -> Result<(), EngineError> 
 /// # Errors
 ///
 /// [`ErrorKind::Permission`] naming the table, routine or missing privilege;
-/// [`ErrorKind::Unsupported`] naming the object (system-versioned tables, remote engines,
-/// packages, unknown column types); [`ErrorKind::NotFound`] for a missing database; other
+/// [`ErrorKind::Unsupported`] naming the object (system-versioned tables whose history cannot
+/// be loaded, remote engines, packages, unknown column types); [`ErrorKind::NotFound`] for a missing database; other
 /// classified errors.
 pub async fn load(s: &mut Session, database: Option<&str>) -> Result<Catalog, EngineError> {
     let all_schemas = database.is_none();
@@ -294,6 +303,14 @@ pub async fn load(s: &mut Session, database: Option<&str>) -> Result<Catalog, En
         let tx = text(&r, 1)?.is_some_and(|t| t.eq_ignore_ascii_case("YES"));
         transactional.insert(engine, tx);
     }
+    // MariaDB 10.11 and later load history rows of system-versioned tables.
+    let history = !s
+        .rows(
+            "SHOW VARIABLES LIKE 'system\\_versioning\\_insert\\_history'",
+            None,
+        )
+        .await?
+        .is_empty();
     let mut catalog = Catalog {
         schemas: Vec::new(),
         all_schemas,
@@ -301,7 +318,7 @@ pub async fn load(s: &mut Session, database: Option<&str>) -> Result<Catalog, En
     };
     let mut size: u64 = 0;
     for name in names {
-        let (schema, bytes) = load_schema(s, &name, &transactional).await?;
+        let (schema, bytes) = load_schema(s, &name, &transactional, history).await?;
         size = size.saturating_add(bytes);
         catalog.schemas.push(schema);
     }
@@ -313,128 +330,29 @@ pub async fn load(s: &mut Session, database: Option<&str>) -> Result<Catalog, En
     Ok(catalog)
 }
 
+/// One schema's catalog: its tables, sequences, views, routines, triggers and events.
+/// `history`: whether this server can load history rows (see [`history_columns`]).
 async fn load_schema(
     s: &mut Session,
     db: &str,
     transactional: &HashMap<String, bool>,
+    history: bool,
 ) -> Result<(Schema, u64), EngineError> {
-    let qdb = quote_ident(db);
-    let lit = quote_str(db);
-    // SHOW CREATE prints names in the current database unqualified: the script then restores
-    // into whatever database the user selects.
-    s.exec_drop(&format!("USE {qdb}"), Some(&format!("database {qdb}")))
-        .await?;
-    // Tables and databases: text converted to utf8mb4, like mysqldump.
-    set_results(s, "utf8mb4").await?;
-    let mut schema = Schema {
-        name: db.to_owned(),
-        ..Schema::default()
-    };
-    let rows = s
-        .rows(
-            &format!("SHOW CREATE DATABASE {qdb}"),
-            Some(&format!("database {qdb}")),
-        )
-        .await?;
-    schema.create_database = rows
-        .first()
-        .map(|r| text_req(r, 1, "Create Database"))
-        .transpose()?
-        .unwrap_or_default();
-
-    let mut columns: BTreeMap<String, Vec<Column>> = BTreeMap::new();
-    let sql = format!(
-        "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, EXTRA, DATETIME_PRECISION \
-         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {lit} ORDER BY TABLE_NAME, ORDINAL_POSITION"
-    );
-    for r in s.rows(&sql, None).await? {
-        let table = text_req(&r, 0, "TABLE_NAME")?;
-        let column = text_req(&r, 1, "COLUMN_NAME")?;
-        let data_type = text_req(&r, 2, "DATA_TYPE")?;
-        let charset = text(&r, 3)?;
-        let extra = text(&r, 4)?.unwrap_or_default().to_ascii_uppercase();
-        let precision = text(&r, 5)?
-            .and_then(|p| p.parse::<u32>().ok())
-            .unwrap_or(0);
-        // Generated columns (VIRTUAL / STORED / PERSISTENT GENERATED) are computed again on
-        // restore and rejected by INSERT; MySQL's DEFAULT_GENERATED is an ordinary column.
-        let generated = [
-            "VIRTUAL GENERATED",
-            "STORED GENERATED",
-            "PERSISTENT GENERATED",
-        ]
-        .iter()
-        .any(|g| extra.contains(g));
-        if generated {
-            continue;
-        }
-        let Some(encoding) = Encoding::for_column(&data_type, charset.as_deref(), precision) else {
-            return Err(EngineError::new(
-                ErrorKind::Unsupported,
-                format!("column type {data_type} (charset {charset:?}) cannot be exported exactly"),
-            )
-            .with_object(format!(
-                "column {qdb}.{}.{}",
-                quote_ident(&table),
-                quote_ident(&column)
-            )));
-        };
-        columns.entry(table).or_default().push(Column {
-            name: column,
-            encoding,
-        });
-    }
-
-    let sql = format!(
-        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA = {lit}"
-    );
-    let mut size = 0u64;
-    let mut entries = Vec::new();
-    for r in s.rows(&sql, None).await? {
-        let name = text_req(&r, 0, "TABLE_NAME")?;
-        let kind = text_req(&r, 1, "TABLE_TYPE")?;
-        let engine = text(&r, 2)?.unwrap_or_default();
-        size = size.saturating_add(text(&r, 3)?.and_then(|v| v.parse().ok()).unwrap_or(0));
-        entries.push((name, kind, engine));
-    }
-    entries.sort();
+    let mut schema = enter_schema(s, db).await?;
+    let mut columns = stored_columns(s, db).await?;
+    let (entries, size) = table_entries(s, db).await?;
     for (name, kind, engine) in entries {
-        let object = format!("{qdb}.{}", quote_ident(&name));
+        let object = format!("{}.{}", quote_ident(db), quote_ident(&name));
         match kind.as_str() {
-            "BASE TABLE" => {
-                let upper = engine.to_ascii_uppercase();
-                if REMOTE_ENGINES.contains(&upper.as_str()) {
-                    return Err(EngineError::new(
-                        ErrorKind::Unsupported,
-                        format!("engine {engine} keeps its rows on another server; dump that server instead"),
-                    )
-                    .with_object(format!("table {object}")));
+            "BASE TABLE" | "SYSTEM VERSIONED" => {
+                let mut cols = columns.remove(&name).unwrap_or_default();
+                let versioned = kind == "SYSTEM VERSIONED";
+                if versioned {
+                    history_columns(&object, &mut cols, history)?;
                 }
-                let create = show_create(s, "TABLE", &name, &object, 1).await?;
-                let with_data = !NO_DATA_ENGINES.contains(&upper.as_str());
-                if with_data {
-                    // Privilege check + metadata lock for the rest of the snapshot.
-                    s.exec_drop(
-                        &format!("SELECT 1 FROM {object} LIMIT 0"),
-                        Some(&format!("table {object}")),
-                    )
-                    .await?;
-                }
-                let cols = columns.remove(&name).unwrap_or_default();
-                if cols.is_empty() && with_data {
-                    return Err(EngineError::new(ErrorKind::Protocol, "no readable columns")
-                        .with_object(format!("table {object}")));
-                }
-                schema.tables.push(Table {
-                    schema: db.to_owned(),
-                    name,
-                    transactional: transactional.get(&upper).copied().unwrap_or(false),
-                    engine,
-                    with_data,
-                    columns: cols,
-                    create,
-                });
+                let mut table = base_table(s, db, name, engine, cols, transactional).await?;
+                table.versioned = versioned;
+                schema.tables.push(table);
             }
             "SEQUENCE" => {
                 let create = show_create(s, "SEQUENCE", &name, &object, 1).await?;
@@ -451,13 +369,6 @@ async fn load_schema(
             }
             // Views are read below; temporary tables belong to other sessions.
             "VIEW" | "SYSTEM VIEW" | "TEMPORARY" => {}
-            "SYSTEM VERSIONED" => {
-                return Err(EngineError::new(
-                    ErrorKind::Unsupported,
-                    "system-versioned table: its history rows cannot be restored by a plain SQL script",
-                )
-                .with_object(format!("table {object}")));
-            }
             other => {
                 return Err(EngineError::new(
                     ErrorKind::Unsupported,
@@ -467,22 +378,266 @@ async fn load_schema(
             }
         }
     }
-
     // Views, routines, triggers, events: the stored bytes, unconverted, re-created under the
     // recorded character_set_client (mysqldump does the same).
     set_results(s, "binary").await?;
-    let view_names = names_of(
+    schema.views = views(s, db).await?;
+    schema.routines = routines(s, db).await?;
+    schema.triggers = triggers(s, db).await?;
+    schema.events = events(s, db).await?;
+    schema.views.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((schema, size))
+}
+
+/// The period columns of system-versioned table `object` among its `columns`: the explicit
+/// ones (`GENERATED ALWAYS AS ROW START` / `ROW END`) are there already; implicit ones are
+/// added as the pseudo-columns `ROW_START` and `ROW_END` (`TIMESTAMP(6)`), which `SELECT …
+/// FOR SYSTEM_TIME ALL` reads and `INSERT` writes under `system_versioning_insert_history`
+/// (how `mariadb-dump --dump-history` dumps them; MariaDB docs, "System-Versioned Tables").
+/// The columns are kept in name order (see [`Table::columns`]).
+///
+/// # Errors
+///
+/// [`ErrorKind::Unsupported`] naming the table, never a dump of only the current rows: when
+/// this server cannot load history rows (no `system_versioning_insert_history`: MariaDB
+/// before 10.11), or when the table is versioned by transaction id (`BIGINT UNSIGNED` period
+/// columns refer to this server's `mysql.transaction_registry`; no server can load them).
+fn history_columns(
+    object: &str,
+    columns: &mut Vec<Column>,
+    history: bool,
+) -> Result<(), EngineError> {
+    if !history {
+        return Err(EngineError::new(
+            ErrorKind::Unsupported,
+            "system-versioned table: this server cannot load history rows (system_versioning_insert_history \
+             needs MariaDB 10.11 or later), and a dump of only its current rows would lose the history",
+        )
+        .with_object(format!("table {object}")));
+    }
+    let explicit = columns.iter().filter(|c| c.period).count();
+    if explicit == 0 {
+        for name in ["ROW_START", "ROW_END"] {
+            columns.push(Column {
+                name: name.to_owned(),
+                encoding: Encoding::DateTime(6),
+                period: true,
+            });
+        }
+        columns.sort_by(|a, b| a.name.cmp(&b.name));
+    } else if columns
+        .iter()
+        .any(|c| c.period && !matches!(c.encoding, Encoding::DateTime(_)))
+    {
+        return Err(EngineError::new(
+            ErrorKind::Unsupported,
+            "system-versioned table versioned by transaction id: its history refers to this \
+             server's transaction registry and cannot be loaded into another server",
+        )
+        .with_object(format!("table {object}")));
+    }
+    Ok(())
+}
+
+/// Make `db` the current database (`SHOW CREATE` then prints names in it unqualified: the
+/// script restores into whatever database the user selects) and read its `SHOW CREATE
+/// DATABASE`, with results converted to utf8mb4 like mysqldump.
+async fn enter_schema(s: &mut Session, db: &str) -> Result<Schema, EngineError> {
+    let qdb = quote_ident(db);
+    s.exec_drop(&format!("USE {qdb}"), Some(&format!("database {qdb}")))
+        .await?;
+    // Tables and databases: text converted to utf8mb4, like mysqldump.
+    set_results(s, "utf8mb4").await?;
+    let rows = s
+        .rows(
+            &format!("SHOW CREATE DATABASE {qdb}"),
+            Some(&format!("database {qdb}")),
+        )
+        .await?;
+    let create_database = rows
+        .first()
+        .map(|r| text_req(r, 1, "Create Database"))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(Schema {
+        name: db.to_owned(),
+        create_database,
+        ..Schema::default()
+    })
+}
+
+/// The stored (non-generated) columns of every table of `db` with their encodings, in byte
+/// order of their names (see [`Table::columns`]).
+///
+/// # Errors
+///
+/// [`ErrorKind::Unsupported`] naming a column whose type cannot be written exactly.
+async fn stored_columns(
+    s: &mut Session,
+    db: &str,
+) -> Result<BTreeMap<String, Vec<Column>>, EngineError> {
+    let mut columns: BTreeMap<String, Vec<Column>> = BTreeMap::new();
+    let sql = format!(
+        "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, EXTRA, DATETIME_PRECISION, \
+         GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} \
+         ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        quote_str(db)
+    );
+    for r in s.rows(&sql, None).await? {
+        let table = text_req(&r, 0, "TABLE_NAME")?;
+        let column = text_req(&r, 1, "COLUMN_NAME")?;
+        let data_type = text_req(&r, 2, "DATA_TYPE")?;
+        let charset = text(&r, 3)?;
+        let extra = text(&r, 4)?.unwrap_or_default().to_ascii_uppercase();
+        let precision = text(&r, 5)?
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0);
+        // MariaDB reports the period columns of a system-versioned table as generated, with
+        // the expression `ROW START` / `ROW END`: they carry the history's timestamps.
+        let period = matches!(
+            text(&r, 6)?
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref(),
+            Some("ROW START" | "ROW END")
+        );
+        // Generated columns (VIRTUAL / STORED / PERSISTENT GENERATED) are computed again on
+        // restore and rejected by INSERT; MySQL's DEFAULT_GENERATED is an ordinary column.
+        let generated = [
+            "VIRTUAL GENERATED",
+            "STORED GENERATED",
+            "PERSISTENT GENERATED",
+        ]
+        .iter()
+        .any(|g| extra.contains(g));
+        if generated && !period {
+            continue;
+        }
+        let Some(encoding) = Encoding::for_column(&data_type, charset.as_deref(), precision) else {
+            return Err(EngineError::new(
+                ErrorKind::Unsupported,
+                format!("column type {data_type} (charset {charset:?}) cannot be exported exactly"),
+            )
+            .with_object(format!(
+                "column {}.{}.{}",
+                quote_ident(db),
+                quote_ident(&table),
+                quote_ident(&column)
+            )));
+        };
+        columns.entry(table).or_default().push(Column {
+            name: column,
+            encoding,
+            period,
+        });
+    }
+    for cols in columns.values_mut() {
+        cols.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(columns)
+}
+
+/// Every entry of `information_schema.TABLES` in `db` as (name, type, engine), sorted, and
+/// the sum of their `DATA_LENGTH`.
+async fn table_entries(
+    s: &mut Session,
+    db: &str,
+) -> Result<(Vec<(String, String, String)>, u64), EngineError> {
+    let sql = format!(
+        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = {}",
+        quote_str(db)
+    );
+    let mut size = 0u64;
+    let mut entries = Vec::new();
+    for r in s.rows(&sql, None).await? {
+        let name = text_req(&r, 0, "TABLE_NAME")?;
+        let kind = text_req(&r, 1, "TABLE_TYPE")?;
+        let engine = text(&r, 2)?.unwrap_or_default();
+        size = size.saturating_add(text(&r, 3)?.and_then(|v| v.parse().ok()).unwrap_or(0));
+        entries.push((name, kind, engine));
+    }
+    entries.sort();
+    Ok((entries, size))
+}
+
+/// A base table: refused if its engine keeps the rows elsewhere; its `SHOW CREATE TABLE`;
+/// probed with `SELECT … LIMIT 0` (privilege check, and the metadata lock for the rest of the
+/// snapshot) unless its engine has no rows of its own.
+///
+/// # Errors
+///
+/// [`ErrorKind::Unsupported`] for a remote engine, [`ErrorKind::Permission`] when the
+/// account may not read it, [`ErrorKind::Protocol`] for a table without readable columns.
+async fn base_table(
+    s: &mut Session,
+    db: &str,
+    name: String,
+    engine: String,
+    columns: Vec<Column>,
+    transactional: &HashMap<String, bool>,
+) -> Result<Table, EngineError> {
+    let object = format!("{}.{}", quote_ident(db), quote_ident(&name));
+    let upper = engine.to_ascii_uppercase();
+    if REMOTE_ENGINES.contains(&upper.as_str()) {
+        return Err(EngineError::new(
+            ErrorKind::Unsupported,
+            format!("engine {engine} keeps its rows on another server; dump that server instead"),
+        )
+        .with_object(format!("table {object}")));
+    }
+    let create = show_create(s, "TABLE", &name, &object, 1).await?;
+    let with_data = !NO_DATA_ENGINES.contains(&upper.as_str());
+    if with_data {
+        // Privilege check + metadata lock for the rest of the snapshot.
+        s.exec_drop(
+            &format!("SELECT 1 FROM {object} LIMIT 0"),
+            Some(&format!("table {object}")),
+        )
+        .await?;
+    }
+    if columns.is_empty() && with_data {
+        return Err(EngineError::new(ErrorKind::Protocol, "no readable columns")
+            .with_object(format!("table {object}")));
+    }
+    Ok(Table {
+        schema: db.to_owned(),
+        name,
+        transactional: transactional.get(&upper).copied().unwrap_or(false),
+        engine,
+        with_data,
+        versioned: false,
+        columns,
+        create,
+    })
+}
+
+/// The views of `db` (by name; ordered by dependency later, see [`Catalog::views_in_order`]).
+async fn views(s: &mut Session, db: &str) -> Result<Vec<Object>, EngineError> {
+    let names = names_of(
         s,
-        &format!("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {lit}"),
+        &format!(
+            "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {}",
+            quote_str(db)
+        ),
     )
     .await?;
-    for name in view_names {
-        schema
-            .views
-            .push(show_object(s, ObjectKind::View, db, &name).await?);
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        out.push(show_object(s, ObjectKind::View, db, &name).await?);
     }
+    Ok(out)
+}
+
+/// The procedures and functions of `db`, procedures first, each by name.
+///
+/// # Errors
+///
+/// [`ErrorKind::Unsupported`] for other routine types (Oracle-mode packages).
+async fn routines(s: &mut Session, db: &str) -> Result<Vec<Object>, EngineError> {
     let sql = format!(
-        "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {lit}"
+        "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {}",
+        quote_str(db)
     );
     let mut routines = Vec::new();
     for r in s.rows(&sql, None).await? {
@@ -492,6 +647,7 @@ async fn load_schema(
         ));
     }
     routines.sort();
+    let mut out = Vec::with_capacity(routines.len());
     for (kind, name) in routines {
         let kind = match kind.as_str() {
             "PROCEDURE" => ObjectKind::Procedure,
@@ -501,33 +657,48 @@ async fn load_schema(
                     ErrorKind::Unsupported,
                     format!("routine type {other} is not supported"),
                 )
-                .with_object(format!("routine {qdb}.{}", quote_ident(&name))));
+                .with_object(format!(
+                    "routine {}.{}",
+                    quote_ident(db),
+                    quote_ident(&name)
+                )));
             }
         };
-        schema.routines.push(show_object(s, kind, db, &name).await?);
+        out.push(show_object(s, kind, db, &name).await?);
     }
+    Ok(out)
+}
+
+/// The triggers of `db`, by table, timing, event and action order (the order they fire in).
+async fn triggers(s: &mut Session, db: &str) -> Result<Vec<Object>, EngineError> {
     let sql = format!(
-        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {lit} \
-         ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER"
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {} \
+         ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER",
+        quote_str(db)
     );
+    let mut out = Vec::new();
     for name in names_of(s, &sql).await? {
-        schema
-            .triggers
-            .push(show_object(s, ObjectKind::Trigger, db, &name).await?);
+        out.push(show_object(s, ObjectKind::Trigger, db, &name).await?);
     }
-    let mut events = names_of(
+    Ok(out)
+}
+
+/// The events of `db`, by name.
+async fn events(s: &mut Session, db: &str) -> Result<Vec<Object>, EngineError> {
+    let mut names = names_of(
         s,
-        &format!("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {lit}"),
+        &format!(
+            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {}",
+            quote_str(db)
+        ),
     )
     .await?;
-    events.sort();
-    for name in events {
-        schema
-            .events
-            .push(show_object(s, ObjectKind::Event, db, &name).await?);
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        out.push(show_object(s, ObjectKind::Event, db, &name).await?);
     }
-    schema.views.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((schema, size))
+    Ok(out)
 }
 
 async fn names_of(s: &mut Session, sql: &str) -> Result<Vec<String>, EngineError> {
@@ -726,6 +897,44 @@ mod tests {
             collation_connection: "utf8mb4_general_ci".into(),
             time_zone: None,
         }
+    }
+
+    fn col(name: &str, encoding: Encoding, period: bool) -> Column {
+        Column {
+            name: name.into(),
+            encoding,
+            period,
+        }
+    }
+
+    #[test]
+    fn history_needs_a_server_that_loads_it_and_timestamps() {
+        // Implicit period columns are added as ROW_START / ROW_END, in name order.
+        let mut cols = vec![col("id", Encoding::Number, false)];
+        history_columns("`d`.`t`", &mut cols, true).unwrap();
+        let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["ROW_END", "ROW_START", "id"]);
+        assert!(cols[0].period && cols[0].encoding == Encoding::DateTime(6));
+        // A server without system_versioning_insert_history: refused, naming the table.
+        let mut cols = vec![col("id", Encoding::Number, false)];
+        let e = history_columns("`d`.`t`", &mut cols, false).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(e.object(), Some("table `d`.`t`"));
+        assert!(e.message().contains("10.11"), "{e}");
+        // Explicit timestamp periods are kept as they are; transaction ids are refused.
+        let mut cols = vec![
+            col("id", Encoding::Number, false),
+            col("s", Encoding::DateTime(6), true),
+            col("e", Encoding::DateTime(6), true),
+        ];
+        history_columns("`d`.`t`", &mut cols, true).unwrap();
+        assert_eq!(cols.len(), 3);
+        let mut cols = vec![
+            col("s", Encoding::Number, true),
+            col("e", Encoding::Number, true),
+        ];
+        let e = history_columns("`d`.`t`", &mut cols, true).unwrap_err();
+        assert!(e.message().contains("transaction id"), "{e}");
     }
 
     #[test]

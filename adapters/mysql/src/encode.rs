@@ -277,36 +277,116 @@ pub fn display_ident(name: &str) -> String {
     }
 }
 
+/// Where the `DEFINER = account` clause of a `SHOW CREATE` / mysqldump statement head is:
+/// `(start of the DEFINER keyword, start of the account, end of the account)`. Only the head
+/// counts — the keywords before the object kind (`CREATE`, `OR REPLACE`, `ALTER`,
+/// `ALGORITHM=…`, `SQL SECURITY …`, `AGGREGATE`) and mysqldump's executable-comment markers
+/// around them (`/*!50013 DEFINER=… */`); a `DEFINER=` in a body or a string never does.
+/// `None` for a statement without such a clause.
+#[must_use]
+pub fn definer_clause(sql: &[u8]) -> Option<(usize, usize, usize)> {
+    let skip_space = |mut i: usize| {
+        while sql.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    let word_end = |i: usize| {
+        let mut j = i;
+        while sql
+            .get(j)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            j += 1;
+        }
+        j
+    };
+    let mut i = 0;
+    let mut first = true;
+    loop {
+        i = skip_space(i);
+        let rest = &sql[i.min(sql.len())..];
+        if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
+            i += if rest[2] == b'M' { 4 } else { 3 };
+            while sql.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            continue;
+        }
+        if rest.starts_with(b"*/") {
+            i += 2;
+            continue;
+        }
+        let end = word_end(i);
+        if end == i {
+            return None;
+        }
+        let word = sql[i..end].to_ascii_uppercase();
+        if first && word != b"CREATE" && word != b"ALTER" {
+            return None;
+        }
+        first = false;
+        let after = skip_space(end);
+        let assigned = sql.get(after) == Some(&b'=');
+        match word.as_slice() {
+            b"DEFINER" if assigned => {
+                let account = skip_space(after + 1);
+                let len = account_len(&sql[account..])?;
+                return Some((i, account, account + len));
+            }
+            b"ALGORITHM" if assigned => {
+                let value = skip_space(after + 1);
+                i = word_end(value);
+            }
+            b"CREATE" | b"ALTER" | b"OR" | b"REPLACE" | b"SQL" | b"SECURITY" | b"DEFINER"
+            | b"INVOKER" | b"AGGREGATE" => i = end,
+            _ => return None,
+        }
+    }
+}
+
+/// Length of an account at the start: `user`, `user@host` (each part quoted or bare), or
+/// `CURRENT_USER` / `CURRENT_USER()` / a role name.
+fn account_len(bytes: &[u8]) -> Option<usize> {
+    let mut used = ident_len(bytes)?;
+    if bytes.get(used) == Some(&b'@') {
+        used += 1 + ident_len(&bytes[used + 1..])?;
+    }
+    Some(used)
+}
+
+/// The account of the `DEFINER=` clause in the head of a `SHOW CREATE` statement (see
+/// [`definer_clause`]), as written (e.g. `` `app`@`%` ``).
+#[must_use]
+pub fn definer_of(sql: &[u8]) -> Option<String> {
+    definer_clause(sql).map(|(_, a, b)| String::from_utf8_lossy(&sql[a..b]).into_owned())
+}
+
 /// Remove the `DEFINER=user@host` clause from the head of a `SHOW CREATE` statement (view,
 /// trigger, routine, event), so that a restore by a user without SUPER / SET USER creates the
 /// object with itself as definer. Text without such a clause is returned unchanged.
 #[must_use]
 pub fn strip_definer(sql: &[u8]) -> Vec<u8> {
-    const KEY: &[u8] = b"DEFINER=";
-    let Some(at) = sql.windows(KEY.len()).position(|w| w == KEY) else {
+    let Some((start, _, end)) = definer_clause(sql) else {
         return sql.to_vec();
     };
-    // Only the clause in the statement head: before it come only keywords such as
-    // `CREATE`, `OR REPLACE`, `ALGORITHM=UNDEFINED`.
-    if !sql[..at]
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'=' | b'_'))
-    {
-        return sql.to_vec();
-    }
-    let rest = &sql[at + KEY.len()..];
-    let Some(mut used) = ident_len(rest) else {
-        return sql.to_vec();
-    };
-    if rest.get(used) == Some(&b'@') {
-        let Some(host) = ident_len(&rest[used + 1..]) else {
-            return sql.to_vec();
-        };
-        used += 1 + host;
-    }
-    let tail = &rest[used..];
+    let tail = &sql[end..];
     let tail = tail.strip_prefix(b" ").unwrap_or(tail);
-    [&sql[..at], tail].concat()
+    [&sql[..start], tail].concat()
+}
+
+/// The statement with the account of its head's `DEFINER=` clause replaced by
+/// `CURRENT_USER` (the restoring account becomes the definer), or `None` when it has no such
+/// clause or names `CURRENT_USER` already. The clause's place, including inside an
+/// executable comment, is kept.
+#[must_use]
+pub fn rewrite_definer(sql: &[u8]) -> Option<Vec<u8>> {
+    let (_, start, end) = definer_clause(sql)?;
+    let account = sql[start..end].to_ascii_uppercase();
+    if account == b"CURRENT_USER" || account == b"CURRENT_USER()" {
+        return None;
+    }
+    Some([&sql[..start], b"CURRENT_USER", &sql[end..]].concat())
 }
 
 /// Length of a quoted (`` ` ``, `'`, `"`, doubled to escape) or bare identifier at the start.
@@ -356,6 +436,60 @@ pub fn unqualify_sequence_refs(create: &str, schema: &str) -> String {
         rest = &rest[pos + q.len()..];
     }
     out.push_str(rest);
+    out
+}
+
+/// In a view's `SHOW CREATE VIEW`, drop the schema from three-part column references
+/// `` `schema`.`table`.`column` `` (outside string literals). MariaDB prints a view whose
+/// definer is missing or may not read its tables that way, even with its schema as the
+/// current database; a script restored into another database would then refer to the source
+/// database ("Unknown column …"). Two-part names are left alone (`` `x`.`y` `` may be a table
+/// and column named like the schema).
+#[must_use]
+pub fn unqualify_view_columns(create: &[u8], schema: &str) -> Vec<u8> {
+    let q = format!("{}.", quote_ident(schema));
+    let q = q.as_bytes();
+    let mut out = Vec::with_capacity(create.len());
+    let mut i = 0;
+    while i < create.len() {
+        match create[i] {
+            quote @ (b'\'' | b'"') => {
+                // A string literal, copied whole (backslash escapes, doubled quotes).
+                let start = i;
+                i += 1;
+                while i < create.len() {
+                    match create[i] {
+                        b'\\' => i += 2,
+                        c if c == quote && create.get(i + 1) == Some(&quote) => i += 2,
+                        c if c == quote => {
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+                out.extend_from_slice(&create[start..i.min(create.len())]);
+            }
+            b'`' => {
+                let rest = &create[i..];
+                if rest.starts_with(q)
+                    && let Some(n) = ident_len(&rest[q.len()..])
+                    && rest.get(q.len() + n) == Some(&b'.')
+                    && rest.get(q.len() + n + 1) == Some(&b'`')
+                {
+                    i += q.len();
+                    continue;
+                }
+                let n = ident_len(rest).unwrap_or(rest.len());
+                out.extend_from_slice(&rest[..n]);
+                i += n;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
     out
 }
 
@@ -505,6 +639,61 @@ mod tests {
         );
         let no_head = "CREATE PROCEDURE p() SELECT 'DEFINER=`x`@`y`'";
         assert_eq!(strip_definer(no_head), no_head);
+    }
+
+    #[test]
+    fn definers_are_found_in_mysqldump_heads_and_rewritten() {
+        let rewrite =
+            |s: &str| rewrite_definer(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            rewrite("CREATE ALGORITHM=UNDEFINED DEFINER=`app`@`%` SQL SECURITY DEFINER VIEW `v` AS select 1").as_deref(),
+            Some("CREATE ALGORITHM=UNDEFINED DEFINER=CURRENT_USER SQL SECURITY DEFINER VIEW `v` AS select 1")
+        );
+        // mysqldump's executable comments (views, triggers, events).
+        assert_eq!(
+            rewrite("/*!50001 CREATE ALGORITHM=UNDEFINED */\n/*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */\n/*!50001 VIEW `v` AS select 1 */").as_deref(),
+            Some("/*!50001 CREATE ALGORITHM=UNDEFINED */\n/*!50013 DEFINER=CURRENT_USER SQL SECURITY DEFINER */\n/*!50001 VIEW `v` AS select 1 */")
+        );
+        assert_eq!(
+            rewrite("/*!50003 CREATE*/ /*!50017 DEFINER=`a``b`@`localhost`*/ /*!50003 TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET @d='DEFINER=`z`@`y`' */").as_deref(),
+            Some("/*!50003 CREATE*/ /*!50017 DEFINER=CURRENT_USER*/ /*!50003 TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET @d='DEFINER=`z`@`y`' */")
+        );
+        assert_eq!(
+            rewrite("CREATE DEFINER = 'app'@'10.0.0.%' PROCEDURE p() BEGIN END").as_deref(),
+            Some("CREATE DEFINER = CURRENT_USER PROCEDURE p() BEGIN END")
+        );
+        assert_eq!(
+            rewrite("CREATE DEFINER=CURRENT_USER() FUNCTION f() RETURNS INT RETURN 1"),
+            None
+        );
+        assert_eq!(
+            rewrite("CREATE PROCEDURE p() SELECT 'DEFINER=`x`@`y`'"),
+            None
+        );
+        assert_eq!(
+            rewrite("INSERT INTO t VALUES ('CREATE DEFINER=`x`@`y`')"),
+            None
+        );
+        assert_eq!(rewrite("CREATE TABLE t (definer INT)"), None);
+        assert_eq!(
+            definer_of(b"CREATE DEFINER=`role1` EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1")
+                .as_deref(),
+            Some("`role1`")
+        );
+    }
+
+    #[test]
+    fn views_lose_the_source_schema_of_three_part_columns() {
+        let create = "CREATE VIEW `v` AS select `db`.`t`.`id` AS `id`,`db`.`db`.`id` AS `x`,'`db`.`t`.`id`' AS `s`,`db`.`c` AS `c` from (`t` join `db`)";
+        assert_eq!(
+            String::from_utf8(unqualify_view_columns(create.as_bytes(), "db")).unwrap(),
+            "CREATE VIEW `v` AS select `t`.`id` AS `id`,`db`.`id` AS `x`,'`db`.`t`.`id`' AS `s`,`db`.`c` AS `c` from (`t` join `db`)"
+        );
+        let other = "select `other`.`t`.`id` AS `id` from `other`.`t`";
+        assert_eq!(
+            unqualify_view_columns(other.as_bytes(), "db"),
+            other.as_bytes()
+        );
     }
 
     #[test]

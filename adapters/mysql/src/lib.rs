@@ -35,8 +35,8 @@
 //!    do not fire during the load; in action order), then events. Each is its `SHOW CREATE`
 //!    statement, run under the `sql_mode`, `character_set_client` and `collation_connection`
 //!    it was created with (and an event's `time_zone`), with `DELIMITER` around bodies;
-//!    `DEFINER=` clauses are dropped unless [`MysqlSource::with_definers`] keeps them, so a
-//!    user without SUPER / SET USER can restore;
+//!    `DEFINER=` clauses are kept exactly (as mysqldump does); [`MysqlSource::with_definers`]
+//!    strips them, recording each object's original definer in the warnings;
 //! 4. [`stream::FOOTER`]: the saved settings restored, and `-- exporter: dump complete`.
 //!
 //! `SHOW CREATE` runs with the dumped schema as the current database, so references within
@@ -91,7 +91,10 @@
 //! Per table (in dump order): `rows` = rows read by `SELECT <stored columns> FROM t`; the
 //! canonical bytes of a row are exactly the text between the parentheses of its `VALUES
 //! (…)` tuple in the script: the literals above joined by `,`, hashed with
-//! [`exporter_contract::Fingerprint::add_row`]. Names are the table name (quoted with
+//! [`exporter_contract::Fingerprint::add_row`]. Columns are in byte order of their **names**
+//! (the SELECT and the INSERT column lists both use that order), so a restore that orders
+//! the columns differently fingerprints equal; the literals are complete SQL tokens (strings
+//! quoted and escaped), so joining them with `,` is unambiguous. Names are the table name (quoted with
 //! backticks only when needed), or `schema.table` when the URL names no database. A sequence
 //! counts as one row, `next_not_cached_value,cycle_count`. MERGE and BLACKHOLE tables have no
 //! rows of their own and no entry.
@@ -109,10 +112,17 @@
 //! non-transactional ones are dumped, with a warning and best-effort consistency in the
 //! summary), partitioned tables, INVISIBLE and generated columns (generated ones are left out
 //! of INSERTs and recomputed), every column type listed above, MariaDB sequences, views,
-//! procedures, functions, triggers, events; MERGE / BLACKHOLE tables (DDL only).
+//! procedures, functions, triggers, events; MERGE / BLACKHOLE tables (DDL only); MariaDB
+//! system-versioned tables (`WITH SYSTEM VERSIONING`) with their history, as `mariadb-dump
+//! --dump-history` writes them: rows read `FOR SYSTEM_TIME ALL` (the current ones and every
+//! historical one) with their period columns (the implicit `ROW_START` / `ROW_END`, or the
+//! explicit `GENERATED ALWAYS AS ROW START / END` ones, also INVISIBLE), written between
+//! `SET @@SESSION.system_versioning_insert_history = 1` and `= 0` so the stock client on
+//! MariaDB 10.11 or later loads them with their timestamps; they count in the fingerprint.
 //!
 //! Fails with a classified [`EngineError`] naming the object (never silently left out):
-//! system-versioned tables (`Unsupported`: history rows cannot be reloaded), FEDERATED /
+//! system-versioned tables on a server that cannot load history rows (before MariaDB 10.11)
+//! or versioned by transaction id (`Unsupported`: never a dump of only the current rows), FEDERATED /
 //! CONNECT / SPIDER tables (`Unsupported`: the rows live elsewhere), Oracle-mode packages,
 //! column types not listed above (`Unsupported`, naming the column), a routine whose body the
 //! server hides from the account, a table the account may not SELECT (`Permission`), an
@@ -168,12 +178,16 @@ impl MysqlSource {
     pub fn new(endpoint: impl Into<Endpoint>) -> Self {
         Self {
             endpoint: endpoint.into(),
-            definers: false,
+            definers: true,
         }
     }
 
-    /// Keep (`true`) or drop (`false`, the default) the `DEFINER=` clauses of views, routines,
-    /// triggers and events. Kept definers need SUPER / SET USER to restore.
+    /// Keep (`true`, the default, as mysqldump and mydumper do) or strip (`false`) the
+    /// `DEFINER=` clauses of views, routines, triggers and events. Stripped definers are
+    /// listed in the dump's warnings, one per object with its original definer, so the
+    /// archive keeps the record. Kept definers naming another account need `SET USER` (or
+    /// `SUPER`) to restore as written; [`exporter_contract::DefinerPolicy::CurrentUser`]
+    /// rewrites them at restore time instead.
     #[must_use]
     pub fn with_definers(mut self, keep: bool) -> Self {
         self.definers = keep;

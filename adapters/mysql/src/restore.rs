@@ -32,8 +32,14 @@
 //! MySQL objects have no owners. With [`RestoreOptions::ownership`] off, `GRANT` and
 //! `REVOKE` statements are skipped and counted in [`RestoreSummary::skipped`] (our dumps
 //! contain none; a hand-made or `--system=users` script may). `DEFINER=` clauses are part of
-//! a view's or routine's security context, not ownership, and are applied as written: our
-//! dumps leave them out unless made with [`crate::MysqlSource::with_definers`].
+//! a view's or routine's security context, not ownership. With
+//! [`DefinerPolicy::Keep`] (the default) they are applied as written (our dumps keep them,
+//! as mysqldump's do): the restoring account needs `SET USER` (MariaDB 10.5.2+; `SUPER`
+//! before; MySQL 8: `SET_USER_ID`, 8.2+: `SET_ANY_DEFINER`) for objects of other accounts,
+//! and those accounts must exist for the objects to work. With
+//! [`DefinerPolicy::CurrentUser`] the account of each `CREATE`/`ALTER` statement head's
+//! clause (also inside mysqldump's `/*!50013 DEFINER=… */`) becomes `CURRENT_USER`, so any
+//! account that may create the objects restores them, as their definer.
 //!
 //! # Counting
 //!
@@ -43,8 +49,8 @@
 
 use bytes::Bytes;
 use exporter_contract::{
-    Endpoint, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary, ScratchServer,
-    ServerInfo, TableSummary, Target,
+    DefinerPolicy, Endpoint, EngineError, ErrorKind, PayloadFormat, RestoreOptions, RestoreSummary,
+    ScratchServer, ServerInfo, TableSummary, Target,
 };
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -54,7 +60,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::catalog::SYSTEM_SCHEMAS;
 use crate::connect::{self, Link, Phase, Session};
-use crate::encode::{display_ident, quote_ident, quote_str};
+use crate::encode::{display_ident, quote_ident, quote_str, rewrite_definer};
 use crate::script::{Splitter, Statement};
 
 /// A MySQL or MariaDB database to restore into (`mysql://` / `mariadb://` URL). With a
@@ -513,7 +519,15 @@ async fn execute(
         summary.skipped += 1;
         return Ok(());
     }
-    if let Err(e) = s.conn.query_drop(&st.text[..]).await {
+    // `--definer current-user`: the head's DEFINER= names the restoring account instead.
+    let rewritten = match options.definer {
+        DefinerPolicy::CurrentUser if matches!(keyword.as_str(), "CREATE" | "ALTER") => {
+            rewrite_definer(&st.text)
+        }
+        _ => None,
+    };
+    let text = rewritten.as_deref().unwrap_or(&st.text);
+    if let Err(e) = s.conn.query_drop(text).await {
         return Err(statement_error(&e, st, &keyword));
     }
     summary.statements += 1;

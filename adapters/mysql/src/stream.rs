@@ -9,7 +9,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::catalog::{Catalog, Object, ObjectKind, Sequence, Table};
 use crate::connect::Session;
-use crate::encode::{delimiter_for, literal, quote_ident, quote_str, strip_definer};
+use crate::encode::{definer_of, delimiter_for, literal, quote_ident, quote_str, strip_definer};
 
 pub use exporter_contract::produce::{CHANNEL_CHUNKS, CHUNK};
 
@@ -52,7 +52,7 @@ SET SQL_NOTES=@OLD_SQL_NOTES;
 /// What the producer needs besides the catalog.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Keep `DEFINER=` clauses.
+    /// Keep `DEFINER=` clauses (else strip them and list each in the warnings).
     pub definers: bool,
     /// Server version, for the header comment.
     pub server_version: String,
@@ -157,7 +157,25 @@ pub async fn produce(
                 .await?;
             current.clone_from(&object.schema);
         }
-        out.write(&create_object(object, plan.definers)).await?;
+        if !plan.definers
+            && let Some(definer) = definer_of(&object.create)
+        {
+            // The archive keeps the record of what it leaves out (principle 3).
+            summary.warnings.push(format!(
+                "definer stripped: {} {}.{} was DEFINER={definer}",
+                object.kind.label(),
+                quote_ident(&object.schema),
+                quote_ident(&object.name)
+            ));
+        }
+        if object.kind == ObjectKind::View && !catalog.all_schemas {
+            // See `unqualify_view_columns`: the script restores into any database.
+            let mut view = object.clone();
+            view.create = crate::encode::unqualify_view_columns(&object.create, &object.schema);
+            out.write(&create_object(&view, plan.definers)).await?;
+        } else {
+            out.write(&create_object(object, plan.definers)).await?;
+        }
     }
     out.write(b"\n").await?;
     out.write(FOOTER.as_bytes()).await?;
@@ -308,12 +326,32 @@ pub async fn table_rows(
         .map(|(c, quoted)| c.encoding.select_expr(quoted))
         .collect();
     let cols = cols.join(",");
-    let select = format!("SELECT {} FROM {qualified}", exprs.join(","));
+    // A system-versioned table: every row version, the current ones and the history.
+    let history = if table.versioned {
+        " FOR SYSTEM_TIME ALL"
+    } else {
+        ""
+    };
+    let select = format!("SELECT {} FROM {qualified}{history}", exprs.join(","));
     let prefix = format!("INSERT INTO {} ({cols}) VALUES ", quote_ident(&table.name));
     let stmt = match s.conn.prep(select).await {
         Ok(stmt) => stmt,
         Err(e) => return Err(s.error(&e, Some(&object))),
     };
+    if table.versioned
+        && let Some(out) = out.as_deref_mut()
+    {
+        // The comment names the table in the error of a restore into a server that cannot
+        // load history (before MariaDB 10.11, or `secure_timestamp` forbidding it).
+        out.write(
+            format!(
+                "SET /* history of {} */ @@SESSION.system_versioning_insert_history = 1;\n",
+                quote_ident(&table.name)
+            )
+            .as_bytes(),
+        )
+        .await?;
+    }
     let mut fingerprint = Fingerprint::EMPTY;
     let mut rows: u64 = 0;
     let mut row_buf: Vec<u8> = Vec::new();
@@ -379,10 +417,14 @@ pub async fn table_rows(
             }
         }
     }
-    if let Some(out) = out
-        && stmt_len > 0
-    {
-        out.write(b";\n").await?;
+    if let Some(out) = out {
+        if stmt_len > 0 {
+            out.write(b";\n").await?;
+        }
+        if table.versioned {
+            out.write(b"SET @@SESSION.system_versioning_insert_history = 0;\n")
+                .await?;
+        }
     }
     if let Err(e) = s.conn.close(stmt).await {
         return Err(s.error(&e, Some(&object)));

@@ -354,11 +354,12 @@ async fn m02_zero_dates_restore_under_strict_mode() {
     let d = round_trip(&db, Some("M02.check.sql")).await;
     let text = d.text();
     assert!(
-        text.contains("(1,'0000-00-00','0000-00-00 00:00:00','0000-00-00 00:00:00',0)"),
+        // Columns in name order (d, dt, id, ts, y): the canonical order of fingerprints.
+        text.contains("('0000-00-00','0000-00-00 00:00:00',1,'0000-00-00 00:00:00',0)"),
         "{text}"
     );
     assert!(
-        text.contains("(3,'0000-00-00','1000-01-01 00:00:00','1970-01-01 00:00:01',1901)"),
+        text.contains("('0000-00-00','1000-01-01 00:00:00',3,'1970-01-01 00:00:01',1901)"),
         "{text}"
     );
     // The check output itself, pinned: zero defaults survive.
@@ -423,7 +424,7 @@ async fn m05_invisible_and_generated_columns() {
     let d = round_trip(&db, Some("M05.check.sql")).await;
     let text = d.text();
     assert!(
-        text.contains("INSERT INTO `hidden_cols` (`id`,`name`,`secret`,`created`) VALUES (1,'alice','s3cret','2020-01-01 00:00:00'),(2,'bob',NULL,'2001-02-03 04:05:06');"),
+        text.contains("INSERT INTO `hidden_cols` (`created`,`id`,`name`,`secret`) VALUES ('2020-01-01 00:00:00',1,'alice','s3cret'),('2001-02-03 04:05:06',2,'bob',NULL);"),
         "{text}"
     );
 }
@@ -463,8 +464,8 @@ async fn sample_every_type_and_object_round_trips() {
         assert!(text.contains(needle), "missing {needle}");
     }
     assert!(
-        !text.contains("DEFINER=`"),
-        "definers are dropped by default"
+        text.contains("DEFINER=`root`@"),
+        "definers are kept by default (issue 15, kind 5)"
     );
     // Views after what they depend on; functions before views.
     let pos = |s: &str| text.find(s).unwrap_or_else(|| panic!("missing {s}"));
@@ -562,14 +563,18 @@ async fn definitions_written_under_a_latin1_client_keep_their_bytes() {
 }
 
 #[tokio::test]
-async fn definers_are_kept_on_request() {
+async fn definers_are_kept_by_default_and_stripped_on_request() {
     let db = TestDb::new("definer");
     db.run("CREATE TABLE t (id INT); CREATE VIEW v AS SELECT id FROM t; CREATE PROCEDURE p() SELECT 1;");
-    let d = dump(MysqlSource::new(db.url()).with_definers(true)).await;
+    let d = dump(MysqlSource::new(db.url())).await;
     let text = d.text();
     assert!(text.contains("DEFINER=`root`@"), "{text}");
+    assert!(d.summary.warnings.is_empty());
     let target = restore("defr", &d.script, &[]);
     assert_eq!(describe(&target.name).await, describe(&db.name).await);
+    let d = dump(MysqlSource::new(db.url()).with_definers(false)).await;
+    assert!(!d.text().contains("DEFINER="));
+    assert_eq!(d.summary.warnings.len(), 2, "{:?}", d.summary.warnings);
 }
 
 #[tokio::test]
@@ -908,8 +913,145 @@ async fn enum_index_zero_and_set_bitmasks_are_exact() {
         "ENUM/SET values changed on restore"
     );
     assert!(
-        d.text().contains("(2,0,6)"),
+        d.text().contains("(0,2,6)"),
         "index and bitmask written as numbers:\n{}",
         d.text()
+    );
+}
+
+/// Issue 15, kind 3: a row's canonical bytes are its values in column-name order, so two
+/// tables holding the same rows in differently ordered columns have equal fingerprints (a
+/// restore may order columns differently), and one changed value in any column changes it.
+#[tokio::test]
+async fn fingerprints_follow_column_names_not_positions() {
+    let a = TestDb::new("fpa");
+    let b = TestDb::new("fpb");
+    a.run(
+        "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(10), qty INT, note TEXT INVISIBLE);
+         INSERT INTO t (id, name, qty, note) VALUES (1, 'x', 5, 'a,b'), (2, NULL, 7, NULL);",
+    );
+    b.run(
+        "CREATE TABLE t (qty INT, note TEXT INVISIBLE, name VARCHAR(10), id INT PRIMARY KEY);
+         INSERT INTO t (id, name, qty, note) VALUES (1, 'x', 5, 'a,b'), (2, NULL, 7, NULL);",
+    );
+    let dumped = dump(MysqlSource::new(a.url())).await;
+    assert!(
+        dumped.text().contains(
+            "INSERT INTO `t` (`id`,`name`,`note`,`qty`) VALUES (1,'x','a,b',5),(2,NULL,NULL,7);"
+        ),
+        "{}",
+        dumped.text()
+    );
+    let fa = fingerprint_database(&a.url()).await.unwrap();
+    let fb = fingerprint_database(&b.url()).await.unwrap();
+    assert_eq!(fa, dumped.summary.tables);
+    assert_eq!(fa, fb, "same rows, columns in another order");
+    b.run("UPDATE t SET note = 'a,c' WHERE id = 1");
+    let changed = fingerprint_database(&b.url()).await.unwrap();
+    assert_eq!(changed[0].rows, fa[0].rows);
+    assert_ne!(changed[0].fingerprint, fa[0].fingerprint);
+}
+
+/// Issue 15, kind 4: system-versioned tables are dumped with their history (every row
+/// version with its period columns, implicit or explicit and INVISIBLE), restored by the
+/// stock client on MariaDB 10.11, and fingerprinted history included.
+#[tokio::test]
+async fn m06_system_versioned_tables_keep_their_history() {
+    let db = TestDb::new("m06");
+    db.seed("fidelity/M06.sql");
+    // round_trip restores with the stock client (also strict, also a latin1 client) and
+    // compares the check queries, every SHOW CREATE and the fingerprints.
+    let d = round_trip(&db, Some("M06.check.sql")).await;
+    let rows = |name: &str| {
+        d.summary
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} in {:?}", d.summary.tables))
+            .rows
+    };
+    assert_eq!(rows("prices"), 5, "2 current rows and 3 historical ones");
+    assert_eq!(rows("stock"), 4);
+    assert_eq!(rows("partly"), 2);
+    assert_eq!(rows("never_changed"), 0);
+    let text = d.text();
+    assert!(
+        text.contains(
+            "SET /* history of `prices` */ @@SESSION.system_versioning_insert_history = 1;\n\
+             INSERT INTO `prices` (`ROW_END`,`ROW_START`,`id`,`item`,`price`) VALUES \
+             ('2024-02-01 12:30:00.250000','2024-01-01 00:00:00.000000',1,'apple',1.00),"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("INSERT INTO `stock` (`id`,`qty`,`valid_from`,`valid_to`) VALUES"));
+    // The fingerprint covers the history: without it, the table's differs.
+    let target = restore("m06h", &d.script, &[]);
+    target.run("DELETE HISTORY FROM prices");
+    let after = fingerprint_database(&target.url()).await.unwrap();
+    let prices = after.iter().find(|t| t.name == "prices").unwrap();
+    assert_eq!(prices.rows, 2, "the current rows only");
+    let before = d
+        .summary
+        .tables
+        .iter()
+        .find(|t| t.name == "prices")
+        .unwrap();
+    assert_ne!(prices.fingerprint, before.fingerprint);
+}
+
+/// Issue 15, kind 4: a table versioned by transaction id cannot have its history loaded
+/// into any other server: the dump fails naming it, never dumping only its current rows.
+#[tokio::test]
+async fn transaction_versioned_tables_fail_naming_the_table() {
+    let db = TestDb::new("trxv");
+    db.run(
+        "CREATE TABLE ok_one (id INT);
+         CREATE TABLE trx (id INT PRIMARY KEY,
+             rs BIGINT UNSIGNED GENERATED ALWAYS AS ROW START,
+             re BIGINT UNSIGNED GENERATED ALWAYS AS ROW END,
+             PERIOD FOR SYSTEM_TIME (rs, re)) ENGINE=InnoDB WITH SYSTEM VERSIONING;
+         INSERT INTO trx (id) VALUES (1);",
+    );
+    let e = MysqlSource::new(db.url())
+        .dump(DumpOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert_eq!(
+        e.object(),
+        Some(format!("table `{}`.`trx`", db.name).as_str()),
+        "{e}"
+    );
+    assert!(e.to_string().contains("transaction id"), "{e}");
+}
+
+/// A view whose definer account is missing (a kept definer, issue 15 kind 5) is printed by
+/// MariaDB with its columns qualified by the source database; the script drops that
+/// qualifier, so it still restores into any database.
+#[tokio::test]
+async fn a_view_of_a_missing_definer_restores_into_another_database() {
+    let db = TestDb::new("vdef");
+    db.run(
+        "CREATE TABLE t (id INT); INSERT INTO t VALUES (1);
+         CREATE DEFINER=`exp_gone`@`%` SQL SECURITY DEFINER VIEW v AS SELECT t.id, 'x.t.id' AS s FROM t;",
+    );
+    assert!(
+        db.run("SHOW CREATE VIEW v")
+            .contains(&format!("`{}`.`t`.`id`", db.name)),
+        "MariaDB qualifies this view's columns"
+    );
+    let d = dump(MysqlSource::new(db.url())).await;
+    let text = d.text();
+    assert!(
+        text.contains(
+            "DEFINER=`exp_gone`@`%` SQL SECURITY DEFINER VIEW `v` AS select `t`.`id` AS `id`,'x.t.id' AS `s` from `t`"
+        ),
+        "{text}"
+    );
+    let target = restore("vdefr", &d.script, &[]);
+    assert!(
+        target
+            .run("SHOW CREATE VIEW v")
+            .contains("DEFINER=`exp_gone`@`%` SQL SECURITY DEFINER")
     );
 }

@@ -16,6 +16,7 @@
     reason = "tests may print and use std::fs (clippy.toml)"
 )]
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -23,8 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use exporter_contract::{
-    DatabaseUrl, DumpOptions, DumpSummary, EngineError, ErrorKind, PayloadFormat, RestoreOptions,
-    RestoreSummary, ScratchServer, Source, Target,
+    DatabaseUrl, DefinerPolicy, DumpOptions, DumpSummary, EngineError, ErrorKind, PayloadFormat,
+    RestoreOptions, RestoreSummary, ScratchServer, Source, Target,
 };
 use exporter_mysql::script::Splitter;
 use exporter_mysql::{MysqlScratch, MysqlSource, MysqlTarget, fingerprint_database};
@@ -390,9 +391,9 @@ fn mariadb_dump(db: &str, extra: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// mariadb-dump keeps `DEFINER=` clauses (so restored objects keep the source's definer);
-/// ours drops them by default (the restoring user becomes the definer). Both run as root
-/// here; the host part differs (`127.0.0.1` vs `localhost`), nothing else may.
+/// mariadb-dump and ours both keep `DEFINER=` clauses (so restored objects keep the source's
+/// definer). Both run as root here; should a definer's host part differ (`127.0.0.1` vs
+/// `localhost`, by how the client connected), nothing else may.
 fn normalise_definers(lines: &[String]) -> Vec<String> {
     lines
         .iter()
@@ -956,4 +957,141 @@ async fn preflight_of_a_missing_database_is_not_found() {
     let url = DatabaseUrl::parse(&format!("{ROOT}/{}", unique("nope"))).unwrap();
     let e = MysqlTarget::new(url).preflight().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
+
+/// Issue 15, kind 5: DEFINER clauses are kept exactly by default (as mysqldump does); a dump
+/// that strips them lists every original definer in its warnings; a restore rewrites them
+/// on request, so an account without SET USER / SUPER restores (and becomes the definer),
+/// where keeping them fails naming the statement.
+#[tokio::test]
+async fn definers_kept_by_default_recorded_when_stripped_rewritten_at_restore() {
+    let source = TestDb::new("defs");
+    // The application's account, not the one that dumps or restores.
+    let app = format!("exp_defapp_{}", std::process::id());
+    client(
+        None,
+        &[],
+        format!("CREATE USER IF NOT EXISTS '{app}'@'%'; GRANT SELECT, INSERT, DELETE ON `{}`.* TO '{app}'@'%';", source.name)
+            .as_bytes(),
+    );
+    let definer = format!("`{app}`@`%`");
+    source.run(&format!(
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);
+         CREATE TABLE log (what VARCHAR(20));
+         CREATE DEFINER={definer} SQL SECURITY DEFINER VIEW v AS SELECT id FROM t;
+         CREATE DEFINER={definer} PROCEDURE p() SELECT COUNT(*) FROM t;
+         CREATE DEFINER={definer} TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES ('ins');
+         CREATE DEFINER={definer} EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM log;"
+    ));
+    let kept = dump(source.url()).await;
+    let text = String::from_utf8_lossy(&kept.script).into_owned();
+    assert_eq!(
+        text.matches(&format!("DEFINER={definer}")).count(),
+        4,
+        "{text}"
+    );
+    assert!(
+        kept.summary.warnings.is_empty(),
+        "{:?}",
+        kept.summary.warnings
+    );
+    // The stock client restores them exactly (as root, which may name any definer).
+    let stock = TestDb::new("defk");
+    let (ok, _, err) = try_client(Some(&stock.name), &[], &kept.script);
+    assert!(ok, "{err}");
+    assert!(
+        stock
+            .run("SHOW CREATE VIEW v")
+            .contains(&format!("DEFINER={definer} SQL SECURITY DEFINER")),
+    );
+
+    // Stripped on request: none left, each original in the warnings.
+    let d = MysqlSource::new(source.url())
+        .with_definers(false)
+        .dump(DumpOptions::default())
+        .await
+        .unwrap();
+    let mut body = d.body;
+    let mut stripped = Vec::new();
+    while let Some(chunk) = body.next().await {
+        stripped.extend_from_slice(&chunk.unwrap());
+    }
+    let summary = d.completion.await.unwrap();
+    assert!(!String::from_utf8_lossy(&stripped).contains("DEFINER="));
+    let db = format!("`{}`", source.name);
+    let mut warnings = summary.warnings.clone();
+    warnings.sort();
+    assert_eq!(
+        warnings,
+        [
+            format!("definer stripped: event {db}.`e` was DEFINER={definer}"),
+            format!("definer stripped: procedure {db}.`p` was DEFINER={definer}"),
+            format!("definer stripped: trigger {db}.`t_ai` was DEFINER={definer}"),
+            format!("definer stripped: view {db}.`v` was DEFINER={definer}"),
+        ]
+    );
+
+    // An account with every privilege on its database but no SET USER / SUPER.
+    let user = format!("exp_def_{}", std::process::id());
+    let mut targets = Vec::new();
+    let mut grants = String::new();
+    for tag in ["defu1", "defu2"] {
+        let t = TestDb::new(tag);
+        for host in ["%", "127.0.0.1", "localhost"] {
+            let _ = write!(
+                grants,
+                "CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY 'Def-pw-1';
+                 GRANT ALL PRIVILEGES ON `{}`.* TO '{user}'@'{host}';",
+                t.name
+            );
+        }
+        targets.push(t);
+    }
+    client(None, &[], grants.as_bytes());
+    let as_user = |t: &TestDb| {
+        MysqlTarget::new(
+            DatabaseUrl::parse(&format!(
+                "mysql://{user}:Def-pw-1@127.0.0.1:3306/{}",
+                t.name
+            ))
+            .unwrap(),
+        )
+    };
+    let keep = restore_with(
+        &as_user(&targets[0]),
+        &kept.script,
+        4096,
+        RestoreOptions::default(),
+    )
+    .await;
+    let current = restore_with(
+        &as_user(&targets[1]),
+        &kept.script,
+        4096,
+        RestoreOptions::default().with_definer(DefinerPolicy::CurrentUser),
+    )
+    .await;
+    let mut drop_user = format!("DROP USER IF EXISTS '{app}'@'%';");
+    for host in ["%", "127.0.0.1", "localhost"] {
+        let _ = write!(drop_user, "DROP USER IF EXISTS '{user}'@'{host}';");
+    }
+    client(None, &[], drop_user.as_bytes());
+    let e = keep.expect_err("a definer of another account needs SET USER");
+    assert!(
+        e.to_string().contains("SUPER") || e.to_string().contains("SET USER"),
+        "{e}"
+    );
+    assert!(
+        e.object().is_some_and(|o| o.contains("CREATE")),
+        "the error names the statement: {e}"
+    );
+    let summary = current.expect("rewritten definers restore");
+    assert_eq!(summary.rows, 2);
+    let view = targets[1].run("SHOW CREATE VIEW v");
+    assert!(view.contains(&format!("DEFINER=`{user}`@")), "{view}");
+    assert!(view.contains("SQL SECURITY DEFINER"), "{view}");
+    assert_eq!(
+        fingerprint_database(&targets[1].url()).await.unwrap(),
+        kept.summary.tables
+    );
 }

@@ -21,18 +21,29 @@
 //!    sequences, tables (columns, collations, defaults, generated columns, identity, `CHECK`s,
 //!    `INHERITS`, `PARTITION BY`, `PARTITION OF`, `UNLOGGED`, storage parameters), views,
 //!    materialized views `WITH NO DATA`, `OWNED BY` of serial sequences;
-//! 3. data: per table `COPY … (non-generated columns) FROM stdin;`, the `COPY … TO STDOUT`
+//! 3. data: per table `COPY … (non-generated columns, by name) FROM stdin;`, the `COPY … TO STDOUT`
 //!    text exactly as the server produced it, `\.` — partitioned tables through their leaf
-//!    partitions, inheritance parents and children each with their own rows. With
+//!    partitions, inheritance parents and children each with their own rows. A partition
+//!    tree whose leaf for a row depends on the server (hash on an enum, range on text under
+//!    a server-dependent collation, …; see `catalog/routing.rs`) is loaded through its root
+//!    instead: each leaf's block is `COPY root (…) FROM stdin;` with the leaf's rows. With
 //!    [`DumpOptions::jobs`] above 1, `jobs` more connections import this snapshot and copy in
 //!    parallel, big tables split into page ranges; a table's rows then arrive as several
 //!    self-contained `COPY` blocks in completion order (see `parallel.rs`);
 //! 4. sequence positions: `setval(name, last_value, is_called)` (fidelity case P03);
 //! 5. large objects: `lo_create` and `lo_put` in 64 KiB pieces;
-//! 6. post-data: `NOT VALID` checks, primary / unique / exclusion constraints, indexes,
+//! 6. post-data: `NOT VALID` checks, `CHECK` constraints that call user functions (validated
+//!    once against the complete data), primary / unique / exclusion constraints, indexes,
 //!    `CLUSTER ON`, replica identity, foreign keys (all after every key exists; P12), triggers,
 //!    rules, row-level security flags and policies, `REFRESH MATERIALIZED VIEW`, comments,
-//!    owners and privileges.
+//!    owners and privileges, and the database's own settings (`ALTER DATABASE … SET`, applied
+//!    to the restored database in guarded `DO` blocks).
+//!
+//! Code that runs during the load (generated columns, partition key expressions, index
+//! expressions, materialized views, checks) and finds tables or functions through the
+//! session's `search_path` runs under the path a session of the object's owner had in the
+//! source (database- and role-level settings, the server's default), set around exactly those
+//! statements; functions are never changed (see `catalog/loadcode.rs`; issue 15).
 //!
 //! Everything is schema-qualified and quoted by the server's own `quote_ident` (P04); the
 //! script has no timestamps, so two sequential (`jobs = 1`) dumps of an unchanged database are
@@ -69,9 +80,17 @@
 //! # Fingerprint
 //!
 //! Per table: `rows` = number of lines of `COPY "schema"."table" (non-generated columns in
-//! attnum order) TO STDOUT` (text format) under the session settings above; `fingerprint` =
-//! [`exporter_contract::Fingerprint::add_row`] over each line without its `\n`. Table names
-//! are `quote_ident(schema) || '.' || quote_ident(table)`, e.g. `public."Order Items"`.
+//! byte order of their names) TO STDOUT` (text format) under the session settings above;
+//! `fingerprint` = [`exporter_contract::Fingerprint::add_row`] over each line without its
+//! `\n`. The column list is by **name**, not `attnum`: every `COPY` of the dump, out and
+//! in, uses it, so the line is canonical as it streams (no reordering, no second pass) and a
+//! restore that gives the columns other positions (an inheritance child whose parent gained
+//! a column later; issue 15) fingerprints equal. COPY text is unambiguous: values are
+//! separated by tabs, and tabs, newlines and backslashes inside values are escaped, `NULL`
+//! is `\N`. Table names are `quote_ident(schema) || '.' || quote_ident(table)`, e.g.
+//! `public."Order Items"`. The leaves of a tree loaded through its root are one entry under
+//! the root's name (rows and fingerprints added up): the restore may put a row into another
+//! leaf, and the tree's content is what must compare.
 //! Large objects, if any, appear as `pg_catalog.pg_largeobject` with one row
 //! `<oid>\t<offset>\t<hex>` per 64 KiB piece (`<oid>\t0\t` for an empty object).
 //!
@@ -102,13 +121,13 @@
 //! event triggers, publications, subscriptions, foreign-data wrappers, foreign servers,
 //! foreign tables, typed tables, relations in tablespaces, non-heap table access methods,
 //! aggregates, operators, operator classes and families, casts, collations, conversions,
-//! text search objects, extended statistics, procedural languages and transforms outside
-//! extensions, access methods, default privileges, security labels, base and pseudo types,
+//! text search objects, procedural languages and transforms outside
+//! extensions, access methods, security labels, base and pseudo types,
 //! range types with a canonical function, extension configuration tables, comments on any
 //! other kind of object, and circular dependencies between schema objects.
 //!
-//! Not reproduced (no data is lost): per-column statistics targets, storage and compression
-//! settings, database-level settings (`ALTER DATABASE … SET`), the grantor of privileges.
+//! Not reproduced (no data is lost): settings of roles (`ALTER ROLE … SET`; roles are not part
+//! of a database, as with pg_dump), the grantor of privileges.
 
 use exporter_contract::produce::dump_channel;
 use exporter_contract::{
@@ -351,6 +370,7 @@ async fn fingerprint_link(link: &connect::Link) -> Result<Vec<TableSummary>, Eng
     for table in &tables {
         out.push(stream::fingerprint_table_raw(&mut raw, table).await?);
     }
+    let mut out = stream::merge_summaries(out);
     parallel::close_worker(raw).await?;
     let los: Vec<u32> = match conn
         .client

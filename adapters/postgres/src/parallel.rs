@@ -190,7 +190,7 @@ pub async fn copy_tables(
         };
         out.write(table.copy_in_header().as_bytes()).await?;
         let summary = crate::stream::copy_sql(main, table, &sql, Some(out)).await?;
-        out.write(b"\\.\n\n").await?;
+        out.write(table.copy_in_trailer().as_bytes()).await?;
         rows[item.table] += summary.rows;
         prints[item.table] = prints[item.table].combine(summary.fingerprint);
     }
@@ -198,7 +198,7 @@ pub async fn copy_tables(
         .iter()
         .zip(rows.into_iter().zip(prints))
         .map(|(t, (rows, fingerprint))| TableSummary {
-            name: t.name.clone(),
+            name: t.summary_name().to_owned(),
             rows,
             fingerprint,
         })
@@ -310,8 +310,18 @@ async fn copy_item(
         Some((start, end)) => table.copy_out_range_sql(start, end),
     };
     let object = table.object();
+    // A range is read with a SELECT, which the planner prepares with the table's index
+    // expressions: run it under the path their functions need (see `catalog/loadcode.rs`).
+    let path = table
+        .search_path
+        .as_deref()
+        .filter(|_| item.range.is_some());
+    if let Some(set) = path {
+        raw.execute(set, &object).await?;
+    }
     raw.copy_out(&sql, &object).await?;
     let header = table.copy_in_header();
+    let trailer = table.copy_in_trailer();
     let mut hasher = RowHasher::default();
     let mut block = BytesMut::with_capacity(BLOCK + PIECE + header.len());
     block.extend_from_slice(header.as_bytes());
@@ -338,7 +348,7 @@ async fn copy_item(
         // escaped as `\n`), so the block closes after the last one it holds.
         if let Some(last) = memchr::memrchr(b'\n', &block[rows_start..]) {
             let tail = block.split_off(rows_start + last + 1);
-            block.extend_from_slice(b"\\.\n\n");
+            block.extend_from_slice(trailer.as_bytes());
             send(output, held.as_mut(), block.split().freeze()).await?;
             // The oversized row (if any) has ended with this block: let the others write.
             held = None;
@@ -360,11 +370,15 @@ async fn copy_item(
             rows_start = 0;
         }
     }
-    let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(object))?;
+    let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(object.clone()))?;
+    if path.is_some() {
+        raw.execute(crate::catalog::RESET_SEARCH_PATH, &object)
+            .await?;
+    }
     // A whole table always gets its COPY statement (also when empty); a range only if it
     // holds rows not yet sent. A block still open in parts is always closed here.
     if held.is_some() || rows > rows_at_block_start || (item.range.is_none() && blocks_sent == 0) {
-        block.extend_from_slice(b"\\.\n\n");
+        block.extend_from_slice(trailer.as_bytes());
         send(output, held.as_mut(), block.freeze()).await?;
     }
     drop(held);

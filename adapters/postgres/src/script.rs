@@ -1396,7 +1396,7 @@ a\r\n\
             "ALTER LARGE OBJECT 424242 OWNER TO \"o'neil\"",
             "ALTER DEFAULT PRIVILEGES FOR ROLE a IN SCHEMA s GRANT SELECT ON TABLES TO b",
             "SET SESSION AUTHORIZATION alice",
-            // Our dump's guarded form (catalog.rs `guarded`).
+            // Our dump's guarded form (`catalog/acl.rs`, `guarded`).
             "DO 'BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(ARRAY[''o''''neil'']::pg_catalog.text[]) AS r(n) \
              WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.n)) THEN EXECUTE ''ALTER TABLE public.t OWNER TO \"o''''neil\"''; \
              ELSE RAISE WARNING USING MESSAGE = ''exporter: skipped owner of table public.t: a role it names does not exist here''; END IF; \

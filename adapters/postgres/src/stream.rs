@@ -139,6 +139,17 @@ pub async fn copy_sql(
     sql: &str,
     mut out: Option<&mut Producer>,
 ) -> Result<TableSummary, EngineError> {
+    // A range read by `SELECT` is planned with the table's index expressions: under the
+    // path their functions need (see `catalog/loadcode.rs`), the empty path again afterwards.
+    let path = table
+        .search_path
+        .as_deref()
+        .filter(|_| sql.starts_with("COPY (SELECT"));
+    if let Some(set) = path
+        && let Err(e) = conn.client.batch_execute(set).await
+    {
+        return Err(conn.error(e, &table.object()).await);
+    }
     let stream = match conn.client.copy_out(sql).await {
         Ok(stream) => stream,
         Err(e) => return Err(conn.error(e, &table.object()).await),
@@ -156,8 +167,16 @@ pub async fn copy_sql(
         }
     }
     let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(table.object()))?;
+    if path.is_some()
+        && let Err(e) = conn
+            .client
+            .batch_execute(crate::catalog::RESET_SEARCH_PATH)
+            .await
+    {
+        return Err(conn.error(e, &table.object()).await);
+    }
     Ok(TableSummary {
-        name: table.name.clone(),
+        name: table.summary_name().to_owned(),
         rows,
         fingerprint,
     })
@@ -195,9 +214,9 @@ pub async fn copy_table_raw(
         out.write_bytes(piece.split().freeze()).await?;
     }
     let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(object))?;
-    out.write(b"\\.\n\n").await?;
+    out.write(table.copy_in_trailer().as_bytes()).await?;
     Ok(TableSummary {
-        name: table.name.clone(),
+        name: table.summary_name().to_owned(),
         rows,
         fingerprint,
     })
@@ -232,7 +251,7 @@ pub async fn fingerprint_table_raw(
     }
     let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(object))?;
     Ok(TableSummary {
-        name: table.name.clone(),
+        name: table.summary_name().to_owned(),
         rows,
         fingerprint,
     })
@@ -266,7 +285,7 @@ async fn copy_tables_sequential(
             tracing::info!(table = %table.name, "a lock request is queued on the table; copying it on the snapshot's own connection");
             out.write(table.copy_in_header().as_bytes()).await?;
             summaries.push(copy_table(main, table, Some(out)).await?);
-            out.write(b"\\.\n\n").await?;
+            out.write(table.copy_in_trailer().as_bytes()).await?;
             continue;
         }
         let summary = tokio::select! {
@@ -288,6 +307,25 @@ fn hex(data: &[u8]) -> String {
         s.push(DIGITS[usize::from(b & 0xf)] as char);
     }
     s
+}
+
+/// Add up the summaries that share a name — the leaves of a partition tree loaded through its
+/// root, fingerprinted under the root's name ([`DataTable::summary_name`]) — keeping the
+/// position of the first. Rows add, fingerprints combine (an order-independent sum).
+#[must_use]
+pub fn merge_summaries(summaries: Vec<TableSummary>) -> Vec<TableSummary> {
+    let mut out: Vec<TableSummary> = Vec::with_capacity(summaries.len());
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for s in summaries {
+        if let Some(&i) = at.get(&s.name) {
+            out[i].rows += s.rows;
+            out[i].fingerprint = out[i].fingerprint.combine(s.fingerprint);
+        } else {
+            at.insert(s.name.clone(), out.len());
+            out.push(s);
+        }
+    }
+    out
 }
 
 /// Large objects, pg_dump style but without descriptors: `lo_create` then `lo_put` per piece
@@ -380,10 +418,11 @@ pub async fn produce(
             for table in &plan.tables {
                 out.write(table.copy_in_header().as_bytes()).await?;
                 tables.push(copy_table(conn, table, Some(out)).await?);
-                out.write(b"\\.\n\n").await?;
+                out.write(table.copy_in_trailer().as_bytes()).await?;
             }
         }
     }
+    let mut tables = merge_summaries(tables);
     for stmt in &plan.sequences {
         out.write(stmt.as_bytes()).await?;
     }
@@ -504,6 +543,35 @@ mod tests {
         h.feed(b"1\t");
         h.feed(&big);
         assert_eq!(h.finish().unwrap_err().kind(), ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn leaves_of_a_routed_tree_add_up_under_the_root() {
+        let summary = |name: &str, rows: u64, row: &[u8]| {
+            let mut fingerprint = Fingerprint::EMPTY;
+            for _ in 0..rows {
+                fingerprint.add_row(row);
+            }
+            TableSummary {
+                name: name.to_owned(),
+                rows,
+                fingerprint,
+            }
+        };
+        let merged = merge_summaries(vec![
+            summary("public.a", 1, b"x"),
+            summary("public.root", 2, b"y"),
+            summary("public.b", 1, b"z"),
+            summary("public.root", 1, b"w"),
+        ]);
+        let names: Vec<&str> = merged.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["public.a", "public.root", "public.b"]);
+        assert_eq!(merged[1].rows, 3);
+        assert_eq!(
+            merged[1].fingerprint,
+            fp(&[b"y", b"y", b"w"]),
+            "the same rows in other leaves fingerprint the same"
+        );
     }
 
     #[test]

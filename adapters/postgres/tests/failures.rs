@@ -229,7 +229,16 @@ async fn backend_terminated_mid_copy_fails() {
         .expect("ok chunk");
     assert!(!first.is_empty());
     let watcher = admin("postgres").await;
-    let pid = exporter_backend(&watcher, &db.name, "true").await;
+    // The dump has two backends: the snapshot's connection (idle in its transaction, its last
+    // query a catalog read) and the raw reader running the table's COPY. Terminate the one in
+    // the COPY: the backend stays active in it while the unread body holds back its output.
+    // (Killing the snapshot's connection instead is a different failure, named by endpoint.)
+    let pid = exporter_backend(
+        &watcher,
+        &db.name,
+        "state = 'active' AND query LIKE 'COPY %'",
+    )
+    .await;
     watcher
         .execute("SELECT pg_terminate_backend($1)", &[&pid])
         .await

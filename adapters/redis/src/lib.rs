@@ -101,7 +101,8 @@
 //! table): a restored copy dumps the same elements in another order. For them the digest is
 //! `xxh3_128(type ‖ u64 BE count ‖ u128 BE wrapping sum of xxh3_128(element))`, an element
 //! being a member, or `u64 BE field length ‖ field ‖ value` (integers and LZF decoded to
-//! their bytes). TTLs are not part of it. Fingerprints compare equal between a source and a
+//! their bytes). TTLs are not part of it. Keys have no columns, so the definition by column
+//! name of [`exporter_contract::FINGERPRINT_ALGORITHM`] changes nothing here. Fingerprints compare equal between a source and a
 //! restore on the same Redis version and encoding settings (`*-max-listpack-*`); another
 //! version may encode equal content differently. Every payload's CRC64 is checked while
 //! dumping, so a mis-framed transfer fails at dump time, not at restore time.

@@ -307,14 +307,25 @@ pub fn user_tables(db: &str) -> Vec<TableInfo> {
         .collect()
 }
 
-/// The non-generated columns of a table, quoted, in attnum order (what `COPY table TO STDOUT`
-/// emits).
+/// The non-generated columns of a table, quoted, in byte order of their names: the column
+/// order of the fingerprint's canonical rows (FORMAT.md, "Fingerprints").
 #[track_caller]
 pub fn copy_columns(db: &str, table: &str) -> String {
+    table_columns(db, table, "attname COLLATE \"C\"")
+}
+
+/// The non-generated columns of a table, quoted, in attnum order (the table's own order).
+#[track_caller]
+pub fn attnum_columns(db: &str, table: &str) -> String {
+    table_columns(db, table, "attnum")
+}
+
+#[track_caller]
+fn table_columns(db: &str, table: &str, order: &str) -> String {
     psql(
         db,
         &format!(
-            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY {order}) FROM pg_attribute
              WHERE attrelid = '{}'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
             table.replace('\'', "''")
         ),
@@ -343,9 +354,9 @@ pub fn table_rows(db: &str, table: &TableInfo) -> Vec<Vec<u8>> {
     lines
 }
 
-/// The content fingerprint of design.md section 6 (`xxh3-128-wrapping-sum`) computed
-/// independently from psql's COPY text: XXH3-128 of each line without its newline, summed
-/// modulo 2^128, as 32 lowercase hex digits.
+/// The content fingerprint of design.md section 6 (`xxh3-128-wrapping-sum-by-column-name`)
+/// computed independently from psql's COPY text (columns in [`copy_columns`] order): XXH3-128
+/// of each line without its newline, summed modulo 2^128, as 32 lowercase hex digits.
 pub fn fingerprint(lines: &[Vec<u8>]) -> String {
     let sum = lines.iter().fold(0u128, |acc, l| {
         acc.wrapping_add(xxhash_rust::xxh3::xxh3_128(l))

@@ -1,0 +1,574 @@
+//! Reading the catalogs inside the snapshot and planning the script: pre-data DDL in
+//! dependency order, the tables whose rows are copied, sequence positions, large objects and
+//! post-data DDL.
+//!
+//! The server deparses everything it can (`pg_get_*def`, `format_type`, `pg_get_expr`,
+//! `quote_ident`), with `search_path = ''` so every name comes out schema-qualified.
+//! References: <https://www.postgresql.org/docs/current/functions-info.html> (catalog
+//! information functions), <https://www.postgresql.org/docs/current/catalogs.html>.
+//!
+//! Layout: this module lists and locks the tables and assembles the [`Plan`]; `pre` collects
+//! the pre-data objects kind by kind and orders them, `table` builds `CREATE TABLE`, `post`
+//! the post-data statements and comments, `acl` owners and privileges.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use exporter_contract::{EngineError, ErrorKind};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::connect::Conn;
+use crate::quote::quote_literal;
+
+mod acl;
+mod loadcode;
+mod post;
+mod pre;
+mod routing;
+mod table;
+
+pub(crate) use loadcode::RESET_PATH as RESET_SEARCH_PATH;
+use pre::PreData;
+use table::{Rel, Tables};
+
+/// First OID handed to user objects (`FirstNormalObjectId` in the server's `transam.h`).
+const FIRST_USER_OID: u32 = 16384;
+
+/// SQL predicate: namespace alias `n` is a user schema.
+fn user_ns(n: &str) -> String {
+    format!(
+        "({n}.nspname <> 'pg_catalog' AND {n}.nspname <> 'information_schema' \
+         AND {n}.nspname NOT LIKE 'pg\\_toast%' AND {n}.nspname NOT LIKE 'pg\\_temp\\_%')"
+    )
+}
+
+/// SQL predicate: object `oid` of catalog `catalog` is not a member of an extension
+/// (extension members are recreated by `CREATE EXTENSION`, never dumped one by one) and,
+/// outside `pg_class`, not an internal part of another object (e.g. the constructor
+/// functions and casts the server creates with a range type; deptype `i`,
+/// <https://www.postgresql.org/docs/current/catalog-pg-depend.html>). Relations keep
+/// internal members: identity sequences are handled with their column.
+fn not_ext(catalog: &str, oid: &str) -> String {
+    let types = if catalog == "pg_class" {
+        "('e')"
+    } else {
+        "('e', 'i')"
+    };
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend xd WHERE xd.classid = \
+         'pg_catalog.{catalog}'::pg_catalog.regclass AND xd.objid = {oid} AND xd.deptype IN {types})"
+    )
+}
+
+/// One table whose rows go through `COPY`.
+#[derive(Debug, Clone)]
+pub struct DataTable {
+    /// `pg_class` OID.
+    pub oid: u32,
+    /// Schema-qualified name, quoted by the server's `quote_ident` (e.g. `public."Order Items"`).
+    pub name: String,
+    /// The quoted, comma-separated list of non-generated columns in byte order of their names
+    /// (`COLLATE "C"`), not in `attnum` order: the order of every `COPY` of the table, out and
+    /// in, so each COPY line is the row's canonical bytes for the fingerprint (FORMAT.md,
+    /// "Fingerprints") whatever order a restore gives the columns. Empty for a table without
+    /// such columns (then `COPY` without a column list, which also leaves generated columns
+    /// out).
+    pub columns: String,
+    /// For a leaf of a partition tree whose routing depends on the server (see
+    /// `catalog/routing.rs`): the quoted name of the tree's top-most root. The rows are then
+    /// loaded through the root (`COPY root … FROM stdin`) and fingerprinted under its name.
+    pub root: Option<String>,
+    /// `SET search_path = …;` when loading the rows runs user code that finds objects through
+    /// the session's path (a generated column, a partition key expression), or reading them
+    /// with a `SELECT` does (an index expression the planner inlines; see
+    /// `catalog/loadcode.rs`): the block is loaded under it, page ranges of the table are read
+    /// under it, and the empty path is restored after each. `None` for most tables.
+    pub search_path: Option<String>,
+}
+
+impl DataTable {
+    /// `COPY name (cols) TO STDOUT`.
+    #[must_use]
+    pub fn copy_out_sql(&self) -> String {
+        format!("COPY {}{} TO STDOUT", self.name, self.column_list())
+    }
+
+    /// `COPY name (cols) FROM stdin;` plus newline, as psql expects it; `COPY root (cols)`
+    /// for a leaf loaded through its partition root.
+    #[must_use]
+    pub fn copy_in_header(&self) -> String {
+        format!(
+            "{}COPY {}{} FROM stdin;\n",
+            self.search_path.as_deref().unwrap_or_default(),
+            self.load_name(),
+            self.column_list()
+        )
+    }
+
+    /// What ends a `COPY` block: `\.`, the empty `search_path` again if the header set one,
+    /// and a blank line.
+    #[must_use]
+    pub fn copy_in_trailer(&self) -> String {
+        if self.search_path.is_some() {
+            format!("\\.\n{}\n", loadcode::RESET_PATH)
+        } else {
+            "\\.\n\n".to_owned()
+        }
+    }
+
+    /// The table the rows are loaded into: the partition root for a leaf whose routing
+    /// depends on the server ([`DataTable::root`]), else the table itself.
+    #[must_use]
+    pub fn load_name(&self) -> &str {
+        self.root.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The name the table's rows are fingerprinted under: the same as [`Self::load_name`]
+    /// (all leaves of a routed tree add up under their root's name).
+    #[must_use]
+    pub fn summary_name(&self) -> &str {
+        self.load_name()
+    }
+
+    /// `COPY (SELECT cols FROM ONLY name WHERE ctid in [start, end) pages) TO STDOUT`: one
+    /// page range of the table, read with a TID range scan (PostgreSQL 14+). The text output of
+    /// a `COPY (SELECT …)` is the same as `COPY name`'s for the same columns; `end = None` is
+    /// open-ended, so rows on pages added since sizing are never missed.
+    #[must_use]
+    pub fn copy_out_range_sql(&self, start: u64, end: Option<u64>) -> String {
+        let upper = end.map_or_else(String::new, |e| {
+            format!(" AND ctid < '({e},0)'::pg_catalog.tid")
+        });
+        format!(
+            "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({start},0)'::pg_catalog.tid{upper}) TO STDOUT",
+            self.columns, self.name
+        )
+    }
+
+    fn column_list(&self) -> String {
+        if self.columns.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.columns)
+        }
+    }
+
+    /// The error object naming this table.
+    #[must_use]
+    pub fn object(&self) -> String {
+        format!("table {}", self.name)
+    }
+}
+
+/// Everything the producer needs, gathered before the first byte is sent.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Pre-data statements (schemas … views), in dependency order.
+    pub pre: Vec<String>,
+    /// Tables whose rows are copied, by name.
+    pub tables: Vec<DataTable>,
+    /// `setval` statements, read inside the snapshot.
+    pub sequences: Vec<String>,
+    /// Large object OIDs.
+    pub large_objects: Vec<u32>,
+    /// Post-data statements.
+    pub post: Vec<String>,
+    /// Rough size of the data in bytes.
+    pub size_hint: Option<u64>,
+}
+
+async fn query(
+    conn: &mut Conn,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, EngineError> {
+    match conn.client.query(sql, params).await {
+        Ok(rows) => Ok(rows),
+        Err(e) => Err(conn.error(e, "catalog").await),
+    }
+}
+
+fn unsupported(what: &[String]) -> EngineError {
+    EngineError::new(
+        ErrorKind::Unsupported,
+        format!(
+            "cannot be exported faithfully by exporter's PostgreSQL engine (the dump would \
+             silently miss it): {}",
+            what.join(", ")
+        ),
+    )
+    .with_object(what.first().cloned().unwrap_or_default())
+}
+
+/// Fail with [`ErrorKind::Unsupported`] naming every object kind this engine does not dump
+/// (principle 3: never a silent omission).
+///
+/// # Errors
+///
+/// Unsupported (naming the objects) or a classified query error.
+pub async fn check_unsupported(conn: &mut Conn) -> Result<(), EngineError> {
+    let nsn = user_ns("n");
+    let sql = format!(
+        "SELECT 'event trigger ' || pg_catalog.quote_ident(evtname) FROM pg_catalog.pg_event_trigger WHERE {ext_evt}
+UNION ALL SELECT 'publication ' || pg_catalog.quote_ident(pubname) FROM pg_catalog.pg_publication
+UNION ALL SELECT 'subscription ' || pg_catalog.quote_ident(subname) FROM pg_catalog.pg_subscription
+   WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+UNION ALL SELECT 'foreign-data wrapper ' || pg_catalog.quote_ident(fdwname) FROM pg_catalog.pg_foreign_data_wrapper f WHERE {ext_fdw}
+UNION ALL SELECT 'foreign server ' || pg_catalog.quote_ident(srvname) FROM pg_catalog.pg_foreign_server s WHERE {ext_srv}
+UNION ALL SELECT CASE c.relkind WHEN 'f' THEN 'foreign table ' ELSE 'typed table ' END
+       || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE {nsn} AND {ext_rel} AND (c.relkind = 'f' OR (c.relkind IN ('r', 'p') AND c.reloftype <> 0))
+UNION ALL SELECT 'relation in a tablespace ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE {nsn} AND {ext_rel} AND c.reltablespace <> 0
+UNION ALL SELECT 'table with a non-heap access method ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE {nsn} AND {ext_rel} AND c.relkind IN ('r', 'm') AND c.relam <> 0
+     AND c.relam <> (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'heap')
+UNION ALL SELECT 'aggregate ' || p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_proc p
+   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {nsn} AND {ext_proc} AND p.prokind = 'a'
+UNION ALL SELECT 'operator ' || o.oid::pg_catalog.regoperator::text FROM pg_catalog.pg_operator o
+   JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE {nsn} AND {ext_op}
+UNION ALL SELECT 'operator class ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opcname) FROM pg_catalog.pg_opclass o
+   JOIN pg_catalog.pg_namespace n ON n.oid = o.opcnamespace WHERE {nsn} AND {ext_opc}
+UNION ALL SELECT 'operator family ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opfname) FROM pg_catalog.pg_opfamily o
+   JOIN pg_catalog.pg_namespace n ON n.oid = o.opfnamespace WHERE {nsn} AND {ext_opf}
+UNION ALL SELECT 'cast (' || pg_catalog.format_type(castsource, NULL) || ' AS ' || pg_catalog.format_type(casttarget, NULL) || ')'
+   FROM pg_catalog.pg_cast c WHERE c.oid >= {first} AND {ext_cast}
+UNION ALL SELECT 'collation ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname) FROM pg_catalog.pg_collation c
+   JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace WHERE {nsn} AND {ext_coll}
+UNION ALL SELECT 'conversion ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.conname) FROM pg_catalog.pg_conversion c
+   JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace WHERE {nsn} AND {ext_conv}
+UNION ALL SELECT 'text search configuration ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.cfgname) FROM pg_catalog.pg_ts_config c
+   JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace WHERE {nsn} AND {ext_tscfg}
+UNION ALL SELECT 'text search dictionary ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.dictname) FROM pg_catalog.pg_ts_dict c
+   JOIN pg_catalog.pg_namespace n ON n.oid = c.dictnamespace WHERE {nsn} AND {ext_tsdict}
+UNION ALL SELECT 'text search parser ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.prsname) FROM pg_catalog.pg_ts_parser c
+   JOIN pg_catalog.pg_namespace n ON n.oid = c.prsnamespace WHERE {nsn} AND {ext_tsprs}
+UNION ALL SELECT 'text search template ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.tmplname) FROM pg_catalog.pg_ts_template c
+   JOIN pg_catalog.pg_namespace n ON n.oid = c.tmplnamespace WHERE {nsn} AND {ext_tstmpl}
+UNION ALL SELECT 'procedural language ' || pg_catalog.quote_ident(lanname) FROM pg_catalog.pg_language l WHERE l.oid >= {first} AND {ext_lang}
+UNION ALL SELECT 'transform for ' || pg_catalog.format_type(trftype, NULL) FROM pg_catalog.pg_transform t WHERE {ext_trf}
+UNION ALL SELECT 'access method ' || pg_catalog.quote_ident(amname) FROM pg_catalog.pg_am a WHERE a.oid >= {first} AND {ext_am}
+UNION ALL SELECT 'security label on ' || (pg_catalog.pg_identify_object(classoid, objoid, objsubid)).identity FROM pg_catalog.pg_seclabel
+UNION ALL SELECT CASE t.typtype WHEN 'b' THEN 'base type ' WHEN 'p' THEN 'pseudo-type ' ELSE 'type ' END
+       || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname)
+   FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+   WHERE {nsn} AND {ext_type} AND t.typtype IN ('b', 'p') AND NOT (t.typelem <> 0 AND t.typlen = -1)
+UNION ALL SELECT 'range type with a canonical function ' || r.rngtypid::pg_catalog.regtype::text FROM pg_catalog.pg_range r
+   JOIN pg_catalog.pg_type t ON t.oid = r.rngtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+   WHERE {nsn} AND {ext_rng} AND r.rngcanonical <> 0
+UNION ALL SELECT 'configuration table of extension ' || pg_catalog.quote_ident(extname) || ' (its rows would not be dumped)'
+   FROM pg_catalog.pg_extension WHERE extconfig IS NOT NULL
+ORDER BY 1",
+        first = FIRST_USER_OID,
+        ext_evt = not_ext("pg_event_trigger", "oid"),
+        ext_fdw = not_ext("pg_foreign_data_wrapper", "f.oid"),
+        ext_srv = not_ext("pg_foreign_server", "s.oid"),
+        ext_rel = not_ext("pg_class", "c.oid"),
+        ext_proc = not_ext("pg_proc", "p.oid"),
+        ext_op = not_ext("pg_operator", "o.oid"),
+        ext_opc = not_ext("pg_opclass", "o.oid"),
+        ext_opf = not_ext("pg_opfamily", "o.oid"),
+        ext_cast = not_ext("pg_cast", "c.oid"),
+        ext_coll = not_ext("pg_collation", "c.oid"),
+        ext_conv = not_ext("pg_conversion", "c.oid"),
+        ext_tscfg = not_ext("pg_ts_config", "c.oid"),
+        ext_tsdict = not_ext("pg_ts_dict", "c.oid"),
+        ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
+        ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
+        ext_lang = not_ext("pg_language", "l.oid"),
+        ext_trf = not_ext("pg_transform", "t.oid"),
+        ext_am = not_ext("pg_am", "a.oid"),
+        ext_type = not_ext("pg_type", "t.oid"),
+        ext_rng = not_ext("pg_type", "t.oid"),
+    );
+    let rows = query(conn, &sql, &[]).await?;
+    let found: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(unsupported(&found))
+    }
+}
+
+/// The tables whose rows are dumped: ordinary tables (relkind `r`, including partitions and
+/// inheritance parents and children — `COPY t TO` reads `t` alone, never its children) in user
+/// schemas, not extension members, ordered by schema then name (bytewise). A leaf of a
+/// partition tree whose routing depends on the server carries its root
+/// ([`DataTable::root`]).
+///
+/// # Errors
+///
+/// A classified query error.
+pub async fn data_tables(conn: &mut Conn) -> Result<Vec<DataTable>, EngineError> {
+    let sql = format!(
+        "WITH RECURSIVE {unsafe}
+         SELECT c.oid,
+                pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                COALESCE((SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attname COLLATE \"C\")
+                            FROM pg_catalog.pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                             AND a.attgenerated = ''), ''),
+                {root}
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r' AND {nsn} AND {ext}
+          ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+        unsafe = routing::UNSAFE_CTES,
+        root = routing::ROOT_IF_ROUTED_SQL,
+        nsn = user_ns("n"),
+        ext = not_ext("pg_class", "c.oid")
+    );
+    let rows = query(conn, &sql, &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| DataTable {
+            oid: r.get(0),
+            name: r.get(1),
+            columns: r.get(2),
+            root: r.get(3),
+            search_path: None,
+        })
+        .collect())
+}
+
+/// Names of the tables to lock, read **before** the snapshot exists (outside the transaction).
+///
+/// # Errors
+///
+/// A classified catalog error.
+pub async fn lock_targets(conn: &mut Conn) -> Result<Vec<String>, EngineError> {
+    let sql = format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                pg_catalog.has_table_privilege(c.oid, 'SELECT')
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND {} AND {}
+          ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+        user_ns("n"),
+        not_ext("pg_class", "c.oid")
+    );
+    let mut names = Vec::new();
+    for row in query(conn, &sql, &[]).await? {
+        let name: String = row.get(0);
+        let readable: bool = row.get(1);
+        // Checked here so the error names the table; a failed batched LOCK could not.
+        if !readable {
+            return Err(EngineError::new(
+                ErrorKind::Permission,
+                "permission denied: the role may not SELECT from it",
+            )
+            .with_object(format!("table {name}")));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Take `ACCESS SHARE` on every table, as pg_dump does, **before** the transaction's snapshot
+/// is taken, so that no `TRUNCATE` or table-rewriting `ALTER TABLE` can commit between the
+/// snapshot and the `COPY`. Those commands are not MVCC-safe: a snapshot older than them sees
+/// the table empty (<https://www.postgresql.org/docs/current/mvcc-caveats.html>), which
+/// would dump a table without its rows and exit 0. `LOCK TABLE` does not take a snapshot; the
+/// first query after it does (<https://www.postgresql.org/docs/current/sql-lock.html>).
+///
+/// Names are locked in batches (one round trip per batch, which matters through a tunnel).
+///
+/// # Errors
+///
+/// A classified error; the server's message names the table (permission denied, or a table
+/// dropped since [`lock_targets`] listed it).
+pub async fn lock_tables(conn: &mut Conn, names: &[String]) -> Result<(), EngineError> {
+    for batch in names.chunks(500) {
+        let sql = format!("LOCK TABLE {} IN ACCESS SHARE MODE", batch.join(", "));
+        if let Err(e) = conn.client.batch_execute(&sql).await {
+            let object = if batch.len() == 1 {
+                format!("table {}", batch[0])
+            } else {
+                "tables".to_owned()
+            };
+            return Err(conn.error(e, &object).await);
+        }
+    }
+    Ok(())
+}
+
+/// Inside the snapshot: every table whose rows will be copied must be locked by this session
+/// and must not have been rewritten since the snapshot (its `relfilenode` in the snapshot's
+/// `pg_class` equals the current one, which `pg_relation_filenode` reads from the catalog
+/// cache). A table created or rewritten between [`lock_targets`] and the snapshot fails the
+/// check; the caller starts over.
+///
+/// # Errors
+///
+/// [`ErrorKind::Query`] (retryable) naming the first unstable table, or a catalog error.
+pub async fn check_stable(conn: &mut Conn) -> Result<(), EngineError> {
+    let sql = format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                             WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
+                               AND l.relation = c.oid AND l.granted) AS unlocked
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND {} AND {}
+            AND (c.relkind = 'r' AND c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)
+                 OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                                 WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
+                                   AND l.relation = c.oid AND l.granted))
+          ORDER BY 1 LIMIT 1",
+        user_ns("n"),
+        not_ext("pg_class", "c.oid")
+    );
+    match query(conn, &sql, &[]).await?.first() {
+        None => Ok(()),
+        Some(row) => {
+            let name: String = row.get(0);
+            let unlocked: bool = row.get(1);
+            let why = if unlocked {
+                "was created or renamed while the dump was starting"
+            } else {
+                "was truncated or rewritten while the dump was starting, so the snapshot cannot read its rows"
+            };
+            Err(EngineError::new(ErrorKind::Query, why)
+                .with_object(format!("table {name}"))
+                .retryable(true))
+        }
+    }
+}
+
+/// Read the catalogs and plan the whole script.
+///
+/// `ownership`: emit `ALTER … OWNER TO` and `GRANT`s (see the crate docs for how a restore
+/// without those roles copes).
+///
+/// # Errors
+///
+/// [`ErrorKind::Unsupported`] for dependency cycles and comments on objects we do not dump;
+/// classified query errors (a sequence the role cannot read fails with `Permission`).
+pub async fn plan(
+    conn: &mut Conn,
+    tables: Vec<DataTable>,
+    ownership: bool,
+) -> Result<Plan, EngineError> {
+    let code = loadcode::load(conn).await?;
+    let mut pre = PreData::default();
+    pre::schemas(conn, &mut pre).await?;
+    pre::extensions(conn, &mut pre).await?;
+    let columns = table::load_columns(conn).await?;
+    let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
+    pre::functions(conn, &mut pre).await?;
+    let rels = table::load_relations(conn).await?;
+    let parents = table::load_parents(conn).await?;
+    let checks = table::load_checks(conn, &rels, &code).await?;
+    let seqs = pre::sequences(conn).await?;
+    let identity = pre::sequence_ownership(&seqs, &rels, &columns, &mut pre);
+    let ctx = Tables {
+        rels: &rels,
+        columns: &columns,
+        parents: &parents,
+        checks: &checks,
+        identity: &identity,
+    };
+    let mut matviews = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
+    let order = pre::dependency_order(conn, &mut pre, &seqs).await?;
+
+    let mut plan = Plan {
+        tables,
+        ..Plan::default()
+    };
+    for t in &mut plan.tables {
+        if let Some(owner) = code.tables.get(&t.oid).or(code.indexed.get(&t.oid)) {
+            t.search_path = code.paths.set_statement(owner);
+        }
+    }
+    let mut position = std::collections::HashMap::new();
+    for (i, key) in order.iter().enumerate() {
+        position.insert(key.clone(), i);
+        let sql = &pre.objs[key].sql;
+        if !sql.is_empty() {
+            plan.pre.push(sql.clone());
+        }
+    }
+    // Materialized views are refreshed in creation order (one may select from another).
+    matviews.sort_by_key(|(k, _, _)| position.get(k).copied().unwrap_or(usize::MAX));
+
+    plan.sequences = sequence_positions(conn, &rels).await?;
+    plan.large_objects = large_objects(conn).await?;
+
+    plan.post.extend(checks.not_valid);
+    plan.post.extend(domains_not_valid);
+    // Checks that call user functions, validated once against the complete data.
+    plan.post.extend(code.deferred_statements(&rels));
+    post::post_data(conn, &rels, &code, &mut plan).await?;
+    for (_, oid, name) in &matviews {
+        let refresh = format!("REFRESH MATERIALIZED VIEW {name};\n");
+        plan.post.push(match code.matviews.get(oid) {
+            Some(owner) => code.paths.wrap(owner, &refresh),
+            None => refresh,
+        });
+    }
+    post::comments(conn, &mut plan).await?;
+    if ownership {
+        acl::owners_and_acls(conn, &seqs.owner, &mut plan).await?;
+        acl::default_privileges(conn, &mut plan).await?;
+    }
+    plan.post.extend(loadcode::database_settings(conn).await?);
+    plan.size_hint = size_hint(conn, &plan.tables).await;
+    Ok(plan)
+}
+
+/// `setval(name, last_value, is_called)` of every sequence, read inside the snapshot (P03),
+/// by name.
+///
+/// # Errors
+///
+/// Classified errors naming the sequence (`Permission` when the role may not read it).
+async fn sequence_positions(
+    conn: &mut Conn,
+    rels: &BTreeMap<u32, Rel>,
+) -> Result<Vec<String>, EngineError> {
+    let seqs: BTreeSet<(String, String)> = rels
+        .values()
+        .filter(|r| r.kind == "S")
+        .map(|r| (r.sort.clone(), r.name.clone()))
+        .collect();
+    let mut out = Vec::with_capacity(seqs.len());
+    for (_, name) in seqs {
+        let sql = format!("SELECT last_value, is_called FROM {name}");
+        let row = match conn.client.query_one(&sql, &[]).await {
+            Ok(row) => row,
+            Err(e) => return Err(conn.error(e, &format!("sequence {name}")).await),
+        };
+        let last: i64 = row.get(0);
+        let called: bool = row.get(1);
+        out.push(format!(
+            "SELECT pg_catalog.setval({}, {last}, {called});\n",
+            quote_literal(&name)
+        ));
+    }
+    Ok(out)
+}
+
+/// The OIDs of every large object, ascending.
+async fn large_objects(conn: &mut Conn) -> Result<Vec<u32>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT oid FROM pg_catalog.pg_largeobject_metadata ORDER BY oid",
+        &[],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Rough size of the tables' data in bytes (`pg_table_size`), `None` if it cannot be read.
+async fn size_hint(conn: &mut Conn, tables: &[DataTable]) -> Option<u64> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let row = conn
+        .client
+        .query_one(
+            "SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_table_size(o)), 0)::bigint FROM pg_catalog.unnest($1::pg_catalog.oid[]) o",
+            &[&oids],
+        )
+        .await
+        .ok()?;
+    u64::try_from(row.get::<_, i64>(0)).ok()
+}

@@ -1,0 +1,439 @@
+//! Post-data: what is created after the rows are loaded — constraints, indexes, extended
+//! statistics, replica identity, foreign keys (after every key exists), triggers, rules,
+//! row-level security and policies — and comments.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use exporter_contract::EngineError;
+
+use super::acl::guarded;
+use super::loadcode::LoadCode;
+use super::table::Rel;
+use super::{FIRST_USER_OID, Plan, not_ext, query, unsupported, user_ns};
+use crate::connect::Conn;
+use crate::quote::{quote_ident, quote_literal};
+
+/// A statement with the name of the table it belongs to, for sorting by table.
+type OnTable = (String, String);
+
+/// Constraints, indexes, foreign keys (last, after every key exists), triggers, rules,
+/// row-level security and policies, appended to `plan.post` in that order.
+///
+/// An index (also one behind a constraint) whose expressions or predicate call code that
+/// finds objects through the session's path is created under its owner's path (`code`).
+pub(super) async fn post_data(
+    conn: &mut Conn,
+    rels: &BTreeMap<u32, Rel>,
+    code: &LoadCode,
+    plan: &mut Plan,
+) -> Result<(), EngineError> {
+    let (keys, fks) = key_constraints(conn, rels, code).await?;
+    let (indexes, mut extras) = indexes(conn, rels, code).await?;
+    extras.extend(replica_identity(rels));
+    let statistics = statistics(conn, rels).await?;
+    plan.post.extend(keys.into_iter().map(|(_, s)| s));
+    plan.post.extend(indexes.into_iter().map(|(_, s)| s));
+    plan.post.extend(statistics);
+    plan.post.extend(extras);
+    plan.post.extend(fks.into_iter().map(|(_, s)| s));
+    plan.post.extend(triggers(conn, rels).await?);
+    plan.post.extend(rules(conn, rels).await?);
+    plan.post.extend(row_security(rels));
+    plan.post.extend(policies(conn, rels).await?);
+    Ok(())
+}
+
+/// Primary key, unique and exclusion constraints, and foreign keys, each sorted by table.
+async fn key_constraints(
+    conn: &mut Conn,
+    rels: &BTreeMap<u32, Rel>,
+    code: &LoadCode,
+) -> Result<(Vec<OnTable>, Vec<OnTable>), EngineError> {
+    let rows = query(
+        conn,
+        "SELECT con.conrelid, pg_catalog.quote_ident(con.conname), con.contype::text, pg_catalog.pg_get_constraintdef(con.oid),
+                con.conindid
+           FROM pg_catalog.pg_constraint con
+          WHERE con.contype IN ('p', 'u', 'x', 'f') AND con.conrelid <> 0 AND con.conparentid = 0 AND con.conislocal
+          ORDER BY con.contype = 'f', con.conrelid, con.conname COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    let mut keys = Vec::new();
+    let mut fks = Vec::new();
+    for r in &rows {
+        let relid: u32 = r.get(0);
+        let Some(rel) = rels.get(&relid) else {
+            continue;
+        };
+        let t = rel.name.clone();
+        // ONLY for plain tables; on a partitioned table the constraint must recurse.
+        let only = if rel.kind == "r" { "ONLY " } else { "" };
+        let mut stmt = format!(
+            "ALTER TABLE {only}{t}\n    ADD CONSTRAINT {} {};\n",
+            r.get::<_, String>(1),
+            r.get::<_, String>(3)
+        );
+        if let Some(owner) = code.indexes.get(&r.get::<_, u32>(4)) {
+            stmt = code.paths.wrap(owner, &stmt);
+        }
+        if r.get::<_, String>(2) == "f" {
+            fks.push((t, stmt));
+        } else {
+            keys.push((t, stmt));
+        }
+    }
+    keys.sort();
+    fks.sort();
+    Ok((keys, fks))
+}
+
+/// Indexes that do not back a constraint (sorted by table), and the `CLUSTER ON` and
+/// `REPLICA IDENTITY USING INDEX` statements of all indexes.
+async fn indexes(
+    conn: &mut Conn,
+    rels: &BTreeMap<u32, Rel>,
+    code: &LoadCode,
+) -> Result<(Vec<OnTable>, Vec<String>), EngineError> {
+    let rows = query(
+        conn,
+        "SELECT i.indrelid, pg_catalog.pg_get_indexdef(i.indexrelid), pg_catalog.quote_ident(ic.relname),
+                i.indisclustered, i.indisreplident,
+                EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid
+                         AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')),
+                ic.relkind::text, i.indisvalid, pg_catalog.quote_ident(n.nspname), i.indexrelid
+           FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace
+          WHERE NOT ic.relispartition
+          ORDER BY i.indrelid, ic.relname COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    let mut indexes = Vec::new();
+    let mut extras = Vec::new();
+    for r in &rows {
+        let relid: u32 = r.get(0);
+        let Some(rel) = rels.get(&relid) else {
+            continue;
+        };
+        let t = rel.name.clone();
+        let backs_constraint: bool = r.get(5);
+        let relkind: String = r.get(6);
+        if !backs_constraint {
+            if !r.get::<_, bool>(7) && relkind == "i" {
+                continue; // an invalid index (failed CREATE INDEX CONCURRENTLY); pg_dump skips it too
+            }
+            let mut def: String = r.get(1);
+            if relkind == "I" {
+                // A partitioned index: create it recursively so partitions get theirs.
+                def = def.replacen(" ON ONLY ", " ON ", 1);
+            }
+            let stmt = format!("{def};\n");
+            let stmt = match code.indexes.get(&r.get::<_, u32>(9)) {
+                Some(owner) => code.paths.wrap(owner, &stmt),
+                None => stmt,
+            };
+            indexes.push((t.clone(), stmt));
+        }
+        let short = r.get::<_, String>(2);
+        if r.get::<_, bool>(3) {
+            let alter = if rel.kind == "m" {
+                "MATERIALIZED VIEW"
+            } else {
+                "TABLE"
+            };
+            extras.push(format!("ALTER {alter} {t} CLUSTER ON {short};\n"));
+        }
+        if r.get::<_, bool>(4) {
+            extras.push(format!(
+                "ALTER TABLE ONLY {t} REPLICA IDENTITY USING INDEX {short};\n"
+            ));
+        }
+    }
+    indexes.sort();
+    Ok((indexes, extras))
+}
+
+/// `REPLICA IDENTITY FULL` / `NOTHING` of tables that have it.
+fn replica_identity(rels: &BTreeMap<u32, Rel>) -> Vec<String> {
+    let mut out = Vec::new();
+    for rel in rels.values().filter(|r| r.kind == "r" || r.kind == "p") {
+        match rel.replident.as_str() {
+            "f" => out.push(format!(
+                "ALTER TABLE ONLY {} REPLICA IDENTITY FULL;\n",
+                rel.name
+            )),
+            "n" => out.push(format!(
+                "ALTER TABLE ONLY {} REPLICA IDENTITY NOTHING;\n",
+                rel.name
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Extended statistics (`CREATE STATISTICS`), after the indexes as pg_dump places them.
+async fn statistics(
+    conn: &mut Conn,
+    rels: &BTreeMap<u32, Rel>,
+) -> Result<Vec<String>, EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT s.stxrelid, pg_catalog.pg_get_statisticsobjdef(s.oid),
+                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.stxname),
+                    CASE WHEN s.stxstattarget IS NOT NULL AND s.stxstattarget >= 0 THEN s.stxstattarget::int END
+               FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
+              WHERE {nsn} AND {ext}
+              ORDER BY n.nspname COLLATE \"C\", s.stxname COLLATE \"C\"",
+            nsn = user_ns("n"),
+            ext = not_ext("pg_statistic_ext", "s.oid"),
+        ),
+        &[],
+    )
+    .await?;
+    let mut statistics = Vec::new();
+    for r in &rows {
+        if !rels.contains_key(&r.get::<_, u32>(0)) {
+            continue;
+        }
+        let mut s = format!("{};\n", r.get::<_, String>(1));
+        if let Some(target) = r.get::<_, Option<i32>>(3) {
+            let _ = writeln!(
+                s,
+                "ALTER STATISTICS {} SET STATISTICS {target};",
+                r.get::<_, String>(2)
+            );
+        }
+        statistics.push(s);
+    }
+    Ok(statistics)
+}
+
+/// `ALTER TABLE … {DISABLE | ENABLE REPLICA | ENABLE ALWAYS} {TRIGGER | RULE} name;` for an
+/// enabled state other than the default (`O`), as a line.
+fn enabled_state(state: &str, table: &str, what: &str, name: &str) -> Option<String> {
+    let verb = match state {
+        "D" => "DISABLE",
+        "R" => "ENABLE REPLICA",
+        "A" => "ENABLE ALWAYS",
+        _ => return None,
+    };
+    Some(format!("ALTER TABLE {table} {verb} {what} {name};\n"))
+}
+
+/// User triggers (not the internal ones of constraints, not the clones on partitions), with
+/// their enabled state, sorted by table.
+async fn triggers(conn: &mut Conn, rels: &BTreeMap<u32, Rel>) -> Result<Vec<String>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT tgrelid, pg_catalog.pg_get_triggerdef(oid), tgenabled::text, pg_catalog.quote_ident(tgname)
+           FROM pg_catalog.pg_trigger WHERE NOT tgisinternal AND tgparentid = 0
+          ORDER BY tgrelid, tgname COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    let mut triggers = Vec::new();
+    for r in &rows {
+        let Some(rel) = rels.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        let t = rel.name.clone();
+        let mut s = format!("{};\n", r.get::<_, String>(1));
+        let tg: String = r.get(3);
+        if let Some(line) = enabled_state(&r.get::<_, String>(2), &t, "TRIGGER", &tg) {
+            s.push_str(&line);
+        }
+        triggers.push((t, s));
+    }
+    triggers.sort();
+    Ok(triggers.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Rules other than views' `_RETURN`, with their enabled state.
+async fn rules(conn: &mut Conn, rels: &BTreeMap<u32, Rel>) -> Result<Vec<String>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT ev_class, pg_catalog.pg_get_ruledef(oid), ev_enabled::text, pg_catalog.quote_ident(rulename)
+           FROM pg_catalog.pg_rewrite WHERE rulename <> '_RETURN' ORDER BY ev_class, rulename COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let Some(rel) = rels.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        let mut s = format!("{}\n", r.get::<_, String>(1).trim_end());
+        let rule: String = r.get(3);
+        if let Some(line) = enabled_state(&r.get::<_, String>(2), &rel.name, "RULE", &rule) {
+            s.push_str(&line);
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// `ENABLE` / `FORCE ROW LEVEL SECURITY` of the tables that have it.
+fn row_security(rels: &BTreeMap<u32, Rel>) -> Vec<String> {
+    let mut out = Vec::new();
+    for rel in rels.values() {
+        if rel.rls {
+            out.push(format!(
+                "ALTER TABLE {} ENABLE ROW LEVEL SECURITY;\n",
+                rel.name
+            ));
+        }
+        if rel.force_rls {
+            out.push(format!(
+                "ALTER TABLE {} FORCE ROW LEVEL SECURITY;\n",
+                rel.name
+            ));
+        }
+    }
+    out
+}
+
+/// `CREATE POLICY` of every policy; one that names roles is guarded (skipped with a warning
+/// where a role is missing: RLS then stays enabled, i.e. access denied, the safe direction).
+async fn policies(conn: &mut Conn, rels: &BTreeMap<u32, Rel>) -> Result<Vec<String>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT pol.polrelid, pg_catalog.quote_ident(pol.polname), pol.polcmd::text, pol.polpermissive,
+                ARRAY(SELECT CASE WHEN r.r = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(r.r) END
+                        FROM pg_catalog.unnest(pol.polroles) AS r(r) ORDER BY 1),
+                pg_catalog.pg_get_expr(pol.polqual, pol.polrelid), pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid)
+           FROM pg_catalog.pg_policy pol ORDER BY pol.polrelid, pol.polname COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let Some(rel) = rels.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        let t = &rel.name;
+        let pol: String = r.get(1);
+        let cmd = match r.get::<_, String>(2).as_str() {
+            "r" => "SELECT",
+            "a" => "INSERT",
+            "w" => "UPDATE",
+            "d" => "DELETE",
+            _ => "ALL",
+        };
+        let permissive = if r.get::<_, bool>(3) {
+            "PERMISSIVE"
+        } else {
+            "RESTRICTIVE"
+        };
+        let roles: Vec<String> = r.get(4);
+        let named: Vec<String> = roles.iter().filter(|r| !r.is_empty()).cloned().collect();
+        let to: Vec<String> = roles
+            .iter()
+            .map(|r| {
+                if r.is_empty() {
+                    "PUBLIC".to_owned()
+                } else {
+                    quote_ident(r)
+                }
+            })
+            .collect();
+        let mut s = format!(
+            "CREATE POLICY {pol} ON {t} AS {permissive} FOR {cmd} TO {}",
+            to.join(", ")
+        );
+        if let Some(q) = r.get::<_, Option<String>>(5) {
+            let _ = write!(s, " USING ({q})");
+        }
+        if let Some(c) = r.get::<_, Option<String>>(6) {
+            let _ = write!(s, " WITH CHECK ({c})");
+        }
+        if named.is_empty() {
+            out.push(format!("{s};\n"));
+        } else {
+            out.push(guarded(&named, &s, &format!("policy {pol} on {t}")));
+        }
+    }
+    Ok(out)
+}
+
+/// `COMMENT ON …` for every comment on a dumped object.
+///
+/// # Errors
+///
+/// [`exporter_contract::ErrorKind::Unsupported`] naming comments on kinds of objects we do
+/// not dump; catalog errors.
+pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), EngineError> {
+    let sql = format!(
+        "SELECT (pg_catalog.pg_identify_object(d.classoid, d.objoid, d.objsubid)).type,
+                (pg_catalog.pg_identify_object(d.classoid, d.objoid, d.objsubid)).identity,
+                d.description,
+                CASE d.classoid
+                  WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+                    (SELECT pg_catalog.quote_ident(conname) || ' ON ' || CASE WHEN contypid <> 0
+                       THEN 'DOMAIN ' || contypid::pg_catalog.regtype::text ELSE conrelid::pg_catalog.regclass::text END
+                       FROM pg_catalog.pg_constraint WHERE oid = d.objoid)
+                  WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+                    (SELECT pg_catalog.quote_ident(tgname) || ' ON ' || tgrelid::pg_catalog.regclass::text
+                       FROM pg_catalog.pg_trigger WHERE oid = d.objoid)
+                  WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
+                    (SELECT pg_catalog.quote_ident(polname) || ' ON ' || polrelid::pg_catalog.regclass::text
+                       FROM pg_catalog.pg_policy WHERE oid = d.objoid)
+                  WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+                    (SELECT pg_catalog.quote_ident(rulename) || ' ON ' || ev_class::pg_catalog.regclass::text
+                       FROM pg_catalog.pg_rewrite WHERE oid = d.objoid)
+                END
+           FROM pg_catalog.pg_description d
+          WHERE (d.objoid >= {FIRST_USER_OID} OR (d.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                                                  AND d.objoid = 'public'::pg_catalog.regnamespace))
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classoid
+                             AND e.objid = d.objoid AND e.deptype = 'e')
+          ORDER BY 1, 2, 4"
+    );
+    let rows = query(conn, &sql, &[]).await?;
+    let mut unsupported_comments = Vec::new();
+    for r in &rows {
+        let ty: String = r.get(0);
+        let identity: String = r.get(1);
+        let text: String = r.get(2);
+        let extra: Option<String> = r.get(3);
+        let target = match ty.as_str() {
+            "table" | "view" | "materialized view" | "sequence" | "index" | "type" | "domain"
+            | "function" | "procedure" | "schema" | "extension" | "large object" => {
+                format!("{} {identity}", ty.to_uppercase())
+            }
+            "composite type" => format!("TYPE {identity}"),
+            "table column"
+            | "view column"
+            | "materialized view column"
+            | "composite type column" => {
+                format!("COLUMN {identity}")
+            }
+            "table constraint" | "domain constraint" | "trigger" | "policy" | "rule" => {
+                let word = match ty.as_str() {
+                    "trigger" => "TRIGGER",
+                    "policy" => "POLICY",
+                    "rule" => "RULE",
+                    _ => "CONSTRAINT",
+                };
+                let Some(extra) = extra else { continue };
+                format!("{word} {extra}")
+            }
+            _ => {
+                unsupported_comments.push(format!("comment on {ty} {identity}"));
+                continue;
+            }
+        };
+        plan.post.push(format!(
+            "COMMENT ON {target} IS {};\n",
+            quote_literal(&text)
+        ));
+    }
+    if unsupported_comments.is_empty() {
+        Ok(())
+    } else {
+        Err(unsupported(&unsupported_comments))
+    }
+}

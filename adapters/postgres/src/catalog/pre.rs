@@ -1,0 +1,736 @@
+//! Pre-data: the objects created before the rows are loaded (schemas, extensions, types,
+//! functions, sequences, tables, views, materialized views), one collector per kind, and
+//! their order (a topological sort over `pg_depend`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+
+use exporter_contract::{EngineError, ErrorKind};
+
+use super::loadcode::LoadCode;
+use super::table::{Column, Rel, Tables, table_ddl};
+use super::{FIRST_USER_OID, not_ext, query, user_ns};
+use crate::connect::Conn;
+
+/// One pre-data object awaiting its place in the dependency order.
+pub(super) struct PreObj {
+    pub rank: u8,
+    pub sort: String,
+    pub sql: String,
+}
+
+/// The pre-data objects collected so far, by key (see [`resolve_sql`]), and aliases: keys
+/// that stand for another object's key (a composite type's relation for the type, an
+/// identity sequence for its table, an extension member for its extension).
+#[derive(Default)]
+pub(super) struct PreData {
+    pub objs: BTreeMap<String, PreObj>,
+    pub aliases: HashMap<String, String>,
+}
+
+impl PreData {
+    fn insert(&mut self, key: String, rank: u8, sort: String, sql: String) {
+        self.objs.insert(key, PreObj { rank, sort, sql });
+    }
+}
+
+/// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
+/// `N` schema, `E` extension, `T` type, `P` function, `R` relation. Columns, defaults, check
+/// constraints and view rules belong to their relation; array and multirange types to their
+/// element / range type; a table's row type to the table.
+fn resolve_sql(cls: &str, id: &str) -> String {
+    format!(
+        "CASE {cls}
+  WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+    (SELECT CASE WHEN c.relkind = 'c' THEN 'T' || c.reltype ELSE 'R' || c.oid END FROM pg_catalog.pg_class c WHERE c.oid = {id})
+  WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+    (SELECT CASE
+       WHEN t.typtype = 'm' THEN (SELECT 'T' || r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid)
+       WHEN t.typelem <> 0 AND t.typlen = -1 AND t.typtype = 'b' THEN
+         (SELECT CASE WHEN e.typrelid <> 0 AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = e.typrelid) <> 'c'
+                      THEN 'R' || e.typrelid ELSE 'T' || e.oid END FROM pg_catalog.pg_type e WHERE e.oid = t.typelem)
+       WHEN t.typrelid <> 0 AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) <> 'c' THEN 'R' || t.typrelid
+       ELSE 'T' || t.oid END
+     FROM pg_catalog.pg_type t WHERE t.oid = {id})
+  WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN 'P' || {id}
+  WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
+  WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
+  WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
+  WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN (SELECT 'R' || adrelid FROM pg_catalog.pg_attrdef WHERE oid = {id})
+  WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+    (SELECT CASE WHEN contypid <> 0 THEN 'T' || contypid WHEN contype = 'c' THEN 'R' || conrelid END
+       FROM pg_catalog.pg_constraint WHERE oid = {id})
+END"
+    )
+}
+
+/// `CREATE SCHEMA` for every user schema (rank 0); `public` exists in every restore target.
+pub(super) async fn schemas(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT n.oid, pg_catalog.quote_ident(n.nspname), n.nspname FROM pg_catalog.pg_namespace n
+              WHERE {} AND {}",
+            user_ns("n"),
+            not_ext("pg_namespace", "n.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        let name: String = r.get(1);
+        let raw: String = r.get(2);
+        // The restore target (created from template1) already has `public`.
+        let sql = if raw == "public" {
+            String::new()
+        } else {
+            format!("CREATE SCHEMA {name};\n")
+        };
+        pre.insert(format!("N{oid}"), 0, raw, sql);
+    }
+    Ok(())
+}
+
+/// `CREATE EXTENSION IF NOT EXISTS` for every extension but plpgsql (rank 1).
+pub(super) async fn extensions(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        "SELECT e.oid, pg_catalog.quote_ident(e.extname), pg_catalog.quote_ident(n.nspname), e.extname
+           FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace",
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        let raw: String = r.get(3);
+        // plpgsql is installed in every database created from template1.
+        let sql = if raw == "plpgsql" {
+            String::new()
+        } else {
+            format!(
+                "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {};\n",
+                r.get::<_, String>(1),
+                r.get::<_, String>(2)
+            )
+        };
+        pre.insert(format!("E{oid}"), 1, raw, sql);
+    }
+    Ok(())
+}
+
+/// The labels of every enum, quoted and comma-separated in `enumsortorder`.
+async fn enum_labels(conn: &mut Conn) -> Result<HashMap<u32, String>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT enumtypid, pg_catalog.string_agg(pg_catalog.quote_literal(enumlabel), ', ' ORDER BY enumsortorder)
+           FROM pg_catalog.pg_enum GROUP BY enumtypid",
+        &[],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// A domain's `CHECK` constraint: quoted name, definition, validated.
+type DomainCheck = (String, String, bool);
+
+/// The `CHECK` constraints of every domain, by domain, then name; those `code` adds after
+/// the data (they call user functions) are left out.
+async fn domain_checks(
+    conn: &mut Conn,
+    code: &LoadCode,
+) -> Result<HashMap<u32, Vec<DomainCheck>>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT contypid, pg_catalog.quote_ident(conname), pg_catalog.pg_get_constraintdef(oid), convalidated, oid
+           FROM pg_catalog.pg_constraint WHERE contypid <> 0 AND contype = 'c'
+          ORDER BY contypid, conname COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    let mut checks: HashMap<u32, Vec<DomainCheck>> = HashMap::new();
+    for r in &rows {
+        if code.is_deferred(r.get(4)) {
+            continue;
+        }
+        checks
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), r.get(2), r.get(3)));
+    }
+    Ok(checks)
+}
+
+/// Enum, domain, composite and range types (rank 2). Returns the `ALTER DOMAIN … ADD
+/// CONSTRAINT` statements of `NOT VALID` domain checks, which go after the data.
+pub(super) async fn types(
+    conn: &mut Conn,
+    columns: &HashMap<u32, Vec<Column>>,
+    code: &LoadCode,
+    pre: &mut PreData,
+) -> Result<Vec<String>, EngineError> {
+    let enums = enum_labels(conn).await?;
+    let domain_checks = domain_checks(conn, code).await?;
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT t.oid, t.typtype::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname),
+                    n.nspname || '.' || t.typname,
+                    CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod) END,
+                    t.typnotnull, pg_catalog.pg_get_expr(t.typdefaultbin, 'pg_catalog.pg_type'::pg_catalog.regclass),
+                    CASE WHEN t.typtype = 'd' AND t.typcollation <> 0
+                          AND t.typcollation <> (SELECT bt.typcollation FROM pg_catalog.pg_type bt WHERE bt.oid = t.typbasetype) THEN
+                      (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+                         FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+                        WHERE co.oid = t.typcollation) END,
+                    t.typrelid,
+                    rg.subtype, rg.opclass, rg.collation, rg.subdiff, rg.multirange
+               FROM pg_catalog.pg_type t
+               JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+               LEFT JOIN LATERAL (
+                 SELECT pg_catalog.format_type(r.rngsubtype, NULL) AS subtype,
+                        (SELECT pg_catalog.quote_ident(on_.nspname) || '.' || pg_catalog.quote_ident(opc.opcname)
+                           FROM pg_catalog.pg_opclass opc JOIN pg_catalog.pg_namespace on_ ON on_.oid = opc.opcnamespace
+                          WHERE opc.oid = r.rngsubopc AND NOT opc.opcdefault) AS opclass,
+                        (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+                           FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+                          WHERE co.oid = r.rngcollation AND r.rngcollation <> 0) AS collation,
+                        CASE WHEN r.rngsubdiff <> 0 THEN r.rngsubdiff::pg_catalog.regproc::text END AS subdiff,
+                        (SELECT pg_catalog.quote_ident(mn.nspname) || '.' || pg_catalog.quote_ident(mt.typname)
+                           FROM pg_catalog.pg_type mt JOIN pg_catalog.pg_namespace mn ON mn.oid = mt.typnamespace
+                          WHERE mt.oid = r.rngmultitypid) AS multirange
+                   FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid) rg ON true
+              WHERE {} AND {} AND t.typtype IN ('e', 'd', 'c', 'r')
+                AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')",
+            user_ns("n"),
+            not_ext("pg_type", "t.oid")
+        ),
+        &[],
+    )
+    .await?;
+    let mut domains_not_valid = Vec::new();
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        let kind: String = r.get(1);
+        let name: String = r.get(2);
+        let sql = match kind.as_str() {
+            "e" => format!(
+                "CREATE TYPE {name} AS ENUM ({});\n",
+                enums.get(&oid).cloned().unwrap_or_default()
+            ),
+            "d" => {
+                let checks = domain_checks.get(&oid).map_or(&[][..], Vec::as_slice);
+                domain_ddl(&name, r, checks, &mut domains_not_valid)
+            }
+            "c" => {
+                let relid: u32 = r.get(8);
+                pre.aliases.insert(format!("R{relid}"), format!("T{oid}"));
+                composite_ddl(&name, columns.get(&relid).map_or(&[][..], Vec::as_slice))
+            }
+            _ => range_ddl(&name, r),
+        };
+        pre.insert(format!("T{oid}"), 2, r.get(3), sql);
+    }
+    Ok(domains_not_valid)
+}
+
+/// `CREATE DOMAIN` with its collation, default, `NOT NULL` and validated checks; `NOT
+/// VALID` checks are pushed to `not_valid` as `ALTER DOMAIN … ADD CONSTRAINT` (existing rows
+/// may violate them, so they go after the data).
+fn domain_ddl(
+    name: &str,
+    r: &tokio_postgres::Row,
+    checks: &[DomainCheck],
+    not_valid: &mut Vec<String>,
+) -> String {
+    let mut s = format!("CREATE DOMAIN {name} AS {}", r.get::<_, String>(4));
+    if let Some(coll) = r.get::<_, Option<String>>(7) {
+        let _ = write!(s, " COLLATE {coll}");
+    }
+    if let Some(def) = r.get::<_, Option<String>>(6) {
+        let _ = write!(s, " DEFAULT {def}");
+    }
+    if r.get::<_, bool>(5) {
+        s.push_str(" NOT NULL");
+    }
+    for (cname, def, valid) in checks {
+        if *valid {
+            let _ = write!(s, "\n    CONSTRAINT {cname} {def}");
+        } else {
+            not_valid.push(format!(
+                "ALTER DOMAIN {name} ADD CONSTRAINT {cname} {def};\n"
+            ));
+        }
+    }
+    s.push_str(";\n");
+    s
+}
+
+/// `CREATE TYPE … AS (attributes)`.
+fn composite_ddl(name: &str, attributes: &[Column]) -> String {
+    let attrs: Vec<String> = attributes
+        .iter()
+        .map(|c| {
+            let mut a = format!("    {} {}", c.name, c.ty);
+            if let Some(coll) = &c.collation {
+                let _ = write!(a, " COLLATE {coll}");
+            }
+            a
+        })
+        .collect();
+    format!("CREATE TYPE {name} AS (\n{}\n);\n", attrs.join(",\n"))
+}
+
+/// `CREATE TYPE … AS RANGE (…)` from the range columns of the types query.
+fn range_ddl(name: &str, r: &tokio_postgres::Row) -> String {
+    let mut opts = vec![format!("    subtype = {}", r.get::<_, String>(9))];
+    if let Some(opc) = r.get::<_, Option<String>>(10) {
+        opts.push(format!("    subtype_opclass = {opc}"));
+    }
+    if let Some(coll) = r.get::<_, Option<String>>(11) {
+        opts.push(format!("    collation = {coll}"));
+    }
+    if let Some(diff) = r.get::<_, Option<String>>(12) {
+        opts.push(format!("    subtype_diff = {diff}"));
+    }
+    if let Some(multi) = r.get::<_, Option<String>>(13) {
+        opts.push(format!("    multirange_type_name = {multi}"));
+    }
+    format!("CREATE TYPE {name} AS RANGE (\n{}\n);\n", opts.join(",\n"))
+}
+
+/// Functions and procedures from `pg_get_functiondef` (rank 3).
+pub(super) async fn functions(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT p.oid, pg_catalog.pg_get_functiondef(p.oid), n.nspname || '.' || p.proname || '(' ||
+                    pg_catalog.pg_get_function_identity_arguments(p.oid) || ')'
+               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+              WHERE {} AND {} AND p.prokind IN ('f', 'p', 'w')",
+            user_ns("n"),
+            not_ext("pg_proc", "p.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        let def: String = r.get(1);
+        pre.insert(
+            format!("P{oid}"),
+            3,
+            r.get(2),
+            format!("{};\n", def.trim_end()),
+        );
+    }
+    Ok(())
+}
+
+/// Sequences: which column owns each (identity `i`, `OWNED BY` `a`) and their options.
+#[derive(Debug, Default)]
+pub(super) struct Sequences {
+    /// Sequence OID → (table OID, quoted column name, `pg_depend.deptype`).
+    pub owner: HashMap<u32, (u32, String, String)>,
+    /// Sequence OID → (data type, the `START WITH … CYCLE` options).
+    pub opts: HashMap<u32, (String, String)>,
+}
+
+/// Read sequence ownership and options.
+pub(super) async fn sequences(conn: &mut Conn) -> Result<Sequences, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT d.objid, d.refobjid, pg_catalog.quote_ident(a.attname), d.deptype::text
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')",
+        &[],
+    )
+    .await?;
+    let mut seqs = Sequences::default();
+    for r in &rows {
+        seqs.owner.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+    }
+    let rows = query(
+        conn,
+        "SELECT seqrelid, pg_catalog.format_type(seqtypid, NULL), seqstart, seqincrement, seqmin, seqmax, seqcache, seqcycle
+           FROM pg_catalog.pg_sequence",
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let opts = format!(
+            "START WITH {}\n    INCREMENT BY {}\n    MINVALUE {}\n    MAXVALUE {}\n    CACHE {}\n    {}",
+            r.get::<_, i64>(2),
+            r.get::<_, i64>(3),
+            r.get::<_, i64>(4),
+            r.get::<_, i64>(5),
+            r.get::<_, i64>(6),
+            if r.get::<_, bool>(7) {
+                "CYCLE"
+            } else {
+                "NO CYCLE"
+            }
+        );
+        seqs.opts.insert(r.get(0), (r.get(1), opts));
+    }
+    Ok(seqs)
+}
+
+/// Sequences that belong to a column: identity sequences become `ALTER TABLE … ADD
+/// GENERATED … AS IDENTITY` statements of their table (returned by table, sorted); `OWNED
+/// BY` sequences get an `ALTER SEQUENCE … OWNED BY` object (rank 8, `O<seq>`).
+pub(super) fn sequence_ownership(
+    seqs: &Sequences,
+    rels: &BTreeMap<u32, Rel>,
+    columns: &HashMap<u32, Vec<Column>>,
+    pre: &mut PreData,
+) -> HashMap<u32, Vec<String>> {
+    let mut identity_stmts: HashMap<u32, Vec<String>> = HashMap::new();
+    for (seq, (table, col, deptype)) in &seqs.owner {
+        let (Some(seq_rel), Some(tname)) = (rels.get(seq), rels.get(table).map(|r| &r.name)) else {
+            continue;
+        };
+        let Some((ty, opts)) = seqs.opts.get(seq) else {
+            continue;
+        };
+        if deptype == "i" {
+            let column = columns
+                .get(table)
+                .and_then(|cols| cols.iter().find(|c| &c.name == col));
+            let kind = column.map_or("BY DEFAULT", |c| {
+                if c.identity == "a" {
+                    "ALWAYS"
+                } else {
+                    "BY DEFAULT"
+                }
+            });
+            // The identity sequence takes the column's type; `AS` is only allowed (and only
+            // needed) afterwards, when someone changed it with ALTER SEQUENCE … AS.
+            let mut stmt = format!(
+                "ALTER TABLE ONLY {tname} ALTER COLUMN {col} ADD GENERATED {kind} AS IDENTITY (\n    SEQUENCE NAME {}\n    {opts}\n);\n",
+                seq_rel.name
+            );
+            if column.is_some_and(|c| &c.ty != ty) {
+                let _ = writeln!(stmt, "ALTER SEQUENCE {} AS {ty};", seq_rel.name);
+            }
+            identity_stmts.entry(*table).or_default().push(stmt);
+            // A reference to the identity sequence is a reference to its table.
+            pre.aliases.insert(format!("R{seq}"), format!("R{table}"));
+        } else {
+            pre.insert(
+                format!("O{seq}"),
+                8,
+                seq_rel.sort.clone(),
+                format!("ALTER SEQUENCE {} OWNED BY {tname}.{col};\n", seq_rel.name),
+            );
+        }
+    }
+    for stmts in identity_stmts.values_mut() {
+        stmts.sort(); // deterministic output (the owner map is a HashMap)
+    }
+    identity_stmts
+}
+
+/// The `CREATE` statements of every relation: sequences (rank 4), tables (5), views (6),
+/// materialized views `WITH NO DATA` (7); a table whose `CREATE TABLE` runs path-dependent
+/// code under its owner's path (see `catalog/loadcode.rs`). Returns the populated materialized views (key,
+/// OID, name), which are refreshed after the data.
+pub(super) async fn relations(
+    conn: &mut Conn,
+    tables: &Tables<'_>,
+    seqs: &Sequences,
+    code: &LoadCode,
+    pre: &mut PreData,
+) -> Result<Vec<(String, u32, String)>, EngineError> {
+    let mut matviews = Vec::new();
+    for rel in tables.rels.values() {
+        let key = format!("R{}", rel.oid);
+        let cols = tables.columns.get(&rel.oid).cloned().unwrap_or_default();
+        let (rank, sql) = match rel.kind.as_str() {
+            "S" => match sequence_ddl(rel, seqs) {
+                Some(sql) => (4, sql),
+                None => continue,
+            },
+            "r" | "p" => {
+                let ddl = table_ddl(rel, tables);
+                match code.tables.get(&rel.oid) {
+                    Some(owner) => (5, code.paths.wrap(owner, &ddl)),
+                    None => (5, ddl),
+                }
+            }
+            "v" => (6, view_ddl(conn, rel, &cols).await?),
+            "m" => {
+                if rel.populated {
+                    matviews.push((key.clone(), rel.oid, rel.name.clone()));
+                }
+                (7, matview_ddl(conn, rel, &cols).await?)
+            }
+            _ => continue,
+        };
+        pre.insert(key, rank, rel.sort.clone(), sql);
+    }
+    Ok(matviews)
+}
+
+/// `CREATE SEQUENCE` of a sequence that is not an identity sequence (those come with their
+/// column); `None` for identity sequences and sequences without options.
+fn sequence_ddl(rel: &Rel, seqs: &Sequences) -> Option<String> {
+    if seqs.owner.get(&rel.oid).is_some_and(|o| o.2 == "i") {
+        return None; // created by its identity column
+    }
+    let (ty, opts) = seqs.opts.get(&rel.oid)?;
+    let unlogged = if rel.persistence == "u" {
+        "UNLOGGED "
+    } else {
+        ""
+    };
+    Some(format!(
+        "CREATE {unlogged}SEQUENCE {}\n    AS {ty}\n    {opts};\n",
+        rel.name
+    ))
+}
+
+/// `CREATE VIEW` with its options, check option and column defaults.
+async fn view_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<String, EngineError> {
+    let def = view_def(conn, rel.oid).await?;
+    let (opts, check) = view_options(&rel.reloptions);
+    let mut s = format!("CREATE VIEW {}{opts} AS\n{def}{check};\n", rel.name);
+    for c in cols.iter().filter(|c| c.default.is_some()) {
+        let _ = writeln!(
+            s,
+            "ALTER VIEW {} ALTER COLUMN {} SET DEFAULT {};",
+            rel.name,
+            c.name,
+            c.default.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(s)
+}
+
+/// `CREATE MATERIALIZED VIEW … WITH NO DATA` with its options and per-column settings.
+async fn matview_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<String, EngineError> {
+    let def = view_def(conn, rel.oid).await?;
+    let (opts, _) = view_options(&rel.reloptions);
+    let mut s = format!(
+        "CREATE MATERIALIZED VIEW {}{opts} AS\n{def}\n  WITH NO DATA;\n",
+        rel.name
+    );
+    for c in cols {
+        for setting in &c.settings {
+            let _ = writeln!(
+                s,
+                "ALTER MATERIALIZED VIEW {} ALTER COLUMN {} {setting};",
+                rel.name, c.name
+            );
+        }
+    }
+    Ok(s)
+}
+
+async fn view_def(conn: &mut Conn, oid: u32) -> Result<String, EngineError> {
+    match conn
+        .client
+        .query_one(
+            "SELECT pg_catalog.pg_get_viewdef($1::pg_catalog.oid)",
+            &[&oid],
+        )
+        .await
+    {
+        Ok(row) => {
+            let def: String = row.get(0);
+            Ok(def.trim_end().trim_end_matches(';').to_owned())
+        }
+        Err(e) => Err(conn.error(e, "catalog").await),
+    }
+}
+
+/// `WITH (…)` options of a view and its `WITH … CHECK OPTION` clause.
+fn view_options(reloptions: &[String]) -> (String, String) {
+    let mut check = String::new();
+    let mut opts = Vec::new();
+    for o in reloptions {
+        match o.as_str() {
+            "check_option=local" => "\n  WITH LOCAL CHECK OPTION".clone_into(&mut check),
+            "check_option=cascaded" => "\n  WITH CASCADED CHECK OPTION".clone_into(&mut check),
+            _ => opts.push(o.clone()),
+        }
+    }
+    let opts = if opts.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", opts.join(", "))
+    };
+    (opts, check)
+}
+
+/// The keys of `pre` in creation order: dependencies from `pg_depend` (normal and automatic;
+/// extension members stand for their extension), `OWNED BY` objects after their sequence and
+/// table, then [`topo_order`].
+///
+/// # Errors
+///
+/// A catalog error, or [`ErrorKind::Unsupported`] for a dependency cycle.
+pub(super) async fn dependency_order(
+    conn: &mut Conn,
+    pre: &mut PreData,
+    seqs: &Sequences,
+) -> Result<Vec<String>, EngineError> {
+    let dep_sql = format!(
+        "SELECT DISTINCT {a} AS a, {b} AS b FROM pg_catalog.pg_depend d
+          WHERE d.deptype IN ('n', 'a') AND d.objid >= {FIRST_USER_OID}
+            AND NOT (d.deptype = 'a' AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                     AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = d.objid) = 'S')",
+        a = resolve_sql("d.classid", "d.objid"),
+        b = resolve_sql("d.refclassid", "d.refobjid"),
+    );
+    let dep_rows = query(conn, &dep_sql, &[]).await?;
+    let ext_rows = query(
+        conn,
+        &format!(
+            "SELECT {} AS a, 'E' || d.refobjid FROM pg_catalog.pg_depend d WHERE d.deptype = 'e'",
+            resolve_sql("d.classid", "d.objid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &ext_rows {
+        if let Some(a) = r.get::<_, Option<String>>(0) {
+            pre.aliases.entry(a).or_insert_with(|| r.get(1));
+        }
+    }
+    let canon = |k: &str| pre.aliases.get(k).cloned().unwrap_or_else(|| k.to_owned());
+    let mut deps: Vec<(String, String)> = Vec::new();
+    for r in &dep_rows {
+        let (Some(a), Some(b)) = (r.get::<_, Option<String>>(0), r.get::<_, Option<String>>(1))
+        else {
+            continue;
+        };
+        deps.push((canon(&a), canon(&b)));
+    }
+    for key in pre.objs.keys().filter(|k| k.starts_with('O')) {
+        let seq = &key[1..];
+        if let Ok(seq) = seq.parse::<u32>() {
+            deps.push((key.clone(), format!("R{seq}")));
+            if let Some((table, _, _)) = seqs.owner.get(&seq) {
+                deps.push((key.clone(), format!("R{table}")));
+            }
+        }
+    }
+    topo_order(&pre.objs, &deps)
+}
+
+/// Kahn's algorithm; among ready objects the lowest (rank, name) goes first, so the order is
+/// deterministic and follows pg_dump's broad layout (schemas, extensions, types, functions,
+/// sequences, tables, views, materialized views).
+fn topo_order(
+    objs: &BTreeMap<String, PreObj>,
+    deps: &[(String, String)],
+) -> Result<Vec<String>, EngineError> {
+    let mut indeg: HashMap<&str, usize> = objs.keys().map(|k| (k.as_str(), 0)).collect();
+    let mut succ: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+    for (a, b) in deps {
+        if a == b || !objs.contains_key(a) || !objs.contains_key(b) || !seen.insert((a, b)) {
+            continue;
+        }
+        *indeg.get_mut(a.as_str()).expect("present") += 1;
+        succ.entry(b.as_str()).or_default().push(a.as_str());
+    }
+    let mut ready: BTreeSet<(u8, &str, &str)> = indeg
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(k, _)| (objs[*k].rank, objs[*k].sort.as_str(), *k))
+        .collect();
+    let mut out = Vec::with_capacity(objs.len());
+    while let Some(first) = ready.pop_first() {
+        let key = first.2;
+        out.push(key.to_owned());
+        for next in succ.get(key).into_iter().flatten() {
+            let d = indeg.get_mut(next).expect("present");
+            *d -= 1;
+            if *d == 0 {
+                ready.insert((objs[*next].rank, objs[*next].sort.as_str(), next));
+            }
+        }
+    }
+    if out.len() < objs.len() {
+        let done: HashSet<&str> = out.iter().map(String::as_str).collect();
+        let stuck: Vec<String> = objs
+            .iter()
+            .filter(|(k, _)| !done.contains(k.as_str()))
+            .map(|(_, o)| o.sort.clone())
+            .collect();
+        return Err(EngineError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "circular dependency between schema objects: {}",
+                stuck.join(", ")
+            ),
+        )
+        .with_object(stuck.first().cloned().unwrap_or_default()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(rank: u8, sort: &str) -> PreObj {
+        PreObj {
+            rank,
+            sort: sort.to_owned(),
+            sql: format!("{sort};\n"),
+        }
+    }
+
+    #[test]
+    fn topo_respects_dependencies_then_rank_and_name() {
+        let mut objs = BTreeMap::new();
+        objs.insert("T1".to_owned(), obj(2, "public.b_type"));
+        objs.insert("T2".to_owned(), obj(2, "public.a_domain"));
+        objs.insert("R3".to_owned(), obj(5, "public.t"));
+        objs.insert("N4".to_owned(), obj(0, "s"));
+        // a_domain depends on b_type; t depends on a_domain; b_type depends on schema s.
+        let deps = vec![
+            ("T2".to_owned(), "T1".to_owned()),
+            ("R3".to_owned(), "T2".to_owned()),
+            ("T1".to_owned(), "N4".to_owned()),
+            ("T1".to_owned(), "X9".to_owned()), // unknown objects are ignored
+        ];
+        assert_eq!(
+            topo_order(&objs, &deps).unwrap(),
+            vec!["N4", "T1", "T2", "R3"]
+        );
+    }
+
+    #[test]
+    fn topo_reports_cycles_by_name() {
+        let mut objs = BTreeMap::new();
+        objs.insert("P1".to_owned(), obj(3, "public.f()"));
+        objs.insert("R2".to_owned(), obj(5, "public.t"));
+        let deps = vec![
+            ("P1".to_owned(), "R2".to_owned()),
+            ("R2".to_owned(), "P1".to_owned()),
+        ];
+        let err = topo_order(&objs, &deps).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(
+            err.message().contains("public.f()") && err.message().contains("public.t"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn view_options_split_check_option() {
+        let (opts, check) = view_options(&[
+            "security_barrier=true".to_owned(),
+            "check_option=local".to_owned(),
+        ]);
+        assert_eq!(opts, " WITH (security_barrier=true)");
+        assert_eq!(check, "\n  WITH LOCAL CHECK OPTION");
+    }
+}
