@@ -326,6 +326,9 @@ fn engine_kind_hint(kind: ErrorKind) -> Option<&'static str> {
         ErrorKind::Unsupported => Some(
             "this object cannot be exported faithfully yet; nothing was written for this database",
         ),
+        ErrorKind::Config => Some(
+            "check the connection URL's parameters and the files they name (CA, client certificate and key)",
+        ),
         _ => None,
     }
 }
@@ -360,9 +363,10 @@ fn dump_error(e: &DumpError) -> Option<Classified> {
     })
 }
 
-/// Unsupported requests are usage errors (2), other adapter errors runtime failures (3).
+/// Unsupported requests and configuration mistakes are usage errors (2), other adapter errors
+/// runtime failures (3).
 fn engine_status(e: &EngineError) -> ExitStatus {
-    if e.kind() == ErrorKind::Unsupported {
+    if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::Config) {
         ExitStatus::Usage
     } else {
         ExitStatus::Failure

@@ -107,6 +107,13 @@ pub enum Event {
         /// One line.
         problem: String,
     },
+    /// A database the manifest marks `skipped` has no archive: nothing to verify.
+    ArchiveSkipped {
+        /// The database's name.
+        name: String,
+        /// Why it was not exported (the manifest entry's `error`).
+        reason: String,
+    },
     /// One archive was read back (levels `checksum` and `decompress`).
     ArchiveChecked {
         /// The archive file, or the database's name when the manifest names no file.

@@ -38,7 +38,7 @@ pub async fn run(
     if json {
         ui.data(render_json(report));
     } else {
-        ui.data(summary_line(report));
+        ui.data(summary_line(&verification));
     }
     verification.check()?;
     Ok(())
@@ -52,16 +52,27 @@ pub fn render_json(report: &VerifyReport) -> String {
 
 /// The last line of the text form.
 #[must_use]
-pub fn summary_line(report: &VerifyReport) -> String {
+pub fn summary_line(verification: &verify::Verification) -> String {
+    let report = &verification.report;
     if report.ok {
-        format!(
-            "run {}: all {} archive(s) verified at level {}",
-            report.run_id,
-            report.databases.len(),
-            report.level
-        )
+        let skipped = report.databases.iter().filter(|d| d.skipped).count();
+        let verified = report.databases.len() - skipped;
+        let line = format!(
+            "run {}: all {verified} archive(s) verified at level {}",
+            report.run_id, report.level
+        );
+        if skipped > 0 {
+            format!("{line}; {skipped} database(s) skipped at dump time, not exported")
+        } else {
+            line
+        }
     } else {
-        VerifyError::failed(report).to_string()
+        // The same words as the error: "bad" only for findings about the archives, "could
+        // not be verified" when only scratch databases could not be created.
+        verification.check().err().map_or_else(
+            || VerifyError::failed(report).to_string(),
+            |e| e.to_string(),
+        )
     }
 }
 
@@ -94,6 +105,9 @@ impl Progress for VerifyProgress {
                 .ui
                 .info(format!("verifying run {run_id} at level {level} ({location})")),
             Event::RunProblem { problem } => self.data(format!("FAILED {problem}")),
+            Event::ArchiveSkipped { name, reason } => {
+                self.data(format!("skipped {name}: not exported ({reason})"));
+            }
             Event::ArchiveChecked {
                 label,
                 ok: true,

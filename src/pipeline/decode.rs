@@ -9,7 +9,8 @@
 //! of the stored bytes the thread compares what it read with the manifest
 //! ([`ArchiveRef::compare`]) *before* it ends the stream: a mismatch is sent as an error item,
 //! so the adapter aborts instead of finishing (the contract's protocol, point 3), and the
-//! archive is reported as corrupt.
+//! archive is reported as corrupt. Only the stored bytes the manifest records are decoded:
+//! bytes appended after them are hashed (the length differs) but never reach the target.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -190,12 +191,16 @@ fn pump(
             break;
         }
         hasher.update(&buf[..n]);
+        // Only the stored bytes the manifest records are decoded: whatever was appended after
+        // them (a stray zstd frame, another script) is hashed, so the comparison reports the
+        // length, but never reaches the target — not even before the mismatch is known.
+        let within = usize::try_from(expected.bytes.saturating_sub(bytes)).map_or(n, |r| r.min(n));
         bytes += n as u64;
-        if decode_error.is_some() || consumer_gone {
+        if decode_error.is_some() || consumer_gone || within == 0 {
             continue;
         }
-        let mut input = InBuffer::around(&buf[..n]);
-        'chunk: while input.pos() < n {
+        let mut input = InBuffer::around(&buf[..within]);
+        'chunk: while input.pos() < within {
             loop {
                 let mut chunk = vec![0u8; OUT_CHUNK];
                 let mut output = OutBuffer::around(&mut chunk[..]);

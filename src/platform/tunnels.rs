@@ -243,7 +243,16 @@ fn platform_error(
                 "check that the tunnel comes up with `exporter tunnel HANDLE`, then run the dump again",
             ),
         ),
-        exporter_aptible::ErrorKind::Config => (ErrorKind::Unsupported, e.hint()),
+        exporter_aptible::ErrorKind::Config => (ErrorKind::Config, e.hint()),
+        // A platform operation (a backup restore, a tunnel's credential) that failed or timed
+        // out: nothing is wrong with the network, the platform's log says why.
+        exporter_aptible::ErrorKind::Operation => (
+            ErrorKind::Query,
+            e.hint().or(Some(
+                "the platform's operation log says why (aptible operation:logs ID); run the dump again once it is fixed",
+            )),
+        ),
+        exporter_aptible::ErrorKind::NotFound => (ErrorKind::NotFound, e.hint()),
         _ => (ErrorKind::Connect, e.hint()),
     };
     let error = EngineError::new(

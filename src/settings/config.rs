@@ -201,10 +201,12 @@ pub fn parse_config(
         );
         let name = substitute(db.name.get_ref(), false, env).map_err(|e| located(&name_at, &e))?;
         validate_name(&name).map_err(|e| SettingsError::new(format!("{name_at}: {e}")))?;
-        if !seen.insert(name.clone()) {
+        // Compared without case: the name becomes a file name, and `A.sql.zst` and
+        // `a.sql.zst` are one file on a case-insensitive file system (macOS, Windows).
+        if !seen.insert(name.to_ascii_lowercase()) {
             return Err(
                 SettingsError::new(format!("{name_at}: duplicate database name {name:?}"))
-                    .hint("each database needs its own name: it becomes the archive file name"),
+                    .hint("each database needs its own name, also ignoring case: it becomes the archive file name"),
             );
         }
         let url_at = format!(
@@ -491,6 +493,12 @@ mod tests {
     fn duplicate_names_are_refused() {
         let text = "[[databases]]\nname = \"a\"\nurl = \"postgres://h/a\"\n[[databases]]\nname = \"a\"\nurl = \"postgres://h/b\"\n";
         let e = parse_config(text, "c.toml", &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.toml, line 5, key databases[1].name: duplicate database name \"a\""
+        );
+        let text = text.replacen("name = \"a\"", "name = \"A\"", 1);
+        let e = parse_config(&text, "c.toml", &no_env).unwrap_err();
         assert_eq!(
             e.to_string(),
             "c.toml, line 5, key databases[1].name: duplicate database name \"a\""

@@ -473,7 +473,7 @@ fn dump_databases(
                     hint: e.hint,
                 })?;
                 let name = target_name(&url);
-                if let Some(prev) = seen.insert(name.clone(), i) {
+                if let Some(prev) = seen.insert(name.to_ascii_lowercase(), i) {
                     return Err(SettingsError::new(format!(
                         "URLs #{} and #{} would both be written as {name:?}",
                         prev + 1,
@@ -602,6 +602,17 @@ pub fn resolve_verify(
                 i + 1
             ))
             .hint("give one scratch server per engine"));
+        }
+        if engine == EngineKind::Redis
+            && let Some(db) = url.database()
+        {
+            // The archive's logical databases are restored under their own numbers into the
+            // whole scratch server (checked empty first), so a /N path cannot be honoured.
+            return Err(SettingsError::new(format!(
+                "--scratch URL #{}: a Redis scratch server is a whole server, not logical database /{db}",
+                i + 1
+            ))
+            .hint("give the scratch server without a /N path, e.g. redis://127.0.0.1:6380"));
         }
         scratch.push(UrlTarget {
             name: format!("scratch-{engine}"),
@@ -1092,6 +1103,17 @@ mod tests {
         let e = resolve_verify(&verify_cmd(&bad), NO_CONFIG, &no_env).unwrap_err();
         assert!(e.to_string().starts_with("--scratch URL #1: "), "{e}");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+        let numbered = [
+            "--level",
+            "restore",
+            "--scratch",
+            "redis://:hunter2@h:6380/13",
+        ];
+        let e = resolve_verify(&verify_cmd(&numbered), NO_CONFIG, &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--scratch URL #1: a Redis scratch server is a whole server, not logical database /13"
+        );
         let plan = resolve_verify(
             &verify_cmd(&["--level", "checksum", "--to", "/flag"]),
             with_config,

@@ -38,6 +38,14 @@ pub fn check_files(
     }
     for db in &manifest.databases {
         let outcome = check_database(run, db, level);
+        if outcome.skipped {
+            progress.event(&Event::ArchiveSkipped {
+                name: db.name.clone(),
+                reason: db.error.clone().unwrap_or_else(|| "not exported".into()),
+            });
+            report.databases.push(outcome);
+            continue;
+        }
         progress.event(&Event::ArchiveChecked {
             label: outcome.file.clone().unwrap_or_else(|| db.name.clone()),
             ok: outcome.ok,
@@ -55,12 +63,10 @@ pub fn check_files(
 /// files the manifest does not account for.
 fn run_problems(run: &ResolvedRun, manifest: &Manifest) -> Vec<String> {
     let mut problems = Vec::new();
-    if manifest.run_id != run.id {
-        problems.push(format!(
-            "{MANIFEST_FILE}: names run {:?}, but it is stored as {:?}",
-            manifest.run_id, run.id
-        ));
-    }
+    // A run copied or downloaded under another name (FORMAT.md: `aws s3 cp --recursive
+    // s3://bucket/prefix/<run-id>/ run/`) is still the same run: its manifest, SHA256SUMS and
+    // archives are checked against each other below, which is what proves it. The directory
+    // name is not part of the proof.
     if manifest.status == RunStatus::Partial {
         problems.push(format!(
             "{MANIFEST_FILE}: the run is partial: some databases were not dumped"
@@ -132,11 +138,13 @@ fn check_database(run: &ResolvedRun, db: &DatabaseEntry, level: Level) -> Databa
         ok: false,
         problems: Vec::new(),
         restore: None,
+        skipped: false,
     };
     if db.status == DatabaseStatus::Skipped {
         // Deliberately not exported: nothing to check, and not a fault of the run (the
-        // teardown treats it as unexported).
+        // teardown treats it as unexported). Reported as skipped, never counted as verified.
         out.ok = true;
+        out.skipped = true;
         return out;
     }
     if db.status == DatabaseStatus::Failed {

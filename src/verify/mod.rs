@@ -149,10 +149,7 @@ impl Verification {
             return Ok(());
         }
         let unavailable = &self.scratch_unavailable;
-        if unavailable.databases > 0
-            && unavailable.databases == report.bad()
-            && report.problems.is_empty()
-        {
+        if only_unavailable(report, unavailable) {
             return Err(VerifyError::ScratchUnavailable {
                 run_id: report.run_id.clone(),
                 hint: unavailable.hint.clone(),
@@ -160,6 +157,15 @@ impl Verification {
         }
         Err(VerifyError::failed(report))
     }
+}
+
+/// Whether the only failures of `report` are scratch databases that could not be created: the
+/// verification did not reach level `restore`, and nothing is known about the archives.
+fn only_unavailable(report: &VerifyReport, unavailable: &scratch::Unavailable) -> bool {
+    !report.ok
+        && unavailable.databases > 0
+        && unavailable.databases == report.bad()
+        && report.problems.is_empty()
 }
 
 /// What a verification needs besides the plan.
@@ -174,7 +180,8 @@ pub struct VerifyContext<'a> {
     pub progress: Arc<dyn Progress>,
 }
 
-/// Verify a run at the plan's level and record the result as `verify.json`.
+/// Verify a run at the plan's level and record the result as `verify.json` (unless the only
+/// failures are scratch databases that could not be created: then the previous record stays).
 ///
 /// # Errors
 ///
@@ -228,13 +235,18 @@ pub async fn verify(
         scratch_unavailable = scratch::restore_stage(plan, &run, manifest, &mut report, cx).await;
         report.finish();
     }
-    let bytes = report.to_json();
-    let (storage, run_id, location) = (run.storage.clone(), run.id.clone(), run.location());
-    blocking::run("writing the verification record", move || {
-        storage.put_object(&run_id, VERIFY_FILE, &bytes)
-    })
-    .await?
-    .map_err(|source| VerifyError::WriteRecord { location, source })?;
+    // A verification that could not reach its level (no scratch database could be created)
+    // found nothing about the archives: the record of the last real verification is kept
+    // rather than replaced by one that would call good archives bad.
+    if !only_unavailable(&report, &scratch_unavailable) {
+        let bytes = report.to_json();
+        let (storage, run_id, location) = (run.storage.clone(), run.id.clone(), run.location());
+        blocking::run("writing the verification record", move || {
+            storage.put_object(&run_id, VERIFY_FILE, &bytes)
+        })
+        .await?
+        .map_err(|source| VerifyError::WriteRecord { location, source })?;
+    }
     Ok(Verification {
         report,
         scratch_unavailable,

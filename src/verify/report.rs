@@ -41,6 +41,11 @@ pub struct DatabaseOutcome {
     /// Level `restore` only: what the scratch restore did (absent when it did not start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreCheck>,
+    /// The manifest marks the database `skipped` (deliberately not exported, e.g. a MongoDB
+    /// database of a platform environment): there is no archive, nothing was checked, and it
+    /// does not count as verified. `ok` stays true (the run is not at fault).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 /// What the scratch restore of one database did at level `restore` (FORMAT.md, `verify.json`).

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use exporter_contract::{
-    FINGERPRINT_ALGORITHM, Fingerprint, PayloadFormat, RestoreOptions, ScratchServer, TableSummary,
+    DatabaseUrl, FINGERPRINT_ALGORITHM, Fingerprint, PayloadFormat, RestoreOptions, ScratchServer,
+    TableSummary,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -108,6 +109,15 @@ pub async fn restore_stage(
                  or verify at level decompress)"
                     .to_owned(),
             );
+        } else if every_schema(db) {
+            out.problems.push(
+                "level restore is not available for an archive of every schema of a MySQL \
+                 server: its script creates and selects its own databases, which one scratch \
+                 database cannot hold (the archive itself may be fine: it passed level \
+                 decompress). Dump each database by name (mysql://host/DB) to prove it at this \
+                 level"
+                    .to_owned(),
+            );
         } else if let Some(engine) = EngineKind::for_manifest_engine(&db.engine) {
             // check_coverage made sure there is one.
             let Some(scratch) = plan.scratch_for(engine) else {
@@ -159,6 +169,14 @@ pub async fn restore_stage(
         finish_outcome(out, &label, &db.engine, cx.progress.as_ref());
     }
     unavailable
+}
+
+/// A MySQL/MariaDB archive of every schema of a server (dumped from a URL without a
+/// database): restored, it would create and select the databases it names, so it cannot be
+/// restored into a scratch database (the MySQL adapter refuses such a script there).
+fn every_schema(db: &DatabaseEntry) -> bool {
+    EngineKind::for_manifest_engine(&db.engine) == Some(EngineKind::Mysql)
+        && DatabaseUrl::parse(&db.endpoint).is_ok_and(|url| url.database().is_none())
 }
 
 /// Settle one database's outcome after its scratch restore and report it.
@@ -433,6 +451,25 @@ pub fn scratch_name(run_id: &str, database: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_mysql_archives_of_every_schema_are_out_of_reach_of_a_scratch_database() {
+        let entry = |engine: &str, endpoint: &str| -> DatabaseEntry {
+            serde_json::from_value(serde_json::json!({
+                "name": "x", "engine": engine, "endpoint": endpoint, "status": "ok",
+                "started_at": "2026-12-02T10:00:00Z", "finished_at": "2026-12-02T10:00:01Z",
+            }))
+            .unwrap()
+        };
+        assert!(every_schema(&entry("mariadb", "mysql://root@db:3306")));
+        assert!(every_schema(&entry("mysql", "mariadb://app:****@db/")));
+        assert!(!every_schema(&entry(
+            "mariadb",
+            "mysql://root@db:3306/shop"
+        )));
+        assert!(!every_schema(&entry("postgresql", "postgres://u@db:5432")));
+        assert!(!every_schema(&entry("redis", "redis://db:6379")));
+    }
 
     fn table(name: &str, rows: u64, row: &[u8]) -> TableSummary {
         let mut fingerprint = Fingerprint::EMPTY;

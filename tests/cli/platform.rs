@@ -248,7 +248,37 @@ fn an_unexportable_database_refuses_before_any_tunnel_and_is_skipped_on_request(
             .contains("exporter tunnel events")
     );
     assert_eq!(entry(&m, "main-db")["status"], "ok");
-    run(fake.exporter(cwd.path(), None).args(["verify", s(&dir)])).expect_code(0);
+    let out = run(fake.exporter(cwd.path(), None).args(["verify", s(&dir)]));
+    out.expect_code(0);
+    // The skipped database is reported as such, never counted as a verified archive.
+    let archives = m["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "ok")
+        .count();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("skipped events: not exported")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "all {archives} archive(s) verified at level decompress; 1 database(s) skipped at dump time, not exported"
+        )),
+        "{}",
+        out.stdout
+    );
+    let record = read_json(&dir.join("verify.json"));
+    let events = record["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "events")
+        .unwrap();
+    assert_eq!(events["skipped"], true, "{record:#}");
     fake.assert_no_secret_in_files(&dir);
 }
 
@@ -562,5 +592,18 @@ fn exporter_tunnel_holds_a_tunnel_for_any_database_type_until_ctrl_c() {
     let out = interrupt(child, "exporter tunnel main-db");
     out.expect_code(0);
     assert_eq!(fake.ssh_clients(), 0, "ssh was stopped");
+
+    // SIGKILL runs no code of ours: the parent-death signal still stops ssh, so no forward
+    // outlives the process (a SIGKILL'd dump must not leave a tunnel listening).
+    let (mut child, head) = spawn(&["main-db"]);
+    let port: u16 = head[2].strip_prefix("Port: ").unwrap().parse().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(fake.ssh_clients(), 0, "ssh outlived a SIGKILL'd exporter");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} still forwards after exporter was killed"
+    );
     fake.assert_clean_log(0);
 }

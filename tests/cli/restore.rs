@@ -352,6 +352,37 @@ fn pg_tampered_archive_is_corrupt() {
         .stderr_contains("may be partly restored");
 }
 
+/// A statement appended to a stored archive (a valid zstd frame after the recorded end) never
+/// reaches the target: only the bytes the manifest records are decoded, and the length
+/// difference is reported as corruption. Without `--clean` there is no check before the
+/// stream, so this is the only thing standing between the extra frame and the target.
+#[test]
+fn pg_bytes_appended_after_the_recorded_end_are_never_executed() {
+    let r = PgRun::new("rs_append");
+    let path = r.run_dir.join(&r.file);
+    let mut stored = std::fs::read(&path).unwrap();
+    stored.extend(zstd_frame(
+        b"DROP TABLE public.big CASCADE;\nCREATE TABLE public.appended (x int);\n",
+    ));
+    std::fs::write(&path, stored).unwrap();
+    let target = TestDb::create("rs_append_t");
+    let out = restore(r.cwd(), &r.run_dir, &target.url(), &[]);
+    out.expect_code(1)
+        .expect_error_line()
+        .stderr_contains(&format!("archive {} is corrupt", r.file))
+        .stderr_contains("manifest says");
+    assert_eq!(
+        target.query("SELECT count(*) FROM big"),
+        "250",
+        "the appended DROP ran"
+    );
+    assert_eq!(
+        target.query("SELECT count(*) FROM pg_class WHERE relname = 'appended'"),
+        "0",
+        "the appended CREATE ran"
+    );
+}
+
 /// `--clean` on a damaged archive: the archive is checked (length, SHA-256) before anything
 /// is dropped, so the target keeps what it holds (it may be the only other copy).
 #[test]

@@ -103,6 +103,19 @@ fn good_run_passes_at_both_levels_by_path_and_by_id() {
     // By run id under --to.
     let id = g.run_dir.file_name().unwrap().to_str().unwrap();
     run(exporter(&g.dest).args(["verify", id, "--to", s(&g.dest)])).expect_code(0);
+
+    // A run copied (or downloaded) under another directory name is the same run: its files
+    // prove it, not its directory's name (FORMAT.md's `aws s3 cp … run/`).
+    let copy = g.dest.join("copied").join("run");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&g.run_dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let out = run(exporter(&g.dest).arg("verify").arg(&copy));
+    out.expect_code(0);
+    assert_ok_line(&out, &g.file);
+    assert_eq!(read_json(&copy.join("verify.json"))["ok"], true);
 }
 
 #[test]

@@ -682,13 +682,16 @@ impl Client {
                 port,
                 &target,
             );
-            let mut child = Command::new(&options.ssh_program)
+            let mut command = Command::new(&options.ssh_program);
+            command
                 .args(&args)
                 .env("ACCESS_TOKEN", &token)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .kill_on_drop(true)
+                .kill_on_drop(true);
+            die_with_parent(&mut command);
+            let mut child = command
                 .spawn()
                 .map_err(|e| io_error(&options.ssh_program.display().to_string(), e))?;
             let stdout = child
@@ -859,6 +862,33 @@ async fn supervise(
     drain.abort();
     let _ = end.send(Some(outcome));
 }
+
+/// Make the `ssh` child receive SIGTERM when this process dies, however it dies.
+///
+/// `kill_on_drop` and the cleanup scope stop the tunnel on every exit the process sees
+/// (errors, Ctrl-C, SIGTERM); a SIGKILL (an OOM kill, `kill -9`) runs no code at all and would
+/// leave `ssh` holding the forward and the portal session open. Linux's parent-death signal
+/// (`PR_SET_PDEATHSIG`, prctl(2)) covers that case. It is tied to the thread that forks: the
+/// tunnel is spawned from the async runtime's threads, which live as long as the process.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    #[expect(
+        unsafe_code,
+        reason = "pre_exec runs between fork and exec; prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent"
+    )]
+    // SAFETY: the closure only makes one raw system call (no allocation, no lock), which is
+    // what pre_exec requires of code running in the forked child.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Other systems have no parent-death signal: the cleanup scope is the only guard.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
 
 #[cfg(test)]
 mod tests {

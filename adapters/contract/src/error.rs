@@ -25,6 +25,11 @@ pub enum ErrorKind {
     /// An object or value the engine cannot export faithfully (principle 3: never silently
     /// lose). The message names the object.
     Unsupported,
+    /// A local configuration mistake: a connection URL parameter the engine does not know or
+    /// whose value is invalid, or a file such a parameter names (a CA, a client certificate
+    /// or key) that cannot be read or holds nothing usable. A usage error: nothing about the
+    /// server or its data.
+    Config,
 }
 
 impl ErrorKind {
@@ -41,6 +46,7 @@ impl ErrorKind {
             Self::Io => "io",
             Self::Cancelled => "cancelled",
             Self::Unsupported => "unsupported",
+            Self::Config => "config",
         }
     }
 }

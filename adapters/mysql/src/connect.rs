@@ -243,14 +243,14 @@ pub fn opts(endpoint: &Endpoint) -> Result<Opts, EngineError> {
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Unsupported`] for a scheme other than `mysql`/`mariadb`, an unknown
+/// [`ErrorKind::Config`] for a scheme other than `mysql`/`mariadb`, an unknown
 /// `ssl-mode`, `ssl-cert` without `ssl-key`, and any other query parameter (an option we
 /// would otherwise silently ignore).
 fn options(endpoint: &Endpoint) -> Result<(OptsBuilder, TlsPlan), EngineError> {
     let url = endpoint.url();
     let redacted = endpoint.redacted();
     let unsupported =
-        |msg: String| EngineError::new(ErrorKind::Unsupported, msg).with_object(redacted.clone());
+        |msg: String| EngineError::new(ErrorKind::Config, msg).with_object(redacted.clone());
     if !matches!(url.scheme(), "mysql" | "mariadb") {
         return Err(unsupported(format!(
             "URL scheme {:?} is not MySQL/MariaDB",
@@ -724,7 +724,7 @@ mod tests {
                 .is_none()
         );
         let e = plan("mysql://u:pw@db.example/app?ssl-mode=SOMETIMES").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(e.kind(), ErrorKind::Config);
         assert!(!e.to_string().contains("pw@"));
         let e = plan("mysql://db.example/app?ssl-cert=/c.pem").unwrap_err();
         assert!(e.message().contains("ssl-key"), "{e}");
@@ -744,9 +744,9 @@ mod tests {
     #[test]
     fn unknown_parameters_and_schemes_are_refused() {
         let e = endpoint("mysql://u@db.example/app?compress=true");
-        assert_eq!(opts(&e).unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(opts(&e).unwrap_err().kind(), ErrorKind::Config);
         let e = endpoint("postgres://u@db.example/app");
-        assert_eq!(opts(&e).unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(opts(&e).unwrap_err().kind(), ErrorKind::Config);
     }
 
     #[test]

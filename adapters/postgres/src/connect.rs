@@ -294,7 +294,7 @@ impl Link {
     ///
     /// # Errors
     ///
-    /// A file that cannot be read or holds no certificate or key ([`ErrorKind::Unsupported`]),
+    /// A file that cannot be read or holds no certificate or key ([`ErrorKind::Config`]),
     /// named.
     pub fn connector(&self) -> Result<Connector, EngineError> {
         if let Some(c) = self.0.connector.get() {
@@ -320,13 +320,13 @@ impl Link {
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Unsupported`] for a scheme other than `postgres`/`postgresql`, an unknown
+/// [`ErrorKind::Config`] for a scheme other than `postgres`/`postgresql`, an unknown
 /// parameter or value, and TLS settings that cannot work (see [`Link::new`]).
 pub fn config(endpoint: &Endpoint) -> Result<(Config, TlsPlan), EngineError> {
     let url = endpoint.url();
     let redacted = endpoint.redacted();
     let unsupported =
-        |msg: String| EngineError::new(ErrorKind::Unsupported, msg).with_object(redacted.clone());
+        |msg: String| EngineError::new(ErrorKind::Config, msg).with_object(redacted.clone());
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         return Err(unsupported(format!(
             "URL scheme {:?} is not PostgreSQL",
@@ -825,7 +825,7 @@ mod tests {
         assert!(e.message().contains("verify-full"), "{e}");
         // verify-* without roots: refused before connecting, naming the parameter.
         let e = plan("postgres://u:secretpw@h/db?sslmode=verify-ca").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.to_string().contains("sslrootcert=FILE"), "{e}");
         assert!(!e.to_string().contains("secretpw"), "{e}");
         let e = plan("postgres://h/db?sslmode=verify").unwrap_err();
@@ -874,7 +874,7 @@ mod tests {
         assert_eq!(cfg.get_application_name(), Some(APPLICATION_NAME));
         assert_eq!(t.options.unwrap().server_name, "db-1.example");
         let e = endpoint("mysql://h/db");
-        assert_eq!(config(&e).unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(config(&e).unwrap_err().kind(), ErrorKind::Config);
     }
 
     #[test]

@@ -363,6 +363,6 @@ async fn a_client_certificate_is_sent_when_given() {
     ))
     .unwrap();
     let err = PostgresSource::new(missing).preflight().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("/nonexistent/client.key"), "{err}");
 }

@@ -79,7 +79,7 @@ impl Tls {
     ///
     /// # Errors
     ///
-    /// A file that cannot be read, named ([`ErrorKind::Unsupported`]).
+    /// A file that cannot be read, named ([`ErrorKind::Config`]).
     pub fn connector(&self, endpoint: &str) -> Result<Connector, EngineError> {
         if let Some(c) = self.connector.get() {
             return Ok(c.clone());
@@ -111,15 +111,14 @@ impl Target {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Unsupported`] for another scheme, a non-numeric `/db` path, a bad
+    /// [`ErrorKind::Config`] for another scheme, a non-numeric `/db` path, a bad
     /// `connect_timeout`, an unknown parameter, TLS parameters on `redis://`, or `cert`
     /// without `key`.
     pub fn from_endpoint(endpoint: &Endpoint) -> Result<Self, EngineError> {
         let url = endpoint.url();
         let redacted = endpoint.redacted();
-        let unsupported = |msg: String| {
-            EngineError::new(ErrorKind::Unsupported, msg).with_object(redacted.clone())
-        };
+        let unsupported =
+            |msg: String| EngineError::new(ErrorKind::Config, msg).with_object(redacted.clone());
         let secure = match url.scheme() {
             "redis" => false,
             "rediss" => true,
@@ -868,15 +867,15 @@ mod tests {
     #[test]
     fn tls_mistakes_and_bad_paths_are_refused_without_the_password() {
         let err = target("redis://u:hunter2@h/0?cacert=/ca.pem").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains("rediss://"), "{err}");
         assert!(!err.to_string().contains("hunter2"));
         let err = target("rediss://u:hunter2@h/0?cert=/c.pem").unwrap_err();
         assert!(err.to_string().contains("key=FILE"), "{err}");
         let err = target("rediss://h?insecure=maybe").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert_eq!(err.kind(), ErrorKind::Config);
         let err = target("redis://u:hunter2@h/cache").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert_eq!(err.kind(), ErrorKind::Config);
         assert!(!err.to_string().contains("hunter2"));
     }
 

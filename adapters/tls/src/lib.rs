@@ -877,13 +877,13 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-/// A TLS failure at the adapter boundary: [`ErrorKind::Unsupported`] for a local
+/// A TLS failure at the adapter boundary: [`ErrorKind::Config`] for a local
 /// configuration mistake (a usage error: exit 2), else [`ErrorKind::Connect`] — the server
 /// could not be reached securely. Never retryable: a certificate does not fix itself.
 impl From<TlsError> for EngineError {
     fn from(e: TlsError) -> Self {
         let kind = if e.kind == TlsErrorKind::Config {
-            ErrorKind::Unsupported
+            ErrorKind::Config
         } else {
             ErrorKind::Connect
         };
@@ -994,7 +994,7 @@ mod tests {
             "{e}"
         );
         let engine: EngineError = e.into();
-        assert_eq!(engine.kind(), ErrorKind::Unsupported);
+        assert_eq!(engine.kind(), ErrorKind::Config);
 
         let e = Connector::new(&TlsOptions {
             verify: Verify::Chain,
