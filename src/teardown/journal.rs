@@ -68,6 +68,25 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// How many times the request was sent (each by a separate `--apply`).
     pub attempts: u32,
+    /// The earlier attempts, oldest first (a failed operation stays on record after the
+    /// request was sent again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Attempt>,
+}
+
+/// An earlier attempt of a step that was sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Its operation id, if the platform created one.
+    pub operation_id: Option<u64>,
+    /// How it ended.
+    pub state: StepState,
+    /// When it was sent.
+    pub started_at: DateTime<Utc>,
+    /// When its outcome was known.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The platform's message.
+    pub error: Option<String>,
 }
 
 /// The whole journal.
@@ -139,6 +158,13 @@ impl Journal {
     pub fn begin(&mut self, key: &str, kind: StepKind, resource: &str, request: &str) {
         let now = Utc::now();
         if let Some(s) = self.steps.iter_mut().find(|s| s.key == key) {
+            s.earlier.push(Attempt {
+                operation_id: s.operation_id,
+                state: s.state,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+                error: s.error.clone(),
+            });
             s.state = StepState::Sent;
             s.operation_id = None;
             s.error = None;
@@ -158,6 +184,7 @@ impl Journal {
                 finished_at: None,
                 error: None,
                 attempts: 1,
+                earlier: Vec::new(),
             });
         }
         self.updated_at = now;

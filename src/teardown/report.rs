@@ -332,22 +332,41 @@ impl TeardownReport {
         md.push_str("## What was deprovisioned\n\n");
         md.push_str("| # | resource | request | operation | outcome | started | finished |\n");
         md.push_str("| ---: | --- | --- | --- | --- | --- | --- |\n");
+        let outcome = |state: StepState, error: Option<&str>| match state {
+            StepState::Succeeded => "succeeded".to_owned(),
+            StepState::Gone => "done (gone)".to_owned(),
+            StepState::Sent => "sent, outcome unknown".to_owned(),
+            StepState::Failed => format!("**failed**: {}", error.unwrap_or("")),
+        };
+        let op = |id: Option<u64>| id.map_or_else(|| "-".to_owned(), |id| format!("#{id}"));
         for (i, s) in self.steps.iter().enumerate() {
-            let outcome = match s.state {
-                StepState::Succeeded => "succeeded".to_owned(),
-                StepState::Gone => "done (gone)".to_owned(),
-                StepState::Sent => "sent, outcome unknown".to_owned(),
-                StepState::Failed => format!("**failed**: {}", s.error.as_deref().unwrap_or("")),
-            };
+            for (n, e) in s.earlier.iter().enumerate() {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} (attempt {}) | `{}` | {} | {} | {} | {} |",
+                    i + 1,
+                    s.resource,
+                    n + 1,
+                    s.request,
+                    op(e.operation_id),
+                    outcome(e.state, e.error.as_deref()),
+                    ts(e.started_at),
+                    e.finished_at.map_or_else(|| "-".to_owned(), ts)
+                );
+            }
             let _ = writeln!(
                 md,
-                "| {} | {} | `{}` | {} | {} | {} | {} |",
+                "| {} | {}{} | `{}` | {} | {} | {} | {} |",
                 i + 1,
                 s.resource,
+                if s.earlier.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (attempt {})", s.attempts)
+                },
                 s.request,
-                s.operation_id
-                    .map_or_else(|| "-".to_owned(), |id| format!("#{id}")),
-                outcome,
+                op(s.operation_id),
+                outcome(s.state, s.error.as_deref()),
                 ts(s.started_at),
                 s.finished_at.map_or_else(|| "-".to_owned(), ts)
             );

@@ -71,6 +71,12 @@ fn destructive(log: &[Value]) -> Vec<String> {
         .collect()
 }
 
+fn md_has_op(dir: &Path, id: u64) -> bool {
+    std::fs::read_to_string(dir.join("teardown-report.md"))
+        .unwrap()
+        .contains(&format!("| #{id} | **failed**"))
+}
+
 #[track_caller]
 fn refused(out: &Outcome, reason: &str) {
     out.expect_code(1)
@@ -462,9 +468,13 @@ fn apply_stops_at_a_failed_app_resumes_without_repeating_and_reports_everything(
             assert!(step["operation_id"].is_u64(), "{step:#}");
         }
     }
-    assert_eq!(
-        steps.iter().find(|s| s["key"] == "app:10").unwrap()["attempts"],
-        2
+    let app = steps.iter().find(|s| s["key"] == "app:10").unwrap();
+    assert_eq!(app["attempts"], 2);
+    assert_eq!(app["earlier"][0]["state"], "failed");
+    let failed_op = app["earlier"][0]["operation_id"].as_u64().unwrap();
+    assert!(
+        md_has_op(&dir, failed_op),
+        "the failed operation #{failed_op} is in the report"
     );
     let listing = &report["final_listing"];
     assert_eq!(listing["environment_listed_after"], false);
