@@ -75,21 +75,20 @@ pub async fn run(
         }
         .into());
     }
-    let confirmation = match &options.confirm {
-        Some(c) => c.clone(),
-        None => {
-            let downgrade = if plan.downgraded {
-                " (DOWNGRADE: archives verified only at level decompress)"
-            } else {
-                ""
-            };
-            output::prompt_line(&format!(
-                "This deletes everything listed above and the environment itself{downgrade}.\n\
-                 Type the environment's handle ({}) to go on: ",
-                plan.environment
-            ))
-            .map_err(|_| TeardownError::NoConfirmation)?
-        }
+    let confirmation = if let Some(c) = &options.confirm {
+        c.clone()
+    } else {
+        let downgrade = if plan.downgraded {
+            " (DOWNGRADE: archives verified only at level decompress)"
+        } else {
+            ""
+        };
+        output::prompt_line(&format!(
+            "This deletes everything listed above and the environment itself{downgrade}.\n\
+             Type the environment's handle ({}) to go on: ",
+            plan.environment
+        ))
+        .map_err(|_| TeardownError::NoConfirmation)?
     };
     let gate = Gate::new(assessment).check(&confirmation).await?;
     let run_location = format!(

@@ -18,6 +18,8 @@
 //! (`--accept-unexported`). Everything else without a covering archive is a gap, named with
 //! the reason of its newest archive.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -487,7 +489,7 @@ fn covering(c: &Candidate) -> CoveringArchive {
             if t.encrypted {
                 s.push_str(", encrypted");
                 if let Some(v) = &t.verified {
-                    s.push_str(&format!(", verified {v}"));
+                    let _ = write!(s, ", verified {v}");
                 }
             } else {
                 s.push_str(", not encrypted");
@@ -520,11 +522,11 @@ fn short(hash: &str) -> &str {
 #[must_use]
 pub fn human_age(d: std::time::Duration) -> String {
     let s = d.as_secs();
-    if s >= 2 * 86_400 && s % 86_400 == 0 || s >= 7 * 86_400 {
+    if s >= 2 * 86_400 && s.is_multiple_of(86_400) || s >= 7 * 86_400 {
         format!("{}d", s / 86_400)
-    } else if s >= 2 * 3600 || (s >= 3600 && s % 3600 == 0) {
+    } else if s >= 2 * 3600 || (s >= 3600 && s.is_multiple_of(3600)) {
         format!("{}h", s / 3600)
-    } else if s >= 120 || (s >= 60 && s % 60 == 0) {
+    } else if s >= 120 || (s >= 60 && s.is_multiple_of(60)) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

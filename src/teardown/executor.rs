@@ -140,7 +140,7 @@ impl Executor<'_> {
             .await
             .map_err(|source| TeardownError::Platform {
                 environment: self.environment().to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         let still_listed = accounts
             .iter()
@@ -159,7 +159,7 @@ impl Executor<'_> {
             .await
             .map_err(|source| TeardownError::Platform {
                 environment: self.environment().to_owned(),
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -276,7 +276,7 @@ impl Executor<'_> {
             environment: self.environment().to_owned(),
             resource: step.resource.clone(),
             request: step.request.clone(),
-            source: e,
+            source: Box::new(e),
         })
     }
 

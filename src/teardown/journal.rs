@@ -171,7 +171,7 @@ impl Journal {
             s.started_at = now;
             s.finished_at = None;
             s.attempts += 1;
-            s.request = request.to_owned();
+            request.clone_into(&mut s.request);
         } else {
             self.steps.push(StepRecord {
                 key: key.to_owned(),

@@ -55,7 +55,7 @@ pub enum TeardownError {
         environment: String,
         /// The client's error.
         #[source]
-        source: exporter_aptible::Error,
+        source: Box<exporter_aptible::Error>,
     },
     /// The destination could not be read or a record not written.
     #[error("{what} in {location}")]
@@ -102,7 +102,7 @@ pub enum TeardownError {
         request: String,
         /// The platform's error.
         #[source]
-        source: exporter_aptible::Error,
+        source: Box<exporter_aptible::Error>,
     },
     /// Resources remain before the environment's deletion (the listing is not empty).
     #[error("environment {environment} still holds {}: not deleting it", remaining.join(", "))]
@@ -168,7 +168,7 @@ pub async fn assess(
     let handle = options.platform.environment.clone();
     let platform = |source| TeardownError::Platform {
         environment: handle.clone(),
-        source,
+        source: Box::new(source),
     };
     let environment = client.environment(&handle).await.map_err(platform)?;
     let inventory = client.inventory(&environment).await.map_err(platform)?;
@@ -178,7 +178,7 @@ pub async fn assess(
         let storage = storage.clone();
         let progress = progress.clone();
         blocking::run("reading the runs", move || {
-            read_runs(storage, env_id, progress.as_ref())
+            read_runs(&storage, env_id, progress.as_ref())
         })
         .await??
     };
@@ -308,7 +308,7 @@ fn live_databases(inventory: &Inventory) -> Vec<coverage::LiveDatabase> {
 
 /// Read every run under the destination (blocking).
 fn read_runs(
-    storage: Arc<dyn Storage>,
+    storage: &Arc<dyn Storage>,
     environment_id: u64,
     progress: &dyn Progress,
 ) -> Result<Runs, TeardownError> {
