@@ -1575,4 +1575,74 @@ mod tests {
         assert_eq!(plan.handle, "events");
         assert!(plan.show_password);
     }
+
+    fn teardown_cmd(args: &[&str]) -> TeardownCmd {
+        let Command::Teardown(cmd) = parse(&[&["teardown"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    #[test]
+    fn teardown_defaults_and_refusals() {
+        let t = resolve_teardown(&teardown_cmd(&[]), NO_CONFIG, &no_env, Some("prod")).unwrap();
+        assert_eq!(t.platform.environment, "prod");
+        assert_eq!(
+            t.destination,
+            Destination::Local(PathBuf::from("./archives"))
+        );
+        assert!(!t.apply);
+        assert_eq!(t.required_level, Level::Restore);
+        assert_eq!(t.max_age, Duration::from_secs(24 * 3600));
+        let t = resolve_teardown(
+            &teardown_cmd(&[
+                "--apply",
+                "--confirm",
+                " prod ",
+                "--require-level",
+                "decompress",
+                "--max-age",
+                "90m",
+                "--accept-unexported",
+                "events",
+                "--accept-unexported",
+                "events",
+                "--to",
+                "s3://bucket/p",
+            ]),
+            NO_CONFIG,
+            &no_env,
+            Some("prod"),
+        )
+        .unwrap();
+        assert_eq!(t.confirm.as_deref(), Some("prod"));
+        assert_eq!(t.required_level, Level::Decompress);
+        assert_eq!(t.max_age, Duration::from_secs(5400));
+        assert_eq!(t.accept_unexported, ["events"]);
+        assert!(matches!(t.destination, Destination::S3(_)));
+
+        let e = resolve_teardown(&teardown_cmd(&[]), NO_CONFIG, &no_env, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`exporter teardown` needs a platform environment"
+        );
+        let e = resolve_teardown(
+            &teardown_cmd(&["--max-age", "0"]),
+            NO_CONFIG,
+            &no_env,
+            Some("prod"),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "--max-age must be longer than 0");
+        let e = resolve_teardown(
+            &teardown_cmd(&["--accept-unexported", " "]),
+            NO_CONFIG,
+            &no_env,
+            Some("prod"),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "--accept-unexported must not be empty");
+        // --confirm needs --apply (clap says so before settings).
+        assert!(Cli::try_parse_from(["exporter", "teardown", "--confirm", "prod"]).is_err());
+    }
 }
