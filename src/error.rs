@@ -28,6 +28,7 @@ use crate::run::{ArchiveError, EntryError, ManifestLoadError, RunError};
 use crate::settings::{ConfigReadError, SettingsError};
 use crate::storage::OpenError;
 use crate::storage::uploads::UploadsError;
+use crate::teardown::TeardownError;
 use crate::verify::VerifyError;
 
 /// The exit-code contract.
@@ -86,6 +87,8 @@ pub enum Work {
     Other,
     /// `tunnel`: held until Ctrl-C, so SIGINT or SIGTERM is its normal end (exit 0).
     Hold,
+    /// `teardown`: its journal says where it stopped.
+    Teardown,
 }
 
 /// The command was stopped by a signal.
@@ -178,6 +181,9 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
     if let Some(e) = e.downcast_ref::<EngineError>() {
         return Some(Classified::new(engine_status(e), None));
     }
+    if let Some(e) = e.downcast_ref::<TeardownError>() {
+        return Some(teardown_error(e));
+    }
     if let Some(e) = e.downcast_ref::<InventoryError>() {
         return Some(inventory_error(e));
     }
@@ -233,6 +239,42 @@ fn inventory_error(e: &InventoryError) -> Classified {
     }
 }
 
+/// The gate's refusals and a wrong confirmation are clean "no"s (1: nothing was sent); no
+/// terminal to confirm on is a usage error (2); a failed step, a listing that is not empty
+/// and the platform's or the destination's failures are runtime failures (3).
+fn teardown_error(e: &TeardownError) -> Classified {
+    match e {
+        TeardownError::Refused { .. } => Classified::new(
+            ExitStatus::No,
+            Some(
+                "nothing was deprovisioned; `exporter teardown` shows the plan and what is missing",
+            ),
+        ),
+        TeardownError::Confirmation { .. } => Classified::new(
+            ExitStatus::No,
+            Some("nothing was deprovisioned; type the environment's handle exactly"),
+        ),
+        TeardownError::NoConfirmation => Classified::new(
+            ExitStatus::Usage,
+            Some("pass --confirm HANDLE (the environment's handle)"),
+        ),
+        TeardownError::Platform { source, .. } => platform_error(source),
+        TeardownError::StepFailed { .. } => Classified::new(
+            ExitStatus::Failure,
+            Some(
+                "nothing after this step was sent; the journal and teardown-report.md are next to the covering run; run `exporter teardown --apply` again to resume after the last finished step",
+            ),
+        ),
+        TeardownError::Remaining { .. } => Classified::new(
+            ExitStatus::Failure,
+            Some("something was created during the teardown; run `exporter teardown` to see it"),
+        ),
+        TeardownError::Storage { .. } | TeardownError::Thread(_) => {
+            Classified::new(ExitStatus::Failure, None)
+        }
+    }
+}
+
 /// A refused login (wrong email, password or one-time code) is a clean "no" (1); the rest as
 /// [`platform_error`].
 fn login_error(e: &exporter_aptible::Error) -> Classified {
@@ -267,6 +309,9 @@ fn interrupted_hint(work: Work) -> &'static str {
         Work::Restore => "the target may be partly restored; run the restore again with --clean",
         Work::Verify => {
             "the verification was not recorded (scratch databases are dropped); run it again"
+        }
+        Work::Teardown => {
+            "the journal (teardown-journal.json) records each request; run `exporter teardown --apply` again to resume"
         }
         Work::Dump | Work::Other | Work::Hold => {
             "nothing of the interrupted work was committed; run the command again"

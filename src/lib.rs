@@ -20,6 +20,8 @@
 //!   - [`endpoint`]: the endpoint step, a planned target → a live endpoint held by a guard,
 //!     with the environment's connection defaults (libpq's `PGSSLMODE`, …) applied;
 //!   - [`cleanup`]: one scope for what an unfinished command must undo;
+//!   - [`teardown`]: the environment's removal, planned, gated on proven archives
+//!     ([`teardown::Gate`]), journalled and reported;
 //! - [`engines`]: the one module that names the adapters (URL scheme or manifest engine →
 //!   source, restore target, scratch server, each built from an endpoint; which environment
 //!   variables are defaults of which engine's URL parameters);
@@ -42,4 +44,5 @@ pub mod progress;
 pub mod run;
 pub mod settings;
 pub mod storage;
+pub mod teardown;
 pub mod verify;

@@ -180,6 +180,22 @@ pub enum Event {
         /// The target (redacted).
         target: String,
     },
+
+    /// The teardown sends one destructive request (or follows the operation of an earlier
+    /// `--apply`).
+    TeardownStepStarted {
+        /// The resource in words.
+        resource: String,
+        /// The request.
+        request: String,
+    },
+    /// A teardown step is done (or was done by an earlier `--apply`).
+    TeardownStepFinished {
+        /// The resource in words.
+        resource: String,
+        /// How it ended (`operation #7001 succeeded`, `already gone (404)`, …).
+        outcome: String,
+    },
 }
 
 /// Receives a service's [`Event`]s.

@@ -16,6 +16,16 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SUMS_FILE: &str = "SHA256SUMS";
 /// File name of the latest verification record.
 pub const VERIFY_FILE: &str = "verify.json";
+/// File name of the teardown's journal, next to the run that covers the environment
+/// (FORMAT.md, "Teardown files").
+pub const JOURNAL_FILE: &str = "teardown-journal.json";
+/// File name of the teardown's evidence report in Markdown.
+pub const REPORT_MD_FILE: &str = "teardown-report.md";
+/// File name of the teardown's evidence report in JSON.
+pub const REPORT_JSON_FILE: &str = "teardown-report.json";
+/// Files of a run that are neither archives nor its manifest or `SHA256SUMS`: records written
+/// after the dump (verification, teardown), replaced rather than written once.
+pub const RECORD_FILES: &[&str] = &[VERIFY_FILE, JOURNAL_FILE, REPORT_MD_FILE, REPORT_JSON_FILE];
 
 /// The run id for a start time: a UTC timestamp `YYYYMMDDTHHMMSSZ` that sorts by time.
 #[must_use]

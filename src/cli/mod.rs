@@ -43,6 +43,9 @@ pub enum Command {
     Login(LoginCmd),
     /// Open a tunnel to a platform database and hold it until Ctrl-C (any database type).
     Tunnel(TunnelCmd),
+    /// Plan (and with --apply, run) the removal of a platform environment, gated on an
+    /// archive proven restorable for every database.
+    Teardown(TeardownCmd),
 }
 
 /// `exporter dump`.
@@ -263,6 +266,46 @@ pub struct UploadsCmd {
     #[arg(long, value_name = "AGE", default_value = "1h")]
     pub older_than: String,
     /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The verification level the teardown gate requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RequireLevelArg {
+    /// Each archive restored into a scratch database and its fingerprints compared (`verify
+    /// --level restore`).
+    Restore,
+    /// An explicit downgrade: intact bytes and zstd frames only (`verify --level
+    /// decompress`); stated in the plan, the prompt and the report.
+    Decompress,
+}
+
+/// `exporter teardown`: the cancellation guide's steps 2 to 7 for one environment.
+#[derive(Debug, Args)]
+pub struct TeardownCmd {
+    /// Run the plan: deprovision everything, then delete the environment. Without it nothing
+    /// is changed.
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: the environment's handle, typed again [default: asked on the terminal].
+    #[arg(long, value_name = "HANDLE", requires = "apply")]
+    pub confirm: Option<String>,
+    /// The verification every database's archive must have passed.
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = RequireLevelArg::Restore)]
+    pub require_level: RequireLevelArg,
+    /// The oldest archive that may cover a database (`90m`, `24h`, `2d`).
+    #[arg(long, value_name = "AGE", default_value = "24h")]
+    pub max_age: String,
+    /// A database this tool cannot export (MongoDB, …) whose loss you accept; recorded in
+    /// the report. Repeat for several.
+    #[arg(long, value_name = "HANDLE")]
+    pub accept_unexported: Vec<String>,
+    /// Destination holding the runs: a directory or s3://bucket/prefix (overrides `[storage]
+    /// to`).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
+    /// Print the plan (with --apply: the report) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

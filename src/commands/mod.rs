@@ -14,6 +14,7 @@ mod dump;
 mod list;
 mod login;
 mod restore;
+mod teardown;
 mod tunnel;
 mod uploads;
 mod verify;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Restore(_) => Work::Restore,
         Command::List(_) | Command::Uploads(_) | Command::Login(_) => Work::Other,
         Command::Tunnel(_) => Work::Hold,
+        Command::Teardown(_) => Work::Teardown,
     };
     let cleanup = Cleanup::new();
     let result = runtime.block_on(async {
@@ -167,6 +169,12 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
         Command::Login(cmd) => {
             let plan = settings::resolve_login(&cmd, &env)?;
             login::run(plan, ui).await
+        }
+        Command::Teardown(cmd) => {
+            // A platform named with --environment needs no config file.
+            let config = ConfigFile::read(path, false, environment.is_none())?;
+            let plan = settings::resolve_teardown(&cmd, config.source(), &env, environment)?;
+            teardown::run(&plan, cmd.json, ui, cleanup).await
         }
         Command::Tunnel(cmd) => {
             let config = ConfigFile::read(path, false, false)?;

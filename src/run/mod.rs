@@ -9,6 +9,8 @@
 pub mod archive;
 
 use std::io;
+
+use sha2::Digest as _;
 use std::sync::Arc;
 
 use crate::archive::manifest::ManifestError;
@@ -199,6 +201,19 @@ impl ManifestLoadError {
 /// [`ManifestLoadError`]: missing, unreadable or too large, or not a manifest this build
 /// reads.
 pub fn load_manifest(run: &ResolvedRun) -> Result<Manifest, ManifestLoadError> {
+    load_manifest_with_digest(run).map(|(manifest, _)| manifest)
+}
+
+/// Read and parse a run's manifest, with the SHA-256 of its stored bytes (64 lowercase hex
+/// digits): what `verify.json` records as `manifest_sha256` and what the teardown gate compares
+/// it with, so a manifest changed after its verification is detected.
+///
+/// # Errors
+///
+/// As [`load_manifest`].
+pub fn load_manifest_with_digest(
+    run: &ResolvedRun,
+) -> Result<(Manifest, String), ManifestLoadError> {
     let bytes = storage::read_small(
         run.storage.as_ref(),
         &run.id,
@@ -217,10 +232,12 @@ pub fn load_manifest(run: &ResolvedRun) -> Result<Manifest, ManifestLoadError> {
             }
         }
     })?;
-    Manifest::from_json(&bytes).map_err(|source| ManifestLoadError::Invalid {
+    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    let manifest = Manifest::from_json(&bytes).map_err(|source| ManifestLoadError::Invalid {
         run_id: run.id.clone(),
         source,
-    })
+    })?;
+    Ok((manifest, digest))
 }
 
 /// Why `SHA256SUMS` could not be used.

@@ -45,8 +45,8 @@ use secrecy::SecretString;
 
 use crate::archive::manifest::PlatformDatabase;
 use crate::cli::{
-    DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RestoreCmd, TunnelCmd,
-    UploadsCmd, VerifyCmd,
+    DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RequireLevelArg, RestoreCmd,
+    TeardownCmd, TunnelCmd, UploadsCmd, VerifyCmd,
 };
 use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
 use crate::storage::s3::{self, S3Config};
@@ -910,6 +910,95 @@ pub fn resolve_tunnel(
     })
 }
 
+/// A validated `exporter teardown`: which environment, where its archives are, and what the
+/// gate requires of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeardownOptions {
+    /// The platform environment to remove.
+    pub platform: PlatformSettings,
+    /// Where the runs that cover it are (every run under it is read).
+    pub destination: Destination,
+    /// Run the plan (`--apply`); otherwise only show it.
+    pub apply: bool,
+    /// The handle typed with `--confirm`; `None` asks on the terminal.
+    pub confirm: Option<String>,
+    /// The verification level each covering archive must have passed (`restore` unless
+    /// downgraded with `--require-level decompress`).
+    pub required_level: Level,
+    /// How old a covering archive may be (`--max-age`, default 24 h).
+    pub max_age: Duration,
+    /// Handles of databases this tool cannot export whose loss the user accepts, in the order
+    /// given, without duplicates.
+    pub accept_unexported: Vec<String>,
+}
+
+/// Resolve `exporter teardown`: the platform environment (`[platform]` or `--environment`),
+/// the destination (`--to`, `[storage] to`, else `./archives`), the level and age the gate
+/// requires.
+///
+/// # Errors
+///
+/// [`SettingsError`]: no platform environment, `--confirm` without `--apply` or empty, an
+/// invalid `--max-age` (or zero), an empty `--accept-unexported`, a bad destination.
+pub fn resolve_teardown(
+    cmd: &TeardownCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+    environment: Option<&str>,
+) -> Result<TeardownOptions, SettingsError> {
+    let parsed = config.parse(env)?;
+    let (config_to, storage) = config.storage(env)?;
+    let platform = resolve_platform(
+        parsed.as_ref().and_then(|c| c.platform.as_ref()),
+        environment,
+        env,
+    )?
+    .ok_or_else(|| {
+        SettingsError::new("`exporter teardown` needs a platform environment")
+            .hint("pass --environment HANDLE, or add [platform] to the config")
+    })?;
+    if cmd.confirm.is_some() && !cmd.apply {
+        return Err(SettingsError::new("--confirm is only used with --apply"));
+    }
+    if cmd.confirm.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(SettingsError::new("--confirm must not be empty")
+            .hint("type the environment's handle: --confirm HANDLE"));
+    }
+    let max_age =
+        parse_age(&cmd.max_age).map_err(|m| SettingsError::new(format!("--max-age: {m}")))?;
+    if max_age.is_zero() {
+        return Err(SettingsError::new("--max-age must be longer than 0")
+            .hint("the default is 24h: an archive made within the last day"));
+    }
+    let mut accept_unexported: Vec<String> = Vec::new();
+    for handle in &cmd.accept_unexported {
+        let handle = handle.trim();
+        if handle.is_empty() {
+            return Err(SettingsError::new("--accept-unexported must not be empty"));
+        }
+        if !accept_unexported.iter().any(|h| h == handle) {
+            accept_unexported.push(handle.to_owned());
+        }
+    }
+    let to = cmd
+        .to
+        .as_deref()
+        .or(config_to.as_deref())
+        .unwrap_or(DEFAULT_DESTINATION);
+    Ok(TeardownOptions {
+        platform,
+        destination: resolve_destination(to, &storage)?,
+        apply: cmd.apply,
+        confirm: cmd.confirm.as_ref().map(|c| c.trim().to_owned()),
+        required_level: match cmd.require_level {
+            RequireLevelArg::Restore => Level::Restore,
+            RequireLevelArg::Decompress => Level::Decompress,
+        },
+        max_age,
+        accept_unexported,
+    })
+}
+
 /// A validated `exporter uploads`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadsPlan {
@@ -1507,5 +1596,75 @@ mod tests {
         let plan = resolve_tunnel(&cmd, NO_CONFIG, &no_env, Some("prod")).unwrap();
         assert_eq!(plan.handle, "events");
         assert!(plan.show_password);
+    }
+
+    fn teardown_cmd(args: &[&str]) -> TeardownCmd {
+        let Command::Teardown(cmd) = parse(&[&["teardown"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    #[test]
+    fn teardown_defaults_and_refusals() {
+        let t = resolve_teardown(&teardown_cmd(&[]), NO_CONFIG, &no_env, Some("prod")).unwrap();
+        assert_eq!(t.platform.environment, "prod");
+        assert_eq!(
+            t.destination,
+            Destination::Local(PathBuf::from("./archives"))
+        );
+        assert!(!t.apply);
+        assert_eq!(t.required_level, Level::Restore);
+        assert_eq!(t.max_age, Duration::from_secs(24 * 3600));
+        let t = resolve_teardown(
+            &teardown_cmd(&[
+                "--apply",
+                "--confirm",
+                " prod ",
+                "--require-level",
+                "decompress",
+                "--max-age",
+                "90m",
+                "--accept-unexported",
+                "events",
+                "--accept-unexported",
+                "events",
+                "--to",
+                "s3://bucket/p",
+            ]),
+            NO_CONFIG,
+            &no_env,
+            Some("prod"),
+        )
+        .unwrap();
+        assert_eq!(t.confirm.as_deref(), Some("prod"));
+        assert_eq!(t.required_level, Level::Decompress);
+        assert_eq!(t.max_age, Duration::from_secs(5400));
+        assert_eq!(t.accept_unexported, ["events"]);
+        assert!(matches!(t.destination, Destination::S3(_)));
+
+        let e = resolve_teardown(&teardown_cmd(&[]), NO_CONFIG, &no_env, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`exporter teardown` needs a platform environment"
+        );
+        let e = resolve_teardown(
+            &teardown_cmd(&["--max-age", "0"]),
+            NO_CONFIG,
+            &no_env,
+            Some("prod"),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "--max-age must be longer than 0");
+        let e = resolve_teardown(
+            &teardown_cmd(&["--accept-unexported", " "]),
+            NO_CONFIG,
+            &no_env,
+            Some("prod"),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "--accept-unexported must not be empty");
+        // --confirm needs --apply (clap says so before settings).
+        assert!(Cli::try_parse_from(["exporter", "teardown", "--confirm", "prod"]).is_err());
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{DatabaseOutcome, Level, VerifyReport};
 use crate::archive::{
-    DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, VERIFY_FILE,
+    DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RECORD_FILES, RunStatus, SUMS_FILE,
 };
 use crate::progress::{Event, Progress};
 use crate::run::{self, ArchiveError, ArchiveRef, ManifestLoadError, ResolvedRun};
@@ -90,7 +90,8 @@ fn run_problems(run: &ResolvedRun, manifest: &Manifest) -> Vec<String> {
         Ok(objects) => {
             for name in objects {
                 if !known.contains(name.as_str())
-                    && ![MANIFEST_FILE, SUMS_FILE, VERIFY_FILE].contains(&name.as_str())
+                    && ![MANIFEST_FILE, SUMS_FILE].contains(&name.as_str())
+                    && !RECORD_FILES.contains(&name.as_str())
                 {
                     problems.push(format!("{name}: extra file, not in the manifest"));
                 }

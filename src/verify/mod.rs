@@ -205,10 +205,14 @@ pub async fn verify(
         let progress = cx.progress.clone();
         blocking::run("the verification thread", move || {
             let run = run::resolve(&destination, storage, wanted.as_deref(), progress.as_ref())?;
-            let manifest = run::load_manifest(&run);
+            let manifest = run::load_manifest_with_digest(&run);
             Ok::<_, VerifyError>((run, manifest))
         })
         .await??
+    };
+    let (manifest, manifest_sha256) = match manifest {
+        Ok((manifest, digest)) => (Ok(manifest), Some(digest)),
+        Err(e) => (Err(e), None),
     };
     if level == Level::Restore
         && let Ok(manifest) = &manifest
@@ -223,7 +227,8 @@ pub async fn verify(
     let (mut report, manifest) = {
         let (run, progress) = (run.clone(), cx.progress.clone());
         blocking::run("the verification thread", move || {
-            let report = files::check_files(&run, level, manifest.as_ref(), progress.as_ref());
+            let mut report = files::check_files(&run, level, manifest.as_ref(), progress.as_ref());
+            report.manifest_sha256 = manifest_sha256;
             (report, manifest)
         })
         .await?

@@ -19,6 +19,11 @@ pub struct VerifyReport {
     pub verified_at: DateTime<Utc>,
     /// The verifying tool's version.
     pub tool_version: String,
+    /// SHA-256 of the `manifest.json` that was verified (64 lowercase hex digits), so that a
+    /// manifest changed afterwards is detected (the teardown gate compares it). Absent when
+    /// the manifest could not be read, and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
     /// Whether everything passed: no run-level problem and every database ok.
     pub ok: bool,
     /// Per database of the manifest, in manifest order.
@@ -96,6 +101,7 @@ impl VerifyReport {
             level,
             verified_at: Utc::now(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            manifest_sha256: None,
             ok: false,
             databases: Vec::new(),
             problems: Vec::new(),

@@ -24,5 +24,6 @@ mod restore;
 mod s3;
 mod snapshots;
 mod support;
+mod teardown;
 mod tls;
 mod verify;

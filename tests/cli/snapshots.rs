@@ -114,6 +114,7 @@ fn snapshot_help_of_every_command() {
         ("help_uploads", vec!["uploads", "--help"]),
         ("help_login", vec!["login", "--help"]),
         ("help_tunnel", vec!["tunnel", "--help"]),
+        ("help_teardown", vec!["teardown", "--help"]),
     ] {
         let out = run(exporter(dir.path()).args(&args));
         out.expect_code(0);

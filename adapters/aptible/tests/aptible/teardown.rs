@@ -1,7 +1,10 @@
 //! The destructive calls against the fake, in the cancellation guide's order (spec §9): what
 //! the teardown executor will run. Destructive calls are meant for the teardown executor only;
 //! this test exercises them (and the fake's side of issue 14) directly.
-#![allow(clippy::disallowed_methods)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the client's own tests of its destructive calls against the fake (clippy.toml)"
+)]
 
 use exporter_aptible::{ErrorKind, Finished, Operation};
 use serde_json::json;

@@ -1,0 +1,525 @@
+//! `exporter teardown` against the fake platform (issue 14), with its request log asserted:
+//! the plan and every refusal send no destructive request; a full apply removes everything in
+//! the cancellation guide's order; a failure at the apps step stops there and a re-run
+//! finishes without repeating the drains; the evidence report names every database, archive,
+//! verification and operation. Covering runs are made with the real `dump --all` and `verify
+//! --level restore` through the fake's sshd into the local PostgreSQL.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::support::fake::{Fake, seed_with};
+use crate::support::{Outcome, PG_HOST, PG_PORT, read_json, run, s, tempdir};
+
+/// The environment: a PostgreSQL primary with a replica, a MongoDB database (not exportable),
+/// a deleted database with an orphaned backup, automatic, manual and copied backups (558 is a
+/// copy of the manual 556, so it outlives the database), an app with an endpoint, two log
+/// drains (one `tail`) and a metric drain.
+fn seed() -> Value {
+    let mut seed = seed_with(&[100, 101, 130, 140], &[100]);
+    seed["backups"].as_array_mut().unwrap().push(json!({
+        "id": 558, "database": 100, "created_at": "2026-02-04T10:00:00.000Z", "manual": true,
+        "size": 10, "copied_from": 556, "aws_region": "us-east-2"
+    }));
+    seed
+}
+
+fn teardown(fake: &Fake, cwd: &Path, token: &str, extra: &[&str]) -> Outcome {
+    run(fake
+        .exporter(cwd, Some(token))
+        .args(["teardown", "--environment", "prod", "--to", "out"])
+        .args(extra))
+}
+
+/// `dump --all --skip-unsupported` of prod into `out`: the run directory.
+fn dump(fake: &Fake, cwd: &Path, token: &str) -> PathBuf {
+    let out = run(fake.exporter(cwd, Some(token)).args([
+        "dump",
+        "--all",
+        "--environment",
+        "prod",
+        "--to",
+        "out",
+        "--skip-unsupported",
+    ]));
+    out.expect_code(0);
+    let dir = cwd.join(out.last_stdout_line());
+    assert!(dir.join("manifest.json").is_file(), "{out:?}");
+    dir
+}
+
+fn verify(fake: &Fake, cwd: &Path, dir: &Path, level: &str) -> Outcome {
+    let scratch = format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres");
+    let mut args = vec!["verify", s(dir), "--level", level];
+    if level == "restore" {
+        args.extend(["--scratch", &scratch]);
+    }
+    run(fake.exporter(cwd, None).args(&args))
+}
+
+fn destructive(log: &[Value]) -> Vec<String> {
+    log.iter()
+        .filter(|r| r["destructive"] == true)
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn md_has_op(dir: &Path, id: u64) -> bool {
+    std::fs::read_to_string(dir.join("teardown-report.md"))
+        .unwrap()
+        .contains(&format!("| #{id} | **failed**"))
+}
+
+#[track_caller]
+fn refused(out: &Outcome, reason: &str) {
+    out.expect_code(1)
+        .expect_error_line()
+        .stderr_contains("teardown of prod refused")
+        .stderr_contains(reason);
+}
+
+#[test]
+fn the_plan_and_every_refusal_send_no_destructive_request() {
+    let fake = Fake::start(&seed(), true);
+    let token = fake.token_expiring(3600);
+    let cwd = tempdir();
+    let cwd = cwd.path();
+    let accept = ["--accept-unexported", "events"];
+    let apply = [
+        "--apply",
+        "--confirm",
+        "prod",
+        "--accept-unexported",
+        "events",
+    ];
+
+    // No archive at all: the plan says what is missing, --apply refuses.
+    let plan = teardown(&fake, cwd, &token, &[]);
+    plan.expect_code(0);
+    for needle in [
+        "teardown of environment prod (#42): each database needs an archive under out verified at level restore and at most 24h old",
+        "metric drain datadog (#80, datadog): POST /metric_drains/80/operations {\"type\":\"deprovision\"}",
+        "log drain tail-1 (#71, tail): POST /log_drains/71/operations",
+        "app web (#10): POST /apps/10/operations",
+        "endpoint #60 elb-web-60.aptible.in goes with it",
+        "backup #590 (automatic, orphaned, of old-db",
+        "environment prod (#42): DELETE /accounts/42",
+        "missing before --apply:",
+        "  - main-db: no archive in any run under out",
+        "  - events: a mongodb database, which this tool cannot export",
+    ] {
+        assert!(
+            plan.stdout.contains(needle),
+            "{needle:?} not in:\n{}",
+            plan.stdout
+        );
+    }
+    refused(
+        &teardown(&fake, cwd, &token, &apply),
+        "main-db: no archive in any run under out",
+    );
+
+    // Verified only at level decompress: refused by default, accepted by an explicit and
+    // stated downgrade.
+    let dir = dump(&fake, cwd, &token);
+    let run_id = dir.file_name().unwrap().to_str().unwrap().to_owned();
+    verify(&fake, cwd, &dir, "decompress").expect_code(0);
+    refused(
+        &teardown(&fake, cwd, &token, &apply),
+        &format!(
+            "main-db: archive {run_id}/main-db.sql.zst was verified only at level decompress; the gate requires level restore"
+        ),
+    );
+    let plan = teardown(
+        &fake,
+        cwd,
+        &token,
+        &[
+            "--require-level",
+            "decompress",
+            "--accept-unexported",
+            "events",
+        ],
+    );
+    plan.expect_code(0);
+    assert!(
+        plan.stdout
+            .contains("DOWNGRADE: --require-level decompress"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("ready: `exporter teardown --apply --confirm prod`"),
+        "{}",
+        plan.stdout
+    );
+
+    // A failed verification.
+    let archive = dir.join("main-db.sql.zst");
+    let good = std::fs::read(&archive).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&archive, &bad).unwrap();
+    verify(&fake, cwd, &dir, "decompress").expect_code(1);
+    refused(
+        &teardown(
+            &fake,
+            cwd,
+            &token,
+            &[&apply[..], &["--require-level", "decompress"]].concat(),
+        ),
+        &format!(
+            "main-db: archive {run_id}/main-db.sql.zst failed its verification at level decompress"
+        ),
+    );
+    std::fs::write(&archive, &good).unwrap();
+
+    // Proven at level restore: what remains is the unexported MongoDB database...
+    verify(&fake, cwd, &dir, "restore").expect_code(0);
+    refused(
+        &teardown(&fake, cwd, &token, &["--apply", "--confirm", "prod"]),
+        "events: a mongodb database, which this tool cannot export: export it with its own tools (`exporter tunnel events`), then accept its loss here with --accept-unexported events",
+    );
+    // ... and with it accepted the plan is ready.
+    let plan = teardown(&fake, cwd, &token, &[&accept[..], &["--json"]].concat());
+    plan.expect_code(0);
+    let p: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(p["missing"], json!([]));
+    assert_eq!(p["required_level"], "restore");
+    assert_eq!(p["downgraded"], false);
+    assert_eq!(p["journal_run"], run_id.as_str());
+    let cov = p["coverage"]["databases"].as_array().unwrap();
+    let by = |h: &str| cov.iter().find(|d| d["handle"] == h).unwrap().clone();
+    let main = by("main-db");
+    assert_eq!(main["coverage"], "covered");
+    assert_eq!(main["archive"]["file"], "main-db.sql.zst");
+    assert_eq!(main["archive"]["run_id"], run_id.as_str());
+    let manifest = read_json(&dir.join("manifest.json"));
+    assert_eq!(
+        main["archive"]["sha256"],
+        manifest["databases"][0]["sha256"]
+    );
+    assert_eq!(main["archive"]["verification"]["level"], "restore");
+    assert_eq!(
+        main["archive"]["tables"],
+        json!([{"name": "public.customers", "rows": 3}])
+    );
+    assert_eq!(by("main-db-replica")["coverage"], "covered_by_primary");
+    assert_eq!(by("events")["coverage"], "accepted_unexported");
+    let keys: Vec<&str> = p["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys[..7],
+        [
+            "metric_drain:80",
+            "log_drain:70",
+            "log_drain:71",
+            "app:10",
+            "database:101",
+            "database:130",
+            "database:100"
+        ]
+    );
+    assert_eq!(keys.last(), Some(&"environment:42"));
+
+    // No terminal to type the handle on, and no --confirm: a usage error.
+    let out = teardown(
+        &fake,
+        cwd,
+        &token,
+        &["--apply", "--accept-unexported", "events"],
+    );
+    out.expect_code(2)
+        .stderr_contains("no terminal to ask on")
+        .stderr_contains("hint: pass --confirm HANDLE");
+    // A wrong confirmation.
+    let out = teardown(
+        &fake,
+        cwd,
+        &token,
+        &[
+            "--apply",
+            "--confirm",
+            "staging",
+            "--accept-unexported",
+            "events",
+        ],
+    );
+    out.expect_code(1).stderr_contains(
+        "teardown of prod refused: the confirmation \"staging\" is not the environment's handle",
+    );
+    // A stale archive.
+    refused(
+        &teardown(
+            &fake,
+            cwd,
+            &token,
+            &[&apply[..], &["--max-age", "1s"]].concat(),
+        ),
+        "old, older than --max-age 1s",
+    );
+    // A manifest changed in storage after its verification.
+    let manifest_path = dir.join("manifest.json");
+    let original = std::fs::read(&manifest_path).unwrap();
+    std::fs::write(&manifest_path, [&original[..], b"\n"].concat()).unwrap();
+    refused(
+        &teardown(&fake, cwd, &token, &apply),
+        &format!("main-db: manifest.json of run {run_id} changed after its verification"),
+    );
+    std::fs::write(&manifest_path, &original).unwrap();
+    // A database created after the dump.
+    fake.post(
+        "/databases",
+        json!({"id": 150, "account": 42, "handle": "late-db", "type": "postgresql", "image": 5}),
+    );
+    refused(
+        &teardown(&fake, cwd, &token, &apply),
+        "late-db: no archive: created ",
+    );
+    teardown(&fake, cwd, &token, &apply).stderr_contains(&format!("after the newest run {run_id}"));
+
+    // Nothing destructive, nothing the spec does not describe, no secret anywhere.
+    let log = fake.assert_clean_log(0);
+    assert!(destructive(&log).is_empty());
+    assert!(
+        !dir.join("teardown-journal.json").exists(),
+        "a refusal writes no journal"
+    );
+    fake.assert_no_secret_in_files(&dir);
+}
+
+#[test]
+fn apply_stops_at_a_failed_app_resumes_without_repeating_and_reports_everything() {
+    let fake = Fake::start(&seed(), true);
+    let token = fake.token_expiring(3600);
+    let cwd = tempdir();
+    let cwd = cwd.path();
+    let dir = dump(&fake, cwd, &token);
+    verify(&fake, cwd, &dir, "restore").expect_code(0);
+    let apply = [
+        "--apply",
+        "--confirm",
+        "prod",
+        "--accept-unexported",
+        "events",
+    ];
+
+    // The app's deprovision fails: everything before it is done, nothing after it is sent.
+    fake.post(
+        "/fail/operation",
+        json!({"type": "deprovision", "resource": "apps/10"}),
+    );
+    let first = teardown(&fake, cwd, &token, &apply);
+    first
+        .expect_code(3)
+        .expect_error_line()
+        .stderr_contains("teardown of prod stopped at app web (#10) (POST /apps/10/operations {\"type\":\"deprovision\"})")
+        .stderr_contains("(deprovision) failed.")
+        .stderr_contains("run `exporter teardown --apply` again to resume");
+    let log = fake.requests();
+    assert_eq!(
+        destructive(&log),
+        [
+            "POST /metric_drains/80/operations",
+            "POST /log_drains/70/operations",
+            "POST /log_drains/71/operations",
+            "POST /apps/10/operations",
+        ]
+    );
+    let stopped = read_json(&dir.join("teardown-report.json"));
+    assert_eq!(stopped["status"], "stopped");
+    assert!(
+        stopped["stopped_at"]
+            .as_str()
+            .unwrap()
+            .contains("app web (#10)")
+    );
+    let journal = read_json(&dir.join("teardown-journal.json"));
+    let states: Vec<(&str, &str)> = journal["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("metric_drain:80", "gone"),
+            ("log_drain:70", "gone"),
+            ("log_drain:71", "gone"),
+            ("app:10", "failed")
+        ]
+    );
+
+    // The re-run re-checks the gate, resumes at the app and finishes.
+    let second = teardown(&fake, cwd, &token, &apply);
+    second.expect_code(0);
+    assert!(
+        second
+            .stderr
+            .contains("resuming the teardown journalled in run"),
+        "{}",
+        second.stderr
+    );
+    let run_id = dir.file_name().unwrap().to_str().unwrap();
+    assert!(
+        second
+            .last_stdout_line()
+            .ends_with(&format!("{run_id}/teardown-report.md")),
+        "{}",
+        second.stdout
+    );
+    let log = fake.requests();
+    let all = destructive(&log);
+    let again = &all[4..];
+    assert!(
+        again.iter().all(|r| !r.contains("drains")),
+        "drains repeated: {again:?}"
+    );
+    // Apps, databases (the replica before its primary), backups, the environment last.
+    assert_eq!(
+        again[..4],
+        [
+            "POST /apps/10/operations",
+            "POST /databases/101/operations",
+            "POST /databases/130/operations",
+            "POST /databases/100/operations",
+        ]
+    );
+    assert_eq!(
+        again.last().map(String::as_str),
+        Some("DELETE /accounts/42")
+    );
+    let purges: Vec<&str> = again[4..again.len() - 1]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        purges.iter().all(|p| p.starts_with("POST /backups/")),
+        "{purges:?}"
+    );
+    // Three final backups (one per deprovisioned database), the manual 556, the orphaned
+    // 590, then the copy 558 (already gone with 556: its purge answers 404, which is done).
+    assert_eq!(purges.len(), 6, "{purges:?}");
+    assert!(purges.contains(&"POST /backups/556/operations"));
+    assert!(purges.contains(&"POST /backups/590/operations"));
+    assert_eq!(purges.last(), Some(&"POST /backups/558/operations"));
+    let purge_558 = log
+        .iter()
+        .find(|r| r["path"] == "/backups/558/operations")
+        .unwrap();
+    assert_eq!(purge_558["status"], 404);
+    fake.assert_clean_log(all.len());
+    // The environment is gone: only staging is left.
+    let list = run(fake
+        .exporter(cwd, Some(&token))
+        .args(["list", "--environment", "prod"]));
+    list.expect_code(3)
+        .stderr_contains("environment prod: not found (visible: staging)");
+
+    // The evidence report names every database, archive, verification and operation.
+    let report = read_json(&dir.join("teardown-report.json"));
+    assert_eq!(report["status"], "finished");
+    assert_eq!(report["environment"], "prod");
+    assert_eq!(report["required_level"], "restore");
+    assert_eq!(report["accepted_unexported"], json!(["events"]));
+    let manifest = read_json(&dir.join("manifest.json"));
+    let entry = &manifest["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "main-db")
+        .unwrap()
+        .clone();
+    let dbs = report["databases"].as_array().unwrap();
+    let handles: Vec<&str> = dbs.iter().map(|d| d["handle"].as_str().unwrap()).collect();
+    assert_eq!(handles, ["events", "main-db", "main-db-replica"]);
+    let main = &dbs[1];
+    assert_eq!(main["archive"]["sha256"], entry["sha256"]);
+    assert_eq!(
+        main["archive"]["compressed_bytes"],
+        entry["compressed_bytes"]
+    );
+    assert_eq!(main["archive"]["origin"], "live");
+    assert_eq!(main["archive"]["consistency"], "snapshot");
+    assert_eq!(main["archive"]["verification"]["level"], "restore");
+    assert_eq!(main["archive"]["verification"]["rows_compared"], 3);
+    let steps = report["steps"].as_array().unwrap();
+    // One record per resource; the app's was sent twice (once per --apply).
+    assert_eq!(steps.len(), all.len() - 1);
+    for step in steps {
+        let state = step["state"].as_str().unwrap();
+        assert!(state == "succeeded" || state == "gone", "{step:#}");
+        assert!(step["finished_at"].is_string(), "{step:#}");
+        if step["kind"] != "environment" && step["key"] != "backup:558" {
+            assert!(step["operation_id"].is_u64(), "{step:#}");
+        }
+    }
+    let app = steps.iter().find(|s| s["key"] == "app:10").unwrap();
+    assert_eq!(app["attempts"], 2);
+    assert_eq!(app["earlier"][0]["state"], "failed");
+    let failed_op = app["earlier"][0]["operation_id"].as_u64().unwrap();
+    assert!(
+        md_has_op(&dir, failed_op),
+        "the failed operation #{failed_op} is in the report"
+    );
+    let listing = &report["final_listing"];
+    assert_eq!(listing["environment_listed_after"], false);
+    assert_eq!(listing["before_deletion"]["databases"], json!([]));
+    assert_eq!(listing["before_deletion"]["backups"], json!([]));
+    assert_eq!(listing["environments_visible"], json!(["staging"]));
+    assert!(
+        report["remaining_manual_action"][0]
+            .as_str()
+            .unwrap()
+            .contains("organization's name and a reason")
+    );
+
+    let md = std::fs::read_to_string(dir.join("teardown-report.md")).unwrap();
+    for needle in [
+        "# Teardown of environment prod (#42)",
+        "Status: **finished**",
+        "### main-db (#100, postgresql)",
+        "main-db.sql.zst",
+        entry["sha256"].as_str().unwrap(),
+        "- Verified: level restore at ",
+        "| public.customers | 3 |",
+        "### main-db-replica (#101, postgresql)",
+        "A replica: its primary main-db's archive covers it.",
+        "**Not exported: its loss was accepted** (--accept-unexported events).",
+        "metric drain datadog (#80, datadog)",
+        "log drain tail-1 (#71, tail)",
+        "`DELETE /accounts/42`",
+        "environment prod no longer listed",
+        "estimated-costs page",
+    ] {
+        assert!(md.contains(needle), "{needle:?} not in:\n{md}");
+    }
+    for step in steps {
+        if let Some(id) = step["operation_id"].as_u64() {
+            assert!(
+                md.contains(&format!("#{id}")),
+                "operation #{id} not in the report"
+            );
+        }
+    }
+    for out in [&first, &second] {
+        fake.assert_no_secret("teardown output", &out.all_output());
+    }
+    fake.assert_no_secret_in_files(&dir);
+    // The run still verifies: the teardown's records are not foreign files.
+    verify(&fake, cwd, &dir, "decompress").expect_code(0);
+}
