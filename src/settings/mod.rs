@@ -989,7 +989,8 @@ pub fn resolve_teardown(
         platform,
         destination: resolve_destination(to, &storage)?,
         apply: cmd.apply,
-        confirm: cmd.confirm.as_ref().map(|c| c.trim().to_owned()),
+        // Exactly as typed: a confirmation is compared with the handle byte for byte.
+        confirm: cmd.confirm.clone(),
         required_level: match cmd.require_level {
             RequireLevelArg::Restore => Level::Restore,
             RequireLevelArg::Decompress => Level::Decompress,
@@ -1637,7 +1638,9 @@ mod tests {
             Some("prod"),
         )
         .unwrap();
-        assert_eq!(t.confirm.as_deref(), Some("prod"));
+        // Kept exactly as typed: the gate compares it with the handle byte for byte, so
+        // " prod " does not confirm "prod".
+        assert_eq!(t.confirm.as_deref(), Some(" prod "));
         assert_eq!(t.required_level, Level::Decompress);
         assert_eq!(t.max_age, Duration::from_secs(5400));
         assert_eq!(t.accept_unexported, ["events"]);

@@ -44,6 +44,10 @@ pub struct LiveDatabase {
     pub restored_copy_of: Option<String>,
     /// When the platform created it.
     pub created_at: Option<DateTime<Utc>>,
+    /// The database was deleted; only its backups remain (orphaned backups, which the
+    /// teardown purges): they need an archive of their own (`dump --all
+    /// --include-orphaned-backups`) or an explicit `--accept-unexported HANDLE`.
+    pub deleted_with_backups: Option<usize>,
 }
 
 /// A verification record (`verify.json`) as it concerns one archive.
@@ -321,9 +325,56 @@ fn own_status(
     newest_run: Option<(&str, DateTime<Utc>)>,
 ) -> Status {
     let is_accepted = accepted.iter().any(|h| h == &db.handle);
-    if let Some(source) = &db.restored_copy_of {
+    // A database this tool restored from a backup and kept needs no archive of its own only
+    // when a run records it as the restore of a backup it dumped (`platform.restored_into`
+    // with this id) and that archive covers (verified, recent, unchanged). A handle that only
+    // looks like the restore convention proves nothing: it is judged as any other database.
+    if let Some(source) = &db.restored_copy_of
+        && candidates.iter().any(|c| {
+            c.entry.status.has_archive()
+                && c.entry
+                    .platform
+                    .as_ref()
+                    .and_then(|p| p.restored_into.as_ref())
+                    .is_some_and(|r| r.id == db.id)
+                && refusal(c, req).is_none()
+        })
+    {
         return Status::RestoredCopy {
             source: source.clone(),
+        };
+    }
+    if let Some(backups) = db.deleted_with_backups {
+        if is_accepted {
+            return Status::AcceptedUnexported;
+        }
+        if let Some(c) = newest_covering(db, candidates, req) {
+            return Status::Covered {
+                archive: Box::new(covering(c)),
+            };
+        }
+        // A database this tool restored a backup into, dumped and deprovisioned: its final
+        // backup holds what the archive of that dump holds.
+        if let Some(c) = candidates.iter().find(|c| {
+            c.entry.status.has_archive()
+                && c.entry
+                    .platform
+                    .as_ref()
+                    .and_then(|p| p.restored_into.as_ref())
+                    .is_some_and(|r| r.id == db.id)
+                && refusal(c, req).is_none()
+        }) {
+            return Status::Covered {
+                archive: Box::new(covering(c)),
+            };
+        }
+        return Status::Gap {
+            reason: format!(
+                "deleted; its {backups} backup(s) would be purged with no verified archive of \
+                 them: dump them with `exporter dump --all --include-orphaned-backups` and \
+                 verify the run, or accept their loss with --accept-unexported {}",
+                db.handle
+            ),
         };
     }
     if !db.exportable {
@@ -390,6 +441,30 @@ fn own_status(
     Status::Gap { reason }
 }
 
+/// The newest archive of `db` that covers it, if any.
+fn newest_covering<'c>(
+    db: &LiveDatabase,
+    candidates: &'c [Candidate],
+    req: Requirements,
+) -> Option<&'c Candidate> {
+    candidates
+        .iter()
+        .filter(|c| {
+            c.entry.status.has_archive() && c.entry.platform.as_ref().is_some_and(|p| p.id == db.id)
+        })
+        .filter(|c| refusal(c, req).is_none())
+        .max_by(|a, b| {
+            a.entry
+                .finished_at
+                .cmp(&b.entry.finished_at)
+                .then_with(|| a.run_id.cmp(&b.run_id))
+        })
+}
+
+/// Clock differences tolerated between the machine that dumped, the one that verified and
+/// this one, in minutes.
+const CLOCK_SKEW_MINUTES: i64 = 5;
+
 /// Why candidate `c` does not cover its database, or `None` when it does.
 fn refusal(c: &Candidate, req: Requirements) -> Option<String> {
     let file = c.entry.file.as_deref().unwrap_or(&c.entry.name);
@@ -436,6 +511,23 @@ fn refusal(c: &Candidate, req: Requirements) -> Option<String> {
             "archive {at} was verified only at level {}; the gate requires level {}: run \
              `exporter verify {} --level {}`",
             v.level, req.level, c.run_id, req.level
+        ));
+    }
+    // A dump time in the future (beyond a few minutes of clock skew) or after the
+    // verification would make any --max-age pass: the age of such an archive is unknown.
+    if c.entry.finished_at > req.now + chrono::Duration::minutes(CLOCK_SKEW_MINUTES) {
+        return Some(format!(
+            "archive {at} says it was dumped at {}, which is in the future here (a clock set \
+             wrong where it was dumped, or an edited manifest): its age is unknown; dump again",
+            c.entry.finished_at.format("%Y-%m-%d %H:%M:%SZ")
+        ));
+    }
+    if v.verified_at + chrono::Duration::minutes(CLOCK_SKEW_MINUTES) < c.entry.finished_at {
+        return Some(format!(
+            "archive {at} was verified ({}) before it was dumped ({}): the records disagree; \
+             verify it again",
+            v.verified_at.format("%Y-%m-%d %H:%M:%SZ"),
+            c.entry.finished_at.format("%Y-%m-%d %H:%M:%SZ")
         ));
     }
     let age = req.now.signed_duration_since(c.entry.finished_at);
@@ -537,7 +629,7 @@ pub fn human_age(d: std::time::Duration) -> String {
 mod tests {
     use super::*;
     use crate::archive::DatabaseStatus;
-    use crate::archive::manifest::PlatformDatabase;
+    use crate::archive::manifest::{PlatformDatabase, RestoredDatabase};
     use std::time::Duration;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -552,6 +644,7 @@ mod tests {
             exportable: ty != "mongodb",
             replica_of: None,
             restored_copy_of: None,
+            deleted_with_backups: None,
             created_at: Some(t("2025-01-01T00:00:00Z")),
         }
     }
@@ -787,13 +880,79 @@ mod tests {
                 .starts_with("main-db-replica: a replica of main-db, which is not covered")
         );
 
+        // A handle that only looks like this tool's restore convention proves nothing.
         let mut copy = live(300, "main-db-at-2026-02-04-09-00-00-exporter", "postgresql");
         copy.restored_copy_of = Some("main-db".into());
+        assert!(
+            gap(&one(&copy, &[], &[])).starts_with("no archive in any run under out"),
+            "{:?}",
+            one(&copy, &[], &[])
+        );
+        // A run that dumped a backup through it, verified: the copy needs no archive.
+        let mut c = candidate(
+            "20260301T100000Z",
+            100,
+            "2026-03-01T10:00:00Z",
+            Some((Level::Restore, true, "m1")),
+        );
+        let record = |c: &mut Candidate, id: u64| {
+            c.entry.platform.as_mut().unwrap().restored_into = Some(RestoredDatabase {
+                id,
+                handle: "main-db-at-2026-02-04-09-00-00-exporter".into(),
+                kept: true,
+            });
+        };
+        record(&mut c, 300);
         assert_eq!(
-            one(&copy, &[], &[]),
+            one(&copy, std::slice::from_ref(&c), &[]),
             Status::RestoredCopy {
                 source: "main-db".into()
             }
+        );
+        // Recorded for another database, or by an archive that does not cover: no.
+        record(&mut c, 301);
+        assert!(matches!(
+            one(&copy, std::slice::from_ref(&c), &[]),
+            Status::Gap { .. }
+        ));
+        record(&mut c, 300);
+        c.verification.as_mut().unwrap().ok = false;
+        assert!(matches!(
+            one(&copy, std::slice::from_ref(&c), &[]),
+            Status::Gap { .. }
+        ));
+    }
+
+    #[test]
+    fn a_dump_time_in_the_future_or_after_the_verification_covers_nothing() {
+        let db = live(100, "main-db", "postgresql");
+        // now is 2026-03-01T12:00:00Z.
+        let mut c = candidate(
+            "20260301T100000Z",
+            100,
+            "2099-01-01T00:00:00Z",
+            Some((Level::Restore, true, "m1")),
+        );
+        let s = one(&db, std::slice::from_ref(&c), &[]);
+        assert!(gap(&s).contains("in the future here"), "{s:?}");
+        // Verified an hour before the dump it claims to have verified.
+        c.entry.finished_at = t("2026-03-01T11:00:00Z");
+        c.verification.as_mut().unwrap().verified_at = t("2026-03-01T10:00:00Z");
+        let s = one(&db, std::slice::from_ref(&c), &[]);
+        assert!(
+            gap(&s).contains("was verified (2026-03-01 10:00:00Z) before it was dumped"),
+            "{s:?}"
+        );
+        // A few minutes of skew are tolerated.
+        c.entry.finished_at = t("2026-03-01T12:03:00Z");
+        c.verification.as_mut().unwrap().verified_at = t("2026-03-01T12:01:00Z");
+        assert!(
+            matches!(
+                one(&db, std::slice::from_ref(&c), &[]),
+                Status::Covered { .. }
+            ),
+            "{:?}",
+            one(&db, std::slice::from_ref(&c), &[])
         );
     }
 

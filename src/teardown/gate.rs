@@ -9,7 +9,7 @@ use super::coverage::Status;
 use super::{Assessment, TeardownError};
 use crate::archive::MANIFEST_FILE;
 use crate::blocking;
-use crate::run::{self, ResolvedRun};
+use crate::run::{self, ArchiveRef, ResolvedRun};
 use crate::storage::Storage;
 
 /// The state of a gate that was not checked.
@@ -40,11 +40,13 @@ impl Gate<Unchecked> {
         }
     }
 
-    /// Check the gate: `confirmation` must be the environment's handle; the plan must have
-    /// nothing missing (every database covered at the required level, recently enough, or
-    /// accepted as unexported); and each covering run's `manifest.json`, read again from
-    /// storage now, must still have the SHA-256 its verification recorded. Sends nothing to
-    /// the platform.
+    /// Check the gate: `confirmation` must be the environment's handle, exactly; the plan must
+    /// have nothing missing (every database covered at the required level, recently enough,
+    /// or accepted as unexported); each covering run's `manifest.json`, read again from
+    /// storage now, must still have the SHA-256 its verification recorded; and each covering
+    /// archive, read again in full now, must still have the length and SHA-256 its manifest
+    /// records (a file deleted or damaged after its verification proves nothing). Sends
+    /// nothing to the platform.
     ///
     /// # Errors
     ///
@@ -65,23 +67,25 @@ impl Gate<Unchecked> {
                 gaps: plan.missing.clone(),
             });
         }
-        let covering: Vec<(String, String, String)> = plan
+        let covering: Vec<Covering> = plan
             .coverage
             .databases
             .iter()
             .filter_map(|d| match &d.status {
-                Status::Covered { archive } => Some((
-                    d.handle.clone(),
-                    archive.run_id.clone(),
-                    archive.manifest_sha256.clone(),
-                )),
+                Status::Covered { archive } => Some(Covering {
+                    handle: d.handle.clone(),
+                    run_id: archive.run_id.clone(),
+                    manifest_sha256: archive.manifest_sha256.clone(),
+                    entry: archive.name.clone(),
+                }),
                 _ => None,
             })
             .collect();
         let storage = self.assessment.storage.clone();
-        let gaps = blocking::run("re-reading the covering manifests", move || {
-            recheck(&storage, &covering)
-        })
+        let gaps = blocking::run(
+            "re-reading the covering manifests and archives",
+            move || recheck(&storage, &covering),
+        )
         .await?;
         if !gaps.is_empty() {
             return Err(TeardownError::Refused {
@@ -111,21 +115,54 @@ impl Gate<Verified> {
     }
 }
 
+/// One covering archive, as the gate re-reads it.
+struct Covering {
+    /// The platform database's handle.
+    handle: String,
+    /// The run holding the archive.
+    run_id: String,
+    /// The manifest's SHA-256 its verification recorded.
+    manifest_sha256: String,
+    /// The manifest entry's name.
+    entry: String,
+}
+
 /// Each covering manifest as stored now against the hash the plan saw (and the verification
-/// recorded): a gap per manifest that changed or cannot be read.
-fn recheck(storage: &Arc<dyn Storage>, covering: &[(String, String, String)]) -> Vec<String> {
+/// recorded), then the archive itself against its manifest entry (length and SHA-256, read in
+/// full): a gap per manifest that changed or cannot be read, and per archive that is missing,
+/// damaged or unreadable.
+fn recheck(storage: &Arc<dyn Storage>, covering: &[Covering]) -> Vec<String> {
     let mut gaps = Vec::new();
-    for (handle, run_id, expected) in covering {
+    for c in covering {
+        let (handle, run_id) = (&c.handle, &c.run_id);
         let run = ResolvedRun {
             storage: storage.clone(),
             id: run_id.clone(),
         };
-        match run::load_manifest_with_digest(&run) {
-            Ok((_, digest)) if digest == *expected => {}
-            Ok(_) => gaps.push(format!(
-                "{handle}: {MANIFEST_FILE} of run {run_id} changed after it was verified"
-            )),
-            Err(e) => gaps.push(format!("{handle}: {}", e.problem())),
+        let manifest = match run::load_manifest_with_digest(&run) {
+            Ok((manifest, digest)) if digest == c.manifest_sha256 => manifest,
+            Ok(_) => {
+                gaps.push(format!(
+                    "{handle}: {MANIFEST_FILE} of run {run_id} changed after it was verified"
+                ));
+                continue;
+            }
+            Err(e) => {
+                gaps.push(format!("{handle}: {}", e.problem()));
+                continue;
+            }
+        };
+        let Some(entry) = manifest.databases.iter().find(|d| d.name == c.entry) else {
+            gaps.push(format!(
+                "{handle}: {MANIFEST_FILE} of run {run_id} no longer lists {}",
+                c.entry
+            ));
+            continue;
+        };
+        if let Err(e) = ArchiveRef::from_entry(entry).and_then(|a| a.check(&run, false)) {
+            gaps.push(format!(
+                "{handle}: {e} (run {run_id}; verified before, changed since: dump and verify again)"
+            ));
         }
     }
     gaps

@@ -279,7 +279,7 @@ fn newest_covering_run(coverage: &Coverage) -> Option<String> {
 fn live_databases(inventory: &Inventory) -> Vec<coverage::LiveDatabase> {
     // A database this tool restored in an earlier run carries the restore handle convention
     // (exporter_aptible::restore), whose prefix is the original database's handle.
-    inventory
+    let mut live: Vec<coverage::LiveDatabase> = inventory
         .databases
         .iter()
         .map(|e| {
@@ -301,9 +301,46 @@ fn live_databases(inventory: &Inventory) -> Vec<coverage::LiveDatabase> {
                     .created_at
                     .as_deref()
                     .and_then(exporter_aptible::resources::parse_time),
+                deleted_with_backups: None,
             }
         })
-        .collect()
+        .collect();
+    // Deleted databases whose backups remain (orphaned backups, purged by the teardown): each
+    // is judged like a database, by its id, so its backups are purged only when an archive of
+    // one of them covers it or the user accepts their loss.
+    let mut deleted: std::collections::BTreeMap<u64, (String, usize)> =
+        std::collections::BTreeMap::new();
+    for b in &inventory.orphaned_backups {
+        let Some(id) = b
+            .links
+            .href("database")
+            .and_then(|h| h.trim_end_matches('/').rsplit('/').next())
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let handle = b
+            .database_handle
+            .clone()
+            .unwrap_or_else(|| format!("database-{id}"));
+        deleted.entry(id).or_insert((handle, 0)).1 += 1;
+    }
+    for (id, (handle, backups)) in deleted {
+        if live.iter().any(|d| d.id == id) {
+            continue;
+        }
+        live.push(coverage::LiveDatabase {
+            id,
+            handle,
+            database_type: "deleted".to_owned(),
+            exportable: false,
+            replica_of: None,
+            restored_copy_of: None,
+            created_at: None,
+            deleted_with_backups: Some(backups),
+        });
+    }
+    live
 }
 
 /// Read every run under the destination (blocking).

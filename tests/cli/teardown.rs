@@ -13,11 +13,12 @@ use crate::support::fake::{Fake, seed_with};
 use crate::support::{Outcome, PG_HOST, PG_PORT, read_json, run, s, tempdir};
 
 /// The environment: a PostgreSQL primary with a replica, a MongoDB database (not exportable),
-/// a deleted database with an orphaned backup, automatic, manual and copied backups (558 is a
+/// a deleted database with an orphaned backup (backed by a real database, so that backup can be
+/// restored and dumped), automatic, manual and copied backups (558 is a
 /// copy of the manual 556, so it outlives the database), an app with an endpoint, two log
 /// drains (one `tail`) and a metric drain.
 fn seed() -> Value {
-    let mut seed = seed_with(&[100, 101, 130, 140], &[100]);
+    let mut seed = seed_with(&[100, 101, 130, 140], &[100, 140]);
     seed["backups"].as_array_mut().unwrap().push(json!({
         "id": 558, "database": 100, "created_at": "2026-02-04T10:00:00.000Z", "manual": true,
         "size": 10, "copied_from": 556, "aws_region": "us-east-2"
@@ -32,7 +33,8 @@ fn teardown(fake: &Fake, cwd: &Path, token: &str, extra: &[&str]) -> Outcome {
         .args(extra))
 }
 
-/// `dump --all --skip-unsupported` of prod into `out`: the run directory.
+/// `dump --all --skip-unsupported --include-orphaned-backups` of prod into `out`: the run
+/// directory (old-db, deleted, is dumped from its orphaned backup).
 fn dump(fake: &Fake, cwd: &Path, token: &str) -> PathBuf {
     let out = run(fake.exporter(cwd, Some(token)).args([
         "dump",
@@ -42,10 +44,28 @@ fn dump(fake: &Fake, cwd: &Path, token: &str) -> PathBuf {
         "--to",
         "out",
         "--skip-unsupported",
+        "--include-orphaned-backups",
     ]));
     out.expect_code(0);
     let dir = cwd.join(out.last_stdout_line());
     assert!(dir.join("manifest.json").is_file(), "{out:?}");
+    // The dump's only destructive request: deprovisioning the database it restored old-db's
+    // backup into (recorded in the manifest). The log is then cleared, so that what follows
+    // is the teardown's alone; every check before this point was made by its caller.
+    let restored = read_json(&dir.join("manifest.json"))["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "old-db")
+        .expect("old-db dumped from its orphaned backup")["platform"]["restored_into"]["id"]
+        .as_u64()
+        .unwrap();
+    let log = fake.assert_clean_log(1);
+    assert_eq!(
+        destructive(&log),
+        [format!("POST /databases/{restored}/operations")]
+    );
+    fake.clear_requests();
     dir
 }
 
@@ -114,6 +134,7 @@ fn the_plan_and_every_refusal_send_no_destructive_request() {
         "missing before --apply:",
         "  - main-db: no archive in any run under out",
         "  - events: a mongodb database, which this tool cannot export",
+        "  - old-db: deleted; its 1 backup(s) would be purged with no verified archive of them: dump them with `exporter dump --all --include-orphaned-backups`",
     ] {
         assert!(
             plan.stdout.contains(needle),
@@ -214,6 +235,10 @@ fn the_plan_and_every_refusal_send_no_destructive_request() {
         json!([{"name": "public.customers", "rows": 3}])
     );
     assert_eq!(by("main-db-replica")["coverage"], "covered_by_primary");
+    // The deleted database's orphaned backup is purged only because an archive of it covers.
+    let old = by("old-db");
+    assert_eq!(old["coverage"], "covered", "{old:#}");
+    assert_eq!(old["archive"]["origin"], "backup", "{old:#}");
     assert_eq!(by("events")["coverage"], "accepted_unexported");
     let keys: Vec<&str> = p["steps"]
         .as_array()
@@ -280,6 +305,28 @@ fn the_plan_and_every_refusal_send_no_destructive_request() {
         &format!("main-db: manifest.json of run {run_id} changed after its verification"),
     );
     std::fs::write(&manifest_path, &original).unwrap();
+    // An archive damaged or deleted after its verification: the gate reads every covering
+    // archive again (length and SHA-256) before anything is sent.
+    std::fs::write(&archive, [&good[..], b"x"].concat()).unwrap();
+    refused(
+        &teardown(&fake, cwd, &token, &apply),
+        "main-db: archive main-db.sql.zst is corrupt: length",
+    );
+    std::fs::remove_file(&archive).unwrap();
+    refused(
+        &teardown(&fake, cwd, &token, &apply),
+        "main-db: archive main-db.sql.zst is listed in the manifest but missing from storage",
+    );
+    std::fs::write(&archive, &good).unwrap();
+    // A database whose handle only looks like one this tool restored needs its own archive.
+    fake.post(
+        "/databases",
+        json!({"id": 160, "account": 42, "handle": "payroll-at-2026-01-01-00-00-00-exporter", "type": "postgresql", "image": 5}),
+    );
+    refused(
+        &teardown(&fake, cwd, &token, &apply),
+        "payroll-at-2026-01-01-00-00-00-exporter: no archive",
+    );
     // A database created after the dump.
     fake.post(
         "/databases",
@@ -411,9 +458,10 @@ fn apply_stops_at_a_failed_app_resumes_without_repeating_and_reports_everything(
         purges.iter().all(|p| p.starts_with("POST /backups/")),
         "{purges:?}"
     );
-    // Three final backups (one per deprovisioned database), the manual 556, the orphaned
-    // 590, then the copy 558 (already gone with 556: its purge answers 404, which is done).
-    assert_eq!(purges.len(), 6, "{purges:?}");
+    // Three final backups (one per deprovisioned database), the final backup of the database
+    // the dump restored old-db's backup into, the manual 556, the orphaned 590, then the copy
+    // 558 (already gone with 556: its purge answers 404, which is done).
+    assert_eq!(purges.len(), 7, "{purges:?}");
     assert!(purges.contains(&"POST /backups/556/operations"));
     assert!(purges.contains(&"POST /backups/590/operations"));
     assert_eq!(purges.last(), Some(&"POST /backups/558/operations"));
@@ -446,7 +494,16 @@ fn apply_stops_at_a_failed_app_resumes_without_repeating_and_reports_everything(
         .clone();
     let dbs = report["databases"].as_array().unwrap();
     let handles: Vec<&str> = dbs.iter().map(|d| d["handle"].as_str().unwrap()).collect();
-    assert_eq!(handles, ["events", "main-db", "main-db-replica"]);
+    assert_eq!(
+        handles,
+        [
+            "events",
+            "main-db",
+            "main-db-replica",
+            "old-db",
+            "old-db-at-2025-06-01-00-00-00-exporter"
+        ]
+    );
     let main = &dbs[1];
     assert_eq!(main["archive"]["sha256"], entry["sha256"]);
     assert_eq!(
