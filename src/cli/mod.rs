@@ -52,8 +52,9 @@ pub struct DumpCmd {
     /// `--environment`), else the config file's `[[databases]]`.
     #[arg(long)]
     pub all: bool,
-    /// Database URLs to dump instead of the config's (postgres://user@host:5432/db).
-    #[arg(value_name = "URL")]
+    /// Database URLs to dump instead of the config's (postgres://user@host:5432/db);
+    /// `NAME=URL` names the archive (default: the URL's database, else its host).
+    #[arg(value_name = "[NAME=]URL")]
     pub urls: Vec<String>,
     /// Destination: a directory or s3://bucket/prefix (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]

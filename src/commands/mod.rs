@@ -117,8 +117,34 @@ async fn interrupted() -> &'static str {
     }
 }
 
+/// How a suggested command names this program: `exporter` when it was started by that name
+/// (found on `PATH`), else the path it was started by — relative to the working directory
+/// when inside it — so that `target/release/exporter verify …` works as printed after `cargo
+/// run` (issue 16), where `exporter` is not on `PATH`.
+fn suggested_program(argv0: Option<&std::ffi::OsStr>, cwd: Option<&Path>) -> String {
+    let Some(argv0) = argv0.map(Path::new) else {
+        return "exporter".to_owned();
+    };
+    if argv0.components().count() <= 1 {
+        return "exporter".to_owned();
+    }
+    let shown = cwd
+        .and_then(|cwd| argv0.strip_prefix(cwd).ok())
+        .unwrap_or(argv0);
+    let text = shown.display().to_string();
+    if text.contains(char::is_whitespace) {
+        format!("'{text}'")
+    } else {
+        text
+    }
+}
+
 async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
+    let program = suggested_program(
+        std::env::args_os().next().as_deref(),
+        std::env::current_dir().ok().as_deref(),
+    );
     let path = cli.config.as_deref();
     let environment = cli.environment.as_deref();
     match cli.command {
@@ -127,14 +153,18 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             // missing default config is fine then.
             let config = ConfigFile::read(path, true, false)?;
             let plan = settings::resolve_dump(&cmd, config.source(), &env, cores, environment)?;
+            let output = dump::Output {
+                json: cmd.json,
+                ui,
+                program: &program,
+            };
             if plan.platform.is_some() {
-                return dump::run_platform(plan, cmd.json, ui, cleanup).await;
+                return dump::run_platform(plan, output, cleanup).await;
             }
             let endpoints = UrlEndpoints::new(plan.connections.clone());
             dump::run(
                 &plan,
-                cmd.json,
-                ui,
+                output,
                 cleanup,
                 &endpoints,
                 dump::progress(ui, &plan),
@@ -274,5 +304,26 @@ fn render_cleanup(ui: Ui, reports: &[cleanup::Report]) {
         ui.problem(
             "warning: some uploads may not have been aborted; list them with `exporter uploads`",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn suggested_commands_name_the_program_as_it_was_started() {
+        let cwd = Path::new("/home/me/exporter");
+        let suggest = |argv0: &str| suggested_program(Some(OsStr::new(argv0)), Some(cwd));
+        assert_eq!(suggest("exporter"), "exporter");
+        // `cargo run` starts the binary by its absolute path.
+        assert_eq!(
+            suggest("/home/me/exporter/target/release/exporter"),
+            "target/release/exporter"
+        );
+        assert_eq!(suggest("/opt/bin/exporter"), "/opt/bin/exporter");
+        assert_eq!(suggest("/my tools/exporter"), "'/my tools/exporter'");
+        assert_eq!(suggested_program(None, None), "exporter");
     }
 }

@@ -67,11 +67,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 ///
 /// # Errors
 ///
-/// [`SettingsError`] for text that is not a URL with a host, or a scheme no engine handles.
-/// The message never repeats the URL (it may hold a password).
+/// [`SettingsError`] for text that is not a URL with a host (or holds an unencoded special
+/// character in its user name or password), or a scheme no engine handles. The message shows
+/// the URL only redacted: everything between `://` and the last `@` is `****`
+/// ([`exporter_contract::redact_unparsed`]).
 pub fn parse_url(text: &str) -> Result<(DatabaseUrl, EngineKind), SettingsError> {
-    let url = DatabaseUrl::parse(text)
-        .map_err(|e| SettingsError::new(format!("invalid database URL: {e}")))?;
+    let url = DatabaseUrl::parse(text).map_err(|e| {
+        SettingsError::new(format!("invalid database URL {}: {e}", e.shown())).hint(
+            "special characters in a user name or password must be percent-encoded: \
+             @ as %40, : as %3A, / as %2F, ? as %3F, # as %23, % as %25 \
+             (a ${VAR} in exporter.toml is encoded for you)",
+        )
+    })?;
     let engine = EngineKind::for_scheme(url.scheme()).ok_or_else(|| {
         SettingsError::new(format!("unsupported URL scheme {:?}", url.scheme())).hint(format!(
             "supported schemes: {}",
@@ -137,6 +144,29 @@ mod tests {
         let e = parse_url("mongodb://h/db").unwrap_err();
         assert_eq!(e.to_string(), "unsupported URL scheme \"mongodb\"");
         assert!(e.hint_text().unwrap().contains("postgres"));
+    }
+
+    #[test]
+    fn unparseable_urls_are_redacted_and_explained() {
+        let e = parse_url("mysql://user:p@ss/w:rd%#1@host/db").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid database URL mysql://****@host/db: the user name or password seems to \
+             hold a character that must be percent-encoded"
+        );
+        assert!(e.hint_text().unwrap().contains("# as %23"));
+        let e = parse_url("mysql://user:se#cret@host/db").unwrap_err();
+        assert!(!e.to_string().contains("se#cret"), "{e}");
+        assert!(e.to_string().contains("invalid port number"), "{e}");
+        assert!(e.hint_text().unwrap().contains("percent-encoded"));
+    }
+
+    #[test]
+    fn rediss_is_a_supported_scheme() {
+        let (_, engine) = parse_url("rediss://:pw@cache.example:6380").unwrap();
+        assert_eq!(engine, EngineKind::Redis);
+        let e = parse_url("mongodb://h/db").unwrap_err();
+        assert!(e.hint_text().unwrap().contains("rediss"));
     }
 
     #[test]

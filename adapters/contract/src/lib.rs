@@ -45,7 +45,7 @@ pub use endpoint::{Endpoint, TlsInfo};
 pub use error::{EngineError, ErrorKind};
 pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint, LEGACY_FINGERPRINT_ALGORITHM};
 pub use restore::{DefinerPolicy, RestoreOptions, RestoreSummary, ScratchServer, Target};
-pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError};
+pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError, redact_unparsed};
 
 /// The payload format of one archive file, before compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
