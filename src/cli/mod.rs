@@ -190,7 +190,7 @@ pub struct RestoreCmd {
     /// other accounts), or rewrite them to `current-user` (the restoring account).
     #[arg(long, value_enum, default_value_t = DefinerArg::Keep)]
     pub definer: DefinerArg,
-    /// Destination directory holding runs (overrides `[storage] to`).
+    /// Destination holding runs: a directory or s3://bucket/prefix (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,
     /// Print the summary as JSON on stdout.

@@ -10,7 +10,7 @@ use crate::output::{Ui, human_bytes};
 use crate::progress::{Event, Progress};
 use crate::settings::VerifyPlan;
 use crate::storage;
-use crate::verify::{self, VerifyContext, VerifyError, VerifyReport, scratch};
+use crate::verify::{self, VerifyContext, VerifyReport, scratch};
 
 /// Verify the plan's run; print one line per archive and a summary (or with `json` the
 /// report) on stdout.
@@ -37,9 +37,10 @@ pub async fn run(
     let report = &verification.report;
     if json {
         ui.data(render_json(report));
-    } else {
+    } else if report.ok {
         ui.data(summary_line(report));
     }
+    // A failed verification's summary is the `error:` line (printed once, with its hint).
     verification.check()?;
     Ok(())
 }
@@ -50,19 +51,16 @@ pub fn render_json(report: &VerifyReport) -> String {
     serde_json::to_string_pretty(report).expect("a report serializes")
 }
 
-/// The last line of the text form.
+/// The last line of the text form of a verification that passed (a failed one ends with its
+/// error instead, [`VerifyError::Failed`]).
 #[must_use]
 pub fn summary_line(report: &VerifyReport) -> String {
-    if report.ok {
-        format!(
-            "run {}: all {} archive(s) verified at level {}",
-            report.run_id,
-            report.databases.len(),
-            report.level
-        )
-    } else {
-        VerifyError::failed(report).to_string()
-    }
+    format!(
+        "run {}: all {} archive(s) verified at level {}",
+        report.run_id,
+        report.databases.len(),
+        report.level
+    )
 }
 
 /// Renders a verification's events: per-archive lines on stdout (unless `json`), progress on

@@ -65,6 +65,49 @@ pub fn check_coverage(plan: &VerifyPlan, manifest: &Manifest) -> Result<(), Veri
     Err(VerifyError::MissingScratch { engines })
 }
 
+/// Before anything is restored: every scratch server the run needs can serve
+/// ([`ScratchServer::check`]; a Redis scratch server must be empty), so a verification stops
+/// before its first restore rather than after the other engines' (issue 16).
+///
+/// # Errors
+///
+/// [`VerifyError::ScratchRefused`] naming the server, with the adapter's error.
+pub async fn check_servers(
+    plan: &VerifyPlan,
+    manifest: &Manifest,
+    cx: &VerifyContext<'_>,
+) -> Result<(), VerifyError> {
+    let needed: BTreeSet<&'static str> = manifest
+        .databases
+        .iter()
+        .filter(|d| restorable(d))
+        .filter_map(|d| EngineKind::for_manifest_engine(&d.engine))
+        .map(EngineKind::name)
+        .collect();
+    for scratch in plan
+        .scratch
+        .iter()
+        .filter(|s| needed.contains(s.engine.name()))
+    {
+        let refused = |source| VerifyError::ScratchRefused {
+            server: scratch.url.redacted(),
+            source,
+        };
+        let endpoint = cx
+            .endpoints
+            .open(&scratch.clone().into())
+            .await
+            .map_err(refused)?;
+        scratch
+            .engine
+            .scratch(endpoint.endpoint())
+            .check()
+            .await
+            .map_err(refused)?;
+    }
+    Ok(())
+}
+
 /// The databases level `restore` could not check because their scratch server could not be
 /// reached or their scratch database could not be created (a runtime failure, not a finding
 /// about the archive).

@@ -193,6 +193,13 @@ fn snapshot_verify_report_text_and_json() {
         let text = run(exporter(dir.path()).args(["-q", "verify", crate::support::s(&run_dir)]));
         text.expect_code(code);
         assert_filtered_snapshot(&format!("{name}_text"), dir.path(), &text.stdout);
+        // Issue 16: a failed verification's summary was printed twice (stdout and `error:`).
+        assert_eq!(
+            text.all_output().matches("failed verification").count(),
+            usize::from(damaged),
+            "{}",
+            text.all_output()
+        );
         let json =
             run(exporter(dir.path()).args(["-q", "verify", crate::support::s(&run_dir), "--json"]));
         json.expect_code(code);
