@@ -85,6 +85,14 @@ pub enum Event {
         /// The warning.
         warning: String,
     },
+    /// Something about a database's connection the user should know, reported once by the
+    /// adapter's preflight ([`exporter_contract::ServerInfo::notes`]); not in the manifest.
+    ConnectionNote {
+        /// The database's name in the run.
+        name: String,
+        /// The note.
+        note: String,
+    },
     /// One database could not be dumped; the run goes on with the others.
     DatabaseFailed {
         /// The database's name in the run.

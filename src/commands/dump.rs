@@ -219,8 +219,12 @@ impl Progress for DumpProgress {
             Event::DatabaseNote { name, note } => {
                 ui.info(format!("  {name}: {note}"));
             }
-            Event::DatabaseWarning { name, warning } => {
-                ui.problem(format!("  {name}: warning: {warning}"));
+            Event::DatabaseWarning {
+                name,
+                warning: note,
+            }
+            | Event::ConnectionNote { name, note } => {
+                ui.problem(format!("  {name}: warning: {note}"));
             }
             Event::DatabaseFailed { name, failure } if self.several => {
                 ui.info(format!("  {name}: FAILED: {failure}"));

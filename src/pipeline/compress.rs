@@ -288,6 +288,7 @@ mod tests {
                     engine: "memory".into(),
                     version: "1".into(),
                     tls: None,
+                    notes: Vec::new(),
                 })
             })
         }

@@ -551,10 +551,16 @@ async fn dump_through(
     });
     // Validate, then check health before the long work (vector's pattern): a database that
     // cannot be read fails here, before any file is created.
-    source
+    let server = source
         .preflight()
         .await
         .map_err(|e| DatabaseFailure::from_pipeline(&e.into(), job.local))?;
+    for note in server.notes {
+        job.progress.event(&Event::ConnectionNote {
+            name: db.name().to_owned(),
+            note,
+        });
+    }
     let object = {
         let storage = job.storage.clone();
         let run_id = job.run_id.clone();
