@@ -289,7 +289,7 @@ fn list_shows_the_tls_mode_of_each_database() {
         .args(["list", "--json"]));
     out.expect_code(0);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    let tls: Vec<(&str, &str)> = v
+    let tls: Vec<(&str, &str)> = v["databases"]
         .as_array()
         .unwrap()
         .iter()
