@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use exporter_contract::{EngineError, ErrorKind};
 
 use crate::archive::manifest::SourceInfo;
+use crate::commands::UnknownCommand;
 use crate::pipeline::{DatabaseFailure, DumpError, FailureCause, RestoreError};
 use crate::platform::InventoryError;
 use crate::platform::session::LoginError;
@@ -151,6 +152,12 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
             "pass --config FILE, or create exporter.toml (see fixtures/exporter.example.toml)",
         );
         return Some(Classified::new(Usage, hint));
+    }
+    if let Some(e) = e.downcast_ref::<UnknownCommand>() {
+        return Some(Classified {
+            status: Usage,
+            hint: Some(format!("commands: {}", e.commands)),
+        });
     }
     if let Some(e) = e.downcast_ref::<Interrupted>() {
         return Some(Classified::new(Failure, Some(interrupted_hint(e.work))));

@@ -76,6 +76,14 @@ pub fn print_data(line: &str) {
     let _ = out.flush();
 }
 
+/// Write bytes to stdout as they are (a generated completion script or manual page, which
+/// end with their own newline); write errors are ignored as in [`print_data`].
+pub fn print_raw(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
 /// Write a rendered error (see [`crate::error::render`]) to stderr, as it is.
 pub fn print_error(text: &str) {
     eprint!("{text}");

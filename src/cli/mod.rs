@@ -43,6 +43,30 @@ pub enum Command {
     Login(LoginCmd),
     /// Open a tunnel to a platform database and hold it until Ctrl-C (any database type).
     Tunnel(TunnelCmd),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(CompletionsCmd),
+    /// Print the manual page (roff) of exporter, or of one command, on stdout.
+    Man(ManCmd),
+}
+
+/// `exporter completions`.
+#[derive(Debug, Args)]
+#[command(after_help = "Install, e.g.: exporter completions bash > \
+    ~/.local/share/bash-completion/completions/exporter; exporter completions zsh > \
+    ~/.zfunc/_exporter; exporter completions fish > ~/.config/fish/completions/exporter.fish")]
+pub struct CompletionsCmd {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `exporter man`.
+#[derive(Debug, Args)]
+#[command(after_help = "Read it with: exporter man | man -l -")]
+pub struct ManCmd {
+    /// A command's page (`exporter-dump(1)`, …) instead of the program's.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// `exporter dump`.

@@ -10,6 +10,7 @@
 //! Command modules never import each other; each takes a plan and returns `Ok(())` or the
 //! service's typed error.
 
+mod docs;
 mod dump;
 mod list;
 mod login;
@@ -17,6 +18,8 @@ mod restore;
 mod tunnel;
 mod uploads;
 mod verify;
+
+pub use docs::UnknownCommand;
 
 use std::io;
 use std::panic::AssertUnwindSafe;
@@ -54,7 +57,11 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Dump(_) => Work::Dump,
         Command::Verify(_) => Work::Verify,
         Command::Restore(_) => Work::Restore,
-        Command::List(_) | Command::Uploads(_) | Command::Login(_) => Work::Other,
+        Command::List(_)
+        | Command::Uploads(_)
+        | Command::Login(_)
+        | Command::Completions(_)
+        | Command::Man(_) => Work::Other,
         Command::Tunnel(_) => Work::Hold,
     };
     let cleanup = Cleanup::new();
@@ -198,6 +205,11 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             let plan = settings::resolve_login(&cmd, &env)?;
             login::run(plan, ui).await
         }
+        Command::Completions(cmd) => {
+            docs::completions(&cmd);
+            Ok(())
+        }
+        Command::Man(cmd) => docs::man(&cmd),
         Command::Tunnel(cmd) => {
             let config = ConfigFile::read(path, false, false)?;
             let plan = settings::resolve_tunnel(&cmd, config.source(), &env, environment)?;
