@@ -243,7 +243,7 @@ pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, D
         engine_options: plan.engine_options,
         compression: Compression {
             level: plan.compression_level,
-            workers: plan.jobs.min(64) as u32,
+            workers: zstd_workers(plan.jobs, plan.databases.len()),
         },
         endpoints: cx.endpoints,
         progress: cx.progress.as_ref(),
@@ -383,6 +383,16 @@ struct Job<'a> {
     compression: Compression,
     endpoints: &'a dyn EndpointProvider,
     progress: &'a dyn Progress,
+}
+
+/// zstd worker threads per archive: `--jobs` shared by the databases dumped at once (at most
+/// `jobs` of them), at least 1, at most 64. Each worker holds its own compression context, and
+/// at high levels that is most of the memory (issue 16: about 90 MiB per worker at level 19,
+/// README "Resources"); one worker per core in total, instead of `jobs` per database, keeps
+/// `--jobs 4` of four databases at level 19 to 4 contexts, not 16.
+fn zstd_workers(jobs: usize, databases: usize) -> u32 {
+    let at_once = jobs.clamp(1, databases.max(1));
+    (jobs / at_once).clamp(1, 64) as u32
 }
 
 /// How long a tunnel may take to report its death after the engine's connection error,
@@ -648,5 +658,23 @@ fn failed_entry(
         warnings: Vec::new(),
         platform,
         tls: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16: every database dumped at once had `--jobs` zstd workers, so memory at high
+    /// levels grew with the square of `--jobs`.
+    #[test]
+    fn zstd_workers_share_the_jobs() {
+        assert_eq!(zstd_workers(4, 1), 4, "one database: every core");
+        assert_eq!(zstd_workers(4, 4), 1);
+        assert_eq!(zstd_workers(4, 2), 2);
+        assert_eq!(zstd_workers(2, 10), 1);
+        assert_eq!(zstd_workers(3, 2), 1);
+        assert_eq!(zstd_workers(1, 0), 1);
+        assert_eq!(zstd_workers(200, 1), 64);
     }
 }
