@@ -10,7 +10,7 @@ use crate::archive::{DatabaseEntry, RunStatus};
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
 use crate::error;
-use crate::output::{Ui, human_bytes};
+use crate::output::{Ui, human_bytes, human_duration};
 use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
@@ -171,9 +171,22 @@ struct DumpProgress {
 }
 
 impl Progress for DumpProgress {
+    fn heartbeat(&self) -> Option<std::time::Duration> {
+        self.ui.heartbeat()
+    }
+
     fn event(&self, event: &Event) {
         let ui = self.ui;
         match event {
+            Event::DatabaseProgress {
+                name,
+                bytes_read,
+                seconds,
+            } => ui.info(format!(
+                "  {name}: still dumping: {} read in {}",
+                human_bytes(*bytes_read),
+                human_duration(*seconds)
+            )),
             Event::DumpStarted {
                 run_id,
                 location,

@@ -43,7 +43,11 @@ const CLEANUP_GRACE: Duration = Duration::from_secs(60);
 #[must_use]
 pub fn run(cli: Cli) -> ExitStatus {
     output::init_tracing(cli.verbose, cli.quiet);
-    let ui = Ui::new(cli.quiet);
+    let heartbeat = match settings::progress_interval(&|k: &str| std::env::var(k).ok()) {
+        Ok(every) => every,
+        Err(e) => return fail(&e.into()),
+    };
+    let ui = Ui::new(cli.quiet).with_heartbeat(heartbeat);
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores.max(2))

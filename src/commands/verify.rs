@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
-use crate::output::{Ui, human_bytes};
+use crate::output::{Ui, human_bytes, human_duration, read_so_far};
 use crate::progress::{Event, Progress};
 use crate::settings::VerifyPlan;
 use crate::storage;
@@ -79,8 +79,31 @@ impl VerifyProgress {
 }
 
 impl Progress for VerifyProgress {
+    fn heartbeat(&self) -> Option<std::time::Duration> {
+        self.ui.heartbeat()
+    }
+
     fn event(&self, event: &Event) {
         match event {
+            Event::ScratchRestoreProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                seconds,
+            } if total_bytes.is_some_and(|t| *bytes_read >= t) => self.ui.info(format!(
+                "still checking {label}: archive read, restoring and comparing fingerprints; {} so far",
+                human_duration(*seconds)
+            )),
+            Event::ScratchRestoreProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                seconds,
+            } => self.ui.info(format!(
+                "still restoring {label}: {} in {}",
+                read_so_far(*bytes_read, *total_bytes),
+                human_duration(*seconds)
+            )),
             Event::RunSkipped { run_id, reason } => {
                 self.ui.problem(format!("note: skipping run {run_id}: {reason}"));
             }

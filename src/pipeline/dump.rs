@@ -27,7 +27,7 @@ use crate::cleanup::{self, Cleanup};
 use crate::endpoint::{EndpointGuard, EndpointProvider, Released};
 use crate::engines::EngineOptions;
 use crate::error::one_line;
-use crate::progress::{Event, Progress};
+use crate::progress::{Event, Meter, Progress, Ticker};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan, SkippedDatabase, platform_label};
 use crate::storage::Storage;
 
@@ -246,7 +246,7 @@ pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, D
             workers: zstd_workers(plan.jobs, plan.databases.len()),
         },
         endpoints: cx.endpoints,
-        progress: cx.progress.as_ref(),
+        progress: cx.progress.clone(),
     };
     let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
     let results: Vec<(DatabaseEntry, Option<DatabaseFailure>)> =
@@ -382,7 +382,7 @@ struct Job<'a> {
     engine_options: EngineOptions,
     compression: Compression,
     endpoints: &'a dyn EndpointProvider,
-    progress: &'a dyn Progress,
+    progress: Arc<dyn Progress>,
 }
 
 /// zstd worker threads per archive: `--jobs` shared by the databases dumped at once (at most
@@ -591,12 +591,25 @@ async fn dump_through(
             }
         }
     };
+    // Say every so often that the dump is still running (issue 16: minutes without a line).
+    let read = Meter::default();
+    let _ticker = Ticker::start(job.progress.heartbeat(), {
+        let (progress, read, name) = (job.progress.clone(), read.clone(), db.name().to_owned());
+        move |elapsed| {
+            progress.event(&Event::DatabaseProgress {
+                name: name.clone(),
+                bytes_read: read.get(),
+                seconds: elapsed.as_secs_f64(),
+            });
+        }
+    });
     dump_one(
         source.as_ref(),
         job.options.clone(),
         object,
         file,
         job.compression,
+        &read,
     )
     .await
     .map_err(|e| DatabaseFailure::from_pipeline(&e, job.local))

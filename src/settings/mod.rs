@@ -60,7 +60,9 @@ pub use platform::{
     BackupChoice, PlatformInventory, PlatformRead, PlatformSettings, PlatformTarget, PlatformVars,
     SkippedDatabase, platform_label, resolve_platform,
 };
-pub use values::{name_from_database, parse_age, parse_size, parse_url, validate_name};
+pub use values::{
+    name_from_database, parse_age, parse_size, parse_url, progress_interval, validate_name,
+};
 
 /// Default compression level (zstd's own default).
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;

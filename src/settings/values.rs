@@ -1,6 +1,8 @@
 //! Single values of the command line and the config file: sizes, ages, database URLs and
 //! archive names. Pure functions.
 
+use std::time::Duration;
+
 use exporter_contract::DatabaseUrl;
 
 use super::SettingsError;
@@ -32,6 +34,39 @@ pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     n.checked_mul(seconds)
         .map(std::time::Duration::from_secs)
         .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// The environment variable that sets how often long work prints a "still running" line.
+pub const PROGRESS_INTERVAL_VAR: &str = "EXPORTER_PROGRESS_INTERVAL";
+
+/// Default seconds between "still running" lines.
+pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How often a long dump, verification or restore says it is still running (issue 16: minutes
+/// without a line): `EXPORTER_PROGRESS_INTERVAL` in seconds (decimals allowed; `0` turns the
+/// lines off), else [`DEFAULT_PROGRESS_INTERVAL`].
+///
+/// # Errors
+///
+/// [`SettingsError`] (exit 2) when the variable is not a number of seconds.
+pub fn progress_interval(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Duration>, SettingsError> {
+    let Some(text) = env(PROGRESS_INTERVAL_VAR).filter(|t| !t.trim().is_empty()) else {
+        return Ok(Some(DEFAULT_PROGRESS_INTERVAL));
+    };
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| {
+            SettingsError::new(format!(
+                "{PROGRESS_INTERVAL_VAR}={text:?} is not a number of seconds"
+            ))
+            .hint("e.g. 30, or 0 for no \"still running\" lines")
+        })?;
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
 }
 
 /// Parse a byte size: a plain number of bytes, or a number with a binary unit `K`/`KiB`,
@@ -189,6 +224,28 @@ mod tests {
         assert!(parse_age("2").is_err());
         assert!(parse_age("h").is_err());
         assert!(parse_age("3 weeks").is_err());
+    }
+
+    #[test]
+    fn progress_interval_from_the_environment() {
+        let with =
+            |v: &'static str| move |k: &str| (k == PROGRESS_INTERVAL_VAR).then(|| v.to_owned());
+        assert_eq!(
+            progress_interval(&|_| None),
+            Ok(Some(DEFAULT_PROGRESS_INTERVAL))
+        );
+        assert_eq!(progress_interval(&with("0")), Ok(None));
+        assert_eq!(
+            progress_interval(&with("0.25")),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            progress_interval(&with("")),
+            Ok(Some(DEFAULT_PROGRESS_INTERVAL))
+        );
+        let e = progress_interval(&with("soon")).unwrap_err();
+        assert!(e.to_string().contains("EXPORTER_PROGRESS_INTERVAL"), "{e}");
+        assert!(progress_interval(&with("-1")).is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::endpoint::EndpointGuard;
 use crate::engines::EngineKind;
 use crate::error::one_line;
 use crate::pipeline::decode::{self, StreamError};
-use crate::progress::{Event, Progress};
+use crate::progress::{Event, Meter, Progress, Ticker};
 use crate::run::{self, ResolvedRun};
 use crate::settings::VerifyPlan;
 
@@ -174,7 +174,7 @@ pub async fn restore_stage(
                             server,
                             endpoint,
                             cleanup: cx.cleanup,
-                            progress: cx.progress.as_ref(),
+                            progress: cx.progress.clone(),
                         },
                     )
                     .await;
@@ -232,7 +232,7 @@ struct Scratch<'a> {
     server: Arc<dyn ScratchServer>,
     endpoint: Arc<EndpointGuard>,
     cleanup: &'a Cleanup,
-    progress: &'a dyn Progress,
+    progress: Arc<dyn Progress>,
 }
 
 /// How a scratch restore runs and what its fingerprints are compared as.
@@ -310,7 +310,27 @@ async fn restore_check(
         millis: 0,
         dropped: false,
     };
-    match decode::restore_archive(archive, target.as_ref(), expect.options).await {
+    let read = Meter::default();
+    let ticker = Ticker::start(scratch.progress.heartbeat(), {
+        let (progress, read) = (scratch.progress.clone(), read.clone());
+        let (label, total_bytes) = (
+            db.file.clone().unwrap_or_else(|| db.name.clone()),
+            db.compressed_bytes,
+        );
+        move |elapsed| {
+            progress.event(&Event::ScratchRestoreProgress {
+                label: label.clone(),
+                bytes_read: read.get(),
+                total_bytes,
+                seconds: elapsed.as_secs_f64(),
+            });
+        }
+    });
+    // The ticker runs through the fingerprint pass too, which reads the whole scratch
+    // database again after the archive is read.
+    let _ticker = ticker;
+    let restored = decode::restore_archive(archive, target.as_ref(), expect.options, &read).await;
+    match restored {
         Err(StreamError::Target(e)) => outcome.problems.push(format!(
             "restore into scratch database {name} failed: {}",
             one_line(&e)

@@ -4,9 +4,9 @@
 use serde_json::Value;
 
 use crate::support::{
-    TestDb, all_files, db_entry, dump_ok, exporter, fingerprint, is_run_id, manifest,
-    restore_with_stock_tools, run, run_dirs, s, small_db, spawn_exporter, table_rows, tempdir,
-    user_tables, write_config, zstd_decompress, zstd_list,
+    PG_HOST, PG_PORT, TestDb, all_files, db_entry, dump_ok, exporter, fingerprint, is_run_id,
+    manifest, restore_with_stock_tools, run, run_dirs, s, small_db, spawn_exporter, table_rows,
+    tempdir, user_tables, write_config, zstd_decompress, zstd_list,
 };
 
 /// Rows of `public.t` in a database, as sorted COPY lines.
@@ -386,4 +386,80 @@ fn an_unencoded_password_is_refused_and_never_shown() {
         .never_shows("ss/w")
         .never_shows("rd%#1");
     assert!(!work.path().join("out").exists(), "nothing was written");
+}
+
+/// Issue 16: no output at all for minutes during a long dump, `verify --level restore` or
+/// restore. Each says every `EXPORTER_PROGRESS_INTERVAL` seconds (default 30) that it is
+/// still running and how far it got; `-q` silences it, `0` turns it off.
+#[test]
+fn long_work_says_it_is_still_running() {
+    let db = TestDb::with_sql(
+        "still_running",
+        "CREATE TABLE t (id integer PRIMARY KEY, label text);\n\
+         INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 300000) AS i;\n",
+    );
+    let work = tempdir();
+    let dump = |extra: &[&str], interval: &str| {
+        run(exporter(work.path())
+            .env("EXPORTER_PROGRESS_INTERVAL", interval)
+            .args([
+                "dump",
+                &format!("slow={}", db.url()),
+                "--to",
+                "out",
+                "-j",
+                "1",
+            ])
+            .args(extra))
+    };
+    let out = dump(&[], "0.05");
+    out.expect_code(0);
+    let still: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("  slow: still dumping: "))
+        .collect();
+    assert!(!still.is_empty(), "no progress line:\n{}", out.stderr);
+    assert!(still.iter().all(|l| l.contains(" read in ")), "{still:?}");
+    let run_dir = work.path().join(out.stdout.trim());
+    for (extra, interval) in [(&["-q"][..], "0.05"), (&[][..], "0")] {
+        let quiet = dump(extra, interval);
+        quiet.expect_code(0);
+        assert!(!quiet.stderr.contains("still dumping"), "{}", quiet.stderr);
+    }
+
+    let scratch = format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres");
+    let out = run(exporter(work.path())
+        .env("EXPORTER_PROGRESS_INTERVAL", "0.05")
+        .args([
+            "verify",
+            s(&run_dir),
+            "--level",
+            "restore",
+            "--scratch",
+            &scratch,
+        ]));
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| (l.starts_with("still restoring slow.sql.zst: ")
+                && l.contains("%) read in "))
+                || l.starts_with("still checking slow.sql.zst: archive read")),
+        "no progress line:\n{}",
+        out.stderr
+    );
+
+    let target = TestDb::create("still_running_target");
+    let out = run(exporter(work.path())
+        .env("EXPORTER_PROGRESS_INTERVAL", "0.05")
+        .args(["restore", s(&run_dir), "--into", &target.url()]));
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("still restoring slow.sql.zst: ") && l.contains("%) read in ")),
+        "no progress line:\n{}",
+        out.stderr
+    );
 }
