@@ -11,7 +11,7 @@ use crate::output::Ui;
 use crate::platform::{self, EnvironmentPlan, inventory};
 use crate::settings::{ListPlan, PlatformInventory};
 
-/// Version of the `list --json` object (FORMAT.md, "`exporter list --json`"): bumped when a
+/// Version of the `list --json` object (FORMAT.md, "Reports on stdout"): bumped when a
 /// field changes meaning or goes away; new fields do not bump it.
 pub const LIST_JSON_VERSION: u32 = 1;
 
