@@ -194,6 +194,19 @@ impl EngineKind {
         }
     }
 
+    /// The engine as an inventory shows it before connecting (`exporter list`): `postgresql`,
+    /// `mysql/mariadb`, `redis`. MySQL and MariaDB share a URL scheme and an adapter, and only
+    /// the server tells which it is: the manifest then records `mysql` or `mariadb`
+    /// ([`exporter_contract::ServerInfo::engine`]), so a listing says both rather than guess.
+    #[must_use]
+    pub fn inventory_name(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgresql",
+            Self::Mysql => "mysql/mariadb",
+            Self::Redis => "redis",
+        }
+    }
+
     /// What the manifest's `tables` entries and their `rows` are for this engine, in progress
     /// lines: `("tables", "rows")`, or `("databases", "keys")` for Redis.
     #[must_use]

@@ -21,6 +21,8 @@ use std::fmt::Write as _;
 
 use exporter_contract::{EngineError, ErrorKind};
 
+use crate::archive::manifest::SourceInfo;
+use crate::commands::UnknownCommand;
 use crate::pipeline::{DatabaseFailure, DumpError, FailureCause, RestoreError};
 use crate::platform::InventoryError;
 use crate::platform::session::LoginError;
@@ -153,6 +155,12 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
             "pass --config FILE, or create exporter.toml (see fixtures/exporter.example.toml)",
         );
         return Some(Classified::new(Usage, hint));
+    }
+    if let Some(e) = e.downcast_ref::<UnknownCommand>() {
+        return Some(Classified {
+            status: Usage,
+            hint: Some(format!("commands: {}", e.commands)),
+        });
     }
     if let Some(e) = e.downcast_ref::<Interrupted>() {
         return Some(Classified::new(Failure, Some(interrupted_hint(e.work))));
@@ -322,6 +330,12 @@ fn interrupted_hint(work: Work) -> &'static str {
 fn run_error(e: &RunError) -> Classified {
     match e {
         RunError::Directory { .. } => Classified::new(ExitStatus::Usage, None),
+        RunError::NoDestination { .. } => Classified::new(
+            ExitStatus::Usage,
+            Some(
+                "pass --to the directory the dump wrote to (or set [storage] to), or a path to a run directory",
+            ),
+        ),
         RunError::List { .. } => Classified::new(ExitStatus::Failure, None),
         RunError::NotFound { .. } => Classified::new(
             ExitStatus::Usage,
@@ -509,11 +523,22 @@ fn verify_error(e: &VerifyError) -> Option<Classified> {
                  (postgres://postgres@host:5432/postgres, mysql://root@host:3306, redis://host:6380 of an empty Redis)",
             ),
         ),
-        VerifyError::WriteRecord { .. } => Classified::new(Failure, None),
-        VerifyError::Failed { .. } => Classified::new(
-            No,
-            Some("do not delete the source databases; dump again with `exporter dump --all`"),
+        VerifyError::ScratchRefused { source, .. } => Classified::new(
+            engine_status(source),
+            Some(if source.kind() == ErrorKind::Unsupported {
+                "nothing was restored; give --scratch a dedicated server (Redis: an empty one, which verify flushes)"
+            } else {
+                "nothing was restored; check the --scratch server, then verify again"
+            }),
         ),
+        VerifyError::WriteRecord { .. } => Classified::new(Failure, None),
+        VerifyError::Failed { origin, .. } => Classified {
+            status: No,
+            hint: Some(format!(
+                "do not delete the source databases; dump again with {}",
+                redump_command(origin.as_ref())
+            )),
+        },
         VerifyError::ScratchUnavailable { hint, .. } => Classified {
             status: Failure,
             hint: Some(hint.clone().unwrap_or_else(|| {
@@ -522,6 +547,23 @@ fn verify_error(e: &VerifyError) -> Option<Classified> {
         },
         VerifyError::Thread(_) => return None,
     })
+}
+
+/// How to dump a run's databases again, by the manifest's `source`: the config's with
+/// `dump --all`, a platform environment's with `--environment`, URLs by naming them again.
+fn redump_command(source: Option<&SourceInfo>) -> String {
+    match source {
+        Some(s) if s.kind == "config" => "`exporter dump --all`".to_owned(),
+        Some(s) if s.kind == "urls" => {
+            "`exporter dump URL…`, naming the same URLs (the manifest lists their endpoints)"
+                .to_owned()
+        }
+        Some(SourceInfo {
+            environment: Some(env),
+            ..
+        }) => format!("`exporter dump --all --environment {env}`"),
+        _ => "`exporter dump` (as this run was made)".to_owned(),
+    }
 }
 
 /// The text printed on stderr for a failed command: the error, its causes, its hint.
@@ -694,6 +736,33 @@ mod tests {
         assert_eq!(
             classify(&err).hint.as_deref(),
             Some("check the --scratch server and its privileges, then verify again")
+        );
+    }
+
+    /// Issue 16: a failed verification's hint said `dump --all` even for runs made from URLs.
+    #[test]
+    fn a_failed_verification_hints_at_the_dump_that_made_the_run() {
+        let failed = |kind: &str, environment: Option<&str>| {
+            let err = anyhow::Error::new(VerifyError::Failed {
+                run_id: "r".into(),
+                bad: 1,
+                total: 1,
+                problems: 0,
+                origin: Some(SourceInfo {
+                    kind: kind.into(),
+                    environment: environment.map(str::to_owned),
+                }),
+            });
+            let c = classify(&err);
+            assert_eq!(c.status, ExitStatus::No);
+            c.hint.unwrap()
+        };
+        assert!(failed("config", None).ends_with("dump again with `exporter dump --all`"));
+        let urls = failed("urls", None);
+        assert!(urls.contains("`exporter dump URL…`"), "{urls}");
+        assert!(!urls.contains("--all"), "{urls}");
+        assert!(
+            failed("aptible", Some("prod")).ends_with("`exporter dump --all --environment prod`")
         );
     }
 

@@ -11,24 +11,45 @@
 )]
 
 use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
 
 /// Human progress on stderr, data on stdout. `--quiet` silences progress, never problems.
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {
     quiet: bool,
+    heartbeat: Option<Duration>,
 }
 
 impl Ui {
     /// A reporter; `quiet` suppresses everything but problems and errors.
     #[must_use]
     pub fn new(quiet: bool) -> Self {
-        Self { quiet }
+        Self {
+            quiet,
+            heartbeat: None,
+        }
+    }
+
+    /// The same reporter, with a "still running" line every `every` during long work
+    /// (`None`: never; see [`crate::settings::progress_interval`]).
+    #[must_use]
+    pub fn with_heartbeat(self, every: Option<Duration>) -> Self {
+        Self {
+            heartbeat: every,
+            ..self
+        }
     }
 
     /// Whether progress lines are suppressed.
     #[must_use]
     pub fn is_quiet(self) -> bool {
         self.quiet
+    }
+
+    /// How often long work reports that it is still running: never with `--quiet`.
+    #[must_use]
+    pub fn heartbeat(self) -> Option<Duration> {
+        self.heartbeat.filter(|_| !self.quiet)
     }
 
     /// A progress or summary line on stderr (suppressed by `--quiet`).
@@ -76,6 +97,14 @@ pub fn print_data(line: &str) {
     let _ = out.flush();
 }
 
+/// Write bytes to stdout as they are (a generated completion script or manual page, which
+/// end with their own newline); write errors are ignored as in [`print_data`].
+pub fn print_raw(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
 /// Write a rendered error (see [`crate::error::render`]) to stderr, as it is.
 pub fn print_error(text: &str) {
     eprint!("{text}");
@@ -95,6 +124,32 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `120.0 MiB of 400.0 MiB (30%) read`, or `120.0 MiB read` without a total: how far a
+/// restore has read its archive, for progress lines.
+#[must_use]
+pub fn read_so_far(bytes: u64, total: Option<u64>) -> String {
+    match total.filter(|t| *t > 0) {
+        Some(t) => format!(
+            "{} of {} ({}%) read",
+            human_bytes(bytes),
+            human_bytes(t),
+            (bytes.min(t) * 100) / t
+        ),
+        None => format!("{} read", human_bytes(bytes)),
+    }
+}
+
+/// `12s`, `3m 05s`, `2h 04m`: a duration for progress lines.
+#[must_use]
+pub fn human_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -136,5 +191,27 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn progress_of_a_read() {
+        assert_eq!(read_so_far(512, Some(2048)), "512 B of 2.0 KiB (25%) read");
+        assert_eq!(read_so_far(512, None), "512 B read");
+        assert_eq!(read_so_far(512, Some(0)), "512 B read");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(0.4), "0s");
+        assert_eq!(human_duration(59.9), "59s");
+        assert_eq!(human_duration(185.0), "3m 05s");
+        assert_eq!(human_duration(7440.0), "2h 04m");
+    }
+
+    #[test]
+    fn quiet_has_no_heartbeat() {
+        let every = Some(Duration::from_secs(30));
+        assert_eq!(Ui::new(false).with_heartbeat(every).heartbeat(), every);
+        assert_eq!(Ui::new(true).with_heartbeat(every).heartbeat(), None);
     }
 }

@@ -6,8 +6,14 @@
 //! about as lines today; the same events can drive progress bars or a stream of JSON events
 //! (every event serializes, tagged by `event`), without touching a service.
 //!
-//! Events are small owned values, sent a handful of times per database, so observers may be
-//! called from any task or thread (`Send + Sync`).
+//! Events are small owned values, sent a handful of times per database — plus one
+//! `…Progress` event every [`Progress::heartbeat`] while a dump or restore runs, from a
+//! [`Ticker`] reading a [`Meter`] that the pipeline advances — so observers may be called
+//! from any task or thread (`Send + Sync`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use exporter_contract::{PayloadFormat, TlsInfo};
 use serde::Serialize;
@@ -85,6 +91,24 @@ pub enum Event {
         /// The warning.
         warning: String,
     },
+    /// Something about a database's connection the user should know, reported once by the
+    /// adapter's preflight ([`exporter_contract::ServerInfo::notes`]); not in the manifest.
+    ConnectionNote {
+        /// The database's name in the run.
+        name: String,
+        /// The note.
+        note: String,
+    },
+    /// A database's dump is still running: sent every [`Progress::heartbeat`] while it runs
+    /// (issue 16: minutes without a line on a long dump).
+    DatabaseProgress {
+        /// The database's name in the run.
+        name: String,
+        /// Payload bytes read from the engine so far (before compression).
+        bytes_read: u64,
+        /// Seconds since the dump of this database started.
+        seconds: f64,
+    },
     /// One database could not be dumped; the run goes on with the others.
     DatabaseFailed {
         /// The database's name in the run.
@@ -133,6 +157,18 @@ pub enum Event {
         label: String,
         /// The scratch server (redacted).
         server: String,
+    },
+    /// A scratch restore (level `restore`) is still running: sent every
+    /// [`Progress::heartbeat`].
+    ScratchRestoreProgress {
+        /// The archive file.
+        label: String,
+        /// Stored (compressed) bytes of the archive read so far.
+        bytes_read: u64,
+        /// The archive's stored size, as the manifest says.
+        total_bytes: Option<u64>,
+        /// Seconds since the restore started.
+        seconds: f64,
     },
     /// A scratch restore (level `restore`) ended.
     ScratchRestoreChecked {
@@ -196,12 +232,79 @@ pub enum Event {
         /// How it ended (`operation #7001 succeeded`, `already gone (404)`, …).
         outcome: String,
     },
+    /// The restore proper is still running: sent every [`Progress::heartbeat`].
+    RestoreProgress {
+        /// The archive file.
+        label: String,
+        /// Stored (compressed) bytes of the archive read so far.
+        bytes_read: u64,
+        /// The archive's stored size, as the manifest says.
+        total_bytes: Option<u64>,
+        /// Seconds since the restore started.
+        seconds: f64,
+    },
 }
 
 /// Receives a service's [`Event`]s.
 pub trait Progress: Send + Sync {
     /// One event. Called from the service's task or one of its threads; must not block long.
     fn event(&self, event: &Event);
+
+    /// How often long work should report that it is still running (the `…Progress` events:
+    /// [`Event::DatabaseProgress`], [`Event::ScratchRestoreProgress`],
+    /// [`Event::RestoreProgress`]); `None`, the default, for never.
+    fn heartbeat(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// A byte count that a pipeline advances and a [`Ticker`] reads (shared, lock-free).
+#[derive(Debug, Clone, Default)]
+pub struct Meter(Arc<AtomicU64>);
+
+impl Meter {
+    /// Count `n` more bytes.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The bytes counted so far.
+    #[must_use]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Calls a closure every `every` (first after one interval) with the time since it started,
+/// until dropped: the heartbeat of one long piece of work. Needs a Tokio runtime.
+#[derive(Debug)]
+pub struct Ticker(Option<tokio::task::JoinHandle<()>>);
+
+impl Ticker {
+    /// Start ticking; `every: None` (or zero) starts nothing.
+    #[must_use]
+    pub fn start(every: Option<Duration>, beat: impl Fn(Duration) + Send + 'static) -> Self {
+        let Some(every) = every.filter(|d| !d.is_zero()) else {
+            return Self(None);
+        };
+        let started = Instant::now();
+        Self(Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                beat(started.elapsed());
+            }
+        })))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// An observer that ignores everything (for library callers and tests).

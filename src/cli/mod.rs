@@ -46,6 +46,30 @@ pub enum Command {
     /// Plan (and with --apply, run) the removal of a platform environment, gated on an
     /// archive proven restorable for every database.
     Teardown(TeardownCmd),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(CompletionsCmd),
+    /// Print the manual page (roff) of exporter, or of one command, on stdout.
+    Man(ManCmd),
+}
+
+/// `exporter completions`.
+#[derive(Debug, Args)]
+#[command(after_help = "Install, e.g.: exporter completions bash > \
+    ~/.local/share/bash-completion/completions/exporter; exporter completions zsh > \
+    ~/.zfunc/_exporter; exporter completions fish > ~/.config/fish/completions/exporter.fish")]
+pub struct CompletionsCmd {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `exporter man`.
+#[derive(Debug, Args)]
+#[command(after_help = "Read it with: exporter man | man -l -")]
+pub struct ManCmd {
+    /// A command's page (`exporter-dump(1)`, …) instead of the program's.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// `exporter dump`.
@@ -55,8 +79,9 @@ pub struct DumpCmd {
     /// `--environment`), else the config file's `[[databases]]`.
     #[arg(long)]
     pub all: bool,
-    /// Database URLs to dump instead of the config's (postgres://user@host:5432/db).
-    #[arg(value_name = "URL")]
+    /// Database URLs to dump instead of the config's (postgres://user@host:5432/db);
+    /// `NAME=URL` names the archive (default: the URL's database, else its host).
+    #[arg(value_name = "[NAME=]URL")]
     pub urls: Vec<String>,
     /// Destination: a directory or s3://bucket/prefix (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
@@ -192,7 +217,7 @@ pub struct RestoreCmd {
     /// other accounts), or rewrite them to `current-user` (the restoring account).
     #[arg(long, value_enum, default_value_t = DefinerArg::Keep)]
     pub definer: DefinerArg,
-    /// Destination directory holding runs (overrides `[storage] to`).
+    /// Destination holding runs: a directory or s3://bucket/prefix (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,
     /// Print the summary as JSON on stdout.

@@ -10,7 +10,7 @@ use crate::archive::{DatabaseEntry, RunStatus};
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
 use crate::error;
-use crate::output::{Ui, human_bytes};
+use crate::output::{Ui, human_bytes, human_duration};
 use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
@@ -26,6 +26,19 @@ struct JsonSummary<'a> {
     databases: &'a [DatabaseEntry],
 }
 
+/// How a dump reports: `--json`, the terminal, and the program's name for the command it
+/// suggests at the end.
+#[derive(Debug, Clone, Copy)]
+pub struct Output<'a> {
+    /// `--json`: a JSON summary on stdout instead of the run directory.
+    pub json: bool,
+    /// The terminal.
+    pub ui: Ui,
+    /// How to name this program in a suggested command (`exporter`, or the path it was
+    /// started by).
+    pub program: &'a str,
+}
+
 /// Dump the plan's databases into a new run; print the run directory (or with `json` a JSON
 /// summary) on stdout.
 ///
@@ -35,12 +48,12 @@ struct JsonSummary<'a> {
 /// as partial, printed, then reported as [`pipeline::DumpError::Partial`].
 pub async fn run(
     plan: &DumpPlan,
-    json: bool,
-    ui: Ui,
+    output: Output<'_>,
     cleanup: &Cleanup,
     endpoints: &dyn EndpointProvider,
     progress: Arc<dyn Progress>,
 ) -> anyhow::Result<()> {
+    let Output { json, ui, program } = output;
     let storage = storage::open(&plan.destination, cleanup).await?;
     let cx = DumpContext {
         storage,
@@ -65,9 +78,9 @@ pub async fn run(
     // said); an S3 run by id under its destination (endpoint and other [storage] keys still
     // come from the config or the environment).
     let check = match &plan.destination {
-        Destination::Local(_) => format!("exporter verify {}", report.location),
+        Destination::Local(_) => format!("{program} verify {}", report.location),
         Destination::S3(_) => format!(
-            "exporter verify {} --to {}",
+            "{program} verify {} --to {}",
             report.run_id, plan.destination
         ),
     };
@@ -96,10 +109,10 @@ pub fn progress(ui: Ui, plan: &DumpPlan) -> Arc<dyn Progress> {
 /// [`crate::platform::InventoryError`]; as [`run`].
 pub async fn run_platform(
     mut plan: DumpPlan,
-    json: bool,
-    ui: Ui,
+    output: Output<'_>,
     cleanup: &Cleanup,
 ) -> anyhow::Result<()> {
+    let ui = output.ui;
     let Some(options) = plan.platform.clone() else {
         return Err(anyhow::anyhow!("not a platform dump"));
     };
@@ -146,7 +159,7 @@ pub async fn run_platform(
         cleanup.clone(),
         progress.clone(),
     );
-    run(&plan, json, ui, cleanup, &endpoints, progress).await
+    run(&plan, output, cleanup, &endpoints, progress).await
 }
 
 /// Renders a dump's events as progress lines on stderr.
@@ -158,9 +171,22 @@ struct DumpProgress {
 }
 
 impl Progress for DumpProgress {
+    fn heartbeat(&self) -> Option<std::time::Duration> {
+        self.ui.heartbeat()
+    }
+
     fn event(&self, event: &Event) {
         let ui = self.ui;
         match event {
+            Event::DatabaseProgress {
+                name,
+                bytes_read,
+                seconds,
+            } => ui.info(format!(
+                "  {name}: still dumping: {} read in {}",
+                human_bytes(*bytes_read),
+                human_duration(*seconds)
+            )),
             Event::DumpStarted {
                 run_id,
                 location,
@@ -206,8 +232,12 @@ impl Progress for DumpProgress {
             Event::DatabaseNote { name, note } => {
                 ui.info(format!("  {name}: {note}"));
             }
-            Event::DatabaseWarning { name, warning } => {
-                ui.problem(format!("  {name}: warning: {warning}"));
+            Event::DatabaseWarning {
+                name,
+                warning: note,
+            }
+            | Event::ConnectionNote { name, note } => {
+                ui.problem(format!("  {name}: warning: {note}"));
             }
             Event::DatabaseFailed { name, failure } if self.several => {
                 ui.info(format!("  {name}: FAILED: {failure}"));

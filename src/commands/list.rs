@@ -11,9 +11,38 @@ use crate::output::Ui;
 use crate::platform::{self, EnvironmentPlan, inventory};
 use crate::settings::{ListPlan, PlatformInventory};
 
+/// Version of the `list --json` object (FORMAT.md, "Reports on stdout"): bumped when a
+/// field changes meaning or goes away; new fields do not bump it.
+pub const LIST_JSON_VERSION: u32 = 1;
+
+/// `list --json` of a config's databases (FORMAT.md).
+#[derive(Debug, Serialize)]
+struct ConfigListing<'a> {
+    /// [`LIST_JSON_VERSION`].
+    version: u32,
+    /// `config`: the databases of the config file.
+    source: &'static str,
+    /// One per `[[databases]]`, in config order.
+    databases: &'a [Row],
+}
+
+/// `list --json` of a platform environment (FORMAT.md): the inventory step's plan, with the
+/// version and source of every listing.
+#[derive(Debug, Serialize)]
+struct PlatformListing<'a> {
+    /// [`LIST_JSON_VERSION`].
+    version: u32,
+    /// The platform (`aptible`).
+    source: &'a str,
+    /// The plan: `platform`, `environment`, `environment_id`, `has_ca`, `databases`.
+    #[serde(flatten)]
+    plan: &'a EnvironmentPlan,
+}
+
 #[derive(Debug, Serialize)]
 struct Row {
     name: String,
+    /// `postgresql`, `mysql/mariadb` or `redis` ([`crate::engines::EngineKind::inventory_name`]).
     engine: &'static str,
     endpoint: String,
     file: String,
@@ -40,7 +69,12 @@ async fn run_platform(options: &PlatformInventory, json: bool, ui: Ui) -> anyhow
     let client = platform::client(&options.settings)?;
     let plan = inventory::read(&client, options).await?;
     if json {
-        ui.data(serde_json::to_string_pretty(&plan).expect("the plan serializes"));
+        let listing = PlatformListing {
+            version: LIST_JSON_VERSION,
+            source: &plan.platform,
+            plan: &plan,
+        };
+        ui.data(serde_json::to_string_pretty(&listing).expect("the plan serializes"));
     } else {
         render(&plan, ui);
     }
@@ -125,7 +159,7 @@ fn run_config(plan: &ListPlan, json: bool, ui: Ui) {
         .iter()
         .map(|d| Row {
             name: d.name.clone(),
-            engine: d.engine.name(),
+            engine: d.engine.inventory_name(),
             endpoint: d.url.redacted(),
             file: format!(
                 "{}.{}.zst",
@@ -138,19 +172,30 @@ fn run_config(plan: &ListPlan, json: bool, ui: Ui) {
         })
         .collect();
     if json {
-        ui.data(serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        let listing = ConfigListing {
+            version: LIST_JSON_VERSION,
+            source: "config",
+            databases: &rows,
+        };
+        ui.data(serde_json::to_string_pretty(&listing).expect("rows serialize"));
         return;
     }
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let we = rows
+        .iter()
+        .map(|r| r.engine.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let w2 = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
     let w3 = rows.iter().map(|r| r.tls.len()).max().unwrap_or(3).max(3);
     ui.data(format!(
-        "{:<w$}  {:<10}  {:<w2$}  {:<w3$}  ENDPOINT",
+        "{:<w$}  {:<we$}  {:<w2$}  {:<w3$}  ENDPOINT",
         "NAME", "ENGINE", "FILE", "TLS",
     ));
     for r in &rows {
         ui.data(format!(
-            "{:<w$}  {:<10}  {:<w2$}  {:<w3$}  {}",
+            "{:<w$}  {:<we$}  {:<w2$}  {:<w3$}  {}",
             r.name, r.engine, r.file, r.tls, r.endpoint,
         ));
     }

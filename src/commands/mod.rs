@@ -10,6 +10,7 @@
 //! Command modules never import each other; each takes a plan and returns `Ok(())` or the
 //! service's typed error.
 
+mod docs;
 mod dump;
 mod list;
 mod login;
@@ -18,6 +19,8 @@ mod teardown;
 mod tunnel;
 mod uploads;
 mod verify;
+
+pub use docs::UnknownCommand;
 
 use std::io;
 use std::panic::AssertUnwindSafe;
@@ -41,7 +44,11 @@ const CLEANUP_GRACE: Duration = Duration::from_secs(60);
 #[must_use]
 pub fn run(cli: Cli) -> ExitStatus {
     output::init_tracing(cli.verbose, cli.quiet);
-    let ui = Ui::new(cli.quiet);
+    let heartbeat = match settings::progress_interval(&|k: &str| std::env::var(k).ok()) {
+        Ok(every) => every,
+        Err(e) => return fail(&e.into()),
+    };
+    let ui = Ui::new(cli.quiet).with_heartbeat(heartbeat);
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores.max(2))
@@ -55,7 +62,11 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Dump(_) => Work::Dump,
         Command::Verify(_) => Work::Verify,
         Command::Restore(_) => Work::Restore,
-        Command::List(_) | Command::Uploads(_) | Command::Login(_) => Work::Other,
+        Command::List(_)
+        | Command::Uploads(_)
+        | Command::Login(_)
+        | Command::Completions(_)
+        | Command::Man(_) => Work::Other,
         Command::Tunnel(_) => Work::Hold,
         Command::Teardown(_) => Work::Teardown,
     };
@@ -119,8 +130,34 @@ async fn interrupted() -> &'static str {
     }
 }
 
+/// How a suggested command names this program: `exporter` when it was started by that name
+/// (found on `PATH`), else the path it was started by — relative to the working directory
+/// when inside it — so that `target/release/exporter verify …` works as printed after `cargo
+/// run` (issue 16), where `exporter` is not on `PATH`.
+fn suggested_program(argv0: Option<&std::ffi::OsStr>, cwd: Option<&Path>) -> String {
+    let Some(argv0) = argv0.map(Path::new) else {
+        return "exporter".to_owned();
+    };
+    if argv0.components().count() <= 1 {
+        return "exporter".to_owned();
+    }
+    let shown = cwd
+        .and_then(|cwd| argv0.strip_prefix(cwd).ok())
+        .unwrap_or(argv0);
+    let text = shown.display().to_string();
+    if text.contains(char::is_whitespace) {
+        format!("'{text}'")
+    } else {
+        text
+    }
+}
+
 async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
+    let program = suggested_program(
+        std::env::args_os().next().as_deref(),
+        std::env::current_dir().ok().as_deref(),
+    );
     let path = cli.config.as_deref();
     let environment = cli.environment.as_deref();
     match cli.command {
@@ -129,14 +166,18 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             // missing default config is fine then.
             let config = ConfigFile::read(path, true, false)?;
             let plan = settings::resolve_dump(&cmd, config.source(), &env, cores, environment)?;
+            let output = dump::Output {
+                json: cmd.json,
+                ui,
+                program: &program,
+            };
             if plan.platform.is_some() {
-                return dump::run_platform(plan, cmd.json, ui, cleanup).await;
+                return dump::run_platform(plan, output, cleanup).await;
             }
             let endpoints = UrlEndpoints::new(plan.connections.clone());
             dump::run(
                 &plan,
-                cmd.json,
-                ui,
+                output,
                 cleanup,
                 &endpoints,
                 dump::progress(ui, &plan),
@@ -176,6 +217,11 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             let plan = settings::resolve_teardown(&cmd, config.source(), &env, environment)?;
             teardown::run(&plan, cmd.json, ui, cleanup).await
         }
+        Command::Completions(cmd) => {
+            docs::completions(&cmd);
+            Ok(())
+        }
+        Command::Man(cmd) => docs::man(&cmd),
         Command::Tunnel(cmd) => {
             let config = ConfigFile::read(path, false, false)?;
             let plan = settings::resolve_tunnel(&cmd, config.source(), &env, environment)?;
@@ -282,5 +328,26 @@ fn render_cleanup(ui: Ui, reports: &[cleanup::Report]) {
         ui.problem(
             "warning: some uploads may not have been aborted; list them with `exporter uploads`",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn suggested_commands_name_the_program_as_it_was_started() {
+        let cwd = Path::new("/home/me/exporter");
+        let suggest = |argv0: &str| suggested_program(Some(OsStr::new(argv0)), Some(cwd));
+        assert_eq!(suggest("exporter"), "exporter");
+        // `cargo run` starts the binary by its absolute path.
+        assert_eq!(
+            suggest("/home/me/exporter/target/release/exporter"),
+            "target/release/exporter"
+        );
+        assert_eq!(suggest("/opt/bin/exporter"), "/opt/bin/exporter");
+        assert_eq!(suggest("/my tools/exporter"), "'/my tools/exporter'");
+        assert_eq!(suggested_program(None, None), "exporter");
     }
 }

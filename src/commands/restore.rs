@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
-use crate::output::Ui;
+use crate::output::{Ui, human_duration, read_so_far};
 use crate::pipeline::{self, RestoreContext};
 use crate::progress::{Event, Progress};
 use crate::settings::RestorePlan;
@@ -83,8 +83,24 @@ struct RestoreProgress {
 }
 
 impl Progress for RestoreProgress {
+    fn heartbeat(&self) -> Option<std::time::Duration> {
+        self.ui.heartbeat()
+    }
+
     fn event(&self, event: &Event) {
         match event {
+            Event::RestoreProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                seconds,
+            } => {
+                self.ui.info(format!(
+                    "still restoring {label}: {} in {}",
+                    read_so_far(*bytes_read, *total_bytes),
+                    human_duration(*seconds)
+                ));
+            }
             Event::CleanCheckStarted { label } => self.ui.info(format!(
                 "checking {label} (length and SHA-256) before --clean drops anything"
             )),

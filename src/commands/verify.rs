@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
-use crate::output::{Ui, human_bytes};
+use crate::output::{Ui, human_bytes, human_duration, read_so_far};
 use crate::progress::{Event, Progress};
 use crate::settings::VerifyPlan;
 use crate::storage;
-use crate::verify::{self, VerifyContext, VerifyError, VerifyReport, scratch};
+use crate::verify::{self, VerifyContext, VerifyReport, scratch};
 
 /// Verify the plan's run; print one line per archive and a summary (or with `json` the
 /// report) on stdout.
@@ -37,9 +37,10 @@ pub async fn run(
     let report = &verification.report;
     if json {
         ui.data(render_json(report));
-    } else {
+    } else if report.ok {
         ui.data(summary_line(&verification));
     }
+    // A failed verification's summary is the `error:` line (printed once, with its hint).
     verification.check()?;
     Ok(())
 }
@@ -50,7 +51,8 @@ pub fn render_json(report: &VerifyReport) -> String {
     serde_json::to_string_pretty(report).expect("a report serializes")
 }
 
-/// The last line of the text form.
+/// The last line of the text form of a verification that passed (a failed one ends with its
+/// error instead, [`VerifyError::Failed`]).
 #[must_use]
 pub fn summary_line(verification: &verify::Verification) -> String {
     let report = &verification.report;
@@ -69,10 +71,10 @@ pub fn summary_line(verification: &verify::Verification) -> String {
     } else {
         // The same words as the error: "bad" only for findings about the archives, "could
         // not be verified" when only scratch databases could not be created.
-        verification.check().err().map_or_else(
-            || VerifyError::failed(report).to_string(),
-            |e| e.to_string(),
-        )
+        verification
+            .check()
+            .err()
+            .map_or_else(String::new, |e| e.to_string())
     }
 }
 
@@ -92,8 +94,31 @@ impl VerifyProgress {
 }
 
 impl Progress for VerifyProgress {
+    fn heartbeat(&self) -> Option<std::time::Duration> {
+        self.ui.heartbeat()
+    }
+
     fn event(&self, event: &Event) {
         match event {
+            Event::ScratchRestoreProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                seconds,
+            } if total_bytes.is_some_and(|t| *bytes_read >= t) => self.ui.info(format!(
+                "still checking {label}: archive read, restoring and comparing fingerprints; {} so far",
+                human_duration(*seconds)
+            )),
+            Event::ScratchRestoreProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                seconds,
+            } => self.ui.info(format!(
+                "still restoring {label}: {} in {}",
+                read_so_far(*bytes_read, *total_bytes),
+                human_duration(*seconds)
+            )),
             Event::RunSkipped { run_id, reason } => {
                 self.ui.problem(format!("note: skipping run {run_id}: {reason}"));
             }

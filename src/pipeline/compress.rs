@@ -26,6 +26,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::progress::Meter;
 use crate::storage::ObjectWriter;
 
 /// zstd multithreading job size in bytes (see `compress_loop`).
@@ -169,7 +170,8 @@ fn compress_loop(
 
 /// Dump one database into `object`, which is committed only if everything succeeded.
 ///
-/// `file` names the object in errors.
+/// `file` names the object in errors; `read` counts the payload bytes pulled from the engine
+/// (for progress).
 ///
 /// # Errors
 ///
@@ -187,6 +189,7 @@ pub async fn dump_one(
     object: Box<dyn ObjectWriter>,
     file: &str,
     compression: Compression,
+    read: &Meter,
 ) -> Result<ArchiveStats, PipelineError> {
     let started_at = Utc::now();
     let clock = Instant::now();
@@ -213,6 +216,7 @@ pub async fn dump_one(
             if chunk.is_empty() {
                 continue;
             }
+            read.add(chunk.len() as u64);
             if tx.send(Msg::Data(chunk)).await.is_err() {
                 // The writer stopped: its error is reported below.
                 return Err(PipelineError::Write {
@@ -288,6 +292,7 @@ mod tests {
                     engine: "memory".into(),
                     version: "1".into(),
                     tls: None,
+                    notes: Vec::new(),
                 })
             })
         }
@@ -345,9 +350,16 @@ mod tests {
             completion: Ok(()),
         };
         let obj = storage.create_object(&run, "x.sql.zst").unwrap();
-        let stats = dump_one(&src, DumpOptions::default(), obj, "x.sql.zst", C)
-            .await
-            .unwrap();
+        let stats = dump_one(
+            &src,
+            DumpOptions::default(),
+            obj,
+            "x.sql.zst",
+            C,
+            &Meter::default(),
+        )
+        .await
+        .unwrap();
         let mut stored = Vec::new();
         storage
             .open_object(&run, "x.sql.zst")
@@ -368,9 +380,16 @@ mod tests {
             completion: Err(ErrorKind::Protocol),
         };
         let obj = storage.create_object(&run, "x.sql.zst").unwrap();
-        let err = dump_one(&src, DumpOptions::default(), obj, "x.sql.zst", C)
-            .await
-            .unwrap_err();
+        let err = dump_one(
+            &src,
+            DumpOptions::default(),
+            obj,
+            "x.sql.zst",
+            C,
+            &Meter::default(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.to_string(), "table t: producer did not finish");
         assert!(storage.list_objects(&run).unwrap().is_empty());
         assert_eq!(
@@ -388,9 +407,16 @@ mod tests {
             completion: Ok(()),
         };
         let obj = storage.create_object(&run, "x.sql.zst").unwrap();
-        let err = dump_one(&src, DumpOptions::default(), obj, "x.sql.zst", C)
-            .await
-            .unwrap_err();
+        let err = dump_one(
+            &src,
+            DumpOptions::default(),
+            obj,
+            "x.sql.zst",
+            C,
+            &Meter::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(err, PipelineError::Engine(ref e) if e.kind() == ErrorKind::Query),
             "{err}"

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use zstd::stream::raw::{Decoder, InBuffer, Operation as _, OutBuffer};
 
 use crate::archive::check::{Decoded, FileFacts, read_full};
+use crate::progress::Meter;
 use crate::run::{ArchiveError, ArchiveRef, OpenArchive};
 
 /// Bytes read from storage at a time.
@@ -71,6 +72,7 @@ pub async fn restore_archive(
     archive: OpenArchive,
     target: &dyn Target,
     options: RestoreOptions,
+    read: &Meter,
 ) -> Result<RestoreSummary, StreamError> {
     let OpenArchive {
         reader,
@@ -82,7 +84,9 @@ pub async fn restore_archive(
     let _stop_guard = StopOnDrop(stop.clone());
     let (tx, rx) = mpsc::channel::<Result<Bytes, EngineError>>(CHANNEL_DEPTH);
     let reader_stop = stop.clone();
-    let pump = tokio::task::spawn_blocking(move || pump(reader, &expected, &tx, &reader_stop));
+    let meter = read.clone();
+    let pump =
+        tokio::task::spawn_blocking(move || pump(reader, &expected, &tx, &reader_stop, &meter));
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })
@@ -141,6 +145,7 @@ fn pump(
     expected: &ArchiveRef,
     tx: &mpsc::Sender<Result<Bytes, EngineError>>,
     stop: &AtomicBool,
+    read: &Meter,
 ) -> ReadOutcome {
     let file = expected.file.as_str();
     let mut out = ReadOutcome::default();
@@ -196,6 +201,7 @@ fn pump(
         // length, but never reaches the target — not even before the mismatch is known.
         let within = usize::try_from(expected.bytes.saturating_sub(bytes)).map_or(n, |r| r.min(n));
         bytes += n as u64;
+        read.add(n as u64);
         if decode_error.is_some() || consumer_gone || within == 0 {
             continue;
         }
@@ -308,6 +314,7 @@ mod tests {
                 &expect,
                 &tx,
                 &AtomicBool::new(false),
+                &Meter::default(),
             )
         });
         let mut data = Vec::new();

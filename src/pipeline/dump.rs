@@ -27,7 +27,7 @@ use crate::cleanup::{self, Cleanup};
 use crate::endpoint::{EndpointGuard, EndpointProvider, Released};
 use crate::engines::EngineOptions;
 use crate::error::one_line;
-use crate::progress::{Event, Progress};
+use crate::progress::{Event, Meter, Progress, Ticker};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan, SkippedDatabase, platform_label};
 use crate::storage::Storage;
 
@@ -243,10 +243,10 @@ pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, D
         engine_options: plan.engine_options,
         compression: Compression {
             level: plan.compression_level,
-            workers: plan.jobs.min(64) as u32,
+            workers: zstd_workers(plan.jobs, plan.databases.len()),
         },
         endpoints: cx.endpoints,
-        progress: cx.progress.as_ref(),
+        progress: cx.progress.clone(),
     };
     let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
     let results: Vec<(DatabaseEntry, Option<DatabaseFailure>)> =
@@ -382,7 +382,17 @@ struct Job<'a> {
     engine_options: EngineOptions,
     compression: Compression,
     endpoints: &'a dyn EndpointProvider,
-    progress: &'a dyn Progress,
+    progress: Arc<dyn Progress>,
+}
+
+/// zstd worker threads per archive: `--jobs` shared by the databases dumped at once (at most
+/// `jobs` of them), at least 1, at most 64. Each worker holds its own compression context, and
+/// at high levels that is most of the memory (issue 16: about 90 MiB per worker at level 19,
+/// README "Resources"); one worker per core in total, instead of `jobs` per database, keeps
+/// `--jobs 4` of four databases at level 19 to 4 contexts, not 16.
+fn zstd_workers(jobs: usize, databases: usize) -> u32 {
+    let at_once = jobs.clamp(1, databases.max(1));
+    (jobs / at_once).clamp(1, 64) as u32
 }
 
 /// How long a tunnel may take to report its death after the engine's connection error,
@@ -551,10 +561,16 @@ async fn dump_through(
     });
     // Validate, then check health before the long work (vector's pattern): a database that
     // cannot be read fails here, before any file is created.
-    source
+    let server = source
         .preflight()
         .await
         .map_err(|e| DatabaseFailure::from_pipeline(&e.into(), job.local))?;
+    for note in server.notes {
+        job.progress.event(&Event::ConnectionNote {
+            name: db.name().to_owned(),
+            note,
+        });
+    }
     let object = {
         let storage = job.storage.clone();
         let run_id = job.run_id.clone();
@@ -575,12 +591,25 @@ async fn dump_through(
             }
         }
     };
+    // Say every so often that the dump is still running (issue 16: minutes without a line).
+    let read = Meter::default();
+    let _ticker = Ticker::start(job.progress.heartbeat(), {
+        let (progress, read, name) = (job.progress.clone(), read.clone(), db.name().to_owned());
+        move |elapsed| {
+            progress.event(&Event::DatabaseProgress {
+                name: name.clone(),
+                bytes_read: read.get(),
+                seconds: elapsed.as_secs_f64(),
+            });
+        }
+    });
     dump_one(
         source.as_ref(),
         job.options.clone(),
         object,
         file,
         job.compression,
+        &read,
     )
     .await
     .map_err(|e| DatabaseFailure::from_pipeline(&e, job.local))
@@ -642,5 +671,23 @@ fn failed_entry(
         warnings: Vec::new(),
         platform,
         tls: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16: every database dumped at once had `--jobs` zstd workers, so memory at high
+    /// levels grew with the square of `--jobs`.
+    #[test]
+    fn zstd_workers_share_the_jobs() {
+        assert_eq!(zstd_workers(4, 1), 4, "one database: every core");
+        assert_eq!(zstd_workers(4, 4), 1);
+        assert_eq!(zstd_workers(4, 2), 2);
+        assert_eq!(zstd_workers(2, 10), 1);
+        assert_eq!(zstd_workers(3, 2), 1);
+        assert_eq!(zstd_workers(1, 0), 1);
+        assert_eq!(zstd_workers(200, 1), 64);
     }
 }

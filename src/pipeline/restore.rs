@@ -26,7 +26,7 @@ use crate::archive::DatabaseEntry;
 use crate::blocking::{self, ThreadError};
 use crate::endpoint::EndpointProvider;
 use crate::engines::EngineKind;
-use crate::progress::{Event, Progress, Silent};
+use crate::progress::{Event, Meter, Progress, Silent, Ticker};
 use crate::run::{
     self, ArchiveError, ArchiveRef, EntryError, ManifestLoadError, OpenArchive, ResolvedRun,
     RunError,
@@ -256,12 +256,26 @@ pub async fn restore(
         target: describe.clone(),
     });
     let started = Instant::now();
+    let read = Meter::default();
+    let _ticker = Ticker::start(cx.progress.heartbeat(), {
+        let (progress, read) = (cx.progress.clone(), read.clone());
+        let (label, total_bytes) = (label.clone(), entry.compressed_bytes);
+        move |elapsed| {
+            progress.event(&Event::RestoreProgress {
+                label: label.clone(),
+                bytes_read: read.get(),
+                total_bytes,
+                seconds: elapsed.as_secs_f64(),
+            });
+        }
+    });
     let summary = restore_archive(
         archive,
         target.as_ref(),
         RestoreOptions::default()
             .with_ownership(plan.ownership)
             .with_definer(plan.definer),
+        &read,
     )
     .await
     .map_err(|e| match e {

@@ -78,6 +78,13 @@ pub enum RunError {
         /// The destination.
         destination: String,
     },
+    /// The destination is a local directory that does not exist (a mistyped `--to`, or a
+    /// command run from another directory than the dump).
+    #[error("the destination directory {destination} does not exist")]
+    NoDestination {
+        /// The directory as given.
+        destination: String,
+    },
     /// No run has a manifest.
     #[error("no run with a manifest in {destination}")]
     NoRuns {
@@ -92,8 +99,9 @@ pub enum RunError {
 ///
 /// # Errors
 ///
-/// [`RunError`]: a path that cannot be resolved, a destination that cannot be listed, an id
-/// that is not there, or no run with a manifest at all.
+/// [`RunError`]: a path that cannot be resolved, a local destination that does not exist, a
+/// destination that cannot be listed, an id that is not there, or no run with a manifest at
+/// all.
 pub fn resolve(
     destination: &Destination,
     storage: Arc<dyn Storage>,
@@ -110,6 +118,15 @@ pub fn resolve(
         return Ok(ResolvedRun {
             storage: Arc::new(storage),
             id,
+        });
+    }
+    // A missing directory lists as empty (a dump creates it); a command that reads runs
+    // names it instead of saying there is no run in it.
+    if let Destination::Local(dir) = destination
+        && !dir.is_dir()
+    {
+        return Err(RunError::NoDestination {
+            destination: destination.to_string(),
         });
     }
     let runs = storage.list_runs().map_err(|source| RunError::List {

@@ -60,7 +60,9 @@ pub use platform::{
     BackupChoice, PlatformInventory, PlatformRead, PlatformSettings, PlatformTarget, PlatformVars,
     SkippedDatabase, platform_label, resolve_platform,
 };
-pub use values::{name_from_database, parse_age, parse_size, parse_url, validate_name};
+pub use values::{
+    name_from_database, parse_age, parse_size, parse_url, progress_interval, validate_name,
+};
 
 /// Default compression level (zstd's own default).
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
@@ -304,7 +306,18 @@ pub fn resolve_dump(
     cores: usize,
     environment: Option<&str>,
 ) -> Result<DumpPlan, SettingsError> {
-    let parsed = config.parse(env)?;
+    // A dump of URLs given on the command line reads only `[storage]` of the config: its
+    // databases (and their `${VAR}`s, which need not be set) are not used.
+    let parsed = if cmd.all {
+        config.parse(env)?
+    } else {
+        let (to, storage) = config.storage(env)?;
+        Some(Config {
+            to,
+            storage,
+            ..Config::default()
+        })
+    };
     let platform = dump_platform(cmd, parsed.as_ref(), config.name(), env, environment)?;
     let (databases, inventory) = match &platform {
         Some(p) => (Vec::new(), InventorySource::Platform(p.settings.kind)),
@@ -468,23 +481,49 @@ fn dump_databases(
             let mut dbs = Vec::new();
             let mut seen: BTreeMap<String, usize> = BTreeMap::new();
             for (i, text) in cmd.urls.iter().enumerate() {
+                let (given, text) = split_named_url(text);
                 let (url, engine) = parse_url(text).map_err(|e| SettingsError {
                     message: format!("argument {} (URL #{}): {}", i + 1, i + 1, e.message),
                     hint: e.hint,
                 })?;
-                let name = target_name(&url);
+                let name = match given {
+                    Some(name) => {
+                        validate_name(name).map_err(|m| {
+                            SettingsError::new(format!("argument {} (URL #{}): {m}", i + 1, i + 1))
+                        })?;
+                        name.to_owned()
+                    }
+                    None => target_name(&url),
+                };
+                // Compared without case: the name becomes a file name (see config.rs).
                 if let Some(prev) = seen.insert(name.to_ascii_lowercase(), i) {
                     return Err(SettingsError::new(format!(
                         "URLs #{} and #{} would both be written as {name:?}",
                         prev + 1,
                         i + 1
                     ))
-                    .hint("name them in exporter.toml with distinct `name` keys"));
+                    .hint(format!(
+                        "name them: `exporter dump {name}-1=URL {name}-2=URL`, or give them \
+                         distinct `name` keys in exporter.toml"
+                    )));
                 }
                 dbs.push(DatabaseTarget::Url(UrlTarget { name, url, engine }));
             }
             Ok((dbs, InventorySource::Urls))
         }
+    }
+}
+
+/// `NAME=URL` on the command line: the name and the URL, or no name when the text before the
+/// first `=` is not a plain name followed by a URL (`=` may well appear in a URL's query).
+fn split_named_url(text: &str) -> (Option<&str>, &str) {
+    match text.split_once('=') {
+        Some((name, url))
+            if !name.is_empty() && url.contains("://") && !name.contains([':', '/', '?', '@']) =>
+        {
+            (Some(name), url)
+        }
+        _ => (None, text),
     }
 }
 
@@ -1288,6 +1327,53 @@ mod tests {
         assert!(err(&["--all"]).contains("does not exist"));
         assert!(
             err(&["postgres://h/x", "postgresql://other/x"]).contains("both be written as \"x\"")
+        );
+        // Issue 16: colliding names are named on the command line, NAME=URL.
+        assert!(err(&["postgres://h/app", "mysql://h/app"]).contains("both be written as \"app\""));
+        let plan = resolve_dump(
+            &dump_cmd(&[
+                "app-pg=postgres://h/app",
+                "app-my=mysql://h/app?ssl-mode=DISABLED",
+            ]),
+            NO_CONFIG,
+            &no_env,
+            2,
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = plan.databases.iter().map(DatabaseTarget::name).collect();
+        assert_eq!(names, ["app-pg", "app-my"]);
+        assert_eq!(plan.databases[1].engine(), EngineKind::Mysql);
+        assert!(err(&["a b=postgres://h/x"]).contains("contains ' '"));
+        assert!(err(&["x=postgres://h/x", "x=redis://h"]).contains("both be written as \"x\""));
+        // `=` inside a URL's query is not a name.
+        let plan = resolve_dump(
+            &dump_cmd(&["postgres://h/x?sslmode=disable"]),
+            NO_CONFIG,
+            &no_env,
+            2,
+            None,
+        )
+        .unwrap();
+        assert_eq!(plan.databases[0].name(), "x");
+        // Issue 16: URLs on the command line do not need the config's databases (nor their
+        // variables); its [storage] still applies.
+        let cfg = "[storage]\nto = \"/cfg\"\n[[databases]]\nname = \"a\"\nurl = \"postgres://u:${UNSET_PW}@h/a\"\n";
+        let config = ConfigSource::Text {
+            name: "exporter.toml",
+            text: cfg,
+        };
+        let plan = resolve_dump(&dump_cmd(&["postgres://h/x"]), config, &no_env, 2, None).unwrap();
+        assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
+        assert_eq!(plan.databases.len(), 1);
+        let e = resolve_dump(&dump_cmd(&["--all"]), config, &no_env, 2, None).unwrap_err();
+        assert!(e.to_string().contains("UNSET_PW"), "{e}");
+        let mysql = err(&["mysql://h/x?compress=true"]);
+        assert!(
+            mysql.contains(
+                "URL parameter \"compress\" is not supported (supported: ssl-mode, ssl-ca"
+            ),
+            "{mysql}"
         );
         assert!(err(&["postgres://h/x", "--compression-level", "99"]).contains("out of range"));
         assert_eq!(

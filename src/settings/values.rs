@@ -1,6 +1,8 @@
 //! Single values of the command line and the config file: sizes, ages, database URLs and
 //! archive names. Pure functions.
 
+use std::time::Duration;
+
 use exporter_contract::DatabaseUrl;
 
 use super::SettingsError;
@@ -32,6 +34,39 @@ pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     n.checked_mul(seconds)
         .map(std::time::Duration::from_secs)
         .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// The environment variable that sets how often long work prints a "still running" line.
+pub const PROGRESS_INTERVAL_VAR: &str = "EXPORTER_PROGRESS_INTERVAL";
+
+/// Default seconds between "still running" lines.
+pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How often a long dump, verification or restore says it is still running (issue 16: minutes
+/// without a line): `EXPORTER_PROGRESS_INTERVAL` in seconds (decimals allowed; `0` turns the
+/// lines off), else [`DEFAULT_PROGRESS_INTERVAL`].
+///
+/// # Errors
+///
+/// [`SettingsError`] (exit 2) when the variable is not a number of seconds.
+pub fn progress_interval(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Duration>, SettingsError> {
+    let Some(text) = env(PROGRESS_INTERVAL_VAR).filter(|t| !t.trim().is_empty()) else {
+        return Ok(Some(DEFAULT_PROGRESS_INTERVAL));
+    };
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| {
+            SettingsError::new(format!(
+                "{PROGRESS_INTERVAL_VAR}={text:?} is not a number of seconds"
+            ))
+            .hint("e.g. 30, or 0 for no \"still running\" lines")
+        })?;
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
 }
 
 /// Parse a byte size: a plain number of bytes, or a number with a binary unit `K`/`KiB`,
@@ -67,11 +102,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 ///
 /// # Errors
 ///
-/// [`SettingsError`] for text that is not a URL with a host, or a scheme no engine handles.
-/// The message never repeats the URL (it may hold a password).
+/// [`SettingsError`] for text that is not a URL with a host (or holds an unencoded special
+/// character in its user name or password), or a scheme no engine handles. The message shows
+/// the URL only redacted: everything between `://` and the last `@` is `****`
+/// ([`exporter_contract::redact_unparsed`]).
 pub fn parse_url(text: &str) -> Result<(DatabaseUrl, EngineKind), SettingsError> {
-    let url = DatabaseUrl::parse(text)
-        .map_err(|e| SettingsError::new(format!("invalid database URL: {e}")))?;
+    let url = DatabaseUrl::parse(text).map_err(|e| {
+        SettingsError::new(format!("invalid database URL {}: {e}", e.shown())).hint(
+            "special characters in a user name or password must be percent-encoded: \
+             @ as %40, : as %3A, / as %2F, ? as %3F, # as %23, % as %25 \
+             (a ${VAR} in exporter.toml is encoded for you)",
+        )
+    })?;
     let engine = EngineKind::for_scheme(url.scheme()).ok_or_else(|| {
         SettingsError::new(format!("unsupported URL scheme {:?}", url.scheme())).hint(format!(
             "supported schemes: {}",
@@ -140,6 +182,29 @@ mod tests {
     }
 
     #[test]
+    fn unparseable_urls_are_redacted_and_explained() {
+        let e = parse_url("mysql://user:p@ss/w:rd%#1@host/db").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid database URL mysql://****@host/db: the user name or password seems to \
+             hold a character that must be percent-encoded"
+        );
+        assert!(e.hint_text().unwrap().contains("# as %23"));
+        let e = parse_url("mysql://user:se#cret@host/db").unwrap_err();
+        assert!(!e.to_string().contains("se#cret"), "{e}");
+        assert!(e.to_string().contains("invalid port number"), "{e}");
+        assert!(e.hint_text().unwrap().contains("percent-encoded"));
+    }
+
+    #[test]
+    fn rediss_is_a_supported_scheme() {
+        let (_, engine) = parse_url("rediss://:pw@cache.example:6380").unwrap();
+        assert_eq!(engine, EngineKind::Redis);
+        let e = parse_url("mongodb://h/db").unwrap_err();
+        assert!(e.hint_text().unwrap().contains("rediss"));
+    }
+
+    #[test]
     fn names_are_validated_and_derived() {
         assert!(validate_name("billing-2.prod_x").is_ok());
         assert!(validate_name("../x").is_err());
@@ -159,6 +224,28 @@ mod tests {
         assert!(parse_age("2").is_err());
         assert!(parse_age("h").is_err());
         assert!(parse_age("3 weeks").is_err());
+    }
+
+    #[test]
+    fn progress_interval_from_the_environment() {
+        let with =
+            |v: &'static str| move |k: &str| (k == PROGRESS_INTERVAL_VAR).then(|| v.to_owned());
+        assert_eq!(
+            progress_interval(&|_| None),
+            Ok(Some(DEFAULT_PROGRESS_INTERVAL))
+        );
+        assert_eq!(progress_interval(&with("0")), Ok(None));
+        assert_eq!(
+            progress_interval(&with("0.25")),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            progress_interval(&with("")),
+            Ok(Some(DEFAULT_PROGRESS_INTERVAL))
+        );
+        let e = progress_interval(&with("soon")).unwrap_err();
+        assert!(e.to_string().contains("EXPORTER_PROGRESS_INTERVAL"), "{e}");
+        assert!(progress_interval(&with("-1")).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::VERIFY_FILE;
+use crate::archive::manifest::SourceInfo;
 use crate::blocking::{self, ThreadError};
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
@@ -73,6 +74,16 @@ pub enum VerifyError {
         /// `engine (for db, db); …`.
         engines: String,
     },
+    /// At level `restore`, a `--scratch` server cannot serve (a Redis server that is not
+    /// empty, one that cannot be reached), found before anything is restored.
+    #[error("--scratch server {server} cannot be used")]
+    ScratchRefused {
+        /// The server (redacted).
+        server: String,
+        /// The adapter's error.
+        #[source]
+        source: exporter_contract::EngineError,
+    },
     /// `verify.json` cannot be written.
     #[error("cannot write {VERIFY_FILE} in {location}")]
     WriteRecord {
@@ -95,6 +106,9 @@ pub enum VerifyError {
         total: usize,
         /// Run-level problems.
         problems: usize,
+        /// Where the run's databases came from (the manifest's `source`; `None` when it
+        /// could not be read), for the hint on how to dump them again.
+        origin: Option<SourceInfo>,
     },
     /// Only scratch databases could not be created: nothing is known to be wrong with the
     /// archives, but level `restore` was not reached.
@@ -113,14 +127,15 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// [`VerifyError::Failed`] for a report with findings.
+    /// [`VerifyError::Failed`] for a report with findings about a run dumped from `source`.
     #[must_use]
-    pub fn failed(report: &VerifyReport) -> Self {
+    pub fn failed(report: &VerifyReport, source: Option<&SourceInfo>) -> Self {
         Self::Failed {
             run_id: report.run_id.clone(),
             bad: report.bad(),
             total: report.databases.len(),
             problems: report.problems.len(),
+            origin: source.cloned(),
         }
     }
 }
@@ -134,6 +149,8 @@ pub struct Verification {
     pub report: VerifyReport,
     /// Databases whose scratch database could not be created.
     pub scratch_unavailable: scratch::Unavailable,
+    /// The manifest's `source` (config, URLs or a platform environment), when it was read.
+    pub source: Option<SourceInfo>,
 }
 
 impl Verification {
@@ -155,7 +172,7 @@ impl Verification {
                 hint: unavailable.hint.clone(),
             });
         }
-        Err(VerifyError::failed(report))
+        Err(VerifyError::failed(report, self.source.as_ref()))
     }
 }
 
@@ -218,6 +235,7 @@ pub async fn verify(
         && let Ok(manifest) = &manifest
     {
         scratch::check_coverage(plan, manifest)?;
+        scratch::check_servers(plan, manifest, cx).await?;
     }
     cx.progress.event(&Event::VerifyStarted {
         run_id: run.id.clone(),
@@ -255,5 +273,6 @@ pub async fn verify(
     Ok(Verification {
         report,
         scratch_unavailable,
+        source: manifest.ok().map(|m| m.source),
     })
 }

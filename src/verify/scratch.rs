@@ -24,7 +24,7 @@ use crate::endpoint::EndpointGuard;
 use crate::engines::EngineKind;
 use crate::error::one_line;
 use crate::pipeline::decode::{self, StreamError};
-use crate::progress::{Event, Progress};
+use crate::progress::{Event, Meter, Progress, Ticker};
 use crate::run::{self, ResolvedRun};
 use crate::settings::VerifyPlan;
 
@@ -64,6 +64,49 @@ pub fn check_coverage(plan: &VerifyPlan, manifest: &Manifest) -> Result<(), Veri
         .collect::<Vec<_>>()
         .join("; ");
     Err(VerifyError::MissingScratch { engines })
+}
+
+/// Before anything is restored: every scratch server the run needs can serve
+/// ([`ScratchServer::check`]; a Redis scratch server must be empty), so a verification stops
+/// before its first restore rather than after the other engines' (issue 16).
+///
+/// # Errors
+///
+/// [`VerifyError::ScratchRefused`] naming the server, with the adapter's error.
+pub async fn check_servers(
+    plan: &VerifyPlan,
+    manifest: &Manifest,
+    cx: &VerifyContext<'_>,
+) -> Result<(), VerifyError> {
+    let needed: BTreeSet<&'static str> = manifest
+        .databases
+        .iter()
+        .filter(|d| restorable(d))
+        .filter_map(|d| EngineKind::for_manifest_engine(&d.engine))
+        .map(EngineKind::name)
+        .collect();
+    for scratch in plan
+        .scratch
+        .iter()
+        .filter(|s| needed.contains(s.engine.name()))
+    {
+        let refused = |source| VerifyError::ScratchRefused {
+            server: scratch.url.redacted(),
+            source,
+        };
+        let endpoint = cx
+            .endpoints
+            .open(&scratch.clone().into())
+            .await
+            .map_err(refused)?;
+        scratch
+            .engine
+            .scratch(endpoint.endpoint())
+            .check()
+            .await
+            .map_err(refused)?;
+    }
+    Ok(())
 }
 
 /// The databases level `restore` could not check because their scratch server could not be
@@ -141,7 +184,7 @@ pub async fn restore_stage(
                             server,
                             endpoint,
                             cleanup: cx.cleanup,
-                            progress: cx.progress.as_ref(),
+                            progress: cx.progress.clone(),
                         },
                     )
                     .await;
@@ -207,7 +250,7 @@ struct Scratch<'a> {
     server: Arc<dyn ScratchServer>,
     endpoint: Arc<EndpointGuard>,
     cleanup: &'a Cleanup,
-    progress: &'a dyn Progress,
+    progress: Arc<dyn Progress>,
 }
 
 /// How a scratch restore runs and what its fingerprints are compared as.
@@ -285,7 +328,27 @@ async fn restore_check(
         millis: 0,
         dropped: false,
     };
-    match decode::restore_archive(archive, target.as_ref(), expect.options).await {
+    let read = Meter::default();
+    let ticker = Ticker::start(scratch.progress.heartbeat(), {
+        let (progress, read) = (scratch.progress.clone(), read.clone());
+        let (label, total_bytes) = (
+            db.file.clone().unwrap_or_else(|| db.name.clone()),
+            db.compressed_bytes,
+        );
+        move |elapsed| {
+            progress.event(&Event::ScratchRestoreProgress {
+                label: label.clone(),
+                bytes_read: read.get(),
+                total_bytes,
+                seconds: elapsed.as_secs_f64(),
+            });
+        }
+    });
+    // The ticker runs through the fingerprint pass too, which reads the whole scratch
+    // database again after the archive is read.
+    let _ticker = ticker;
+    let restored = decode::restore_archive(archive, target.as_ref(), expect.options, &read).await;
+    match restored {
         Err(StreamError::Target(e)) => outcome.problems.push(format!(
             "restore into scratch database {name} failed: {}",
             one_line(&e)

@@ -289,7 +289,7 @@ fn list_shows_the_tls_mode_of_each_database() {
         .args(["list", "--json"]));
     out.expect_code(0);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    let tls: Vec<(&str, &str)> = v
+    let tls: Vec<(&str, &str)> = v["databases"]
         .as_array()
         .unwrap()
         .iter()
@@ -350,6 +350,7 @@ fn verify_ignores_database_credentials_it_does_not_need() {
         "[storage]\nto = \"runs\"\n[[databases]]\nname = \"a\"\nurl = \"postgres://u:${EXP_UNSET_PW_FOR_VERIFY}@h/a\"\n",
     )
     .unwrap();
+    std::fs::create_dir(dir.path().join("runs")).unwrap();
     let out = run(exporter(dir.path()).arg("verify"));
     // No run exists under ./runs: a clean "no", not a config error about the password.
     out.expect_code(1)
@@ -390,4 +391,61 @@ fn expected_size_is_checked_before_anything_starts() {
         .expect_error_line()
         .stderr_contains("local directory");
     assert!(!dir.path().join("out").exists(), "nothing was created");
+}
+
+/// Issue 16: `verify --to DIR` on a directory that does not exist said "no run with a
+/// manifest" (exit 1); it names the missing directory (exit 2), for `restore` too.
+#[test]
+fn verify_to_a_missing_directory_names_it() {
+    let dir = tempdir();
+    let out = run(exporter(dir.path()).args(["verify", "--to", "no-such-dir"]));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("the destination directory no-such-dir does not exist")
+        .stderr_contains("hint: pass --to the directory the dump wrote to");
+    let out = run(exporter(dir.path()).args([
+        "restore",
+        "20261129T074800Z",
+        "--into",
+        "postgres://postgres@127.0.0.1:1/x",
+        "--to",
+        "no-such-dir",
+    ]));
+    out.expect_code(2)
+        .stderr_contains("the destination directory no-such-dir does not exist");
+}
+
+/// Issue 16: the quick start's setup script needs `psql` and `pg_isready`, which the README did
+/// not list; the README lists them, and the script says which one is missing instead of
+/// failing with "command not found".
+#[test]
+fn the_quick_start_names_the_setup_scripts_tools() {
+    let root = crate::support::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quick_start = readme
+        .split("## Quick start")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Quick start section");
+    for tool in ["psql", "pg_isready"] {
+        assert!(
+            quick_start.contains(&format!("`{tool}`")),
+            "the quick start does not list {tool}"
+        );
+    }
+    // A PATH with nothing but `dirname`: the script stops at the first missing tool.
+    let bin = tempdir();
+    std::os::unix::fs::symlink("/usr/bin/dirname", bin.path().join("dirname")).unwrap();
+    let out = std::process::Command::new("/bin/bash")
+        .arg(root.join("fixtures/scripts/setup-sample.sh"))
+        .env("PATH", bin.path())
+        .current_dir(bin.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: psql is not installed") && stderr.contains("postgresql-client"),
+        "{stderr}"
+    );
 }

@@ -4,9 +4,9 @@
 use serde_json::Value;
 
 use crate::support::{
-    TestDb, all_files, db_entry, dump_ok, exporter, fingerprint, is_run_id, manifest,
-    restore_with_stock_tools, run, run_dirs, s, small_db, spawn_exporter, table_rows, tempdir,
-    user_tables, write_config, zstd_decompress, zstd_list,
+    PG_HOST, PG_PORT, TestDb, all_files, db_entry, dump_ok, exporter, fingerprint, is_run_id,
+    manifest, restore_with_stock_tools, run, run_dirs, s, small_db, spawn_exporter, table_rows,
+    tempdir, user_tables, write_config, zstd_decompress, zstd_list,
 };
 
 /// Rows of `public.t` in a database, as sorted COPY lines.
@@ -290,4 +290,176 @@ fn closed_stdout_does_not_turn_a_committed_run_into_a_crash() {
     let runs = run_dirs(&dest);
     assert_eq!(runs.len(), 1);
     assert!(runs[0].join("manifest.json").is_file());
+}
+
+/// Issue 16: the closing message suggested `exporter verify …`, which is not on `PATH` after
+/// `cargo run`; it names the program as it was started, and the command works as printed.
+#[test]
+fn the_closing_message_names_the_program_as_started() {
+    let db = small_db("closing_message", 3);
+    let work = tempdir();
+    let out = run(exporter(work.path()).args(["dump", &db.url(), "--to", "out"]));
+    out.expect_code(0);
+    let bin = env!("CARGO_BIN_EXE_exporter");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("check it with"))
+        .unwrap_or_else(|| panic!("no closing message:\n{}", out.stderr));
+    let suggested = line
+        .split_once(&format!("`{bin} "))
+        .and_then(|(_, rest)| rest.strip_suffix('`'))
+        .unwrap_or_else(|| panic!("the suggestion does not start with {bin}: {line}"));
+    let args: Vec<&str> = suggested.split(' ').collect();
+    assert_eq!(args[0], "verify", "{line}");
+    run(exporter(work.path()).args(&args)).expect_code(0);
+}
+
+/// Issue 16: an `exporter.toml` whose databases use an unset `${VAR}` made `exporter dump URL`
+/// fail; URLs on the command line need only its `[storage]`.
+#[test]
+fn urls_do_not_need_the_configs_databases() {
+    let db = small_db("urls_ignore_config_dbs", 3);
+    let work = tempdir();
+    std::fs::write(
+        work.path().join("exporter.toml"),
+        "[storage]\nto = \"from-config\"\n[[databases]]\nname = \"a\"\nurl = \"postgres://u:${EXP_CLI_UNSET_FOR_URLS}@h/a\"\n",
+    )
+    .unwrap();
+    let out = run(exporter(work.path())
+        .env_remove("EXP_CLI_UNSET_FOR_URLS")
+        .args(["dump", &db.url()]));
+    out.expect_code(0);
+    assert!(
+        out.stdout.trim().starts_with("from-config/"),
+        "[storage] to still applies: {}",
+        out.stdout
+    );
+}
+
+/// Issue 16: two URLs whose derived names collide are named on the command line, `NAME=URL`.
+#[test]
+fn name_equals_url_names_the_archive() {
+    let db = small_db("name_equals_url", 3);
+    let work = tempdir();
+    let url = db.url();
+    let out = run(exporter(work.path()).args(["dump", &url, &url, "--to", "out"]));
+    out.expect_code(2)
+        .stderr_contains("would both be written as")
+        .stderr_contains("hint: name them");
+    let run_dir = dump_ok(
+        work.path(),
+        &[
+            "dump",
+            &format!("first={url}"),
+            &format!("second={url}"),
+            "--to",
+            "out",
+        ],
+    );
+    let m = crate::support::manifest(&run_dir);
+    let names: Vec<&str> = m["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+    assert!(run_dir.join("first.sql.zst").is_file());
+}
+
+/// Issue 16: a password that is not percent-encoded was partly printed and the archive named
+/// after a fragment of it; the URL is refused, shown redacted up to its last `@`, with a hint.
+#[test]
+fn an_unencoded_password_is_refused_and_never_shown() {
+    let work = tempdir();
+    let out = run(exporter(work.path()).args([
+        "dump",
+        "mysql://user:p@ss/w:rd%#1@127.0.0.1:1/db",
+        "--to",
+        "out",
+    ]));
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains("invalid database URL mysql://****@127.0.0.1:1/db")
+        .stderr_contains("must be percent-encoded")
+        .never_shows("ss/w")
+        .never_shows("rd%#1");
+    assert!(!work.path().join("out").exists(), "nothing was written");
+}
+
+/// Issue 16: no output at all for minutes during a long dump, `verify --level restore` or
+/// restore. Each says every `EXPORTER_PROGRESS_INTERVAL` seconds (default 30) that it is
+/// still running and how far it got; `-q` silences it, `0` turns it off.
+#[test]
+fn long_work_says_it_is_still_running() {
+    let db = TestDb::with_sql(
+        "still_running",
+        "CREATE TABLE t (id integer PRIMARY KEY, label text);\n\
+         INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 300000) AS i;\n",
+    );
+    let work = tempdir();
+    let dump = |extra: &[&str], interval: &str| {
+        run(exporter(work.path())
+            .env("EXPORTER_PROGRESS_INTERVAL", interval)
+            .args([
+                "dump",
+                &format!("slow={}", db.url()),
+                "--to",
+                "out",
+                "-j",
+                "1",
+            ])
+            .args(extra))
+    };
+    let out = dump(&[], "0.05");
+    out.expect_code(0);
+    let still: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("  slow: still dumping: "))
+        .collect();
+    assert!(!still.is_empty(), "no progress line:\n{}", out.stderr);
+    assert!(still.iter().all(|l| l.contains(" read in ")), "{still:?}");
+    let run_dir = work.path().join(out.stdout.trim());
+    for (extra, interval) in [(&["-q"][..], "0.05"), (&[][..], "0")] {
+        let quiet = dump(extra, interval);
+        quiet.expect_code(0);
+        assert!(!quiet.stderr.contains("still dumping"), "{}", quiet.stderr);
+    }
+
+    let scratch = format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres");
+    let out = run(exporter(work.path())
+        .env("EXPORTER_PROGRESS_INTERVAL", "0.05")
+        .args([
+            "verify",
+            s(&run_dir),
+            "--level",
+            "restore",
+            "--scratch",
+            &scratch,
+        ]));
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| (l.starts_with("still restoring slow.sql.zst: ")
+                && l.contains("%) read in "))
+                || l.starts_with("still checking slow.sql.zst: archive read")),
+        "no progress line:\n{}",
+        out.stderr
+    );
+
+    let target = TestDb::create("still_running_target");
+    let out = run(exporter(work.path())
+        .env("EXPORTER_PROGRESS_INTERVAL", "0.05")
+        .args(["restore", s(&run_dir), "--into", &target.url()]));
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("still restoring slow.sql.zst: ") && l.contains("%) read in ")),
+        "no progress line:\n{}",
+        out.stderr
+    );
 }

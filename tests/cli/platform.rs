@@ -197,6 +197,11 @@ fn from_backup_latest_dumps_the_backup_then_deprovisions_the_restored_database()
     ]));
     list.expect_code(0);
     let listed: Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(
+        (&listed["version"], &listed["source"]),
+        (&Value::from(1), &Value::from("aptible")),
+        "the list --json object of FORMAT.md"
+    );
     let handles: Vec<&str> = listed["databases"]
         .as_array()
         .unwrap()

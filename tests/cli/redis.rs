@@ -254,3 +254,29 @@ fn partial_run_mixing_engines() {
         &lines(&target.snapshot()),
     );
 }
+
+/// Issue 16: a password given to a Redis server that needs none was warned about twice (one
+/// log line per connection, with a timestamp); it is one line per database, in the style of
+/// every other line.
+#[test]
+fn an_unneeded_password_is_warned_about_once() {
+    let source = RedisServer::start();
+    source.seed(REDIS_SEED);
+    let work = tempdir();
+    let url = source
+        .url()
+        .replacen("redis://", "redis://:not-needed-pw@", 1);
+    let out = run(exporter(work.path()).args(["dump", &format!("cache={url}"), "--to", "out"]));
+    out.expect_code(0).never_shows("not-needed-pw");
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("password"))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["  cache: warning: the server needs no password; the one in the URL is ignored"],
+        "{}",
+        out.stderr
+    );
+}

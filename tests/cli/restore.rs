@@ -18,8 +18,8 @@ use crate::support::{
     MY_HOST, MY_PORT, MyDb, Outcome, PG_HOST, PG_PORT, REDIS_SEED, REDIS_SEED_KEYS, RedisServer,
     TestDb, assert_lines_equal, db_entry, db_entry_mut, dump_ok, exporter, fingerprint, manifest,
     mariadb, psql, read_json, read_sha256sums, rewrite_sha256sums, run, s, schema_dump,
-    sequence_positions, sha256_bytes, spawn_exporter, table_rows, tempdir, user_tables, wait_child,
-    write_config, write_json, zstd_decompress, zstd_frame,
+    sequence_positions, sha256_bytes, small_db, spawn_exporter, table_rows, tempdir, user_tables,
+    wait_child, write_config, write_json, zstd_decompress, zstd_frame,
 };
 
 /// The PostgreSQL server as a scratch server (`verify --scratch`).
@@ -926,4 +926,53 @@ fn redis_rdb_archives_cannot_be_restored_natively() {
         "{}",
         out.all_output()
     );
+}
+
+/// Issue 16: `verify --level restore` checked that a Redis scratch server is empty only when
+/// it came to the Redis archive, after the other engines' restores. Every scratch server is
+/// checked before any work: a non-empty one stops the verification (exit 2) before a
+/// PostgreSQL scratch database exists, and nothing is recorded.
+#[test]
+fn a_non_empty_redis_scratch_is_refused_before_any_restore() {
+    let pg = small_db("verify_busy_redis_scratch", 5);
+    let source = RedisServer::start();
+    source.seed(REDIS_SEED);
+    let scratch = RedisServer::start();
+    scratch.seed("SET left-over 1\n");
+    let work = tempdir();
+    let run_dir = dump_ok(
+        work.path(),
+        &[
+            "dump",
+            &format!("app={}", pg.url()),
+            &format!("cache={}", source.url()),
+            "--to",
+            "out",
+        ],
+    );
+    let out = verify_restore(work.path(), &run_dir, &[&pg_scratch(), &scratch.url()]);
+    out.expect_code(2)
+        .expect_error_line()
+        .stderr_contains(&format!(
+            "--scratch server {} cannot be used",
+            scratch.url()
+        ))
+        .stderr_contains("the Redis scratch server is not empty: db0 (1 key)")
+        .stderr_contains("hint: nothing was restored");
+    assert!(
+        !out.all_output().contains("restoring"),
+        "a restore started:\n{}",
+        out.all_output()
+    );
+    let scratch_db = format!("exporter_verify_{}_app", run_id(&run_dir).to_lowercase());
+    assert_eq!(
+        psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{scratch_db}'")
+        )
+        .trim(),
+        "0"
+    );
+    assert!(!run_dir.join("verify.json").exists(), "nothing is recorded");
+    assert_eq!(scratch.dbsize(0), 1, "the scratch server is untouched");
 }

@@ -115,6 +115,8 @@ fn snapshot_help_of_every_command() {
         ("help_login", vec!["login", "--help"]),
         ("help_tunnel", vec!["tunnel", "--help"]),
         ("help_teardown", vec!["teardown", "--help"]),
+        ("help_completions", vec!["completions", "--help"]),
+        ("help_man", vec!["man", "--help"]),
     ] {
         let out = run(exporter(dir.path()).args(&args));
         out.expect_code(0);
@@ -194,6 +196,13 @@ fn snapshot_verify_report_text_and_json() {
         let text = run(exporter(dir.path()).args(["-q", "verify", crate::support::s(&run_dir)]));
         text.expect_code(code);
         assert_filtered_snapshot(&format!("{name}_text"), dir.path(), &text.stdout);
+        // Issue 16: a failed verification's summary was printed twice (stdout and `error:`).
+        assert_eq!(
+            text.all_output().matches("failed verification").count(),
+            usize::from(damaged),
+            "{}",
+            text.all_output()
+        );
         let json =
             run(exporter(dir.path()).args(["-q", "verify", crate::support::s(&run_dir), "--json"]));
         json.expect_code(code);
@@ -209,4 +218,135 @@ fn snapshot_verify_report_text_and_json() {
             assert_filtered_snapshot(&format!("{name}_stderr"), dir.path(), &json.stderr);
         }
     }
+}
+
+/// `exporter completions SHELL`: a script for each shell that names every command; bash's and
+/// zsh's parse (`bash -n`, `zsh -n` where zsh is installed); fish's, the most readable, is
+/// pinned.
+#[test]
+fn snapshot_completions() {
+    let dir = tempdir();
+    let commands = [
+        "dump",
+        "verify",
+        "restore",
+        "list",
+        "uploads",
+        "login",
+        "tunnel",
+        "completions",
+        "man",
+    ];
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = run(exporter(dir.path()).args(["completions", shell]));
+        out.expect_code(0);
+        assert!(out.stderr.is_empty(), "{shell}: {}", out.stderr);
+        for command in commands {
+            assert!(
+                out.stdout.contains(command),
+                "{shell} completions do not name {command}"
+            );
+        }
+        assert!(out.stdout.contains("compression-level"), "{shell}");
+        if shell == "bash" || (shell == "zsh" && which("zsh")) {
+            let script = dir.path().join(format!("exporter.{shell}"));
+            std::fs::write(&script, &out.stdout).unwrap();
+            let check = std::process::Command::new(shell)
+                .arg("-n")
+                .arg(&script)
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "{shell} -n: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+        if shell == "fish" {
+            let mut settings = insta::Settings::clone_current();
+            settings.set_prepend_module_to_snapshot(false);
+            settings.bind(|| insta::assert_snapshot!("completions_fish", out.stdout));
+        }
+    }
+    let out = run(exporter(dir.path()).args(["completions", "tcsh"]));
+    out.expect_code(2);
+}
+
+fn which(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `exporter man`: the program's page (pinned) and each command's (`exporter-dump(1)`, naming
+/// every flag `--help` names); an unknown command is a usage error listing the commands.
+#[test]
+fn snapshot_man_pages() {
+    let dir = tempdir();
+    let out = run(exporter(dir.path()).arg("man"));
+    out.expect_code(0);
+    assert!(
+        out.stdout.starts_with(".ie"),
+        "roff: {}",
+        &out.stdout[..80.min(out.stdout.len())]
+    );
+    assert!(out.stdout.contains(".TH exporter 1"), "{}", out.stdout);
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    let page = out.stdout.replace(env!("CARGO_PKG_VERSION"), "[VERSION]");
+    settings.bind(|| insta::assert_snapshot!("man_exporter", page));
+    for command in [
+        "dump", "verify", "restore", "list", "uploads", "login", "tunnel",
+    ] {
+        let page = run(exporter(dir.path()).args(["man", command]));
+        page.expect_code(0);
+        assert!(
+            page.stdout.contains(&format!(".TH exporter-{command} 1")),
+            "{command}: {}",
+            page.stdout
+        );
+        let help = run(exporter(dir.path()).args([command, "--help"]));
+        for flag in help
+            .stdout
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        {
+            // roff escapes `-` as `\-`.
+            let escaped = flag.replace('-', "\\-");
+            assert!(
+                page.stdout.contains(&escaped),
+                "exporter-{command}(1) does not name {flag}"
+            );
+        }
+    }
+    let out = run(exporter(dir.path()).args(["man", "nosuch"]));
+    out.expect_code(2)
+        .stderr_contains("error: there is no command \"nosuch\"")
+        .stderr_contains("hint: commands: dump, verify, restore");
+}
+
+/// `list --json` of a config (FORMAT.md, "exporter list --json"): version, source and one
+/// object per database; MySQL-family URLs say `mysql/mariadb` (only the server tells which,
+/// and the manifest records it).
+#[test]
+fn snapshot_list_json() {
+    let dir = tempdir();
+    let cfg = dir.path().join("exporter.toml");
+    std::fs::write(
+        &cfg,
+        "[[databases]]\nname = \"billing\"\nurl = \"postgres://app:hunter2@db.internal:5432/billing?sslmode=verify-full&sslrootcert=/etc/ca.pem\"\n\n\
+         [[databases]]\nname = \"shop\"\nurl = \"mariadb://root@db.internal:3306/shop\"\n\n\
+         [[databases]]\nname = \"cache\"\nurl = \"rediss://:hunter2@cache.internal:6380\"\n",
+    )
+    .unwrap();
+    let out = run(exporter(dir.path()).args(["list", "--json"]));
+    out.expect_code(0).never_shows("hunter2");
+    let v: Value = serde_json::from_str(&out.stdout).expect("one JSON value");
+    assert_eq!(v["version"], 1);
+    assert_filtered_snapshot("list_json", dir.path(), &out.stdout);
+    let text = run(exporter(dir.path()).arg("list"));
+    text.expect_code(0);
+    assert_filtered_snapshot("list_text", dir.path(), &text.stdout);
 }

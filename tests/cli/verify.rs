@@ -317,10 +317,19 @@ fn default_run_is_the_latest_with_a_manifest() {
 }
 
 /// The CLI contract puts verify's results on stdout (data), progress on stderr: one `ok <file>`
-/// or `FAILED <file>: <reason>` line per file, then a summary line.
+/// or `FAILED <file>: <reason>` line per file, then, when the run passed, a summary line. A
+/// failed run's summary is its `error:` line on stderr, printed once (issue 16: it was
+/// printed on both).
 #[test]
 fn per_file_lines_and_summary_are_on_stdout() {
     let g = GoodRun::new("v_stdout");
+    let out = g.verify(&[]);
+    out.expect_code(0);
+    let last = out.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("run ") && last.ends_with("verified at level decompress"),
+        "no summary line last: {last:?}"
+    );
     std::fs::write(g.run_dir.join("stray.txt"), b"x").unwrap();
     let out = g.verify(&[]);
     out.expect_code(1);
@@ -342,9 +351,10 @@ fn per_file_lines_and_summary_are_on_stdout() {
         out.stdout,
         out.stderr
     );
-    let last = lines.last().copied().unwrap_or_default();
     assert!(
-        !last.starts_with("ok ") && !last.starts_with("FAILED "),
-        "no summary line last: {last:?}"
+        !out.stdout.contains("failed verification"),
+        "the summary is the error line only:\n{}",
+        out.stdout
     );
+    out.stderr_contains("failed verification: 0 of 1 archive(s) bad, 1 run-level problem(s)");
 }

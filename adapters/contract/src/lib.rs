@@ -45,7 +45,7 @@ pub use endpoint::{Endpoint, TlsInfo};
 pub use error::{EngineError, ErrorKind};
 pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint, LEGACY_FINGERPRINT_ALGORITHM};
 pub use restore::{DefinerPolicy, RestoreOptions, RestoreSummary, ScratchServer, Target};
-pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError};
+pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError, redact_unparsed};
 
 /// The payload format of one archive file, before compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +95,13 @@ pub struct ServerInfo {
     /// does not say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsInfo>,
+    /// What the user should know about the connection that does not stop the work, one line
+    /// each, never a secret (Redis: a password given to a server that needs none is ignored).
+    /// The core shows each once per database as a warning; it is not recorded in the
+    /// manifest. Adapters report it here rather than logging it, because they connect
+    /// several times per database and a log line would repeat.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Knobs the core passes to [`Source::dump`]. Unknown to an engine means ignored.

@@ -193,4 +193,19 @@ pub trait ScratchServer: Send + Sync {
     ///
     /// Connection and query errors.
     fn drop_scratch(&self, name: &str) -> BoxFuture<'_, Result<(), EngineError>>;
+
+    /// Check, before the core restores any archive, that [`Self::create`] will not refuse
+    /// this server for what it holds, so that a verification of several engines stops
+    /// before the first restore rather than after the others' (issue 16). Redis: the URL names
+    /// no logical database and the server holds no keys and no function libraries. The
+    /// default checks nothing: SQL engines create a new database each time, and an
+    /// unreachable server fails that database's check as before.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors; a server that cannot be a scratch server is
+    /// [`crate::ErrorKind::Unsupported`], as from [`Self::create`].
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async { Ok(()) })
+    }
 }

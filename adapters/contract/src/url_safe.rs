@@ -43,15 +43,69 @@ const SHOWN_PARAMS: &[&str] = &[
 pub struct DatabaseUrl(Url);
 
 /// Error parsing a [`DatabaseUrl`]. Its message never contains the input, which may hold a
-/// password.
+/// password; [`ParseDatabaseUrlError::shown`] is the input with everything between `://` and
+/// the last `@` replaced by `****` ([`redact_unparsed`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ParseDatabaseUrlError {
     /// Not a URL at all.
-    #[error("not a valid URL ({0})")]
-    Invalid(url::ParseError),
+    #[error("not a valid URL ({source})")]
+    Invalid {
+        /// The input, redacted as [`redact_unparsed`] does.
+        shown: String,
+        /// Why the URL parser refused it.
+        source: url::ParseError,
+    },
     /// A URL without a host.
     #[error("the URL has no host")]
-    NoHost,
+    NoHost {
+        /// The input, redacted as [`redact_unparsed`] does.
+        shown: String,
+    },
+    /// The text parses as a URL, but not as the user meant it: it has a fragment (`#…`) or an
+    /// `@` after the host, which database URLs never have. A password with an unencoded `#`,
+    /// `/`, `?` or `@` does this (`mysql://u:p@ss/w#1@host/db` would otherwise connect to the
+    /// host `ss` and name the archive after `w`).
+    #[error("the user name or password seems to hold a character that must be percent-encoded")]
+    Ambiguous {
+        /// The input, redacted as [`redact_unparsed`] does.
+        shown: String,
+    },
+}
+
+impl ParseDatabaseUrlError {
+    /// The input as it may be shown: everything between `://` and the last `@` replaced by
+    /// `****` ([`redact_unparsed`]).
+    #[must_use]
+    pub fn shown(&self) -> &str {
+        match self {
+            Self::Invalid { shown, .. } | Self::NoHost { shown } | Self::Ambiguous { shown } => {
+                shown
+            }
+        }
+    }
+}
+
+/// A URL that did not parse (or parsed into something else than meant), as it may be shown:
+/// everything between `://` and the **last** `@` of the text becomes `****`, and the query's
+/// values too. The last `@`, because a password with an unencoded `@` puts several in the
+/// text and the host follows the last one (`mysql://u:p@ss/w:rd%#1@host/db` is shown as
+/// `mysql://****@host/db`). Text without `://` is not shown at all (`****`): there is no way
+/// to tell what in it is secret.
+#[must_use]
+pub fn redact_unparsed(text: &str) -> String {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return "****".to_owned();
+    };
+    let rest = &text[start..];
+    let (head, tail) = match rest.rfind('@') {
+        Some(at) => ("****@", &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let tail = match tail.split_once('?') {
+        Some((before, _)) => format!("{before}?****"),
+        None => tail.to_owned(),
+    };
+    format!("{}{head}{tail}", &text[..start])
 }
 
 impl DatabaseUrl {
@@ -59,12 +113,23 @@ impl DatabaseUrl {
     ///
     /// # Errors
     ///
-    /// [`ParseDatabaseUrlError`] if the text is not a URL with a host. The error text does not
-    /// repeat the input.
+    /// [`ParseDatabaseUrlError`] if the text is not a URL with a host, or one with a fragment
+    /// or an `@` after the host (an unencoded special character in the password). The error
+    /// text does not repeat the input; its [`ParseDatabaseUrlError::shown`] is redacted.
     pub fn parse(text: &str) -> Result<Self, ParseDatabaseUrlError> {
-        let url = Url::parse(text).map_err(ParseDatabaseUrlError::Invalid)?;
+        let shown = || redact_unparsed(text);
+        let url = Url::parse(text).map_err(|source| ParseDatabaseUrlError::Invalid {
+            shown: shown(),
+            source,
+        })?;
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(ParseDatabaseUrlError::NoHost);
+            return Err(ParseDatabaseUrlError::NoHost { shown: shown() });
+        }
+        // Database URLs have no fragment, and the userinfo ends at the host: an `@` later on
+        // means the userinfo was cut short by an unencoded `/`, `?` or `#` (RFC 3986 §3.2).
+        let after_host = &url[url::Position::AfterHost..];
+        if url.fragment().is_some() || after_host.contains('@') {
+            return Err(ParseDatabaseUrlError::Ambiguous { shown: shown() });
         }
         Ok(Self(url))
     }
@@ -242,6 +307,34 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"));
         let err = DatabaseUrl::parse("hunter2 is not a url").unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    /// Issue 16: a password that is not percent-encoded was partly printed
+    /// (`****@ss/w:rd%#1@host`) and the archive named after a fragment of it.
+    #[test]
+    fn unencoded_password_is_refused_and_redacted_to_the_last_at() {
+        let err = DatabaseUrl::parse("mysql://user:p@ss/w:rd%#1@host/db").unwrap_err();
+        assert!(
+            matches!(err, ParseDatabaseUrlError::Ambiguous { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.shown(), "mysql://****@host/db");
+        // `#` alone cuts the authority: "invalid port number" before.
+        let err = DatabaseUrl::parse("mysql://user:se#cret@host/db").unwrap_err();
+        assert!(
+            matches!(err, ParseDatabaseUrlError::Invalid { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.shown(), "mysql://****@host/db");
+        assert!(!format!("{err} {err:?}").contains("se#cret"));
+        // A slash in the password: parses with host `user` otherwise.
+        let err = DatabaseUrl::parse("postgres://u:a/b@host/db?sslmode=require").unwrap_err();
+        assert_eq!(err.shown(), "postgres://****@host/db?****");
+        assert_eq!(redact_unparsed("no scheme at all"), "****");
+        // Percent-encoded, the same password is fine.
+        let u = DatabaseUrl::parse("mysql://user:p%40ss%2Fw%3Ard%25%231@host/db").unwrap();
+        assert_eq!(u.password().as_deref(), Some("p@ss/w:rd%#1"));
+        assert_eq!(u.host(), "host");
     }
 
     #[test]

@@ -273,8 +273,9 @@ fn options(endpoint: &Endpoint) -> Result<(OptsBuilder, TlsPlan), EngineError> {
             "ssl-key" | "ssl_key" => key = Some(value.into_owned()),
             other => {
                 return Err(unsupported(format!(
-                    "unsupported URL query parameter {other:?} (supported: ssl-mode, ssl-ca, \
-                     ssl-cert, ssl-key)"
+                    "URL parameter {other:?} is not supported (supported: ssl-mode, ssl-ca, \
+                     ssl-cert, ssl-key; also spelled sslmode / ssl_mode, ssl_ca, ssl_cert, \
+                     ssl_key); put host, port, user and database in the URL itself"
                 )));
             }
         }
@@ -744,7 +745,16 @@ mod tests {
     #[test]
     fn unknown_parameters_and_schemes_are_refused() {
         let e = endpoint("mysql://u@db.example/app?compress=true");
-        assert_eq!(opts(&e).unwrap_err().kind(), ErrorKind::Config);
+        let err = opts(&e).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        // Issue 16: the error lists the parameters that are supported, as PostgreSQL's does.
+        assert!(
+            err.message().starts_with(
+                "URL parameter \"compress\" is not supported (supported: ssl-mode, ssl-ca, \
+                 ssl-cert, ssl-key;"
+            ),
+            "{err}"
+        );
         let e = endpoint("postgres://u@db.example/app");
         assert_eq!(opts(&e).unwrap_err().kind(), ErrorKind::Config);
     }

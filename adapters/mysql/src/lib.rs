@@ -222,6 +222,7 @@ async fn preflight(endpoint: Endpoint) -> Result<ServerInfo, EngineError> {
         engine: s.flavor.engine().to_owned(),
         version: s.version.clone(),
         tls: Some(s.tls.clone()),
+        notes: Vec::new(),
     })
 }
 

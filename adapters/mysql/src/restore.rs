@@ -105,6 +105,7 @@ impl Target for MysqlTarget {
                 engine: s.flavor.engine().to_owned(),
                 version: s.version.clone(),
                 tls: Some(s.tls.clone()),
+                notes: Vec::new(),
             };
             let _ = s.conn.disconnect().await;
             Ok(info)

@@ -248,6 +248,7 @@ async fn preflight(endpoint: Endpoint) -> Result<ServerInfo, EngineError> {
         engine: ENGINE.to_owned(),
         version,
         tls: Some(conn.tls.clone()),
+        notes: Vec::new(),
     })
 }
 

@@ -274,7 +274,13 @@ pub struct Conn {
     pub tls: TlsInfo,
     /// The TLS client, to explain TLS failures read after the handshake.
     connector: Option<Connector>,
+    /// The URL gave a password and the server needs none: it was ignored (as redis-cli
+    /// does). Preflight reports it once ([`PASSWORD_IGNORED`]); other connections stay quiet.
+    pub password_ignored: bool,
 }
+
+/// The note preflight reports when the server needs no password but the URL has one.
+pub const PASSWORD_IGNORED: &str = "the server needs no password; the one in the URL is ignored";
 
 fn closed(endpoint: &str, what: &str) -> EngineError {
     EngineError::new(
@@ -385,6 +391,7 @@ impl Conn {
             endpoint,
             tls,
             connector,
+            password_ignored: false,
         };
         let greeted = async {
             conn.auth(target).await?;
@@ -460,7 +467,8 @@ impl Conn {
             Reply::Status(_) => Ok(()),
             // A password given to a server that needs none: harmless, go on (like redis-cli).
             Reply::Error(e) if e.contains("without any password configured") => {
-                tracing::warn!(endpoint = %self.endpoint, "the server needs no password; ignoring the one in the URL");
+                tracing::debug!(endpoint = %self.endpoint, "{PASSWORD_IGNORED}");
+                self.password_ignored = true;
                 Ok(())
             }
             Reply::Error(e) => {

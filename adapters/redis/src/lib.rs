@@ -317,6 +317,11 @@ async fn preflight(endpoint: Endpoint, format: RedisFormat) -> Result<ServerInfo
         engine: ENGINE.to_owned(),
         version: opened.version,
         tls: Some(opened.conn.tls.clone()),
+        notes: if opened.conn.password_ignored {
+            vec![conn::PASSWORD_IGNORED.to_owned()]
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -979,6 +979,39 @@ impl RedisScratch {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The URL names no logical database, and the server holds no keys and no function
+    /// libraries.
+    async fn check_usable(&self) -> Result<(), EngineError> {
+        let target = conn::Target::from_endpoint(&self.endpoint)?;
+        if let Some(db) = target.db {
+            return Err(EngineError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "a Redis scratch server is used whole (all logical databases), but the URL \
+                     names db{db}; drop the /{db} path"
+                ),
+            )
+            .with_object(target.endpoint));
+        }
+        let contents = RedisTarget::new(self.endpoint.clone())
+            .without_expiry()
+            .contents()
+            .await?;
+        if contents.libraries > 0 || !contents.dbs.is_empty() {
+            return Err(EngineError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the Redis scratch server is not empty: {}. Redis has no named databases, \
+                     so a scratch restore needs a whole server that holds no keys (and that \
+                     verify will flush); give an empty, dedicated server",
+                    contents.describe().join(", ")
+                ),
+            )
+            .with_object(target.endpoint));
+        }
+        Ok(())
+    }
+
     async fn create_scratch(&self, name: &str) -> Result<Box<dyn Target>, EngineError> {
         let target = conn::Target::from_endpoint(&self.endpoint)?;
         if let Some(db) = target.db {
@@ -1062,6 +1095,10 @@ impl ScratchServer for RedisScratch {
     fn drop_scratch(&self, name: &str) -> BoxFuture<'_, Result<(), EngineError>> {
         let name = name.to_owned();
         async move { self.drop_named(&name).await }.boxed()
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        self.check_usable().boxed()
     }
 }
 

@@ -30,6 +30,7 @@ pub fn exporter(cwd: &Path) -> assert_cmd::Command {
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")
+        .env_remove("EXPORTER_PROGRESS_INTERVAL")
         .env_remove("PGPASSWORD")
         .env_remove("PGHOST")
         .env_remove("PGUSER")
