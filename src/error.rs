@@ -273,6 +273,18 @@ fn teardown_error(e: &TeardownError) -> Classified {
                 "nothing after this step was sent; the journal and teardown-report.md are next to the covering run; run `exporter teardown --apply` again to resume after the last finished step",
             ),
         ),
+        TeardownError::OutcomeUnknown { operation_id, .. } => Classified {
+            status: ExitStatus::Failure,
+            hint: Some(format!(
+                "the request was accepted and is not sent again; nothing after this step was sent; run `exporter teardown --apply` again to follow operation #{operation_id} and resume"
+            )),
+        },
+        TeardownError::Journal { .. } => Classified::new(
+            ExitStatus::Failure,
+            Some(
+                "nothing was sent; the journal is the record of what earlier --apply runs removed and is never replaced: restore it from a copy, or move it aside to start a new journal knowingly",
+            ),
+        ),
         TeardownError::Remaining { .. } => Classified::new(
             ExitStatus::Failure,
             Some("something was created during the teardown; run `exporter teardown` to see it"),

@@ -1,7 +1,10 @@
 //! The teardown executor: the one place that calls the platform client's destructive methods
 //! (`clippy.toml` bans them everywhere else), reachable only with a [`Gate<Verified>`].
 //!
-//! Steps run in the plan's order (metric drains, log drains, apps, databases), then the
+//! First, every step an earlier `--apply` left `sent` with an operation id is followed to
+//! its end (whether or not its resource is still listed: a deprovisioned one leaves the
+//! listing), so the journal records its real outcome and its request is never sent twice.
+//! Then steps run in the plan's order (metric drains, log drains, apps, databases), then the
 //! backups listed after the databases are gone (final, manual, orphaned, copies: a database's
 //! deprovision may leave a final backup, aptible-api.md §9.1), then — once a fresh listing
 //! shows nothing else — the environment. Each step is one request sent once and, for an
@@ -9,14 +12,21 @@
 //! done; a 404 to the request itself means the resource is already gone, e.g. a copy purged
 //! with its original, §9.2). The first failure stops everything after it. The journal is
 //! written before and after every request.
+//!
+//! `failed` is recorded only on the platform's verdict (a refused request, a failed
+//! operation). When an accepted request's operation cannot be followed (a poll answers 500,
+//! the token expires, the wait times out), the step stays `sent` with its operation id and the
+//! apply stops with [`TeardownError::OutcomeUnknown`].
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use exporter_aptible::{Client, Finished, Inventory, Operation, PollOptions};
+use exporter_aptible::{Client, ErrorKind, Inventory, Operation, PollOptions};
 
 use super::gate::{Gate, Verified};
-use super::journal::{ApplyRecord, Journal, StepState};
+use super::journal::{
+    APPLY_RUNNING, ApplyRecord, Journal, NoEarlierJournal, StepRecord, StepState,
+};
 use super::plan::{self, Resource, Step, StepKind};
 use super::report::{FinalListing, Listing, TeardownReport};
 use super::{Assessment, TeardownError, is_gone};
@@ -32,7 +42,8 @@ use crate::storage::Storage;
 /// # Errors
 ///
 /// [`TeardownError::StepFailed`] naming the first step that failed (nothing after it was
-/// sent); [`TeardownError::Remaining`] when the listing before the environment's deletion is
+/// sent); [`TeardownError::OutcomeUnknown`] naming a step whose request was accepted but
+/// whose operation could not be followed (it stays `sent`); [`TeardownError::Remaining`] when the listing before the environment's deletion is
 /// not empty; [`TeardownError::Platform`] when a listing fails; [`TeardownError::Storage`]
 /// when the journal cannot be written (before the request it would record is sent).
 ///
@@ -53,17 +64,23 @@ pub async fn execute(
         .journal_run
         .clone()
         .expect("a passed gate has a run for the journal");
-    let mut journal = a
-        .journal
-        .clone()
-        .unwrap_or_else(|| Journal::new(&a.plan.environment, a.plan.environment_id, &run_id));
+    let mut journal = a.journal.clone().unwrap_or_else(|| {
+        let mut j = Journal::new(&a.plan.environment, a.plan.environment_id, &run_id);
+        j.begun_without_journal = Some(NoEarlierJournal {
+            at: j.started_at,
+            signs: a.torn_down_signs.clone(),
+        });
+        j
+    });
+    // An --apply that never recorded its end was killed.
+    journal.mark_interrupted();
     for d in &a.plan.coverage.databases {
         journal.coverage.insert(d.id, d.clone());
     }
     journal.applies.push(ApplyRecord {
         started_at: Utc::now(),
         required_level: a.required_level,
-        outcome: "running".to_owned(),
+        outcome: APPLY_RUNNING.to_owned(),
     });
     let mut ex = Executor {
         a: &a,
@@ -103,6 +120,11 @@ impl Executor<'_> {
     }
 
     async fn run(&mut self) -> Result<FinalListing, TeardownError> {
+        // Operations an earlier --apply left running (or could not follow): their outcome
+        // first, listed or not.
+        for record in self.journal.unfinished() {
+            self.resume(&record).await?;
+        }
         // Steps 2 to 5 from the listing the gate passed.
         let first: Vec<&Step> = self
             .a
@@ -178,29 +200,16 @@ impl Executor<'_> {
     }
 
     async fn step(&mut self, step: &Step) -> Result<(), TeardownError> {
-        let previous = self.journal.step(&step.key).cloned();
-        if previous.as_ref().is_some_and(|p| p.state.is_done()) {
+        if self
+            .journal
+            .step(&step.key)
+            .is_some_and(|p| p.state.is_done())
+        {
             self.progress.event(&Event::TeardownStepFinished {
                 resource: step.resource.clone(),
                 outcome: "done by an earlier --apply".to_owned(),
             });
             return Ok(());
-        }
-        // Interrupted while its operation ran: follow that operation, send nothing.
-        if let Some(p) = previous.filter(|p| p.state == StepState::Sent)
-            && let Some(id) = p.operation_id
-        {
-            self.progress.event(&Event::TeardownStepStarted {
-                resource: step.resource.clone(),
-                request: format!("operation #{id} of an earlier --apply"),
-            });
-            let href = self.client.roots().api_url(&format!("/operations/{id}"));
-            let result = match self.client.get::<Operation>(&href).await {
-                Ok(op) => self.client.wait_operation(&op, self.poll).await,
-                Err(e) if is_gone(&e) => Ok(Finished::Gone),
-                Err(e) => Err(e),
-            };
-            return self.finish(step, Some(id), result).await;
         }
         self.journal
             .begin(&step.key, step.kind, &step.resource, &step.request);
@@ -213,8 +222,8 @@ impl Executor<'_> {
             Ok(Some(op)) => {
                 self.journal.operation(&step.key, op.id);
                 self.save().await?;
-                let result = self.client.wait_operation(&op, self.poll).await;
-                self.finish(step, Some(op.id), result).await
+                let followed = follow(self.client, &op, self.poll).await;
+                self.finish(&StepRef::of(step), op.id, followed).await
             }
             Ok(None) => {
                 self.journal.end(&step.key, StepState::Succeeded, None);
@@ -234,48 +243,79 @@ impl Executor<'_> {
                 });
                 Ok(())
             }
-            Err(e) => self.fail(step, e).await,
+            Err(e) => self.fail(&StepRef::of(step), e).await,
         }
+    }
+
+    /// Follow the operation of a step an earlier `--apply` left `sent`: GET it (a 404 after a
+    /// deprovision or purge is done) and wait for its end. Sends nothing destructive.
+    async fn resume(&mut self, record: &StepRecord) -> Result<(), TeardownError> {
+        let id = record
+            .operation_id
+            .expect("unfinished steps have an operation id");
+        let step = StepRef {
+            key: &record.key,
+            resource: &record.resource,
+            request: &record.request,
+        };
+        self.progress.event(&Event::TeardownStepStarted {
+            resource: record.resource.clone(),
+            request: format!("following operation #{id} of an earlier --apply"),
+        });
+        let href = self.client.roots().api_url(&format!("/operations/{id}"));
+        let followed = match self.client.get::<Operation>(&href).await {
+            Ok(op) => follow(self.client, &op, self.poll).await,
+            Err(e) if is_gone(&e) => Followed::Gone,
+            Err(e) => Followed::Lost(e),
+        };
+        self.finish(&step, id, followed).await
     }
 
     async fn finish(
         &mut self,
-        step: &Step,
-        id: Option<u64>,
-        result: exporter_aptible::Result<Finished>,
+        step: &StepRef<'_>,
+        id: u64,
+        followed: Followed,
     ) -> Result<(), TeardownError> {
-        let op = id.map_or_else(String::new, |id| format!("operation #{id} "));
-        match result {
-            Ok(Finished::Succeeded(_)) => {
-                self.journal.end(&step.key, StepState::Succeeded, None);
+        let (state, outcome) = match followed {
+            Followed::Succeeded => (StepState::Succeeded, "succeeded"),
+            Followed::Gone => (StepState::Gone, "done (gone)"),
+            Followed::Failed(e) => return self.fail(step, e).await,
+            Followed::Lost(e) => {
+                // The request was accepted: its outcome is the platform's, not known here.
+                self.journal.lost(step.key, one_line(&e));
                 self.save().await?;
-                self.progress.event(&Event::TeardownStepFinished {
-                    resource: step.resource.clone(),
-                    outcome: format!("{op}succeeded"),
+                return Err(TeardownError::OutcomeUnknown {
+                    environment: self.environment().to_owned(),
+                    resource: step.resource.to_owned(),
+                    request: step.request.to_owned(),
+                    operation_id: id,
+                    source: Box::new(e),
                 });
-                Ok(())
             }
-            Ok(Finished::Gone) => {
-                self.journal.end(&step.key, StepState::Gone, None);
-                self.save().await?;
-                self.progress.event(&Event::TeardownStepFinished {
-                    resource: step.resource.clone(),
-                    outcome: format!("{op}done (gone)"),
-                });
-                Ok(())
-            }
-            Err(e) => self.fail(step, e).await,
-        }
+        };
+        self.journal.end(step.key, state, None);
+        self.save().await?;
+        self.progress.event(&Event::TeardownStepFinished {
+            resource: step.resource.to_owned(),
+            outcome: format!("operation #{id} {outcome}"),
+        });
+        Ok(())
     }
 
-    async fn fail(&mut self, step: &Step, e: exporter_aptible::Error) -> Result<(), TeardownError> {
+    /// Record the platform's verdict `failed` and stop.
+    async fn fail(
+        &mut self,
+        step: &StepRef<'_>,
+        e: exporter_aptible::Error,
+    ) -> Result<(), TeardownError> {
         self.journal
-            .end(&step.key, StepState::Failed, Some(e.to_string()));
+            .end(step.key, StepState::Failed, Some(e.to_string()));
         self.save().await?;
         Err(TeardownError::StepFailed {
             environment: self.environment().to_owned(),
-            resource: step.resource.clone(),
-            request: step.request.clone(),
+            resource: step.resource.to_owned(),
+            request: step.request.to_owned(),
             source: Box::new(e),
         })
     }
@@ -304,6 +344,87 @@ impl Executor<'_> {
             location,
             source,
         })
+    }
+}
+
+/// What a step's journal record and its error need of it (a planned step or, for one
+/// followed from the journal, its record).
+struct StepRef<'a> {
+    key: &'a str,
+    resource: &'a str,
+    request: &'a str,
+}
+
+impl<'a> StepRef<'a> {
+    fn of(step: &'a Step) -> Self {
+        Self {
+            key: &step.key,
+            resource: &step.resource,
+            request: &step.request,
+        }
+    }
+}
+
+/// How following an accepted request's operation ended.
+enum Followed {
+    /// Status `succeeded`.
+    Succeeded,
+    /// A deprovision or purge whose operation answers 404: done (spec §4.2).
+    Gone,
+    /// The platform's verdict: status `failed`.
+    Failed(exporter_aptible::Error),
+    /// It could not be followed to its end (a poll failed, the wait timed out): its outcome
+    /// is unknown.
+    Lost(exporter_aptible::Error),
+}
+
+/// Poll `operation` until it ends, telling the platform's verdict (`failed`) apart from a
+/// failure to follow it, which [`Client::wait_operation`] reports alike. Sends only GETs.
+async fn follow(client: &Client, operation: &Operation, poll: &PollOptions) -> Followed {
+    let href = operation.links.href("self").map_or_else(
+        || {
+            client
+                .roots()
+                .api_url(&format!("/operations/{}", operation.id))
+        },
+        str::to_owned,
+    );
+    let gone_is_done = matches!(operation.kind.as_str(), "deprovision" | "purge");
+    let started = std::time::Instant::now();
+    let mut current = operation.clone();
+    loop {
+        match current.status.as_str() {
+            "succeeded" => return Followed::Succeeded,
+            "failed" => {
+                return Followed::Failed(exporter_aptible::Error::new(
+                    ErrorKind::Operation,
+                    format!("operation #{}", current.id),
+                    format!("Operation #{} ({}) failed.", current.id, current.kind),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(limit) = poll.timeout
+            && started.elapsed() >= limit
+        {
+            return Followed::Lost(exporter_aptible::Error::new(
+                ErrorKind::Operation,
+                format!("operation #{}", current.id),
+                format!(
+                    "Operation #{} ({}) did not finish within {} s (last status: {})",
+                    current.id,
+                    current.kind,
+                    limit.as_secs(),
+                    current.status
+                ),
+            ));
+        }
+        tokio::time::sleep(poll.interval).await;
+        match client.get::<Operation>(&href).await {
+            Ok(op) => current = op,
+            Err(e) if is_gone(&e) && gone_is_done => return Followed::Gone,
+            Err(e) => return Followed::Lost(e),
+        }
     }
 }
 

@@ -3,10 +3,14 @@
 //! and after each request, so that a re-run after a failure or Ctrl-C resumes without
 //! repeating finished steps (issue 14).
 //!
-//! A step's record moves `sent` → `succeeded` | `gone` | `failed`. A re-run skips
-//! `succeeded` and `gone` steps; for a `sent` step with an operation id (interrupted while
-//! waiting) it polls that operation instead of sending the request again; a `failed` step is
-//! sent again only because the user ran `--apply` again (nothing is retried automatically).
+//! A step's record moves `sent` → `succeeded` | `gone` | `failed`. `failed` is the platform's
+//! verdict only (the request refused, or its operation failed); a step whose request was
+//! accepted but whose operation could not be followed to its end (a failed poll, an expired
+//! token, a kill) stays `sent` with its operation id. A re-run first follows every `sent` step
+//! with an operation id — listed or not, since a deprovisioned resource leaves the listing —
+//! instead of sending the request again; it skips `succeeded` and `gone` steps; a `failed`
+//! step is sent again only because the user ran `--apply` again (nothing is retried
+//! automatically).
 
 use std::collections::BTreeMap;
 
@@ -66,6 +70,10 @@ pub struct StepRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// The platform's message, for a failed step.
     pub error: Option<String>,
+    /// For a `sent` step: why its operation could not be followed to its end (the next
+    /// `--apply` follows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_error: Option<String>,
     /// How many times the request was sent (each by a separate `--apply`).
     pub attempts: u32,
     /// The earlier attempts, oldest first (a failed operation stays on record after the
@@ -110,6 +118,10 @@ pub struct Journal {
     pub finished: bool,
     /// Each `--apply`: when it started, the level it required, and how it ended.
     pub applies: Vec<ApplyRecord>,
+    /// Set when this journal was begun while no journal of an earlier `--apply` of the
+    /// environment existed: anything an earlier `--apply` removed is not in `steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begun_without_journal: Option<NoEarlierJournal>,
     /// The coverage of every database the gate passed, by id (kept after the database is
     /// gone, for the report).
     pub coverage: BTreeMap<u64, DatabaseCoverage>,
@@ -124,9 +136,25 @@ pub struct ApplyRecord {
     pub started_at: DateTime<Utc>,
     /// The level the gate required.
     pub required_level: Level,
-    /// How it ended: `finished`, `stopped: <step>: <error>`, or `running` (interrupted).
+    /// How it ended: `finished`, `stopped: <step>: <error>`, `running` (while it runs) or
+    /// `interrupted` (it never recorded its end: killed; set by the next `--apply`).
     pub outcome: String,
 }
+
+/// What was visible when a journal was begun without one of an earlier `--apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoEarlierJournal {
+    /// When (the first `--apply` of this journal).
+    pub at: DateTime<Utc>,
+    /// Signs that the environment was already partly torn down (e.g. an archived database no
+    /// longer listed); empty when none was visible.
+    pub signs: Vec<String>,
+}
+
+/// [`ApplyRecord::outcome`] of an `--apply` that is running.
+pub const APPLY_RUNNING: &str = "running";
+/// [`ApplyRecord::outcome`] of an `--apply` that never recorded its end.
+pub const APPLY_INTERRUPTED: &str = "interrupted";
 
 impl Journal {
     /// A new journal for an environment, kept in run `run_id`.
@@ -143,6 +171,7 @@ impl Journal {
             updated_at: now,
             finished: false,
             applies: Vec::new(),
+            begun_without_journal: None,
             coverage: BTreeMap::new(),
             steps: Vec::new(),
         }
@@ -168,6 +197,7 @@ impl Journal {
             s.state = StepState::Sent;
             s.operation_id = None;
             s.error = None;
+            s.poll_error = None;
             s.started_at = now;
             s.finished_at = None;
             s.attempts += 1;
@@ -183,6 +213,7 @@ impl Journal {
                 started_at: now,
                 finished_at: None,
                 error: None,
+                poll_error: None,
                 attempts: 1,
                 earlier: Vec::new(),
             });
@@ -205,8 +236,42 @@ impl Journal {
             s.state = state;
             s.finished_at = Some(now);
             s.error = error;
+            s.poll_error = None;
         }
         self.updated_at = now;
+    }
+
+    /// Record that step `key`'s operation could not be followed to its end: the step stays
+    /// `sent` with its operation id, for the next `--apply` to follow.
+    pub fn lost(&mut self, key: &str, why: String) {
+        if let Some(s) = self.steps.iter_mut().find(|s| s.key == key) {
+            s.poll_error = Some(why);
+        }
+        self.updated_at = Utc::now();
+    }
+
+    /// The steps whose request was accepted (operation id known) and whose outcome is not
+    /// known yet, in the order sent.
+    #[must_use]
+    pub fn unfinished(&self) -> Vec<StepRecord> {
+        self.steps
+            .iter()
+            .filter(|s| s.state == StepState::Sent && s.operation_id.is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// Mark every `--apply` that never recorded its end (still `running`: killed) as
+    /// `interrupted`. Returns how many.
+    pub fn mark_interrupted(&mut self) -> usize {
+        let mut n = 0;
+        for a in &mut self.applies {
+            if a.outcome == APPLY_RUNNING {
+                APPLY_INTERRUPTED.clone_into(&mut a.outcome);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Keys of the steps already done.
@@ -284,5 +349,40 @@ mod tests {
         let back = Journal::from_json(&j.to_json()).unwrap();
         assert_eq!(back, j);
         assert!(Journal::from_json(br#"{"format":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn a_lost_operation_stays_sent_and_an_unended_apply_is_interrupted() {
+        let mut j = Journal::new("prod", 42, "20260301T100000Z");
+        j.applies.push(ApplyRecord {
+            started_at: Utc::now(),
+            required_level: Level::Restore,
+            outcome: APPLY_RUNNING.to_owned(),
+        });
+        j.begin(
+            "app:10",
+            StepKind::App,
+            "app web (#10)",
+            "POST /apps/10/operations",
+        );
+        assert!(
+            j.unfinished().is_empty(),
+            "no operation id: nothing to follow"
+        );
+        j.operation("app:10", 7002);
+        j.lost("app:10", "HTTP 500 on GET /operations/7002".to_owned());
+        let app = j.step("app:10").unwrap();
+        assert_eq!(
+            (app.state, app.operation_id, app.error.as_deref()),
+            (StepState::Sent, Some(7002), None)
+        );
+        assert_eq!(j.unfinished().len(), 1);
+        assert_eq!(j.mark_interrupted(), 1);
+        assert_eq!(j.applies[0].outcome, APPLY_INTERRUPTED);
+        let back = Journal::from_json(&j.to_json()).unwrap();
+        assert_eq!(back, j);
+        j.end("app:10", StepState::Gone, None);
+        assert_eq!(j.step("app:10").unwrap().poll_error, None);
+        assert!(j.unfinished().is_empty());
     }
 }

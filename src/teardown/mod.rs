@@ -104,6 +104,34 @@ pub enum TeardownError {
         #[source]
         source: Box<exporter_aptible::Error>,
     },
+    /// A step's request was accepted (its operation id is journalled) but its operation could
+    /// not be followed to its end: the step stays `sent`, and the next `--apply` follows that
+    /// operation instead of sending the request again.
+    #[error(
+        "teardown of {environment} stopped at {resource} ({request}): operation #{operation_id} was accepted, but its outcome is unknown"
+    )]
+    OutcomeUnknown {
+        /// The environment's handle.
+        environment: String,
+        /// The resource in words.
+        resource: String,
+        /// The request.
+        request: String,
+        /// The accepted request's operation.
+        operation_id: u64,
+        /// Why it could not be followed.
+        #[source]
+        source: Box<exporter_aptible::Error>,
+    },
+    /// A teardown journal exists but cannot be read: nothing is sent, and it is never
+    /// replaced (it is the record of what earlier `--apply` runs removed).
+    #[error("cannot read the teardown journal {location}: {reason}")]
+    Journal {
+        /// `<destination>/<run-id>/teardown-journal.json`.
+        location: String,
+        /// The storage or JSON error.
+        reason: String,
+    },
     /// Resources remain before the environment's deletion (the listing is not empty).
     #[error("environment {environment} still holds {}: not deleting it", remaining.join(", "))]
     Remaining {
@@ -135,6 +163,9 @@ pub struct Assessment {
     pub(crate) destination: String,
     pub(crate) journal: Option<Journal>,
     pub(crate) required_level: Level,
+    /// Without a journal: signs that an earlier `--apply` already removed something (an
+    /// archived database no longer listed), for the journal and the report.
+    pub(crate) torn_down_signs: Vec<String>,
 }
 
 impl std::fmt::Debug for Assessment {
@@ -158,7 +189,8 @@ struct Runs {
 /// # Errors
 ///
 /// [`TeardownError::Platform`] when the environment cannot be read;
-/// [`TeardownError::Storage`] when the destination cannot be listed.
+/// [`TeardownError::Storage`] when the destination cannot be listed;
+/// [`TeardownError::Journal`] when a teardown journal exists but cannot be read.
 pub async fn assess(
     client: &Client,
     storage: Arc<dyn Storage>,
@@ -231,11 +263,37 @@ pub async fn assess(
             "--accept-unexported {h} names no database of environment {handle}"
         ));
     }
+    let torn_down_signs = if runs.journal.is_none() {
+        archived_but_gone(&runs.candidates, &inventory)
+    } else {
+        Vec::new()
+    };
     if let Some(j) = &runs.journal {
         notes.push(format!(
             "resuming the teardown journalled in run {} ({} step(s) done)",
             j.run_id,
             j.done().count()
+        ));
+        let unfinished = j.unfinished();
+        if !unfinished.is_empty() {
+            notes.push(format!(
+                "--apply first follows the operation(s) an earlier --apply left running: {}",
+                unfinished
+                    .iter()
+                    .map(|s| format!(
+                        "{} (operation #{})",
+                        s.resource,
+                        s.operation_id.unwrap_or_default()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    } else if !torn_down_signs.is_empty() {
+        notes.push(format!(
+            "no teardown journal found, but the environment looks partly torn down already \
+             ({}): the report cannot list what an earlier --apply removed",
+            torn_down_signs.join("; ")
         ));
     }
     let plan = TeardownPlan {
@@ -260,7 +318,26 @@ pub async fn assess(
         destination,
         journal: runs.journal,
         required_level: options.required_level,
+        torn_down_signs,
     })
+}
+
+/// Databases of this environment archived in a run but no longer listed: a sign that an
+/// earlier `--apply` (whose journal is gone) deprovisioned them.
+fn archived_but_gone(candidates: &[coverage::Candidate], inventory: &Inventory) -> Vec<String> {
+    let listed: BTreeSet<u64> = inventory.databases.iter().map(|d| d.database.id).collect();
+    let mut gone: Vec<String> = Vec::new();
+    for c in candidates {
+        let Some(p) = &c.entry.platform else { continue };
+        let sign = format!(
+            "database {} (#{}), archived in run {}, is no longer listed",
+            p.handle, p.id, c.run_id
+        );
+        if !listed.contains(&p.id) && !gone.iter().any(|g| g.contains(&format!("(#{})", p.id))) {
+            gone.push(sign);
+        }
+    }
+    gone
 }
 
 /// The newest run that covers a database (where the journal and the reports go).
@@ -375,10 +452,14 @@ fn read_runs(
             {
                 Ok(j) if j.environment_id == environment_id && !j.finished => journal = Some(j),
                 Ok(_) => {}
-                Err(e) => progress.event(&Event::RunSkipped {
-                    run_id: id.clone(),
-                    reason: format!("its {JOURNAL_FILE} cannot be read: {e}"),
-                }),
+                // It may be the only record of what an earlier --apply removed: never start a
+                // new history over it.
+                Err(reason) => {
+                    return Err(TeardownError::Journal {
+                        location: format!("{location}/{id}/{JOURNAL_FILE}"),
+                        reason,
+                    });
+                }
             }
         }
         if !objects.iter().any(|o| o == MANIFEST_FILE) {

@@ -12,7 +12,7 @@ use exporter_aptible::Inventory;
 use serde::{Deserialize, Serialize};
 
 use super::coverage::{DatabaseCoverage, Status, human_age};
-use super::journal::{Journal, StepRecord, StepState};
+use super::journal::{ApplyRecord, Journal, NoEarlierJournal, StepRecord, StepState};
 use super::plan::{STEP_8, TeardownPlan};
 use crate::verify::Level;
 
@@ -128,6 +128,13 @@ pub struct TeardownReport {
     pub databases: Vec<DatabaseCoverage>,
     /// Handles of databases accepted as unexported (lost on purpose).
     pub accepted_unexported: Vec<String>,
+    /// Every `--apply` recorded in the journal, oldest first, with how it ended (`finished`,
+    /// `stopped: …`, `interrupted`): the evidence of each, kept after a later one.
+    pub applies: Vec<ApplyRecord>,
+    /// Set when the journal was begun while no journal of an earlier `--apply` existed:
+    /// anything an earlier `--apply` removed is not in `steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begun_without_journal: Option<NoEarlierJournal>,
     /// Every destructive request, in the order first sent.
     pub steps: Vec<StepRecord>,
     /// The listing before the environment's deletion and the check after it (absent until
@@ -180,6 +187,8 @@ impl TeardownReport {
             max_age_seconds: plan.max_age_seconds,
             databases,
             accepted_unexported,
+            applies: journal.applies.clone(),
+            begun_without_journal: journal.begun_without_journal.clone(),
             steps: journal.steps.clone(),
             final_listing,
             remaining_manual_action: if journal.finished {
@@ -236,7 +245,34 @@ impl TeardownReport {
                 ""
             }
         );
-        let _ = writeln!(md, "- Tool: exporter {}\n", self.tool_version);
+        let _ = writeln!(md, "- Tool: exporter {}", self.tool_version);
+        for (n, a) in self.applies.iter().enumerate() {
+            let _ = writeln!(
+                md,
+                "- Apply {} ({}, level {}): {}",
+                n + 1,
+                ts(a.started_at),
+                a.required_level,
+                a.outcome
+            );
+        }
+        if let Some(b) = &self.begun_without_journal {
+            let _ = writeln!(
+                md,
+                "- **No journal of an earlier --apply was found** when this journal was begun \
+                 ({}): anything an earlier --apply removed is not listed here.{}",
+                ts(b.at),
+                if b.signs.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " The environment already looked partly torn down: {}.",
+                        b.signs.join("; ")
+                    )
+                }
+            );
+        }
+        md.push('\n');
 
         md.push_str("## What was exported\n\n");
         for d in &self.databases {
@@ -335,7 +371,12 @@ impl TeardownReport {
         let outcome = |state: StepState, error: Option<&str>| match state {
             StepState::Succeeded => "succeeded".to_owned(),
             StepState::Gone => "done (gone)".to_owned(),
-            StepState::Sent => "sent, outcome unknown".to_owned(),
+            StepState::Sent => match error {
+                Some(e) => format!(
+                    "sent, outcome unknown (following its operation failed: {e}; the next --apply follows it)"
+                ),
+                None => "sent, outcome unknown".to_owned(),
+            },
             StepState::Failed => format!("**failed**: {}", error.unwrap_or("")),
         };
         let op = |id: Option<u64>| id.map_or_else(|| "-".to_owned(), |id| format!("#{id}"));
@@ -366,7 +407,7 @@ impl TeardownReport {
                 },
                 s.request,
                 op(s.operation_id),
-                outcome(s.state, s.error.as_deref()),
+                outcome(s.state, s.error.as_deref().or(s.poll_error.as_deref())),
                 ts(s.started_at),
                 s.finished_at.map_or_else(|| "-".to_owned(), ts)
             );

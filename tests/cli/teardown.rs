@@ -69,7 +69,15 @@ fn dump(fake: &Fake, cwd: &Path, token: &str) -> PathBuf {
     dir
 }
 
+/// The scratch database's name derives from the run id (a timestamp to the second) and the
+/// database's name: two of these tests dumping in the same second would collide on it, so
+/// their verifications take turns.
+static VERIFY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn verify(fake: &Fake, cwd: &Path, dir: &Path, level: &str) -> Outcome {
+    let _turn = VERIFY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let scratch = format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres");
     let mut args = vec!["verify", s(dir), "--level", level];
     if level == "restore" {
@@ -579,4 +587,388 @@ fn apply_stops_at_a_failed_app_resumes_without_repeating_and_reports_everything(
     fake.assert_no_secret_in_files(&dir);
     // The run still verifies: the teardown's records are not foreign files.
     verify(&fake, cwd, &dir, "decompress").expect_code(0);
+}
+
+const APPLY: [&str; 5] = [
+    "--apply",
+    "--confirm",
+    "prod",
+    "--accept-unexported",
+    "events",
+];
+
+/// `--apply` as a child process (to be killed), with the same environment as
+/// [`Fake::exporter`].
+fn spawn_apply(fake: &Fake, cwd: &Path, token: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_exporter"))
+        .current_dir(cwd)
+        .args(["teardown", "--environment", "prod", "--to", "out"])
+        .args(APPLY)
+        .env("NO_COLOR", "1")
+        .env("APTIBLE_API_ROOT_URL", &fake.api)
+        .env("APTIBLE_AUTH_ROOT_URL", &fake.auth)
+        .env("APTIBLE_CONFIG_PATH", fake.config_dir())
+        .env("APTIBLE_ACCESS_TOKEN", token)
+        .env_remove("HOME")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn exporter teardown")
+}
+
+#[track_caller]
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The journalled operation id of step `key`, once the journal holds one.
+fn journalled_operation(dir: &Path, key: &str) -> Option<u64> {
+    let bytes = std::fs::read(dir.join("teardown-journal.json")).ok()?;
+    let j: Value = serde_json::from_slice(&bytes).ok()?;
+    j["steps"].as_array()?.iter().find(|s| s["key"] == key)?["operation_id"].as_u64()
+}
+
+/// SIGKILL the apply once step `key` has its operation id journalled (its operation is
+/// running: the exporter waits a second before its first poll): no code of ours runs after.
+fn kill_when_sent(mut child: std::process::Child, dir: &Path, key: &str) -> u64 {
+    wait_until(&format!("{key} journalled with its operation"), || {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply ended before {key} was sent"
+        );
+        journalled_operation(dir, key).is_some()
+    });
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    child.wait().unwrap();
+    journalled_operation(dir, key).unwrap()
+}
+
+fn step_of<'a>(doc: &'a Value, key: &str) -> &'a Value {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap_or_else(|| panic!("no step {key} in {doc:#}"))
+}
+
+fn count(log: &[String], request: &str) -> usize {
+    log.iter().filter(|r| *r == request).count()
+}
+
+/// Adversarial report, case 4: a failed *poll* (GET /operations/N answering 500 after the
+/// deprovision was accepted) is not the platform's verdict. The step stays `sent` with its
+/// operation id, the apply stops naming it (exit 3), and the re-run follows that operation
+/// (gone after the deprovision: done) instead of sending the request again.
+#[test]
+fn td04_a_failed_poll_keeps_the_step_sent_and_the_resume_follows_its_operation() {
+    let fake = Fake::start(&seed(), true);
+    let token = fake.token_expiring(3600);
+    let cwd = tempdir();
+    let cwd = cwd.path();
+    let dir = dump(&fake, cwd, &token);
+    verify(&fake, cwd, &dir, "restore").expect_code(0);
+
+    let mut cmd = fake.exporter(cwd, Some(&token));
+    cmd.args(["teardown", "--environment", "prod", "--to", "out"])
+        .args(APPLY);
+    let first = std::thread::scope(|scope| {
+        let apply = scope.spawn(move || run(&mut cmd));
+        // While the app's operation runs (the first poll comes a second after the request).
+        wait_until("the app's deprovision", || {
+            destructive(&fake.requests()).contains(&"POST /apps/10/operations".to_owned())
+        });
+        fake.post(
+            "/fail/http",
+            json!({"method": "GET", "path_prefix": "/operations/", "status": 500, "count": 6}),
+        );
+        apply.join().unwrap()
+    });
+    let journal = read_json(&dir.join("teardown-journal.json"));
+    let app = step_of(&journal, "app:10");
+    let op = app["operation_id"]
+        .as_u64()
+        .expect("the operation id is journalled");
+    first
+        .expect_code(3)
+        .expect_error_line()
+        .stderr_contains(&format!(
+            "teardown of prod stopped at app web (#10) (POST /apps/10/operations {{\"type\":\"deprovision\"}}): operation #{op} was accepted, but its outcome is unknown"
+        ))
+        .stderr_contains(&format!(
+            "run `exporter teardown --apply` again to follow operation #{op} and resume"
+        ));
+    assert_eq!(app["state"], "sent", "{app:#}");
+    assert_eq!(app["error"], Value::Null, "{app:#}");
+    assert!(
+        app["poll_error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("GET /operations/{op}: Injected failure")),
+        "{app:#}"
+    );
+    assert_eq!(
+        destructive(&fake.requests()),
+        [
+            "POST /metric_drains/80/operations",
+            "POST /log_drains/70/operations",
+            "POST /log_drains/71/operations",
+            "POST /apps/10/operations",
+        ]
+    );
+    let stopped = read_json(&dir.join("teardown-report.json"));
+    assert_eq!(stopped["status"], "stopped");
+    assert_eq!(step_of(&stopped, "app:10")["state"], "sent");
+    let md = std::fs::read_to_string(dir.join("teardown-report.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "| #{op} | sent, outcome unknown (following its operation failed:"
+        )),
+        "{md}"
+    );
+
+    // The re-run follows operation #op (the app is gone: 404 after a deprovision is done)
+    // and never sends the app's request again.
+    fake.clear_requests();
+    let second = teardown(&fake, cwd, &token, &APPLY);
+    second.expect_code(0).stderr_contains(&format!(
+        "app web (#10): following operation #{op} of an earlier --apply"
+    ));
+    let log = fake.requests();
+    let sent = destructive(&log);
+    assert_eq!(count(&sent, "POST /apps/10/operations"), 0, "{sent:?}");
+    assert_eq!(sent[0], "POST /databases/101/operations", "{sent:?}");
+    let polled = log
+        .iter()
+        .position(|r| r["method"] == "GET" && r["path"] == format!("/operations/{op}"))
+        .expect("the journalled operation is followed");
+    let first_destructive = log.iter().position(|r| r["destructive"] == true).unwrap();
+    assert!(
+        polled < first_destructive,
+        "followed before anything is sent"
+    );
+
+    let journal = read_json(&dir.join("teardown-journal.json"));
+    let app = step_of(&journal, "app:10");
+    assert_eq!(
+        (&app["state"], &app["attempts"], &app["operation_id"]),
+        (&json!("gone"), &json!(1), &json!(op)),
+        "{app:#}"
+    );
+    assert_eq!(app.get("earlier"), None, "{app:#}");
+    assert_eq!(app.get("poll_error"), None, "{app:#}");
+    let report = read_json(&dir.join("teardown-report.json"));
+    assert_eq!(report["status"], "finished");
+    for step in report["steps"].as_array().unwrap() {
+        let state = step["state"].as_str().unwrap();
+        assert!(state == "succeeded" || state == "gone", "{step:#}");
+    }
+    let outcomes: Vec<&str> = report["applies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 2);
+    assert!(
+        outcomes[0].starts_with("stopped: teardown of prod stopped at app web (#10)"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], "finished");
+    let md = std::fs::read_to_string(dir.join("teardown-report.md")).unwrap();
+    assert!(!md.contains("**failed**"), "{md}");
+    assert!(!md.contains("outcome unknown"), "{md}");
+    fake.assert_no_secret("teardown output", &first.all_output());
+    fake.assert_no_secret_in_files(&dir);
+}
+
+/// Adversarial report, case 5: after a SIGKILL while an operation runs, the resume follows
+/// that operation although its resource left the listing, and records the platform's
+/// verdict (`failed` only when the operation failed); an apply that never recorded its end
+/// is `interrupted` in the journal and the report.
+#[test]
+fn td05_after_a_kill_the_resume_follows_the_operation_of_an_unlisted_resource() {
+    let fake = Fake::start(&seed(), true);
+    let token = fake.token_expiring(3600);
+    let cwd = tempdir();
+    let cwd = cwd.path();
+    let dir = dump(&fake, cwd, &token);
+    verify(&fake, cwd, &dir, "restore").expect_code(0);
+
+    // 1: killed while the app's (failing) deprovision runs.
+    fake.post(
+        "/fail/operation",
+        json!({"type": "deprovision", "resource": "apps/10"}),
+    );
+    let app_op = kill_when_sent(spawn_apply(&fake, cwd, &token), &dir, "app:10");
+    let journal = read_json(&dir.join("teardown-journal.json"));
+    assert_eq!(journal["applies"][0]["outcome"], "running");
+
+    // 2: the resume follows it and records the platform's verdict: failed. Nothing is sent.
+    fake.clear_requests();
+    let second = teardown(&fake, cwd, &token, &APPLY);
+    second
+        .expect_code(3)
+        .stderr_contains("teardown of prod stopped at app web (#10)")
+        .stderr_contains(&format!("Operation #{app_op} (deprovision) failed."));
+    assert!(destructive(&fake.requests()).is_empty());
+    let journal = read_json(&dir.join("teardown-journal.json"));
+    assert_eq!(journal["applies"][0]["outcome"], "interrupted");
+    let app = step_of(&journal, "app:10");
+    assert_eq!(
+        (&app["state"], &app["attempts"]),
+        (&json!("failed"), &json!(1))
+    );
+
+    // 3: the app is sent again (the user ran --apply again); killed while the primary
+    // database's deprovision runs.
+    fake.clear_requests();
+    let db_op = kill_when_sent(spawn_apply(&fake, cwd, &token), &dir, "database:100");
+    assert_eq!(
+        destructive(&fake.requests()),
+        [
+            "POST /apps/10/operations",
+            "POST /databases/101/operations",
+            "POST /databases/130/operations",
+            "POST /databases/100/operations",
+        ]
+    );
+    // Its operation ends, and the database leaves the listing.
+    wait_until("main-db deprovisioned", || {
+        fake.get("/backing")["100"]["deleted"] == true
+    });
+
+    // 4: the resume follows operation #db_op although main-db is no longer listed, then
+    // finishes.
+    fake.clear_requests();
+    let fourth = teardown(&fake, cwd, &token, &APPLY);
+    fourth.expect_code(0).stderr_contains(&format!(
+        "database main-db (#100, postgresql): following operation #{db_op} of an earlier --apply"
+    ));
+    let log = fake.requests();
+    let sent = destructive(&log);
+    assert!(
+        sent.iter().all(|r| !r.starts_with("POST /databases/")),
+        "{sent:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|r| r["method"] == "GET" && r["path"] == format!("/operations/{db_op}")),
+        "operation #{db_op} is followed"
+    );
+    let journal = read_json(&dir.join("teardown-journal.json"));
+    let db = step_of(&journal, "database:100");
+    assert_eq!(
+        (&db["state"], &db["operation_id"], &db["attempts"]),
+        (&json!("gone"), &json!(db_op), &json!(1)),
+        "{db:#}"
+    );
+    let report = read_json(&dir.join("teardown-report.json"));
+    assert_eq!(report["status"], "finished");
+    let outcomes: Vec<&str> = report["applies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    assert_eq!(outcomes[0], "interrupted");
+    assert!(
+        outcomes[1].starts_with("stopped: teardown of prod stopped at app web (#10)"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2..], ["interrupted", "finished"]);
+    assert!(
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "succeeded" || s["state"] == "gone"),
+        "{report:#}"
+    );
+    let app = step_of(&report, "app:10");
+    assert_eq!(app["attempts"], 2);
+    assert_eq!(app["earlier"][0]["operation_id"], app_op);
+    assert_eq!(app["earlier"][0]["state"], "failed");
+    let md = std::fs::read_to_string(dir.join("teardown-report.md")).unwrap();
+    assert!(!md.contains("outcome unknown"), "{md}");
+    assert!(md.contains(&format!("| #{db_op} | done (gone) |")), "{md}");
+    assert!(md.contains("): interrupted"), "{md}");
+}
+
+/// Adversarial report, case 6: a journal that cannot be read stops the plan and the apply
+/// (exit 3, naming it, nothing sent, the file left as it is); a deleted one lets the apply
+/// proceed, but the report says no journal of earlier applies was found and what showed
+/// the environment was already partly torn down.
+#[test]
+fn td06_a_corrupt_journal_is_an_error_and_a_missing_one_is_stated_in_the_report() {
+    let fake = Fake::start(&seed(), true);
+    let token = fake.token_expiring(3600);
+    let cwd = tempdir();
+    let cwd = cwd.path();
+    let dir = dump(&fake, cwd, &token);
+    verify(&fake, cwd, &dir, "restore").expect_code(0);
+    let run_id = dir.file_name().unwrap().to_str().unwrap().to_owned();
+    let journal_path = dir.join("teardown-journal.json");
+
+    std::fs::write(&journal_path, b"{\"format\": \"exporter-teardown-jour").unwrap();
+    for args in [&["--accept-unexported", "events"][..], &APPLY[..]] {
+        teardown(&fake, cwd, &token, args)
+            .expect_code(3)
+            .expect_error_line()
+            .stderr_contains(&format!(
+                "cannot read the teardown journal out/{run_id}/teardown-journal.json: EOF while parsing"
+            ))
+            .stderr_contains("never replaced");
+    }
+    assert_eq!(
+        std::fs::read(&journal_path).unwrap(),
+        b"{\"format\": \"exporter-teardown-jour"
+    );
+    assert!(destructive(&fake.requests()).is_empty());
+    std::fs::remove_file(&journal_path).unwrap();
+
+    // Stopped at the first purge: drains, app and databases are gone. Then the journal is
+    // lost.
+    fake.post("/fail/operation", json!({"type": "purge"}));
+    teardown(&fake, cwd, &token, &APPLY)
+        .expect_code(3)
+        .stderr_contains("stopped at backup #");
+    std::fs::remove_file(&journal_path).unwrap();
+
+    let plan = teardown(&fake, cwd, &token, &[]);
+    plan.expect_code(0);
+    let note = format!(
+        "no teardown journal found, but the environment looks partly torn down already (database main-db (#100), archived in run {run_id}, is no longer listed"
+    );
+    assert!(
+        plan.stdout.contains(&note),
+        "{note:?} not in:\n{}",
+        plan.stdout
+    );
+    let last = teardown(&fake, cwd, &token, &APPLY);
+    last.expect_code(0);
+    let report = read_json(&dir.join("teardown-report.json"));
+    assert_eq!(report["status"], "finished");
+    let signs = &report["begun_without_journal"]["signs"];
+    assert!(
+        signs.as_array().unwrap().contains(&json!(format!(
+            "database main-db (#100), archived in run {run_id}, is no longer listed"
+        ))),
+        "{signs:#}"
+    );
+    assert_eq!(report["applies"].as_array().unwrap().len(), 1);
+    let md = std::fs::read_to_string(dir.join("teardown-report.md")).unwrap();
+    assert!(
+        md.contains("**No journal of an earlier --apply was found** when this journal was begun"),
+        "{md}"
+    );
+    assert!(md.contains("anything an earlier --apply removed is not listed here. The environment already looked partly torn down: database main-db (#100)"), "{md}");
 }
