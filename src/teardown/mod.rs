@@ -215,7 +215,7 @@ pub async fn assess(
         .await??
     };
     let now = Utc::now();
-    let live = live_databases(&inventory);
+    let live = live_databases(&inventory, runs.journal.as_ref());
     let coverage = coverage::assess(
         &live,
         &runs.candidates,
@@ -353,7 +353,7 @@ fn newest_covering_run(coverage: &Coverage) -> Option<String> {
 }
 
 /// The environment's databases as the gate sees them.
-fn live_databases(inventory: &Inventory) -> Vec<coverage::LiveDatabase> {
+fn live_databases(inventory: &Inventory, journal: Option<&Journal>) -> Vec<coverage::LiveDatabase> {
     // A database this tool restored in an earlier run carries the restore handle convention
     // (exporter_aptible::restore), whose prefix is the original database's handle.
     let mut live: Vec<coverage::LiveDatabase> = inventory
@@ -403,7 +403,10 @@ fn live_databases(inventory: &Inventory) -> Vec<coverage::LiveDatabase> {
         deleted.entry(id).or_insert((handle, 0)).1 += 1;
     }
     for (id, (handle, backups)) in deleted {
-        if live.iter().any(|d| d.id == id) {
+        // A database this teardown deprovisioned itself passed the gate while it existed
+        // (the journal keeps its coverage); its final backup is purged on that proof.
+        if live.iter().any(|d| d.id == id) || journal.is_some_and(|j| j.coverage.contains_key(&id))
+        {
             continue;
         }
         live.push(coverage::LiveDatabase {

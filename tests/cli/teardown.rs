@@ -953,7 +953,19 @@ fn td06_a_corrupt_journal_is_an_error_and_a_missing_one_is_stated_in_the_report(
         "{note:?} not in:\n{}",
         plan.stdout
     );
-    let last = teardown(&fake, cwd, &token, &APPLY);
+    // Without the journal nothing proves what the deprovisioned replica's final backup holds
+    // (replicas have no archive of their own): the gate names it, and its loss must be
+    // accepted explicitly.
+    refused(
+        &teardown(&fake, cwd, &token, &APPLY),
+        "main-db-replica: deleted; its 1 backup(s) would be purged with no verified archive of them",
+    );
+    let last = teardown(
+        &fake,
+        cwd,
+        &token,
+        &[&APPLY[..], &["--accept-unexported", "main-db-replica"]].concat(),
+    );
     last.expect_code(0);
     let report = read_json(&dir.join("teardown-report.json"));
     assert_eq!(report["status"], "finished");
