@@ -215,7 +215,7 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             // A platform named with --environment needs no config file.
             let config = ConfigFile::read(path, false, environment.is_none())?;
             let plan = settings::resolve_teardown(&cmd, config.source(), &env, environment)?;
-            teardown::run(&plan, cmd.json, ui, cleanup).await
+            teardown::run(&plan, cmd.json, ui, cleanup, &program).await
         }
         Command::Completions(cmd) => {
             docs::completions(&cmd);

@@ -49,6 +49,7 @@ pub async fn run(
     json: bool,
     ui: Ui,
     cleanup: &Cleanup,
+    program: &str,
 ) -> anyhow::Result<()> {
     let client = platform::client(&options.platform)?;
     let storage = storage::open(&options.destination, cleanup).await?;
@@ -59,13 +60,13 @@ pub async fn run(
         if json {
             ui.data(serde_json::to_string_pretty(plan).expect("the plan serializes"));
         } else {
-            for line in render_plan(plan) {
+            for line in render_plan(plan, program) {
                 ui.data(line);
             }
         }
         return Ok(());
     }
-    for line in render_plan(plan) {
+    for line in render_plan(plan, program) {
         ui.info(line);
     }
     if !plan.ready() {
@@ -126,7 +127,7 @@ pub async fn run(
 
 /// The plan in words: the gate's requirements, each database's coverage, the steps in order,
 /// what is missing.
-fn render_plan(plan: &TeardownPlan) -> Vec<String> {
+fn render_plan(plan: &TeardownPlan, program: &str) -> Vec<String> {
     let mut out = vec![format!(
         "teardown of environment {} (#{}): each database needs an archive under {} verified \
          at level {} and at most {} old",
@@ -181,9 +182,12 @@ fn render_plan(plan: &TeardownPlan) -> Vec<String> {
     }
     out.push(format!("  then: {}", teardown::plan::STEP_8.join(" ")));
     if plan.ready() {
+        // The command to copy, complete: the same environment and destination, the program
+        // as it was started.
         out.push(format!(
-            "ready: `exporter teardown --apply --confirm {}` runs these steps",
-            plan.environment
+            "ready: `{program} teardown --environment {env} --to {dest} --apply --confirm {env}` runs these steps",
+            env = plan.environment,
+            dest = plan.destination,
         ));
     } else {
         out.push("missing before --apply:".to_owned());

@@ -329,6 +329,11 @@ fn archived_but_gone(candidates: &[coverage::Candidate], inventory: &Inventory) 
     let mut gone: Vec<String> = Vec::new();
     for c in candidates {
         let Some(p) = &c.entry.platform else { continue };
+        // Only databases dumped live were listed when they were archived; an orphaned
+        // backup's database was gone before any teardown.
+        if p.origin != crate::archive::manifest::PlatformOrigin::Live {
+            continue;
+        }
         let sign = format!(
             "database {} (#{}), archived in run {}, is no longer listed",
             p.handle, p.id, c.run_id

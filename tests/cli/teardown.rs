@@ -185,8 +185,9 @@ fn the_plan_and_every_refusal_send_no_destructive_request() {
         plan.stdout
     );
     assert!(
-        plan.stdout
-            .contains("ready: `exporter teardown --apply --confirm prod`"),
+        plan.stdout.contains(
+            " teardown --environment prod --to out --apply --confirm prod` runs these steps"
+        ),
         "{}",
         plan.stdout
     );
