@@ -330,15 +330,7 @@ fn own_status(
     // with this id) and that archive covers (verified, recent, unchanged). A handle that only
     // looks like the restore convention proves nothing: it is judged as any other database.
     if let Some(source) = &db.restored_copy_of
-        && candidates.iter().any(|c| {
-            c.entry.status.has_archive()
-                && c.entry
-                    .platform
-                    .as_ref()
-                    .and_then(|p| p.restored_into.as_ref())
-                    .is_some_and(|r| r.id == db.id)
-                && refusal(c, req).is_none()
-        })
+        && covering_restore(db, candidates, req).is_some()
     {
         return Status::RestoredCopy {
             source: source.clone(),
@@ -355,15 +347,7 @@ fn own_status(
         }
         // A database this tool restored a backup into, dumped and deprovisioned: its final
         // backup holds what the archive of that dump holds.
-        if let Some(c) = candidates.iter().find(|c| {
-            c.entry.status.has_archive()
-                && c.entry
-                    .platform
-                    .as_ref()
-                    .and_then(|p| p.restored_into.as_ref())
-                    .is_some_and(|r| r.id == db.id)
-                && refusal(c, req).is_none()
-        }) {
+        if let Some(c) = covering_restore(db, candidates, req) {
             return Status::Covered {
                 archive: Box::new(covering(c)),
             };
@@ -439,6 +423,24 @@ fn own_status(
         },
     };
     Status::Gap { reason }
+}
+
+/// An archive that covers and was dumped through `db`: a run restored a backup into it
+/// (`platform.restored_into` names its id), if any.
+fn covering_restore<'c>(
+    db: &LiveDatabase,
+    candidates: &'c [Candidate],
+    req: Requirements,
+) -> Option<&'c Candidate> {
+    candidates.iter().find(|c| {
+        c.entry.status.has_archive()
+            && c.entry
+                .platform
+                .as_ref()
+                .and_then(|p| p.restored_into.as_ref())
+                .is_some_and(|r| r.id == db.id)
+            && refusal(c, req).is_none()
+    })
 }
 
 /// The newest archive of `db` that covers it, if any.
