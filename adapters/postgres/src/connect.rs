@@ -33,7 +33,12 @@ pub const APPLICATION_NAME: &str = "exporter";
 ///   instead of silently returning fewer rows (design.md section 5, principle 3).
 /// - `search_path ''`: every `pg_get_*def` and `format_type` output is schema-qualified.
 /// - no statement / lock / idle timeouts: a large table may take hours.
+/// - `jit off`, as pg_dump sets it (`setup_connection` in `src/bin/pg_dump/pg_dump.c`): the
+///   catalog queries' set-returning functions and recursive CTEs get planner estimates far above
+///   `jit_above_cost`, and compiling one such query took 3 to 4 s of server CPU on a dump whose
+///   own queries run in milliseconds (PostgreSQL's log, `log_min_duration_statement = 0`).
 pub const SESSION_SETTINGS: &str = "SET client_encoding = 'UTF8'; \
+SET jit = off; \
 SET DateStyle = 'ISO'; \
 SET IntervalStyle = 'postgres'; \
 SET extra_float_digits = 3; \

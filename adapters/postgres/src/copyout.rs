@@ -929,13 +929,13 @@ mod tests {
             // The session is the dump's (SESSION_SETTINGS) and usable after a COPY.
             let tz = copy_all(
                 &mut conn,
-                "COPY (SELECT current_setting('TimeZone'), current_setting('application_name'), current_user) TO STDOUT",
+                "COPY (SELECT current_setting('TimeZone'), current_setting('application_name'), current_setting('jit'), current_user) TO STDOUT",
                 PIECE,
             )
             .await;
             assert_eq!(
                 tz,
-                format!("UTC\texporter\t{user}\n").into_bytes(),
+                format!("UTC\texporter\toff\t{user}\n").into_bytes(),
                 "{user}"
             );
             conn.close().await;
