@@ -15,7 +15,7 @@ use crate::output::{TaskBars, Ui, human_bytes, human_duration};
 use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
-use crate::settings::{Destination, DumpPlan};
+use crate::settings::{DatabaseTarget, Destination, DumpPlan};
 use crate::storage;
 
 /// The `--json` summary printed on stdout.
@@ -139,7 +139,7 @@ pub fn progress(ui: Ui, plan: &DumpPlan) -> Arc<dyn Progress> {
         ui,
         several: plan.databases.len() > 1,
         databases: plan.databases.len() as u64,
-        bars: TaskBars::new(ui),
+        bars: TaskBars::new(ui).map(|b| b.aligned(plan.databases.iter().map(DatabaseTarget::name))),
         totals: Mutex::new(BTreeMap::new()),
     })
 }

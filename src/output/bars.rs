@@ -16,6 +16,8 @@ use super::Ui;
 pub struct TaskBars {
     multi: &'static MultiProgress,
     colour: bool,
+    /// Columns for the task labels, so bars line up.
+    label_width: usize,
     state: Mutex<State>,
 }
 
@@ -27,26 +29,25 @@ struct State {
 }
 
 /// What a task bar shows besides bytes: its size is known (a bar with a rate and an ETA) or
-/// not (a spinner with a rate).
-fn task_style(colour: bool, sized: bool) -> ProgressStyle {
-    let template = match (sized, colour) {
-        (true, true) => {
-            "  {prefix:.bold} {bar:24.cyan/blue} {bytes}/{total_bytes} \
-             {binary_bytes_per_sec} eta {eta} {wide_msg}"
-        }
-        (true, false) => {
-            "  {prefix} {bar:24} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} \
-             {wide_msg}"
-        }
-        (false, true) => {
-            "  {prefix:.bold} {spinner:.cyan} {bytes} {binary_bytes_per_sec} {elapsed} \
-             {wide_msg}"
-        }
-        (false, false) => {
-            "  {prefix} {spinner} {bytes} {binary_bytes_per_sec} {elapsed} {wide_msg}"
-        }
+/// not (a spinner with a rate). Labels take `width` columns.
+fn task_style(colour: bool, sized: bool, width: usize) -> ProgressStyle {
+    let (label, bar, spinner) = if colour {
+        (".bold", ".cyan/blue", ".cyan")
+    } else {
+        ("", "", "")
     };
-    ProgressStyle::with_template(template)
+    let template = if sized {
+        format!(
+            "  {{prefix:{width}{label}}} {{bar:24{bar}}} {{bytes}}/{{total_bytes}} \
+             {{binary_bytes_per_sec}} eta {{eta}} {{wide_msg}}"
+        )
+    } else {
+        format!(
+            "  {{prefix:{width}{label}}} {{spinner{spinner}}} {{bytes}} {{binary_bytes_per_sec}} \
+             {{elapsed}} {{wide_msg}}"
+        )
+    };
+    ProgressStyle::with_template(&template)
         .expect("a valid template")
         .progress_chars("=> ")
 }
@@ -69,8 +70,17 @@ impl TaskBars {
         Some(Self {
             multi: ui.multi()?,
             colour: ui.colour(),
+            label_width: 0,
             state: Mutex::new(State::default()),
         })
+    }
+
+    /// The same bars with labels padded to the longest of `labels` (at most 24 columns), so
+    /// the bars of tasks known in advance line up.
+    #[must_use]
+    pub fn aligned<'a>(mut self, labels: impl IntoIterator<Item = &'a str>) -> Self {
+        self.label_width = labels.into_iter().map(str::len).max().unwrap_or(0).min(24);
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -122,7 +132,7 @@ impl TaskBars {
     /// `total` is its size in bytes when known, `message` what it does for now.
     pub fn start(&self, key: &str, label: &str, total: Option<u64>, message: &str) {
         let bar = ProgressBar::new(total.unwrap_or(0))
-            .with_style(task_style(self.colour, total.is_some()))
+            .with_style(task_style(self.colour, total.is_some(), self.label_width))
             .with_prefix(label.to_owned())
             .with_message(message.to_owned());
         let mut state = self.state();
@@ -147,7 +157,7 @@ impl TaskBars {
         match total {
             Some(total) => {
                 if bar.length().unwrap_or(0) == 0 {
-                    bar.set_style(task_style(self.colour, true));
+                    bar.set_style(task_style(self.colour, true, self.label_width));
                 }
                 bar.set_length(total.max(bytes));
             }
