@@ -202,7 +202,7 @@ impl VerifyProgress {
                 ..
             } => {
                 let doing = if total_bytes.is_some_and(|t| *bytes_read >= t) {
-                    "archive read; comparing fingerprints"
+                    "archive read; restoring, comparing fingerprints"
                 } else {
                     "restoring into a scratch database"
                 };
