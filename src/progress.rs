@@ -386,3 +386,20 @@ pub struct Silent;
 impl Progress for Silent {
     fn event(&self, _: &Event) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    #[test]
+    fn a_metered_reader_counts_what_it_reads() {
+        let meter = Meter::default();
+        let mut reader = MeteredReader::new(&b"twelve bytes"[..], meter.clone());
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert_eq!(meter.get(), 12);
+        meter.set(3);
+        assert_eq!(meter.get(), 3);
+    }
+}

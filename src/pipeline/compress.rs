@@ -358,16 +358,14 @@ mod tests {
             completion: Ok(()),
         };
         let obj = storage.create_object(&run, "x.sql.zst").unwrap();
-        let stats = dump_one(
-            &src,
-            DumpOptions::default(),
-            obj,
-            "x.sql.zst",
-            C,
-            &DumpMeters::default(),
-        )
-        .await
-        .unwrap();
+        let meters = DumpMeters::default();
+        let stats = dump_one(&src, DumpOptions::default(), obj, "x.sql.zst", C, &meters)
+            .await
+            .unwrap();
+        // What progress saw is what the manifest gets.
+        assert_eq!(meters.read.get(), stats.uncompressed_bytes);
+        assert_eq!(meters.written.get(), stats.compressed_bytes);
+        assert_eq!(meters.expected.get(), 0, "the source gave no estimate");
         let mut stored = Vec::new();
         storage
             .open_object(&run, "x.sql.zst")
