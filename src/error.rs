@@ -603,6 +603,23 @@ pub fn render_with_hint(error: &anyhow::Error, hint: Option<&str>) -> String {
     out
 }
 
+/// The causes of an error, outermost first, leaving out one whose text the previous line
+/// already carries: the `caused by:` lines of [`render_with_hint`], for the JSON `error`
+/// event.
+#[must_use]
+pub fn causes(error: &anyhow::Error) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut last = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            out.push(text.clone());
+        }
+        last = text;
+    }
+    out
+}
+
 /// An error and its causes on one line, `a: b: c`, leaving out a cause whose text is already
 /// there (for manifests, per-database lines and verification problems).
 #[must_use]

@@ -4,29 +4,73 @@
 //! stdout carries data (a run directory, `--json` reports, lists); stderr carries progress,
 //! warnings and errors (design.md section 9). [`Ui`] is what the command layer renders with;
 //! services never print, they report [`crate::progress::Event`]s and return values.
+//!
+//! stderr takes one of three shapes, chosen once per process ([`Ui::for_terminal`]):
+//!
+//! - `--log-format text` on a terminal: progress bars ([`TaskBars`], indicatif) under the
+//!   lines; every line (and every `tracing` record) is written through the bars'
+//!   [`MultiProgress`], which lifts the bars, writes and draws them again, so nothing tears;
+//! - `--log-format text` elsewhere (a file, a pipe, CI): the same lines, no escape sequence,
+//!   and a "still running" line every [`crate::settings::progress_interval`];
+//! - `--log-format json`: one JSON object per line for each event ([`json`]; FORMAT.md,
+//!   "Events on stderr"), and nothing else.
 
 #![allow(
     clippy::disallowed_macros,
     reason = "the one module that writes to the terminal (clippy.toml)"
 )]
 
+mod bars;
+pub mod json;
+
+pub use bars::TaskBars;
+
 use std::io::{IsTerminal as _, Write as _};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressDrawTarget};
+
+/// How often progress bars are refreshed (each refresh is one `…Progress` event per running
+/// task; indicatif draws at most 20 times a second anyway).
+pub const BAR_TICK: Duration = Duration::from_millis(200);
+
+/// The bars of this process: one draw target for stderr, shared by every bar and every line
+/// written while bars may be drawn (the terminal is one, and `tracing`'s writer is global).
+static MULTI: OnceLock<MultiProgress> = OnceLock::new();
+
+/// `--log-format`: what stderr carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for a person (with progress bars on a terminal).
+    Text,
+    /// One JSON event per line ([`json`]).
+    Json,
+}
 
 /// Human progress on stderr, data on stdout. `--quiet` silences progress, never problems.
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {
     quiet: bool,
     heartbeat: Option<Duration>,
+    format: LogFormat,
+    /// Progress bars are drawn (text, not quiet, stderr a terminal).
+    bars: bool,
+    /// Colour is allowed (stderr a terminal, no `NO_COLOR`).
+    colour: bool,
 }
 
 impl Ui {
-    /// A reporter; `quiet` suppresses everything but problems and errors.
+    /// A reporter writing text lines, without bars; `quiet` suppresses everything but
+    /// problems and errors.
     #[must_use]
     pub fn new(quiet: bool) -> Self {
         Self {
             quiet,
             heartbeat: None,
+            format: LogFormat::Text,
+            bars: false,
+            colour: false,
         }
     }
 
@@ -40,33 +84,109 @@ impl Ui {
         }
     }
 
+    /// The same reporter writing `format` on this process's stderr: with [`LogFormat::Text`]
+    /// and without `--quiet`, progress bars when stderr is a terminal; colour only on a
+    /// terminal and without `NO_COLOR` (<https://no-color.org>).
+    #[must_use]
+    pub fn for_terminal(self, format: LogFormat) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bars = format == LogFormat::Text && !self.quiet && terminal;
+        if bars {
+            MULTI.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        }
+        Self {
+            format,
+            bars,
+            colour: terminal && std::env::var_os("NO_COLOR").is_none(),
+            ..self
+        }
+    }
+
     /// Whether progress lines are suppressed.
     #[must_use]
     pub fn is_quiet(self) -> bool {
         self.quiet
     }
 
-    /// How often long work reports that it is still running: never with `--quiet`.
+    /// Whether stderr carries JSON events (`--log-format json`).
     #[must_use]
-    pub fn heartbeat(self) -> Option<Duration> {
-        self.heartbeat.filter(|_| !self.quiet)
+    pub fn is_json(self) -> bool {
+        self.format == LogFormat::Json
     }
 
-    /// A progress or summary line on stderr (suppressed by `--quiet`).
-    pub fn info(self, line: impl AsRef<str>) {
-        if !self.quiet {
-            eprintln!("{}", line.as_ref());
+    /// Whether progress bars are drawn.
+    #[must_use]
+    pub fn has_bars(self) -> bool {
+        self.bars
+    }
+
+    /// Whether colour may be used.
+    #[must_use]
+    pub fn colour(self) -> bool {
+        self.colour
+    }
+
+    /// How often long work reports that it is still running: [`BAR_TICK`] (or the configured
+    /// interval, if shorter) while bars are drawn, else the configured interval; never with
+    /// `--quiet`.
+    #[must_use]
+    pub fn heartbeat(self) -> Option<Duration> {
+        if self.bars {
+            Some(self.heartbeat.map_or(BAR_TICK, |h| h.min(BAR_TICK)))
+        } else {
+            self.heartbeat.filter(|_| !self.quiet)
         }
     }
 
-    /// A problem or warning line on stderr, printed even with `--quiet`.
-    pub fn problem(self, line: impl AsRef<str>) {
-        eprintln!("{}", line.as_ref());
+    /// The bars' draw target, while bars are drawn.
+    fn multi(self) -> Option<&'static MultiProgress> {
+        if self.bars { MULTI.get() } else { None }
     }
 
-    /// A line of data on stdout; see [`print_data`].
+    /// A progress or summary line on stderr (suppressed by `--quiet`, and in JSON mode, where
+    /// the events say it).
+    pub fn info(self, line: impl AsRef<str>) {
+        if !self.quiet && !self.is_json() {
+            self.stderr_line(line.as_ref());
+        }
+    }
+
+    /// A problem or warning line on stderr, printed even with `--quiet`; in JSON mode a
+    /// `warning` event.
+    pub fn problem(self, line: impl AsRef<str>) {
+        if self.is_json() {
+            json::emit(
+                "warning",
+                &json::Warning {
+                    message: line.as_ref().trim(),
+                },
+            );
+        } else {
+            self.stderr_line(line.as_ref());
+        }
+    }
+
+    /// A line of data on stdout; see [`print_data`]. Bars are lifted while it is written
+    /// (stdout is often the same terminal).
     pub fn data(self, line: impl AsRef<str>) {
-        print_data(line.as_ref());
+        self.suspended(|| print_data(line.as_ref()));
+    }
+
+    /// Write a rendered error (see [`crate::error::render`]) to stderr, as it is.
+    pub fn print_error(self, text: &str) {
+        self.suspended(|| print_error(text));
+    }
+
+    fn stderr_line(self, line: &str) {
+        self.suspended(|| eprintln!("{line}"));
+    }
+
+    /// Run `f` with the bars lifted off the terminal (drawn again after it).
+    fn suspended<T>(self, f: impl FnOnce() -> T) -> T {
+        match self.multi() {
+            Some(multi) => multi.suspend(f),
+            None => f(),
+        }
     }
 }
 
@@ -154,9 +274,14 @@ pub fn human_duration(seconds: f64) -> String {
 }
 
 /// Set up `tracing` on stderr: `-q` shows errors only, `-v` info, `-vv` debug; `EXPORTER_LOG`
-/// (an `EnvFilter` directive) overrides both. Colour only on a terminal and without `NO_COLOR`.
-pub fn init_tracing(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
+/// (an `EnvFilter` directive) overrides both. Text records go through the bars' draw target
+/// (so they do not tear the bars), coloured only when [`Ui::colour`]; in JSON mode each
+/// record is a `log` event ([`json::LogLayer`]).
+pub fn init_tracing(verbose: u8, ui: Ui) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let default = match (ui.quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -174,12 +299,40 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
                  aws_runtime=error,aws_smithy_runtime=error"
             ))
         });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_target(false)
-        .try_init();
+    match ui.format {
+        LogFormat::Text => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(move || LineWriter { ui })
+                .with_ansi(ui.colour)
+                .with_target(false)
+                .try_init();
+        }
+        LogFormat::Json => {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(json::LogLayer)
+                .try_init();
+        }
+    }
+}
+
+/// `tracing`'s writer in text mode: each record (formatted whole, then written once) goes
+/// to stderr with the bars lifted.
+struct LineWriter {
+    ui: Ui,
+}
+
+impl std::io::Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.ui
+            .suspended(|| std::io::stderr().lock().write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 #[cfg(test)]
@@ -213,5 +366,24 @@ mod tests {
         let every = Some(Duration::from_secs(30));
         assert_eq!(Ui::new(false).with_heartbeat(every).heartbeat(), every);
         assert_eq!(Ui::new(true).with_heartbeat(every).heartbeat(), None);
+    }
+
+    #[test]
+    fn bars_tick_faster_than_lines() {
+        let bars = |heartbeat| Ui {
+            bars: true,
+            ..Ui::new(false).with_heartbeat(heartbeat)
+        };
+        assert_eq!(
+            bars(Some(Duration::from_secs(30))).heartbeat(),
+            Some(BAR_TICK)
+        );
+        assert_eq!(
+            bars(None).heartbeat(),
+            Some(BAR_TICK),
+            "bars move without lines"
+        );
+        let fast = Some(Duration::from_millis(50));
+        assert_eq!(bars(fast).heartbeat(), fast);
     }
 }

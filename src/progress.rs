@@ -69,6 +69,8 @@ pub enum Event {
         uncompressed_bytes: u64,
         /// Bytes stored.
         compressed_bytes: u64,
+        /// SHA-256 of the stored bytes, lowercase hex (as in the manifest and `SHA256SUMS`).
+        sha256: String,
         /// Wall time in seconds.
         seconds: f64,
         /// How the dump's connection travelled (the adapter's report, also in the manifest);
@@ -106,6 +108,12 @@ pub enum Event {
         name: String,
         /// Payload bytes read from the engine so far (before compression).
         bytes_read: u64,
+        /// Compressed bytes written to the archive so far (zstd buffers a few MiB, so this
+        /// trails `bytes_read` / ratio).
+        bytes_written: u64,
+        /// The engine's estimate of the payload size ([`exporter_contract::DumpMeta::size_hint`]),
+        /// when it gives one: an estimate, which `bytes_read` may exceed.
+        expected_bytes: Option<u64>,
         /// Seconds since the dump of this database started.
         seconds: f64,
     },
@@ -125,6 +133,9 @@ pub enum Event {
         level: Level,
         /// Where the run is (`<destination>/<run-id>`).
         location: String,
+        /// Entries in the manifest (0 when it cannot be read): each gets an
+        /// [`Event::ArchiveChecked`] or [`Event::ArchiveSkipped`].
+        archives: usize,
     },
     /// A problem of the run as a whole (manifest, `SHA256SUMS`, extra files).
     RunProblem {
@@ -137,6 +148,25 @@ pub enum Event {
         name: String,
         /// Why it was not exported (the manifest entry's `error`).
         reason: String,
+    },
+    /// One archive is being read back (levels `checksum` and `decompress`; level `restore`
+    /// reads it so first).
+    ArchiveCheckStarted {
+        /// The archive file.
+        label: String,
+        /// Stored bytes, as the manifest says.
+        stored_bytes: u64,
+    },
+    /// Reading one archive back is still running: sent every [`Progress::heartbeat`].
+    ArchiveCheckProgress {
+        /// The archive file.
+        label: String,
+        /// Stored bytes read so far.
+        bytes_read: u64,
+        /// The archive's stored size, as the manifest says.
+        total_bytes: Option<u64>,
+        /// Seconds since the read started.
+        seconds: f64,
     },
     /// One archive was read back (levels `checksum` and `decompress`).
     ArchiveChecked {
@@ -251,8 +281,9 @@ pub trait Progress: Send + Sync {
     fn event(&self, event: &Event);
 
     /// How often long work should report that it is still running (the `…Progress` events:
-    /// [`Event::DatabaseProgress`], [`Event::ScratchRestoreProgress`],
-    /// [`Event::RestoreProgress`]); `None`, the default, for never.
+    /// [`Event::DatabaseProgress`], [`Event::ArchiveCheckProgress`],
+    /// [`Event::ScratchRestoreProgress`], [`Event::RestoreProgress`]); `None`, the default,
+    /// for never. Progress bars ask for a few per second, plain lines for one every 30 s.
     fn heartbeat(&self) -> Option<Duration> {
         None
     }
@@ -272,6 +303,47 @@ impl Meter {
     #[must_use]
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// Replace the count (for a figure known at once, such as an engine's size estimate).
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+}
+
+/// What a running dump has done so far, advanced by the pipeline and read by its [`Ticker`]
+/// for [`Event::DatabaseProgress`].
+#[derive(Debug, Clone, Default)]
+pub struct DumpMeters {
+    /// Payload bytes pulled from the engine (before compression).
+    pub read: Meter,
+    /// Compressed bytes handed to storage.
+    pub written: Meter,
+    /// The engine's size estimate in payload bytes ([`exporter_contract::DumpMeta::size_hint`]);
+    /// 0 while unknown.
+    pub expected: Meter,
+}
+
+/// An [`std::io::Read`] that counts the bytes it reads on a [`Meter`] (for the progress of a
+/// blocking read).
+#[derive(Debug)]
+pub struct MeteredReader<R> {
+    inner: R,
+    meter: Meter,
+}
+
+impl<R> MeteredReader<R> {
+    /// Count what `inner` reads on `meter`.
+    pub fn new(inner: R, meter: Meter) -> Self {
+        Self { inner, meter }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for MeteredReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.meter.add(n as u64);
+        Ok(n)
     }
 }
 
@@ -313,4 +385,21 @@ pub struct Silent;
 
 impl Progress for Silent {
     fn event(&self, _: &Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    #[test]
+    fn a_metered_reader_counts_what_it_reads() {
+        let meter = Meter::default();
+        let mut reader = MeteredReader::new(&b"twelve bytes"[..], meter.clone());
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert_eq!(meter.get(), 12);
+        meter.set(3);
+        assert_eq!(meter.get(), 3);
+    }
 }

@@ -21,9 +21,29 @@ pub struct Cli {
     /// More detail on stderr (repeat for debug output).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Stderr as `text` (progress bars on a terminal, plain lines otherwise) or `json` (one
+    /// JSON event per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = LogFormatArg::Text,
+        hide_possible_values = true
+    )]
+    pub log_format: LogFormatArg,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`: what stderr carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Lines for a person; progress bars when stderr is a terminal.
+    Text,
+    /// One JSON object per line for each event (FORMAT.md, "Events on stderr").
+    Json,
 }
 
 /// Commands.

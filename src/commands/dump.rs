@@ -1,7 +1,8 @@
 //! `exporter dump`: resolve the storage, run the dump path ([`pipeline::dump`]), render its
 //! progress and the run it committed.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use exporter_contract::{PayloadFormat, TlsInfo};
 use serde::Serialize;
@@ -10,11 +11,11 @@ use crate::archive::{DatabaseEntry, RunStatus};
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
 use crate::error;
-use crate::output::{Ui, human_bytes, human_duration};
+use crate::output::{TaskBars, Ui, human_bytes, human_duration};
 use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
-use crate::settings::{Destination, DumpPlan};
+use crate::settings::{DatabaseTarget, Destination, DumpPlan};
 use crate::storage;
 
 /// The `--json` summary printed on stdout.
@@ -62,6 +63,9 @@ pub async fn run(
         progress,
     };
     let report = pipeline::dump(plan, &cx).await?;
+    // The bars go before the summary (a platform dump's tunnels hold the progress too: its
+    // overall bar went with the last database).
+    drop(cx);
     if json {
         let summary = JsonSummary {
             run_id: &report.run_id,
@@ -73,6 +77,7 @@ pub async fn run(
     } else {
         ui.data(&report.location);
     }
+    ui.emit_json("run_finished", &RunFinished::of(&report));
     report.check()?;
     // A command that works as printed: a local run by its path (whatever --to or the config
     // said); an S3 run by id under its destination (endpoint and other [storage] keys still
@@ -92,11 +97,50 @@ pub async fn run(
     Ok(())
 }
 
-/// The progress lines of a dump of `plan`.
+/// The `run_finished` event of a dump (`--log-format json`; FORMAT.md, "Events on stderr").
+#[derive(Debug, Serialize)]
+struct RunFinished<'a> {
+    command: &'static str,
+    run_id: &'a str,
+    location: &'a str,
+    status: RunStatus,
+    /// Databases in the manifest (failed and skipped ones included).
+    databases: usize,
+    failed: Vec<&'a str>,
+    uncompressed_bytes: u64,
+    compressed_bytes: u64,
+    seconds: f64,
+}
+
+impl<'a> RunFinished<'a> {
+    fn of(report: &'a pipeline::DumpReport) -> Self {
+        let m = &report.manifest;
+        Self {
+            command: "dump",
+            run_id: &report.run_id,
+            location: &report.location,
+            status: m.status,
+            databases: m.databases.len(),
+            failed: report.failed().map(|e| e.name.as_str()).collect(),
+            uncompressed_bytes: m
+                .databases
+                .iter()
+                .filter_map(|e| e.uncompressed_bytes)
+                .sum(),
+            compressed_bytes: m.databases.iter().filter_map(|e| e.compressed_bytes).sum(),
+            seconds: (m.finished_at - m.started_at).as_seconds_f64(),
+        }
+    }
+}
+
+/// How a dump of `plan` reports its events: JSON events, or lines (and on a terminal bars).
 pub fn progress(ui: Ui, plan: &DumpPlan) -> Arc<dyn Progress> {
     Arc::new(DumpProgress {
         ui,
         several: plan.databases.len() > 1,
+        databases: plan.databases.len() as u64,
+        bars: TaskBars::new(ui).map(|b| b.aligned(plan.databases.iter().map(DatabaseTarget::name))),
+        totals: Mutex::new(BTreeMap::new()),
     })
 }
 
@@ -162,12 +206,76 @@ pub async fn run_platform(
     run(&plan, output, cleanup, &endpoints, progress).await
 }
 
-/// Renders a dump's events as progress lines on stderr.
+/// Renders a dump's events as progress lines on stderr (with bars on a terminal), or as JSON
+/// events.
 struct DumpProgress {
     ui: Ui,
     /// Several databases: each failure is shown as it happens (with one, the final error says
     /// it all).
     several: bool,
+    /// Databases to dump (the overall bar's length).
+    databases: u64,
+    /// The bars, on a terminal.
+    bars: Option<TaskBars>,
+    /// Payload bytes read and archive bytes written so far, per database (the overall bar's
+    /// totals).
+    totals: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+impl DumpProgress {
+    /// Move the bars for `event`.
+    fn bars(&self, bars: &TaskBars, event: &Event) {
+        let total = |name: &str, read: u64, written: u64| {
+            let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            totals.insert(name.to_owned(), (read, written));
+            let (read, written) = totals
+                .values()
+                .fold((0, 0), |(r, w), (r1, w1)| (r + r1, w + w1));
+            bars.overall_message(format!(
+                "databases, {} read, {} written",
+                human_bytes(read),
+                human_bytes(written)
+            ));
+        };
+        match event {
+            Event::DumpStarted { .. } => bars.overall("dump", self.databases, "databases"),
+            Event::DatabaseStarted { name, .. } => bars.start(name, name, None, "connecting"),
+            Event::DatabaseProgress {
+                name,
+                bytes_read,
+                bytes_written,
+                expected_bytes,
+                ..
+            } => {
+                let estimate = match expected_bytes {
+                    Some(e) if bytes_read > e => " (past the size estimate)",
+                    _ => "",
+                };
+                let doing = if *bytes_read == 0 {
+                    "waiting for the first bytes".to_owned()
+                } else {
+                    format!("-> {} zst{estimate}", human_bytes(*bytes_written))
+                };
+                bars.update(name, *bytes_read, *expected_bytes, doing);
+                total(name, *bytes_read, *bytes_written);
+            }
+            Event::DatabaseDumped {
+                name,
+                uncompressed_bytes,
+                compressed_bytes,
+                ..
+            } => {
+                bars.finish(name);
+                total(name, *uncompressed_bytes, *compressed_bytes);
+                bars.step();
+            }
+            Event::DatabaseFailed { name, .. } => {
+                bars.finish(name);
+                bars.step();
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Progress for DumpProgress {
@@ -177,11 +285,20 @@ impl Progress for DumpProgress {
 
     fn event(&self, event: &Event) {
         let ui = self.ui;
+        if ui.event_json(event) {
+            return;
+        }
+        if let Some(bars) = &self.bars {
+            self.bars(bars, event);
+        }
         match event {
+            // The bar shows it.
+            Event::DatabaseProgress { .. } if self.bars.is_some() => {}
             Event::DatabaseProgress {
                 name,
                 bytes_read,
                 seconds,
+                ..
             } => ui.info(format!(
                 "  {name}: still dumping: {} read in {}",
                 human_bytes(*bytes_read),
@@ -208,6 +325,7 @@ impl Progress for DumpProgress {
                 compressed_bytes,
                 seconds,
                 tls,
+                ..
             } => {
                 let ratio = if *compressed_bytes > 0 {
                     *uncompressed_bytes as f64 / *compressed_bytes as f64

@@ -30,10 +30,10 @@ use std::time::Duration;
 use futures::FutureExt as _;
 
 use crate::cleanup::{self, Cleanup};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, LogFormatArg};
 use crate::endpoint::UrlEndpoints;
 use crate::error::{self, ExitStatus, Interrupted, Work};
-use crate::output::{self, Ui};
+use crate::output::{self, LogFormat, Ui, json};
 use crate::settings::{self, ConfigReadError, ConfigSource};
 
 /// How long closing the cleanup scope waits for work still settling on other threads (an S3
@@ -43,12 +43,17 @@ const CLEANUP_GRACE: Duration = Duration::from_secs(60);
 /// Resolve and run a parsed command line; returns the exit status after printing any error.
 #[must_use]
 pub fn run(cli: Cli) -> ExitStatus {
-    output::init_tracing(cli.verbose, cli.quiet);
+    let format = match cli.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    let ui = Ui::new(cli.quiet).for_terminal(format);
+    output::init_tracing(cli.verbose, ui);
     let heartbeat = match settings::progress_interval(&|k: &str| std::env::var(k).ok()) {
         Ok(every) => every,
-        Err(e) => return fail(&e.into()),
+        Err(e) => return fail(ui, &e.into()),
     };
-    let ui = Ui::new(cli.quiet).with_heartbeat(heartbeat);
+    let ui = ui.with_heartbeat(heartbeat);
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores.max(2))
@@ -56,7 +61,12 @@ pub fn run(cli: Cli) -> ExitStatus {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(&anyhow::Error::new(e).context("failed to start the async runtime")),
+        Err(e) => {
+            return fail(
+                ui,
+                &anyhow::Error::new(e).context("failed to start the async runtime"),
+            );
+        }
     };
     let work = match &cli.command {
         Command::Dump(_) => Work::Dump,
@@ -95,16 +105,29 @@ pub fn run(cli: Cli) -> ExitStatus {
     runtime.shutdown_timeout(Duration::from_secs(5));
     match result {
         Ok(Ok(())) => ExitStatus::Success,
-        Ok(Err(e)) => fail(&e),
+        Ok(Err(e)) => fail(ui, &e),
         // The scope is closed; let the panic continue as it would have.
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 
-/// Print an error (chain and hint) and return its exit status.
-fn fail(error: &anyhow::Error) -> ExitStatus {
-    output::print_error(&error::render(error));
-    error::classify(error).status
+/// Print an error (chain and hint; in JSON mode an `error` event) and return its exit status.
+fn fail(ui: Ui, error: &anyhow::Error) -> ExitStatus {
+    let classified = error::classify(error);
+    if ui.is_json() {
+        json::emit(
+            "error",
+            &json::ErrorEvent {
+                message: error.to_string(),
+                causes: error::causes(error),
+                hint: classified.hint.as_deref(),
+                exit_code: classified.status.code(),
+            },
+        );
+    } else {
+        ui.print_error(&error::render(error));
+    }
+    classified.status
 }
 
 /// Resolves when SIGINT or SIGTERM arrives (the signals of Ctrl-C, `timeout`, systemd and

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
-use crate::output::{Ui, human_duration, read_so_far};
+use crate::output::{TaskBars, Ui, human_duration, read_so_far};
 use crate::pipeline::{self, RestoreContext};
 use crate::progress::{Event, Progress};
 use crate::settings::RestorePlan;
@@ -45,10 +45,30 @@ pub async fn run(
     let cx = RestoreContext {
         storage,
         endpoints,
-        progress: Arc::new(RestoreProgress { ui }),
+        progress: Arc::new(RestoreProgress {
+            ui,
+            bars: TaskBars::new(ui),
+        }),
     };
     let report = pipeline::restore(plan, &cx).await?;
+    // The bar goes before the summary.
+    drop(cx);
     let summary = &report.summary;
+    ui.emit_json(
+        "run_finished",
+        &RunFinished {
+            command: "restore",
+            run_id: &report.run_id,
+            database: &report.database,
+            file: &report.file,
+            target: &report.target,
+            cleaned: report.cleaned,
+            statements: summary.statements,
+            rows: summary.rows,
+            skipped: summary.skipped,
+            seconds: report.elapsed.as_secs_f64(),
+        },
+    );
     ui.info(format!(
         "restored {} ({}) into {}: {} statement(s), {} row(s), {} skipped in {:.1} s",
         report.database,
@@ -77,9 +97,55 @@ pub async fn run(
     Ok(())
 }
 
-/// Renders a restore's events as progress lines on stderr.
+/// The `run_finished` event of a restore (`--log-format json`; FORMAT.md, "Events on
+/// stderr").
+#[derive(Debug, Serialize)]
+struct RunFinished<'a> {
+    command: &'static str,
+    run_id: &'a str,
+    database: &'a str,
+    file: &'a str,
+    target: &'a str,
+    cleaned: usize,
+    statements: u64,
+    rows: u64,
+    skipped: u64,
+    seconds: f64,
+}
+
+/// Renders a restore's events as progress lines on stderr (with a bar on a terminal), or as
+/// JSON events.
 struct RestoreProgress {
     ui: Ui,
+    /// The bar, on a terminal.
+    bars: Option<TaskBars>,
+}
+
+impl RestoreProgress {
+    /// Move the bar for `event`.
+    fn bars(bars: &TaskBars, event: &Event) {
+        match event {
+            Event::CleanCheckStarted { label } => {
+                bars.start(label, label, None, "checking before --clean");
+            }
+            Event::CleanStarted { .. } => bars.clear(),
+            Event::RestoreStarted { label, .. } => bars.start(label, label, None, "restoring"),
+            Event::RestoreProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                ..
+            } => {
+                let doing = if total_bytes.is_some_and(|t| *bytes_read >= t) {
+                    "archive read; finishing"
+                } else {
+                    "restoring"
+                };
+                bars.update(label, *bytes_read, *total_bytes, doing.to_owned());
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Progress for RestoreProgress {
@@ -88,7 +154,15 @@ impl Progress for RestoreProgress {
     }
 
     fn event(&self, event: &Event) {
+        if self.ui.event_json(event) {
+            return;
+        }
+        if let Some(bars) = &self.bars {
+            Self::bars(bars, event);
+        }
         match event {
+            // The bar shows it.
+            Event::RestoreProgress { .. } if self.bars.is_some() => {}
             Event::RestoreProgress {
                 label,
                 bytes_read,

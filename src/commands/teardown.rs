@@ -21,6 +21,9 @@ struct TeardownProgress {
 
 impl Progress for TeardownProgress {
     fn event(&self, event: &Event) {
+        if self.ui.event_json(event) {
+            return;
+        }
         match event {
             Event::RunSkipped { run_id, reason } => {
                 self.ui

@@ -2,15 +2,17 @@
 //! its per-archive lines (stdout: they are the command's data) and the report (a summary line,
 //! or with `--json` the report itself).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
 
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
-use crate::output::{Ui, human_bytes, human_duration, read_so_far};
+use crate::output::{TaskBars, Ui, human_bytes, human_duration, read_so_far};
 use crate::progress::{Event, Progress};
 use crate::settings::VerifyPlan;
 use crate::storage;
-use crate::verify::{self, VerifyContext, VerifyReport, scratch};
+use crate::verify::{self, Level, VerifyContext, VerifyReport, scratch};
 
 /// Verify the plan's run; print one line per archive and a summary (or with `json` the
 /// report) on stdout.
@@ -31,10 +33,17 @@ pub async fn run(
         storage,
         endpoints,
         cleanup,
-        progress: Arc::new(VerifyProgress { ui, json }),
+        progress: Arc::new(VerifyProgress {
+            ui,
+            json,
+            bars: TaskBars::new(ui),
+            phase: Mutex::new(Phase::default()),
+        }),
     };
     let verification = verify::verify(plan, &cx).await?;
+    drop(cx);
     let report = &verification.report;
+    ui.emit_json("run_finished", &RunFinished::of(report));
     if json {
         ui.data(render_json(report));
     } else if report.ok {
@@ -78,11 +87,58 @@ pub fn summary_line(verification: &verify::Verification) -> String {
     }
 }
 
+/// The `run_finished` event of a verification (`--log-format json`; FORMAT.md, "Events on
+/// stderr").
+#[derive(Debug, Serialize)]
+struct RunFinished<'a> {
+    command: &'static str,
+    run_id: &'a str,
+    level: verify::Level,
+    ok: bool,
+    /// Archives that passed every check of the level.
+    verified: usize,
+    /// Databases whose archive failed a check (or was never dumped).
+    bad: usize,
+    /// Databases the manifest marks skipped (not exported).
+    skipped: usize,
+    /// Problems of the run as a whole.
+    problems: &'a [String],
+}
+
+impl<'a> RunFinished<'a> {
+    fn of(report: &'a VerifyReport) -> Self {
+        let skipped = report.databases.iter().filter(|d| d.skipped).count();
+        Self {
+            command: "verify",
+            run_id: &report.run_id,
+            level: report.level,
+            ok: report.ok,
+            verified: report.databases.iter().filter(|d| d.ok).count() - skipped,
+            bad: report.bad(),
+            skipped,
+            problems: &report.problems,
+        }
+    }
+}
+
 /// Renders a verification's events: per-archive lines on stdout (unless `json`), progress on
-/// stderr.
+/// stderr (lines, with bars on a terminal, or JSON events).
 struct VerifyProgress {
     ui: Ui,
     json: bool,
+    /// The bars, on a terminal.
+    bars: Option<TaskBars>,
+    /// Where the verification is, for the overall bar.
+    phase: Mutex<Phase>,
+}
+
+/// The overall bar counts the archives read back, then (level `restore`) those restored.
+#[derive(Debug, Default)]
+struct Phase {
+    level: Option<Level>,
+    archives: usize,
+    read_back: usize,
+    to_restore: u64,
 }
 
 impl VerifyProgress {
@@ -90,6 +146,117 @@ impl VerifyProgress {
         if !self.json {
             self.ui.data(line);
         }
+    }
+
+    /// One archive read back (or skipped): at level `restore`, the last one starts the
+    /// restore phase's overall bar.
+    fn read_back(&self, bars: &TaskBars, ok: bool) {
+        bars.step();
+        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        phase.read_back += 1;
+        if ok {
+            phase.to_restore += 1;
+        }
+        if phase.level == Some(Level::Restore) && phase.read_back == phase.archives {
+            bars.overall(
+                "restore",
+                phase.to_restore,
+                "archives restored and compared",
+            );
+        }
+    }
+
+    /// Move the bars for `event`.
+    fn bars(&self, bars: &TaskBars, event: &Event) {
+        match event {
+            Event::VerifyStarted {
+                level, archives, ..
+            } => {
+                let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+                phase.level = Some(*level);
+                phase.archives = *archives;
+                bars.overall("verify", *archives as u64, "archives read back");
+            }
+            Event::ArchiveCheckStarted {
+                label,
+                stored_bytes,
+            } => bars.start(label, label, Some(*stored_bytes), "reading"),
+            Event::ArchiveCheckProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                ..
+            } => bars.update(label, *bytes_read, *total_bytes, "reading".to_owned()),
+            Event::ArchiveChecked { label, ok, .. } => {
+                bars.finish(label);
+                self.read_back(bars, *ok);
+            }
+            Event::ArchiveSkipped { .. } => self.read_back(bars, false),
+            Event::ScratchRestoreStarted { label, .. } => {
+                bars.start(label, label, None, "restoring into a scratch database");
+            }
+            Event::ScratchRestoreProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                ..
+            } => {
+                let doing = if total_bytes.is_some_and(|t| *bytes_read >= t) {
+                    "archive read; restoring, comparing fingerprints"
+                } else {
+                    "restoring into a scratch database"
+                };
+                bars.update(label, *bytes_read, *total_bytes, doing.to_owned());
+            }
+            Event::ScratchRestoreChecked { label, .. } => {
+                bars.finish(label);
+                bars.step();
+            }
+            _ => {}
+        }
+    }
+
+    /// The per-archive line on stdout for `event`, if it has one.
+    fn data_line(event: &Event) -> Option<String> {
+        Some(match event {
+            Event::RunProblem { problem } => format!("FAILED {problem}"),
+            Event::ArchiveSkipped { name, reason } => {
+                format!("skipped {name}: not exported ({reason})")
+            }
+            Event::ArchiveChecked {
+                label,
+                ok: true,
+                stored_bytes,
+                payload_bytes,
+                ..
+            } => format!(
+                "ok {label} ({} stored, {} payload)",
+                human_bytes(*stored_bytes),
+                human_bytes(*payload_bytes)
+            ),
+            Event::ArchiveChecked {
+                label, problems, ..
+            } => format!("FAILED {label}: {}", problems.join("; ")),
+            Event::ScratchRestoreChecked {
+                label,
+                engine,
+                ok: true,
+                check: Some(c),
+                ..
+            } => {
+                let (tables, rows) = scratch::engine_nouns(engine);
+                format!(
+                    "ok restore {label}: {} {tables}, {} {rows} match the manifest ({:.1} s)",
+                    c.tables,
+                    c.rows_compared,
+                    c.millis as f64 / 1000.0
+                )
+            }
+            Event::ScratchRestoreChecked {
+                label, problems, ..
+            } => format!("FAILED {label}: restore: {}", problems.join("; ")),
+            _ => return None,
+        })
     }
 }
 
@@ -99,7 +266,29 @@ impl Progress for VerifyProgress {
     }
 
     fn event(&self, event: &Event) {
+        if let Some(bars) = &self.bars {
+            self.bars(bars, event);
+        }
+        if let Some(line) = Self::data_line(event) {
+            self.data(line);
+        }
+        if self.ui.event_json(event) {
+            return;
+        }
         match event {
+            // The bars show it.
+            Event::ArchiveCheckProgress { .. } | Event::ScratchRestoreProgress { .. }
+                if self.bars.is_some() => {}
+            Event::ArchiveCheckProgress {
+                label,
+                bytes_read,
+                total_bytes,
+                seconds,
+            } => self.ui.info(format!(
+                "still reading {label}: {} in {}",
+                read_so_far(*bytes_read, *total_bytes),
+                human_duration(*seconds)
+            )),
             Event::ScratchRestoreProgress {
                 label,
                 bytes_read,
@@ -126,48 +315,13 @@ impl Progress for VerifyProgress {
                 run_id,
                 level,
                 location,
+                ..
             } => self
                 .ui
                 .info(format!("verifying run {run_id} at level {level} ({location})")),
-            Event::RunProblem { problem } => self.data(format!("FAILED {problem}")),
-            Event::ArchiveSkipped { name, reason } => {
-                self.data(format!("skipped {name}: not exported ({reason})"));
-            }
-            Event::ArchiveChecked {
-                label,
-                ok: true,
-                stored_bytes,
-                payload_bytes,
-                ..
-            } => self.data(format!(
-                "ok {label} ({} stored, {} payload)",
-                human_bytes(*stored_bytes),
-                human_bytes(*payload_bytes)
-            )),
-            Event::ArchiveChecked {
-                label, problems, ..
-            } => self.data(format!("FAILED {label}: {}", problems.join("; "))),
             Event::ScratchRestoreStarted { label, server } => self.ui.info(format!(
                 "restoring {label} into a scratch database on {server}"
             )),
-            Event::ScratchRestoreChecked {
-                label,
-                engine,
-                ok: true,
-                check: Some(c),
-                ..
-            } => {
-                let (tables, rows) = scratch::engine_nouns(engine);
-                self.data(format!(
-                    "ok restore {label}: {} {tables}, {} {rows} match the manifest ({:.1} s)",
-                    c.tables,
-                    c.rows_compared,
-                    c.millis as f64 / 1000.0
-                ));
-            }
-            Event::ScratchRestoreChecked {
-                label, problems, ..
-            } => self.data(format!("FAILED {label}: restore: {}", problems.join("; "))),
             Event::ScratchLeftBehind {
                 name,
                 server,

@@ -26,7 +26,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::progress::Meter;
+use crate::progress::{DumpMeters, Meter};
 use crate::storage::ObjectWriter;
 
 /// zstd multithreading job size in bytes (see `compress_loop`).
@@ -97,6 +97,8 @@ struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     bytes: u64,
+    /// `bytes`, for progress.
+    written: Meter,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -104,6 +106,7 @@ impl<W: Write> Write for HashingWriter<W> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        self.written.add(n as u64);
         Ok(n)
     }
 
@@ -124,11 +127,13 @@ fn compress_loop(
     mut rx: mpsc::Receiver<Msg>,
     object: Box<dyn ObjectWriter>,
     compression: Compression,
+    written: Meter,
 ) -> io::Result<Option<Written>> {
     let hashing = HashingWriter {
         inner: object,
         hasher: Sha256::new(),
         bytes: 0,
+        written,
     };
     let mut encoder = zstd::stream::write::Encoder::new(hashing, compression.level)?;
     encoder.include_checksum(true)?;
@@ -170,8 +175,8 @@ fn compress_loop(
 
 /// Dump one database into `object`, which is committed only if everything succeeded.
 ///
-/// `file` names the object in errors; `read` counts the payload bytes pulled from the engine
-/// (for progress).
+/// `file` names the object in errors; `meters` count the payload bytes pulled from the
+/// engine, the compressed bytes written and the engine's size estimate (for progress).
 ///
 /// # Errors
 ///
@@ -189,7 +194,7 @@ pub async fn dump_one(
     object: Box<dyn ObjectWriter>,
     file: &str,
     compression: Compression,
-    read: &Meter,
+    meters: &DumpMeters,
 ) -> Result<ArchiveStats, PipelineError> {
     let started_at = Utc::now();
     let clock = Instant::now();
@@ -199,7 +204,9 @@ pub async fn dump_one(
     };
 
     let (tx, rx) = mpsc::channel::<Msg>(CHANNEL_CHUNKS);
-    let writer = tokio::task::spawn_blocking(move || compress_loop(rx, object, compression));
+    let written = meters.written.clone();
+    let writer =
+        tokio::task::spawn_blocking(move || compress_loop(rx, object, compression, written));
 
     // Everything that can fail before the body ends happens in this block; leaving it drops
     // `tx`, so the writer aborts unless `Finish` was sent.
@@ -207,6 +214,7 @@ pub async fn dump_one(
         let dump = source.dump(options).await?;
         let meta = dump.meta;
         if let Some(hint) = meta.size_hint {
+            meters.expected.set(hint);
             // Compressed output rarely exceeds the payload, so the payload estimate bounds it.
             let _ = tx.send(Msg::SizeHint(hint)).await;
         }
@@ -216,7 +224,7 @@ pub async fn dump_one(
             if chunk.is_empty() {
                 continue;
             }
-            read.add(chunk.len() as u64);
+            meters.read.add(chunk.len() as u64);
             if tx.send(Msg::Data(chunk)).await.is_err() {
                 // The writer stopped: its error is reported below.
                 return Err(PipelineError::Write {
@@ -350,16 +358,14 @@ mod tests {
             completion: Ok(()),
         };
         let obj = storage.create_object(&run, "x.sql.zst").unwrap();
-        let stats = dump_one(
-            &src,
-            DumpOptions::default(),
-            obj,
-            "x.sql.zst",
-            C,
-            &Meter::default(),
-        )
-        .await
-        .unwrap();
+        let meters = DumpMeters::default();
+        let stats = dump_one(&src, DumpOptions::default(), obj, "x.sql.zst", C, &meters)
+            .await
+            .unwrap();
+        // What progress saw is what the manifest gets.
+        assert_eq!(meters.read.get(), stats.uncompressed_bytes);
+        assert_eq!(meters.written.get(), stats.compressed_bytes);
+        assert_eq!(meters.expected.get(), 0, "the source gave no estimate");
         let mut stored = Vec::new();
         storage
             .open_object(&run, "x.sql.zst")
@@ -386,7 +392,7 @@ mod tests {
             obj,
             "x.sql.zst",
             C,
-            &Meter::default(),
+            &DumpMeters::default(),
         )
         .await
         .unwrap_err();
@@ -413,7 +419,7 @@ mod tests {
             obj,
             "x.sql.zst",
             C,
-            &Meter::default(),
+            &DumpMeters::default(),
         )
         .await
         .unwrap_err();

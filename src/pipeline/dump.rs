@@ -27,7 +27,7 @@ use crate::cleanup::{self, Cleanup};
 use crate::endpoint::{EndpointGuard, EndpointProvider, Released};
 use crate::engines::EngineOptions;
 use crate::error::one_line;
-use crate::progress::{Event, Meter, Progress, Ticker};
+use crate::progress::{DumpMeters, Event, Progress, Ticker};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan, SkippedDatabase, platform_label};
 use crate::storage::Storage;
 
@@ -482,6 +482,7 @@ async fn dump_database(
         rows,
         uncompressed_bytes: stats.uncompressed_bytes,
         compressed_bytes: stats.compressed_bytes,
+        sha256: stats.sha256.clone(),
         seconds: stats.seconds,
         tls: stats.meta.tls.clone(),
     });
@@ -592,13 +593,15 @@ async fn dump_through(
         }
     };
     // Say every so often that the dump is still running (issue 16: minutes without a line).
-    let read = Meter::default();
+    let meters = DumpMeters::default();
     let _ticker = Ticker::start(job.progress.heartbeat(), {
-        let (progress, read, name) = (job.progress.clone(), read.clone(), db.name().to_owned());
+        let (progress, m, name) = (job.progress.clone(), meters.clone(), db.name().to_owned());
         move |elapsed| {
             progress.event(&Event::DatabaseProgress {
                 name: name.clone(),
-                bytes_read: read.get(),
+                bytes_read: m.read.get(),
+                bytes_written: m.written.get(),
+                expected_bytes: Some(m.expected.get()).filter(|n| *n > 0),
                 seconds: elapsed.as_secs_f64(),
             });
         }
@@ -609,7 +612,7 @@ async fn dump_through(
         object,
         file,
         job.compression,
-        &read,
+        &meters,
     )
     .await
     .map_err(|e| DatabaseFailure::from_pipeline(&e, job.local))

@@ -10,6 +10,7 @@ use exporter_contract::PayloadFormat;
 use super::ResolvedRun;
 use crate::archive::DatabaseEntry;
 use crate::archive::check::{self, Decoded, FileFacts};
+use crate::progress::{Meter, MeteredReader};
 
 /// Why an archive cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +137,21 @@ impl ArchiveRef {
     /// [`ArchiveError::Corrupt`] on a difference, [`ArchiveError::Missing`] or
     /// [`ArchiveError::Storage`] when it cannot be read.
     pub fn check(&self, run: &ResolvedRun, decompress: bool) -> Result<(), ArchiveError> {
-        let reader = self.open(run)?;
+        self.check_metered(run, decompress, &Meter::default())
+    }
+
+    /// [`ArchiveRef::check`], counting the stored bytes read on `read` (for progress).
+    ///
+    /// # Errors
+    ///
+    /// As [`ArchiveRef::check`].
+    pub fn check_metered(
+        &self,
+        run: &ResolvedRun,
+        decompress: bool,
+        read: &Meter,
+    ) -> Result<(), ArchiveError> {
+        let reader = MeteredReader::new(self.open(run)?, read.clone());
         let facts = check::scan(reader, decompress).map_err(|error| ArchiveError::Storage {
             file: self.file.clone(),
             error,

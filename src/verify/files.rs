@@ -2,12 +2,13 @@
 //! compared with the manifest ([`ArchiveRef::check`]). Blocking: run it on a blocking thread.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{DatabaseOutcome, Level, VerifyReport};
 use crate::archive::{
     DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RECORD_FILES, RunStatus, SUMS_FILE,
 };
-use crate::progress::{Event, Progress};
+use crate::progress::{Event, Meter, Progress, Ticker};
 use crate::run::{self, ArchiveError, ArchiveRef, ManifestLoadError, ResolvedRun};
 
 /// Check a run at level `checksum` or `decompress` (level `restore` does `decompress` here):
@@ -17,7 +18,7 @@ pub fn check_files(
     run: &ResolvedRun,
     level: Level,
     manifest: Result<&Manifest, &ManifestLoadError>,
-    progress: &dyn Progress,
+    progress: &Arc<dyn Progress>,
 ) -> VerifyReport {
     let mut report = VerifyReport::new(&run.id, level);
     let problem = |report: &mut VerifyReport, problem: String| {
@@ -37,7 +38,7 @@ pub fn check_files(
         problem(&mut report, p);
     }
     for db in &manifest.databases {
-        let outcome = check_database(run, db, level);
+        let outcome = check_database(run, db, level, progress);
         if outcome.skipped {
             progress.event(&Event::ArchiveSkipped {
                 name: db.name.clone(),
@@ -131,8 +132,14 @@ fn compare_sums(manifest: &Manifest, lines: Vec<(String, String)>) -> Option<Str
     ))
 }
 
-/// One archive at `level` (`restore` reads like `decompress` here).
-fn check_database(run: &ResolvedRun, db: &DatabaseEntry, level: Level) -> DatabaseOutcome {
+/// One archive at `level` (`restore` reads like `decompress` here), reporting its read as
+/// [`Event::ArchiveCheckStarted`] and [`Event::ArchiveCheckProgress`].
+fn check_database(
+    run: &ResolvedRun,
+    db: &DatabaseEntry,
+    level: Level,
+    progress: &Arc<dyn Progress>,
+) -> DatabaseOutcome {
     let mut out = DatabaseOutcome {
         name: db.name.clone(),
         file: db.file.clone(),
@@ -156,8 +163,25 @@ fn check_database(run: &ResolvedRun, db: &DatabaseEntry, level: Level) -> Databa
         ));
         return out;
     }
-    let checked =
-        ArchiveRef::from_entry(db).and_then(|archive| archive.check(run, level != Level::Checksum));
+    let label = db.file.clone().unwrap_or_else(|| db.name.clone());
+    progress.event(&Event::ArchiveCheckStarted {
+        label: label.clone(),
+        stored_bytes: db.compressed_bytes.unwrap_or(0),
+    });
+    let read = Meter::default();
+    let _ticker = Ticker::start(progress.heartbeat(), {
+        let (progress, read, total_bytes) = (progress.clone(), read.clone(), db.compressed_bytes);
+        move |elapsed| {
+            progress.event(&Event::ArchiveCheckProgress {
+                label: label.clone(),
+                bytes_read: read.get(),
+                total_bytes,
+                seconds: elapsed.as_secs_f64(),
+            });
+        }
+    });
+    let checked = ArchiveRef::from_entry(db)
+        .and_then(|archive| archive.check_metered(run, level != Level::Checksum, &read));
     match checked {
         Ok(()) => {}
         Err(ArchiveError::Corrupt { problems, .. }) => out.problems = problems,

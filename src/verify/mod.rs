@@ -241,11 +241,12 @@ pub async fn verify(
         run_id: run.id.clone(),
         level,
         location: run.location(),
+        archives: manifest.as_ref().map_or(0, |m| m.databases.len()),
     });
     let (mut report, manifest) = {
         let (run, progress) = (run.clone(), cx.progress.clone());
         blocking::run("the verification thread", move || {
-            let mut report = files::check_files(&run, level, manifest.as_ref(), progress.as_ref());
+            let mut report = files::check_files(&run, level, manifest.as_ref(), &progress);
             report.manifest_sha256 = manifest_sha256;
             (report, manifest)
         })

@@ -19,7 +19,7 @@ fn assert_stderr_snapshot(name: &str, tmp: &Path, stderr: &str) {
 }
 
 /// Snapshot `text` with the temp dir, run ids, times and durations replaced.
-fn assert_filtered_snapshot(name: &str, tmp: &Path, text: &str) {
+pub(crate) fn assert_filtered_snapshot(name: &str, tmp: &Path, text: &str) {
     let mut settings = insta::Settings::clone_current();
     let canonical = tmp.canonicalize().unwrap_or_else(|_| tmp.to_path_buf());
     for path in [canonical.as_path(), tmp] {

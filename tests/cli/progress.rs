@@ -1,0 +1,404 @@
+//! Issue 16, progress and events: bars on a terminal (the binary run under a pseudo-terminal
+//! by `script`), no escape sequence on a stderr that is not a terminal, and the JSON event
+//! stream of `--log-format json` (FORMAT.md, "Events on stderr").
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{
+    EXPORTER_TIMEOUT, Outcome, PG_HOST, PG_PORT, TestDb, exporter, run, s, small_db, tempdir,
+};
+
+/// A database whose dump takes a moment: about 12 MiB of payload.
+fn sizeable_db(test: &str) -> TestDb {
+    TestDb::with_sql(
+        test,
+        "CREATE TABLE t (id integer PRIMARY KEY, label text);\n\
+         INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 300000) AS i;\n",
+    )
+}
+
+/// The pseudo-terminal's width.
+const COLUMNS: usize = 120;
+
+/// Run `exporter <args>` in `cwd` with stdout and stderr on a pseudo-terminal (util-linux
+/// `script`, 120 columns), `extra_env` set; returns the exit code and everything the terminal
+/// received.
+fn on_a_terminal(cwd: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> (i32, String) {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_exporter"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let inner = format!("stty cols {COLUMNS} rows 40; exec {}", quoted.join(" "));
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .current_dir(cwd)
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .env_remove("EXPORTER_PROGRESS_INTERVAL")
+        .env_remove("PGPASSWORD")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` is installed (it runs the binary on a pseudo-terminal)");
+    let out = crate::support::wait_child(child, EXPORTER_TIMEOUT, &format!("script -c {inner}"));
+    (out.code, out.stdout)
+}
+
+/// Escape sequences (`ESC [ parameters letter`) of `raw`, each with its final letter.
+fn escapes(raw: &str) -> Vec<(String, char)> {
+    let mut found = Vec::new();
+    let mut rest = raw;
+    while let Some(at) = rest.find("\x1b[") {
+        rest = &rest[at + 2..];
+        let end = rest
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let params = rest[..end].to_owned();
+        let letter = rest[end..].chars().next().unwrap_or(' ');
+        found.push((params, letter));
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    found
+}
+
+/// The terminal's output as the lines and redrawn line states a person saw: colour removed,
+/// split at newlines, carriage returns and cursor movements.
+fn screens(raw: &str) -> Vec<String> {
+    let mut plain = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find("\x1b[") {
+        plain.push_str(&rest[..at]);
+        rest = &rest[at + 2..];
+        let end = rest
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or(rest.len(), |e| e + 1);
+        if !rest[..end].ends_with('m') {
+            plain.push('\n');
+        }
+        rest = &rest[end..];
+    }
+    plain.push_str(rest);
+    // A bar fills the terminal's width and relies on the terminal to wrap.
+    let mut lines = Vec::new();
+    for line in plain.split(['\n', '\r']) {
+        let chars: Vec<char> = line.chars().collect();
+        for row in chars.chunks(COLUMNS) {
+            let row: String = row.iter().collect();
+            let row = row.trim_end();
+            if !row.is_empty() {
+                lines.push(row.to_owned());
+            }
+        }
+    }
+    lines
+}
+
+/// The last line the terminal received (after the last newline that has text after it),
+/// without escape sequences: nothing may be drawn after the summary.
+fn last_line(raw: &str) -> String {
+    let line = raw.trim_end().rsplit('\n').next().unwrap_or_default();
+    let mut plain = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("\x1b[") {
+        plain.push_str(&rest[..at]);
+        rest = &rest[at + 2..];
+        let end = rest
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or(rest.len(), |e| e + 1);
+        rest = &rest[end..];
+    }
+    plain.push_str(rest);
+    plain.trim().to_owned()
+}
+
+/// Two databases dumped at once on a terminal: a bar per database (its name, bytes in MiB, a
+/// rate) and an overall bar are drawn, in colour, and what stays at the end is the summary.
+/// Then `verify` on a terminal with `NO_COLOR`: bars for the archives, no colour.
+#[test]
+fn bars_on_a_terminal() {
+    let (left, right) = (sizeable_db("bars_left"), sizeable_db("bars_right"));
+    let work = tempdir();
+    let (code, raw) = on_a_terminal(
+        work.path(),
+        &[
+            "dump",
+            &format!("left={}", left.url()),
+            &format!("right={}", right.url()),
+            "--to",
+            "out",
+            "-j",
+            "2",
+        ],
+        &[],
+    );
+    let lines = screens(&raw);
+    assert_eq!(code, 0, "{raw}");
+    for name in ["left", "right"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("  {name} "))
+                && l.contains("MiB")
+                && l.contains("/s")),
+            "no bar of {name} with a MiB figure and a rate:\n{}",
+            lines.join("\n")
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("dump ") && l.contains("/2 databases")),
+        "no overall bar:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        escapes(&raw).iter().any(|(p, l)| *l == 'm' && p == "36"),
+        "the bars are in colour (cyan):\n{raw:?}"
+    );
+    let last = last_line(&raw);
+    assert!(
+        last.starts_with("run ") && last.contains("complete: 2 archive(s)"),
+        "the output ends with the summary, not with {last:?}:\n{}",
+        lines.join("\n")
+    );
+    let run_dir = lines
+        .iter()
+        .find(|l| l.starts_with("out/"))
+        .expect("the run directory on stdout");
+
+    let (code, raw) = on_a_terminal(
+        work.path(),
+        &["verify", run_dir, "--level", "checksum"],
+        &[("NO_COLOR", "1")],
+    );
+    let lines = screens(&raw);
+    assert_eq!(code, 0, "{raw}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("verify ") && l.contains("/2 archives read back")),
+        "no overall bar:\n{}",
+        lines.join("\n")
+    );
+    let escapes = escapes(&raw);
+    assert!(
+        escapes.iter().all(|(_, l)| *l != 'm'),
+        "NO_COLOR: no colour:\n{raw:?}"
+    );
+    assert!(!escapes.is_empty(), "bars were drawn:\n{raw:?}");
+    let last = last_line(&raw);
+    assert!(
+        last.contains("all 2 archive(s) verified at level checksum"),
+        "the output ends with the summary, not with {last:?}:\n{}",
+        lines.join("\n")
+    );
+}
+
+/// When stderr is a pipe (CI, a log file), dump, verify and restore write plain lines — the
+/// "still running" ones included — and no escape sequence, even with a colour-capable `TERM`
+/// and no `NO_COLOR`.
+#[test]
+fn no_escape_sequence_reaches_a_pipe() {
+    let db = sizeable_db("plain_lines");
+    let work = tempdir();
+    let plain = |args: &[&str]| -> Outcome {
+        let out = run(exporter(work.path())
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm-256color")
+            .env("EXPORTER_PROGRESS_INTERVAL", "0.05")
+            .args(args));
+        out.expect_code(0);
+        for (stream, text) in [("stderr", &out.stderr), ("stdout", &out.stdout)] {
+            assert!(
+                !text.contains('\x1b'),
+                "`{}` wrote an escape sequence on its {stream}:\n{text:?}",
+                out.command
+            );
+        }
+        out
+    };
+    let dump = plain(&[
+        "dump",
+        &format!("plain={}", db.url()),
+        "--to",
+        "out",
+        "-j",
+        "1",
+    ]);
+    assert!(
+        dump.stderr.contains("  plain: still dumping: "),
+        "{}",
+        dump.stderr
+    );
+    let run_dir = work.path().join(dump.last_stdout_line());
+    let scratch = format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres");
+    plain(&[
+        "verify",
+        s(&run_dir),
+        "--level",
+        "restore",
+        "--scratch",
+        &scratch,
+    ]);
+    let target = TestDb::create("plain_lines_target");
+    plain(&["restore", s(&run_dir), "--into", &target.url()]);
+}
+
+/// Every stderr line of a JSON-mode run, parsed; fails unless each is a JSON object with the
+/// schema version and a time.
+#[track_caller]
+fn events(out: &Outcome) -> Vec<Value> {
+    out.stderr
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!(
+                    "`{}`: a stderr line is not JSON ({e}): {line:?}\n{}",
+                    out.command, out.stderr
+                )
+            });
+            assert_eq!(v["version"], 1, "{line}");
+            assert!(v["time"].is_string(), "{line}");
+            assert!(v["event"].is_string(), "{line}");
+            v
+        })
+        .collect()
+}
+
+fn names(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["event"].as_str()).collect()
+}
+
+/// `--log-format json`: every stderr line of a dump (with heartbeats and `-vv` log records),
+/// a verification and a failing dump is a JSON event with the version field; the dump's
+/// `database_dumped` carries sizes and the SHA-256 of the manifest; the failing dump ends with
+/// an `error` event naming the database, and never shows its password.
+#[test]
+fn every_stderr_line_is_a_json_event() {
+    let (a, b) = (small_db("events_a", 2000), small_db("events_b", 10));
+    let work = tempdir();
+    let out = run(exporter(work.path())
+        .env("EXPORTER_PROGRESS_INTERVAL", "0.05")
+        .args([
+            "--log-format",
+            "json",
+            "-vv",
+            "dump",
+            &format!("a={}", a.url()),
+            &format!("b={}", b.url()),
+            "--to",
+            "out",
+        ]));
+    out.expect_code(0);
+    let all = events(&out);
+    assert!(
+        all.iter()
+            .any(|e| e["event"] == "log" && e["level"] == "debug"),
+        "-vv: log records are events too"
+    );
+    let dump: Vec<Value> = all.into_iter().filter(|e| e["event"] != "log").collect();
+    let kinds = names(&dump);
+    assert_eq!(kinds.first(), Some(&"dump_started"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"run_finished"), "{kinds:?}");
+    for kind in ["database_started", "database_progress", "database_dumped"] {
+        assert!(kinds.contains(&kind), "no {kind} event: {kinds:?}");
+    }
+    let run_dir = work.path().join(out.stdout.trim());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    for entry in manifest["databases"].as_array().unwrap() {
+        let done = dump
+            .iter()
+            .find(|e| e["event"] == "database_dumped" && e["name"] == entry["name"])
+            .unwrap_or_else(|| panic!("no database_dumped for {}", entry["name"]));
+        for field in ["sha256", "compressed_bytes", "uncompressed_bytes", "file"] {
+            assert_eq!(done[field], entry[field], "{field} of {}", entry["name"]);
+        }
+    }
+    let finished = dump.last().expect("events");
+    assert_eq!(finished["status"], "complete");
+    assert_eq!(finished["databases"], 2);
+
+    let out = run(exporter(work.path()).args(["--log-format", "json", "verify", s(&run_dir)]));
+    out.expect_code(0);
+    let verify = events(&out);
+    let kinds = names(&verify);
+    assert_eq!(kinds.first(), Some(&"verify_started"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "archive_checked").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(verify.last().unwrap()["event"], "run_finished");
+    assert_eq!(verify.last().unwrap()["ok"], true);
+    assert!(
+        out.stdout.contains("ok a.sql.zst"),
+        "per-archive lines stay on stdout:\n{}",
+        out.stdout
+    );
+
+    let out = run(exporter(work.path()).args([
+        "--log-format",
+        "json",
+        "dump",
+        "broken=postgres://postgres:s3cret-pw@127.0.0.1:1/nowhere",
+        "--to",
+        "out",
+    ]));
+    out.expect_code(3).never_shows("s3cret-pw");
+    let failed = events(&out);
+    let last = failed.last().unwrap();
+    assert_eq!(last["event"], "error", "{}", out.stderr);
+    assert_eq!(last["exit_code"], 3);
+    assert!(
+        last["message"].as_str().unwrap().contains("broken"),
+        "the error names the database: {last}"
+    );
+    assert!(
+        names(&failed).contains(&"database_failed"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The JSON event stream of a small run, pinned: a dump of one database, then its
+/// verification (times, sizes, digests, run ids, paths and the database's name filtered).
+#[test]
+fn snapshot_json_event_stream() {
+    let db = small_db("events_snap", 3);
+    let work = tempdir();
+    let json_run = |args: &[&str]| {
+        let out = run(exporter(work.path())
+            .env("EXPORTER_PROGRESS_INTERVAL", "0")
+            .args(["--log-format", "json"])
+            .args(args));
+        out.expect_code(0);
+        out
+    };
+    let dump = json_run(&["dump", &format!("app={}", db.url()), "--to", "out"]);
+    let run_dir = work.path().join(dump.stdout.trim());
+    let verify = json_run(&["verify", s(&run_dir)]);
+    let mut text = String::new();
+    for (command, out) in [("dump", &dump), ("verify", &verify)] {
+        events(out);
+        text.push_str("# ");
+        text.push_str(command);
+        text.push('\n');
+        text.push_str(&out.stderr);
+    }
+    let text = text.replace(&db.name, "[DB]");
+    // As emitted (field order included), with what changes from run to run filtered.
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r#""(seconds|millis)":[0-9.e+-]+"#, r#""$1":"[SECONDS]""#);
+    settings.add_filter(r#""(\w+_bytes)":\d+"#, r#""$1":"[BYTES]""#);
+    settings.bind(|| {
+        crate::snapshots::assert_filtered_snapshot("json_event_stream", work.path(), &text);
+    });
+}
