@@ -21,6 +21,7 @@ mod mysql;
 mod platform;
 mod redis;
 mod restore;
+mod resume;
 mod s3;
 mod snapshots;
 mod support;
