@@ -76,7 +76,7 @@ pub async fn run(plan: &ListPlan, json: bool, ui: Ui, cleanup: &Cleanup) -> anyh
     let names: Vec<String> = plan.databases.iter().map(|d| d.name.clone()).collect();
     run_config(plan, &runs, json, ui);
     if !json {
-        render_unfinished(&runs, &names, ui);
+        render_unfinished(&runs, (&names, "config", None), ui);
     }
     Ok(())
 }
@@ -102,7 +102,11 @@ async fn run_platform(
     } else {
         render(&plan, ui);
         let names: Vec<String> = plan.databases.iter().map(|d| d.name.clone()).collect();
-        render_unfinished(&runs, &names, ui);
+        render_unfinished(
+            &runs,
+            (&names, &plan.platform, Some(plan.environment.as_str())),
+            ui,
+        );
     }
     Ok(())
 }
@@ -151,8 +155,13 @@ async fn unfinished_runs(
     }
 }
 
-/// Each unfinished run: what it finished, what of the inventory it has not, and how to go on.
-fn render_unfinished(runs: &[UnfinishedSummary], inventory: &[String], ui: Ui) {
+/// Each unfinished run: what it finished, what of the inventory it has not (when it is a run
+/// of this inventory: its source and environment), and how to go on.
+fn render_unfinished(
+    runs: &[UnfinishedSummary],
+    (inventory, source, environment): (&[String], &str, Option<&str>),
+    ui: Ui,
+) {
     for run in runs {
         ui.data("");
         let started = run.started_at.map_or_else(
@@ -180,18 +189,23 @@ fn render_unfinished(runs: &[UnfinishedSummary], inventory: &[String], ui: Ui) {
                 .collect();
             ui.data(format!("  done: {}", done.join(", ")));
         }
+        let ours =
+            run.source.as_deref() == Some(source) && run.environment.as_deref() == environment;
         let pending: Vec<&str> = inventory
             .iter()
             .filter(|n| !run.done.iter().any(|d| &d.name == *n))
             .map(String::as_str)
             .collect();
-        if !pending.is_empty() {
+        if ours && !pending.is_empty() {
             ui.data(format!("  not yet: {}", pending.join(", ")));
         }
         if run.resumable {
+            let how = match run.source.as_deref() {
+                Some("urls") => "the same `exporter dump NAME=URL…` with --resume",
+                _ => "`exporter dump --all --resume`",
+            };
             ui.data(format!(
-                "  `exporter dump --resume` of the same {} inventory keeps what is done (after checking it) and dumps the rest",
-                run.source.as_deref().unwrap_or("")
+                "  {how} keeps what is done (after checking it) and dumps the rest"
             ));
         } else {
             ui.data("  it has no run record: `dump --resume` cannot continue it");

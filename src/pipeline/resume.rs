@@ -167,15 +167,16 @@ async fn resume(
     let location = format!("{}/{}", storage.describe(), run.id);
     let id = run.id.clone();
     let started_at = run.record.as_ref().map_or_else(Utc::now, |r| r.started_at);
-    progress.event(&Event::ResumeStarted {
-        run_id: id.clone(),
-        location: location.clone(),
-        started_at,
-        recorded: run.done.len(),
-    });
-    let (storage2, progress2) = (storage.clone(), progress.clone());
+    let (storage2, progress2, location2) = (storage.clone(), progress.clone(), location.clone());
     let result = blocking::run("checking the unfinished run", move || {
-        prepare(&storage2, progress2.as_ref(), &run, &wanted)
+        prepare(
+            &storage2,
+            progress2.as_ref(),
+            &run,
+            &wanted,
+            &location2,
+            started_at,
+        )
     })
     .await?;
     match result {
@@ -202,9 +203,17 @@ fn prepare(
     progress: &dyn Progress,
     run: &UnfinishedRun,
     wanted: &[Wanted],
+    location: &str,
+    started_at: DateTime<Utc>,
 ) -> io::Result<(Vec<DatabaseEntry>, Option<RunLock>)> {
     let id = &run.id;
     let lock = storage.lock_run(id)?;
+    progress.event(&Event::ResumeStarted {
+        run_id: id.clone(),
+        location: location.to_owned(),
+        started_at,
+        recorded: run.done.len(),
+    });
     let discarded = storage.discard_unfinished(id)?;
     if discarded > 0 {
         progress.event(&Event::ResumeNote {

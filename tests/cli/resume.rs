@@ -103,10 +103,16 @@ fn dumped_names(out: &Outcome) -> Vec<String> {
         .collect()
 }
 
-/// Start `dump --all --jobs 1` of the config in `work` with `held` locked, stop it with
-/// `signal` once `first` is finished, and return the unfinished run directory and the
-/// stopped dump's outcome.
-fn interrupted_run(work: &Path, dest: &Path, dbs: &Three, signal: &str) -> (PathBuf, Outcome) {
+/// Start `dump --all --jobs 1` of the config in `work` with `held` locked, call `meanwhile`
+/// once `first` is finished, stop the dump with `signal`, and return the unfinished run
+/// directory and the stopped dump's outcome.
+fn interrupted_run(
+    work: &Path,
+    dest: &Path,
+    dbs: &Three,
+    signal: &str,
+    meanwhile: impl FnOnce(),
+) -> (PathBuf, Outcome) {
     let locker = Locker::lock(&dbs.held, "t");
     let mut child = spawn_exporter(work, &["dump", "--all", "--jobs", "1"]);
     let record = || {
@@ -115,6 +121,7 @@ fn interrupted_run(work: &Path, dest: &Path, dbs: &Three, signal: &str) -> (Path
             .any(|d| d.join(".partial/first.sql.zst.json").is_file())
     };
     wait_first_done_and_held_waiting(&mut child, &dbs.held, &record);
+    meanwhile();
     if signal == "KILL" {
         child.kill().expect("SIGKILL the dump");
     } else {
@@ -148,7 +155,14 @@ fn r01_killed_after_one_of_three_resume_dumps_only_the_other_two_and_verifies() 
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, u)| (*n, u.as_str())).collect();
     write_config(work.path(), Some(s(&dest)), &pairs);
 
-    let (run_dir, killed) = interrupted_run(work.path(), &dest, &dbs, "KILL");
+    // While the dump runs, its run cannot be resumed from elsewhere.
+    let busy = || {
+        let out = run(exporter(work.path()).args(["dump", "--all", "--resume", "--jobs", "1"]));
+        out.expect_code(3)
+            .expect_error_line()
+            .stderr_contains("is being written by another exporter process");
+    };
+    let (run_dir, killed) = interrupted_run(work.path(), &dest, &dbs, "KILL", busy);
     assert_eq!(killed.code, 128 + 9, "killed by SIGKILL: {}", killed.stderr);
     let first = run_dir.join("first.sql.zst");
     assert!(first.is_file(), "the first archive is in the run");
@@ -273,7 +287,7 @@ fn r02_interrupted_run_is_kept_and_a_tampered_kept_archive_is_dumped_again() {
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, u)| (*n, u.as_str())).collect();
     write_config(work.path(), Some(s(&dest)), &pairs);
 
-    let (run_dir, stopped) = interrupted_run(work.path(), &dest, &dbs, "INT");
+    let (run_dir, stopped) = interrupted_run(work.path(), &dest, &dbs, "INT", || {});
     stopped.expect_code(3);
     stopped.stderr_contains("interrupted by SIGINT");
     stopped.stderr_contains(&format!(
