@@ -42,7 +42,8 @@ pub enum Event {
         run_id: String,
         /// Where the run is written (`<destination>/<run-id>`).
         location: String,
-        /// How many databases the run holds.
+        /// How many databases this dump writes (with `--resume`: without those kept from the
+        /// unfinished run, which [`Event::ArchiveKept`] names), skipped ones included.
         databases: usize,
     },
     /// One database's dump starts (after the endpoint step, before `preflight`).
