@@ -333,7 +333,10 @@ fn interrupted_hint(work: Work) -> &'static str {
         Work::Teardown => {
             "the journal (teardown-journal.json) records each request; run `exporter teardown --apply` again to resume"
         }
-        Work::Dump | Work::Other | Work::Hold => {
+        Work::Dump => {
+            "no manifest was written; run the same dump again, with --resume to keep the databases it finished"
+        }
+        Work::Other | Work::Hold => {
             "nothing of the interrupted work was committed; run the command again"
         }
     }
@@ -377,6 +380,10 @@ fn failure_hint(cause: &FailureCause) -> Option<String> {
         } => Some(hint.clone()),
         FailureCause::Engine { kind, hint: None } => engine_kind_hint(*kind).map(str::to_owned),
         FailureCause::Destination { local } => Some(destination_hint(*local).to_owned()),
+        FailureCause::Stalled { .. } => Some(
+            "the server, the network or the tunnel stopped moving data (a lock, a dead connection); the other databases went on. Fix the cause and dump it again; raise --stall-timeout if the server is only slow to start (a Redis RDB background save of a large data set)"
+                .to_owned(),
+        ),
         FailureCause::Internal => None,
     }
 }
@@ -423,7 +430,20 @@ fn dump_error(e: &DumpError) -> Option<Classified> {
             status,
             hint: failures.iter().find_map(|f| failure_hint(&f.cause)),
         },
-        DumpError::WriteManifest { .. } => Classified::new(status, None),
+        DumpError::WriteManifest { .. } => Classified::new(
+            status,
+            Some("the finished databases are kept: run the same dump again with --resume"),
+        ),
+        DumpError::RunBusy { .. } => Classified::new(
+            status,
+            Some(
+                "wait for the other dump to end, or stop it (a stopped or killed dump releases its run), then run --resume again",
+            ),
+        ),
+        DumpError::Resume { .. } => Classified::new(
+            status,
+            Some("check the destination; without --resume a dump starts a new run"),
+        ),
         DumpError::Partial { .. } => Classified::new(
             status,
             Some(

@@ -151,6 +151,15 @@ pub struct DumpCmd {
     /// database's default credential; a database without it fails.
     #[arg(long, value_name = "TYPE")]
     pub credential_type: Option<String>,
+    /// Continue the newest unfinished run (no manifest.json) of the same inventory at the
+    /// destination: keep each database it finished after re-checking its archive's SHA-256
+    /// against storage, and dump only the others. Without one, start a new run.
+    #[arg(long)]
+    pub resume: bool,
+    /// Fail a database whose dump moves no data for this long (`90s`, `10m`, `1h`; `0` or
+    /// `off`: never); the other databases go on [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub stall_timeout: Option<String>,
     /// Print a JSON summary on stdout instead of the run directory.
     #[arg(long)]
     pub json: bool,
@@ -248,6 +257,10 @@ pub struct RestoreCmd {
 /// `exporter list`.
 #[derive(Debug, Args)]
 pub struct ListCmd {
+    /// Destination whose unfinished runs to show: a directory or s3://bucket/prefix (overrides
+    /// `[storage] to`).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
     /// Platform: show the plan of `dump --all --from-backup latest|ID`.
     #[arg(long, value_name = "latest|ID")]
     pub from_backup: Option<String>,

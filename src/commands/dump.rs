@@ -357,6 +357,37 @@ impl Progress for DumpProgress {
             | Event::ConnectionNote { name, note } => {
                 ui.problem(format!("  {name}: warning: {note}"));
             }
+            Event::NothingToResume {
+                destination,
+                source,
+            } => ui.problem(format!(
+                "--resume: no unfinished run of this inventory ({source}) in {destination}; starting a new run"
+            )),
+            Event::ResumeStarted {
+                location,
+                started_at,
+                recorded,
+                ..
+            } => ui.info(format!(
+                "resuming the unfinished run {location} (started {}): checking the {recorded} archive(s) it finished",
+                started_at.format("%Y-%m-%d %H:%M:%S UTC")
+            )),
+            Event::ArchiveKept {
+                name,
+                file,
+                compressed_bytes,
+                ..
+            } => ui.info(format!(
+                "  {name}: kept {file} ({}, length and SHA-256 checked)",
+                human_bytes(*compressed_bytes)
+            )),
+            Event::ResumeWarning { name, warning } => {
+                ui.problem(format!("  {name}: warning: {warning}"));
+            }
+            Event::ResumeNote { name, note } => match name {
+                Some(name) => ui.info(format!("  {name}: {note}")),
+                None => ui.info(format!("  {note}")),
+            },
             Event::DatabaseFailed { name, failure } if self.several => {
                 ui.info(format!("  {name}: FAILED: {failure}"));
                 if let Some(hint) = error::database_hint(failure) {

@@ -228,7 +228,7 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             // A platform named with --environment needs no config file.
             let config = ConfigFile::read(path, true, environment.is_none())?;
             let plan = settings::resolve_list(&cmd, config.source(), &env, environment)?;
-            list::run(&plan, cmd.json, ui).await
+            list::run(&plan, cmd.json, ui, cleanup).await
         }
         Command::Login(cmd) => {
             let plan = settings::resolve_login(&cmd, &env)?;
@@ -326,6 +326,13 @@ fn render_cleanup(ui: Ui, reports: &[cleanup::Report]) {
             (cleanup::Task::RestoredDatabase { handle }, _) => {
                 ui.problem(format!(
                     "left the restored database {handle} in place: the next `exporter dump --all --from-backup` reuses it"
+                ));
+            }
+            (cleanup::Task::UnfinishedRun { run, done }, _) => {
+                ui.problem(format!(
+                    "kept the unfinished run {run}: {} database(s) finished ({}); run the same dump with --resume to dump only the others",
+                    done.len(),
+                    done.join(", ")
                 ));
             }
             (cleanup::Task::UncommittedRun { run }, cleanup::Outcome::Failed(e)) => {

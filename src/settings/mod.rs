@@ -73,6 +73,9 @@ pub const MAX_COMPRESSION_LEVEL: i32 = 19;
 /// Default destination when neither `--to` nor `[storage] to` is given.
 pub const DEFAULT_DESTINATION: &str = "./archives";
 
+/// Default `--stall-timeout`: a database whose dump moves no data for this long fails.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// A configuration or usage error: exit code 2. The message names the key or line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -234,6 +237,11 @@ pub struct DumpPlan {
     /// The environment's defaults for connection parameters (libpq's `PGSSLMODE`, …), applied
     /// by the endpoint step ([`crate::endpoint::UrlEndpoints`]).
     pub connections: ConnectionDefaults,
+    /// `--resume`: continue the newest unfinished run of the same inventory.
+    pub resume: bool,
+    /// `--stall-timeout`: how long a database's dump may move no data; `None`: never fails
+    /// for it.
+    pub stall_timeout: Option<Duration>,
 }
 
 /// The config file as the caller found it: settings reads no file itself.
@@ -365,6 +373,10 @@ pub fn resolve_dump(
     let default_options = StorageOptions::default();
     let storage = parsed.as_ref().map_or(&default_options, |c| &c.storage);
     let destination = dump_destination(&to, storage, cmd.expected_size.as_deref())?;
+    let stall_timeout = match cmd.stall_timeout.as_deref() {
+        None => Some(DEFAULT_STALL_TIMEOUT),
+        Some(text) => parse_stall_timeout(text)?,
+    };
     Ok(DumpPlan {
         destination,
         databases,
@@ -376,7 +388,21 @@ pub fn resolve_dump(
         engine_options,
         inventory,
         connections,
+        resume: cmd.resume,
+        stall_timeout,
     })
+}
+
+/// `--stall-timeout`: an age (`90s`, `10m`, `1h`), or `0` / `off` for none.
+fn parse_stall_timeout(text: &str) -> Result<Option<Duration>, SettingsError> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let timeout = parse_age(text).map_err(|m| {
+        SettingsError::new(format!("--stall-timeout: {m}"))
+            .hint("e.g. --stall-timeout 10m, or off to wait for ever")
+    })?;
+    Ok((!timeout.is_zero()).then_some(timeout))
 }
 
 /// The platform inventory a dump reads, if any: `--all` with `[platform]` or `--environment`.
@@ -751,6 +777,9 @@ pub fn resolve_restore(
 pub struct ListPlan {
     /// The databases, in config order (empty with a platform).
     pub databases: Vec<UrlTarget>,
+    /// The destination whose unfinished runs are shown (`--to`, `[storage] to`, else
+    /// [`DEFAULT_DESTINATION`]).
+    pub destination: Destination,
     /// The platform environment to list, read by the inventory step.
     pub platform: Option<PlatformInventory>,
     /// The environment's connection defaults, as in [`DumpPlan::connections`] (the TLS mode
@@ -774,6 +803,14 @@ pub fn resolve_list(
     let name = config.name().to_owned();
     let parsed = config.parse(env)?;
     let connections = ConnectionDefaults::from_env(env);
+    let (config_to, storage) = config.storage(env)?;
+    let destination = resolve_destination(
+        cmd.to
+            .as_deref()
+            .or(config_to.as_deref())
+            .unwrap_or(DEFAULT_DESTINATION),
+        &storage,
+    )?;
     let settings = resolve_platform(
         parsed.as_ref().and_then(|c| c.platform.as_ref()),
         environment,
@@ -782,6 +819,7 @@ pub fn resolve_list(
     if let Some(settings) = settings {
         return Ok(ListPlan {
             databases: Vec::new(),
+            destination,
             platform: Some(PlatformInventory {
                 settings,
                 from_backup: cmd
@@ -809,6 +847,7 @@ pub fn resolve_list(
     })?;
     Ok(ListPlan {
         databases: config.databases,
+        destination,
         platform: None,
         connections,
     })
@@ -1542,8 +1581,41 @@ mod tests {
     }
 
     #[test]
+    fn stall_timeout_defaults_to_ten_minutes_and_can_be_turned_off() {
+        let resolve = |args: &[&str]| {
+            resolve_dump(
+                &dump_cmd(&[&["redis://h"], args].concat()),
+                NO_CONFIG,
+                &no_env,
+                2,
+                None,
+            )
+        };
+        let plan = resolve(&[]).unwrap();
+        assert_eq!(plan.stall_timeout, Some(Duration::from_secs(600)));
+        assert!(!plan.resume);
+        let plan = resolve(&["--stall-timeout", "3s", "--resume"]).unwrap();
+        assert_eq!(plan.stall_timeout, Some(Duration::from_secs(3)));
+        assert!(plan.resume);
+        assert_eq!(
+            resolve(&["--stall-timeout", "off"]).unwrap().stall_timeout,
+            None
+        );
+        assert_eq!(
+            resolve(&["--stall-timeout", "0"]).unwrap().stall_timeout,
+            None
+        );
+        let e = resolve(&["--stall-timeout", "10"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--stall-timeout: \"10\" needs a unit: s, m, h or d (e.g. 2h)"
+        );
+    }
+
+    #[test]
     fn resolve_list_needs_a_config() {
         let list = ListCmd {
+            to: None,
             from_backup: None,
             include_orphaned_backups: false,
             json: false,

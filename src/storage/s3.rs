@@ -55,6 +55,7 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 
 use super::{ObjectWriter, Storage};
+use crate::archive::partial::PARTIAL_DIR;
 use crate::archive::{MANIFEST_FILE, is_run_id, run_sort_key};
 use crate::cleanup::{self, Cleanup};
 
@@ -447,6 +448,21 @@ impl S3Storage {
         })
     }
 
+    /// Delete one object (a missing key is no error on S3).
+    fn delete(&self, key: String) -> io::Result<()> {
+        let s = self.shared.clone();
+        self.wait(async move {
+            s.client
+                .delete_object()
+                .bucket(&s.config.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error(&format!("cannot delete {}", url(&s, &key)), e))
+        })
+    }
+
     /// Whether the bucket exists and can be reached, as a clear error if not.
     fn check_bucket(&self) -> io::Result<()> {
         let s = self.shared.clone();
@@ -767,9 +783,66 @@ impl Storage for S3Storage {
     }
 
     fn list_objects(&self, run_id: &str) -> io::Result<Vec<String>> {
-        let mut names = self.list_keys(self.key(run_id, ""))?;
+        let partial = format!("{PARTIAL_DIR}/");
+        let mut names: Vec<String> = self
+            .list_keys(self.key(run_id, ""))?
+            .into_iter()
+            .filter(|n| !n.starts_with(&partial))
+            .collect();
         names.sort();
         Ok(names)
+    }
+
+    fn list_dir(&self, run_id: &str, dir: &str) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .list_keys(self.key(run_id, &format!("{dir}/")))?
+            .into_iter()
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn remove_object(&self, run_id: &str, name: &str) -> io::Result<()> {
+        // DeleteObject of a missing key succeeds on S3.
+        self.delete(self.key(run_id, name))
+    }
+
+    fn remove_dir(&self, run_id: &str, dir: &str) -> io::Result<()> {
+        let prefix = self.key(run_id, &format!("{dir}/"));
+        for name in self.list_keys(prefix.clone())? {
+            self.delete(format!("{prefix}{name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Prefixes named like run ids that hold objects but no manifest.
+    fn list_unfinished_runs(&self) -> io::Result<Vec<String>> {
+        let mut runs: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+        for key in self.list_keys(self.shared.config.root())? {
+            let Some((run, name)) = key.split_once('/') else {
+                continue;
+            };
+            if is_run_id(run) {
+                *runs.entry(run.to_owned()).or_default() |= name == MANIFEST_FILE;
+            }
+        }
+        let mut unfinished: Vec<String> = runs
+            .into_iter()
+            .filter_map(|(run, committed)| (!committed).then_some(run))
+            .collect();
+        unfinished.sort_by_key(|r| run_sort_key(r));
+        Ok(unfinished)
+    }
+
+    /// Abort every multipart upload under the run's prefix: none of them can be completed by
+    /// the process that started it any more.
+    fn discard_unfinished(&self, run_id: &str) -> io::Result<usize> {
+        let uploads = list_uploads(&self.shared, self.key(run_id, ""))?;
+        for upload in &uploads {
+            self.abort_upload(upload)?;
+        }
+        Ok(uploads.len())
     }
 
     /// Runs with a manifest only: on S3 a prefix is a run once its commit marker exists.
@@ -799,18 +872,7 @@ impl Storage for S3Storage {
             self.abort_upload(&upload)?;
         }
         for name in self.list_keys(prefix)? {
-            let s = self.shared.clone();
-            let key = self.key(run_id, &name);
-            self.wait(async move {
-                s.client
-                    .delete_object()
-                    .bucket(&s.config.bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| sdk_error(&format!("cannot delete {}", url(&s, &key)), e))
-            })?;
+            self.delete(self.key(run_id, &name))?;
         }
         Ok(())
     }

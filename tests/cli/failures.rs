@@ -1,15 +1,14 @@
 //! A01: a failed dump is never recorded as a good backup. Every run here exits 3, writes no
 //! manifest for what failed and leaves nothing under a final name.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    PG_HOST, PG_PORT, TestDb, all_files, assert_nothing_final, assert_ok_line, db_entry, dump_ok,
-    exporter, manifest, psql, read_sha256sums, run, run_dirs, s, sha256sum_check, small_db,
-    spawn_exporter, tempdir, wait_child,
+    Locker, PG_HOST, PG_PORT, TestDb, all_files, assert_nothing_final, assert_ok_line, db_entry,
+    dump_ok, exporter, manifest, psql, read_sha256sums, run, run_dirs, s, sha256sum_check,
+    small_db, spawn_exporter, tempdir, wait_child,
 };
 
 const UNREACHABLE: &str = "postgres://postgres@127.0.0.1:1/x";
@@ -127,62 +126,6 @@ fn a01_one_of_two_fails_gives_partial_run() {
         "verify must name the failed database `exp_cli_gone` on a FAILED line:\n{}",
         out.stdout
     );
-}
-
-/// A psql session held open on stdin, so it can keep a lock.
-struct Locker {
-    child: Child,
-}
-
-impl Locker {
-    fn lock(db: &TestDb, table: &str) -> Self {
-        let mut child = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_HOST, "-p"])
-            .arg(PG_PORT.to_string())
-            .args(["-U", "postgres", "-d", &db.name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn psql");
-        writeln!(
-            child.stdin.as_mut().unwrap(),
-            "SET application_name = 'exp_cli_locker'; BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
-        )
-        .unwrap();
-        child.stdin.as_mut().unwrap().flush().unwrap();
-        // Wait until the lock is granted.
-        let start = Instant::now();
-        loop {
-            let held = psql(
-                "postgres",
-                &format!(
-                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                     WHERE a.application_name = 'exp_cli_locker' AND a.datname = '{}'
-                       AND l.mode = 'AccessExclusiveLock' AND l.granted",
-                    db.name
-                ),
-            );
-            if held.trim() != "0" {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the locker never got its lock"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child }
-    }
-}
-
-impl Drop for Locker {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = writeln!(stdin, "ROLLBACK;");
-        }
-        let _ = self.child.wait();
-    }
 }
 
 /// A01 step 4: the dump's connection is terminated while it waits for a table lock (the engine

@@ -22,6 +22,7 @@ mod platform;
 mod progress;
 mod redis;
 mod restore;
+mod resume;
 mod s3;
 mod snapshots;
 mod support;
