@@ -59,6 +59,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Err(e) => return fail(&anyhow::Error::new(e).context("failed to start the async runtime")),
     };
     let work = match &cli.command {
+        Command::Dump(c) if c.verify.is_some() => Work::DumpVerify,
         Command::Dump(_) => Work::Dump,
         Command::Verify(_) => Work::Verify,
         Command::Restore(_) => Work::Restore,

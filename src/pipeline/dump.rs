@@ -195,6 +195,20 @@ pub struct DumpContext<'a> {
     pub cleanup: &'a Cleanup,
     /// Receives the progress events.
     pub progress: Arc<dyn Progress>,
+    /// Told of each archive as soon as it is committed (`dump --verify`:
+    /// [`crate::verify::alongside`] checks it while the next databases are dumped); `None`
+    /// for nobody.
+    pub committed: Option<tokio::sync::mpsc::UnboundedSender<Committed>>,
+}
+
+/// One archive committed to the run being written (visible under its final name; the run
+/// itself is committed only by its manifest).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The run id.
+    pub run_id: String,
+    /// The archive's manifest entry, as it will be written.
+    pub entry: DatabaseEntry,
 }
 
 /// Dump a plan into a new run.
@@ -251,7 +265,17 @@ pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, D
     let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
     let results: Vec<(DatabaseEntry, Option<DatabaseFailure>)> =
         futures::stream::iter(plan.databases.iter())
-            .map(|db| dump_database(db, &job))
+            .map(|db| async {
+                let result = dump_database(db, &job).await;
+                if let (Some(to), (entry, None)) = (&cx.committed, &result) {
+                    // A receiver that is gone wants no more news; the dump goes on.
+                    let _ = to.send(Committed {
+                        run_id: id.clone(),
+                        entry: entry.clone(),
+                    });
+                }
+                result
+            })
             .buffered(parallel)
             .collect()
             .await;

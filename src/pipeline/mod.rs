@@ -18,5 +18,7 @@ pub mod decode;
 pub mod dump;
 pub mod restore;
 
-pub use dump::{DatabaseFailure, DumpContext, DumpError, DumpReport, FailureCause, dump};
+pub use dump::{
+    Committed, DatabaseFailure, DumpContext, DumpError, DumpReport, FailureCause, dump,
+};
 pub use restore::{RestoreContext, RestoreError, RestoreReport, restore};

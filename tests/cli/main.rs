@@ -19,6 +19,7 @@ mod failures;
 mod main_job;
 mod mysql;
 mod platform;
+mod prove;
 mod redis;
 mod restore;
 mod s3;
