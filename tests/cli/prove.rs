@@ -2,7 +2,8 @@
 //! command"): each archive verified as soon as it is committed, beside the dumps still
 //! running, with one `verify.json` for the run — the record `exporter verify` writes. The
 //! scratch servers are checked before the first dump; a failed verification exits as
-//! `verify` would, with the run committed; Ctrl-C drops the scratch database.
+//! `verify` would, with the run committed; Ctrl-C drops the scratch database; a platform
+//! environment dumped through tunnels is proven against plain scratch URLs.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::fake::{Fake, seed_with};
 use crate::support::{
     MY_HOST, MY_PORT, MyDb, Outcome, PG_HOST, PG_PORT, REDIS_SEED, REDIS_SEED_KEYS, RedisServer,
     TestDb, dump_ok, exporter, free_port, mariadb, psql, read_json, run, run_dirs, s, sha256_file,
@@ -692,4 +694,59 @@ fn dump_verify_decompress_with_json() {
     plain.expect_code(0);
     let summary: Value = serde_json::from_str(&plain.stdout).unwrap();
     assert!(summary.get("verification").is_none(), "{summary:#}");
+}
+
+/// `dump --all` of a platform environment with `--verify restore`: the databases come through
+/// SSH tunnels, the scratch servers are plain URLs; the record lists both restored and equal.
+/// (Handles made unique, so that scratch names cannot meet another test's.)
+#[test]
+fn dump_verify_restore_of_a_platform_environment() {
+    let mut seed = seed_with(&[100, 120], &[100, 120]);
+    let tag = std::process::id();
+    for d in seed["databases"].as_array_mut().unwrap() {
+        let handle = format!("pv-{}-{tag}", d["handle"].as_str().unwrap());
+        d["handle"] = handle.into();
+    }
+    let fake = Fake::start(&seed, true);
+    let token = fake.token_expiring(3600);
+    let cwd = tempdir();
+    let redis_scratch = RedisServer::start();
+    let out = run(fake.exporter(cwd.path(), Some(&token)).args([
+        "dump",
+        "--all",
+        "--environment",
+        "prod",
+        "--to",
+        "out",
+        "--verify",
+        "restore",
+        "--scratch",
+        &pg_scratch(),
+        "--scratch",
+        &redis_scratch.url(),
+    ]));
+    out.expect_code(0);
+    let run_dir = cwd.path().join(out.last_stdout_line());
+    let record = read_json(&run_dir.join("verify.json"));
+    assert_eq!(record["ok"], true, "{record:#}");
+    let mut names: Vec<&str> = record["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [format!("pv-cache-{tag}"), format!("pv-main-db-{tag}")]
+    );
+    for d in record["databases"].as_array().unwrap() {
+        assert_eq!(d["restore"]["dropped"], true, "{d:#}");
+        assert_eq!(d["restore"]["rows_compared"], 3, "{d:#}");
+    }
+    assert_eq!(pg_scratch_left(&run_id(&run_dir)), "");
+    assert_eq!(redis_scratch.dbsize(0), 0);
+    fake.assert_clean_log(0);
+    fake.assert_no_secret("dump --verify output", &out.all_output());
+    fake.assert_no_secret_in_files(&run_dir);
 }
