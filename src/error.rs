@@ -81,6 +81,8 @@ impl From<ExitStatus> for std::process::ExitCode {
 pub enum Work {
     /// `dump` (and anything that commits nothing before it is done).
     Dump,
+    /// `dump --verify`: the run may be committed while its last archives are verified.
+    DumpVerify,
     /// `verify`.
     Verify,
     /// `restore`.
@@ -336,6 +338,11 @@ fn interrupted_hint(work: Work) -> &'static str {
         Work::Dump => {
             "no manifest was written; run the same dump again, with --resume to keep the databases it finished"
         }
+        Work::DumpVerify => {
+            "scratch databases are dropped and nothing was recorded; a run whose manifest was \
+             written is kept, unverified (check it with `exporter verify RUN`); otherwise run the \
+             same dump again, with --resume to keep the databases it finished"
+        }
         Work::Other | Work::Hold => {
             "nothing of the interrupted work was committed; run the command again"
         }
@@ -560,7 +567,7 @@ fn verify_error(e: &VerifyError) -> Option<Classified> {
             Some(if source.kind() == ErrorKind::Unsupported {
                 "nothing was restored; give --scratch a dedicated server (Redis: an empty one, which verify flushes)"
             } else {
-                "nothing was restored; check the --scratch server, then verify again"
+                "nothing was restored; check the --scratch server, then run the command again"
             }),
         ),
         VerifyError::WriteRecord { .. } => Classified::new(Failure, None),

@@ -160,6 +160,15 @@ pub struct DumpCmd {
     /// `off`: never); the other databases go on [default: 10m].
     #[arg(long, value_name = "DURATION")]
     pub stall_timeout: Option<String>,
+    /// Verify each archive as soon as it is committed, while the next ones are dumped, and
+    /// record the result as `verify.json` (as `exporter verify --level LEVEL` would);
+    /// `restore` needs `--scratch`.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub verify: Option<LevelArg>,
+    /// With `--verify restore`: a server to create and drop scratch databases on, one per
+    /// engine (as `verify --scratch`). Repeat for several engines.
+    #[arg(long, value_name = "URL")]
+    pub scratch: Vec<String>,
     /// Print a JSON summary on stdout instead of the run directory.
     #[arg(long)]
     pub json: bool,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::archive::{DatabaseEntry, RunStatus};
 use crate::cleanup::Cleanup;
-use crate::endpoint::EndpointProvider;
+use crate::endpoint::{EndpointProvider, UrlEndpoints};
 use crate::error;
 use crate::output::{TaskBars, Ui, human_bytes, human_duration};
 use crate::pipeline::{self, DumpContext};
@@ -17,6 +17,10 @@ use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan};
 use crate::storage;
+use crate::verify::VerifyReport;
+use crate::verify::alongside::{self, AlongsideContext};
+
+mod prove;
 
 /// The `--json` summary printed on stdout.
 #[derive(Debug, Serialize)]
@@ -25,6 +29,9 @@ struct JsonSummary<'a> {
     run_dir: &'a str,
     status: RunStatus,
     databases: &'a [DatabaseEntry],
+    /// `--verify`: the run's `verify.json` record, when one was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<&'a VerifyReport>,
 }
 
 /// How a dump reports: `--json`, the terminal, and the program's name for the command it
@@ -43,10 +50,16 @@ pub struct Output<'a> {
 /// Dump the plan's databases into a new run; print the run directory (or with `json` a JSON
 /// summary) on stdout.
 ///
+/// With `--verify` the run is verified as it is written ([`alongside`]): the scratch servers
+/// are checked before the first dump, and the verification's outcome decides the exit once
+/// the run is committed.
+///
 /// # Errors
 ///
 /// The storage's or the dump path's error; a run in which some databases failed is committed
-/// as partial, printed, then reported as [`pipeline::DumpError::Partial`].
+/// as partial, printed, then reported as [`pipeline::DumpError::Partial`]. With `--verify`:
+/// a scratch server missing or refused before anything is dumped, and a run that failed its
+/// verification ([`crate::verify::VerifyError`], as `exporter verify` reports it).
 pub async fn run(
     plan: &DumpPlan,
     output: Output<'_>,
@@ -61,17 +74,44 @@ pub async fn run(
         endpoints,
         cleanup,
         progress,
+        committed: None,
     };
-    let report = pipeline::dump(plan, &cx).await?;
-    // The bars go before the summary (a platform dump's tunnels hold the progress too: its
-    // overall bar went with the last database).
-    drop(cx);
+    let (report, verification) = match &plan.verify {
+        None => {
+            let report = pipeline::dump(plan, &cx).await?;
+            // The bars go before the summary (a platform dump's tunnels hold the progress too:
+            // its overall bar went with the last database).
+            drop(cx);
+            (report, None)
+        }
+        Some(verify) => {
+            let along = AlongsideContext {
+                endpoints: Arc::new(UrlEndpoints::new(plan.connections.clone())),
+                cleanup: cleanup.clone(),
+                progress: prove::progress(ui, verify.level),
+            };
+            alongside::prepare(
+                verify,
+                &plan.databases,
+                plan.engine_options,
+                cx.storage.clone(),
+                &along,
+            )
+            .await?;
+            let proven = alongside::dump(plan, verify, cx, along).await?;
+            (proven.dump, Some(proven.verification))
+        }
+    };
     if json {
         let summary = JsonSummary {
             run_id: &report.run_id,
             run_dir: &report.location,
             status: report.manifest.status,
             databases: &report.manifest.databases,
+            verification: verification
+                .as_ref()
+                .and_then(|v| v.as_ref().ok())
+                .map(|v| &v.report),
         };
         ui.data(serde_json::to_string_pretty(&summary).expect("summary serializes"));
     } else {
@@ -79,6 +119,15 @@ pub async fn run(
     }
     ui.emit_json("run_finished", &RunFinished::of(&report));
     report.check()?;
+    if let Some(verification) = verification {
+        let verification = verification?;
+        verification.check()?;
+        ui.info(prove::summary_line(
+            &verification,
+            report.manifest.databases.len(),
+        ));
+        return Ok(());
+    }
     // A command that works as printed: a local run by its path (whatever --to or the config
     // said); an S3 run by id under its destination (endpoint and other [storage] keys still
     // come from the config or the environment).

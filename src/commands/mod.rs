@@ -69,6 +69,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         }
     };
     let work = match &cli.command {
+        Command::Dump(c) if c.verify.is_some() => Work::DumpVerify,
         Command::Dump(_) => Work::Dump,
         Command::Verify(_) => Work::Verify,
         Command::Restore(_) => Work::Restore,

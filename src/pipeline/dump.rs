@@ -222,6 +222,20 @@ pub struct DumpContext<'a> {
     pub cleanup: &'a Cleanup,
     /// Receives the progress events.
     pub progress: Arc<dyn Progress>,
+    /// Told of each archive as soon as it is committed (`dump --verify`:
+    /// [`crate::verify::alongside`] checks it while the next databases are dumped); `None`
+    /// for nobody.
+    pub committed: Option<tokio::sync::mpsc::UnboundedSender<Committed>>,
+}
+
+/// One archive committed to the run being written (visible under its final name; the run
+/// itself is committed only by its manifest).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The run id.
+    pub run_id: String,
+    /// The archive's manifest entry, as it will be written.
+    pub entry: DatabaseEntry,
 }
 
 /// Dump a plan into a new run — or, with `plan.resume`, into the newest unfinished run of the
@@ -282,9 +296,29 @@ pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, D
         keeper: &keeper,
         stall_timeout: plan.stall_timeout,
     };
+    if let Some(to) = &cx.committed {
+        // A resumed run's kept archives are committed too: the verification alongside
+        // proves them like the new ones. A receiver that is gone wants no more news.
+        for entry in &kept {
+            let _ = to.send(Committed {
+                run_id: id.clone(),
+                entry: entry.clone(),
+            });
+        }
+    }
     let parallel = plan.jobs.clamp(1, todo.len().max(1));
     let results: Vec<(DatabaseEntry, Option<DatabaseFailure>)> = futures::stream::iter(todo)
-        .map(|db| dump_database(db, &job))
+        .map(|db| async {
+            let result = dump_database(db, &job).await;
+            if let (Some(to), (entry, None)) = (&cx.committed, &result) {
+                // A receiver that is gone wants no more news; the dump goes on.
+                let _ = to.send(Committed {
+                    run_id: id.clone(),
+                    entry: entry.clone(),
+                });
+            }
+            result
+        })
         .buffered(parallel)
         .collect()
         .await;

@@ -25,5 +25,7 @@ pub mod restore;
 pub mod resume;
 pub mod stall;
 
-pub use dump::{DatabaseFailure, DumpContext, DumpError, DumpReport, FailureCause, dump};
+pub use dump::{
+    Committed, DatabaseFailure, DumpContext, DumpError, DumpReport, FailureCause, dump,
+};
 pub use restore::{RestoreContext, RestoreError, RestoreReport, restore};

@@ -242,6 +242,9 @@ pub struct DumpPlan {
     /// `--stall-timeout`: how long a database's dump may move no data; `None`: never fails
     /// for it.
     pub stall_timeout: Option<Duration>,
+    /// `--verify LEVEL`: verify each archive as soon as it is committed, as this plan says
+    /// (its `run` is `None`: the run the dump creates); `None` without `--verify`.
+    pub verify: Option<VerifyPlan>,
 }
 
 /// The config file as the caller found it: settings reads no file itself.
@@ -377,6 +380,7 @@ pub fn resolve_dump(
         None => Some(DEFAULT_STALL_TIMEOUT),
         Some(text) => parse_stall_timeout(text)?,
     };
+    let verify = dump_verify(cmd, &destination, &databases, &connections)?;
     Ok(DumpPlan {
         destination,
         databases,
@@ -390,6 +394,7 @@ pub fn resolve_dump(
         connections,
         resume: cmd.resume,
         stall_timeout,
+        verify,
     })
 }
 
@@ -403,6 +408,80 @@ fn parse_stall_timeout(text: &str) -> Result<Option<Duration>, SettingsError> {
             .hint("e.g. --stall-timeout 10m, or off to wait for ever")
     })?;
     Ok((!timeout.is_zero()).then_some(timeout))
+}
+
+/// `dump --verify LEVEL [--scratch URL…]`: the verification each archive gets as soon as it
+/// is committed, as the plan `exporter verify --level LEVEL --scratch URL…` of the new run
+/// would be (its `run` is the run the dump creates; MySQL definers rewritten to the scratch
+/// account, `verify`'s default). Whether every engine has a scratch server is checked by the
+/// dump before its first database (a platform's engines are known only then).
+///
+/// # Errors
+///
+/// [`SettingsError`]: `--scratch` without `--verify restore`; `--verify restore` without
+/// `--scratch`, with `--redis-format rdb`, or of a MySQL URL without a database (archives
+/// that level cannot check, refused before anything is dumped); a bad `--scratch` URL.
+fn dump_verify(
+    cmd: &DumpCmd,
+    destination: &Destination,
+    databases: &[DatabaseTarget],
+    connections: &ConnectionDefaults,
+) -> Result<Option<VerifyPlan>, SettingsError> {
+    let level = cmd.verify.map(Level::from);
+    if !cmd.scratch.is_empty() && level != Some(Level::Restore) {
+        return Err(SettingsError::new(match level {
+            Some(level) => format!(
+                "--scratch is only used with --verify restore (the level is {})",
+                level.as_str()
+            ),
+            None => "--scratch is only used with --verify restore".to_owned(),
+        })
+        .hint("add --verify restore, or leave out --scratch"));
+    }
+    let Some(level) = level else {
+        return Ok(None);
+    };
+    if level == Level::Restore {
+        if cmd.scratch.is_empty() {
+            return Err(SettingsError::new(
+                "--verify restore needs a --scratch server to restore each archive into",
+            )
+            .hint(
+                "add --scratch URL per engine: a server where exporter may create and drop databases \
+                 (postgres://postgres@host:5432/postgres, mysql://root@host:3306, redis://host:6380 of an empty Redis)",
+            ));
+        }
+        if cmd.redis_format == RedisFormatArg::Rdb {
+            return Err(SettingsError::new(
+                "--verify restore cannot check RDB archives (--redis-format rdb)",
+            )
+            .hint(
+                "dump with --redis-format resp (the default), or verify with --verify decompress",
+            ));
+        }
+        for db in databases {
+            if let DatabaseTarget::Url(db) = db
+                && db.engine == EngineKind::Mysql
+                && db.url.database().is_none()
+            {
+                return Err(SettingsError::new(format!(
+                    "--verify restore cannot check database {} ({}): an archive of every schema \
+                     of a MySQL server creates its own databases, which one scratch database \
+                     cannot hold",
+                    db.name, db.url
+                ))
+                .hint("name the database in the URL (mysql://host:3306/DB), or verify with --verify decompress"));
+            }
+        }
+    }
+    Ok(Some(VerifyPlan {
+        destination: destination.clone(),
+        run: None,
+        level,
+        scratch: scratch_servers(&cmd.scratch)?,
+        definer: DefinerPolicy::CurrentUser,
+        connections: connections.clone(),
+    }))
 }
 
 /// The platform inventory a dump reads, if any: `--all` with `[platform]` or `--environment`.
@@ -654,8 +733,27 @@ pub fn resolve_verify(
         ))
         .hint("add --level restore, or leave out --scratch"));
     }
-    let mut scratch: Vec<UrlTarget> = Vec::with_capacity(cmd.scratch.len());
-    for (i, text) in cmd.scratch.iter().enumerate() {
+    let scratch = scratch_servers(&cmd.scratch)?;
+    let to = cmd
+        .to
+        .as_deref()
+        .or(config_to.as_deref())
+        .unwrap_or(DEFAULT_DESTINATION);
+    Ok(VerifyPlan {
+        destination: resolve_destination(to, &storage)?,
+        run: cmd.run.clone(),
+        level,
+        scratch,
+        definer: cmd.definer.into(),
+        connections: ConnectionDefaults::from_env(env),
+    })
+}
+
+/// The `--scratch` URLs of `verify` and `dump --verify restore`: at most one per engine, a
+/// Redis one without a `/N` path.
+fn scratch_servers(urls: &[String]) -> Result<Vec<UrlTarget>, SettingsError> {
+    let mut scratch: Vec<UrlTarget> = Vec::with_capacity(urls.len());
+    for (i, text) in urls.iter().enumerate() {
         let (url, engine) = parse_url(text).map_err(|e| SettingsError {
             message: format!("--scratch URL #{}: {}", i + 1, e.message),
             hint: e.hint,
@@ -685,19 +783,7 @@ pub fn resolve_verify(
             engine,
         });
     }
-    let to = cmd
-        .to
-        .as_deref()
-        .or(config_to.as_deref())
-        .unwrap_or(DEFAULT_DESTINATION);
-    Ok(VerifyPlan {
-        destination: resolve_destination(to, &storage)?,
-        run: cmd.run.clone(),
-        level,
-        scratch,
-        definer: cmd.definer.into(),
-        connections: ConnectionDefaults::from_env(env),
-    })
+    Ok(scratch)
 }
 
 /// A validated restore plan.

@@ -20,6 +20,7 @@ mod main_job;
 mod mysql;
 mod platform;
 mod progress;
+mod prove;
 mod redis;
 mod restore;
 mod resume;

@@ -20,7 +20,15 @@ fn assert_stderr_snapshot(name: &str, tmp: &Path, stderr: &str) {
 
 /// Snapshot `text` with the temp dir, run ids, times and durations replaced.
 pub(crate) fn assert_filtered_snapshot(name: &str, tmp: &Path, text: &str) {
+    assert_filtered_snapshot_with(name, tmp, text, &[]);
+}
+
+/// [`assert_filtered_snapshot`] with more filters (regex, replacement), applied first.
+fn assert_filtered_snapshot_with(name: &str, tmp: &Path, text: &str, filters: &[(&str, &str)]) {
     let mut settings = insta::Settings::clone_current();
+    for (pattern, replacement) in filters {
+        settings.add_filter(pattern, *replacement);
+    }
     let canonical = tmp.canonicalize().unwrap_or_else(|_| tmp.to_path_buf());
     for path in [canonical.as_path(), tmp] {
         settings.add_filter(&regex_escape(&path.display().to_string()), "[TMP]");
@@ -349,4 +357,76 @@ fn snapshot_list_json() {
     let text = run(exporter(dir.path()).arg("list"));
     text.expect_code(0);
     assert_filtered_snapshot("list_text", dir.path(), &text.stdout);
+}
+
+/// `restore --json` (FORMAT.md, "Reports on stdout"): a versioned report whose archive fields
+/// are the manifest entry's, whose counts are the restore's, and whose target is the URL as
+/// given with its password redacted.
+#[test]
+fn snapshot_restore_json() {
+    use crate::support::{PG_HOST, PG_PORT, TestDb, db_entry, dump_ok, manifest, s};
+    let source = TestDb::with_sql(
+        "snaprs",
+        "CREATE TABLE t (id integer PRIMARY KEY, label text);\n\
+         INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, NULL);\n\
+         CREATE TABLE u (k text);\n\
+         INSERT INTO u VALUES ('a'), ('b');\n",
+    );
+    let dir = tempdir();
+    let run_dir = dump_ok(dir.path(), &["-q", "dump", &source.url(), "--to", "out"]);
+    let target = TestDb::create("snaprt");
+    // Trust authentication: the password is not needed, and must not be shown.
+    let into = format!(
+        "postgres://postgres:hunter2@{PG_HOST}:{PG_PORT}/{}",
+        target.name
+    );
+    let out =
+        run(exporter(dir.path()).args(["-q", "restore", s(&run_dir), "--into", &into, "--json"]));
+    out.expect_code(0).never_shows("hunter2");
+    let report: Value = serde_json::from_str(&out.stdout).expect("one JSON value");
+    let m = manifest(&run_dir);
+    let entry = db_entry(&m, &source.name);
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["run_id"], m["run_id"]);
+    assert_eq!(report["database"], source.name.as_str());
+    assert_eq!(report["engine"], "postgresql");
+    for key in [
+        "file",
+        "format",
+        "compressed_bytes",
+        "uncompressed_bytes",
+        "sha256",
+    ] {
+        assert_eq!(report["archive"][key], entry[key], "archive.{key}");
+    }
+    assert_eq!(
+        report["target"],
+        format!(
+            "postgres://postgres:****@{PG_HOST}:{PG_PORT}/{}",
+            target.name
+        )
+        .as_str()
+    );
+    assert_eq!(report["tables"], 2);
+    assert_eq!(report["rows"], 5);
+    assert_eq!(report["cleaned"], 0);
+    assert!(
+        report["seconds"].as_f64().is_some_and(|s| s >= 0.0),
+        "{report:#}"
+    );
+    assert_eq!(report["warnings"], json!([]));
+    assert_eq!(target.query("SELECT count(*) FROM t"), "3");
+    assert_filtered_snapshot_with(
+        "restore_json",
+        dir.path(),
+        &out.stdout,
+        &[
+            (r"exp_cli_snapr[st]_\d+_\d+", "[DB]"),
+            (
+                r#""(compressed|uncompressed)_bytes": \d+"#,
+                r#""${1}_bytes": [N]"#,
+            ),
+            (r#""seconds": [0-9.e-]+"#, r#""seconds": [SECONDS]"#),
+        ],
+    );
 }
