@@ -11,7 +11,7 @@ use crate::archive::{DatabaseEntry, RunStatus};
 use crate::cleanup::Cleanup;
 use crate::endpoint::{EndpointProvider, UrlEndpoints};
 use crate::error;
-use crate::output::{TaskBars, Ui, human_bytes, human_duration};
+use crate::output::{TaskBars, Ui, counted, human_bytes, human_duration};
 use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
@@ -460,14 +460,5 @@ fn tls_note(tls: Option<&TlsInfo>) -> String {
         ),
         Some(t) => format!(", clear text ({})", t.mode),
         None => String::new(),
-    }
-}
-
-/// `1 table`, `3 tables`: `noun` is the plural form ending in `s`.
-fn counted(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {}", noun.strip_suffix('s').unwrap_or(noun))
-    } else {
-        format!("{n} {noun}")
     }
 }

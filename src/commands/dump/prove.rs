@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::output::{Ui, human_bytes, human_duration, read_so_far};
+use crate::output::{Ui, counted, human_bytes, human_duration, read_so_far};
 use crate::progress::{Event, Progress};
 use crate::verify::{Level, Verification, scratch};
 
@@ -96,9 +96,9 @@ impl Progress for ProveProgress {
             } => {
                 let (tables, rows) = scratch::engine_nouns(engine);
                 ui.info(format!(
-                    "  {label}: verified: restored, {} {tables} and {} {rows} match the manifest ({:.1} s)",
-                    c.tables,
-                    c.rows_compared,
+                    "  {label}: verified: restored, {} and {} match the manifest ({:.1} s)",
+                    counted(c.tables, tables),
+                    counted(c.rows_compared, rows),
                     c.millis as f64 / 1000.0
                 ));
             }
