@@ -512,3 +512,43 @@ fn r05_stalled_database_fails_after_the_timeout_and_the_others_complete() {
     );
     drop(proxy);
 }
+
+/// `--resume` with `--verify restore`: the kept archive of the interrupted run is proven like
+/// the two dumped now, and the one `verify.json` of the run lists all three, restored and equal.
+#[test]
+fn r06_resume_with_verify_restore_proves_the_kept_archive_too() {
+    let dbs = Three::create("res06");
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let pairs = dbs.pairs();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, u)| (*n, u.as_str())).collect();
+    write_config(work.path(), Some(s(&dest)), &pairs);
+    let (run_dir, stopped) = interrupted_run(work.path(), &dest, &dbs, "INT", || {});
+    assert_eq!(stopped.code, 3, "{}", stopped.stderr);
+
+    let mut args: Vec<String> = [
+        "dump", "--all", "--resume", "--jobs", "1", "--verify", "restore",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(scratch_args());
+    let out = run(exporter(work.path()).args(&args));
+    out.expect_code(0);
+    assert_eq!(
+        dumped_names(&out),
+        vec!["held".to_owned(), "third".to_owned()],
+        "{}",
+        out.stderr
+    );
+    let record = read_json(&run_dir.join("verify.json"));
+    assert_eq!(record["level"], "restore");
+    assert_eq!(record["ok"], true, "{record:#}");
+    let dbs = record["databases"].as_array().expect("databases");
+    let names: Vec<&str> = dbs.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["first", "held", "third"], "{record:#}");
+    for (d, rows) in dbs.iter().zip([300, 100, 3]) {
+        assert_eq!(d["ok"], true, "{d:#}");
+        assert_eq!(d["restore"]["rows_compared"], rows, "{d:#}");
+        assert_eq!(d["restore"]["rows_restored"], rows, "{d:#}");
+    }
+}
