@@ -146,12 +146,13 @@
 use exporter_contract::produce::dump_channel;
 use exporter_contract::{
     Consistency, Dump, DumpMeta, DumpOptions, Endpoint, EngineError, PayloadFormat, ServerInfo,
-    Source, TableSummary,
+    Source, SourceCheck, TableSummary,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 pub mod catalog;
+mod check;
 pub mod connect;
 pub mod encode;
 mod relay;
@@ -281,6 +282,10 @@ impl Source for MysqlSource {
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.endpoint.clone()).boxed()
+    }
+
+    fn check(&self, options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        check::check(self.endpoint.clone(), options).boxed()
     }
 
     fn dump(&self, _options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {

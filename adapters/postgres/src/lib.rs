@@ -132,12 +132,13 @@
 use exporter_contract::produce::dump_channel;
 use exporter_contract::{
     Consistency, Dump, DumpMeta, DumpOptions, Endpoint, EngineError, ErrorKind, PayloadFormat,
-    ServerInfo, Source, TableSummary,
+    ServerInfo, Source, SourceCheck, TableSummary,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 mod catalog;
+mod check;
 mod connect;
 mod copyout;
 mod parallel;
@@ -331,6 +332,10 @@ impl Source for PostgresSource {
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.endpoint.clone()).boxed()
+    }
+
+    fn check(&self, options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        check::check(self.endpoint.clone(), options).boxed()
     }
 
     fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {

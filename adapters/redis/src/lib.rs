@@ -132,17 +132,19 @@
 use exporter_contract::produce::{Producer, cancelled, dump_channel};
 use exporter_contract::{
     Consistency, Dump, DumpMeta, DumpOptions, DumpSummary, Endpoint, EngineError, ErrorKind,
-    PayloadFormat, ServerInfo, Source, TableSummary,
+    PayloadFormat, ServerInfo, Source, SourceCheck, TableSummary,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+mod check;
 mod conn;
 mod logical;
 mod rdb;
 mod rdbfmt;
 mod restore;
 
+pub use check::SAMPLE_KEYS;
 pub use conn::CLIENT_NAME;
 pub use exporter_contract::produce::CHUNK;
 pub use restore::{RedisScratch, RedisTarget, WINDOW_BYTES, WINDOW_COMMANDS};
@@ -461,6 +463,10 @@ impl Source for RedisSource {
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.endpoint.clone(), self.format).boxed()
+    }
+
+    fn check(&self, _options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        check::check(self.endpoint.clone(), self.format).boxed()
     }
 
     fn dump(&self, _options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
