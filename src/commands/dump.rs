@@ -7,6 +7,7 @@ use exporter_contract::{PayloadFormat, TlsInfo};
 use serde::Serialize;
 
 use crate::archive::{DatabaseEntry, RunStatus};
+use crate::check::{self, CheckContext, CheckError};
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
 use crate::error;
@@ -15,7 +16,7 @@ use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
 use crate::settings::{Destination, DumpPlan};
-use crate::storage;
+use crate::storage::{self, Storage};
 
 /// The `--json` summary printed on stdout.
 #[derive(Debug, Serialize)]
@@ -55,6 +56,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let Output { json, ui, program } = output;
     let storage = storage::open(&plan.destination, cleanup).await?;
+    if plan.check {
+        check_first(plan, &storage, endpoints, ui).await?;
+    }
     let cx = DumpContext {
         storage,
         endpoints,
@@ -90,6 +94,54 @@ pub async fn run(
         report.manifest.databases.len()
     ));
     Ok(())
+}
+
+/// The check before the dump ([`check::check`], unless `--no-check`): when it says no,
+/// nothing is created — no run directory, no S3 object.
+async fn check_first(
+    plan: &DumpPlan,
+    storage: &Arc<dyn Storage>,
+    endpoints: &dyn EndpointProvider,
+    ui: Ui,
+) -> anyhow::Result<()> {
+    let cx = CheckContext {
+        storage: storage.clone(),
+        endpoints,
+    };
+    let report = check::check(plan, &cx).await?;
+    if report.passed {
+        ui.info(format!(
+            "check: {} database(s) ready, destination writable{}",
+            plan.databases.len(),
+            report.total_bytes.map_or_else(String::new, |b| format!(
+                "; about {} to read, {} at an assumed {}/s",
+                human_bytes(b),
+                human_duration(check::estimate_seconds(b)),
+                human_bytes(report.assumed_bytes_per_second)
+            ))
+        ));
+        return Ok(());
+    }
+    let mut lines: Vec<String> = report
+        .failing()
+        .flat_map(|d| {
+            d.failure_lines()
+                .into_iter()
+                .map(move |l| format!("  {}: {l}", d.name))
+        })
+        .collect();
+    lines.extend(report.destination.error.iter().map(|e| format!("  {e}")));
+    // One line is the error's summary already.
+    if lines.len() > 1 {
+        for line in lines {
+            ui.problem(line);
+        }
+    }
+    Err(CheckError::BeforeDump {
+        summary: report.summary(),
+        hint: error::check_hint(&report),
+    }
+    .into())
 }
 
 /// The progress lines of a dump of `plan`.

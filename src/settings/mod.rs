@@ -45,8 +45,8 @@ use secrecy::SecretString;
 
 use crate::archive::manifest::PlatformDatabase;
 use crate::cli::{
-    DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RequireLevelArg, RestoreCmd,
-    TeardownCmd, TunnelCmd, UploadsCmd, VerifyCmd,
+    CheckCmd, DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RequireLevelArg,
+    RestoreCmd, TeardownCmd, TunnelCmd, UploadsCmd, VerifyCmd,
 };
 use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
 use crate::storage::s3::{self, S3Config};
@@ -234,6 +234,9 @@ pub struct DumpPlan {
     /// The environment's defaults for connection parameters (libpq's `PGSSLMODE`, …), applied
     /// by the endpoint step ([`crate::endpoint::UrlEndpoints`]).
     pub connections: ConnectionDefaults,
+    /// Check every database and the destination before the dump ([`crate::check`]); off with
+    /// `--no-check`.
+    pub check: bool,
 }
 
 /// The config file as the caller found it: settings reads no file itself.
@@ -376,7 +379,38 @@ pub fn resolve_dump(
         engine_options,
         inventory,
         connections,
+        check: !cmd.no_check,
     })
+}
+
+/// Resolve `exporter check`: exactly the plan `exporter dump` would run with the same
+/// inventory arguments ([`resolve_dump`]: config, URLs, `NAME=URL`, `--all`, a platform
+/// environment, `--to`), so the check sees what the dump will see.
+///
+/// # Errors
+///
+/// As [`resolve_dump`].
+pub fn resolve_check(
+    cmd: &CheckCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+    cores: usize,
+    environment: Option<&str>,
+) -> Result<DumpPlan, SettingsError> {
+    let dump = DumpCmd {
+        all: cmd.all,
+        urls: cmd.urls.clone(),
+        to: cmd.to.clone(),
+        jobs: cmd.jobs,
+        redis_format: cmd.redis_format,
+        skip_unsupported: cmd.skip_unsupported,
+        from_backup: cmd.from_backup.clone(),
+        include_orphaned_backups: cmd.include_orphaned_backups,
+        credential_type: cmd.credential_type.clone(),
+        json: cmd.json,
+        ..DumpCmd::default()
+    };
+    resolve_dump(&dump, config, env, cores, environment)
 }
 
 /// The platform inventory a dump reads, if any: `--all` with `[platform]` or `--environment`.
