@@ -439,10 +439,9 @@ fn check_error(e: &CheckError) -> Option<Classified> {
         },
         CheckError::BeforeDump { hint, .. } => Classified {
             status: ExitStatus::Failure,
-            hint: Some(match hint {
-                Some(h) => format!("{h}; `--no-check` skips the check"),
-                None => "`--no-check` skips the check".to_owned(),
-            }),
+            hint: Some(hint.clone().unwrap_or_else(|| {
+                "`exporter check` shows every problem; `dump --no-check` skips the check".to_owned()
+            })),
         },
         CheckError::Thread(_) => return None,
     })

@@ -31,8 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Dump databases into a new archive run.
     Dump(DumpCmd),
-    /// Check, before dumping, that every database and the destination are ready: server,
-    /// TLS, missing privileges, size and time; nothing is dumped.
+    /// Check that every database and the destination are ready for a dump (nothing is
+    /// dumped).
     Check(CheckCmd),
     /// Read a run back and check every file against its manifest.
     Verify(VerifyCmd),
