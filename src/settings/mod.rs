@@ -1209,6 +1209,54 @@ mod tests {
         cmd
     }
 
+    fn check_cmd(args: &[&str]) -> CheckCmd {
+        let Command::Check(cmd) = parse(&[&["check"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    /// `exporter check` resolves exactly the plan `exporter dump` would run with the same
+    /// inventory arguments; the dump checks first unless `--no-check`.
+    #[test]
+    fn check_resolves_the_plan_the_dump_would_run() {
+        let args = [
+            "app=postgres://u@h/db",
+            "redis://c:6379",
+            "--to",
+            "out",
+            "--jobs",
+            "3",
+            "--redis-format",
+            "rdb",
+        ];
+        let checked = resolve_check(&check_cmd(&args), NO_CONFIG, &no_env, 8, None).unwrap();
+        let dumped = resolve_dump(&dump_cmd(&args), NO_CONFIG, &no_env, 8, None).unwrap();
+        assert_eq!(checked, dumped);
+        assert!(checked.check);
+        assert_eq!(checked.jobs, 3);
+        assert!(checked.engine_options.redis_rdb);
+        let names: Vec<&str> = checked.databases.iter().map(DatabaseTarget::name).collect();
+        assert_eq!(names, ["app", "c"]);
+        let no_check = [&args[..], &["--no-check"]].concat();
+        assert!(
+            !resolve_dump(&dump_cmd(&no_check), NO_CONFIG, &no_env, 8, None)
+                .unwrap()
+                .check
+        );
+        // The same usage errors as the dump's.
+        let e = resolve_check(
+            &check_cmd(&["--skip-unsupported", "postgres://u@h/db"]),
+            NO_CONFIG,
+            &no_env,
+            8,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--skip-unsupported"), "{e}");
+        assert!(resolve_check(&check_cmd(&[]), NO_CONFIG, &no_env, 8, None).is_err());
+    }
+
     fn uploads_cmd(args: &[&str]) -> UploadsCmd {
         let Command::Uploads(cmd) = parse(&[&["uploads"], args].concat()) else {
             unreachable!()

@@ -378,6 +378,43 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// The check's probe: a missing destination is created and removed again with the test
+    /// object; an existing one keeps its contents and gets nothing new; a path under a file,
+    /// and a run given as the destination, are refused naming them.
+    #[test]
+    fn probe_writes_and_removes_leaving_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b/dest");
+        LocalStorage::new(&nested)
+            .probe(".exporter-check-1")
+            .unwrap();
+        assert!(!dir.path().join("a").exists(), "created directories stay");
+        let existing = dir.path().join("runs");
+        fs_err::create_dir(&existing).unwrap();
+        fs_err::write(existing.join("keep"), b"x").unwrap();
+        LocalStorage::new(&existing)
+            .probe(".exporter-check-2")
+            .unwrap();
+        let names: Vec<_> = fs_err::read_dir(&existing)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["keep"]);
+        let file = dir.path().join("file");
+        fs_err::write(&file, b"x").unwrap();
+        let e = LocalStorage::new(file.join("dest"))
+            .probe(".exporter-check-3")
+            .unwrap_err();
+        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+        let run = existing.join("20261129T074800Z");
+        fs_err::create_dir(&run).unwrap();
+        fs_err::write(run.join(crate::archive::MANIFEST_FILE), b"{}").unwrap();
+        let e = LocalStorage::new(&run)
+            .probe(".exporter-check-4")
+            .unwrap_err();
+        assert!(e.to_string().contains("is itself a run"), "{e}");
+    }
+
     #[test]
     fn commit_makes_visible_abort_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();

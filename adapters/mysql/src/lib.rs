@@ -2,7 +2,8 @@
 //! `mariadb`) client restores, read over `mysql_async`.
 //!
 //! [`MysqlSource`] implements [`exporter_contract::Source`] for `mysql://` and `mariadb://`
-//! URLs. [`fingerprint_database`] computes the same per-table fingerprints over any live
+//! URLs; its `check` (`check.rs`) names every privilege the dump needs and the account lacks,
+//! then runs the dump's catalog read inside its snapshot and rolls it back. [`fingerprint_database`] computes the same per-table fingerprints over any live
 //! database (the restore-side check). [`MysqlTarget`] implements
 //! [`exporter_contract::Target`]: it applies a script statement by statement, split the way
 //! the stock `mysql` client splits it ([`script`]); [`MysqlScratch`] implements

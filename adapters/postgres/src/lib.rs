@@ -1,6 +1,8 @@
 //! PostgreSQL engine of `exporter`: a consistent, plain-SQL dump that stock `psql` restores.
 //!
-//! [`PostgresSource`] implements [`exporter_contract::Source`]. [`fingerprint_database`]
+//! [`PostgresSource`] implements [`exporter_contract::Source`]; its `check` (`check.rs`)
+//! names every privilege the dump needs and the role lacks, then runs the dump's start
+//! without its output and rolls it back. [`fingerprint_database`]
 //! computes the same per-table fingerprints over any database (the restore-side check).
 //! [`PostgresTarget`] restores a plain script natively (no psql), statement by statement and
 //! `COPY` by `COPY` as a stream, cut by [`script::Splitter`]; [`PostgresScratch`] creates and

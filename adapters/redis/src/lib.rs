@@ -1,7 +1,9 @@
 //! Redis engine of `exporter`: every key of every logical database as a command stream that
 //! stock `redis-cli --pipe` replays, or a point-in-time RDB snapshot taken through replication.
 //!
-//! [`RedisSource`] implements [`exporter_contract::Source`] (`meta.engine = "redis"`);
+//! [`RedisSource`] implements [`exporter_contract::Source`] (`meta.engine = "redis"`; its
+//! `check`, `check.rs`, tries every command the dump sends against the user's ACL, queued
+//! and discarded);
 //! [`RedisSource::with_format`] picks [`RedisFormat::Resp`] (the default, `<name>.resp.zst`) or
 //! [`RedisFormat::Rdb`] (`<name>.rdb.zst`). [`fingerprint_database`] computes the per-database
 //! fingerprints of a live server exactly as a RESP dump does (the restore-side check).
