@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Role, TestDb, dump, sql, unique, url_for};
+use common::{Role, TestDb, dump, unique, url_for};
 use exporter_contract::{DatabaseUrl, DumpOptions, EngineError, ErrorKind, Source};
 use exporter_postgres::PostgresSource;
 use futures::StreamExt;
