@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use exporter_contract::{EngineError, ErrorKind};
 
 use crate::archive::manifest::SourceInfo;
+use crate::check::{CheckError, CheckReport, CheckStatus};
 use crate::commands::UnknownCommand;
 use crate::pipeline::{DatabaseFailure, DumpError, FailureCause, RestoreError};
 use crate::platform::InventoryError;
@@ -141,6 +142,27 @@ pub fn classify(error: &anyhow::Error) -> Classified {
     classified
 }
 
+/// The next step after a check that said no: the first failing database's (its engine's own
+/// hint, else its kind's; for missing privileges, what to grant), else the destination's.
+#[must_use]
+pub fn check_hint(report: &CheckReport) -> Option<String> {
+    if let Some(d) = report.failing().next() {
+        return match (&d.status, &d.error) {
+            (CheckStatus::Failed, Some(f)) => database_hint(f),
+            _ => Some(
+                "grant what is missing to the user in the URL, or use a user that holds it \
+                 (README, \"Troubleshooting\")"
+                    .to_owned(),
+            ),
+        };
+    }
+    report.destination.error.as_ref().map(|_| {
+        "check that the destination can be written: a directory's permissions and free space, \
+         or the bucket, the credentials and the endpoint"
+            .to_owned()
+    })
+}
+
 /// The hint for one database's dump failure (shown beside it when several are dumped).
 #[must_use]
 pub fn database_hint(failure: &DatabaseFailure) -> Option<String> {
@@ -178,6 +200,9 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
     }
     if let Some(e) = e.downcast_ref::<DumpError>() {
         return dump_error(e);
+    }
+    if let Some(e) = e.downcast_ref::<CheckError>() {
+        return check_error(e);
     }
     if let Some(e) = e.downcast_ref::<RestoreError>() {
         return restore_error(e);
@@ -416,6 +441,24 @@ fn engine_kind_hint(kind: ErrorKind) -> Option<&'static str> {
         ),
         _ => None,
     }
+}
+
+/// `exporter check` answering no is a clean "no" (1); the same check stopping a dump is the
+/// dump's runtime failure (3), as when the dump itself met the problem.
+fn check_error(e: &CheckError) -> Option<Classified> {
+    Some(match e {
+        CheckError::Failed { hint, .. } => Classified {
+            status: ExitStatus::No,
+            hint: hint.clone(),
+        },
+        CheckError::BeforeDump { hint, .. } => Classified {
+            status: ExitStatus::Failure,
+            hint: Some(hint.clone().unwrap_or_else(|| {
+                "`exporter check` shows every problem; `dump --no-check` skips the check".to_owned()
+            })),
+        },
+        CheckError::Thread(_) => return None,
+    })
 }
 
 fn dump_error(e: &DumpError) -> Option<Classified> {

@@ -8,6 +8,7 @@ use exporter_contract::{PayloadFormat, TlsInfo};
 use serde::Serialize;
 
 use crate::archive::{DatabaseEntry, RunStatus};
+use crate::check::{self, CheckContext, CheckError};
 use crate::cleanup::Cleanup;
 use crate::endpoint::{EndpointProvider, UrlEndpoints};
 use crate::error;
@@ -16,7 +17,7 @@ use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan};
-use crate::storage;
+use crate::storage::{self, Storage};
 use crate::verify::VerifyReport;
 use crate::verify::alongside::{self, AlongsideContext};
 
@@ -69,6 +70,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let Output { json, ui, program } = output;
     let storage = storage::open(&plan.destination, cleanup).await?;
+    if plan.check {
+        check_first(plan, &storage, endpoints, ui).await?;
+    }
     let cx = DumpContext {
         storage,
         endpoints,
@@ -180,6 +184,54 @@ impl<'a> RunFinished<'a> {
             seconds: (m.finished_at - m.started_at).as_seconds_f64(),
         }
     }
+}
+
+/// The check before the dump ([`check::check`], unless `--no-check`): when it says no,
+/// nothing is created — no run directory, no S3 object.
+async fn check_first(
+    plan: &DumpPlan,
+    storage: &Arc<dyn Storage>,
+    endpoints: &dyn EndpointProvider,
+    ui: Ui,
+) -> anyhow::Result<()> {
+    let cx = CheckContext {
+        storage: storage.clone(),
+        endpoints,
+    };
+    let report = check::check(plan, &cx).await?;
+    if report.passed {
+        ui.info(format!(
+            "check: {} database(s) ready, destination writable{}",
+            plan.databases.len(),
+            report.total_bytes.map_or_else(String::new, |b| format!(
+                "; about {} to read, {} at an assumed {}/s",
+                human_bytes(b),
+                human_duration(check::estimate_seconds(b)),
+                human_bytes(report.assumed_bytes_per_second)
+            ))
+        ));
+        return Ok(());
+    }
+    let mut lines: Vec<String> = report
+        .failing()
+        .flat_map(|d| {
+            d.failure_lines()
+                .into_iter()
+                .map(move |l| format!("  {}: {l}", d.name))
+        })
+        .collect();
+    lines.extend(report.destination.error.iter().map(|e| format!("  {e}")));
+    // One line is the error's summary already.
+    if lines.len() > 1 {
+        for line in lines {
+            ui.problem(line);
+        }
+    }
+    Err(CheckError::BeforeDump {
+        summary: report.summary(),
+        hint: error::check_hint(&report),
+    }
+    .into())
 }
 
 /// How a dump of `plan` reports its events: JSON events, or lines (and on a terminal bars).

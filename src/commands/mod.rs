@@ -10,6 +10,7 @@
 //! Command modules never import each other; each takes a plan and returns `Ok(())` or the
 //! service's typed error.
 
+mod check;
 mod docs;
 mod dump;
 mod list;
@@ -74,6 +75,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Verify(_) => Work::Verify,
         Command::Restore(_) => Work::Restore,
         Command::List(_)
+        | Command::Check(_)
         | Command::Uploads(_)
         | Command::Login(_)
         | Command::Completions(_)
@@ -207,6 +209,12 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
                 dump::progress(ui, &plan),
             )
             .await
+        }
+        Command::Check(cmd) => {
+            // As for dump: URLs alone or --environment need no config file.
+            let config = ConfigFile::read(path, true, false)?;
+            let plan = settings::resolve_check(&cmd, config.source(), &env, cores, environment)?;
+            check::run(plan, cmd.json, ui, cleanup).await
         }
         Command::Verify(cmd) => {
             let config = ConfigFile::read(path, false, false)?;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use exporter_contract::{Dump, DumpOptions, EngineError, ServerInfo, Source};
+use exporter_contract::{Dump, DumpOptions, EngineError, ServerInfo, Source, SourceCheck};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
@@ -173,6 +173,10 @@ impl Source for Watched<'_> {
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         self.inner.preflight()
+    }
+
+    fn check(&self, options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        self.inner.check(options)
     }
 
     fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {

@@ -45,8 +45,8 @@ use secrecy::SecretString;
 
 use crate::archive::manifest::PlatformDatabase;
 use crate::cli::{
-    DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RequireLevelArg, RestoreCmd,
-    TeardownCmd, TunnelCmd, UploadsCmd, VerifyCmd,
+    CheckCmd, DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RequireLevelArg,
+    RestoreCmd, TeardownCmd, TunnelCmd, UploadsCmd, VerifyCmd,
 };
 use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
 use crate::storage::s3::{self, S3Config};
@@ -245,6 +245,9 @@ pub struct DumpPlan {
     /// `--verify LEVEL`: verify each archive as soon as it is committed, as this plan says
     /// (its `run` is `None`: the run the dump creates); `None` without `--verify`.
     pub verify: Option<VerifyPlan>,
+    /// Check every database and the destination before the dump ([`crate::check`]); off with
+    /// `--no-check`.
+    pub check: bool,
 }
 
 /// The config file as the caller found it: settings reads no file itself.
@@ -395,6 +398,7 @@ pub fn resolve_dump(
         resume: cmd.resume,
         stall_timeout,
         verify,
+        check: !cmd.no_check,
     })
 }
 
@@ -482,6 +486,36 @@ fn dump_verify(
         definer: DefinerPolicy::CurrentUser,
         connections: connections.clone(),
     }))
+}
+
+/// Resolve `exporter check`: exactly the plan `exporter dump` would run with the same
+/// inventory arguments ([`resolve_dump`]: config, URLs, `NAME=URL`, `--all`, a platform
+/// environment, `--to`), so the check sees what the dump will see.
+///
+/// # Errors
+///
+/// As [`resolve_dump`].
+pub fn resolve_check(
+    cmd: &CheckCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+    cores: usize,
+    environment: Option<&str>,
+) -> Result<DumpPlan, SettingsError> {
+    let dump = DumpCmd {
+        all: cmd.all,
+        urls: cmd.urls.clone(),
+        to: cmd.to.clone(),
+        jobs: cmd.jobs,
+        redis_format: cmd.redis_format,
+        skip_unsupported: cmd.skip_unsupported,
+        from_backup: cmd.from_backup.clone(),
+        include_orphaned_backups: cmd.include_orphaned_backups,
+        credential_type: cmd.credential_type.clone(),
+        json: cmd.json,
+        ..DumpCmd::default()
+    };
+    resolve_dump(&dump, config, env, cores, environment)
 }
 
 /// The platform inventory a dump reads, if any: `--all` with `[platform]` or `--environment`.
@@ -1298,6 +1332,54 @@ mod tests {
             unreachable!()
         };
         cmd
+    }
+
+    fn check_cmd(args: &[&str]) -> CheckCmd {
+        let Command::Check(cmd) = parse(&[&["check"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    /// `exporter check` resolves exactly the plan `exporter dump` would run with the same
+    /// inventory arguments; the dump checks first unless `--no-check`.
+    #[test]
+    fn check_resolves_the_plan_the_dump_would_run() {
+        let args = [
+            "app=postgres://u@h/db",
+            "redis://c:6379",
+            "--to",
+            "out",
+            "--jobs",
+            "3",
+            "--redis-format",
+            "rdb",
+        ];
+        let checked = resolve_check(&check_cmd(&args), NO_CONFIG, &no_env, 8, None).unwrap();
+        let dumped = resolve_dump(&dump_cmd(&args), NO_CONFIG, &no_env, 8, None).unwrap();
+        assert_eq!(checked, dumped);
+        assert!(checked.check);
+        assert_eq!(checked.jobs, 3);
+        assert!(checked.engine_options.redis_rdb);
+        let names: Vec<&str> = checked.databases.iter().map(DatabaseTarget::name).collect();
+        assert_eq!(names, ["app", "c"]);
+        let no_check = [&args[..], &["--no-check"]].concat();
+        assert!(
+            !resolve_dump(&dump_cmd(&no_check), NO_CONFIG, &no_env, 8, None)
+                .unwrap()
+                .check
+        );
+        // The same usage errors as the dump's.
+        let e = resolve_check(
+            &check_cmd(&["--skip-unsupported", "postgres://u@h/db"]),
+            NO_CONFIG,
+            &no_env,
+            8,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--skip-unsupported"), "{e}");
+        assert!(resolve_check(&check_cmd(&[]), NO_CONFIG, &no_env, 8, None).is_err());
     }
 
     fn uploads_cmd(args: &[&str]) -> UploadsCmd {

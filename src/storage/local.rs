@@ -57,6 +57,32 @@ impl LocalStorage {
         }))
     }
 
+    /// Refuse a root that exists but is no directory, or that is itself a run (a run inside a
+    /// run would become an "extra file" of the older run and fail its verification: later
+    /// runs never touch earlier ones).
+    fn refuse_unusable_root(&self) -> io::Result<()> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!(
+                    "destination `{}` exists and is not a directory",
+                    self.root.display()
+                ),
+            ));
+        }
+        if self.root.join(crate::archive::MANIFEST_FILE).exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "destination `{}` is itself a run (it holds {}); give the directory that holds runs",
+                    self.root.display(),
+                    crate::archive::MANIFEST_FILE
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn run_dir(&self, run_id: &str) -> PathBuf {
         self.root.join(run_id)
     }
@@ -137,27 +163,7 @@ impl Storage for LocalStorage {
     }
 
     fn create_run(&self, run_id: &str) -> io::Result<String> {
-        if self.root.exists() && !self.root.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!(
-                    "destination `{}` exists and is not a directory",
-                    self.root.display()
-                ),
-            ));
-        }
-        // A run inside a run would become an "extra file" of the older run and fail its
-        // verification: later runs never touch earlier ones.
-        if self.root.join(crate::archive::MANIFEST_FILE).exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "destination `{}` is itself a run (it holds {}); give the directory that holds runs",
-                    self.root.display(),
-                    crate::archive::MANIFEST_FILE
-                ),
-            ));
-        }
+        self.refuse_unusable_root()?;
         if !self.root.is_dir() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -196,6 +202,51 @@ impl Storage for LocalStorage {
 
     fn create_object(&self, run_id: &str, name: &str) -> io::Result<Box<dyn ObjectWriter>> {
         Ok(Box::new(self.writer(run_id, name, false)?))
+    }
+
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the error keeps the OS reason in its text, as the writer's does"
+    )]
+    fn probe(&self, name: &str) -> io::Result<()> {
+        self.refuse_unusable_root()?;
+        // The directories a dump would create, top-most first; removed again below.
+        let mut missing: Vec<PathBuf> = self
+            .root
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && fs_err::symlink_metadata(p).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        missing.reverse();
+        let mut created = Vec::new();
+        let mut result = Ok(());
+        for dir in &missing {
+            if let Err(e) = mkdir_0700(dir) {
+                result = Err(e);
+                break;
+            }
+            created.push(dir.clone());
+        }
+        if result.is_ok() {
+            let path = self.root.join(name);
+            result = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| {
+                    f.write_all(b"exporter check: this file is removed at once\n")?;
+                    f.sync_all()
+                })
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot write `{}`: {e}", path.display()))
+                })
+                .and_then(|()| fs_err::remove_file(&path));
+        }
+        for dir in created.iter().rev() {
+            let _ = fs_err::remove_dir(dir);
+        }
+        result
     }
 
     fn put_object(&self, run_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -443,6 +494,43 @@ impl Drop for LocalWriter {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// The check's probe: a missing destination is created and removed again with the test
+    /// object; an existing one keeps its contents and gets nothing new; a path under a file,
+    /// and a run given as the destination, are refused naming them.
+    #[test]
+    fn probe_writes_and_removes_leaving_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b/dest");
+        LocalStorage::new(&nested)
+            .probe(".exporter-check-1")
+            .unwrap();
+        assert!(!dir.path().join("a").exists(), "created directories stay");
+        let existing = dir.path().join("runs");
+        fs_err::create_dir(&existing).unwrap();
+        fs_err::write(existing.join("keep"), b"x").unwrap();
+        LocalStorage::new(&existing)
+            .probe(".exporter-check-2")
+            .unwrap();
+        let names: Vec<_> = fs_err::read_dir(&existing)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["keep"]);
+        let file = dir.path().join("file");
+        fs_err::write(&file, b"x").unwrap();
+        let e = LocalStorage::new(file.join("dest"))
+            .probe(".exporter-check-3")
+            .unwrap_err();
+        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+        let run = existing.join("20261129T074800Z");
+        fs_err::create_dir(&run).unwrap();
+        fs_err::write(run.join(crate::archive::MANIFEST_FILE), b"{}").unwrap();
+        let e = LocalStorage::new(&run)
+            .probe(".exporter-check-4")
+            .unwrap_err();
+        assert!(e.to_string().contains("is itself a run"), "{e}");
+    }
 
     #[test]
     fn commit_makes_visible_abort_leaves_nothing() {

@@ -182,6 +182,19 @@ pub trait Storage: Send + Sync {
     ///
     /// I/O errors naming the path, or a refusal for a committed run.
     fn remove_uncommitted_run(&self, run_id: &str) -> io::Result<()>;
+
+    /// Prove that a run could be written here, leaving nothing behind (`exporter check`):
+    /// write the small object `name` (a hidden name, `.exporter-check-<random>`) at the root,
+    /// beside the runs, then remove it. A local destination that does not exist yet is
+    /// created, as a dump would create it, and removed again; S3 also starts and aborts a
+    /// multipart upload, as the dump of a large archive does. The same refusals as
+    /// [`Storage::create_run`] apply (not a directory, itself a run).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the destination and the step that failed (creating the directory,
+    /// writing, removing the object; the bucket, the upload).
+    fn probe(&self, name: &str) -> io::Result<()>;
 }
 
 /// A run claimed by this process ([`Storage::lock_run`]); released when dropped (and by the

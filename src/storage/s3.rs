@@ -448,9 +448,26 @@ impl S3Storage {
         })
     }
 
-    /// Delete one object (a missing key is no error on S3).
-    fn delete(&self, key: String) -> io::Result<()> {
+    /// The bucket must exist and be reachable, and the prefix must not itself be a run.
+    fn refuse_unusable_root(&self) -> io::Result<()> {
+        self.check_bucket()?;
+        let root = self.shared.config.root();
+        if !root.is_empty() && self.head(&format!("{root}{MANIFEST_FILE}"))?.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "destination {} is itself a run (it holds {MANIFEST_FILE}); give the prefix that holds runs",
+                    self.describe()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Delete one object.
+    fn delete(&self, key: &str) -> io::Result<()> {
         let s = self.shared.clone();
+        let key = key.to_owned();
         self.wait(async move {
             s.client
                 .delete_object()
@@ -695,17 +712,8 @@ impl Storage for S3Storage {
     }
 
     fn create_run(&self, run_id: &str) -> io::Result<String> {
-        self.check_bucket()?;
+        self.refuse_unusable_root()?;
         let root = self.shared.config.root();
-        if !root.is_empty() && self.head(&format!("{root}{MANIFEST_FILE}"))?.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "destination {} is itself a run (it holds {MANIFEST_FILE}); give the prefix that holds runs",
-                    self.describe()
-                ),
-            ));
-        }
         for n in 0..1000 {
             let id = if n == 0 {
                 run_id.to_owned()
@@ -805,13 +813,13 @@ impl Storage for S3Storage {
 
     fn remove_object(&self, run_id: &str, name: &str) -> io::Result<()> {
         // DeleteObject of a missing key succeeds on S3.
-        self.delete(self.key(run_id, name))
+        self.delete(&self.key(run_id, name))
     }
 
     fn remove_dir(&self, run_id: &str, dir: &str) -> io::Result<()> {
         let prefix = self.key(run_id, &format!("{dir}/"));
         for name in self.list_keys(prefix.clone())? {
-            self.delete(format!("{prefix}{name}"))?;
+            self.delete(&format!("{prefix}{name}"))?;
         }
         Ok(())
     }
@@ -872,9 +880,41 @@ impl Storage for S3Storage {
             self.abort_upload(&upload)?;
         }
         for name in self.list_keys(prefix)? {
-            self.delete(self.key(run_id, &name))?;
+            self.delete(&self.key(run_id, &name))?;
         }
         Ok(())
+    }
+
+    /// A `PutObject` with the destination's object options (checksums, encryption, storage
+    /// class), read back with `HeadObject`, then `DeleteObject`; and a multipart upload
+    /// started with the same options and aborted (the dump uploads archives in parts, and
+    /// aborts them on failure).
+    fn probe(&self, name: &str) -> io::Result<()> {
+        self.refuse_unusable_root()?;
+        let key = format!("{}{name}", self.shared.config.root());
+        let body = Bytes::from_static(b"exporter check: this object is removed at once\n");
+        let len = body.len() as i64;
+        put(&self.shared, key.clone(), body)?;
+        let seen = self.head(&key);
+        let deleted = self.delete(&key);
+        match seen? {
+            Some(l) if l == len => {}
+            other => {
+                return Err(io::Error::other(format!(
+                    "{} holds {} bytes after the upload, {len} were sent",
+                    self.url_of(&key),
+                    other.map_or_else(|| "no".to_owned(), |l| l.to_string())
+                )));
+            }
+        }
+        deleted?;
+        // A writer, so the upload is registered with the cleanup scope while it exists.
+        let mut writer = S3Writer::new(self.shared.clone(), key.clone());
+        writer.finished = true;
+        let id = writer.create_upload()?;
+        writer.upload_id = None;
+        writer.set_started(None);
+        abort_upload(&self.shared, key, id)
     }
 }
 

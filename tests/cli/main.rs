@@ -12,6 +12,7 @@
     reason = "tests may print and use std::fs (clippy.toml)"
 )]
 
+mod check;
 mod config;
 mod corpus;
 mod dump;

@@ -109,6 +109,49 @@ fn snapshot_unreachable_database() {
     assert_stderr_snapshot("unreachable_database", dir.path(), &out.stderr);
 }
 
+/// `exporter check` with a missing privilege (exit 1): the report on stdout names the table
+/// and the privilege, the error repeats it once, and the destination stays untouched. The
+/// server version, TLS protocol, sizes and durations are filtered.
+#[test]
+fn snapshot_check_missing_privilege() {
+    let role = crate::support::TestRole::create("snapchk");
+    let db = crate::support::TestDb::with_sql(
+        "snapchk",
+        &format!(
+            "CREATE TABLE visible (id integer PRIMARY KEY);
+             CREATE TABLE hidden_payroll (id integer PRIMARY KEY, salary numeric);
+             GRANT SELECT ON visible TO {};",
+            role.0
+        ),
+    );
+    let dir = tempdir();
+    let out = run(exporter(dir.path()).args([
+        "-q",
+        "check",
+        &format!("billing={}", role.url(&db)),
+        "--to",
+        "out",
+    ]));
+    out.expect_code(1);
+    assert!(!dir.path().join("out").exists());
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        r"postgresql \d+(\.\d+)*( \([^)]*\))?",
+        "postgresql [VERSION]",
+    );
+    settings.add_filter(r"TLSv1\.\d", "[TLS]");
+    settings.bind(|| {
+        assert_filtered_snapshot(
+            "check_missing_privilege",
+            dir.path(),
+            &format!(
+                "--- stdout ---\n{}--- stderr ---\n{}",
+                out.stdout, out.stderr
+            ),
+        );
+    });
+}
+
 /// `--help` of the program and of every command (stdout, exit 0).
 #[test]
 fn snapshot_help_of_every_command() {
@@ -116,6 +159,7 @@ fn snapshot_help_of_every_command() {
     for (name, args) in [
         ("help", vec!["--help"]),
         ("help_dump", vec!["dump", "--help"]),
+        ("help_check", vec!["check", "--help"]),
         ("help_verify", vec!["verify", "--help"]),
         ("help_restore", vec!["restore", "--help"]),
         ("help_list", vec!["list", "--help"]),
@@ -332,7 +376,7 @@ fn snapshot_man_pages() {
     let out = run(exporter(dir.path()).args(["man", "nosuch"]));
     out.expect_code(2)
         .stderr_contains("error: there is no command \"nosuch\"")
-        .stderr_contains("hint: commands: dump, verify, restore");
+        .stderr_contains("hint: commands: dump, check, verify, restore");
 }
 
 /// `list --json` of a config (FORMAT.md, "exporter list --json"): version, source and one

@@ -116,3 +116,8 @@ async fn killed_connection_fails_classified() {
 async fn describe_never_shows_the_password() {
     conformance::describe_never_shows_the_password(&Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_of_a_readable_database_passes() {
+    conformance::check_of_a_readable_database_passes(&Postgres).await;
+}

@@ -217,6 +217,36 @@ impl Drop for TestDb {
     }
 }
 
+/// A login role for one test (`exp_cli_<test>_<pid>`, no password: the test server trusts
+/// local connections), dropped when the guard goes away (declare it before the databases it
+/// has grants in, so they are dropped first).
+pub struct TestRole(pub String);
+
+impl TestRole {
+    /// Create the role (replacing a leftover of the same name).
+    #[track_caller]
+    pub fn create(test: &str) -> Self {
+        require_postgres();
+        let name = format!("exp_cli_{test}_{}", std::process::id());
+        psql("postgres", &format!("DROP ROLE IF EXISTS {name}"));
+        psql("postgres", &format!("CREATE ROLE {name} LOGIN"));
+        Self(name)
+    }
+
+    /// `postgres://<role>@127.0.0.1:5432/<db>`.
+    pub fn url(&self, db: &TestDb) -> String {
+        format!("postgres://{}@{PG_HOST}:{PG_PORT}/{}", self.0, db.name)
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| {
+            psql("postgres", &format!("DROP ROLE IF EXISTS {}", self.0))
+        });
+    }
+}
+
 /// A one-table database: `public.t (id int primary key, label text)` with `rows` rows.
 #[track_caller]
 pub fn small_db(test: &str, rows: u32) -> TestDb {
