@@ -353,7 +353,11 @@ async fn database(
     entry
 }
 
-/// The adapter's check, raced against the endpoint's lifeline (a tunnel that dies).
+/// The adapter's check, raced against the endpoint's lifeline (a tunnel that dies) and
+/// bounded by the dump's `--stall-timeout`: a check is a few catalog reads, and one that has
+/// not finished by then is stuck (a connection that stopped moving, a table lock held by
+/// another session) as a dump would be — without the bound, the dump it guards would hang
+/// before its first byte instead of failing.
 async fn checked(
     db: &DatabaseTarget,
     plan: &DumpPlan,
@@ -361,6 +365,12 @@ async fn checked(
     guard: &EndpointGuard,
 ) -> Result<exporter_contract::SourceCheck, EngineError> {
     let source = db.engine().source(guard.endpoint(), plan.engine_options);
+    let bound = async {
+        match plan.stall_timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         biased;
         reason = guard.lost() => Err(EngineError::new(
@@ -368,6 +378,21 @@ async fn checked(
             format!("{reason} (during the check)"),
         )),
         r = source.check(options.clone()) => r,
+        () = bound => {
+            let t = crate::pipeline::stall::format_timeout(
+                plan.stall_timeout.unwrap_or_default(),
+            );
+            Err(EngineError::new(
+                exporter_contract::ErrorKind::Connect,
+                format!(
+                    "stalled: the check did not finish within {t} (--stall-timeout {t})"
+                ),
+            )
+            .with_hint(
+                "a connection that stopped moving (a tunnel, a proxy), or a lock another \
+                 session holds on a table; the dump would wait the same way",
+            ))
+        }
     }
 }
 

@@ -344,10 +344,32 @@ fn every_stderr_line_is_a_json_event() {
         out.stdout
     );
 
+    // The check before the dump says no first: the stream ends with the error naming the
+    // database, and no dump event.
     let out = run(exporter(work.path()).args([
         "--log-format",
         "json",
         "dump",
+        "broken=postgres://postgres:s3cret-pw@127.0.0.1:1/nowhere",
+        "--to",
+        "out",
+    ]));
+    out.expect_code(3).never_shows("s3cret-pw");
+    let checked = events(&out);
+    let last = checked.last().unwrap();
+    assert_eq!(last["event"], "error", "{}", out.stderr);
+    assert!(
+        last["message"].as_str().unwrap().contains("broken"),
+        "the error names the database: {last}"
+    );
+    assert!(!names(&checked).contains(&"dump_started"), "{}", out.stderr);
+
+    // Past the check, the dump's own failure events.
+    let out = run(exporter(work.path()).args([
+        "--log-format",
+        "json",
+        "dump",
+        "--no-check",
         "broken=postgres://postgres:s3cret-pw@127.0.0.1:1/nowhere",
         "--to",
         "out",

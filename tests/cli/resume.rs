@@ -114,7 +114,9 @@ fn interrupted_run(
     meanwhile: impl FnOnce(),
 ) -> (PathBuf, Outcome) {
     let locker = Locker::lock(&dbs.held, "t");
-    let mut child = spawn_exporter(work, &["dump", "--all", "--jobs", "1"]);
+    // --no-check: the check before the dump would wait on `held`'s lock too (bounded by
+    // --stall-timeout); this tests the dump's own path.
+    let mut child = spawn_exporter(work, &["dump", "--all", "--jobs", "1", "--no-check"]);
     let record = || {
         run_dirs(dest)
             .iter()
@@ -157,7 +159,15 @@ fn r01_killed_after_one_of_three_resume_dumps_only_the_other_two_and_verifies() 
 
     // While the dump runs, its run cannot be resumed from elsewhere.
     let busy = || {
-        let out = run(exporter(work.path()).args(["dump", "--all", "--resume", "--jobs", "1"]));
+        // --no-check: the check would wait on `held`'s lock like the running dump.
+        let out = run(exporter(work.path()).args([
+            "dump",
+            "--all",
+            "--resume",
+            "--jobs",
+            "1",
+            "--no-check",
+        ]));
         out.expect_code(3)
             .expect_error_line()
             .stderr_contains("is being written by another exporter process");
@@ -360,7 +370,7 @@ fn r04_s3_killed_run_resumes_from_urls() {
     let urls: Vec<String> = pairs.iter().map(|(n, u)| format!("{n}={u}")).collect();
     let mut args: Vec<&str> = vec!["dump"];
     args.extend(urls.iter().map(String::as_str));
-    args.extend(["--to", &dest, "--jobs", "1"]);
+    args.extend(["--to", &dest, "--jobs", "1", "--no-check"]);
 
     let locker = Locker::lock(&dbs.held, "t");
     let mut child = spawn_s3_exporter(work.path(), &endpoint, &args);
@@ -457,6 +467,7 @@ fn r05_stalled_database_fails_after_the_timeout_and_the_others_complete() {
     let started = Instant::now();
     let out = run(exporter(work.path()).args([
         "dump",
+        "--no-check",
         &stuck_url,
         &format!("a={}", a.url()),
         &format!("b={}", b.url()),
@@ -551,4 +562,48 @@ fn r06_resume_with_verify_restore_proves_the_kept_archive_too() {
         assert_eq!(d["restore"]["rows_compared"], rows, "{d:#}");
         assert_eq!(d["restore"]["rows_restored"], rows, "{d:#}");
     }
+}
+
+/// The check before the dump is bounded by `--stall-timeout` too: a database behind a proxy
+/// that stops forwarding fails the check after the timeout (exit 3, naming it) instead of
+/// hanging the dump before its first byte; nothing is written.
+#[test]
+fn r07_a_stalled_check_fails_after_the_timeout_instead_of_hanging() {
+    let stuck = small_db("stall_check", 10);
+    // Enough for the connection's start-up, not for the check's catalog reads.
+    let proxy = StallProxy::start(PG_PORT, 2 << 10);
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let stuck_url = format!(
+        "stuck=postgres://postgres@127.0.0.1:{}/{}?sslmode=disable",
+        proxy.port, stuck.name
+    );
+    let started = Instant::now();
+    let out = run(exporter(work.path()).args([
+        "dump",
+        &stuck_url,
+        "--to",
+        s(&dest),
+        "--stall-timeout",
+        "3s",
+    ]));
+    let took = started.elapsed();
+    out.expect_code(3).expect_error_line();
+    assert!(
+        proxy.stalled(),
+        "the proxy never stopped forwarding ({} bytes)",
+        proxy.forwarded()
+    );
+    out.stderr_contains("stalled: the check did not finish within 3s (--stall-timeout 3s)");
+    out.stderr_contains("stuck");
+    assert!(
+        took < Duration::from_secs(60),
+        "the stalled check took {took:?} to fail"
+    );
+    assert!(
+        !dest.exists(),
+        "nothing may be written: {:?}",
+        run_dirs(&dest)
+    );
+    drop(proxy);
 }
