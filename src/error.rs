@@ -740,7 +740,7 @@ mod tests {
         });
         assert_eq!(
             render(&err),
-            "error: failed to dump billing (postgres://h:1/billing)\n  caused by: h:1: error connecting to server: Connection refused\nhint: is the server running and reachable from here (host, port, tunnel)?\n"
+            "error: failed to dump billing (postgres://h:1/billing); no run was written\n  caused by: h:1: error connecting to server: Connection refused\nhint: is the server running and reachable from here (host, port, tunnel)?\n"
         );
         assert_eq!(classify(&err).status, ExitStatus::Failure);
         let err = anyhow::Error::new(RestoreError::NotEmpty {

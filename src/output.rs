@@ -312,12 +312,18 @@ pub fn init_tracing(verbose: u8, ui: Ui) {
         });
     match ui.format {
         LogFormat::Text => {
-            let _ = tracing_subscriber::fmt()
+            let builder = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(move || LineWriter { ui })
                 .with_ansi(ui.colour)
-                .with_target(false)
-                .try_init();
+                .with_target(false);
+            // A warning among the progress lines reads like them (`WARN …`); timestamps come
+            // with -v, when the log is what is being read.
+            let _ = if verbose == 0 {
+                builder.without_time().try_init()
+            } else {
+                builder.try_init()
+            };
         }
         LogFormat::Json => {
             let _ = tracing_subscriber::registry()

@@ -116,7 +116,7 @@ pub enum DumpError {
         source: std::io::Error,
     },
     /// The run's only database failed; no run was written.
-    #[error("failed to dump {name} ({endpoint})")]
+    #[error("failed to dump {name} ({endpoint}); no run was written")]
     Failed {
         /// The database.
         name: String,

@@ -961,12 +961,19 @@ pub fn resolve_list(
         )
         .hint("add [platform] to the config or pass --environment HANDLE"));
     }
-    let config = parsed.ok_or_else(|| {
-        SettingsError::new(format!("{name} does not exist"))
-            .hint("pass --config FILE, or --environment HANDLE to list a platform environment")
-    })?;
+    let databases = match parsed {
+        Some(config) => config.databases,
+        // `list --to DEST` without a config: no inventory, the destination's unfinished runs.
+        None if cmd.to.is_some() => Vec::new(),
+        None => {
+            return Err(SettingsError::new(format!("{name} does not exist")).hint(
+                "pass --config FILE, --to DEST for a destination's unfinished runs, or \
+                 --environment HANDLE to list a platform environment",
+            ));
+        }
+    };
     Ok(ListPlan {
-        databases: config.databases,
+        databases,
         destination,
         platform: None,
         connections,
@@ -1805,6 +1812,15 @@ mod tests {
         assert_eq!(plan.databases[0].engine, EngineKind::Redis);
         let plan = resolve_list(&list, NO_CONFIG, &no_env, Some("prod")).unwrap();
         assert_eq!(plan.platform.unwrap().settings.environment, "prod");
+        // `--to DEST` alone: no inventory, the destination's unfinished runs (a dump made from
+        // URLs has no config to list).
+        let to = ListCmd {
+            to: Some("runs".into()),
+            ..list
+        };
+        let plan = resolve_list(&to, NO_CONFIG, &no_env, None).unwrap();
+        assert!(plan.databases.is_empty() && plan.platform.is_none());
+        assert!(matches!(plan.destination, Destination::Local(ref p) if p.ends_with("runs")));
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl MysqlScratch {
 
 impl ScratchServer for MysqlScratch {
     fn describe(&self) -> String {
-        format!("mysql {}", self.endpoint.redacted())
+        format!("mysql scratch server {}", self.endpoint.redacted())
     }
 
     fn create(&self, name: &str) -> BoxFuture<'_, Result<Box<dyn Target>, EngineError>> {

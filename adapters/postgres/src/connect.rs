@@ -188,7 +188,9 @@ impl SslMode {
 /// libpq's TLS parameters in our messages and hints.
 pub const VOCABULARY: Vocabulary = Vocabulary {
     ca: "sslrootcert=FILE (or sslrootcert=system)",
-    chain_only: Some("sslmode=verify-ca"),
+    chain_only: Some(
+        "sslmode=verify-ca and sslrootcert=FILE (the CA certificate; libpq allows the system CAs only with verify-full)",
+    ),
     no_verify: "sslmode=require",
     tls_on: "sslmode=require (or verify-full with sslrootcert=FILE)",
     client_cert: "sslcert=FILE&sslkey=FILE",
