@@ -226,7 +226,11 @@ async fn preflight(endpoint: Endpoint) -> Result<ServerInfo, EngineError> {
     })
 }
 
-async fn start_dump(endpoint: Endpoint, definers: bool) -> Result<Dump, EngineError> {
+async fn start_dump(
+    endpoint: Endpoint,
+    definers: bool,
+    observer: exporter_contract::Observer,
+) -> Result<Dump, EngineError> {
     let link = connect::Link::new(&endpoint)?;
     let mut s = open(&link, true).await?;
     let catalog = match catalog::load(&mut s, endpoint.url().database().as_deref()).await {
@@ -248,6 +252,7 @@ async fn start_dump(endpoint: Endpoint, definers: bool) -> Result<Dump, EngineEr
         definers,
         server_version: s.version.clone(),
         engine: s.flavor.engine(),
+        observer,
     };
     let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
@@ -283,8 +288,8 @@ impl Source for MysqlSource {
         preflight(self.endpoint.clone()).boxed()
     }
 
-    fn dump(&self, _options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
-        start_dump(self.endpoint.clone(), self.definers).boxed()
+    fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
+        start_dump(self.endpoint.clone(), self.definers, options.observer).boxed()
     }
 }
 

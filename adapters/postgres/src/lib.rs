@@ -141,6 +141,7 @@ mod catalog;
 mod connect;
 mod copyout;
 mod parallel;
+mod progress;
 mod quote;
 mod restore;
 pub mod script;
@@ -309,7 +310,14 @@ async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, En
     };
     let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
-        let result = stream::produce(&mut conn, plan, Some((&link, options.jobs)), &mut out).await;
+        let result = stream::produce(
+            &mut conn,
+            plan,
+            Some((&link, options.jobs)),
+            &mut out,
+            &options.observer,
+        )
+        .await;
         // Close the connection before reporting: nothing keeps running on the server.
         drop(conn);
         if let Err(e) = &result {
@@ -385,7 +393,8 @@ async fn fingerprint_link(link: &connect::Link) -> Result<Vec<TableSummary>, Eng
         Err(e) => return Err(conn.error(e, "catalog").await),
     };
     if !los.is_empty() {
-        out.push(stream::copy_large_objects(&mut conn, &los, None).await?);
+        let none = exporter_contract::Observer::default();
+        out.push(stream::copy_large_objects(&mut conn, &los, None, &none).await?);
     }
     if let Err(e) = conn.client.batch_execute("COMMIT").await {
         let endpoint = conn.endpoint.clone();

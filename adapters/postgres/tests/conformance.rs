@@ -116,3 +116,8 @@ async fn killed_connection_fails_classified() {
 async fn describe_never_shows_the_password() {
     conformance::describe_never_shows_the_password(&Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observer_hears_every_table() {
+    conformance::observer_hears_every_table(&Postgres).await;
+}

@@ -355,7 +355,10 @@ fn size_hint(memory_info: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn start_resp(endpoint: Endpoint) -> Result<Dump, EngineError> {
+async fn start_resp(
+    endpoint: Endpoint,
+    observer: exporter_contract::Observer,
+) -> Result<Dump, EngineError> {
     let mut opened = open(&endpoint).await?;
     check_db(&mut opened).await?;
     let plan = plan(&mut opened).await?;
@@ -378,6 +381,7 @@ async fn start_resp(endpoint: Endpoint) -> Result<Dump, EngineError> {
                 mut conn, target, ..
             } = opened;
             let stats = logical::Runner::new(&mut conn, &target, plan, Some(out))
+                .with_observer(observer)
                 .run()
                 .await?;
             tracing::info!(
@@ -463,9 +467,9 @@ impl Source for RedisSource {
         preflight(self.endpoint.clone(), self.format).boxed()
     }
 
-    fn dump(&self, _options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
+    fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
         match self.format {
-            RedisFormat::Resp => start_resp(self.endpoint.clone()).boxed(),
+            RedisFormat::Resp => start_resp(self.endpoint.clone(), options.observer).boxed(),
             RedisFormat::Rdb => start_rdb(self.endpoint.clone()).boxed(),
         }
     }

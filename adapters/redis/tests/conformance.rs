@@ -110,3 +110,8 @@ async fn killed_connection_fails_classified() {
 async fn describe_never_shows_the_password() {
     conformance::describe_never_shows_the_password(&Redis).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observer_hears_every_table() {
+    conformance::observer_hears_every_table(&Redis).await;
+}
