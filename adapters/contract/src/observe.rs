@@ -1,34 +1,35 @@
-//! Per-table progress of a running dump: the [`DumpObserver`] the core passes in
-//! [`DumpOptions`](crate::DumpOptions), which the adapter calls while it reads (issue 16: a bar
-//! shows rows or keys and the current table; a `table_dumped` event per table).
-//!
-//! # Protocol
-//!
-//! An adapter reports, for every entry its [`DumpSummary`](crate::DumpSummary) will list (a
-//! table, a sequence, large objects, a Redis logical database or its function libraries):
-//!
-//! 1. [`DumpObserver::table_started`] once, with the entry's summary name, before its first
-//!    rows;
-//! 2. [`DumpObserver::rows`] with the rows (keys) read since the last call, per piece or batch
-//!    the adapter handles anyway (a `COPY` piece, an `INSERT` statement, a `SCAN` batch) —
-//!    never once per row;
-//! 3. [`DumpObserver::table_done`] once, with the entry exactly as the summary will hold it.
-//!
-//! Entries may overlap (PostgreSQL's parallel `COPY` under `jobs`: several tables are current
-//! at once, and a table split into page ranges is done when its last range is). After a
-//! successful dump the `rows` add up to the summary's rows and the `table_done` calls are the
-//! summary's tables (in any order); after a failure the calls simply stop. The calls come from
-//! the adapter's tasks, on any thread, while the body streams: an observer must be cheap and
-//! never block (a relaxed atomic add for `rows`; a short lock and an event for the others).
-//! Adapters that cannot tell (an RDB snapshot) call nothing.
+//! Per-table progress of a running dump: [`DumpObserver`] and its holder [`Observer`].
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::TableSummary;
 
-/// Receives a dump's per-table progress; see the [module docs](self) for the protocol. Every
-/// method has a no-op default.
+/// Receives a dump's per-table progress: the observer the core passes in
+/// [`DumpOptions::observer`](crate::DumpOptions::observer), which the adapter calls while it
+/// reads (issue 16: a bar shows rows or keys and the current table; a `table_dumped` event
+/// per table). Every method has a no-op default.
+///
+/// # Protocol
+///
+/// An adapter reports, for every entry its [`DumpSummary`](crate::DumpSummary) will list (a
+/// table, a sequence, large objects, a Redis logical database or its function libraries):
+///
+/// 1. [`table_started`](Self::table_started) once, with the entry's summary name, before its
+///    first rows;
+/// 2. [`rows`](Self::rows) with the rows (keys) read since the last call, per piece or batch
+///    the adapter handles anyway (a `COPY` piece, 64 KiB of `INSERT` values, a `SCAN` batch) —
+///    never once per row;
+/// 3. [`table_done`](Self::table_done) once, with the entry exactly as the summary will hold
+///    it.
+///
+/// Entries may overlap (PostgreSQL's parallel `COPY` under `jobs`: several tables are current
+/// at once, and a table split into page ranges is done when its last range is). After a
+/// successful dump the `rows` add up to the summary's rows and the `table_done` calls are the
+/// summary's tables (in any order); after a failure the calls simply stop. The calls come from
+/// the adapter's tasks, on any thread, while the body streams: an observer must be cheap and
+/// never block (a relaxed atomic add for `rows`; a short lock and an event for the others).
+/// Adapters that cannot tell (a Redis RDB snapshot) call nothing.
 pub trait DumpObserver: Send + Sync {
     /// The entry named `name` (its summary name, e.g. `public."Order Items"`, `db0`) starts.
     fn table_started(&self, name: &str) {
@@ -46,8 +47,8 @@ pub trait DumpObserver: Send + Sync {
     }
 }
 
-/// The observer of one dump as [`DumpOptions`](crate::DumpOptions) holds it: none by default
-/// (every call a no-op). Cheap to clone (an `Arc`). Two values are equal when both are none or
+/// The [`DumpObserver`] of one dump as [`DumpOptions`](crate::DumpOptions) holds it: none by
+/// default (every call a no-op). Cheap to clone (an `Arc`). Two values are equal when both are none or
 /// both hold the same observer, so the options keep their derives.
 #[derive(Clone, Default)]
 pub struct Observer(Option<Arc<dyn DumpObserver>>);

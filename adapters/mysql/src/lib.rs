@@ -106,6 +106,9 @@
 //! one at a time: the ceiling is about three times the largest row (the row as received, its
 //! literal text with hex doubling binary data) plus the channel.
 //!
+//! Each table and sequence is reported to [`DumpOptions::observer`] as it starts, its rows
+//! every 64 KiB of literals ([`stream::REPORT_BYTES`]), and as it ends.
+//!
 //! # Supported, and what fails loudly
 //!
 //! Supported: tables of any engine holding local rows (InnoDB, Aria, MyISAM, MEMORY, …;

@@ -85,6 +85,10 @@
 //! ceiling — and one batch (~8 MiB estimated, or 16 keys unsized) is buffered in the server's
 //! output buffer at a time.
 //!
+//! A RESP dump reports each logical database (`db<n>`) and the function libraries to
+//! [`exporter_contract::DumpOptions::observer`] as summary entries, the keys per batch; an
+//! RDB dump reports nothing (the server streams one snapshot).
+//!
 //! # Fingerprints
 //!
 //! Per logical database a [`TableSummary`] named `db<n>` (`db0`, `db3`, …; only databases
