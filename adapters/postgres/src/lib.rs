@@ -109,6 +109,14 @@
 //! on the snapshot's own connection (a COPY connection's lock request would queue behind it
 //! until the dump ends), where its largest row is held whole.
 //!
+//! # Progress and the size estimate
+//!
+//! Each `tables` entry of the summary (a table, a tree loaded through its root, the large
+//! objects) is reported to [`DumpOptions::observer`] as it starts, its rows per piece read,
+//! and as it ends — under `jobs`, a table split into page ranges when its last range is done
+//! (`progress.rs`). [`DumpMeta::size_hint`] estimates the `COPY` text from a sample of the
+//! largest tables' pages, not from their size on disk (`catalog/size.rs`).
+//!
 //! # Supported and rejected
 //!
 //! Supported: schemas, extensions (by `CREATE EXTENSION`, members never dumped one by one),
