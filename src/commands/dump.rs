@@ -279,8 +279,10 @@ impl DumpProgress {
                 let doing = if *bytes_read == 0 {
                     "waiting for the first bytes".to_owned()
                 } else {
+                    // The estimate's note last: a narrow terminal cuts it before the rows and
+                    // the table.
                     format!(
-                        "-> {} zst{estimate}{}",
+                        "-> {} zst{}{estimate}",
                         human_bytes(*bytes_written),
                         self.rows_and_tables(name, *rows, current_tables)
                     )

@@ -125,7 +125,8 @@ fn last_line(raw: &str) -> String {
 /// Two databases dumped at once on a terminal: a bar per database (its name, bytes in MiB, a
 /// rate, the rows read so far and the table being read) and an overall bar are drawn, in
 /// colour, and what stays at the end is the summary. Then `verify` on a terminal with
-/// `NO_COLOR`: bars for the archives, no colour.
+/// `NO_COLOR`: bars for the archives, no colour. The dump redraws every 20 ms
+/// (`EXPORTER_PROGRESS_INTERVAL`), so a frame catches each table while it is read.
 #[test]
 fn bars_on_a_terminal() {
     let (left, right) = (sizeable_db("bars_left"), sizeable_db("bars_right"));
@@ -141,7 +142,7 @@ fn bars_on_a_terminal() {
             "-j",
             "2",
         ],
-        &[],
+        &[("EXPORTER_PROGRESS_INTERVAL", "0.02")],
     );
     let lines = screens(&raw);
     assert_eq!(code, 0, "{raw}");
