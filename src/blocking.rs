@@ -13,6 +13,14 @@ pub struct ThreadError {
     source: JoinError,
 }
 
+impl ThreadError {
+    /// A task or thread doing `what` that did not return.
+    #[must_use]
+    pub fn new(what: &'static str, source: JoinError) -> Self {
+        Self { what, source }
+    }
+}
+
 /// Run `f` on the runtime's blocking pool and wait for it.
 ///
 /// # Errors

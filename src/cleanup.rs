@@ -1,5 +1,6 @@
 //! One cleanup scope for everything a command must undo when it does not finish: an
-//! uncommitted run, an unfinished S3 multipart upload, a scratch database, a platform tunnel,
+//! uncommitted run (removed while nothing in it is finished; kept for `dump --resume` once
+//! something is), an unfinished S3 multipart upload, a scratch database, a platform tunnel,
 //! a database restored from a backup (later: the teardown journal).
 //!
 //! Whoever creates such a thing registers it with the command's [`Cleanup`] and keeps the
@@ -39,6 +40,15 @@ pub enum Task {
     UncommittedRun {
         /// `<destination>/<run-id>`.
         run: String,
+    },
+    /// A run without its manifest in which some databases are finished (archive and
+    /// completion record): kept, and named, so `dump --resume` can continue it (FORMAT.md,
+    /// "Unfinished runs"). Nothing is undone.
+    UnfinishedRun {
+        /// `<destination>/<run-id>`.
+        run: String,
+        /// The databases finished in it.
+        done: Vec<String>,
     },
     /// An S3 multipart upload that was not completed: aborted.
     Upload {

@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use exporter_contract::{EngineError, ErrorKind};
 
 use crate::archive::manifest::SourceInfo;
+use crate::check::{CheckError, CheckReport, CheckStatus};
 use crate::commands::UnknownCommand;
 use crate::pipeline::{DatabaseFailure, DumpError, FailureCause, RestoreError};
 use crate::platform::InventoryError;
@@ -81,6 +82,8 @@ impl From<ExitStatus> for std::process::ExitCode {
 pub enum Work {
     /// `dump` (and anything that commits nothing before it is done).
     Dump,
+    /// `dump --verify`: the run may be committed while its last archives are verified.
+    DumpVerify,
     /// `verify`.
     Verify,
     /// `restore`.
@@ -139,6 +142,27 @@ pub fn classify(error: &anyhow::Error) -> Classified {
     classified
 }
 
+/// The next step after a check that said no: the first failing database's (its engine's own
+/// hint, else its kind's; for missing privileges, what to grant), else the destination's.
+#[must_use]
+pub fn check_hint(report: &CheckReport) -> Option<String> {
+    if let Some(d) = report.failing().next() {
+        return match (&d.status, &d.error) {
+            (CheckStatus::Failed, Some(f)) => database_hint(f),
+            _ => Some(
+                "grant what is missing to the user in the URL, or use a user that holds it \
+                 (README, \"Troubleshooting\")"
+                    .to_owned(),
+            ),
+        };
+    }
+    report.destination.error.as_ref().map(|_| {
+        "check that the destination can be written: a directory's permissions and free space, \
+         or the bucket, the credentials and the endpoint"
+            .to_owned()
+    })
+}
+
 /// The hint for one database's dump failure (shown beside it when several are dumped).
 #[must_use]
 pub fn database_hint(failure: &DatabaseFailure) -> Option<String> {
@@ -176,6 +200,9 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
     }
     if let Some(e) = e.downcast_ref::<DumpError>() {
         return dump_error(e);
+    }
+    if let Some(e) = e.downcast_ref::<CheckError>() {
+        return check_error(e);
     }
     if let Some(e) = e.downcast_ref::<RestoreError>() {
         return restore_error(e);
@@ -333,7 +360,15 @@ fn interrupted_hint(work: Work) -> &'static str {
         Work::Teardown => {
             "the journal (teardown-journal.json) records each request; run `exporter teardown --apply` again to resume"
         }
-        Work::Dump | Work::Other | Work::Hold => {
+        Work::Dump => {
+            "no manifest was written; run the same dump again, with --resume to keep the databases it finished"
+        }
+        Work::DumpVerify => {
+            "scratch databases are dropped and nothing was recorded; a run whose manifest was \
+             written is kept, unverified (check it with `exporter verify RUN`); otherwise run the \
+             same dump again, with --resume to keep the databases it finished"
+        }
+        Work::Other | Work::Hold => {
             "nothing of the interrupted work was committed; run the command again"
         }
     }
@@ -377,6 +412,10 @@ fn failure_hint(cause: &FailureCause) -> Option<String> {
         } => Some(hint.clone()),
         FailureCause::Engine { kind, hint: None } => engine_kind_hint(*kind).map(str::to_owned),
         FailureCause::Destination { local } => Some(destination_hint(*local).to_owned()),
+        FailureCause::Stalled { .. } => Some(
+            "the server, the network or the tunnel stopped moving data (a lock, a dead connection); the other databases went on. Fix the cause and dump it again; raise --stall-timeout if the server is only slow to start (a Redis RDB background save of a large data set)"
+                .to_owned(),
+        ),
         FailureCause::Internal => None,
     }
 }
@@ -404,6 +443,24 @@ fn engine_kind_hint(kind: ErrorKind) -> Option<&'static str> {
     }
 }
 
+/// `exporter check` answering no is a clean "no" (1); the same check stopping a dump is the
+/// dump's runtime failure (3), as when the dump itself met the problem.
+fn check_error(e: &CheckError) -> Option<Classified> {
+    Some(match e {
+        CheckError::Failed { hint, .. } => Classified {
+            status: ExitStatus::No,
+            hint: hint.clone(),
+        },
+        CheckError::BeforeDump { hint, .. } => Classified {
+            status: ExitStatus::Failure,
+            hint: Some(hint.clone().unwrap_or_else(|| {
+                "`exporter check` shows every problem; `dump --no-check` skips the check".to_owned()
+            })),
+        },
+        CheckError::Thread(_) => return None,
+    })
+}
+
 fn dump_error(e: &DumpError) -> Option<Classified> {
     let status = ExitStatus::Failure;
     Some(match e {
@@ -423,7 +480,20 @@ fn dump_error(e: &DumpError) -> Option<Classified> {
             status,
             hint: failures.iter().find_map(|f| failure_hint(&f.cause)),
         },
-        DumpError::WriteManifest { .. } => Classified::new(status, None),
+        DumpError::WriteManifest { .. } => Classified::new(
+            status,
+            Some("the finished databases are kept: run the same dump again with --resume"),
+        ),
+        DumpError::RunBusy { .. } => Classified::new(
+            status,
+            Some(
+                "wait for the other dump to end, or stop it (a stopped or killed dump releases its run), then run --resume again",
+            ),
+        ),
+        DumpError::Resume { .. } => Classified::new(
+            status,
+            Some("check the destination; without --resume a dump starts a new run"),
+        ),
         DumpError::Partial { .. } => Classified::new(
             status,
             Some(
@@ -540,7 +610,7 @@ fn verify_error(e: &VerifyError) -> Option<Classified> {
             Some(if source.kind() == ErrorKind::Unsupported {
                 "nothing was restored; give --scratch a dedicated server (Redis: an empty one, which verify flushes)"
             } else {
-                "nothing was restored; check the --scratch server, then verify again"
+                "nothing was restored; check the --scratch server, then run the command again"
             }),
         ),
         VerifyError::WriteRecord { .. } => Classified::new(Failure, None),

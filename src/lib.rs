@@ -10,6 +10,8 @@
 //! - [`commands`]: resolve → call → render; the only callers of [`output`], the only module
 //!   that prints; owns the [`cleanup`] scope of the command and maps errors with [`error`];
 //! - services, which return typed values and report [`progress`] events, never printing:
+//!   - [`check`]: every database of a dump plan and its destination checked before the dump
+//!     (privileges, snapshot, size, a test object) → a [`check::CheckReport`];
 //!   - [`run`]: which run a command means, its manifest and `SHA256SUMS`, its archives opened
 //!     and compared with the manifest;
 //!   - [`verify`]: levels checksum, decompress, restore → a [`verify::VerifyReport`] (also the
@@ -31,6 +33,7 @@
 
 pub mod archive;
 pub mod blocking;
+pub mod check;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;

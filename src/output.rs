@@ -269,6 +269,17 @@ pub fn read_so_far(bytes: u64, total: Option<u64>) -> String {
     }
 }
 
+/// `1 table`, `3 tables`: a count and its noun, given in the plural (ending in `s`),
+/// singular for one.
+#[must_use]
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {}", noun.strip_suffix('s').unwrap_or(noun))
+    } else {
+        format!("{n} {noun}")
+    }
+}
+
 /// `12s`, `3m 05s`, `2h 04m`: a duration for progress lines.
 #[must_use]
 pub fn human_duration(seconds: f64) -> String {

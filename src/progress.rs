@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use exporter_contract::{DumpObserver, PayloadFormat, TableSummary, TlsInfo};
 use serde::Serialize;
 
@@ -44,7 +45,8 @@ pub enum Event {
         run_id: String,
         /// Where the run is written (`<destination>/<run-id>`).
         location: String,
-        /// How many databases the run holds.
+        /// How many databases this dump writes (with `--resume`: without those kept from the
+        /// unfinished run, which [`Event::ArchiveKept`] names), skipped ones included.
         databases: usize,
     },
     /// One database's dump starts (after the endpoint step, before `preflight`).
@@ -144,6 +146,53 @@ pub enum Event {
         name: String,
         /// What went wrong.
         failure: DatabaseFailure,
+    },
+
+    /// `dump --resume` found no unfinished run of its inventory at the destination and starts
+    /// a new run.
+    NothingToResume {
+        /// The destination.
+        destination: String,
+        /// The inventory's source kind (`config`, `urls`, `aptible`).
+        source: String,
+    },
+    /// `dump --resume` continues an unfinished run: its recorded archives are checked next.
+    ResumeStarted {
+        /// The run id.
+        run_id: String,
+        /// Where the run is (`<destination>/<run-id>`).
+        location: String,
+        /// When the run was first started.
+        started_at: DateTime<Utc>,
+        /// How many databases it recorded as finished (before their check).
+        recorded: usize,
+    },
+    /// A finished database of the resumed run passed its check (the stored archive's length
+    /// and SHA-256 equal its completion record's) and is kept: it is not dumped again.
+    ArchiveKept {
+        /// The database's name in the run.
+        name: String,
+        /// The archive file.
+        file: String,
+        /// Its stored bytes.
+        compressed_bytes: u64,
+        /// When its dump finished.
+        finished_at: DateTime<Utc>,
+    },
+    /// Something of the resumed run is not kept (a tampered archive, one without completion
+    /// record, a database no longer in the inventory): said, and removed from the run.
+    ResumeWarning {
+        /// The database's name (or the file's, when no database matches it).
+        name: String,
+        /// What happens to it.
+        warning: String,
+    },
+    /// Information about the resumed run as a whole (unfinished writes discarded).
+    ResumeNote {
+        /// The database concerned, if one.
+        name: Option<String>,
+        /// What happened.
+        note: String,
     },
 
     /// A verification starts.

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod manifest;
+pub mod partial;
 pub mod sums;
 
 pub use manifest::{DatabaseEntry, DatabaseStatus, Manifest, RunStatus};

@@ -51,6 +51,9 @@ pub enum LogFormatArg {
 pub enum Command {
     /// Dump databases into a new archive run.
     Dump(DumpCmd),
+    /// Check that every database and the destination are ready for a dump (nothing is
+    /// dumped).
+    Check(CheckCmd),
     /// Read a run back and check every file against its manifest.
     Verify(VerifyCmd),
     /// Restore one archive of a run into a database.
@@ -93,7 +96,7 @@ pub struct ManCmd {
 }
 
 /// `exporter dump`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct DumpCmd {
     /// Dump every database of the inventory: the platform environment (`[platform]` or
     /// `--environment`), else the config file's `[[databases]]`.
@@ -151,15 +154,81 @@ pub struct DumpCmd {
     /// database's default credential; a database without it fails.
     #[arg(long, value_name = "TYPE")]
     pub credential_type: Option<String>,
+    /// Continue the newest unfinished run (no manifest.json) of the same inventory at the
+    /// destination: keep each database it finished after re-checking its archive's SHA-256
+    /// against storage, and dump only the others. Without one, start a new run.
+    #[arg(long)]
+    pub resume: bool,
+    /// Fail a database whose dump moves no data for this long (`90s`, `10m`, `1h`; `0` or
+    /// `off`: never); the other databases go on [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub stall_timeout: Option<String>,
+    /// Verify each archive as soon as it is committed, while the next ones are dumped, and
+    /// record the result as `verify.json` (as `exporter verify --level LEVEL` would);
+    /// `restore` needs `--scratch`.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub verify: Option<LevelArg>,
+    /// With `--verify restore`: a server to create and drop scratch databases on, one per
+    /// engine (as `verify --scratch`). Repeat for several engines.
+    #[arg(long, value_name = "URL")]
+    pub scratch: Vec<String>,
     /// Print a JSON summary on stdout instead of the run directory.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the check that runs before the dump (`exporter check`: privileges, snapshot,
+    /// destination); a database that fails is then recorded as failed and the others go on.
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+/// `exporter check`: the inventory of `dump` (the same arguments), checked without dumping.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 every database and the destination are ready, 1 \
+    something would make the dump fail (each problem is named), 2 usage error."
+)]
+pub struct CheckCmd {
+    /// Check every database of the inventory: the platform environment (`[platform]` or
+    /// `--environment`), else the config file's `[[databases]]`.
+    #[arg(long)]
+    pub all: bool,
+    /// Database URLs to check instead of the config's (postgres://user@host:5432/db);
+    /// `NAME=URL` names them as the dump would.
+    #[arg(value_name = "[NAME=]URL")]
+    pub urls: Vec<String>,
+    /// Destination to check: a directory or s3://bucket/prefix (overrides `[storage] to`).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
+    /// Databases checked at once (as `dump --jobs`) [default: number of cores].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// The Redis format the dump will use: `rdb` needs replication rights (SYNC).
+    #[arg(long, value_enum, default_value_t = RedisFormatArg::Resp)]
+    pub redis_format: RedisFormatArg,
+    /// Platform: databases of types this tool cannot dump are reported as skipped instead of
+    /// refusing the check.
+    #[arg(long)]
+    pub skip_unsupported: bool,
+    /// Platform: the plan of `dump --all --from-backup latest|ID` (a database read from a
+    /// backup is restored when its dump starts: the check cannot reach it before).
+    #[arg(long, value_name = "latest|ID")]
+    pub from_backup: Option<String>,
+    /// Platform: also the newest backup of each database that no longer exists.
+    #[arg(long)]
+    pub include_orphaned_backups: bool,
+    /// Platform: the credential type each tunnel uses (e.g. `redis+ssl`).
+    #[arg(long, value_name = "TYPE")]
+    pub credential_type: Option<String>,
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Redis archive format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RedisFormatArg {
     /// `SELECT` + `RESTORE … ABSTTL` commands, replayable with `redis-cli --pipe`.
+    #[default]
     Resp,
     /// An RDB file from the replication handshake (point in time).
     Rdb,
@@ -248,6 +317,10 @@ pub struct RestoreCmd {
 /// `exporter list`.
 #[derive(Debug, Args)]
 pub struct ListCmd {
+    /// Destination whose unfinished runs to show: a directory or s3://bucket/prefix (overrides
+    /// `[storage] to`).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
     /// Platform: show the plan of `dump --all --from-backup latest|ID`.
     #[arg(long, value_name = "latest|ID")]
     pub from_backup: Option<String>,

@@ -8,15 +8,20 @@ use exporter_contract::{PayloadFormat, TlsInfo};
 use serde::Serialize;
 
 use crate::archive::{DatabaseEntry, RunStatus};
+use crate::check::{self, CheckContext, CheckError};
 use crate::cleanup::Cleanup;
-use crate::endpoint::EndpointProvider;
+use crate::endpoint::{EndpointProvider, UrlEndpoints};
 use crate::error;
-use crate::output::{TaskBars, Ui, human_bytes, human_count, human_duration};
+use crate::output::{TaskBars, Ui, counted, human_bytes, human_count, human_duration};
 use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan};
-use crate::storage;
+use crate::storage::{self, Storage};
+use crate::verify::VerifyReport;
+use crate::verify::alongside::{self, AlongsideContext};
+
+mod prove;
 
 /// The `--json` summary printed on stdout.
 #[derive(Debug, Serialize)]
@@ -25,6 +30,9 @@ struct JsonSummary<'a> {
     run_dir: &'a str,
     status: RunStatus,
     databases: &'a [DatabaseEntry],
+    /// `--verify`: the run's `verify.json` record, when one was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<&'a VerifyReport>,
 }
 
 /// How a dump reports: `--json`, the terminal, and the program's name for the command it
@@ -43,10 +51,16 @@ pub struct Output<'a> {
 /// Dump the plan's databases into a new run; print the run directory (or with `json` a JSON
 /// summary) on stdout.
 ///
+/// With `--verify` the run is verified as it is written ([`alongside`]): the scratch servers
+/// are checked before the first dump, and the verification's outcome decides the exit once
+/// the run is committed.
+///
 /// # Errors
 ///
 /// The storage's or the dump path's error; a run in which some databases failed is committed
-/// as partial, printed, then reported as [`pipeline::DumpError::Partial`].
+/// as partial, printed, then reported as [`pipeline::DumpError::Partial`]. With `--verify`:
+/// a scratch server missing or refused before anything is dumped, and a run that failed its
+/// verification ([`crate::verify::VerifyError`], as `exporter verify` reports it).
 pub async fn run(
     plan: &DumpPlan,
     output: Output<'_>,
@@ -56,22 +70,52 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let Output { json, ui, program } = output;
     let storage = storage::open(&plan.destination, cleanup).await?;
+    if plan.check {
+        check_first(plan, &storage, endpoints, ui).await?;
+    }
     let cx = DumpContext {
         storage,
         endpoints,
         cleanup,
         progress,
+        committed: None,
     };
-    let report = pipeline::dump(plan, &cx).await?;
-    // The bars go before the summary (a platform dump's tunnels hold the progress too: its
-    // overall bar went with the last database).
-    drop(cx);
+    let (report, verification) = match &plan.verify {
+        None => {
+            let report = pipeline::dump(plan, &cx).await?;
+            // The bars go before the summary (a platform dump's tunnels hold the progress too:
+            // its overall bar went with the last database).
+            drop(cx);
+            (report, None)
+        }
+        Some(verify) => {
+            let along = AlongsideContext {
+                endpoints: Arc::new(UrlEndpoints::new(plan.connections.clone())),
+                cleanup: cleanup.clone(),
+                progress: prove::progress(ui, verify.level),
+            };
+            alongside::prepare(
+                verify,
+                &plan.databases,
+                plan.engine_options,
+                cx.storage.clone(),
+                &along,
+            )
+            .await?;
+            let proven = alongside::dump(plan, verify, cx, along).await?;
+            (proven.dump, Some(proven.verification))
+        }
+    };
     if json {
         let summary = JsonSummary {
             run_id: &report.run_id,
             run_dir: &report.location,
             status: report.manifest.status,
             databases: &report.manifest.databases,
+            verification: verification
+                .as_ref()
+                .and_then(|v| v.as_ref().ok())
+                .map(|v| &v.report),
         };
         ui.data(serde_json::to_string_pretty(&summary).expect("summary serializes"));
     } else {
@@ -79,6 +123,15 @@ pub async fn run(
     }
     ui.emit_json("run_finished", &RunFinished::of(&report));
     report.check()?;
+    if let Some(verification) = verification {
+        let verification = verification?;
+        verification.check()?;
+        ui.info(prove::summary_line(
+            &verification,
+            report.manifest.databases.len(),
+        ));
+        return Ok(());
+    }
     // A command that works as printed: a local run by its path (whatever --to or the config
     // said); an S3 run by id under its destination (endpoint and other [storage] keys still
     // come from the config or the environment).
@@ -131,6 +184,54 @@ impl<'a> RunFinished<'a> {
             seconds: (m.finished_at - m.started_at).as_seconds_f64(),
         }
     }
+}
+
+/// The check before the dump ([`check::check`], unless `--no-check`): when it says no,
+/// nothing is created — no run directory, no S3 object.
+async fn check_first(
+    plan: &DumpPlan,
+    storage: &Arc<dyn Storage>,
+    endpoints: &dyn EndpointProvider,
+    ui: Ui,
+) -> anyhow::Result<()> {
+    let cx = CheckContext {
+        storage: storage.clone(),
+        endpoints,
+    };
+    let report = check::check(plan, &cx).await?;
+    if report.passed {
+        ui.info(format!(
+            "check: {} database(s) ready, destination writable{}",
+            plan.databases.len(),
+            report.total_bytes.map_or_else(String::new, |b| format!(
+                "; about {} to read, {} at an assumed {}/s",
+                human_bytes(b),
+                human_duration(check::estimate_seconds(b)),
+                human_bytes(report.assumed_bytes_per_second)
+            ))
+        ));
+        return Ok(());
+    }
+    let mut lines: Vec<String> = report
+        .failing()
+        .flat_map(|d| {
+            d.failure_lines()
+                .into_iter()
+                .map(move |l| format!("  {}: {l}", d.name))
+        })
+        .collect();
+    lines.extend(report.destination.error.iter().map(|e| format!("  {e}")));
+    // One line is the error's summary already.
+    if lines.len() > 1 {
+        for line in lines {
+            ui.problem(line);
+        }
+    }
+    Err(CheckError::BeforeDump {
+        summary: report.summary(),
+        hint: error::check_hint(&report),
+    }
+    .into())
 }
 
 /// How a dump of `plan` reports its events: JSON events, or lines (and on a terminal bars).
@@ -391,6 +492,37 @@ impl Progress for DumpProgress {
             | Event::ConnectionNote { name, note } => {
                 ui.problem(format!("  {name}: warning: {note}"));
             }
+            Event::NothingToResume {
+                destination,
+                source,
+            } => ui.problem(format!(
+                "--resume: no unfinished run of this inventory ({source}) in {destination}; starting a new run"
+            )),
+            Event::ResumeStarted {
+                location,
+                started_at,
+                recorded,
+                ..
+            } => ui.info(format!(
+                "resuming the unfinished run {location} (started {}): checking the {recorded} archive(s) it finished",
+                started_at.format("%Y-%m-%d %H:%M:%S UTC")
+            )),
+            Event::ArchiveKept {
+                name,
+                file,
+                compressed_bytes,
+                ..
+            } => ui.info(format!(
+                "  {name}: kept {file} ({}, length and SHA-256 checked)",
+                human_bytes(*compressed_bytes)
+            )),
+            Event::ResumeWarning { name, warning } => {
+                ui.problem(format!("  {name}: warning: {warning}"));
+            }
+            Event::ResumeNote { name, note } => match name {
+                Some(name) => ui.info(format!("  {name}: {note}")),
+                None => ui.info(format!("  {note}")),
+            },
             Event::DatabaseFailed { name, failure } if self.several => {
                 ui.info(format!("  {name}: FAILED: {failure}"));
                 if let Some(hint) = error::database_hint(failure) {
@@ -414,14 +546,5 @@ fn tls_note(tls: Option<&TlsInfo>) -> String {
         ),
         Some(t) => format!(", clear text ({})", t.mode),
         None => String::new(),
-    }
-}
-
-/// `1 table`, `3 tables`: `noun` is the plural form ending in `s`.
-fn counted(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {}", noun.strip_suffix('s').unwrap_or(noun))
-    } else {
-        format!("{n} {noun}")
     }
 }

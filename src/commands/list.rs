@@ -1,15 +1,21 @@
 //! `exporter list`: the inventory and what a dump would write: the config's databases (no
 //! network access), or a platform environment's (read through its API: every database with
-//! its type, status, version, disk, backups, replicas, and what `dump --all` does with it).
+//! its type, status, version, disk, backups, replicas, and what `dump --all` does with it);
+//! then the destination's unfinished runs (no manifest), with the databases each finished,
+//! which `dump --resume` continues.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::blocking;
+use crate::cleanup::Cleanup;
 use crate::engines::EngineOptions;
-use crate::output::Ui;
+use crate::output::{Ui, human_bytes};
 use crate::platform::{self, EnvironmentPlan, inventory};
-use crate::settings::{ListPlan, PlatformInventory};
+use crate::run::unfinished::{self, UnfinishedSummary};
+use crate::settings::{Destination, ListPlan, PlatformInventory};
+use crate::storage;
 
 /// Version of the `list --json` object (FORMAT.md, "Reports on stdout"): bumped when a
 /// field changes meaning or goes away; new fields do not bump it.
@@ -24,6 +30,8 @@ struct ConfigListing<'a> {
     source: &'static str,
     /// One per `[[databases]]`, in config order.
     databases: &'a [Row],
+    /// The destination's unfinished runs, newest first.
+    unfinished_runs: &'a [UnfinishedSummary],
 }
 
 /// `list --json` of a platform environment (FORMAT.md): the inventory step's plan, with the
@@ -37,6 +45,8 @@ struct PlatformListing<'a> {
     /// The plan: `platform`, `environment`, `environment_id`, `has_ca`, `databases`.
     #[serde(flatten)]
     plan: &'a EnvironmentPlan,
+    /// The destination's unfinished runs, newest first.
+    unfinished_runs: &'a [UnfinishedSummary],
 }
 
 #[derive(Debug, Serialize)]
@@ -52,33 +62,155 @@ struct Row {
 }
 
 /// Print the platform environment's databases, or the config's: a table, or with `json`
-/// JSON.
+/// JSON; then the destination's unfinished runs.
 ///
 /// # Errors
 ///
-/// The platform's errors (a missing or expired token among them).
-pub async fn run(plan: &ListPlan, json: bool, ui: Ui) -> anyhow::Result<()> {
+/// The platform's errors (a missing or expired token among them). A destination that cannot
+/// be read is a warning, not an error: the inventory is what `list` is for.
+pub async fn run(plan: &ListPlan, json: bool, ui: Ui, cleanup: &Cleanup) -> anyhow::Result<()> {
     if let Some(p) = &plan.platform {
-        return run_platform(p, json, ui).await;
+        return run_platform(p, plan, json, ui, cleanup).await;
     }
-    run_config(plan, json, ui);
+    let runs = unfinished_runs(&plan.destination, ui, cleanup).await;
+    let names: Vec<String> = plan.databases.iter().map(|d| d.name.clone()).collect();
+    run_config(plan, &runs, json, ui);
+    if !json {
+        render_unfinished(&runs, (&names, "config", None), ui);
+    }
     Ok(())
 }
 
-async fn run_platform(options: &PlatformInventory, json: bool, ui: Ui) -> anyhow::Result<()> {
+async fn run_platform(
+    options: &PlatformInventory,
+    list: &ListPlan,
+    json: bool,
+    ui: Ui,
+    cleanup: &Cleanup,
+) -> anyhow::Result<()> {
     let client = platform::client(&options.settings)?;
     let plan = inventory::read(&client, options).await?;
+    let runs = unfinished_runs(&list.destination, ui, cleanup).await;
     if json {
         let listing = PlatformListing {
             version: LIST_JSON_VERSION,
             source: &plan.platform,
             plan: &plan,
+            unfinished_runs: &runs,
         };
         ui.data(serde_json::to_string_pretty(&listing).expect("the plan serializes"));
     } else {
         render(&plan, ui);
+        let names: Vec<String> = plan.databases.iter().map(|d| d.name.clone()).collect();
+        render_unfinished(
+            &runs,
+            (&names, &plan.platform, Some(plan.environment.as_str())),
+            ui,
+        );
     }
     Ok(())
+}
+
+/// The destination's unfinished runs, newest first; a destination that cannot be read is a
+/// warning and no runs.
+async fn unfinished_runs(
+    destination: &Destination,
+    ui: Ui,
+    cleanup: &Cleanup,
+) -> Vec<UnfinishedSummary> {
+    // A local destination that does not exist yet holds nothing (the first dump creates it).
+    if let Destination::Local(dir) = destination
+        && !dir.is_dir()
+    {
+        return Vec::new();
+    }
+    let warn = |e: &dyn std::fmt::Display| {
+        ui.problem(format!(
+            "warning: cannot read the unfinished runs in {destination}: {e}"
+        ));
+    };
+    let storage = match storage::open(destination, cleanup).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn(&e);
+            return Vec::new();
+        }
+    };
+    let read = blocking::run("reading the unfinished runs", move || {
+        let describe = storage.describe();
+        unfinished::list(storage.as_ref())
+            .map(|runs| runs.iter().map(|r| r.summary(&describe)).collect())
+    })
+    .await;
+    match read {
+        Ok(Ok(runs)) => runs,
+        Ok(Err(e)) => {
+            warn(&e);
+            Vec::new()
+        }
+        Err(e) => {
+            warn(&e);
+            Vec::new()
+        }
+    }
+}
+
+/// Each unfinished run: what it finished, what of the inventory it has not (when it is a run
+/// of this inventory: its source and environment), and how to go on.
+fn render_unfinished(
+    runs: &[UnfinishedSummary],
+    (inventory, source, environment): (&[String], &str, Option<&str>),
+    ui: Ui,
+) {
+    for run in runs {
+        ui.data("");
+        let started = run.started_at.map_or_else(
+            || "no run record".to_owned(),
+            |t| format!("started {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+        );
+        ui.data(format!(
+            "unfinished run {} ({started}; no manifest.json)",
+            run.location
+        ));
+        if run.done.is_empty() {
+            ui.data("  done: nothing");
+        } else {
+            let done: Vec<String> = run
+                .done
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} ({}, {})",
+                        d.name,
+                        d.file,
+                        human_bytes(d.compressed_bytes)
+                    )
+                })
+                .collect();
+            ui.data(format!("  done: {}", done.join(", ")));
+        }
+        let ours =
+            run.source.as_deref() == Some(source) && run.environment.as_deref() == environment;
+        let pending: Vec<&str> = inventory
+            .iter()
+            .filter(|n| !run.done.iter().any(|d| &d.name == *n))
+            .map(String::as_str)
+            .collect();
+        if ours && !pending.is_empty() {
+            ui.data(format!("  not yet: {}", pending.join(", ")));
+        }
+        if run.resumable {
+            let how = match run.source.as_deref() {
+                Some("urls") => "the same `exporter dump NAME=URL…` with --resume",
+                _ => "`exporter dump --all --resume`",
+            };
+            ui.data(format!(
+                "  {how} keeps what is done (after checking it) and dumps the rest"
+            ));
+        } else {
+            ui.data("  it has no run record: `dump --resume` cannot continue it");
+        }
+    }
 }
 
 /// The platform listing as a table, one row per database, then what `dump --all` does.
@@ -153,7 +285,7 @@ fn render(plan: &EnvironmentPlan, ui: Ui) {
 }
 
 /// The config's databases.
-fn run_config(plan: &ListPlan, json: bool, ui: Ui) {
+fn run_config(plan: &ListPlan, runs: &[UnfinishedSummary], json: bool, ui: Ui) {
     let rows: Vec<Row> = plan
         .databases
         .iter()
@@ -176,6 +308,7 @@ fn run_config(plan: &ListPlan, json: bool, ui: Ui) {
             version: LIST_JSON_VERSION,
             source: "config",
             databases: &rows,
+            unfinished_runs: runs,
         };
         ui.data(serde_json::to_string_pretty(&listing).expect("rows serialize"));
         return;

@@ -10,6 +10,7 @@
 //! Command modules never import each other; each takes a plan and returns `Ok(())` or the
 //! service's typed error.
 
+mod check;
 mod docs;
 mod dump;
 mod list;
@@ -69,10 +70,12 @@ pub fn run(cli: Cli) -> ExitStatus {
         }
     };
     let work = match &cli.command {
+        Command::Dump(c) if c.verify.is_some() => Work::DumpVerify,
         Command::Dump(_) => Work::Dump,
         Command::Verify(_) => Work::Verify,
         Command::Restore(_) => Work::Restore,
         Command::List(_)
+        | Command::Check(_)
         | Command::Uploads(_)
         | Command::Login(_)
         | Command::Completions(_)
@@ -207,6 +210,12 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             )
             .await
         }
+        Command::Check(cmd) => {
+            // As for dump: URLs alone or --environment need no config file.
+            let config = ConfigFile::read(path, true, false)?;
+            let plan = settings::resolve_check(&cmd, config.source(), &env, cores, environment)?;
+            check::run(plan, cmd.json, ui, cleanup).await
+        }
         Command::Verify(cmd) => {
             let config = ConfigFile::read(path, false, false)?;
             let plan = settings::resolve_verify(&cmd, config.source(), &env)?;
@@ -228,7 +237,7 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
             // A platform named with --environment needs no config file.
             let config = ConfigFile::read(path, true, environment.is_none())?;
             let plan = settings::resolve_list(&cmd, config.source(), &env, environment)?;
-            list::run(&plan, cmd.json, ui).await
+            list::run(&plan, cmd.json, ui, cleanup).await
         }
         Command::Login(cmd) => {
             let plan = settings::resolve_login(&cmd, &env)?;
@@ -326,6 +335,13 @@ fn render_cleanup(ui: Ui, reports: &[cleanup::Report]) {
             (cleanup::Task::RestoredDatabase { handle }, _) => {
                 ui.problem(format!(
                     "left the restored database {handle} in place: the next `exporter dump --all --from-backup` reuses it"
+                ));
+            }
+            (cleanup::Task::UnfinishedRun { run, done }, _) => {
+                ui.problem(format!(
+                    "kept the unfinished run {run}: {} database(s) finished ({}); run the same dump with --resume to dump only the others",
+                    done.len(),
+                    done.join(", ")
                 ));
             }
             (cleanup::Task::UncommittedRun { run }, cleanup::Outcome::Failed(e)) => {

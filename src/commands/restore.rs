@@ -3,33 +3,80 @@
 
 use std::sync::Arc;
 
+use exporter_contract::PayloadFormat;
 use serde::Serialize;
 
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
 use crate::output::{TaskBars, Ui, human_duration, read_so_far};
-use crate::pipeline::{self, RestoreContext};
+use crate::pipeline::{self, RestoreContext, RestoreReport};
 use crate::progress::{Event, Progress};
 use crate::settings::RestorePlan;
 use crate::storage;
 
-/// The `--json` summary of a restore.
+/// The version of the `restore --json` report (FORMAT.md, "Reports on stdout"): fields keep
+/// their meaning; a change of meaning or a removal bumps it.
+const REPORT_VERSION: u32 = 1;
+
+/// The `--json` report of a restore (FORMAT.md, "Reports on stdout").
 #[derive(Debug, Serialize)]
 struct RestoreJson<'a> {
+    version: u32,
     run_id: &'a str,
     database: &'a str,
-    file: &'a str,
     engine: &'a str,
-    target: &'a str,
+    archive: ArchiveJson<'a>,
+    /// The target URL as given, redacted.
+    target: String,
     cleaned: usize,
+    tables: usize,
     statements: u64,
     rows: u64,
     skipped: u64,
-    millis: u64,
+    seconds: f64,
+    warnings: &'a [String],
 }
 
-/// Restore the plan's archive into its target; print a summary line (and with `json` a JSON
-/// summary on stdout).
+/// The archive a restore read, as the manifest describes it (the bytes read matched).
+#[derive(Debug, Serialize)]
+struct ArchiveJson<'a> {
+    file: &'a str,
+    format: Option<PayloadFormat>,
+    compressed_bytes: Option<u64>,
+    uncompressed_bytes: Option<u64>,
+    sha256: Option<&'a str>,
+}
+
+impl<'a> RestoreJson<'a> {
+    fn new(plan: &RestorePlan, report: &'a RestoreReport) -> Self {
+        let entry = &report.entry;
+        Self {
+            version: REPORT_VERSION,
+            run_id: &report.run_id,
+            database: &report.database,
+            engine: &report.engine,
+            archive: ArchiveJson {
+                file: &report.file,
+                format: entry.format,
+                compressed_bytes: entry.compressed_bytes,
+                uncompressed_bytes: entry.uncompressed_bytes,
+                sha256: entry.sha256.as_deref(),
+            },
+            target: plan.into.url.redacted(),
+            cleaned: report.cleaned,
+            tables: entry.tables.len(),
+            statements: report.summary.statements,
+            rows: report.summary.rows,
+            skipped: report.summary.skipped,
+            // Milliseconds are precision enough, and keep the number short.
+            seconds: (report.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            warnings: &entry.warnings,
+        }
+    }
+}
+
+/// Restore the plan's archive into its target; print a summary line (and with `json` the
+/// report, FORMAT.md "Reports on stdout", on stdout).
 ///
 /// # Errors
 ///
@@ -80,18 +127,7 @@ pub async fn run(
         report.elapsed.as_secs_f64()
     ));
     if json {
-        let out = RestoreJson {
-            run_id: &report.run_id,
-            database: &report.database,
-            file: &report.file,
-            engine: &report.engine,
-            target: &report.target,
-            cleaned: report.cleaned,
-            statements: summary.statements,
-            rows: summary.rows,
-            skipped: summary.skipped,
-            millis: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
-        };
+        let out = RestoreJson::new(plan, &report);
         ui.data(serde_json::to_string_pretty(&out).expect("report serializes"));
     }
     Ok(())

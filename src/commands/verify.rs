@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
-use crate::output::{TaskBars, Ui, human_bytes, human_duration, read_so_far};
+use crate::output::{TaskBars, Ui, counted, human_bytes, human_duration, read_so_far};
 use crate::progress::{Event, Progress};
 use crate::settings::VerifyPlan;
 use crate::storage;
@@ -246,9 +246,9 @@ impl VerifyProgress {
             } => {
                 let (tables, rows) = scratch::engine_nouns(engine);
                 format!(
-                    "ok restore {label}: {} {tables}, {} {rows} match the manifest ({:.1} s)",
-                    c.tables,
-                    c.rows_compared,
+                    "ok restore {label}: {}, {} match the manifest ({:.1} s)",
+                    counted(c.tables, tables),
+                    counted(c.rows_compared, rows),
                     c.millis as f64 / 1000.0
                 )
             }

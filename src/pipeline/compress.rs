@@ -304,6 +304,17 @@ mod tests {
                 })
             })
         }
+        fn check(
+            &self,
+            _: DumpOptions,
+        ) -> BoxFuture<'_, Result<exporter_contract::SourceCheck, EngineError>> {
+            Box::pin(async {
+                Err(EngineError::new(
+                    ErrorKind::Unsupported,
+                    "the pipeline tests never check",
+                ))
+            })
+        }
         fn dump(
             &self,
             _: DumpOptions,

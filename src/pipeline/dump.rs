@@ -5,25 +5,29 @@
 //! Per database: the endpoint step ([`EndpointProvider::open`]), `preflight` (vector's "check
 //! health before the long work": a database that cannot be read fails before any file is
 //! created), then the stream ([`dump_one`]). A database that fails is recorded in the manifest
-//! as failed and the run goes on; the run is `partial` then. Until the manifest is written the
-//! run is registered with the [`Cleanup`] scope, which removes it if the command does not get
-//! that far.
+//! as failed and the run goes on; the run is `partial` then. A database whose stream stops
+//! moving for `--stall-timeout` fails the same way ([`super::stall`]). Each finished database
+//! leaves a completion record in the run, so an interrupted run can be continued with
+//! `--resume` ([`super::resume`]); until the manifest is written the run is registered with
+//! the [`Cleanup`] scope, which removes it if nothing in it is finished and keeps it otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use exporter_contract::{DumpOptions, Endpoint, ErrorKind, FINGERPRINT_ALGORITHM};
+use exporter_contract::{DumpOptions, Endpoint, ErrorKind, FINGERPRINT_ALGORITHM, Source as _};
 use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::compress::{ArchiveStats, Compression, PipelineError, dump_one};
-use crate::archive::manifest::{FORMAT_NAME, FORMAT_VERSION, PlatformDatabase, SourceInfo, Tool};
+use super::resume::{self, RunKeeper};
+use super::stall::{self, Activity};
+use crate::archive::manifest::{FORMAT_NAME, FORMAT_VERSION, PlatformDatabase, Tool};
 use crate::archive::{
-    DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, run_id, sums,
+    DatabaseEntry, DatabaseStatus, MANIFEST_FILE, Manifest, RunStatus, SUMS_FILE, sums,
 };
 use crate::blocking::{self, ThreadError};
-use crate::cleanup::{self, Cleanup};
+use crate::cleanup::Cleanup;
 use crate::endpoint::{EndpointGuard, EndpointProvider, Released};
 use crate::engines::EngineOptions;
 use crate::error::one_line;
@@ -50,6 +54,11 @@ pub enum FailureCause {
     Destination {
         /// The destination is a local directory (else S3).
         local: bool,
+    },
+    /// Nothing moved for `--stall-timeout` ([`super::stall`]).
+    Stalled {
+        /// The timeout, in seconds.
+        timeout_seconds: u64,
     },
     /// Something else (a worker thread failed).
     Internal,
@@ -125,6 +134,24 @@ pub enum DumpError {
         /// Why each failed, in the same order.
         failures: Vec<DatabaseFailure>,
     },
+    /// `--resume`: the unfinished run is being written by another process.
+    #[error("cannot resume {run}")]
+    RunBusy {
+        /// `<destination>/<run-id>`.
+        run: String,
+        /// The lock's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--resume`: the unfinished runs could not be read, or the one chosen not prepared.
+    #[error("cannot resume an unfinished run in {destination}")]
+    Resume {
+        /// The destination (or the run, once chosen).
+        destination: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing `SHA256SUMS` or the manifest failed; the run is not committed.
     #[error("failed to write the manifest of run {run_id}")]
     WriteManifest {
@@ -195,42 +222,61 @@ pub struct DumpContext<'a> {
     pub cleanup: &'a Cleanup,
     /// Receives the progress events.
     pub progress: Arc<dyn Progress>,
+    /// Told of each archive as soon as it is committed (`dump --verify`:
+    /// [`crate::verify::alongside`] checks it while the next databases are dumped); `None`
+    /// for nobody.
+    pub committed: Option<tokio::sync::mpsc::UnboundedSender<Committed>>,
 }
 
-/// Dump a plan into a new run.
+/// One archive committed to the run being written (visible under its final name; the run
+/// itself is committed only by its manifest).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The run id.
+    pub run_id: String,
+    /// The archive's manifest entry, as it will be written.
+    pub entry: DatabaseEntry,
+}
+
+/// Dump a plan into a new run — or, with `plan.resume`, into the newest unfinished run of the
+/// same inventory, keeping the databases it finished ([`resume::open_run`]).
 ///
 /// # Errors
 ///
-/// [`DumpError`]: the run cannot be created, every database failed (the run is removed), or
-/// the manifest cannot be written. A run where only some databases failed is committed as
-/// `partial` and returned; [`DumpReport::check`] turns it into an error.
+/// [`DumpError`]: the run cannot be created (or resumed), every database failed (the run is
+/// removed), or the manifest cannot be written. A run where only some databases failed is
+/// committed as `partial` and returned; [`DumpReport::check`] turns it into an error.
 ///
 /// # Cancel safety
 ///
-/// Dropping the future cancels the server work and aborts every object not yet committed; the
-/// run itself is removed when the cleanup scope closes.
+/// Dropping the future cancels the server work and aborts every object not yet committed; when
+/// the cleanup scope closes, the run is removed if no database in it is finished, and kept
+/// for `--resume` otherwise.
 pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, DumpError> {
     let storage = cx.storage.clone();
-    let started_at = Utc::now();
-    let id = {
-        let storage = storage.clone();
-        let wanted = run_id(started_at);
-        blocking::run("creating the run", move || storage.create_run(&wanted))
-            .await?
-            .map_err(|source| DumpError::CreateRun {
-                destination: plan.destination.to_string(),
-                local: matches!(plan.destination, Destination::Local(_)),
-                source,
-            })?
-    };
+    let opened = resume::open_run(plan, &storage, &cx.progress).await?;
+    let (id, started_at, kept) = (opened.id, opened.started_at, opened.kept);
+    let _claim = opened.lock;
     let location = format!("{}/{id}", storage.describe());
     // Until the manifest is written, the run is not a run: if the dump does not get that far
-    // (a failure, SIGINT/SIGTERM) the scope removes it, archives finished so far included.
-    let uncommitted = register_uncommitted(cx.cleanup, &storage, &id, &location);
+    // (a failure, SIGINT/SIGTERM) the scope removes it — unless a database in it is finished,
+    // then it is kept for `--resume`.
+    let keeper = RunKeeper::new(
+        cx.cleanup,
+        &storage,
+        &id,
+        &location,
+        kept.iter().map(|e| e.name.clone()).collect(),
+    );
+    let todo: Vec<&DatabaseTarget> = plan
+        .databases
+        .iter()
+        .filter(|db| !kept.iter().any(|k| k.name == db.name()))
+        .collect();
     cx.progress.event(&Event::DumpStarted {
         run_id: id.clone(),
         location: location.clone(),
-        databases: plan.databases.len() + plan.skipped.len(),
+        databases: todo.len() + plan.skipped.len(),
     });
 
     let job = Job {
@@ -243,56 +289,65 @@ pub async fn dump(plan: &DumpPlan, cx: &DumpContext<'_>) -> Result<DumpReport, D
         engine_options: plan.engine_options,
         compression: Compression {
             level: plan.compression_level,
-            workers: zstd_workers(plan.jobs, plan.databases.len()),
+            workers: zstd_workers(plan.jobs, todo.len()),
         },
         endpoints: cx.endpoints,
         progress: cx.progress.clone(),
+        keeper: &keeper,
+        stall_timeout: plan.stall_timeout,
     };
-    let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
-    let results: Vec<(DatabaseEntry, Option<DatabaseFailure>)> =
-        futures::stream::iter(plan.databases.iter())
-            .map(|db| dump_database(db, &job))
-            .buffered(parallel)
-            .collect()
-            .await;
-    if results.iter().all(|(_, f)| f.is_some()) {
-        // A run without archives is no run: dropping `uncommitted` leaves it to the scope.
+    if let Some(to) = &cx.committed {
+        // A resumed run's kept archives are committed too: the verification alongside
+        // proves them like the new ones. A receiver that is gone wants no more news.
+        for entry in &kept {
+            let _ = to.send(Committed {
+                run_id: id.clone(),
+                entry: entry.clone(),
+            });
+        }
+    }
+    let parallel = plan.jobs.clamp(1, todo.len().max(1));
+    let results: Vec<(DatabaseEntry, Option<DatabaseFailure>)> = futures::stream::iter(todo)
+        .map(|db| async {
+            let result = dump_database(db, &job).await;
+            if let (Some(to), (entry, None)) = (&cx.committed, &result) {
+                // A receiver that is gone wants no more news; the dump goes on.
+                let _ = to.send(Committed {
+                    run_id: id.clone(),
+                    entry: entry.clone(),
+                });
+            }
+            result
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    if kept.is_empty() && results.iter().all(|(_, f)| f.is_some()) {
+        // A run without archives is no run: dropping `keeper` leaves it to the scope.
         return Err(all_failed(results));
     }
-    let mut entries: Vec<DatabaseEntry> = results.into_iter().map(|(e, _)| e).collect();
+    // Inventory order, the kept databases in their places.
+    let mut dumped = results.into_iter().map(|(e, _)| e);
+    let mut entries: Vec<DatabaseEntry> = plan
+        .databases
+        .iter()
+        .filter_map(|db| match kept.iter().find(|k| k.name == db.name()) {
+            Some(k) => Some(k.clone()),
+            None => dumped.next(),
+        })
+        .collect();
     entries.extend(plan.skipped.iter().map(|s| skipped_entry(s, started_at)));
     let manifest = manifest(plan, &id, started_at, entries);
     write_manifest(&storage, &id, &manifest).await?;
-    uncommitted.disarm();
+    keeper.committed();
+    if let Some(e) = resume::forget_records(&storage, &id).await {
+        tracing::warn!(run = %location, error = %e, "could not remove the run's .partial records (they are ignored)");
+    }
     Ok(DumpReport {
         run_id: id,
         location,
         manifest,
     })
-}
-
-/// Register the run with the cleanup scope until its manifest is written.
-fn register_uncommitted(
-    cleanup: &Cleanup,
-    storage: &Arc<dyn Storage>,
-    run_id: &str,
-    location: &str,
-) -> cleanup::Guard {
-    let storage = storage.clone();
-    let run_id = run_id.to_owned();
-    cleanup.register(
-        cleanup::Task::UncommittedRun {
-            run: location.to_owned(),
-        },
-        move || {
-            Box::pin(async move {
-                tokio::task::spawn_blocking(move || storage.remove_uncommitted_run(&run_id))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())
-            })
-        },
-    )
 }
 
 /// The error for a run in which every database failed.
@@ -334,13 +389,7 @@ fn manifest(
         started_at,
         finished_at: Utc::now(),
         status,
-        source: SourceInfo {
-            kind: plan.inventory.as_str().into(),
-            environment: plan
-                .platform
-                .as_ref()
-                .map(|p| p.settings.environment.clone()),
-        },
+        source: resume::source_of(plan),
         fingerprint_algorithm: FINGERPRINT_ALGORITHM.into(),
         databases,
     }
@@ -383,6 +432,10 @@ struct Job<'a> {
     compression: Compression,
     endpoints: &'a dyn EndpointProvider,
     progress: Arc<dyn Progress>,
+    /// The run's registration with the cleanup scope: told of each finished database.
+    keeper: &'a RunKeeper,
+    /// `--stall-timeout`; `None`: off.
+    stall_timeout: Option<Duration>,
 }
 
 /// zstd worker threads per archive: `--jobs` shared by the databases dumped at once (at most
@@ -439,10 +492,21 @@ async fn dump_database(
     // The connection URL, redacted; not how it was reached (a tunnel's port is of no use
     // later).
     let described = endpoint.endpoint().url().redacted();
-    let work = dump_through(db, &file, endpoint.endpoint(), job);
+    let activity = Activity::new();
+    let work = dump_through(db, &file, endpoint.endpoint(), job, &activity);
+    let stalled = async {
+        match job.stall_timeout {
+            Some(timeout) => stall::watch(&activity, timeout).await,
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
         biased;
         reason = endpoint.lost() => Err(lost(&reason)),
+        s = stalled => Err(DatabaseFailure {
+            message: s.message(),
+            cause: FailureCause::Stalled { timeout_seconds: s.timeout.as_secs() },
+        }),
         r = work => r,
     };
     // The engine may see a dead tunnel first (a reset connection): give the tunnel a moment
@@ -516,7 +580,33 @@ async fn dump_database(
         platform: released.platform.clone(),
         tls: stats.meta.tls.clone(),
     };
+    // Finished only once recorded: the completion record is what `--resume` keeps.
+    if let Err(e) = resume::record_completion(&job.storage, &job.run_id, &entry).await {
+        let failure = DatabaseFailure {
+            message: format!("cannot record the completion of {}: {e}", file_name(&entry)),
+            cause: FailureCause::Destination { local: job.local },
+        };
+        // Not in the manifest, so not in the run either (best effort).
+        let (storage, run_id, file) = (job.storage.clone(), job.run_id.clone(), file_name(&entry));
+        let _ = blocking::run("removing an unrecorded archive", move || {
+            storage.remove_object(&run_id, &file)
+        })
+        .await;
+        job.progress.event(&Event::DatabaseFailed {
+            name: entry.name.clone(),
+            failure: failure.clone(),
+        });
+        return (
+            failed_entry(db, started_at, &failure, entry.platform.clone()),
+            Some(failure),
+        );
+    }
+    job.keeper.completed(&entry.name);
     (entry, None)
+}
+
+fn file_name(entry: &DatabaseEntry) -> String {
+    entry.file.clone().unwrap_or_default()
 }
 
 /// Release an endpoint after its work: stop what it holds and say what that did.
@@ -554,8 +644,10 @@ async fn dump_through(
     file: &str,
     endpoint: &Endpoint,
     job: &Job<'_>,
+    activity: &Activity,
 ) -> Result<ArchiveStats, DatabaseFailure> {
-    let source = db.engine().source(endpoint, job.engine_options);
+    let engine_source = db.engine().source(endpoint, job.engine_options);
+    let source = stall::Watched::new(engine_source.as_ref(), activity.clone());
     job.progress.event(&Event::DatabaseStarted {
         name: db.name().to_owned(),
         source: source.describe(),
@@ -611,7 +703,7 @@ async fn dump_through(
     });
     let watch = TableWatch::new(db.name(), &meters, job.progress.clone());
     dump_one(
-        source.as_ref(),
+        &source,
         job.options.clone().with_observer(Arc::new(watch)),
         object,
         file,

@@ -196,6 +196,9 @@ pub struct RestoreReport {
     pub summary: RestoreSummary,
     /// Wall time of the restore proper.
     pub elapsed: Duration,
+    /// The manifest entry restored (its archive's format, sizes and SHA-256 — the archive
+    /// read matched them —, its tables and warnings).
+    pub entry: DatabaseEntry,
 }
 
 /// What a restore needs besides the plan.
@@ -295,13 +298,14 @@ pub async fn restore(
     drop(endpoint);
     Ok(RestoreReport {
         run_id: run.id,
-        database: entry.name,
+        database: entry.name.clone(),
         file: label,
-        engine: entry.engine,
+        engine: entry.engine.clone(),
         target: describe,
         cleaned,
         summary,
         elapsed,
+        entry,
     })
 }
 

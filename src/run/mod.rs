@@ -7,6 +7,7 @@
 //! [`Event::RunSkipped`].
 
 pub mod archive;
+pub mod unfinished;
 
 use std::io;
 

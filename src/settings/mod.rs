@@ -45,8 +45,8 @@ use secrecy::SecretString;
 
 use crate::archive::manifest::PlatformDatabase;
 use crate::cli::{
-    DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RequireLevelArg, RestoreCmd,
-    TeardownCmd, TunnelCmd, UploadsCmd, VerifyCmd,
+    CheckCmd, DefinerArg, DumpCmd, LevelArg, ListCmd, LoginCmd, RedisFormatArg, RequireLevelArg,
+    RestoreCmd, TeardownCmd, TunnelCmd, UploadsCmd, VerifyCmd,
 };
 use crate::engines::{ConnectionDefaults, EngineKind, EngineOptions};
 use crate::storage::s3::{self, S3Config};
@@ -72,6 +72,9 @@ pub const MAX_COMPRESSION_LEVEL: i32 = 19;
 
 /// Default destination when neither `--to` nor `[storage] to` is given.
 pub const DEFAULT_DESTINATION: &str = "./archives";
+
+/// Default `--stall-timeout`: a database whose dump moves no data for this long fails.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A configuration or usage error: exit code 2. The message names the key or line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,6 +237,17 @@ pub struct DumpPlan {
     /// The environment's defaults for connection parameters (libpq's `PGSSLMODE`, …), applied
     /// by the endpoint step ([`crate::endpoint::UrlEndpoints`]).
     pub connections: ConnectionDefaults,
+    /// `--resume`: continue the newest unfinished run of the same inventory.
+    pub resume: bool,
+    /// `--stall-timeout`: how long a database's dump may move no data; `None`: never fails
+    /// for it.
+    pub stall_timeout: Option<Duration>,
+    /// `--verify LEVEL`: verify each archive as soon as it is committed, as this plan says
+    /// (its `run` is `None`: the run the dump creates); `None` without `--verify`.
+    pub verify: Option<VerifyPlan>,
+    /// Check every database and the destination before the dump ([`crate::check`]); off with
+    /// `--no-check`.
+    pub check: bool,
 }
 
 /// The config file as the caller found it: settings reads no file itself.
@@ -365,6 +379,11 @@ pub fn resolve_dump(
     let default_options = StorageOptions::default();
     let storage = parsed.as_ref().map_or(&default_options, |c| &c.storage);
     let destination = dump_destination(&to, storage, cmd.expected_size.as_deref())?;
+    let stall_timeout = match cmd.stall_timeout.as_deref() {
+        None => Some(DEFAULT_STALL_TIMEOUT),
+        Some(text) => parse_stall_timeout(text)?,
+    };
+    let verify = dump_verify(cmd, &destination, &databases, &connections)?;
     Ok(DumpPlan {
         destination,
         databases,
@@ -376,7 +395,127 @@ pub fn resolve_dump(
         engine_options,
         inventory,
         connections,
+        resume: cmd.resume,
+        stall_timeout,
+        verify,
+        check: !cmd.no_check,
     })
+}
+
+/// `--stall-timeout`: an age (`90s`, `10m`, `1h`), or `0` / `off` for none.
+fn parse_stall_timeout(text: &str) -> Result<Option<Duration>, SettingsError> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let timeout = parse_age(text).map_err(|m| {
+        SettingsError::new(format!("--stall-timeout: {m}"))
+            .hint("e.g. --stall-timeout 10m, or off to wait for ever")
+    })?;
+    Ok((!timeout.is_zero()).then_some(timeout))
+}
+
+/// `dump --verify LEVEL [--scratch URL…]`: the verification each archive gets as soon as it
+/// is committed, as the plan `exporter verify --level LEVEL --scratch URL…` of the new run
+/// would be (its `run` is the run the dump creates; MySQL definers rewritten to the scratch
+/// account, `verify`'s default). Whether every engine has a scratch server is checked by the
+/// dump before its first database (a platform's engines are known only then).
+///
+/// # Errors
+///
+/// [`SettingsError`]: `--scratch` without `--verify restore`; `--verify restore` without
+/// `--scratch`, with `--redis-format rdb`, or of a MySQL URL without a database (archives
+/// that level cannot check, refused before anything is dumped); a bad `--scratch` URL.
+fn dump_verify(
+    cmd: &DumpCmd,
+    destination: &Destination,
+    databases: &[DatabaseTarget],
+    connections: &ConnectionDefaults,
+) -> Result<Option<VerifyPlan>, SettingsError> {
+    let level = cmd.verify.map(Level::from);
+    if !cmd.scratch.is_empty() && level != Some(Level::Restore) {
+        return Err(SettingsError::new(match level {
+            Some(level) => format!(
+                "--scratch is only used with --verify restore (the level is {})",
+                level.as_str()
+            ),
+            None => "--scratch is only used with --verify restore".to_owned(),
+        })
+        .hint("add --verify restore, or leave out --scratch"));
+    }
+    let Some(level) = level else {
+        return Ok(None);
+    };
+    if level == Level::Restore {
+        if cmd.scratch.is_empty() {
+            return Err(SettingsError::new(
+                "--verify restore needs a --scratch server to restore each archive into",
+            )
+            .hint(
+                "add --scratch URL per engine: a server where exporter may create and drop databases \
+                 (postgres://postgres@host:5432/postgres, mysql://root@host:3306, redis://host:6380 of an empty Redis)",
+            ));
+        }
+        if cmd.redis_format == RedisFormatArg::Rdb {
+            return Err(SettingsError::new(
+                "--verify restore cannot check RDB archives (--redis-format rdb)",
+            )
+            .hint(
+                "dump with --redis-format resp (the default), or verify with --verify decompress",
+            ));
+        }
+        for db in databases {
+            if let DatabaseTarget::Url(db) = db
+                && db.engine == EngineKind::Mysql
+                && db.url.database().is_none()
+            {
+                return Err(SettingsError::new(format!(
+                    "--verify restore cannot check database {} ({}): an archive of every schema \
+                     of a MySQL server creates its own databases, which one scratch database \
+                     cannot hold",
+                    db.name, db.url
+                ))
+                .hint("name the database in the URL (mysql://host:3306/DB), or verify with --verify decompress"));
+            }
+        }
+    }
+    Ok(Some(VerifyPlan {
+        destination: destination.clone(),
+        run: None,
+        level,
+        scratch: scratch_servers(&cmd.scratch)?,
+        definer: DefinerPolicy::CurrentUser,
+        connections: connections.clone(),
+    }))
+}
+
+/// Resolve `exporter check`: exactly the plan `exporter dump` would run with the same
+/// inventory arguments ([`resolve_dump`]: config, URLs, `NAME=URL`, `--all`, a platform
+/// environment, `--to`), so the check sees what the dump will see.
+///
+/// # Errors
+///
+/// As [`resolve_dump`].
+pub fn resolve_check(
+    cmd: &CheckCmd,
+    config: ConfigSource<'_>,
+    env: Env<'_>,
+    cores: usize,
+    environment: Option<&str>,
+) -> Result<DumpPlan, SettingsError> {
+    let dump = DumpCmd {
+        all: cmd.all,
+        urls: cmd.urls.clone(),
+        to: cmd.to.clone(),
+        jobs: cmd.jobs,
+        redis_format: cmd.redis_format,
+        skip_unsupported: cmd.skip_unsupported,
+        from_backup: cmd.from_backup.clone(),
+        include_orphaned_backups: cmd.include_orphaned_backups,
+        credential_type: cmd.credential_type.clone(),
+        json: cmd.json,
+        ..DumpCmd::default()
+    };
+    resolve_dump(&dump, config, env, cores, environment)
 }
 
 /// The platform inventory a dump reads, if any: `--all` with `[platform]` or `--environment`.
@@ -628,8 +767,27 @@ pub fn resolve_verify(
         ))
         .hint("add --level restore, or leave out --scratch"));
     }
-    let mut scratch: Vec<UrlTarget> = Vec::with_capacity(cmd.scratch.len());
-    for (i, text) in cmd.scratch.iter().enumerate() {
+    let scratch = scratch_servers(&cmd.scratch)?;
+    let to = cmd
+        .to
+        .as_deref()
+        .or(config_to.as_deref())
+        .unwrap_or(DEFAULT_DESTINATION);
+    Ok(VerifyPlan {
+        destination: resolve_destination(to, &storage)?,
+        run: cmd.run.clone(),
+        level,
+        scratch,
+        definer: cmd.definer.into(),
+        connections: ConnectionDefaults::from_env(env),
+    })
+}
+
+/// The `--scratch` URLs of `verify` and `dump --verify restore`: at most one per engine, a
+/// Redis one without a `/N` path.
+fn scratch_servers(urls: &[String]) -> Result<Vec<UrlTarget>, SettingsError> {
+    let mut scratch: Vec<UrlTarget> = Vec::with_capacity(urls.len());
+    for (i, text) in urls.iter().enumerate() {
         let (url, engine) = parse_url(text).map_err(|e| SettingsError {
             message: format!("--scratch URL #{}: {}", i + 1, e.message),
             hint: e.hint,
@@ -659,19 +817,7 @@ pub fn resolve_verify(
             engine,
         });
     }
-    let to = cmd
-        .to
-        .as_deref()
-        .or(config_to.as_deref())
-        .unwrap_or(DEFAULT_DESTINATION);
-    Ok(VerifyPlan {
-        destination: resolve_destination(to, &storage)?,
-        run: cmd.run.clone(),
-        level,
-        scratch,
-        definer: cmd.definer.into(),
-        connections: ConnectionDefaults::from_env(env),
-    })
+    Ok(scratch)
 }
 
 /// A validated restore plan.
@@ -751,6 +897,9 @@ pub fn resolve_restore(
 pub struct ListPlan {
     /// The databases, in config order (empty with a platform).
     pub databases: Vec<UrlTarget>,
+    /// The destination whose unfinished runs are shown (`--to`, `[storage] to`, else
+    /// [`DEFAULT_DESTINATION`]).
+    pub destination: Destination,
     /// The platform environment to list, read by the inventory step.
     pub platform: Option<PlatformInventory>,
     /// The environment's connection defaults, as in [`DumpPlan::connections`] (the TLS mode
@@ -774,6 +923,14 @@ pub fn resolve_list(
     let name = config.name().to_owned();
     let parsed = config.parse(env)?;
     let connections = ConnectionDefaults::from_env(env);
+    let (config_to, storage) = config.storage(env)?;
+    let destination = resolve_destination(
+        cmd.to
+            .as_deref()
+            .or(config_to.as_deref())
+            .unwrap_or(DEFAULT_DESTINATION),
+        &storage,
+    )?;
     let settings = resolve_platform(
         parsed.as_ref().and_then(|c| c.platform.as_ref()),
         environment,
@@ -782,6 +939,7 @@ pub fn resolve_list(
     if let Some(settings) = settings {
         return Ok(ListPlan {
             databases: Vec::new(),
+            destination,
             platform: Some(PlatformInventory {
                 settings,
                 from_backup: cmd
@@ -809,6 +967,7 @@ pub fn resolve_list(
     })?;
     Ok(ListPlan {
         databases: config.databases,
+        destination,
         platform: None,
         connections,
     })
@@ -1173,6 +1332,54 @@ mod tests {
             unreachable!()
         };
         cmd
+    }
+
+    fn check_cmd(args: &[&str]) -> CheckCmd {
+        let Command::Check(cmd) = parse(&[&["check"], args].concat()) else {
+            unreachable!()
+        };
+        cmd
+    }
+
+    /// `exporter check` resolves exactly the plan `exporter dump` would run with the same
+    /// inventory arguments; the dump checks first unless `--no-check`.
+    #[test]
+    fn check_resolves_the_plan_the_dump_would_run() {
+        let args = [
+            "app=postgres://u@h/db",
+            "redis://c:6379",
+            "--to",
+            "out",
+            "--jobs",
+            "3",
+            "--redis-format",
+            "rdb",
+        ];
+        let checked = resolve_check(&check_cmd(&args), NO_CONFIG, &no_env, 8, None).unwrap();
+        let dumped = resolve_dump(&dump_cmd(&args), NO_CONFIG, &no_env, 8, None).unwrap();
+        assert_eq!(checked, dumped);
+        assert!(checked.check);
+        assert_eq!(checked.jobs, 3);
+        assert!(checked.engine_options.redis_rdb);
+        let names: Vec<&str> = checked.databases.iter().map(DatabaseTarget::name).collect();
+        assert_eq!(names, ["app", "c"]);
+        let no_check = [&args[..], &["--no-check"]].concat();
+        assert!(
+            !resolve_dump(&dump_cmd(&no_check), NO_CONFIG, &no_env, 8, None)
+                .unwrap()
+                .check
+        );
+        // The same usage errors as the dump's.
+        let e = resolve_check(
+            &check_cmd(&["--skip-unsupported", "postgres://u@h/db"]),
+            NO_CONFIG,
+            &no_env,
+            8,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--skip-unsupported"), "{e}");
+        assert!(resolve_check(&check_cmd(&[]), NO_CONFIG, &no_env, 8, None).is_err());
     }
 
     fn uploads_cmd(args: &[&str]) -> UploadsCmd {
@@ -1542,8 +1749,41 @@ mod tests {
     }
 
     #[test]
+    fn stall_timeout_defaults_to_ten_minutes_and_can_be_turned_off() {
+        let resolve = |args: &[&str]| {
+            resolve_dump(
+                &dump_cmd(&[&["redis://h"], args].concat()),
+                NO_CONFIG,
+                &no_env,
+                2,
+                None,
+            )
+        };
+        let plan = resolve(&[]).unwrap();
+        assert_eq!(plan.stall_timeout, Some(Duration::from_secs(600)));
+        assert!(!plan.resume);
+        let plan = resolve(&["--stall-timeout", "3s", "--resume"]).unwrap();
+        assert_eq!(plan.stall_timeout, Some(Duration::from_secs(3)));
+        assert!(plan.resume);
+        assert_eq!(
+            resolve(&["--stall-timeout", "off"]).unwrap().stall_timeout,
+            None
+        );
+        assert_eq!(
+            resolve(&["--stall-timeout", "0"]).unwrap().stall_timeout,
+            None
+        );
+        let e = resolve(&["--stall-timeout", "10"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--stall-timeout: \"10\" needs a unit: s, m, h or d (e.g. 2h)"
+        );
+    }
+
+    #[test]
     fn resolve_list_needs_a_config() {
         let list = ListCmd {
+            to: None,
             from_backup: None,
             include_orphaned_backups: false,
             json: false,

@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{ObjectWriter, Storage};
+use crate::archive::partial::{LOCK_FILE, PARTIAL_DIR};
 use crate::archive::{is_run_id, run_sort_key};
 
 /// A directory holding runs.
@@ -56,6 +57,32 @@ impl LocalStorage {
         }))
     }
 
+    /// Refuse a root that exists but is no directory, or that is itself a run (a run inside a
+    /// run would become an "extra file" of the older run and fail its verification: later
+    /// runs never touch earlier ones).
+    fn refuse_unusable_root(&self) -> io::Result<()> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!(
+                    "destination `{}` exists and is not a directory",
+                    self.root.display()
+                ),
+            ));
+        }
+        if self.root.join(crate::archive::MANIFEST_FILE).exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "destination `{}` is itself a run (it holds {}); give the directory that holds runs",
+                    self.root.display(),
+                    crate::archive::MANIFEST_FILE
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn run_dir(&self, run_id: &str) -> PathBuf {
         self.root.join(run_id)
     }
@@ -67,7 +94,17 @@ impl LocalStorage {
         reason = "the error keeps the OS reason in its text, which verify and dump print"
     )]
     fn writer(&self, run_id: &str, name: &str, replace: bool) -> io::Result<LocalWriter> {
-        let dir = self.run_dir(run_id);
+        // `dir/name` (the records under `.partial/`): the directory is created on first use.
+        let (dir, name) = match name.split_once('/') {
+            Some((sub, file)) => {
+                let dir = self.run_dir(run_id).join(sub);
+                if !dir.is_dir() {
+                    mkdir_0700(&dir)?;
+                }
+                (dir, file)
+            }
+            None => (self.run_dir(run_id), name),
+        };
         let tmp = dir.join(temp_name(name));
         let file = OpenOptions::new()
             .write(true)
@@ -126,27 +163,7 @@ impl Storage for LocalStorage {
     }
 
     fn create_run(&self, run_id: &str) -> io::Result<String> {
-        if self.root.exists() && !self.root.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!(
-                    "destination `{}` exists and is not a directory",
-                    self.root.display()
-                ),
-            ));
-        }
-        // A run inside a run would become an "extra file" of the older run and fail its
-        // verification: later runs never touch earlier ones.
-        if self.root.join(crate::archive::MANIFEST_FILE).exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "destination `{}` is itself a run (it holds {}); give the directory that holds runs",
-                    self.root.display(),
-                    crate::archive::MANIFEST_FILE
-                ),
-            ));
-        }
+        self.refuse_unusable_root()?;
         if !self.root.is_dir() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -187,6 +204,51 @@ impl Storage for LocalStorage {
         Ok(Box::new(self.writer(run_id, name, false)?))
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the error keeps the OS reason in its text, as the writer's does"
+    )]
+    fn probe(&self, name: &str) -> io::Result<()> {
+        self.refuse_unusable_root()?;
+        // The directories a dump would create, top-most first; removed again below.
+        let mut missing: Vec<PathBuf> = self
+            .root
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && fs_err::symlink_metadata(p).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        missing.reverse();
+        let mut created = Vec::new();
+        let mut result = Ok(());
+        for dir in &missing {
+            if let Err(e) = mkdir_0700(dir) {
+                result = Err(e);
+                break;
+            }
+            created.push(dir.clone());
+        }
+        if result.is_ok() {
+            let path = self.root.join(name);
+            result = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| {
+                    f.write_all(b"exporter check: this file is removed at once\n")?;
+                    f.sync_all()
+                })
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot write `{}`: {e}", path.display()))
+                })
+                .and_then(|()| fs_err::remove_file(&path));
+        }
+        for dir in created.iter().rev() {
+            let _ = fs_err::remove_dir(dir);
+        }
+        result
+    }
+
     fn put_object(&self, run_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
         let mut w = Box::new(self.writer(run_id, name, true)?);
         w.write_all(bytes)?;
@@ -204,12 +266,118 @@ impl Storage for LocalStorage {
         for entry in fs_err::read_dir(self.run_dir(run_id))? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !is_temp_name(&name) {
+            if !is_temp_name(&name) && name != PARTIAL_DIR {
                 names.push(name);
             }
         }
         names.sort();
         Ok(names)
+    }
+
+    fn list_dir(&self, run_id: &str, dir: &str) -> io::Result<Vec<String>> {
+        let path = self.run_dir(run_id).join(dir);
+        if !path.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::new();
+        for entry in fs_err::read_dir(&path)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_temp_name(&name) && entry.file_type()?.is_file() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn remove_object(&self, run_id: &str, name: &str) -> io::Result<()> {
+        let path = self.run_dir(run_id).join(name);
+        match fs_err::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().unwrap_or(&self.root)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_dir(&self, run_id: &str, dir: &str) -> io::Result<()> {
+        let run = self.run_dir(run_id);
+        match fs_err::remove_dir_all(run.join(dir)) {
+            Ok(()) => sync_dir(&run),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_unfinished_runs(&self) -> io::Result<Vec<String>> {
+        Ok(self
+            .list_runs()?
+            .into_iter()
+            .filter(|r| !self.run_dir(r).join(crate::archive::MANIFEST_FILE).exists())
+            .collect())
+    }
+
+    fn discard_unfinished(&self, run_id: &str) -> io::Result<usize> {
+        let run = self.run_dir(run_id);
+        let mut discarded = 0;
+        for dir in [run.clone(), run.join(PARTIAL_DIR)] {
+            if !dir.is_dir() {
+                continue;
+            }
+            for entry in fs_err::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if is_temp_name(&name) && entry.file_type()?.is_file() {
+                    fs_err::remove_file(entry.path())?;
+                    discarded += 1;
+                }
+            }
+            if discarded > 0 {
+                sync_dir(&dir)?;
+            }
+        }
+        Ok(discarded)
+    }
+
+    /// An exclusive `flock` on `<run>/.partial/lock`: the kernel releases it when the process
+    /// ends, however it ends, so a killed dump never leaves its run locked.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the error keeps the OS reason in its text, which dump prints"
+    )]
+    fn lock_run(&self, run_id: &str) -> io::Result<Option<super::RunLock>> {
+        let dir = self.run_dir(run_id).join(PARTIAL_DIR);
+        if !dir.is_dir() {
+            mkdir_0700(&dir)?;
+        }
+        let path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("failed to open `{}`: {e}", path.display()),
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(super::RunLock::new(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "run `{}` is being written by another exporter process (it holds `{}`)",
+                    self.run_dir(run_id).display(),
+                    path.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(io::Error::new(
+                e.kind(),
+                format!("failed to lock `{}`: {e}", path.display()),
+            )),
+        }
     }
 
     #[allow(
@@ -327,6 +495,43 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// The check's probe: a missing destination is created and removed again with the test
+    /// object; an existing one keeps its contents and gets nothing new; a path under a file,
+    /// and a run given as the destination, are refused naming them.
+    #[test]
+    fn probe_writes_and_removes_leaving_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b/dest");
+        LocalStorage::new(&nested)
+            .probe(".exporter-check-1")
+            .unwrap();
+        assert!(!dir.path().join("a").exists(), "created directories stay");
+        let existing = dir.path().join("runs");
+        fs_err::create_dir(&existing).unwrap();
+        fs_err::write(existing.join("keep"), b"x").unwrap();
+        LocalStorage::new(&existing)
+            .probe(".exporter-check-2")
+            .unwrap();
+        let names: Vec<_> = fs_err::read_dir(&existing)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["keep"]);
+        let file = dir.path().join("file");
+        fs_err::write(&file, b"x").unwrap();
+        let e = LocalStorage::new(file.join("dest"))
+            .probe(".exporter-check-3")
+            .unwrap_err();
+        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+        let run = existing.join("20261129T074800Z");
+        fs_err::create_dir(&run).unwrap();
+        fs_err::write(run.join(crate::archive::MANIFEST_FILE), b"{}").unwrap();
+        let e = LocalStorage::new(&run)
+            .probe(".exporter-check-4")
+            .unwrap_err();
+        assert!(e.to_string().contains("is itself a run"), "{e}");
+    }
+
     #[test]
     fn commit_makes_visible_abort_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -409,6 +614,76 @@ mod tests {
         s.put_object(&run2, "a.sql.zst", b"x").unwrap();
         s.remove_uncommitted_run(&run2).unwrap();
         assert_eq!(s.list_runs().unwrap(), vec![run]);
+    }
+
+    /// The records of an unfinished run live under `.partial/`, invisible to `list_objects`;
+    /// `discard_unfinished` removes only temporary files; a run is locked by one process.
+    #[test]
+    fn unfinished_runs_records_and_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        let done = s.create_run("20261129T074800Z").unwrap();
+        let open = s.create_run("20261129T074900Z").unwrap();
+        s.put_object(&done, "manifest.json", b"{}").unwrap();
+        s.put_object(&open, ".partial/run.json", b"{}").unwrap();
+        s.put_object(&open, ".partial/a.sql.zst.json", b"{}")
+            .unwrap();
+        let mut w = s.create_object(&open, "a.sql.zst").unwrap();
+        w.write_all(b"archive").unwrap();
+        w.commit().unwrap();
+        assert_eq!(s.list_objects(&open).unwrap(), vec!["a.sql.zst".to_owned()]);
+        assert_eq!(
+            s.list_dir(&open, PARTIAL_DIR).unwrap(),
+            vec!["a.sql.zst.json".to_owned(), "run.json".to_owned()]
+        );
+        assert_eq!(
+            s.list_dir(&done, PARTIAL_DIR).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(s.list_unfinished_runs().unwrap(), vec![open.clone()]);
+        let mode = fs_err::metadata(dir.path().join(&open).join(PARTIAL_DIR))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+
+        // A killed writer's temporary files, in the run and in `.partial`.
+        fs_err::write(dir.path().join(&open).join(".b.sql.zst.1.tmp"), b"x").unwrap();
+        fs_err::write(
+            dir.path()
+                .join(&open)
+                .join(PARTIAL_DIR)
+                .join(".b.json.1.tmp"),
+            b"x",
+        )
+        .unwrap();
+        assert_eq!(s.discard_unfinished(&open).unwrap(), 2);
+        assert_eq!(s.discard_unfinished(&open).unwrap(), 0);
+        assert_eq!(s.list_objects(&open).unwrap(), vec!["a.sql.zst".to_owned()]);
+
+        let held = s.lock_run(&open).unwrap().expect("a local lock");
+        let err = s.lock_run(&open).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            err.to_string().contains("another exporter process"),
+            "{err}"
+        );
+        drop(held);
+        assert!(
+            s.lock_run(&open).unwrap().is_some(),
+            "released when dropped"
+        );
+
+        s.remove_object(&open, "a.sql.zst").unwrap();
+        s.remove_object(&open, "a.sql.zst").unwrap();
+        s.remove_object(&open, ".partial/a.sql.zst.json").unwrap();
+        assert_eq!(
+            s.list_dir(&open, PARTIAL_DIR).unwrap(),
+            vec![LOCK_FILE.to_owned(), "run.json".to_owned()]
+        );
+        s.remove_dir(&open, PARTIAL_DIR).unwrap();
+        s.remove_dir(&open, PARTIAL_DIR).unwrap();
+        assert!(!dir.path().join(&open).join(PARTIAL_DIR).exists());
     }
 
     #[test]

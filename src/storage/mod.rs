@@ -103,12 +103,68 @@ pub trait Storage: Send + Sync {
     /// `NotFound` if it does not exist; other I/O errors naming the path.
     fn open_object(&self, run_id: &str, name: &str) -> io::Result<Box<dyn Read + Send>>;
 
-    /// Names of all visible objects of a run, sorted (temporary files excluded).
+    /// Names of all visible objects of a run, sorted (temporary files and the records of an
+    /// unfinished run under `.partial/` excluded: [`crate::archive::partial`]).
     ///
     /// # Errors
     ///
     /// I/O errors naming the path.
     fn list_objects(&self, run_id: &str) -> io::Result<Vec<String>>;
+
+    /// Names of the visible objects directly under `dir/` of a run (`.partial`), sorted,
+    /// without the directory; empty when there is none.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path.
+    fn list_dir(&self, run_id: &str, dir: &str) -> io::Result<Vec<String>>;
+
+    /// Remove one object of a run (`name` may be `dir/name`); a missing object is not an
+    /// error. Used only on runs without a manifest (an archive of an unfinished run that
+    /// cannot be kept) and on the `.partial/` records; committed archives are never removed.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path.
+    fn remove_object(&self, run_id: &str, name: &str) -> io::Result<()>;
+
+    /// Remove `dir/` of a run and everything in it (`.partial` once the manifest exists); a
+    /// missing directory is not an error.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path.
+    fn remove_dir(&self, run_id: &str, dir: &str) -> io::Result<()>;
+
+    /// Ids of runs without a manifest (unfinished: interrupted, killed or still being
+    /// written), oldest first. Unlike [`Storage::list_runs`], the same on every backend.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path; a missing root is an empty list.
+    fn list_unfinished_runs(&self) -> io::Result<Vec<String>>;
+
+    /// Discard what a killed writer left of run `run_id`: local temporary files (the `.tmp`
+    /// names of [`ObjectWriter`]s that never committed), S3 multipart uploads never completed.
+    /// Nothing visible is touched. Returns how many were discarded.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the path or the upload.
+    fn discard_unfinished(&self, run_id: &str) -> io::Result<usize>;
+
+    /// Claim run `run_id` for writing by this process until the returned lock is dropped, so
+    /// that a second `dump --resume` cannot pick a run another process is still writing.
+    /// `Ok(None)` where the backend has no lock (S3).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::WouldBlock`] when another process holds it; other I/O errors naming
+    /// the path.
+    fn lock_run(&self, run_id: &str) -> io::Result<Option<RunLock>> {
+        let _ = run_id;
+        Ok(None)
+    }
 
     /// Ids of runs (directories or prefixes named like run ids), oldest first. The local
     /// backend lists them with or without manifest; the S3 backend lists only those with a
@@ -126,6 +182,40 @@ pub trait Storage: Send + Sync {
     ///
     /// I/O errors naming the path, or a refusal for a committed run.
     fn remove_uncommitted_run(&self, run_id: &str) -> io::Result<()>;
+
+    /// Prove that a run could be written here, leaving nothing behind (`exporter check`):
+    /// write the small object `name` (a hidden name, `.exporter-check-<random>`) at the root,
+    /// beside the runs, then remove it. A local destination that does not exist yet is
+    /// created, as a dump would create it, and removed again; S3 also starts and aborts a
+    /// multipart upload, as the dump of a large archive does. The same refusals as
+    /// [`Storage::create_run`] apply (not a directory, itself a run).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors naming the destination and the step that failed (creating the directory,
+    /// writing, removing the object; the bucket, the upload).
+    fn probe(&self, name: &str) -> io::Result<()>;
+}
+
+/// A run claimed by this process ([`Storage::lock_run`]); released when dropped (and by the
+/// operating system when the process dies, however it dies).
+pub struct RunLock(
+    #[allow(dead_code, reason = "held, never read: dropping it releases the lock")]
+    Box<dyn std::any::Any + Send + Sync>,
+);
+
+impl RunLock {
+    /// Hold `resource` (an open, locked file) as the lock.
+    #[must_use]
+    pub fn new(resource: impl std::any::Any + Send + Sync) -> Self {
+        Self(Box::new(resource))
+    }
+}
+
+impl std::fmt::Debug for RunLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunLock")
+    }
 }
 
 /// Read a whole small object (manifest, sums) with a size cap.

@@ -55,6 +55,7 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 
 use super::{ObjectWriter, Storage};
+use crate::archive::partial::PARTIAL_DIR;
 use crate::archive::{MANIFEST_FILE, is_run_id, run_sort_key};
 use crate::cleanup::{self, Cleanup};
 
@@ -447,6 +448,38 @@ impl S3Storage {
         })
     }
 
+    /// The bucket must exist and be reachable, and the prefix must not itself be a run.
+    fn refuse_unusable_root(&self) -> io::Result<()> {
+        self.check_bucket()?;
+        let root = self.shared.config.root();
+        if !root.is_empty() && self.head(&format!("{root}{MANIFEST_FILE}"))?.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "destination {} is itself a run (it holds {MANIFEST_FILE}); give the prefix that holds runs",
+                    self.describe()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Delete one object.
+    fn delete(&self, key: &str) -> io::Result<()> {
+        let s = self.shared.clone();
+        let key = key.to_owned();
+        self.wait(async move {
+            s.client
+                .delete_object()
+                .bucket(&s.config.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error(&format!("cannot delete {}", url(&s, &key)), e))
+        })
+    }
+
     /// Whether the bucket exists and can be reached, as a clear error if not.
     fn check_bucket(&self) -> io::Result<()> {
         let s = self.shared.clone();
@@ -679,17 +712,8 @@ impl Storage for S3Storage {
     }
 
     fn create_run(&self, run_id: &str) -> io::Result<String> {
-        self.check_bucket()?;
+        self.refuse_unusable_root()?;
         let root = self.shared.config.root();
-        if !root.is_empty() && self.head(&format!("{root}{MANIFEST_FILE}"))?.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "destination {} is itself a run (it holds {MANIFEST_FILE}); give the prefix that holds runs",
-                    self.describe()
-                ),
-            ));
-        }
         for n in 0..1000 {
             let id = if n == 0 {
                 run_id.to_owned()
@@ -767,9 +791,66 @@ impl Storage for S3Storage {
     }
 
     fn list_objects(&self, run_id: &str) -> io::Result<Vec<String>> {
-        let mut names = self.list_keys(self.key(run_id, ""))?;
+        let partial = format!("{PARTIAL_DIR}/");
+        let mut names: Vec<String> = self
+            .list_keys(self.key(run_id, ""))?
+            .into_iter()
+            .filter(|n| !n.starts_with(&partial))
+            .collect();
         names.sort();
         Ok(names)
+    }
+
+    fn list_dir(&self, run_id: &str, dir: &str) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .list_keys(self.key(run_id, &format!("{dir}/")))?
+            .into_iter()
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn remove_object(&self, run_id: &str, name: &str) -> io::Result<()> {
+        // DeleteObject of a missing key succeeds on S3.
+        self.delete(&self.key(run_id, name))
+    }
+
+    fn remove_dir(&self, run_id: &str, dir: &str) -> io::Result<()> {
+        let prefix = self.key(run_id, &format!("{dir}/"));
+        for name in self.list_keys(prefix.clone())? {
+            self.delete(&format!("{prefix}{name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Prefixes named like run ids that hold objects but no manifest.
+    fn list_unfinished_runs(&self) -> io::Result<Vec<String>> {
+        let mut runs: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+        for key in self.list_keys(self.shared.config.root())? {
+            let Some((run, name)) = key.split_once('/') else {
+                continue;
+            };
+            if is_run_id(run) {
+                *runs.entry(run.to_owned()).or_default() |= name == MANIFEST_FILE;
+            }
+        }
+        let mut unfinished: Vec<String> = runs
+            .into_iter()
+            .filter_map(|(run, committed)| (!committed).then_some(run))
+            .collect();
+        unfinished.sort_by_key(|r| run_sort_key(r));
+        Ok(unfinished)
+    }
+
+    /// Abort every multipart upload under the run's prefix: none of them can be completed by
+    /// the process that started it any more.
+    fn discard_unfinished(&self, run_id: &str) -> io::Result<usize> {
+        let uploads = list_uploads(&self.shared, self.key(run_id, ""))?;
+        for upload in &uploads {
+            self.abort_upload(upload)?;
+        }
+        Ok(uploads.len())
     }
 
     /// Runs with a manifest only: on S3 a prefix is a run once its commit marker exists.
@@ -799,20 +880,41 @@ impl Storage for S3Storage {
             self.abort_upload(&upload)?;
         }
         for name in self.list_keys(prefix)? {
-            let s = self.shared.clone();
-            let key = self.key(run_id, &name);
-            self.wait(async move {
-                s.client
-                    .delete_object()
-                    .bucket(&s.config.bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| sdk_error(&format!("cannot delete {}", url(&s, &key)), e))
-            })?;
+            self.delete(&self.key(run_id, &name))?;
         }
         Ok(())
+    }
+
+    /// A `PutObject` with the destination's object options (checksums, encryption, storage
+    /// class), read back with `HeadObject`, then `DeleteObject`; and a multipart upload
+    /// started with the same options and aborted (the dump uploads archives in parts, and
+    /// aborts them on failure).
+    fn probe(&self, name: &str) -> io::Result<()> {
+        self.refuse_unusable_root()?;
+        let key = format!("{}{name}", self.shared.config.root());
+        let body = Bytes::from_static(b"exporter check: this object is removed at once\n");
+        let len = body.len() as i64;
+        put(&self.shared, key.clone(), body)?;
+        let seen = self.head(&key);
+        let deleted = self.delete(&key);
+        match seen? {
+            Some(l) if l == len => {}
+            other => {
+                return Err(io::Error::other(format!(
+                    "{} holds {} bytes after the upload, {len} were sent",
+                    self.url_of(&key),
+                    other.map_or_else(|| "no".to_owned(), |l| l.to_string())
+                )));
+            }
+        }
+        deleted?;
+        // A writer, so the upload is registered with the cleanup scope while it exists.
+        let mut writer = S3Writer::new(self.shared.clone(), key.clone());
+        writer.finished = true;
+        let id = writer.create_upload()?;
+        writer.upload_id = None;
+        writer.set_started(None);
+        abort_upload(&self.shared, key, id)
     }
 }
 

@@ -21,32 +21,51 @@ pub fn check_files(
     progress: &Arc<dyn Progress>,
 ) -> VerifyReport {
     let mut report = VerifyReport::new(&run.id, level);
-    let problem = |report: &mut VerifyReport, problem: String| {
+    let manifest = match manifest {
+        Ok(m) => m,
+        Err(e) => {
+            add_problems(&mut report, vec![e.problem()], progress.as_ref());
+            return report;
+        }
+    };
+    add_problems(&mut report, run_problems(run, manifest), progress.as_ref());
+    for db in &manifest.databases {
+        report
+            .databases
+            .push(check_archive(run, db, level, progress));
+    }
+    report.finish();
+    report
+}
+
+/// Record run-level problems in `report`, each reported as an [`Event::RunProblem`].
+pub fn add_problems(report: &mut VerifyReport, problems: Vec<String>, progress: &dyn Progress) {
+    for problem in problems {
         progress.event(&Event::RunProblem {
             problem: problem.clone(),
         });
         report.problems.push(problem);
-    };
-    let manifest = match manifest {
-        Ok(m) => m,
-        Err(e) => {
-            problem(&mut report, e.problem());
-            return report;
-        }
-    };
-    for p in run_problems(run, manifest) {
-        problem(&mut report, p);
     }
-    for db in &manifest.databases {
-        let outcome = check_database(run, db, level, progress);
-        if outcome.skipped {
-            progress.event(&Event::ArchiveSkipped {
-                name: db.name.clone(),
-                reason: db.error.clone().unwrap_or_else(|| "not exported".into()),
-            });
-            report.databases.push(outcome);
-            continue;
-        }
+}
+
+/// Check the archive of one manifest entry at `level` (`restore` reads like `decompress`
+/// here) and report it: [`Event::ArchiveSkipped`] for an entry deliberately not exported,
+/// [`Event::ArchiveChecked`] otherwise. `verify` calls it for each entry of a run; `dump
+/// --verify` as soon as each archive is committed ([`super::alongside`]). Blocking.
+#[must_use]
+pub fn check_archive(
+    run: &ResolvedRun,
+    db: &DatabaseEntry,
+    level: Level,
+    progress: &Arc<dyn Progress>,
+) -> DatabaseOutcome {
+    let outcome = check_database(run, db, level, progress);
+    if outcome.skipped {
+        progress.event(&Event::ArchiveSkipped {
+            name: db.name.clone(),
+            reason: db.error.clone().unwrap_or_else(|| "not exported".into()),
+        });
+    } else {
         progress.event(&Event::ArchiveChecked {
             label: outcome.file.clone().unwrap_or_else(|| db.name.clone()),
             ok: outcome.ok,
@@ -54,15 +73,14 @@ pub fn check_files(
             payload_bytes: db.uncompressed_bytes.unwrap_or(0),
             problems: outcome.problems.clone(),
         });
-        report.databases.push(outcome);
     }
-    report.finish();
-    report
+    outcome
 }
 
-/// Problems of the run as a whole: its id, a partial run, `SHA256SUMS` against the manifest,
-/// files the manifest does not account for.
-fn run_problems(run: &ResolvedRun, manifest: &Manifest) -> Vec<String> {
+/// Problems of the run as a whole: a partial run, `SHA256SUMS` against the manifest, files
+/// the manifest does not account for. Blocking.
+#[must_use]
+pub fn run_problems(run: &ResolvedRun, manifest: &Manifest) -> Vec<String> {
     let mut problems = Vec::new();
     // A run copied or downloaded under another name (FORMAT.md: `aws s3 cp --recursive
     // s3://bucket/prefix/<run-id>/ run/`) is still the same run: its manifest, SHA256SUMS and

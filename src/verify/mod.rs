@@ -8,8 +8,12 @@
 //!   the tool creates and always drops (also on failure and on Ctrl-C: the scratch database is
 //!   registered with the cleanup scope), its fingerprints compared with the manifest's.
 //!
+//! - [`alongside`]: the same checks of a run while it is written (`dump --verify LEVEL`):
+//!   each archive as soon as it is committed, then the run's own files, one `verify.json`.
+//!
 //! Progress (per-archive lines) goes out as [`Event`]s; nothing here prints.
 
+pub mod alongside;
 pub mod files;
 pub mod report;
 pub mod scratch;
@@ -24,7 +28,7 @@ use crate::blocking::{self, ThreadError};
 use crate::cleanup::Cleanup;
 use crate::endpoint::EndpointProvider;
 use crate::progress::{Event, Progress};
-use crate::run::{self, RunError};
+use crate::run::{self, ResolvedRun, RunError};
 use crate::settings::VerifyPlan;
 use crate::storage::Storage;
 
@@ -69,7 +73,7 @@ pub enum VerifyError {
     Run(#[from] RunError),
     /// At level `restore`, an engine of the run has no `--scratch` server (checked before
     /// anything is restored).
-    #[error("--level restore needs a --scratch server for {engines}")]
+    #[error("level restore needs a --scratch server for {engines}")]
     MissingScratch {
         /// `engine (for db, db); …`.
         engines: String,
@@ -263,17 +267,22 @@ pub async fn verify(
     // found nothing about the archives: the record of the last real verification is kept
     // rather than replaced by one that would call good archives bad.
     if !only_unavailable(&report, &scratch_unavailable) {
-        let bytes = report.to_json();
-        let (storage, run_id, location) = (run.storage.clone(), run.id.clone(), run.location());
-        blocking::run("writing the verification record", move || {
-            storage.put_object(&run_id, VERIFY_FILE, &bytes)
-        })
-        .await?
-        .map_err(|source| VerifyError::WriteRecord { location, source })?;
+        record(&run, &report).await?;
     }
     Ok(Verification {
         report,
         scratch_unavailable,
         source: manifest.ok().map(|m| m.source),
     })
+}
+
+/// Write `report` as the run's `verify.json` (replacing an earlier one).
+async fn record(run: &ResolvedRun, report: &VerifyReport) -> Result<(), VerifyError> {
+    let bytes = report.to_json();
+    let (storage, run_id, location) = (run.storage.clone(), run.id.clone(), run.location());
+    blocking::run("writing the verification record", move || {
+        storage.put_object(&run_id, VERIFY_FILE, &bytes)
+    })
+    .await?
+    .map_err(|source| VerifyError::WriteRecord { location, source })
 }

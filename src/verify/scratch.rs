@@ -47,12 +47,31 @@ fn restorable(db: &DatabaseEntry) -> bool {
 ///
 /// [`VerifyError::MissingScratch`] naming each engine and its databases.
 pub fn check_coverage(plan: &VerifyPlan, manifest: &Manifest) -> Result<(), VerifyError> {
+    require_scratch(
+        plan,
+        manifest
+            .databases
+            .iter()
+            .filter(|d| restorable(d))
+            .filter_map(|d| Some((EngineKind::for_manifest_engine(&d.engine)?, d.name.as_str()))),
+    )
+}
+
+/// Every engine of `databases` (each an engine and a database's name) needs a `--scratch`
+/// server: [`check_coverage`] for a run's manifest, and for the databases a `dump --verify
+/// restore` is about to dump, before the first one.
+///
+/// # Errors
+///
+/// [`VerifyError::MissingScratch`] naming each engine and its databases.
+pub fn require_scratch<'a>(
+    plan: &VerifyPlan,
+    databases: impl IntoIterator<Item = (EngineKind, &'a str)>,
+) -> Result<(), VerifyError> {
     let mut missing: BTreeMap<&'static str, Vec<&str>> = BTreeMap::new();
-    for db in manifest.databases.iter().filter(|d| restorable(d)) {
-        if let Some(engine) = EngineKind::for_manifest_engine(&db.engine)
-            && plan.scratch_for(engine).is_none()
-        {
-            missing.entry(engine.name()).or_default().push(&db.name);
+    for (engine, name) in databases {
+        if plan.scratch_for(engine).is_none() {
+            missing.entry(engine.name()).or_default().push(name);
         }
     }
     if missing.is_empty() {
@@ -78,18 +97,28 @@ pub async fn check_servers(
     manifest: &Manifest,
     cx: &VerifyContext<'_>,
 ) -> Result<(), VerifyError> {
-    let needed: BTreeSet<&'static str> = manifest
+    let needed: Vec<EngineKind> = manifest
         .databases
         .iter()
         .filter(|d| restorable(d))
         .filter_map(|d| EngineKind::for_manifest_engine(&d.engine))
-        .map(EngineKind::name)
         .collect();
-    for scratch in plan
-        .scratch
-        .iter()
-        .filter(|s| needed.contains(s.engine.name()))
-    {
+    check_scratch_servers(plan, &needed, cx).await
+}
+
+/// The `--scratch` servers of `engines` can serve ([`ScratchServer::check`]; a Redis scratch
+/// server must be empty): [`check_servers`] for a run's manifest, and for the engines a `dump
+/// --verify restore` is about to dump, before the first dump.
+///
+/// # Errors
+///
+/// [`VerifyError::ScratchRefused`] naming the server, with the adapter's error.
+pub async fn check_scratch_servers(
+    plan: &VerifyPlan,
+    engines: &[EngineKind],
+    cx: &VerifyContext<'_>,
+) -> Result<(), VerifyError> {
+    for scratch in plan.scratch.iter().filter(|s| engines.contains(&s.engine)) {
         let refused = |source| VerifyError::ScratchRefused {
             server: scratch.url.redacted(),
             source,
@@ -142,76 +171,110 @@ pub async fn restore_stage(
 ) -> Unavailable {
     let mut unavailable = Unavailable::default();
     for (db, out) in manifest.databases.iter().zip(report.databases.iter_mut()) {
-        if db.status != DatabaseStatus::Ok || !out.ok {
-            continue;
-        }
-        let label = db.file.clone().unwrap_or_else(|| db.name.clone());
-        if db.format == Some(PayloadFormat::Rdb) {
-            out.problems.push(
-                "level restore is not available for RDB archives (dump with --redis-format resp, \
-                 or verify at level decompress)"
-                    .to_owned(),
-            );
-        } else if every_schema(db) {
-            out.problems.push(
-                "level restore is not available for an archive of every schema of a MySQL \
-                 server: its script creates and selects its own databases, which one scratch \
-                 database cannot hold (the archive itself may be fine: it passed level \
-                 decompress). Dump each database by name (mysql://host/DB) to prove it at this \
-                 level"
-                    .to_owned(),
-            );
-        } else if let Some(engine) = EngineKind::for_manifest_engine(&db.engine) {
-            // check_coverage made sure there is one.
-            let Some(scratch) = plan.scratch_for(engine) else {
-                continue;
-            };
-            match cx.endpoints.open(&scratch.clone().into()).await {
-                Ok(endpoint) => {
-                    let server = engine.scratch(endpoint.endpoint());
-                    cx.progress.event(&Event::ScratchRestoreStarted {
-                        label: label.clone(),
-                        server: server.describe(),
-                    });
-                    let outcome = restore_check(
-                        run,
-                        db,
-                        Expect {
-                            algorithm: &manifest.fingerprint_algorithm,
-                            options: RestoreOptions::default().with_definer(plan.definer),
-                        },
-                        Scratch {
-                            server,
-                            endpoint,
-                            cleanup: cx.cleanup,
-                            progress: cx.progress.clone(),
-                        },
-                    )
-                    .await;
-                    if outcome.unavailable {
-                        unavailable.add(outcome.hint.as_deref());
-                    }
-                    out.problems.extend(outcome.problems);
-                    out.restore = outcome.check;
-                }
-                Err(e) => {
-                    out.problems.push(format!(
-                        "cannot reach scratch server {}: {}",
-                        scratch.url.redacted(),
-                        one_line(&e)
-                    ));
-                    unavailable.add(e.hint());
-                }
-            }
-        } else {
-            out.problems.push(format!(
-                "engine {:?} is unknown to this build; it cannot be restored",
-                db.engine
-            ));
-        }
-        finish_outcome(out, &label, &db.engine, cx.progress.as_ref());
+        restore_one(
+            plan,
+            run,
+            &manifest.fingerprint_algorithm,
+            db,
+            out,
+            cx,
+            &mut unavailable,
+        )
+        .await;
     }
     unavailable
+}
+
+/// Level `restore` for one database whose file checks passed (`out.ok`; anything else is
+/// left as it is): its archive restored into a scratch database on the `--scratch` server
+/// of its engine and compared with the manifest entry `db`, whose run's
+/// `fingerprint_algorithm` is `algorithm`. Findings go into `out`; a scratch database that
+/// could not be created is counted in `unavailable`. Reported as
+/// [`Event::ScratchRestoreStarted`] and [`Event::ScratchRestoreChecked`]. `verify` calls it
+/// for each database of the run after the file checks; `dump --verify restore` as soon as
+/// each archive is committed ([`super::alongside`]).
+///
+/// # Cancel safety
+///
+/// Dropping the future stops the restore; the scratch database is registered with the
+/// cleanup scope and dropped when it closes.
+pub async fn restore_one(
+    plan: &VerifyPlan,
+    run: &ResolvedRun,
+    algorithm: &str,
+    db: &DatabaseEntry,
+    out: &mut DatabaseOutcome,
+    cx: &VerifyContext<'_>,
+    unavailable: &mut Unavailable,
+) {
+    if db.status != DatabaseStatus::Ok || !out.ok {
+        return;
+    }
+    let label = db.file.clone().unwrap_or_else(|| db.name.clone());
+    if db.format == Some(PayloadFormat::Rdb) {
+        out.problems.push(
+            "level restore is not available for RDB archives (dump with --redis-format resp, \
+             or verify at level decompress)"
+                .to_owned(),
+        );
+    } else if every_schema(db) {
+        out.problems.push(
+            "level restore is not available for an archive of every schema of a MySQL \
+             server: its script creates and selects its own databases, which one scratch \
+             database cannot hold (the archive itself may be fine: it passed level \
+             decompress). Dump each database by name (mysql://host/DB) to prove it at this \
+             level"
+                .to_owned(),
+        );
+    } else if let Some(engine) = EngineKind::for_manifest_engine(&db.engine) {
+        // check_coverage made sure there is one.
+        let Some(scratch) = plan.scratch_for(engine) else {
+            return;
+        };
+        match cx.endpoints.open(&scratch.clone().into()).await {
+            Ok(endpoint) => {
+                let server = engine.scratch(endpoint.endpoint());
+                cx.progress.event(&Event::ScratchRestoreStarted {
+                    label: label.clone(),
+                    server: server.describe(),
+                });
+                let outcome = restore_check(
+                    run,
+                    db,
+                    Expect {
+                        algorithm,
+                        options: RestoreOptions::default().with_definer(plan.definer),
+                    },
+                    Scratch {
+                        server,
+                        endpoint,
+                        cleanup: cx.cleanup,
+                        progress: cx.progress.clone(),
+                    },
+                )
+                .await;
+                if outcome.unavailable {
+                    unavailable.add(outcome.hint.as_deref());
+                }
+                out.problems.extend(outcome.problems);
+                out.restore = outcome.check;
+            }
+            Err(e) => {
+                out.problems.push(format!(
+                    "cannot reach scratch server {}: {}",
+                    scratch.url.redacted(),
+                    one_line(&e)
+                ));
+                unavailable.add(e.hint());
+            }
+        }
+    } else {
+        out.problems.push(format!(
+            "engine {:?} is unknown to this build; it cannot be restored",
+            db.engine
+        ));
+    }
+    finish_outcome(out, &label, &db.engine, cx.progress.as_ref());
 }
 
 /// A MySQL/MariaDB archive of every schema of a server (dumped from a URL without a

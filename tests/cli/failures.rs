@@ -1,15 +1,14 @@
 //! A01: a failed dump is never recorded as a good backup. Every run here exits 3, writes no
 //! manifest for what failed and leaves nothing under a final name.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    PG_HOST, PG_PORT, TestDb, all_files, assert_nothing_final, assert_ok_line, db_entry, dump_ok,
-    exporter, manifest, psql, read_sha256sums, run, run_dirs, s, sha256sum_check, small_db,
-    spawn_exporter, tempdir, wait_child,
+    Locker, PG_HOST, PG_PORT, TestDb, TestRole, all_files, assert_nothing_final, assert_ok_line,
+    db_entry, dump_ok, exporter, manifest, psql, read_sha256sums, run, run_dirs, s,
+    sha256sum_check, small_db, spawn_exporter, tempdir, wait_child,
 };
 
 const UNREACHABLE: &str = "postgres://postgres@127.0.0.1:1/x";
@@ -71,14 +70,22 @@ fn a01_password_never_printed_on_failure() {
     }
 }
 
-/// One good database and one unreachable: the good one is archived, the run is `partial`,
-/// exit 3, and verify says no (exit 1) naming the failed database.
+/// One good database and one unreachable, without the check before the dump (which would
+/// stop it before any work): the good one is archived, the run is `partial`, exit 3, and
+/// verify says no (exit 1) naming the failed database.
 #[test]
 fn a01_one_of_two_fails_gives_partial_run() {
     let good = small_db("partial", 50);
     let work = tempdir();
     let dest = work.path().join("dest");
-    let out = run(exporter(work.path()).args(["dump", &good.url(), GONE, "--to", s(&dest)]));
+    let out = run(exporter(work.path()).args([
+        "dump",
+        "--no-check",
+        &good.url(),
+        GONE,
+        "--to",
+        s(&dest),
+    ]));
     out.expect_code(3).expect_error_line().stderr_contains(GONE);
     let runs = run_dirs(&dest);
     assert_eq!(runs.len(), 1, "expected one run dir, found {runs:?}");
@@ -129,71 +136,19 @@ fn a01_one_of_two_fails_gives_partial_run() {
     );
 }
 
-/// A psql session held open on stdin, so it can keep a lock.
-struct Locker {
-    child: Child,
-}
-
-impl Locker {
-    fn lock(db: &TestDb, table: &str) -> Self {
-        let mut child = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_HOST, "-p"])
-            .arg(PG_PORT.to_string())
-            .args(["-U", "postgres", "-d", &db.name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn psql");
-        writeln!(
-            child.stdin.as_mut().unwrap(),
-            "SET application_name = 'exp_cli_locker'; BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
-        )
-        .unwrap();
-        child.stdin.as_mut().unwrap().flush().unwrap();
-        // Wait until the lock is granted.
-        let start = Instant::now();
-        loop {
-            let held = psql(
-                "postgres",
-                &format!(
-                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                     WHERE a.application_name = 'exp_cli_locker' AND a.datname = '{}'
-                       AND l.mode = 'AccessExclusiveLock' AND l.granted",
-                    db.name
-                ),
-            );
-            if held.trim() != "0" {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the locker never got its lock"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child }
-    }
-}
-
-impl Drop for Locker {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = writeln!(stdin, "ROLLBACK;");
-        }
-        let _ = self.child.wait();
-    }
-}
-
 /// A01 step 4: the dump's connection is terminated while it waits for a table lock (the engine
-/// takes ACCESS SHARE locks) → exit 3, no final file, no manifest.
+/// takes ACCESS SHARE locks) → exit 3, no final file, no manifest. (`--no-check`: the check
+/// before the dump would wait on the lock first.)
 #[test]
 fn a01_connection_terminated_midway_exits_3() {
     let db = small_db("terminate", 1000);
     let work = tempdir();
     let dest = work.path().join("dest");
     let locker = Locker::lock(&db, "t");
-    let mut child = spawn_exporter(work.path(), &["dump", &db.url(), "--to", s(&dest)]);
+    let mut child = spawn_exporter(
+        work.path(),
+        &["dump", "--no-check", &db.url(), "--to", s(&dest)],
+    );
 
     // Find the exporter's backend waiting on the lock.
     let start = Instant::now();
@@ -336,30 +291,9 @@ fn a01_destination_full_keeps_previous_run_intact() {
     run(exporter(work.path()).args(["verify", "--to", s(&dest)])).expect_code(0);
 }
 
-/// A login role for one test, dropped when the guard goes away (declare it before the
-/// databases it has grants in, so they are dropped first).
-struct TestRole(String);
-
-impl TestRole {
-    fn create(test: &str) -> Self {
-        crate::support::require_postgres();
-        let name = format!("exp_cli_{test}_{}", std::process::id());
-        psql("postgres", &format!("DROP ROLE IF EXISTS {name}"));
-        psql("postgres", &format!("CREATE ROLE {name} LOGIN"));
-        Self(name)
-    }
-}
-
-impl Drop for TestRole {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| {
-            psql("postgres", &format!("DROP ROLE IF EXISTS {}", self.0))
-        });
-    }
-}
-
 /// A01 step 2: the role the tool uses cannot read one table → exit 3 naming the table; never
-/// a dump that silently lacks it.
+/// a dump that silently lacks it. The check before the dump says so first; without it, the
+/// dump's own start does.
 #[test]
 fn a01_unreadable_table_exits_3_naming_it() {
     let role = TestRole::create("noread");
@@ -377,8 +311,14 @@ fn a01_unreadable_table_exits_3_naming_it() {
     );
     let work = tempdir();
     let dest = work.path().join("dest");
-    let url = format!("postgres://{}@{PG_HOST}:{PG_PORT}/{}", role.0, db.name);
+    let url = role.url(&db);
     let out = run(exporter(work.path()).args(["dump", &url, "--to", s(&dest)]));
+    out.expect_code(3)
+        .expect_error_line()
+        .stderr_contains("the check before the dump failed")
+        .stderr_contains("hidden_payroll");
+    assert!(!dest.exists(), "the check created {}", dest.display());
+    let out = run(exporter(work.path()).args(["dump", "--no-check", &url, "--to", s(&dest)]));
     out.expect_code(3)
         .expect_error_line()
         .stderr_contains("hidden_payroll");
@@ -386,13 +326,16 @@ fn a01_unreadable_table_exits_3_naming_it() {
 }
 
 /// An interrupted dump (SIGINT while it waits for a table lock) exits non-zero and leaves
-/// nothing under a final name.
+/// nothing under a final name. (`--no-check`: the run must exist when the signal comes.)
 fn interrupted_dump(signal: &str) {
     let db = small_db(&format!("sig{}", signal.to_lowercase()), 100);
     let work = tempdir();
     let dest = work.path().join("dest");
     let locker = Locker::lock(&db, "t");
-    let mut child = spawn_exporter(work.path(), &["dump", &db.url(), "--to", s(&dest)]);
+    let mut child = spawn_exporter(
+        work.path(),
+        &["dump", "--no-check", &db.url(), "--to", s(&dest)],
+    );
     let start = Instant::now();
     loop {
         let waiting = psql(

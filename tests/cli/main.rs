@@ -12,6 +12,7 @@
     reason = "tests may print and use std::fs (clippy.toml)"
 )]
 
+mod check;
 mod config;
 mod corpus;
 mod dump;
@@ -20,8 +21,10 @@ mod main_job;
 mod mysql;
 mod platform;
 mod progress;
+mod prove;
 mod redis;
 mod restore;
+mod resume;
 mod s3;
 mod snapshots;
 mod support;

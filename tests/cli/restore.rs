@@ -227,7 +227,7 @@ fn pg_restore_into_a_fresh_database_equals_the_source() {
     let report: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("--json is not JSON: {e}\n{}", out.stdout));
     assert_eq!(report["database"], r.source.name.as_str());
-    assert_eq!(report["file"], r.file.as_str());
+    assert_eq!(report["archive"]["file"], r.file.as_str());
     assert_eq!(report["rows"], 503, "501 + 2 rows loaded: {report:#}");
     assert!(report["statements"].as_u64().unwrap() > 0, "{report:#}");
 

@@ -218,7 +218,12 @@ fn s3_source_failing_midway_aborts_the_upload() {
         ),
     )
     .unwrap();
-    let child = spawn_s3_exporter(work.path(), &proxy.endpoint(), &["dump", &db.url()]);
+    // `--no-check`: the check's test upload would be counted by the proxy too.
+    let child = spawn_s3_exporter(
+        work.path(),
+        &proxy.endpoint(),
+        &["dump", "--no-check", &db.url()],
+    );
     let start = Instant::now();
     while proxy.seen().1 == 0 {
         assert!(
@@ -263,9 +268,11 @@ fn s3_part_the_server_rejects_aborts_the_upload() {
     let db = multipart_db("s3reset", 400_000);
     let proxy = Proxy::start(port_of(&endpoint()), Some(1 << 20), None);
     let work = tempdir();
+    // `--no-check`: the check's test upload would be counted by the proxy too.
     let out = run(
         s3_exporter(work.path(), &proxy.endpoint(), KEY_ID, SECRET).args([
             "dump",
+            "--no-check",
             &db.url(),
             "--to",
             &bucket.url("runs"),
@@ -294,10 +301,11 @@ fn s3_interrupt_aborts_the_upload() {
     let db = multipart_db("s3int", 400_000);
     let proxy = Proxy::start(port_of(&endpoint()), None, Some(1 << 20));
     let work = tempdir();
+    // `--no-check`: the check's test upload (and its abort) would be counted too.
     let child = spawn_s3_exporter(
         work.path(),
         &proxy.endpoint(),
-        &["dump", &db.url(), "--to", &bucket.url("runs")],
+        &["dump", "--no-check", &db.url(), "--to", &bucket.url("runs")],
     );
     let start = Instant::now();
     while proxy.seen().1 == 0 {

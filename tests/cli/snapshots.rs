@@ -20,7 +20,15 @@ fn assert_stderr_snapshot(name: &str, tmp: &Path, stderr: &str) {
 
 /// Snapshot `text` with the temp dir, run ids, times and durations replaced.
 pub(crate) fn assert_filtered_snapshot(name: &str, tmp: &Path, text: &str) {
+    assert_filtered_snapshot_with(name, tmp, text, &[]);
+}
+
+/// [`assert_filtered_snapshot`] with more filters (regex, replacement), applied first.
+fn assert_filtered_snapshot_with(name: &str, tmp: &Path, text: &str, filters: &[(&str, &str)]) {
     let mut settings = insta::Settings::clone_current();
+    for (pattern, replacement) in filters {
+        settings.add_filter(pattern, *replacement);
+    }
     let canonical = tmp.canonicalize().unwrap_or_else(|_| tmp.to_path_buf());
     for path in [canonical.as_path(), tmp] {
         settings.add_filter(&regex_escape(&path.display().to_string()), "[TMP]");
@@ -101,6 +109,49 @@ fn snapshot_unreachable_database() {
     assert_stderr_snapshot("unreachable_database", dir.path(), &out.stderr);
 }
 
+/// `exporter check` with a missing privilege (exit 1): the report on stdout names the table
+/// and the privilege, the error repeats it once, and the destination stays untouched. The
+/// server version, TLS protocol, sizes and durations are filtered.
+#[test]
+fn snapshot_check_missing_privilege() {
+    let role = crate::support::TestRole::create("snapchk");
+    let db = crate::support::TestDb::with_sql(
+        "snapchk",
+        &format!(
+            "CREATE TABLE visible (id integer PRIMARY KEY);
+             CREATE TABLE hidden_payroll (id integer PRIMARY KEY, salary numeric);
+             GRANT SELECT ON visible TO {};",
+            role.0
+        ),
+    );
+    let dir = tempdir();
+    let out = run(exporter(dir.path()).args([
+        "-q",
+        "check",
+        &format!("billing={}", role.url(&db)),
+        "--to",
+        "out",
+    ]));
+    out.expect_code(1);
+    assert!(!dir.path().join("out").exists());
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        r"postgresql \d+(\.\d+)*( \([^)]*\))?",
+        "postgresql [VERSION]",
+    );
+    settings.add_filter(r"TLSv1\.\d", "[TLS]");
+    settings.bind(|| {
+        assert_filtered_snapshot(
+            "check_missing_privilege",
+            dir.path(),
+            &format!(
+                "--- stdout ---\n{}--- stderr ---\n{}",
+                out.stdout, out.stderr
+            ),
+        );
+    });
+}
+
 /// `--help` of the program and of every command (stdout, exit 0).
 #[test]
 fn snapshot_help_of_every_command() {
@@ -108,6 +159,7 @@ fn snapshot_help_of_every_command() {
     for (name, args) in [
         ("help", vec!["--help"]),
         ("help_dump", vec!["dump", "--help"]),
+        ("help_check", vec!["check", "--help"]),
         ("help_verify", vec!["verify", "--help"]),
         ("help_restore", vec!["restore", "--help"]),
         ("help_list", vec!["list", "--help"]),
@@ -324,7 +376,7 @@ fn snapshot_man_pages() {
     let out = run(exporter(dir.path()).args(["man", "nosuch"]));
     out.expect_code(2)
         .stderr_contains("error: there is no command \"nosuch\"")
-        .stderr_contains("hint: commands: dump, verify, restore");
+        .stderr_contains("hint: commands: dump, check, verify, restore");
 }
 
 /// `list --json` of a config (FORMAT.md, "exporter list --json"): version, source and one
@@ -349,4 +401,76 @@ fn snapshot_list_json() {
     let text = run(exporter(dir.path()).arg("list"));
     text.expect_code(0);
     assert_filtered_snapshot("list_text", dir.path(), &text.stdout);
+}
+
+/// `restore --json` (FORMAT.md, "Reports on stdout"): a versioned report whose archive fields
+/// are the manifest entry's, whose counts are the restore's, and whose target is the URL as
+/// given with its password redacted.
+#[test]
+fn snapshot_restore_json() {
+    use crate::support::{PG_HOST, PG_PORT, TestDb, db_entry, dump_ok, manifest, s};
+    let source = TestDb::with_sql(
+        "snaprs",
+        "CREATE TABLE t (id integer PRIMARY KEY, label text);\n\
+         INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, NULL);\n\
+         CREATE TABLE u (k text);\n\
+         INSERT INTO u VALUES ('a'), ('b');\n",
+    );
+    let dir = tempdir();
+    let run_dir = dump_ok(dir.path(), &["-q", "dump", &source.url(), "--to", "out"]);
+    let target = TestDb::create("snaprt");
+    // Trust authentication: the password is not needed, and must not be shown.
+    let into = format!(
+        "postgres://postgres:hunter2@{PG_HOST}:{PG_PORT}/{}",
+        target.name
+    );
+    let out =
+        run(exporter(dir.path()).args(["-q", "restore", s(&run_dir), "--into", &into, "--json"]));
+    out.expect_code(0).never_shows("hunter2");
+    let report: Value = serde_json::from_str(&out.stdout).expect("one JSON value");
+    let m = manifest(&run_dir);
+    let entry = db_entry(&m, &source.name);
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["run_id"], m["run_id"]);
+    assert_eq!(report["database"], source.name.as_str());
+    assert_eq!(report["engine"], "postgresql");
+    for key in [
+        "file",
+        "format",
+        "compressed_bytes",
+        "uncompressed_bytes",
+        "sha256",
+    ] {
+        assert_eq!(report["archive"][key], entry[key], "archive.{key}");
+    }
+    assert_eq!(
+        report["target"],
+        format!(
+            "postgres://postgres:****@{PG_HOST}:{PG_PORT}/{}",
+            target.name
+        )
+        .as_str()
+    );
+    assert_eq!(report["tables"], 2);
+    assert_eq!(report["rows"], 5);
+    assert_eq!(report["cleaned"], 0);
+    assert!(
+        report["seconds"].as_f64().is_some_and(|s| s >= 0.0),
+        "{report:#}"
+    );
+    assert_eq!(report["warnings"], json!([]));
+    assert_eq!(target.query("SELECT count(*) FROM t"), "3");
+    assert_filtered_snapshot_with(
+        "restore_json",
+        dir.path(),
+        &out.stdout,
+        &[
+            (r"exp_cli_snapr[st]_\d+_\d+", "[DB]"),
+            (
+                r#""(compressed|uncompressed)_bytes": \d+"#,
+                r#""${1}_bytes": [N]"#,
+            ),
+            (r#""seconds": [0-9.e-]+"#, r#""seconds": [SECONDS]"#),
+        ],
+    );
 }

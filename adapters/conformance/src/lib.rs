@@ -19,6 +19,9 @@
 //! - [`describe_never_shows_the_password`]: `describe()` of a source and a target redacts the
 //!   password, as do the errors of a server that cannot be reached (connect errors, retryable,
 //!   naming the endpoint);
+//! - [`check_of_a_readable_database_passes`]: `check()` of a readable database reports no
+//!   problem, its version and a size, closes its connections, and the dump that follows
+//!   completes; of an unreachable server it is a connect error without the password;
 //! - [`observer_hears_every_table`]: the [`DumpObserver`] of a dump (one connection and
 //!   several) hears each table of the summary start once and end once, exactly as the summary
 //!   lists it, and rows that add up to the summary's, in batches ([`Recorder::check`], also
@@ -342,6 +345,64 @@ pub async fn describe_never_shows_the_password<H: Harness>(h: &H) {
         .await
         .expect_err("nothing listens there");
     assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert_no_secret(h, &e);
+}
+
+/// [`exporter_contract::Source::check`] of a seeded database the harness's account may read
+/// reports no problem, the server's version and a size, and leaves no connection behind; the
+/// dump that follows completes (a check that passes means the dump can start). Of a server
+/// that cannot be reached, the check is a connect error naming the endpoint, without the
+/// password.
+///
+/// # Panics
+///
+/// When the adapter does not conform.
+pub async fn check_of_a_readable_database_passes<H: Harness>(h: &H) {
+    let db = h.create("check").await;
+    h.seed(&db, SMALL_ROWS).await;
+    let source = h.source(h.url(&db));
+    let report = source
+        .check(DumpOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("check of {}: {e}", source.describe()));
+    assert!(
+        report.passed(),
+        "a readable database has no problem: {:?}",
+        report.problems
+    );
+    assert!(!report.server.version.is_empty(), "{report:?}");
+    assert!(
+        report.size_bytes.is_some_and(|b| b > 0),
+        "a seeded database has a size: {report:?}"
+    );
+    assert!(
+        !format!("{report:?}").contains(h.secret()),
+        "the report holds the password: {report:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.connections(&db).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the check left a connection open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dumped = dump_all(h, h.url(&db)).await;
+    assert_eq!(total_rows(&dumped.summary.tables), SMALL_ROWS);
+
+    let unreachable = h.unreachable_url();
+    let e = h
+        .source(unreachable.clone())
+        .check(DumpOptions::default())
+        .await
+        .expect_err("nothing listens there");
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    let endpoint = format!(
+        "{}:{}",
+        unreachable.host(),
+        unreachable.port().unwrap_or_default()
+    );
+    assert!(e.to_string().contains(&endpoint), "names {endpoint}: {e}");
     assert_no_secret(h, &e);
 }
 

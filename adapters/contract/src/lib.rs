@@ -10,6 +10,9 @@
 //!    prints a password.
 //! 2. [`Source::validate`] checks the URL purely; [`Source::preflight`] connects once and checks version and privileges; it returns
 //!    [`ServerInfo`] or a classified [`EngineError`] before any long work starts.
+//!    [`Source::check`] (`exporter check`, and before each dump) goes further: it collects
+//!    *every* problem the dump would meet — each privilege missing, naming its object — and
+//!    the size to expect, as a [`SourceCheck`].
 //! 3. [`Source::dump`] opens the snapshot and returns a [`Dump`]: a metadata record, a `body`
 //!    stream of [`Bytes`] that the core **pulls** (backpressure: the adapter produces no faster
 //!    than the core consumes, and buffers at most a bounded number of chunks), and a separate
@@ -37,6 +40,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+mod check;
 mod endpoint;
 mod error;
 mod fingerprint;
@@ -45,6 +49,7 @@ pub mod produce;
 mod restore;
 mod url_safe;
 
+pub use check::{CheckProblem, SourceCheck};
 pub use endpoint::{Endpoint, TlsInfo};
 pub use error::{EngineError, ErrorKind};
 pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint, LEGACY_FINGERPRINT_ALGORITHM};
@@ -248,6 +253,25 @@ pub trait Source: Send + Sync {
     /// [`ErrorKind::Connect`] (unreachable), [`ErrorKind::Auth`] (bad credentials),
     /// [`ErrorKind::NotFound`] (no such database), [`ErrorKind::Permission`].
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>>;
+
+    /// Connect and collect everything a dump with `options` would need and lack: the
+    /// privileges on each object it reads (naming the object and the privilege), what the
+    /// consistent snapshot needs, objects the engine would refuse; plus the server facts and
+    /// a size estimate. Changes nothing on the server. A check without problems means the
+    /// dump's start (catalog, privileges, snapshot) passes too: adapters check what their
+    /// dump really sends, by the same queries or commands.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be checked at all: [`ErrorKind::Connect`], [`ErrorKind::Auth`],
+    /// [`ErrorKind::NotFound`], [`ErrorKind::Unsupported`] (a server version or deployment the
+    /// engine refuses), [`ErrorKind::Config`]. Missing privileges are not errors: they are
+    /// [`SourceCheck::problems`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the connections; nothing was written.
+    fn check(&self, options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>>;
 
     /// Open the snapshot and start producing the payload.
     ///

@@ -196,10 +196,11 @@ pub trait ScratchServer: Send + Sync {
 
     /// Check, before the core restores any archive, that [`Self::create`] will not refuse
     /// this server for what it holds, so that a verification of several engines stops
-    /// before the first restore rather than after the others' (issue 16). Redis: the URL names
-    /// no logical database and the server holds no keys and no function libraries. The
-    /// default checks nothing: SQL engines create a new database each time, and an
-    /// unreachable server fails that database's check as before.
+    /// before the first restore rather than after the others' (issue 16), and `dump --verify
+    /// restore` before its first dump. Redis: the URL names no logical database and the
+    /// server holds no keys and no function libraries. PostgreSQL and MySQL: the server can
+    /// be reached and logged into (PostgreSQL: the role may create databases). The default
+    /// checks nothing.
     ///
     /// # Errors
     ///

@@ -14,11 +14,11 @@ pub const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performanc
 
 /// Engines whose rows live somewhere else: dumping their rows would write them into the
 /// remote table on restore, and their DDL alone would silently drop the data. Refused.
-const REMOTE_ENGINES: &[&str] = &["FEDERATED", "FEDERATEDX", "CONNECT", "SPIDER"];
+pub(crate) const REMOTE_ENGINES: &[&str] = &["FEDERATED", "FEDERATEDX", "CONNECT", "SPIDER"];
 
 /// Engines with no rows of their own: the DDL is dumped, the rows are not read (a MERGE
 /// table's rows are its underlying tables' rows; BLACKHOLE keeps none).
-const NO_DATA_ENGINES: &[&str] = &["MRG_MYISAM", "BLACKHOLE"];
+pub(crate) const NO_DATA_ENGINES: &[&str] = &["MRG_MYISAM", "BLACKHOLE"];
 
 /// One column of a table.
 #[derive(Debug, Clone)]
@@ -442,7 +442,7 @@ fn history_columns(
 /// Make `db` the current database (`SHOW CREATE` then prints names in it unqualified: the
 /// script restores into whatever database the user selects) and read its `SHOW CREATE
 /// DATABASE`, with results converted to utf8mb4 like mysqldump.
-async fn enter_schema(s: &mut Session, db: &str) -> Result<Schema, EngineError> {
+pub(crate) async fn enter_schema(s: &mut Session, db: &str) -> Result<Schema, EngineError> {
     let qdb = quote_ident(db);
     s.exec_drop(&format!("USE {qdb}"), Some(&format!("database {qdb}")))
         .await?;
@@ -539,7 +539,7 @@ async fn stored_columns(
 
 /// Every entry of `information_schema.TABLES` in `db` as (name, type, engine), sorted, and
 /// the sum of their `DATA_LENGTH`.
-async fn table_entries(
+pub(crate) async fn table_entries(
     s: &mut Session,
     db: &str,
 ) -> Result<(Vec<(String, String, String)>, u64), EngineError> {
@@ -701,7 +701,7 @@ async fn events(s: &mut Session, db: &str) -> Result<Vec<Object>, EngineError> {
     Ok(out)
 }
 
-async fn names_of(s: &mut Session, sql: &str) -> Result<Vec<String>, EngineError> {
+pub(crate) async fn names_of(s: &mut Session, sql: &str) -> Result<Vec<String>, EngineError> {
     let mut v = Vec::new();
     for r in s.rows(sql, None).await? {
         v.push(text_req(&r, 0, "name")?);
@@ -738,7 +738,7 @@ async fn show_create(
         })
 }
 
-async fn show_object(
+pub(crate) async fn show_object(
     s: &mut Session,
     kind: ObjectKind,
     db: &str,
@@ -837,11 +837,21 @@ async fn privileges(s: &mut Session, db: Option<&str>) -> Result<Vec<String>, En
     Ok(v)
 }
 
+/// Whether the account holds the global SHOW DATABASES (or SELECT) privilege, so that
+/// `information_schema.SCHEMATA` lists every schema.
+///
+/// # Errors
+///
+/// Classified query errors.
+pub(crate) async fn sees_every_schema(s: &mut Session) -> Result<bool, EngineError> {
+    let p = privileges(s, None).await?;
+    Ok(p.iter().any(|p| p == "SHOW DATABASES" || p == "SELECT"))
+}
+
 /// Dumping every schema needs to see every schema: `information_schema.SCHEMATA` hides the
 /// ones the account has no privilege on.
 async fn require_global_listing(s: &mut Session) -> Result<(), EngineError> {
-    let p = privileges(s, None).await?;
-    if p.iter().any(|p| p == "SHOW DATABASES" || p == "SELECT") {
+    if sees_every_schema(s).await? {
         return Ok(());
     }
     Err(EngineError::new(
@@ -852,10 +862,16 @@ async fn require_global_listing(s: &mut Session) -> Result<(), EngineError> {
     .with_object(s.endpoint.clone()))
 }
 
-/// `information_schema` hides tables, triggers, events and routines the account holds no
-/// privilege on, so a dump by an under-privileged account could miss them without any
-/// error. Require schema-wide (or global) SELECT, TRIGGER, EVENT and a routine privilege.
-async fn check_schema_privileges(s: &mut Session, db: &str) -> Result<(), EngineError> {
+/// The schema-wide (or global) privileges a dump of `db` needs and the account lacks:
+/// `SELECT`, `TRIGGER`, `EVENT`, and `EXECUTE` (or `ALTER ROUTINE`), in that order.
+///
+/// # Errors
+///
+/// Classified query errors.
+pub(crate) async fn missing_schema_privileges(
+    s: &mut Session,
+    db: &str,
+) -> Result<Vec<&'static str>, EngineError> {
     let p = privileges(s, Some(db)).await?;
     let has = |name: &str| p.iter().any(|x| x == name);
     let mut missing = Vec::new();
@@ -867,6 +883,14 @@ async fn check_schema_privileges(s: &mut Session, db: &str) -> Result<(), Engine
     if !(has("EXECUTE") || has("ALTER ROUTINE")) {
         missing.push("EXECUTE");
     }
+    Ok(missing)
+}
+
+/// `information_schema` hides tables, triggers, events and routines the account holds no
+/// privilege on, so a dump by an under-privileged account could miss them without any
+/// error. Require schema-wide (or global) SELECT, TRIGGER, EVENT and a routine privilege.
+async fn check_schema_privileges(s: &mut Session, db: &str) -> Result<(), EngineError> {
+    let missing = missing_schema_privileges(s, db).await?;
     if missing.is_empty() {
         return Ok(());
     }

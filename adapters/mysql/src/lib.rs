@@ -2,7 +2,8 @@
 //! `mariadb`) client restores, read over `mysql_async`.
 //!
 //! [`MysqlSource`] implements [`exporter_contract::Source`] for `mysql://` and `mariadb://`
-//! URLs. [`fingerprint_database`] computes the same per-table fingerprints over any live
+//! URLs; its `check` (`check.rs`) names every privilege the dump needs and the account lacks,
+//! then runs the dump's catalog read inside its snapshot and rolls it back. [`fingerprint_database`] computes the same per-table fingerprints over any live
 //! database (the restore-side check). [`MysqlTarget`] implements
 //! [`exporter_contract::Target`]: it applies a script statement by statement, split the way
 //! the stock `mysql` client splits it ([`script`]); [`MysqlScratch`] implements
@@ -149,12 +150,13 @@
 use exporter_contract::produce::dump_channel;
 use exporter_contract::{
     Consistency, Dump, DumpMeta, DumpOptions, Endpoint, EngineError, PayloadFormat, ServerInfo,
-    Source, TableSummary,
+    Source, SourceCheck, TableSummary,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 pub mod catalog;
+mod check;
 pub mod connect;
 pub mod encode;
 mod relay;
@@ -289,6 +291,10 @@ impl Source for MysqlSource {
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.endpoint.clone()).boxed()
+    }
+
+    fn check(&self, options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        check::check(self.endpoint.clone(), options).boxed()
     }
 
     fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {

@@ -246,6 +246,19 @@ impl ScratchServer for MysqlScratch {
         }
         .boxed()
     }
+
+    /// Connect (no database selected): an unreachable server, a TLS or login problem stops a
+    /// verification before its first restore (and `dump --verify restore` before its first
+    /// dump) instead of failing each database's check. Whether the account may create
+    /// databases is left to `create` (MySQL grants it per database name pattern).
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        async move {
+            let s = connect::connect(&self.with_database("")?).await?;
+            let _ = s.conn.disconnect().await;
+            Ok(())
+        }
+        .boxed()
+    }
 }
 
 /// Scratch names are what the core makes: 1–64 bytes of `[a-z0-9_]`.

@@ -952,6 +952,19 @@ async fn scratch_databases_are_created_and_dropped() {
     );
 }
 
+/// `check` (before any work) connects: the server answers; an unreachable one is refused as
+/// a connection error.
+#[tokio::test]
+async fn scratch_check_connects() {
+    MysqlScratch::new(DatabaseUrl::parse(ROOT).unwrap())
+        .check()
+        .await
+        .expect("the server answers");
+    let unreachable = DatabaseUrl::parse("mysql://root@127.0.0.1:1").unwrap();
+    let err = MysqlScratch::new(unreachable).check().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+}
+
 #[tokio::test]
 async fn preflight_of_a_missing_database_is_not_found() {
     let url = DatabaseUrl::parse(&format!("{ROOT}/{}", unique("nope"))).unwrap();

@@ -1,6 +1,8 @@
 //! PostgreSQL engine of `exporter`: a consistent, plain-SQL dump that stock `psql` restores.
 //!
-//! [`PostgresSource`] implements [`exporter_contract::Source`]. [`fingerprint_database`]
+//! [`PostgresSource`] implements [`exporter_contract::Source`]; its `check` (`check.rs`)
+//! names every privilege the dump needs and the role lacks, then runs the dump's start
+//! without its output and rolls it back. [`fingerprint_database`]
 //! computes the same per-table fingerprints over any database (the restore-side check).
 //! [`PostgresTarget`] restores a plain script natively (no psql), statement by statement and
 //! `COPY` by `COPY` as a stream, cut by [`script::Splitter`]; [`PostgresScratch`] creates and
@@ -140,12 +142,13 @@
 use exporter_contract::produce::dump_channel;
 use exporter_contract::{
     Consistency, Dump, DumpMeta, DumpOptions, Endpoint, EngineError, ErrorKind, PayloadFormat,
-    ServerInfo, Source, TableSummary,
+    ServerInfo, Source, SourceCheck, TableSummary,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 mod catalog;
+mod check;
 mod connect;
 mod copyout;
 mod parallel;
@@ -347,6 +350,10 @@ impl Source for PostgresSource {
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.endpoint.clone()).boxed()
+    }
+
+    fn check(&self, options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        check::check(self.endpoint.clone(), options).boxed()
     }
 
     fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {

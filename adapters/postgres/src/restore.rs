@@ -554,6 +554,29 @@ impl PostgresScratch {
         Ok(Box::new(PostgresTarget::new(target)))
     }
 
+    /// Connect to the maintenance database and make sure the role may create databases
+    /// (`CREATEDB`, or a superuser): an unreachable server, a TLS or login problem, or a role
+    /// without the privilege stops a verification before its first restore (and `dump
+    /// --verify restore` before its first dump) instead of failing each database's check.
+    async fn check(&self) -> Result<(), EngineError> {
+        let mut conn = connect::connect(&Link::new(&self.endpoint)?).await?;
+        let may = query_strings(
+            &mut conn,
+            "SELECT (rolsuper OR rolcreatedb)::text FROM pg_catalog.pg_roles \
+              WHERE rolname = current_user",
+        )
+        .await?;
+        if may.first().map(String::as_str) == Some("true") {
+            return Ok(());
+        }
+        Err(EngineError::new(
+            ErrorKind::Permission,
+            "the role may not create databases (it has neither CREATEDB nor SUPERUSER)",
+        )
+        .with_object(self.endpoint.redacted())
+        .with_hint("give the scratch server's role CREATEDB (ALTER ROLE name CREATEDB), or use a superuser"))
+    }
+
     async fn drop_scratch(&self, name: String) -> Result<(), EngineError> {
         check_scratch_name(&name, Some(&self.maintenance()))?;
         let mut conn = connect::connect(&Link::new(&self.endpoint)?).await?;
@@ -576,6 +599,10 @@ impl ScratchServer for PostgresScratch {
 
     fn drop_scratch(&self, name: &str) -> BoxFuture<'_, Result<(), EngineError>> {
         PostgresScratch::drop_scratch(self, name.to_owned()).boxed()
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        PostgresScratch::check(self).boxed()
     }
 }
 

@@ -6,41 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestDb, dump, sql, unique, url_for};
+use common::{Role, TestDb, dump, unique, url_for};
 use exporter_contract::{DatabaseUrl, DumpOptions, EngineError, ErrorKind, Source};
 use exporter_postgres::PostgresSource;
 use futures::StreamExt;
 use tokio_postgres::NoTls;
-
-/// A LOGIN role that exists until dropped (after the databases that reference it).
-struct Role(String);
-
-impl Role {
-    fn new(tag: &str) -> Self {
-        let name = unique(tag);
-        sql("postgres", &format!("CREATE ROLE {name} LOGIN"));
-        Self(name)
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-h",
-                common::HOST,
-                "-U",
-                common::SUPERUSER,
-                "-d",
-                "postgres",
-                "-c",
-            ])
-            .arg(format!("DROP ROLE IF EXISTS {}", self.0))
-            .output();
-    }
-}
 
 async fn admin(db: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(

@@ -665,6 +665,34 @@ async fn scratch_databases_are_created_and_dropped() {
     }
 }
 
+/// `check` (before any work): the server is reached and the role may create databases; a
+/// role without `CREATEDB` and an unreachable server are refused with their kinds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_check_connects_and_needs_createdb() {
+    PostgresScratch::new(common::url_for(common::SUPERUSER, "postgres"))
+        .check()
+        .await
+        .expect("a superuser may create databases");
+    let role = common::unique("nocreatedb");
+    common::sql("postgres", &format!("CREATE ROLE {role} LOGIN"));
+    let refused = PostgresScratch::new(common::url_for(&role, "postgres"))
+        .check()
+        .await;
+    common::sql("postgres", &format!("DROP ROLE {role}"));
+    let err = refused.expect_err("a role without CREATEDB");
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert!(err.to_string().contains("CREATEDB"), "{err}");
+    assert!(
+        err.hint().is_some_and(|h| h.contains("ALTER ROLE")),
+        "{:?}",
+        err.hint()
+    );
+    let unreachable =
+        exporter_contract::DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/postgres").unwrap();
+    let err = PostgresScratch::new(unreachable).check().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+}
+
 /// `pg_dump --schema-only` of `db`, normalised: no comments, no `SET`/`set_config` lines, no
 /// psql meta-commands, no blank lines.
 fn schema_of(db: &str) -> Vec<String> {

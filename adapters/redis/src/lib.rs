@@ -1,7 +1,9 @@
 //! Redis engine of `exporter`: every key of every logical database as a command stream that
 //! stock `redis-cli --pipe` replays, or a point-in-time RDB snapshot taken through replication.
 //!
-//! [`RedisSource`] implements [`exporter_contract::Source`] (`meta.engine = "redis"`);
+//! [`RedisSource`] implements [`exporter_contract::Source`] (`meta.engine = "redis"`; its
+//! `check`, `check.rs`, tries every command the dump sends against the user's ACL, queued
+//! and discarded);
 //! [`RedisSource::with_format`] picks [`RedisFormat::Resp`] (the default, `<name>.resp.zst`) or
 //! [`RedisFormat::Rdb`] (`<name>.rdb.zst`). [`fingerprint_database`] computes the per-database
 //! fingerprints of a live server exactly as a RESP dump does (the restore-side check).
@@ -136,17 +138,19 @@
 use exporter_contract::produce::{Producer, cancelled, dump_channel};
 use exporter_contract::{
     Consistency, Dump, DumpMeta, DumpOptions, DumpSummary, Endpoint, EngineError, ErrorKind,
-    PayloadFormat, ServerInfo, Source, TableSummary,
+    PayloadFormat, ServerInfo, Source, SourceCheck, TableSummary,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+mod check;
 mod conn;
 mod logical;
 mod rdb;
 mod rdbfmt;
 mod restore;
 
+pub use check::SAMPLE_KEYS;
 pub use conn::CLIENT_NAME;
 pub use exporter_contract::produce::CHUNK;
 pub use restore::{RedisScratch, RedisTarget, WINDOW_BYTES, WINDOW_COMMANDS};
@@ -469,6 +473,10 @@ impl Source for RedisSource {
 
     fn preflight(&self) -> BoxFuture<'_, Result<ServerInfo, EngineError>> {
         preflight(self.endpoint.clone(), self.format).boxed()
+    }
+
+    fn check(&self, _options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        check::check(self.endpoint.clone(), self.format).boxed()
     }
 
     fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {

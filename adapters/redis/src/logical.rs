@@ -777,7 +777,7 @@ fn ttl_command(mode: TtlMode) -> &'static [u8] {
 }
 
 /// [`ttl_command`] as text, for messages.
-fn ttl_command_name(mode: TtlMode) -> &'static str {
+pub(crate) fn ttl_command_name(mode: TtlMode) -> &'static str {
     match mode {
         TtlMode::ExpireTime => "PEXPIRETIME",
         TtlMode::TimePlusPttl => "PTTL",

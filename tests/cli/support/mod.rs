@@ -17,6 +17,7 @@ pub mod cli;
 pub mod fake;
 pub mod mysql;
 pub mod postgres;
+pub mod proxy;
 pub mod redis;
 pub mod s3;
 
@@ -24,4 +25,5 @@ pub use archive::*;
 pub use cli::*;
 pub use mysql::*;
 pub use postgres::*;
+pub use proxy::*;
 pub use redis::*;

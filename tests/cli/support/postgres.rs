@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -214,6 +214,36 @@ impl Drop for TestDb {
             ],
             None,
         );
+    }
+}
+
+/// A login role for one test (`exp_cli_<test>_<pid>`, no password: the test server trusts
+/// local connections), dropped when the guard goes away (declare it before the databases it
+/// has grants in, so they are dropped first).
+pub struct TestRole(pub String);
+
+impl TestRole {
+    /// Create the role (replacing a leftover of the same name).
+    #[track_caller]
+    pub fn create(test: &str) -> Self {
+        require_postgres();
+        let name = format!("exp_cli_{test}_{}", std::process::id());
+        psql("postgres", &format!("DROP ROLE IF EXISTS {name}"));
+        psql("postgres", &format!("CREATE ROLE {name} LOGIN"));
+        Self(name)
+    }
+
+    /// `postgres://<role>@127.0.0.1:5432/<db>`.
+    pub fn url(&self, db: &TestDb) -> String {
+        format!("postgres://{}@{PG_HOST}:{PG_PORT}/{}", self.0, db.name)
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| {
+            psql("postgres", &format!("DROP ROLE IF EXISTS {}", self.0))
+        });
     }
 }
 
@@ -447,4 +477,62 @@ pub fn assert_lines_equal(what: &str, expected: &[String], actual: &[String]) {
         show(expected),
         show(actual)
     );
+}
+
+/// A psql session held open on stdin, so it can keep a lock.
+pub struct Locker {
+    child: Child,
+}
+
+impl Locker {
+    /// Take `ACCESS EXCLUSIVE` on `table` of `db` and wait until it is granted.
+    #[track_caller]
+    pub fn lock(db: &TestDb, table: &str) -> Self {
+        let mut child = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_HOST, "-p"])
+            .arg(PG_PORT.to_string())
+            .args(["-U", "postgres", "-d", &db.name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn psql");
+        writeln!(
+            child.stdin.as_mut().unwrap(),
+            "SET application_name = 'exp_cli_locker'; BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
+        )
+        .unwrap();
+        child.stdin.as_mut().unwrap().flush().unwrap();
+        // Wait until the lock is granted.
+        let start = std::time::Instant::now();
+        loop {
+            let held = psql(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                     WHERE a.application_name = 'exp_cli_locker' AND a.datname = '{}'
+                       AND l.mode = 'AccessExclusiveLock' AND l.granted",
+                    db.name
+                ),
+            );
+            if held.trim() != "0" {
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "the locker never got its lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child }
+    }
+}
+
+impl Drop for Locker {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = writeln!(stdin, "ROLLBACK;");
+        }
+        let _ = self.child.wait();
+    }
 }

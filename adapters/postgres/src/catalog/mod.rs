@@ -36,7 +36,7 @@ use table::{Rel, Tables};
 const FIRST_USER_OID: u32 = 16384;
 
 /// SQL predicate: namespace alias `n` is a user schema.
-fn user_ns(n: &str) -> String {
+pub(crate) fn user_ns(n: &str) -> String {
     format!(
         "({n}.nspname <> 'pg_catalog' AND {n}.nspname <> 'information_schema' \
          AND {n}.nspname NOT LIKE 'pg\\_toast%' AND {n}.nspname NOT LIKE 'pg\\_temp\\_%')"
@@ -49,7 +49,7 @@ fn user_ns(n: &str) -> String {
 /// functions and casts the server creates with a range type; deptype `i`,
 /// <https://www.postgresql.org/docs/current/catalog-pg-depend.html>). Relations keep
 /// internal members: identity sequences are handled with their column.
-fn not_ext(catalog: &str, oid: &str) -> String {
+pub(crate) fn not_ext(catalog: &str, oid: &str) -> String {
     let types = if catalog == "pg_class" {
         "('e')"
     } else {

@@ -110,6 +110,28 @@ impl Drop for TestDb {
     }
 }
 
+/// A LOGIN role that exists until dropped (after the databases that reference it).
+pub struct Role(pub String);
+
+impl Role {
+    pub fn new(tag: &str) -> Self {
+        let name = unique(tag);
+        sql("postgres", &format!("CREATE ROLE {name} LOGIN"));
+        Self(name)
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                "-X", "-q", "-h", HOST, "-U", SUPERUSER, "-d", "postgres", "-c",
+            ])
+            .arg(format!("DROP ROLE IF EXISTS {}", self.0))
+            .output();
+    }
+}
+
 pub fn url_for(user: &str, db: &str) -> DatabaseUrl {
     DatabaseUrl::parse(&format!("postgres://{user}@{HOST}:{PORT}/{db}")).unwrap()
 }
