@@ -309,12 +309,14 @@ async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, En
     catalog::check_unsupported(&mut conn).await?;
     let tables = catalog::data_tables(&mut conn).await?;
     let plan = catalog::plan(&mut conn, tables, options.ownership).await?;
+    // After the locks: the estimate reads a sample of the tables.
+    let size_hint = catalog::size_hint(&mut conn, &plan.tables).await;
     let meta = DumpMeta {
         engine: ENGINE.to_owned(),
         format: PayloadFormat::Sql,
         server_version,
         consistency: Consistency::Snapshot,
-        size_hint: plan.size_hint,
+        size_hint,
         // The snapshot's connection; the COPY connections use the same link and mode (a
         // server that offers TLS to one offers it to all).
         tls: Some(conn.tls.clone()),

@@ -28,6 +28,8 @@ mod routing;
 mod size;
 mod table;
 
+pub use size::size_hint;
+
 pub(crate) use loadcode::RESET_PATH as RESET_SEARCH_PATH;
 use pre::PreData;
 use table::{Rel, Tables};
@@ -174,8 +176,6 @@ pub struct Plan {
     pub large_objects: Vec<u32>,
     /// Post-data statements.
     pub post: Vec<String>,
-    /// Estimated bytes of the tables' `COPY` text (see `size.rs`).
-    pub size_hint: Option<u64>,
 }
 
 async fn query(
@@ -513,7 +513,6 @@ pub async fn plan(
         acl::default_privileges(conn, &mut plan).await?;
     }
     plan.post.extend(loadcode::database_settings(conn).await?);
-    plan.size_hint = size::size_hint(conn, &plan.tables).await;
     Ok(plan)
 }
 

@@ -20,7 +20,9 @@
 //!
 //! The sample runs in the snapshot's transaction inside a savepoint: a table the sample
 //! cannot read (row-level security, a failing output function) gives up its estimate, never
-//! the transaction; the `COPY` then reports the problem as usual.
+//! the transaction; the `COPY` then reports the problem as usual. It reads the tables, so it
+//! runs only once the dump holds their locks: never in `check`'s dry run, which takes none
+//! (a table another session holds exclusively would make it wait).
 
 use super::DataTable;
 use crate::connect::Conn;
