@@ -247,6 +247,13 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// A count with thousands separators, `1,803,211` (indicatif's `HumanCount`), for rows and
+/// keys on progress lines and bars.
+#[must_use]
+pub fn human_count(n: u64) -> String {
+    indicatif::HumanCount(n).to_string()
+}
+
 /// `120.0 MiB of 400.0 MiB (30%) read`, or `120.0 MiB read` without a total: how far a
 /// restore has read its archive, for progress lines.
 #[must_use]

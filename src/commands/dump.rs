@@ -12,7 +12,7 @@ use crate::check::{self, CheckContext, CheckError};
 use crate::cleanup::Cleanup;
 use crate::endpoint::{EndpointProvider, UrlEndpoints};
 use crate::error;
-use crate::output::{TaskBars, Ui, counted, human_bytes, human_duration};
+use crate::output::{TaskBars, Ui, counted, human_bytes, human_count, human_duration};
 use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
@@ -240,6 +240,11 @@ pub fn progress(ui: Ui, plan: &DumpPlan) -> Arc<dyn Progress> {
         ui,
         several: plan.databases.len() > 1,
         databases: plan.databases.len() as u64,
+        items: plan
+            .databases
+            .iter()
+            .map(|db| (db.name().to_owned(), db.engine().summary_nouns().1))
+            .collect(),
         bars: TaskBars::new(ui).map(|b| b.aligned(plan.databases.iter().map(DatabaseTarget::name))),
         totals: Mutex::new(BTreeMap::new()),
     })
@@ -316,6 +321,8 @@ struct DumpProgress {
     several: bool,
     /// Databases to dump (the overall bar's length).
     databases: u64,
+    /// What each database's engine reads (`rows`, Redis `keys`), by name.
+    items: BTreeMap<String, &'static str>,
     /// The bars, on a terminal.
     bars: Option<TaskBars>,
     /// Payload bytes read and archive bytes written so far, per database (the overall bar's
@@ -324,6 +331,22 @@ struct DumpProgress {
 }
 
 impl DumpProgress {
+    /// `, 120,000 rows, reading public.orders`: the rows (keys) read so far and the tables being read,
+    /// for a database's bar and its plain lines; empty while the engine reported neither (an
+    /// RDB snapshot reports none).
+    fn rows_and_tables(&self, name: &str, rows: u64, tables: &[String]) -> String {
+        if rows == 0 && tables.is_empty() {
+            return String::new();
+        }
+        let noun = self.items.get(name).copied().unwrap_or("rows");
+        let mut text = format!(", {} {noun}", human_count(rows));
+        if !tables.is_empty() {
+            text.push_str(", reading ");
+            text.push_str(&tables.join(", "));
+        }
+        text
+    }
+
     /// Move the bars for `event`.
     fn bars(&self, bars: &TaskBars, event: &Event) {
         let total = |name: &str, read: u64, written: u64| {
@@ -346,6 +369,8 @@ impl DumpProgress {
                 bytes_read,
                 bytes_written,
                 expected_bytes,
+                rows,
+                current_tables,
                 ..
             } => {
                 let estimate = match expected_bytes {
@@ -355,7 +380,13 @@ impl DumpProgress {
                 let doing = if *bytes_read == 0 {
                     "waiting for the first bytes".to_owned()
                 } else {
-                    format!("-> {} zst{estimate}", human_bytes(*bytes_written))
+                    // The estimate's note last: a narrow terminal cuts it before the rows and
+                    // the table.
+                    format!(
+                        "-> {} zst{}{estimate}",
+                        human_bytes(*bytes_written),
+                        self.rows_and_tables(name, *rows, current_tables)
+                    )
                 };
                 bars.update(name, *bytes_read, *expected_bytes, doing);
                 total(name, *bytes_read, *bytes_written);
@@ -398,12 +429,15 @@ impl Progress for DumpProgress {
             Event::DatabaseProgress {
                 name,
                 bytes_read,
+                rows,
+                current_tables,
                 seconds,
                 ..
             } => ui.info(format!(
-                "  {name}: still dumping: {} read in {}",
+                "  {name}: still dumping: {} read in {}{}",
                 human_bytes(*bytes_read),
-                human_duration(*seconds)
+                human_duration(*seconds),
+                self.rows_and_tables(name, *rows, current_tables)
             )),
             Event::DumpStarted {
                 run_id,

@@ -31,7 +31,7 @@ use crate::cleanup::Cleanup;
 use crate::endpoint::{EndpointGuard, EndpointProvider, Released};
 use crate::engines::EngineOptions;
 use crate::error::one_line;
-use crate::progress::{DumpMeters, Event, Progress, Ticker};
+use crate::progress::{DumpMeters, Event, Progress, TableWatch, Ticker};
 use crate::settings::{DatabaseTarget, Destination, DumpPlan, SkippedDatabase, platform_label};
 use crate::storage::Storage;
 
@@ -684,7 +684,8 @@ async fn dump_through(
             }
         }
     };
-    // Say every so often that the dump is still running (issue 16: minutes without a line).
+    // Say every so often that the dump is still running (issue 16: minutes without a line),
+    // with the rows and the tables the engine reports as it reads them.
     let meters = DumpMeters::default();
     let _ticker = Ticker::start(job.progress.heartbeat(), {
         let (progress, m, name) = (job.progress.clone(), meters.clone(), db.name().to_owned());
@@ -694,13 +695,16 @@ async fn dump_through(
                 bytes_read: m.read.get(),
                 bytes_written: m.written.get(),
                 expected_bytes: Some(m.expected.get()).filter(|n| *n > 0),
+                rows: m.rows.get(),
+                current_tables: m.tables.names(),
                 seconds: elapsed.as_secs_f64(),
             });
         }
     });
+    let watch = TableWatch::new(db.name(), &meters, job.progress.clone());
     dump_one(
         &source,
-        job.options.clone(),
+        job.options.clone().with_observer(Arc::new(watch)),
         object,
         file,
         job.compression,

@@ -2,13 +2,15 @@
 //! by `script`), no escape sequence on a stderr that is not a terminal, and the JSON event
 //! stream of `--log-format json` (FORMAT.md, "Events on stderr").
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::support::{
-    EXPORTER_TIMEOUT, Outcome, PG_HOST, PG_PORT, TestDb, exporter, run, s, small_db, tempdir,
+    EXPORTER_TIMEOUT, MyDb, Outcome, PG_HOST, PG_PORT, REDIS_SEED, REDIS_SEED_KEYS, RedisServer,
+    TestDb, exporter, run, s, small_db, tempdir,
 };
 
 /// A database whose dump takes a moment: about 12 MiB of payload.
@@ -121,8 +123,10 @@ fn last_line(raw: &str) -> String {
 }
 
 /// Two databases dumped at once on a terminal: a bar per database (its name, bytes in MiB, a
-/// rate) and an overall bar are drawn, in colour, and what stays at the end is the summary.
-/// Then `verify` on a terminal with `NO_COLOR`: bars for the archives, no colour.
+/// rate, the rows read so far and the table being read) and an overall bar are drawn, in
+/// colour, and what stays at the end is the summary. Then `verify` on a terminal with
+/// `NO_COLOR`: bars for the archives, no colour. The dump redraws every 20 ms
+/// (`EXPORTER_PROGRESS_INTERVAL`), so a frame catches each table while it is read.
 #[test]
 fn bars_on_a_terminal() {
     let (left, right) = (sizeable_db("bars_left"), sizeable_db("bars_right"));
@@ -138,7 +142,7 @@ fn bars_on_a_terminal() {
             "-j",
             "2",
         ],
-        &[],
+        &[("EXPORTER_PROGRESS_INTERVAL", "0.02")],
     );
     let lines = screens(&raw);
     assert_eq!(code, 0, "{raw}");
@@ -148,6 +152,15 @@ fn bars_on_a_terminal() {
                 && l.contains("MiB")
                 && l.contains("/s")),
             "no bar of {name} with a MiB figure and a rate:\n{}",
+            lines.join("\n")
+        );
+        // Issue 16: rows or keys and the current table in the bar (`12,345 rows, reading
+        // public.t`).
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("  {name} "))
+                && bar_rows(l).is_some_and(|n| n > 0)
+                && l.contains(" rows, reading public.t")),
+            "no bar of {name} with a row count and the table being read:\n{}",
             lines.join("\n")
         );
     }
@@ -201,9 +214,16 @@ fn bars_on_a_terminal() {
     );
 }
 
+/// The row count a dump's bar shows (`…, 12,345 rows, …`), if any.
+fn bar_rows(line: &str) -> Option<u64> {
+    let before = line.split(" rows").next()?;
+    let number = before.rsplit(' ').next()?;
+    number.replace(',', "").parse().ok()
+}
+
 /// When stderr is a pipe (CI, a log file), dump, verify and restore write plain lines — the
-/// "still running" ones included — and no escape sequence, even with a colour-capable `TERM`
-/// and no `NO_COLOR`.
+/// "still running" ones included, with the rows read and the current table — and no escape
+/// sequence, even with a colour-capable `TERM` and no `NO_COLOR`.
 #[test]
 fn no_escape_sequence_reaches_a_pipe() {
     let db = sizeable_db("plain_lines");
@@ -235,6 +255,14 @@ fn no_escape_sequence_reaches_a_pipe() {
     assert!(
         dump.stderr.contains("  plain: still dumping: "),
         "{}",
+        dump.stderr
+    );
+    assert!(
+        dump.stderr
+            .lines()
+            .any(|l| l.starts_with("  plain: still dumping: ")
+                && l.ends_with(" rows, reading public.t")),
+        "a plain line with the rows and the table being read:\n{}",
         dump.stderr
     );
     let run_dir = work.path().join(dump.last_stdout_line());
@@ -353,6 +381,8 @@ fn every_stderr_line_is_a_json_event() {
         "broken=postgres://postgres:s3cret-pw@127.0.0.1:1/nowhere",
         "--to",
         "out",
+        // The dump's own failure (`database_failed`), not the check's before it.
+        "--no-check",
     ]));
     out.expect_code(3).never_shows("s3cret-pw");
     let checked = events(&out);
@@ -423,4 +453,128 @@ fn snapshot_json_event_stream() {
     settings.bind(|| {
         crate::snapshots::assert_filtered_snapshot("json_event_stream", work.path(), &text);
     });
+}
+
+/// Issue 16, "table done" events: a run of a PostgreSQL database with three tables (one
+/// empty), a MariaDB database with two tables and a sequence, and a Redis server with two
+/// logical databases sends one `table_dumped` per table (Redis: per logical database) of each
+/// manifest entry, with the manifest's row counts, before that database's `database_dumped`;
+/// the heartbeats' rows never exceed the database's total and name only its tables.
+#[test]
+fn table_dumped_events_match_the_manifest() {
+    let pg = TestDb::with_sql(
+        "tables_pg",
+        "CREATE TABLE a (id integer PRIMARY KEY, label text);\n\
+         INSERT INTO a SELECT i, md5(i::text) FROM generate_series(1, 20000) AS i;\n\
+         CREATE TABLE b (id integer);\n\
+         INSERT INTO b SELECT generate_series(1, 37);\n\
+         CREATE TABLE \"Empty One\" (id integer);\n",
+    );
+    let my = MyDb::create("tables_my");
+    my.query(
+        "CREATE TABLE a (id INT PRIMARY KEY, label VARCHAR(40));\n\
+         INSERT INTO a SELECT seq, MD5(seq) FROM seq_1_to_5000;\n\
+         CREATE TABLE b (id INT);\n\
+         INSERT INTO b VALUES (1), (2), (3);\n\
+         CREATE SEQUENCE s;",
+    );
+    let redis = RedisServer::start();
+    redis.seed(REDIS_SEED);
+    let work = tempdir();
+    let out = run(exporter(work.path())
+        .env("EXPORTER_PROGRESS_INTERVAL", "0.02")
+        .args([
+            "--log-format",
+            "json",
+            "dump",
+            &format!("pg={}", pg.url()),
+            &format!("my={}", my.url()),
+            &format!("rd={}", redis.url()),
+            "--to",
+            "out",
+            "-j",
+            "3",
+        ]));
+    out.expect_code(0);
+    let all = events(&out);
+    let run_dir = work.path().join(out.stdout.trim());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    let entries = manifest["databases"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    for entry in entries {
+        let name = entry["name"].as_str().unwrap();
+        let expected: BTreeMap<String, u64> = entry["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_owned(),
+                    t["rows"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        let mut dumped_at = None;
+        for (i, e) in all.iter().enumerate() {
+            if e["name"] != name {
+                continue;
+            }
+            match e["event"].as_str().unwrap() {
+                "table_dumped" => {
+                    assert!(
+                        dumped_at.is_none(),
+                        "{name}: a table after the archive: {e}"
+                    );
+                    let table = e["table"].as_str().unwrap().to_owned();
+                    assert!(e["seconds"].as_f64().unwrap() >= 0.0, "{e}");
+                    let rows = e["rows"].as_u64().unwrap();
+                    assert!(
+                        seen.insert(table, rows).is_none(),
+                        "{name}: a table reported twice: {e}"
+                    );
+                }
+                "database_dumped" => dumped_at = Some(i),
+                "database_progress" => {
+                    let total: u64 = expected.values().sum();
+                    assert!(e["rows"].as_u64().unwrap() <= total, "{e}");
+                    for t in e["current_tables"].as_array().unwrap() {
+                        assert!(
+                            expected.contains_key(t.as_str().unwrap()),
+                            "{name}: a current table not in the manifest: {e}"
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(dumped_at.is_some(), "no database_dumped for {name}");
+        assert_eq!(
+            seen, expected,
+            "{name}: table_dumped events vs the manifest"
+        );
+    }
+    // What the seeds hold, so the comparison above compared something.
+    let tables = |name: &str| {
+        entries.iter().find(|e| e["name"] == name).unwrap()["tables"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(tables("pg"), 3);
+    assert_eq!(tables("my"), 3, "two tables and a sequence");
+    assert_eq!(tables("rd"), 2, "two logical databases");
+    let rd: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["event"] == "table_dumped" && e["name"] == "rd")
+        .collect();
+    let keys: Vec<(&str, u64)> = rd
+        .iter()
+        .map(|e| (e["table"].as_str().unwrap(), e["rows"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("db0", REDIS_SEED_KEYS.0), ("db1", REDIS_SEED_KEYS.1)]
+    );
 }

@@ -21,18 +21,25 @@
 //!   naming the endpoint);
 //! - [`check_of_a_readable_database_passes`]: `check()` of a readable database reports no
 //!   problem, its version and a size, closes its connections, and the dump that follows
-//!   completes; of an unreachable server it is a connect error without the password.
+//!   completes; of an unreachable server it is a connect error without the password;
+//! - [`observer_hears_every_table`]: the [`DumpObserver`] of a dump (one connection and
+//!   several) hears each table of the summary start once and end once, exactly as the summary
+//!   lists it, and rows that add up to the summary's, in batches ([`Recorder::check`], also
+//!   for an adapter's own tests).
 //!
 //! Every URL a harness hands out carries [`Harness::secret`] as its password, so each check can
 //! also assert that the secret never appears in a description or an error.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use exporter_contract::{
-    DatabaseUrl, DumpOptions, DumpSummary, EngineError, ErrorKind, Source, TableSummary, Target,
+    DatabaseUrl, DumpObserver, DumpOptions, DumpSummary, EngineError, ErrorKind, Source,
+    TableSummary, Target,
 };
 use futures::StreamExt as _;
 
@@ -88,13 +95,18 @@ struct Dumped {
 
 /// Dump `url` to the end, failing the check on any error.
 async fn dump_all<H: Harness>(h: &H, url: DatabaseUrl) -> Dumped {
+    dump_with(h, url, DumpOptions::default()).await
+}
+
+/// [`dump_all`] with `options`.
+async fn dump_with<H: Harness>(h: &H, url: DatabaseUrl, options: DumpOptions) -> Dumped {
     let source = h.source(url);
     source
         .preflight()
         .await
         .unwrap_or_else(|e| panic!("preflight of {}: {e}", source.describe()));
     let dump = source
-        .dump(DumpOptions::default())
+        .dump(options)
         .await
         .unwrap_or_else(|e| panic!("dump of {}: {e}", source.describe()));
     let format = dump.meta.format;
@@ -392,6 +404,159 @@ pub async fn check_of_a_readable_database_passes<H: Harness>(h: &H) {
     );
     assert!(e.to_string().contains(&endpoint), "names {endpoint}: {e}");
     assert_no_secret(h, &e);
+}
+
+/// Every call a [`DumpObserver`] receives, in order, for [`Recorder::check`].
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// `table_started` and `table_done`, in the order they came.
+    calls: Mutex<Vec<Call>>,
+    /// The sum of `rows`.
+    rows: AtomicU64,
+    /// How many `rows` calls.
+    batches: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+enum Call {
+    Started(String),
+    Done(TableSummary),
+}
+
+impl DumpObserver for Recorder {
+    fn table_started(&self, name: &str) {
+        self.calls
+            .lock()
+            .expect("recorder lock")
+            .push(Call::Started(name.to_owned()));
+    }
+
+    fn rows(&self, n: u64) {
+        self.rows.fetch_add(n, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn table_done(&self, table: &TableSummary) {
+        self.calls
+            .lock()
+            .expect("recorder lock")
+            .push(Call::Done(table.clone()));
+    }
+}
+
+impl Recorder {
+    /// The rows reported so far.
+    #[must_use]
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+
+    /// How many `rows` calls came.
+    #[must_use]
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// The names of the `table_started` calls, in order.
+    #[must_use]
+    pub fn started(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .expect("recorder lock")
+            .iter()
+            .filter_map(|c| match c {
+                Call::Started(name) => Some(name.clone()),
+                Call::Done(_) => None,
+            })
+            .collect()
+    }
+
+    /// The `table_done` calls, in order.
+    #[must_use]
+    pub fn done(&self) -> Vec<TableSummary> {
+        self.calls
+            .lock()
+            .expect("recorder lock")
+            .iter()
+            .filter_map(|c| match c {
+                Call::Done(t) => Some(t.clone()),
+                Call::Started(_) => None,
+            })
+            .collect()
+    }
+
+    /// Check the observer protocol against the summary of the completed dump: every table
+    /// of `summary` started once, then was done once with exactly its summary entry (in any
+    /// order across tables); nothing else started or ended; the rows add up to the summary's.
+    ///
+    /// # Panics
+    ///
+    /// When the calls do not match `summary`.
+    pub fn check(&self, summary: &DumpSummary) {
+        let calls = self.calls.lock().expect("recorder lock").clone();
+        let mut state: HashMap<&str, bool> = HashMap::new();
+        for call in &calls {
+            match call {
+                Call::Started(name) => assert!(
+                    state.insert(name, false).is_none(),
+                    "{name} started twice: {calls:?}"
+                ),
+                Call::Done(t) => match state.get_mut(t.name.as_str()) {
+                    Some(done @ false) => *done = true,
+                    Some(true) => panic!("{} done twice: {calls:?}", t.name),
+                    None => panic!("{} done before it started: {calls:?}", t.name),
+                },
+            }
+        }
+        let mut done = self.done();
+        let mut expected = summary.tables.clone();
+        done.sort_by(|a, b| a.name.cmp(&b.name));
+        expected.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            done,
+            expected,
+            "the tables done are the summary's (started: {:?})",
+            self.started()
+        );
+        assert_eq!(
+            state.len(),
+            expected.len(),
+            "every table started is in the summary: {calls:?}"
+        );
+        assert_eq!(
+            self.rows(),
+            total_rows(&summary.tables),
+            "the rows reported add up to the summary's"
+        );
+    }
+}
+
+/// The observer of a dump hears each table of the summary start once and end once, exactly
+/// as the summary lists it, and rows that add up to the summary's, reported in batches (fewer
+/// calls than rows); with one connection and with `jobs` 3 (engines without parallel reads
+/// ignore it).
+///
+/// # Panics
+///
+/// When the adapter does not conform.
+pub async fn observer_hears_every_table<H: Harness>(h: &H) {
+    let db = h.create("observer").await;
+    h.seed(&db, SMALL_ROWS).await;
+    for jobs in [1, 3] {
+        let recorder = Arc::new(Recorder::default());
+        let options = DumpOptions::default()
+            .with_jobs(jobs)
+            .with_observer(recorder.clone());
+        let dumped = dump_with(h, h.url(&db), options).await;
+        recorder.check(&dumped.summary);
+        assert_eq!(recorder.rows(), SMALL_ROWS, "jobs={jobs}");
+        assert!(
+            recorder.batches() < SMALL_ROWS / 2,
+            "jobs={jobs}: rows are reported per batch, not per row: {} calls for {} rows",
+            recorder.batches(),
+            SMALL_ROWS
+        );
+    }
 }
 
 /// Neither the error's text nor its debug form holds the harness's secret.

@@ -29,6 +29,9 @@
 //!
 //! Fingerprints ([`Fingerprint`]) are computed by the adapter while the rows stream out, inside
 //! the dump's own snapshot, so they never cost a second read.
+//!
+//! While the body streams, an adapter reports each table's start, rows and end to the
+//! [`DumpObserver`] in [`DumpOptions::observer`] (progress only: the summary stays the record).
 
 use std::fmt;
 
@@ -41,6 +44,7 @@ mod check;
 mod endpoint;
 mod error;
 mod fingerprint;
+mod observe;
 pub mod produce;
 mod restore;
 mod url_safe;
@@ -49,6 +53,7 @@ pub use check::{CheckProblem, SourceCheck};
 pub use endpoint::{Endpoint, TlsInfo};
 pub use error::{EngineError, ErrorKind};
 pub use fingerprint::{FINGERPRINT_ALGORITHM, Fingerprint, LEGACY_FINGERPRINT_ALGORITHM};
+pub use observe::{DumpObserver, Observer};
 pub use restore::{DefinerPolicy, RestoreOptions, RestoreSummary, ScratchServer, Target};
 pub use url_safe::{DatabaseUrl, ParseDatabaseUrlError, redact_unparsed};
 
@@ -118,6 +123,8 @@ pub struct DumpOptions {
     /// Emit ownership (`ALTER … OWNER TO`) and privileges (`GRANT`), so that a restore as a
     /// superuser reproduces them. Default `true`.
     pub ownership: bool,
+    /// Per-table progress (see [`DumpObserver`]): called while the body streams. Default none.
+    pub observer: Observer,
 }
 
 impl Default for DumpOptions {
@@ -125,6 +132,7 @@ impl Default for DumpOptions {
         Self {
             jobs: 1,
             ownership: true,
+            observer: Observer::default(),
         }
     }
 }
@@ -141,6 +149,13 @@ impl DumpOptions {
     #[must_use]
     pub fn with_ownership(mut self, ownership: bool) -> Self {
         self.ownership = ownership;
+        self
+    }
+
+    /// Options whose dump reports its per-table progress to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn DumpObserver>) -> Self {
+        self.observer = Observer::new(observer);
         self
     }
 }

@@ -107,6 +107,9 @@
 //! one at a time: the ceiling is about three times the largest row (the row as received, its
 //! literal text with hex doubling binary data) plus the channel.
 //!
+//! Each table and sequence is reported to [`DumpOptions::observer`] as it starts, its rows
+//! every 64 KiB of literals ([`stream::REPORT_BYTES`]), and as it ends.
+//!
 //! # Supported, and what fails loudly
 //!
 //! Supported: tables of any engine holding local rows (InnoDB, Aria, MyISAM, MEMORY, …;
@@ -228,7 +231,11 @@ async fn preflight(endpoint: Endpoint) -> Result<ServerInfo, EngineError> {
     })
 }
 
-async fn start_dump(endpoint: Endpoint, definers: bool) -> Result<Dump, EngineError> {
+async fn start_dump(
+    endpoint: Endpoint,
+    definers: bool,
+    observer: exporter_contract::Observer,
+) -> Result<Dump, EngineError> {
     let link = connect::Link::new(&endpoint)?;
     let mut s = open(&link, true).await?;
     let catalog = match catalog::load(&mut s, endpoint.url().database().as_deref()).await {
@@ -250,6 +257,7 @@ async fn start_dump(endpoint: Endpoint, definers: bool) -> Result<Dump, EngineEr
         definers,
         server_version: s.version.clone(),
         engine: s.flavor.engine(),
+        observer,
     };
     let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
@@ -289,8 +297,8 @@ impl Source for MysqlSource {
         check::check(self.endpoint.clone(), options).boxed()
     }
 
-    fn dump(&self, _options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
-        start_dump(self.endpoint.clone(), self.definers).boxed()
+    fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
+        start_dump(self.endpoint.clone(), self.definers, options.observer).boxed()
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use exporter_contract::produce::Producer;
-use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, TableSummary};
+use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, Observer, TableSummary};
 use mysql_async::prelude::Queryable;
 
 use crate::catalog::{Catalog, Object, ObjectKind, Sequence, Table};
@@ -17,6 +17,10 @@ pub use exporter_contract::produce::{CHANNEL_CHUNKS, CHUNK};
 /// larger row makes a statement of its own). Well under the default `max_allowed_packet`
 /// of servers and clients (16 MiB for MariaDB and the `mysql` client, 64 MiB for MySQL 8).
 pub const INSERT_LIMIT: usize = 1024 * 1024;
+
+/// Rows read are reported to the dump's [`Observer`] once their literals reach this many
+/// bytes (and at the end of each table): a batch, never a row at a time.
+pub const REPORT_BYTES: usize = 64 * 1024;
 
 /// The script's sql_mode while loading: permissive (no STRICT_*, no NO_ZERO_DATE /
 /// NO_ZERO_IN_DATE) so zero dates load, `NO_AUTO_VALUE_ON_ZERO` so an AUTO_INCREMENT column
@@ -58,6 +62,8 @@ pub struct Plan {
     pub server_version: String,
     /// Engine name, for the header comment.
     pub engine: &'static str,
+    /// Hears of each sequence and table as it is read (none: nobody listens).
+    pub observer: Observer,
 }
 
 /// Write the whole script; returns the summary (tables in dump order).
@@ -117,9 +123,9 @@ pub async fn produce(
             .await?;
         }
         for seq in &schema.sequences {
-            summary
-                .tables
-                .push(sequence(s, catalog, seq, Some(out)).await?);
+            let seq = sequence(s, catalog, seq, Some(out)).await?;
+            plan.observer.whole(&seq);
+            summary.tables.push(seq);
         }
         for table in &schema.tables {
             let create = if catalog.all_schemas {
@@ -138,7 +144,7 @@ pub async fn produce(
             if table.with_data {
                 summary
                     .tables
-                    .push(table_rows(s, catalog, table, Some(out)).await?);
+                    .push(table_rows(s, catalog, table, Some(out), &plan.observer).await?);
             }
         }
     }
@@ -300,7 +306,8 @@ async fn sequence(
 
 /// Stream one table's rows through a prepared statement (binary protocol: FLOAT and DOUBLE
 /// arrive as IEEE values, not rounded text), writing multi-row INSERTs to `out` if given, and
-/// fingerprint them. Memory: one row (as received and as its literal text) at a time.
+/// fingerprint them. Memory: one row (as received and as its literal text) at a time. The
+/// table's start, its rows (every [`REPORT_BYTES`] of literals) and its end go to `observer`.
 ///
 /// # Errors
 ///
@@ -311,7 +318,10 @@ pub async fn table_rows(
     catalog: &Catalog,
     table: &Table,
     mut out: Option<&mut Producer>,
+    observer: &Observer,
 ) -> Result<TableSummary, EngineError> {
+    let name = catalog.display_name(&table.schema, &table.name);
+    observer.table_started(&name);
     let qualified = format!(
         "{}.{}",
         quote_ident(&table.schema),
@@ -354,6 +364,8 @@ pub async fn table_rows(
     }
     let mut fingerprint = Fingerprint::EMPTY;
     let mut rows: u64 = 0;
+    // Rows not reported to the observer yet, and the bytes of their literals.
+    let (mut pending, mut pending_bytes) = (0u64, 0usize);
     let mut row_buf: Vec<u8> = Vec::new();
     let mut stmt_len = 0usize;
     {
@@ -395,6 +407,12 @@ pub async fn table_rows(
             drop(values);
             fingerprint.add_row(&row_buf);
             rows += 1;
+            pending += 1;
+            pending_bytes += row_buf.len();
+            if pending_bytes >= REPORT_BYTES {
+                observer.rows(std::mem::take(&mut pending));
+                pending_bytes = 0;
+            }
             if let Some(out) = out.as_deref_mut() {
                 if stmt_len > 0 && stmt_len + row_buf.len() + 3 > INSERT_LIMIT {
                     out.write(b";\n").await?;
@@ -429,11 +447,14 @@ pub async fn table_rows(
     if let Err(e) = s.conn.close(stmt).await {
         return Err(s.error(&e, Some(&object)));
     }
-    Ok(TableSummary {
-        name: catalog.display_name(&table.schema, &table.name),
+    observer.rows(pending);
+    let summary = TableSummary {
+        name,
         rows,
         fingerprint,
-    })
+    };
+    observer.table_done(&summary);
+    Ok(summary)
 }
 
 /// Row counts and fingerprints of every sequence and table of the catalog, in dump order,
@@ -452,7 +473,7 @@ pub async fn fingerprint_all(
             v.push(sequence(s, catalog, seq, None).await?);
         }
         for table in schema.tables.iter().filter(|t| t.with_data) {
-            v.push(table_rows(s, catalog, table, None).await?);
+            v.push(table_rows(s, catalog, table, None, &Observer::default()).await?);
         }
     }
     Ok(v)

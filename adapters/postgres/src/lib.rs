@@ -111,6 +111,14 @@
 //! on the snapshot's own connection (a COPY connection's lock request would queue behind it
 //! until the dump ends), where its largest row is held whole.
 //!
+//! # Progress and the size estimate
+//!
+//! Each `tables` entry of the summary (a table, a tree loaded through its root, the large
+//! objects) is reported to [`DumpOptions::observer`] as it starts, its rows per piece read,
+//! and as it ends — under `jobs`, a table split into page ranges when its last range is done
+//! (`progress.rs`). [`DumpMeta::size_hint`] estimates the `COPY` text from a sample of the
+//! largest tables' pages, not from their size on disk (`catalog/size.rs`).
+//!
 //! # Supported and rejected
 //!
 //! Supported: schemas, extensions (by `CREATE EXTENSION`, members never dumped one by one),
@@ -144,6 +152,7 @@ mod check;
 mod connect;
 mod copyout;
 mod parallel;
+mod progress;
 mod quote;
 mod restore;
 pub mod script;
@@ -300,19 +309,28 @@ async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, En
     catalog::check_unsupported(&mut conn).await?;
     let tables = catalog::data_tables(&mut conn).await?;
     let plan = catalog::plan(&mut conn, tables, options.ownership).await?;
+    // After the locks: the estimate reads a sample of the tables.
+    let size_hint = catalog::size_hint(&mut conn, &plan.tables).await;
     let meta = DumpMeta {
         engine: ENGINE.to_owned(),
         format: PayloadFormat::Sql,
         server_version,
         consistency: Consistency::Snapshot,
-        size_hint: plan.size_hint,
+        size_hint,
         // The snapshot's connection; the COPY connections use the same link and mode (a
         // server that offers TLS to one offers it to all).
         tls: Some(conn.tls.clone()),
     };
     let (mut out, dump) = dump_channel(meta);
     tokio::spawn(async move {
-        let result = stream::produce(&mut conn, plan, Some((&link, options.jobs)), &mut out).await;
+        let result = stream::produce(
+            &mut conn,
+            plan,
+            Some((&link, options.jobs)),
+            &mut out,
+            &options.observer,
+        )
+        .await;
         // Close the connection before reporting: nothing keeps running on the server.
         drop(conn);
         if let Err(e) = &result {
@@ -392,7 +410,8 @@ async fn fingerprint_link(link: &connect::Link) -> Result<Vec<TableSummary>, Eng
         Err(e) => return Err(conn.error(e, "catalog").await),
     };
     if !los.is_empty() {
-        out.push(stream::copy_large_objects(&mut conn, &los, None).await?);
+        let none = exporter_contract::Observer::default();
+        out.push(stream::copy_large_objects(&mut conn, &los, None, &none).await?);
     }
     if let Err(e) = conn.client.batch_execute("COMMIT").await {
         let endpoint = conn.endpoint.clone();

@@ -33,13 +33,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use exporter_contract::produce::{Producer, cancelled};
-use exporter_contract::{EngineError, ErrorKind, Fingerprint, TableSummary};
+use exporter_contract::{EngineError, ErrorKind, Fingerprint, Observer, TableSummary};
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, mpsc};
 use tokio::task::JoinSet;
 
 use crate::catalog::DataTable;
 use crate::connect::{self, Conn, Link};
 use crate::copyout::{PIECE, RawConn};
+use crate::progress::Tables;
 use crate::stream::RowHasher;
 
 /// Size at which a worker closes its current block (at a row boundary). Blocks travel through
@@ -58,12 +59,12 @@ struct Item {
     range: Option<(u64, Option<u64>)>,
 }
 
-/// What a worker saw of one table: rows and fingerprint, to be combined across workers.
+/// What a worker saw of one item: rows and fingerprint, to be combined across workers.
 type Partial = (usize, u64, Fingerprint);
 
-/// What a worker did: its partials, and the items it left to the main connection because it
-/// could not take the table's lock without waiting (see [`RawConn::lock_nowait`]).
-type Done = (Vec<Partial>, Vec<Item>);
+/// What a worker did not do: the items it left to the main connection because it could not
+/// take the table's lock without waiting (see [`RawConn::lock_nowait`]).
+type Done = Vec<Item>;
 
 /// The channel of blocks (or parts of an oversized block) from the workers to the producer.
 type Tx = mpsc::Sender<Result<Bytes, EngineError>>;
@@ -117,7 +118,10 @@ pub async fn close_worker(mut raw: RawConn) -> Result<(), EngineError> {
 }
 
 /// Copy every table's rows with `jobs` connections sharing `main`'s snapshot, writing blocks
-/// to `out`. Returns one summary per table, in `tables` order.
+/// to `out`. Returns the summaries of the tables, in `tables` order (leaves loaded through
+/// their root merged under its name). `observer` hears of each table when its first item
+/// starts, of the rows of each piece, and of the table when its last item is done: several
+/// tables are current at once.
 ///
 /// # Errors
 ///
@@ -134,9 +138,15 @@ pub async fn copy_tables(
     tables: &[DataTable],
     jobs: usize,
     out: &mut Producer,
+    observer: &Observer,
 ) -> Result<Vec<TableSummary>, EngineError> {
     let snapshot = export_snapshot(main).await?;
     let items = plan_items(main, tables).await?;
+    let mut pieces = vec![0usize; tables.len()];
+    for item in &items {
+        pieces[item.table] += 1;
+    }
+    let progress = Arc::new(Tables::new(observer.clone(), tables, |i| pieces[i]));
     let queue = Arc::new(Mutex::new(items.into_iter().collect::<VecDeque<Item>>()));
     let tables: Arc<Vec<DataTable>> = Arc::new(tables.to_vec());
     let workers = jobs.min(queue.lock().expect("queue lock").len()).max(1);
@@ -145,16 +155,17 @@ pub async fn copy_tables(
     // Dropping the set aborts the workers that are still running.
     let mut set: JoinSet<Result<Done, EngineError>> = JoinSet::new();
     for _ in 0..workers {
-        let (link, snapshot, queue, tables, tx, output) = (
+        let (link, snapshot, queue, tables, tx, output, progress) = (
             link.clone(),
             snapshot.clone(),
             queue.clone(),
             tables.clone(),
             tx.clone(),
             output.clone(),
+            progress.clone(),
         );
         set.spawn(async move {
-            let result = worker(&link, &snapshot, &queue, &tables, &output).await;
+            let result = worker(&link, &snapshot, &queue, &tables, &output, &progress).await;
             drop(output);
             if let Err(e) = &result {
                 let _ = tx.send(Err(copy_of(e))).await;
@@ -166,17 +177,11 @@ pub async fn copy_tables(
     while let Some(block) = rx.recv().await {
         out.write_bytes(block?).await?;
     }
-    let mut rows = vec![0u64; tables.len()];
-    let mut prints = vec![Fingerprint::EMPTY; tables.len()];
     let mut deferred = Vec::new();
     while let Some(joined) = set.join_next().await {
-        let (partials, left) = joined.map_err(|e| {
+        let left = joined.map_err(|e| {
             EngineError::new(ErrorKind::Protocol, format!("a COPY worker stopped: {e}"))
         })??;
-        for (table, n, fp) in partials {
-            rows[table] += n;
-            prints[table] = prints[table].combine(fp);
-        }
         deferred.extend(left);
     }
     // Items whose lock a worker could not take without waiting: `main` holds every lock.
@@ -188,21 +193,14 @@ pub async fn copy_tables(
             None => table.copy_out_sql(),
             Some((start, end)) => table.copy_out_range_sql(start, end),
         };
+        progress.start(item.table);
         out.write(table.copy_in_header().as_bytes()).await?;
-        let summary = crate::stream::copy_sql(main, table, &sql, Some(out)).await?;
+        let summary =
+            crate::stream::copy_sql(main, table, &sql, Some(out), progress.observer()).await?;
         out.write(table.copy_in_trailer().as_bytes()).await?;
-        rows[item.table] += summary.rows;
-        prints[item.table] = prints[item.table].combine(summary.fingerprint);
+        progress.done(item.table, summary.rows, summary.fingerprint);
     }
-    Ok(tables
-        .iter()
-        .zip(rows.into_iter().zip(prints))
-        .map(|(t, (rows, fingerprint))| TableSummary {
-            name: t.summary_name().to_owned(),
-            rows,
-            fingerprint,
-        })
-        .collect())
+    Ok(progress.summaries())
 }
 
 /// Work items, biggest first so the long ones start early.
@@ -261,9 +259,9 @@ async fn worker(
     queue: &Mutex<VecDeque<Item>>,
     tables: &[DataTable],
     output: &Output,
+    progress: &Tables,
 ) -> Result<Done, EngineError> {
     let mut raw = open_worker(link, snapshot).await?;
-    let mut partials = Vec::new();
     let mut deferred = Vec::new();
     // Tables this connection holds the lock of (a range of one needs it once).
     let mut locked = std::collections::HashSet::new();
@@ -279,10 +277,13 @@ async fn worker(
             }
             locked.insert(item.table);
         }
-        partials.push(copy_item(&mut raw, table, item, output).await?);
+        progress.start(item.table);
+        let (at, rows, fingerprint) =
+            copy_item(&mut raw, table, item, output, progress.observer()).await?;
+        progress.done(at, rows, fingerprint);
     }
     close_worker(raw).await?;
-    Ok((partials, deferred))
+    Ok(deferred)
 }
 
 /// Send on the shared channel: under the lock already held (an oversized block in progress),
@@ -304,6 +305,7 @@ async fn copy_item(
     table: &DataTable,
     item: Item,
     output: &Output,
+    observer: &Observer,
 ) -> Result<Partial, EngineError> {
     let sql = match item.range {
         None => table.copy_out_sql(),
@@ -340,7 +342,9 @@ async fn copy_item(
         if n == 0 {
             break;
         }
+        let rows_before = hasher.rows();
         hasher.feed(&block[before..]);
+        observer.rows(hasher.rows() - rows_before);
         if block.len() < BLOCK {
             continue;
         }

@@ -4,13 +4,14 @@
 
 use bytes::BytesMut;
 use exporter_contract::produce::{CHUNK, Producer};
-use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, TableSummary};
+use exporter_contract::{DumpSummary, EngineError, ErrorKind, Fingerprint, Observer, TableSummary};
 use futures::StreamExt;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::catalog::{DataTable, Plan};
 use crate::connect::{Conn, Link};
 use crate::copyout::RawConn;
+use crate::progress::{Pending, Tables};
 
 /// Large objects are read and written in pieces of this size; it is also the unit of their
 /// fingerprint rows (see the crate docs).
@@ -112,7 +113,8 @@ impl RowHasher {
     }
 }
 
-/// Copy one table's rows: into `out` if given (the dump), and always through the fingerprint.
+/// Copy one table's rows: into `out` if given (the dump), and always through the fingerprint;
+/// the rows read are reported to `observer`.
 ///
 /// # Errors
 ///
@@ -122,8 +124,9 @@ pub async fn copy_table(
     conn: &mut Conn,
     table: &DataTable,
     out: Option<&mut Producer>,
+    observer: &Observer,
 ) -> Result<TableSummary, EngineError> {
-    copy_sql(conn, table, &table.copy_out_sql(), out).await
+    copy_sql(conn, table, &table.copy_out_sql(), out, observer).await
 }
 
 /// [`copy_table`] for any `COPY … TO STDOUT` of `table` (e.g. a page range). This path
@@ -138,6 +141,7 @@ pub async fn copy_sql(
     table: &DataTable,
     sql: &str,
     mut out: Option<&mut Producer>,
+    observer: &Observer,
 ) -> Result<TableSummary, EngineError> {
     // A range read by `SELECT` is planned with the table's index expressions: under the
     // path their functions need (see `catalog/loadcode.rs`), the empty path again afterwards.
@@ -156,16 +160,21 @@ pub async fn copy_sql(
     };
     let mut stream = std::pin::pin!(stream);
     let mut hasher = RowHasher::default();
+    // Each message is one row: report them in batches.
+    let mut pending = Pending::default();
     while let Some(item) = stream.next().await {
         let chunk = match item {
             Ok(chunk) => chunk,
             Err(e) => return Err(conn.error(e, &table.object()).await),
         };
+        let before = hasher.rows();
         hasher.feed(&chunk);
+        pending.add(observer, hasher.rows() - before, chunk.len());
         if let Some(out) = out.as_deref_mut() {
             out.write_bytes(chunk).await?;
         }
     }
+    pending.flush(observer);
     let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(table.object()))?;
     if path.is_some()
         && let Err(e) = conn
@@ -184,7 +193,7 @@ pub async fn copy_sql(
 
 /// Copy one table's rows through the raw COPY reader into `out`, inside one
 /// `COPY … FROM stdin;` block, in pieces of at most [`CHUNK`] bytes whatever the row size,
-/// fingerprinting every row on the way.
+/// fingerprinting every row on the way and reporting the rows of each piece to `observer`.
 ///
 /// # Errors
 ///
@@ -195,6 +204,7 @@ pub async fn copy_table_raw(
     raw: &mut RawConn,
     table: &DataTable,
     out: &mut Producer,
+    observer: &Observer,
 ) -> Result<TableSummary, EngineError> {
     let object = table.object();
     raw.copy_out(&table.copy_out_sql(), &object).await?;
@@ -210,7 +220,9 @@ pub async fn copy_table_raw(
         if n == 0 {
             break;
         }
+        let before = hasher.rows();
         hasher.feed(&piece);
+        observer.rows(hasher.rows() - before);
         out.write_bytes(piece.split().freeze()).await?;
     }
     let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(object))?;
@@ -267,36 +279,40 @@ pub async fn fingerprint_table_raw(
 /// itself, which already holds the lock (through tokio-postgres, so its largest row is held
 /// whole in memory: the one exception to the memory ceiling).
 ///
+/// Each table is reported to `tables`' observer as it starts and ends.
+///
 /// # Errors
 ///
 /// As [`copy_table_raw`], plus failures to export or import the snapshot.
 async fn copy_tables_sequential(
     main: &mut Conn,
     link: &Link,
-    tables: &[DataTable],
+    data: &[DataTable],
     out: &mut Producer,
-) -> Result<Vec<TableSummary>, EngineError> {
+    tables: &Tables,
+) -> Result<(), EngineError> {
     let snapshot = crate::parallel::export_snapshot(main).await?;
     let mut raw = crate::parallel::open_worker(link, &snapshot).await?;
-    let mut summaries = Vec::with_capacity(tables.len());
-    for table in tables {
+    for (i, table) in data.iter().enumerate() {
         let object = table.object();
+        tables.start(i);
         if !raw.lock_nowait(&table.name, &object).await? {
             tracing::info!(table = %table.name, "a lock request is queued on the table; copying it on the snapshot's own connection");
             out.write(table.copy_in_header().as_bytes()).await?;
-            summaries.push(copy_table(main, table, Some(out)).await?);
+            let summary = copy_table(main, table, Some(out), tables.observer()).await?;
             out.write(table.copy_in_trailer().as_bytes()).await?;
+            tables.done(i, summary.rows, summary.fingerprint);
             continue;
         }
         let summary = tokio::select! {
             biased;
-            r = copy_table_raw(&mut raw, table, out) => r?,
+            r = copy_table_raw(&mut raw, table, out, tables.observer()) => r?,
             e = main.lost() => return Err(e.with_object(object)),
         };
-        summaries.push(summary);
+        tables.done(i, summary.rows, summary.fingerprint);
     }
     crate::parallel::close_worker(raw).await?;
-    Ok(summaries)
+    Ok(())
 }
 
 fn hex(data: &[u8]) -> String {
@@ -331,7 +347,8 @@ pub fn merge_summaries(summaries: Vec<TableSummary>) -> Vec<TableSummary> {
 /// Large objects, pg_dump style but without descriptors: `lo_create` then `lo_put` per piece
 /// (<https://www.postgresql.org/docs/current/lo-funcs.html>). Read with `lo_get` inside the
 /// snapshot. Fingerprint rows: `<oid>\t<offset>\t<hex of piece>` per [`LO_PIECE`]-byte piece,
-/// and `<oid>\t0\t` for an empty object.
+/// and `<oid>\t0\t` for an empty object. Reported to `observer` as one entry, a row per
+/// piece.
 ///
 /// # Errors
 ///
@@ -340,7 +357,9 @@ pub async fn copy_large_objects(
     conn: &mut Conn,
     oids: &[u32],
     mut out: Option<&mut Producer>,
+    observer: &Observer,
 ) -> Result<TableSummary, EngineError> {
+    observer.table_started(LO_TABLE_NAME);
     let mut fingerprint = Fingerprint::EMPTY;
     let mut rows = 0u64;
     for &oid in oids {
@@ -367,6 +386,8 @@ pub async fn copy_large_objects(
             let hex = hex(&piece);
             fingerprint.add_row(format!("{oid}\t{offset}\t{hex}").as_bytes());
             rows += 1;
+            // A piece is 64 KiB and a query of its own: reported one by one.
+            observer.rows(1);
             if let Some(out) = out.as_deref_mut()
                 && !piece.is_empty()
             {
@@ -382,15 +403,18 @@ pub async fn copy_large_objects(
             offset += i64::from(LO_PIECE);
         }
     }
-    Ok(TableSummary {
+    let summary = TableSummary {
         name: LO_TABLE_NAME.to_owned(),
         rows,
         fingerprint,
-    })
+    };
+    observer.table_done(&summary);
+    Ok(summary)
 }
 
 /// Produce the whole script. Runs in its own task; ends with `COMMIT`, so a connection lost at
-/// any point makes the dump fail.
+/// any point makes the dump fail. Each summary entry's start, rows and end go to `observer`
+/// as the data streams (see [`Tables`]).
 ///
 /// # Errors
 ///
@@ -400,35 +424,40 @@ pub async fn produce(
     plan: Plan,
     parallel: Option<(&Link, usize)>,
     out: &mut Producer,
+    observer: &Observer,
 ) -> Result<DumpSummary, EngineError> {
     out.write(HEADER.as_bytes()).await?;
     for stmt in &plan.pre {
         out.write(stmt.as_bytes()).await?;
         out.write(b"\n").await?;
     }
-    let mut tables = Vec::with_capacity(plan.tables.len() + 1);
-    match parallel {
+    let mut tables = match parallel {
         Some((link, jobs)) if jobs > 1 && !plan.tables.is_empty() => {
-            tables.extend(crate::parallel::copy_tables(conn, link, &plan.tables, jobs, out).await?);
+            crate::parallel::copy_tables(conn, link, &plan.tables, jobs, out, observer).await?
         }
         Some((link, _)) if !plan.tables.is_empty() => {
-            tables.extend(copy_tables_sequential(conn, link, &plan.tables, out).await?);
+            let tables = Tables::new(observer.clone(), &plan.tables, |_| 1);
+            copy_tables_sequential(conn, link, &plan.tables, out, &tables).await?;
+            tables.summaries()
         }
         _ => {
-            for table in &plan.tables {
+            let tables = Tables::new(observer.clone(), &plan.tables, |_| 1);
+            for (i, table) in plan.tables.iter().enumerate() {
+                tables.start(i);
                 out.write(table.copy_in_header().as_bytes()).await?;
-                tables.push(copy_table(conn, table, Some(out)).await?);
+                let summary = copy_table(conn, table, Some(out), observer).await?;
                 out.write(table.copy_in_trailer().as_bytes()).await?;
+                tables.done(i, summary.rows, summary.fingerprint);
             }
+            tables.summaries()
         }
-    }
-    let mut tables = merge_summaries(tables);
+    };
     for stmt in &plan.sequences {
         out.write(stmt.as_bytes()).await?;
     }
     out.write(b"\n").await?;
     if !plan.large_objects.is_empty() {
-        tables.push(copy_large_objects(conn, &plan.large_objects, Some(out)).await?);
+        tables.push(copy_large_objects(conn, &plan.large_objects, Some(out), observer).await?);
         out.write(b"\n").await?;
     }
     for stmt in &plan.post {

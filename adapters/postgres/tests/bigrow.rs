@@ -343,7 +343,7 @@ async fn terminating_the_copy_connection_mid_row_fails_the_dump() {
 /// for the dump), so the COPY connection takes locks with `NOWAIT` and leaves such a table to
 /// the snapshot's connection, which already holds the lock. (Found by the concurrency test:
 /// without `NOWAIT` the dump hung.) The dump succeeds with the snapshot's rows; the
-/// `TRUNCATE` completes after it.
+/// `TRUNCATE` completes after it. The dump's observer hears of that table too (issue 16).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_truncate_does_not_deadlock_the_copy_connections() {
     let source = TestDb::new("queued");
@@ -356,8 +356,13 @@ async fn a_queued_truncate_does_not_deadlock_the_copy_connections() {
     let watcher = admin().await;
     for jobs in [1, 2] {
         source.sql("INSERT INTO zz SELECT g, 'v' || g FROM generate_series(1, 1000) g");
+        let recorder = std::sync::Arc::new(exporter_conformance::Recorder::default());
         let mut d = PostgresSource::new(source.url())
-            .dump(DumpOptions::default().with_jobs(jobs))
+            .dump(
+                DumpOptions::default()
+                    .with_jobs(jobs)
+                    .with_observer(recorder.clone()),
+            )
             .await
             .unwrap();
         // The dump holds its locks and is busy with a1/a2 (the body is not read meanwhile).
@@ -403,6 +408,7 @@ async fn a_queued_truncate_does_not_deadlock_the_copy_connections() {
             .find(|t| t.name == "public.zz")
             .unwrap();
         assert_eq!(zz.rows, 1000, "jobs={jobs}: the snapshot's rows");
+        recorder.check(&summary);
         truncate
             .await
             .unwrap()

@@ -121,3 +121,8 @@ async fn describe_never_shows_the_password() {
 async fn check_of_a_readable_database_passes() {
     conformance::check_of_a_readable_database_passes(&Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observer_hears_every_table() {
+    conformance::observer_hears_every_table(&Postgres).await;
+}

@@ -92,15 +92,24 @@ async fn rls_hiding_rows_fails_instead_of_dumping_fewer() {
     let role = Role::new("rls");
     let db = TestDb::new("rls");
     db.sql(&format!(
-        "CREATE TABLE hidden (id int, owner_name text); INSERT INTO hidden VALUES (1, 'a'), (2, 'b');
+        "CREATE TABLE hidden (id int, owner_name text);
+         INSERT INTO hidden SELECT g, CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END FROM generate_series(1, 40000) g;
          ALTER TABLE hidden ENABLE ROW LEVEL SECURITY; ALTER TABLE hidden FORCE ROW LEVEL SECURITY;
          CREATE POLICY only_a ON hidden FOR SELECT USING (owner_name = 'a');
          GRANT CONNECT ON DATABASE {db} TO {r}; GRANT USAGE ON SCHEMA public TO {r}; GRANT SELECT ON hidden TO {r}",
         db = db.name,
         r = role.0
     ));
+    // Large enough for the size estimate to sample it first (1 MiB): that sample fails too,
+    // and must change nothing.
+    let size: u64 = db
+        .sql("SELECT pg_table_size('hidden')")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(size >= 1 << 20, "{size}");
     let url = url_for(&role.0, &db.name);
-    // The role can read exactly one of the two rows; a dump must not pretend that is all.
+    // The role can read half of the rows; a dump must not pretend that is all.
     let err = dump(url.clone(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
     assert_eq!(err.object(), Some("table public.hidden"), "{err}");

@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{TestDb, dump, fixture, round_trip_with};
+use exporter_conformance::Recorder;
 use exporter_contract::DumpOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,8 +15,23 @@ async fn sample_round_trip_with_three_jobs() {
     source.run_file(&fixture("sample.sql"));
     // round_trip_with restores with psql (no errors allowed) and compares fingerprints of
     // source, summary and target.
-    let (_target, _script, parallel) =
-        round_trip_with(&source, DumpOptions::default().with_jobs(3)).await;
+    let recorder = Arc::new(Recorder::default());
+    let (_target, _script, parallel) = round_trip_with(
+        &source,
+        DumpOptions::default()
+            .with_jobs(3)
+            .with_observer(recorder.clone()),
+    )
+    .await;
+    // Every table and the large objects, each heard of once (issue 16).
+    recorder.check(&parallel);
+    assert!(
+        recorder
+            .started()
+            .contains(&"pg_catalog.pg_largeobject".to_owned()),
+        "{:?}",
+        recorder.started()
+    );
     let (_, sequential) = dump(source.url(), DumpOptions::default()).await.unwrap();
     assert_eq!(
         parallel.tables, sequential.tables,
@@ -42,8 +60,17 @@ async fn big_table_is_split_into_ranges_and_restores_whole() {
         size > 64 << 20,
         "the test table must exceed one range ({size} bytes)"
     );
-    let (target, script, summary) =
-        round_trip_with(&source, DumpOptions::default().with_jobs(2)).await;
+    let recorder = Arc::new(Recorder::default());
+    let (target, script, summary) = round_trip_with(
+        &source,
+        DumpOptions::default()
+            .with_jobs(2)
+            .with_observer(recorder.clone()),
+    )
+    .await;
+    // The table of several ranges started once and was done once, with all its rows, after
+    // its last range (issue 16).
+    recorder.check(&summary);
     let big = summary
         .tables
         .iter()

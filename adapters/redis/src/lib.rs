@@ -87,6 +87,10 @@
 //! ceiling — and one batch (~8 MiB estimated, or 16 keys unsized) is buffered in the server's
 //! output buffer at a time.
 //!
+//! A RESP dump reports each logical database (`db<n>`) and the function libraries to
+//! [`exporter_contract::DumpOptions::observer`] as summary entries, the keys per batch; an
+//! RDB dump reports nothing (the server streams one snapshot).
+//!
 //! # Fingerprints
 //!
 //! Per logical database a [`TableSummary`] named `db<n>` (`db0`, `db3`, …; only databases
@@ -359,7 +363,10 @@ fn size_hint(memory_info: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn start_resp(endpoint: Endpoint) -> Result<Dump, EngineError> {
+async fn start_resp(
+    endpoint: Endpoint,
+    observer: exporter_contract::Observer,
+) -> Result<Dump, EngineError> {
     let mut opened = open(&endpoint).await?;
     check_db(&mut opened).await?;
     let plan = plan(&mut opened).await?;
@@ -382,6 +389,7 @@ async fn start_resp(endpoint: Endpoint) -> Result<Dump, EngineError> {
                 mut conn, target, ..
             } = opened;
             let stats = logical::Runner::new(&mut conn, &target, plan, Some(out))
+                .with_observer(observer)
                 .run()
                 .await?;
             tracing::info!(
@@ -471,9 +479,9 @@ impl Source for RedisSource {
         check::check(self.endpoint.clone(), self.format).boxed()
     }
 
-    fn dump(&self, _options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
+    fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
         match self.format {
-            RedisFormat::Resp => start_resp(self.endpoint.clone()).boxed(),
+            RedisFormat::Resp => start_resp(self.endpoint.clone(), options.observer).boxed(),
             RedisFormat::Rdb => start_rdb(self.endpoint.clone()).boxed(),
         }
     }

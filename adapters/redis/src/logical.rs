@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use exporter_contract::produce::{CHUNK, Producer};
-use exporter_contract::{EngineError, ErrorKind, Fingerprint, TableSummary};
+use exporter_contract::{EngineError, ErrorKind, Fingerprint, Observer, TableSummary};
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::conn::{Conn, Reply, Target, encode, escape_key, server_error};
@@ -306,6 +306,8 @@ struct DbRun {
     rows: u64,
     fingerprint: Fingerprint,
     vanished: u64,
+    /// Reported to the observer as started (with its first keys, or at its end).
+    started: bool,
 }
 
 /// Runs the plan on `conn`: writes into `out` when given (a dump), always fingerprints.
@@ -316,6 +318,7 @@ pub struct Runner<'a> {
     out: Option<&'a mut Producer>,
     probe_sizes: bool,
     max_rdb_version: u16,
+    observer: Observer,
 }
 
 impl<'a> Runner<'a> {
@@ -333,7 +336,17 @@ impl<'a> Runner<'a> {
             out,
             probe_sizes: true,
             max_rdb_version: 0,
+            observer: Observer::default(),
         }
+    }
+
+    /// The same runner, reporting to `observer`: each logical database (`db<n>`, a table of
+    /// the summary) once its first keys are read (an empty one at its end, when it is
+    /// listed), its keys per batch, and its end; the function libraries as one entry.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = observer;
+        self
     }
 
     async fn emit(&mut self, data: &[u8]) -> Result<(), EngineError> {
@@ -358,6 +371,7 @@ impl<'a> Runner<'a> {
             self.emit(&cmd).await?;
         }
         if let Some(functions) = self.functions().await? {
+            self.observer.whole(&functions);
             stats.tables.push(functions);
         }
         for db in self.plan.dbs.clone() {
@@ -366,11 +380,16 @@ impl<'a> Runner<'a> {
                 stats.vanished.push((db, run.vanished));
             }
             if self.plan.restricted || run.rows > 0 {
-                stats.tables.push(TableSummary {
-                    name: format!("db{db}"),
+                let summary = TableSummary {
+                    name: db_name(db),
                     rows: run.rows,
                     fingerprint: run.fingerprint,
-                });
+                };
+                if !run.started {
+                    self.observer.table_started(&summary.name);
+                }
+                self.observer.table_done(&summary);
+                stats.tables.push(summary);
             }
         }
         if let Some(out) = self.out.as_deref_mut() {
@@ -465,6 +484,7 @@ impl<'a> Runner<'a> {
             rows: 0,
             fingerprint: Fingerprint::EMPTY,
             vanished: 0,
+            started: false,
         };
         let count = SCAN_COUNT.to_string();
         let mut cursor = Bytes::from_static(b"0");
@@ -554,7 +574,15 @@ impl<'a> Runner<'a> {
                 }
                 None => end = keys.len().min(start + BATCH_KEYS_UNSIZED),
             }
+            let before = run.rows;
             self.batch(run, &keys[start..end]).await?;
+            if run.rows > before {
+                if !run.started {
+                    self.observer.table_started(&db_name(run.db));
+                    run.started = true;
+                }
+                self.observer.rows(run.rows - before);
+            }
             start = end;
         }
         Ok(())
@@ -736,6 +764,11 @@ impl<'a> Runner<'a> {
 }
 
 /// The command that reads a key's expiry in `mode`.
+/// A logical database's name in the summary: `db<n>`.
+fn db_name(db: u32) -> String {
+    format!("db{db}")
+}
+
 fn ttl_command(mode: TtlMode) -> &'static [u8] {
     match mode {
         TtlMode::ExpireTime => b"PEXPIRETIME",

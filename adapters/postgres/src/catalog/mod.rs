@@ -25,7 +25,10 @@ mod loadcode;
 mod post;
 mod pre;
 mod routing;
+mod size;
 mod table;
+
+pub use size::size_hint;
 
 pub(crate) use loadcode::RESET_PATH as RESET_SEARCH_PATH;
 use pre::PreData;
@@ -173,8 +176,6 @@ pub struct Plan {
     pub large_objects: Vec<u32>,
     /// Post-data statements.
     pub post: Vec<String>,
-    /// Rough size of the data in bytes.
-    pub size_hint: Option<u64>,
 }
 
 async fn query(
@@ -512,7 +513,6 @@ pub async fn plan(
         acl::default_privileges(conn, &mut plan).await?;
     }
     plan.post.extend(loadcode::database_settings(conn).await?);
-    plan.size_hint = size_hint(conn, &plan.tables).await;
     Ok(plan)
 }
 
@@ -557,18 +557,4 @@ async fn large_objects(conn: &mut Conn) -> Result<Vec<u32>, EngineError> {
     )
     .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// Rough size of the tables' data in bytes (`pg_table_size`), `None` if it cannot be read.
-async fn size_hint(conn: &mut Conn, tables: &[DataTable]) -> Option<u64> {
-    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    let row = conn
-        .client
-        .query_one(
-            "SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_table_size(o)), 0)::bigint FROM pg_catalog.unnest($1::pg_catalog.oid[]) o",
-            &[&oids],
-        )
-        .await
-        .ok()?;
-    u64::try_from(row.get::<_, i64>(0)).ok()
 }
