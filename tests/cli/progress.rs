@@ -381,8 +381,6 @@ fn every_stderr_line_is_a_json_event() {
         "broken=postgres://postgres:s3cret-pw@127.0.0.1:1/nowhere",
         "--to",
         "out",
-        // The dump's own failure (`database_failed`), not the check's before it.
-        "--no-check",
     ]));
     out.expect_code(3).never_shows("s3cret-pw");
     let checked = events(&out);
