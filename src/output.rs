@@ -269,6 +269,40 @@ pub fn read_so_far(bytes: u64, total: Option<u64>) -> String {
     }
 }
 
+/// The argument parser's usage error, as clap renders it (`error: unexpected argument '…'
+/// found`, the usage line, the help hint), with every word that holds `://` shown as
+/// [`exporter_contract::redact_unparsed`] shows a URL that did not parse: clap repeats the
+/// argument it refused, and a database URL carries its password.
+#[must_use]
+pub fn redact_usage_error(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains("://") {
+            // Keep the quotes clap puts around the argument.
+            let lead = word.len() - word.trim_start_matches(['\'', '"', '[', '(']).len();
+            let trail = word.len() - word.trim_end_matches(['\'', '"', ']', ')', ',', '.']).len();
+            let inner = &word[lead..word.len() - trail];
+            out.push_str(&word[..lead]);
+            out.push_str(&exporter_contract::redact_unparsed(inner));
+            out.push_str(&word[word.len() - trail..]);
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// `1 table`, `3 tables`: a count and its noun, given in the plural (ending in `s`),
 /// singular for one.
 #[must_use]
@@ -409,5 +443,24 @@ mod tests {
         );
         let fast = Some(Duration::from_millis(50));
         assert_eq!(bars(fast).heartbeat(), fast);
+    }
+}
+
+#[cfg(test)]
+mod usage_error_tests {
+    use super::redact_usage_error;
+
+    #[test]
+    fn a_refused_url_argument_is_shown_without_its_password() {
+        let text = "error: unexpected argument 'postgres://brk_user:S3cr3t%23pw@127.0.0.1:5432/brk' found\n\nUsage: exporter list [OPTIONS]\n";
+        let shown = redact_usage_error(text);
+        assert_eq!(
+            shown,
+            "error: unexpected argument 'postgres://****@127.0.0.1:5432/brk' found\n\nUsage: exporter list [OPTIONS]\n"
+        );
+        assert_eq!(
+            redact_usage_error("error: a value is required\n"),
+            "error: a value is required\n"
+        );
     }
 }

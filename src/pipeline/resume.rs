@@ -109,7 +109,21 @@ pub async fn open_run(
             })?
         };
         match found {
-            Some(run) => return resume(plan, storage, progress, run).await,
+            Some(run) => match foreign(&run, plan) {
+                // A run of other databases (or of these names on other servers) is not this
+                // dump's to continue: taking it over would drop its finished archives or keep
+                // another database's data under this name. It stays as it is.
+                Some(why) => progress.event(&Event::ResumeNote {
+                    name: None,
+                    note: format!(
+                        "the newest unfinished run {}/{} is not this dump's ({why}): it is left \
+                         as it is, and a new run starts",
+                        storage.describe(),
+                        run.id
+                    ),
+                }),
+                None => return resume(plan, storage, progress, run).await,
+            },
             None => progress.event(&Event::NothingToResume {
                 destination: storage.describe(),
                 source: source.kind.clone(),
@@ -136,6 +150,52 @@ pub async fn open_run(
         destination: plan.destination.to_string(),
         local: matches!(plan.destination, Destination::Local(_)),
         source,
+    })
+}
+
+/// Why `run` is not this dump's to continue, or `None` when it is: every database it finished
+/// must be in the plan's inventory under the same name and engine and, for a URL, the same
+/// server, port, user and database (a changed URL is another database: its archive must not
+/// be kept under the name). `--resume` never takes over a run by removing what it finished.
+fn foreign(run: &UnfinishedRun, plan: &DumpPlan) -> Option<String> {
+    for record in &run.done {
+        let entry = &record.entry;
+        let Some(db) = plan.databases.iter().find(|d| d.name() == entry.name) else {
+            return Some(format!(
+                "it finished {}, which this dump does not name",
+                entry.name
+            ));
+        };
+        if EngineKind::for_manifest_engine(&entry.engine) != Some(db.engine()) {
+            return Some(format!(
+                "its {} is a {} database, this dump's is {}",
+                entry.name,
+                entry.engine,
+                db.engine().name()
+            ));
+        }
+        if let DatabaseTarget::Url(target) = db
+            && !same_database(&entry.endpoint, &target.url)
+        {
+            return Some(format!(
+                "its {} is {}, this dump's is {}",
+                entry.name,
+                entry.endpoint,
+                target.url.redacted()
+            ));
+        }
+    }
+    None
+}
+
+/// Whether the recorded (redacted) endpoint names the same database as `url`: host (case
+/// ignored), port, user and database; the password and parameters do not count.
+fn same_database(recorded: &str, url: &exporter_contract::DatabaseUrl) -> bool {
+    exporter_contract::DatabaseUrl::parse(recorded).is_ok_and(|had| {
+        had.host().eq_ignore_ascii_case(url.host())
+            && had.port() == url.port()
+            && had.username() == url.username()
+            && had.database() == url.database()
     })
 }
 

@@ -341,8 +341,7 @@ fn r02_interrupted_run_is_kept_and_a_tampered_kept_archive_is_dumped_again() {
     out.expect_code(0);
 }
 
-/// `--resume` without an unfinished run says so and makes a new, complete run; a database of
-/// the unfinished run that the inventory no longer has is left out, with a warning.
+/// `--resume` without an unfinished run says so and makes a new, complete run.
 #[test]
 fn r03_resume_without_unfinished_run_starts_a_new_one() {
     let db = small_db("res03", 20);
@@ -606,4 +605,67 @@ fn r07_a_stalled_check_fails_after_the_timeout_instead_of_hanging() {
         run_dirs(&dest)
     );
     drop(proxy);
+}
+
+/// `--resume` never takes over a run that is not this dump's: an unrelated dump to the same
+/// destination (other databases), or the same name pointing at another database (a changed
+/// URL), starts a new run and leaves the unfinished one — its finished archive included —
+/// exactly as it was (found by trying to break it: the run was taken over, its finished
+/// archive removed, or another database's data kept under the name).
+#[test]
+fn r08_resume_leaves_a_run_of_other_databases_alone() {
+    let dbs = Three::create("res08");
+    let other = small_db("res08_other", 7);
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let pairs = dbs.pairs();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, u)| (*n, u.as_str())).collect();
+    write_config(work.path(), Some(s(&dest)), &pairs);
+    let (run_dir, stopped) = interrupted_run(work.path(), &dest, &dbs, "INT", || {});
+    stopped.expect_code(3);
+    let first = run_dir.join("first.sql.zst");
+    let before = std::fs::read(&first).unwrap();
+
+    // The config edited to other databases (an entry removed), same destination.
+    let other_url = other.url();
+    write_config(work.path(), Some(s(&dest)), &[("shop", other_url.as_str())]);
+    let out = run(exporter(work.path()).args(["dump", "--all", "--resume"]));
+    out.expect_code(0);
+    out.stderr_contains("is not this dump's (it finished first, which this dump does not name)");
+    // The same name on another database: not kept under the name.
+    write_config(
+        work.path(),
+        Some(s(&dest)),
+        &[("first", other_url.as_str())],
+    );
+    let out = run(exporter(work.path()).args(["dump", "--all", "--resume"]));
+    out.expect_code(0);
+    out.stderr_contains("is not this dump's (its first is postgres://");
+    write_config(work.path(), Some(s(&dest)), &pairs);
+
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        before,
+        "the finished archive is untouched"
+    );
+    assert!(run_dir.join(".partial/first.sql.zst.json").is_file());
+    assert!(!run_dir.join("manifest.json").exists());
+    let runs = run_dirs(&dest);
+    assert_eq!(
+        runs.len(),
+        3,
+        "two new runs beside the unfinished one: {runs:?}"
+    );
+    let fresh: Vec<_> = runs.iter().filter(|r| **r != run_dir).collect();
+    for r in &fresh {
+        let m = manifest(r);
+        assert_eq!(m["status"], "complete");
+        assert_eq!(m["databases"][0]["tables"][0]["rows"], 7, "{m}");
+    }
+
+    // The run's own inventory still resumes it.
+    let out = run(exporter(work.path()).args(["dump", "--all", "--resume", "--jobs", "1"]));
+    out.expect_code(0);
+    out.stderr_contains("first: kept first.sql.zst (");
+    assert_eq!(manifest(&run_dir)["status"], "complete");
 }
