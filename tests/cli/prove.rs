@@ -40,26 +40,62 @@ fn run_id(run_dir: &Path) -> String {
     run_dir.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-/// PostgreSQL databases whose name starts with the scratch names of run `run_id`.
-fn pg_scratch_left(run_id: &str) -> String {
+/// `LIKE` patterns of the scratch databases of the run in `run_dir`, one per database of its
+/// manifest (`exporter_verify_<run id>_<name>`, lowercase, other characters as `_`, cut
+/// where a long name is cut): only this run's, so a test verifying another run of the same
+/// second beside it is not counted.
+fn scratch_patterns(run_dir: &Path) -> Vec<String> {
+    let id = run_id(run_dir).to_lowercase();
+    crate::support::manifest(run_dir)["databases"]
+        .as_array()
+        .expect("databases")
+        .iter()
+        .map(|d| {
+            let full: String = format!("exporter_verify_{id}_{}", d["name"].as_str().unwrap())
+                .chars()
+                .map(|c| {
+                    let c = c.to_ascii_lowercase();
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let prefix: String = full.chars().take(54).collect();
+            format!("{}%", prefix.replace('_', "\\_"))
+        })
+        .collect()
+}
+
+/// PostgreSQL databases left of the scratch databases of the run in `run_dir`.
+fn pg_scratch_left(run_dir: &Path) -> String {
+    let likes: Vec<String> = scratch_patterns(run_dir)
+        .iter()
+        .map(|p| format!("datname LIKE '{p}'"))
+        .collect();
     psql(
         "postgres",
         &format!(
-            "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'exporter\\_verify\\_{}%'",
-            run_id.to_lowercase()
+            "SELECT string_agg(datname, ',') FROM pg_database WHERE {}",
+            likes.join(" OR ")
         ),
     )
     .trim()
     .to_owned()
 }
 
-/// MariaDB databases whose name starts with the scratch names of run `run_id`.
-fn my_scratch_left(run_id: &str) -> String {
+/// MariaDB databases left of the scratch databases of the run in `run_dir`.
+fn my_scratch_left(run_dir: &Path) -> String {
+    let likes: Vec<String> = scratch_patterns(run_dir)
+        .iter()
+        .map(|p| format!("SCHEMA_NAME LIKE '{p}'"))
+        .collect();
     mariadb(
         None,
         &format!(
-            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'exporter\\_verify\\_{}%'",
-            run_id.to_lowercase()
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE {}",
+            likes.join(" OR ")
         ),
     )
     .trim()
@@ -153,8 +189,16 @@ fn dump_verify_restore_proves_postgres_mariadb_and_redis() {
         assert_eq!(d["restore"]["rows_compared"], rows, "{d:#}");
         assert_eq!(d["restore"]["rows_restored"], rows, "{d:#}");
     }
-    assert_eq!(pg_scratch_left(&id), "", "PostgreSQL scratch left behind");
-    assert_eq!(my_scratch_left(&id), "0", "MariaDB scratch left behind");
+    assert_eq!(
+        pg_scratch_left(&run_dir),
+        "",
+        "PostgreSQL scratch left behind"
+    );
+    assert_eq!(
+        my_scratch_left(&run_dir),
+        "0",
+        "MariaDB scratch left behind"
+    );
     assert_eq!(
         redis_scratch.dbsize(0),
         0,
@@ -548,7 +592,7 @@ fn dump_verify_failure_exits_as_verify_with_the_run_committed() {
     );
     let problem = record["databases"][1]["problems"][0].as_str().unwrap();
     assert!(problem.contains("checked"), "{problem}");
-    assert_eq!(pg_scratch_left(&run_id(run_dir)), "");
+    assert_eq!(pg_scratch_left(run_dir), "");
     let verify = run(exporter(work.path()).args([
         "verify",
         s(run_dir),
@@ -745,7 +789,7 @@ fn dump_verify_restore_of_a_platform_environment() {
         assert_eq!(d["restore"]["dropped"], true, "{d:#}");
         assert_eq!(d["restore"]["rows_compared"], 3, "{d:#}");
     }
-    assert_eq!(pg_scratch_left(&run_id(&run_dir)), "");
+    assert_eq!(pg_scratch_left(&run_dir), "");
     assert_eq!(redis_scratch.dbsize(0), 0);
     fake.assert_clean_log(0);
     fake.assert_no_secret("dump --verify output", &out.all_output());
