@@ -303,6 +303,23 @@ pub fn redact_usage_error(text: &str) -> String {
     out
 }
 
+/// `, TLSv1.3 (verify-full, checked chain+hostname)` or `, clear text (prefer)`: how a
+/// connection travelled, for the dump's and the check's lines; empty when the engine said
+/// nothing.
+#[must_use]
+pub fn tls_note(tls: Option<&exporter_contract::TlsInfo>) -> String {
+    match tls {
+        Some(t) if t.encrypted => format!(
+            ", {} ({}, checked {})",
+            t.protocol.as_deref().unwrap_or("TLS"),
+            t.mode,
+            t.verified.as_deref().unwrap_or("none")
+        ),
+        Some(t) => format!(", clear text ({})", t.mode),
+        None => String::new(),
+    }
+}
+
 /// `1 table`, `3 tables`: a count and its noun, given in the plural (ending in `s`),
 /// singular for one.
 #[must_use]

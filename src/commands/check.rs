@@ -7,13 +7,11 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use exporter_contract::TlsInfo;
-
 use crate::check::{self, CheckContext, CheckError, CheckReport, CheckStatus, DatabaseCheck};
 use crate::cleanup::Cleanup;
 use crate::endpoint::{EndpointProvider, UrlEndpoints};
 use crate::error;
-use crate::output::{Ui, human_bytes, human_duration};
+use crate::output::{Ui, human_bytes, human_duration, tls_note};
 use crate::platform::{self, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
 use crate::settings::DumpPlan;
@@ -164,20 +162,6 @@ fn database_lines(d: &DatabaseCheck, lines: &mut Vec<String>) {
     }
     for note in &d.notes {
         lines.push(format!("  note: {note}"));
-    }
-}
-
-/// `, TLSv1.3 (verify-full, checked chain+hostname)` or `, clear text (prefer)`.
-fn tls_note(tls: Option<&TlsInfo>) -> String {
-    match tls {
-        Some(t) if t.encrypted => format!(
-            ", {} ({}, checked {})",
-            t.protocol.as_deref().unwrap_or("TLS"),
-            t.mode,
-            t.verified.as_deref().unwrap_or("none")
-        ),
-        Some(t) => format!(", clear text ({})", t.mode),
-        None => String::new(),
     }
 }
 

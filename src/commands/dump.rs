@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use exporter_contract::{PayloadFormat, TlsInfo};
+use exporter_contract::PayloadFormat;
 use serde::Serialize;
 
 use crate::archive::{DatabaseEntry, RunStatus};
@@ -12,7 +12,7 @@ use crate::check::{self, CheckContext, CheckError};
 use crate::cleanup::Cleanup;
 use crate::endpoint::{EndpointProvider, UrlEndpoints};
 use crate::error;
-use crate::output::{TaskBars, Ui, counted, human_bytes, human_count, human_duration};
+use crate::output::{TaskBars, Ui, counted, human_bytes, human_count, human_duration, tls_note};
 use crate::pipeline::{self, DumpContext};
 use crate::platform::{self, Action, TunnelEndpoints, inventory};
 use crate::progress::{Event, Progress};
@@ -531,20 +531,5 @@ impl Progress for DumpProgress {
             }
             _ => {}
         }
-    }
-}
-
-/// `, TLSv1.3 (verify-full, checked chain+hostname)` or `, clear text (prefer)`: how the
-/// dump travelled, for the progress line.
-fn tls_note(tls: Option<&TlsInfo>) -> String {
-    match tls {
-        Some(t) if t.encrypted => format!(
-            ", {} ({}, checked {})",
-            t.protocol.as_deref().unwrap_or("TLS"),
-            t.mode,
-            t.verified.as_deref().unwrap_or("none")
-        ),
-        Some(t) => format!(", clear text ({})", t.mode),
-        None => String::new(),
     }
 }
