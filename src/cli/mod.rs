@@ -277,6 +277,11 @@ pub struct VerifyCmd {
     /// fail the proof; `keep` applies them as written).
     #[arg(long, value_enum, default_value_t = DefinerArg::CurrentUser)]
     pub definer: DefinerArg,
+    /// With `--level restore`: connections per scratch restore and per fingerprint pass
+    /// (data blocks, indexes and constraints in parallel, as `pg_restore -j`) [default:
+    /// number of cores].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
@@ -306,6 +311,10 @@ pub struct RestoreCmd {
     /// other accounts), or rewrite them to `current-user` (the restoring account).
     #[arg(long, value_enum, default_value_t = DefinerArg::Keep)]
     pub definer: DefinerArg,
+    /// Connections restoring at once: data blocks, then indexes and constraints, in parallel
+    /// as `pg_restore -j` (PostgreSQL, MySQL) [default: number of cores].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
     /// Destination holding runs: a directory or s3://bucket/prefix (overrides `[storage] to`).
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,

@@ -218,13 +218,13 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
         }
         Command::Verify(cmd) => {
             let config = ConfigFile::read(path, false, false)?;
-            let plan = settings::resolve_verify(&cmd, config.source(), &env)?;
+            let plan = settings::resolve_verify(&cmd, config.source(), &env, cores)?;
             let endpoints = UrlEndpoints::new(plan.connections.clone());
             verify::run(&plan, cmd.json, ui, cleanup, &endpoints).await
         }
         Command::Restore(cmd) => {
             let config = ConfigFile::read(path, false, false)?;
-            let plan = settings::resolve_restore(&cmd, config.source(), &env)?;
+            let plan = settings::resolve_restore(&cmd, config.source(), &env, cores)?;
             let endpoints = UrlEndpoints::new(plan.connections.clone());
             restore::run(&plan, cmd.json, ui, cleanup, &endpoints).await
         }

@@ -277,7 +277,8 @@ pub async fn restore(
         target.as_ref(),
         RestoreOptions::default()
             .with_ownership(plan.ownership)
-            .with_definer(plan.definer),
+            .with_definer(plan.definer)
+            .with_jobs(plan.jobs),
         &read,
     )
     .await

@@ -344,11 +344,7 @@ pub fn resolve_dump(
             "--compression-level {level} is out of range 1..={MAX_COMPRESSION_LEVEL}"
         )));
     }
-    let jobs = match cmd.jobs {
-        Some(0) => return Err(SettingsError::new("--jobs must be at least 1")),
-        Some(n) => n,
-        None => cores.max(1),
-    };
+    let jobs = resolve_jobs(cmd.jobs, cores)?;
     let engine_options = EngineOptions {
         redis_rdb: cmd.redis_format == RedisFormatArg::Rdb,
         strip_definers: cmd.strip_definers,
@@ -383,7 +379,7 @@ pub fn resolve_dump(
         None => Some(DEFAULT_STALL_TIMEOUT),
         Some(text) => parse_stall_timeout(text)?,
     };
-    let verify = dump_verify(cmd, &destination, &databases, &connections)?;
+    let verify = dump_verify(cmd, &destination, &databases, &connections, jobs)?;
     Ok(DumpPlan {
         destination,
         databases,
@@ -430,6 +426,7 @@ fn dump_verify(
     destination: &Destination,
     databases: &[DatabaseTarget],
     connections: &ConnectionDefaults,
+    jobs: usize,
 ) -> Result<Option<VerifyPlan>, SettingsError> {
     let level = cmd.verify.map(Level::from);
     if !cmd.scratch.is_empty() && level != Some(Level::Restore) {
@@ -484,6 +481,7 @@ fn dump_verify(
         level,
         scratch: scratch_servers(&cmd.scratch)?,
         definer: DefinerPolicy::CurrentUser,
+        jobs,
         connections: connections.clone(),
     }))
 }
@@ -713,6 +711,8 @@ pub struct VerifyPlan {
     /// scratch account, so a definer account missing on the scratch server cannot fail the
     /// proof).
     pub definer: DefinerPolicy,
+    /// Connections per scratch restore and fingerprint pass (`--jobs`, default the cores).
+    pub jobs: usize,
     /// The environment's connection defaults, as in [`DumpPlan::connections`].
     pub connections: ConnectionDefaults,
 }
@@ -757,6 +757,7 @@ pub fn resolve_verify(
     cmd: &VerifyCmd,
     config: ConfigSource<'_>,
     env: Env<'_>,
+    cores: usize,
 ) -> Result<VerifyPlan, SettingsError> {
     let (config_to, storage) = config.storage(env)?;
     let level = Level::from(cmd.level);
@@ -779,8 +780,18 @@ pub fn resolve_verify(
         level,
         scratch,
         definer: cmd.definer.into(),
+        jobs: resolve_jobs(cmd.jobs, cores)?,
         connections: ConnectionDefaults::from_env(env),
     })
+}
+
+/// `--jobs`: at least 1, default the machine's cores.
+fn resolve_jobs(jobs: Option<usize>, cores: usize) -> Result<usize, SettingsError> {
+    match jobs {
+        Some(0) => Err(SettingsError::new("--jobs must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(cores.max(1)),
+    }
 }
 
 /// The `--scratch` URLs of `verify` and `dump --verify restore`: at most one per engine, a
@@ -838,6 +849,8 @@ pub struct RestorePlan {
     /// MySQL `DEFINER=` clauses (`--definer`): as written, or rewritten to the restoring
     /// account.
     pub definer: DefinerPolicy,
+    /// Connections restoring at once (`--jobs`, default the cores).
+    pub jobs: usize,
     /// The environment's connection defaults, as in [`DumpPlan::connections`].
     pub connections: ConnectionDefaults,
 }
@@ -853,6 +866,7 @@ pub fn resolve_restore(
     cmd: &RestoreCmd,
     config: ConfigSource<'_>,
     env: Env<'_>,
+    cores: usize,
 ) -> Result<RestorePlan, SettingsError> {
     let (config_to, storage) = config.storage(env)?;
     if cmd.run.trim().is_empty() {
@@ -888,6 +902,7 @@ pub fn resolve_restore(
         clean: cmd.clean,
         ownership: !cmd.no_owner,
         definer: cmd.definer.into(),
+        jobs: resolve_jobs(cmd.jobs, cores)?,
         connections,
     })
 }
@@ -1403,7 +1418,7 @@ mod tests {
     #[test]
     fn resolve_verify_rules() {
         let pg = "postgres://postgres@h:5432/postgres";
-        let e = resolve_verify(&verify_cmd(&["--scratch", pg]), NO_CONFIG, &no_env).unwrap_err();
+        let e = resolve_verify(&verify_cmd(&["--scratch", pg]), NO_CONFIG, &no_env, 2).unwrap_err();
         assert_eq!(
             e.to_string(),
             "--scratch is only used with --level restore (the level is decompress)"
@@ -1423,7 +1438,7 @@ mod tests {
             name: "c.toml",
             text: &cfg,
         };
-        let plan = resolve_verify(&verify_cmd(&three), with_config, &no_env).unwrap();
+        let plan = resolve_verify(&verify_cmd(&three), with_config, &no_env, 2).unwrap();
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
         assert_eq!(plan.level, Level::Restore);
         assert_eq!(plan.scratch.len(), 3);
@@ -1433,17 +1448,17 @@ mod tests {
             "scratch restores rewrite"
         );
         let keep = [&three[..], &["--definer", "keep"]].concat();
-        let plan = resolve_verify(&verify_cmd(&keep), NO_CONFIG, &no_env).unwrap();
+        let plan = resolve_verify(&verify_cmd(&keep), NO_CONFIG, &no_env, 2).unwrap();
         assert_eq!(plan.definer, DefinerPolicy::Keep);
         assert_eq!(plan.scratch_for(EngineKind::Mysql).unwrap().url.host(), "h");
         let four = [&three[..], &["--scratch", "postgresql://u:hunter2@other/x"]].concat();
-        let e = resolve_verify(&verify_cmd(&four), NO_CONFIG, &no_env).unwrap_err();
+        let e = resolve_verify(&verify_cmd(&four), NO_CONFIG, &no_env, 2).unwrap_err();
         assert_eq!(
             e.to_string(),
             "--scratch URLs #1 and #4 are both postgresql servers"
         );
         let bad = ["--level", "restore", "--scratch", "mongodb://u:hunter2@h/x"];
-        let e = resolve_verify(&verify_cmd(&bad), NO_CONFIG, &no_env).unwrap_err();
+        let e = resolve_verify(&verify_cmd(&bad), NO_CONFIG, &no_env, 2).unwrap_err();
         assert!(e.to_string().starts_with("--scratch URL #1: "), "{e}");
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let numbered = [
@@ -1452,7 +1467,7 @@ mod tests {
             "--scratch",
             "redis://:hunter2@h:6380/13",
         ];
-        let e = resolve_verify(&verify_cmd(&numbered), NO_CONFIG, &no_env).unwrap_err();
+        let e = resolve_verify(&verify_cmd(&numbered), NO_CONFIG, &no_env, 2).unwrap_err();
         assert_eq!(
             e.to_string(),
             "--scratch URL #1: a Redis scratch server is a whole server, not logical database /13"
@@ -1461,6 +1476,7 @@ mod tests {
             &verify_cmd(&["--level", "checksum", "--to", "/flag"]),
             with_config,
             &no_env,
+            2,
         )
         .unwrap();
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/flag")));
@@ -1472,7 +1488,25 @@ mod tests {
     fn resolve_restore_rules() {
         let run = "20261129T074800Z";
         let cmd = restore_cmd(&[run, "--into", "postgres://app:hunter2@h:5432/target"]);
-        let plan = resolve_restore(&cmd, NO_CONFIG, &no_env).unwrap();
+        let plan = resolve_restore(&cmd, NO_CONFIG, &no_env, 2).unwrap();
+        assert_eq!(plan.jobs, 2, "--jobs defaults to the cores");
+        let four = restore_cmd(&[run, "--into", "postgres://h/t", "-j", "4"]);
+        assert_eq!(
+            resolve_restore(&four, NO_CONFIG, &no_env, 2).unwrap().jobs,
+            4
+        );
+        let zero = restore_cmd(&[run, "--into", "postgres://h/t", "--jobs", "0"]);
+        assert_eq!(
+            resolve_restore(&zero, NO_CONFIG, &no_env, 2)
+                .unwrap_err()
+                .to_string(),
+            "--jobs must be at least 1"
+        );
+        let three = verify_cmd(&["--jobs", "3"]);
+        assert_eq!(
+            resolve_verify(&three, NO_CONFIG, &no_env, 2).unwrap().jobs,
+            3
+        );
         assert_eq!(plan.into.engine, EngineKind::Postgres);
         assert_eq!(plan.into.name, "target");
         assert!(plan.ownership);
@@ -1499,6 +1533,7 @@ mod tests {
                 text: &cfg,
             },
             &no_env,
+            2,
         )
         .unwrap();
         assert_eq!(plan.into.engine, EngineKind::Mysql);
@@ -1512,10 +1547,10 @@ mod tests {
             "--definer",
             "current-user",
         ]);
-        let plan = resolve_restore(&cmd, NO_CONFIG, &no_env).unwrap();
+        let plan = resolve_restore(&cmd, NO_CONFIG, &no_env, 2).unwrap();
         assert_eq!(plan.definer, DefinerPolicy::CurrentUser);
         let cmd = restore_cmd(&[run, "--into", "ftp://u:hunter2@h/x"]);
-        let e = resolve_restore(&cmd, NO_CONFIG, &no_env).unwrap_err();
+        let e = resolve_restore(&cmd, NO_CONFIG, &no_env, 2).unwrap_err();
         assert!(
             e.to_string().starts_with("--into: unsupported URL scheme"),
             "{e}"
@@ -1523,7 +1558,7 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let cmd = restore_cmd(&[run, "--into", "redis://h", "--db", ""]);
         assert_eq!(
-            resolve_restore(&cmd, NO_CONFIG, &no_env)
+            resolve_restore(&cmd, NO_CONFIG, &no_env, 2)
                 .unwrap_err()
                 .to_string(),
             "--db must not be empty"
@@ -1687,12 +1722,16 @@ mod tests {
         assert_eq!(plan.connections, expected);
         let cmd = verify_cmd(&["--level", "restore", "--scratch", "postgres://h/postgres"]);
         assert_eq!(
-            resolve_verify(&cmd, NO_CONFIG, &env).unwrap().connections,
+            resolve_verify(&cmd, NO_CONFIG, &env, 2)
+                .unwrap()
+                .connections,
             expected
         );
         let cmd = restore_cmd(&["r", "--into", "postgres://h/t"]);
         assert_eq!(
-            resolve_restore(&cmd, NO_CONFIG, &env).unwrap().connections,
+            resolve_restore(&cmd, NO_CONFIG, &env, 2)
+                .unwrap()
+                .connections,
             expected
         );
         let plan =
@@ -1708,7 +1747,7 @@ mod tests {
             "{e}"
         );
         let cmd = restore_cmd(&["r", "--into", "postgres://h/t"]);
-        let e = resolve_restore(&cmd, NO_CONFIG, &bad).unwrap_err();
+        let e = resolve_restore(&cmd, NO_CONFIG, &bad, 2).unwrap_err();
         assert!(
             e.to_string().contains("unknown sslmode \"paranoid\""),
             "{e}"

@@ -243,7 +243,9 @@ pub async fn restore_one(
                     db,
                     Expect {
                         algorithm,
-                        options: RestoreOptions::default().with_definer(plan.definer),
+                        options: RestoreOptions::default()
+                            .with_definer(plan.definer)
+                            .with_jobs(plan.jobs),
                     },
                     Scratch {
                         server,
@@ -410,6 +412,7 @@ async fn restore_check(
     // The ticker runs through the fingerprint pass too, which reads the whole scratch
     // database again after the archive is read.
     let _ticker = ticker;
+    let jobs = expect.options.jobs;
     let restored = decode::restore_archive(archive, target.as_ref(), expect.options, &read).await;
     match restored {
         Err(StreamError::Target(e)) => outcome.problems.push(format!(
@@ -420,7 +423,7 @@ async fn restore_check(
         Ok(summary) => {
             check.statements = summary.statements;
             check.rows_restored = summary.rows;
-            match target.fingerprint().await {
+            match target.fingerprint_with(jobs).await {
                 Ok(actual) => {
                     let (problems, compared) =
                         compare_tables(&db.tables, &actual, &db.engine, expect.algorithm);
