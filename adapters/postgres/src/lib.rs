@@ -155,6 +155,7 @@ mod parallel;
 mod progress;
 mod quote;
 mod restore;
+mod restore_parallel;
 pub mod script;
 mod stream;
 

@@ -86,7 +86,7 @@ impl PostgresScratch {
 /// [`connect::connect`]'s dump settings, such as an empty `search_path`, would change the
 /// meaning of a script without one), UTF-8 client encoding (tokio-postgres always asks for
 /// it), and the server's notices and warnings logged (psql prints them on stderr).
-async fn connect_logged(link: &Link) -> Result<Conn, EngineError> {
+pub(crate) async fn connect_logged(link: &Link) -> Result<Conn, EngineError> {
     let endpoint = link.redacted().to_owned();
     let (client, mut connection, tls) = connect::establish(link).await?;
     let driver = tokio::spawn(async move {
@@ -111,7 +111,11 @@ async fn connect_logged(link: &Link) -> Result<Conn, EngineError> {
 
 /// The error of a failed statement: the server's message and SQLSTATE, never its `DETAIL`
 /// (e.g. `Key (id)=(1) already exists.`) and never a value quoted by a data exception.
-async fn statement_error(conn: &mut Conn, e: tokio_postgres::Error, label: &str) -> EngineError {
+pub(crate) async fn statement_error(
+    conn: &mut Conn,
+    e: tokio_postgres::Error,
+    label: &str,
+) -> EngineError {
     let Some(db) = e.as_db_error() else {
         return conn.error(e, label).await;
     };
@@ -143,21 +147,21 @@ async fn statement_error(conn: &mut Conn, e: tokio_postgres::Error, label: &str)
 }
 
 /// A `COPY … FROM stdin` in progress.
-struct ActiveCopy {
+pub(crate) struct ActiveCopy {
     sink: Pin<Box<CopyInSink<Bytes>>>,
     label: String,
 }
 
 /// Per-restore state: the session, the current `COPY`, the tally.
-struct Applier {
-    conn: Conn,
-    copy: Option<ActiveCopy>,
-    summary: RestoreSummary,
-    ownership: bool,
+pub(crate) struct Applier {
+    pub(crate) conn: Conn,
+    pub(crate) copy: Option<ActiveCopy>,
+    pub(crate) summary: RestoreSummary,
+    pub(crate) ownership: bool,
 }
 
 impl Applier {
-    async fn apply(&mut self, item: Item) -> Result<(), EngineError> {
+    pub(crate) async fn apply(&mut self, item: Item) -> Result<(), EngineError> {
         match item {
             Item::Statement(s) => self.statement(s).await,
             Item::CopyData(data) => {
@@ -189,7 +193,7 @@ impl Applier {
         }
     }
 
-    async fn statement(&mut self, s: Statement) -> Result<(), EngineError> {
+    pub(crate) async fn statement(&mut self, s: Statement) -> Result<(), EngineError> {
         if !self.ownership && is_ownership(&s.text) {
             self.summary.skipped += 1;
             return Ok(());
@@ -259,6 +263,9 @@ async fn restore(
         .with_object(endpoint.redacted()));
     }
     let link = Link::new(&endpoint)?;
+    if options.jobs > 1 {
+        return crate::restore_parallel::restore(link, body, options.ownership, options.jobs).await;
+    }
     let conn = connect_logged(&link).await?;
     let mut applier = Applier {
         conn,

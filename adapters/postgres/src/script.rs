@@ -1041,6 +1041,194 @@ fn setting(text: &str) -> Option<(String, String)> {
     Some((name, value))
 }
 
+/// How a parallel restore may run a statement (`RestoreOptions::jobs` above 1; the
+/// restore module's docs say what each class means for scheduling). Classification is by the
+/// statement's leading tokens only, and conservative: whatever is not positively recognised is
+/// [`Class::Serial`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    /// Changes only the session: `SET …` (not `SET LOCAL`, `SET TRANSACTION`, `SET
+    /// CONSTRAINTS`), `RESET …`, `SELECT [pg_catalog.]set_config(…, false)`. Every connection
+    /// of the restore applies it, in script order.
+    Session,
+    /// `BEGIN` / `START TRANSACTION`: what follows, up to [`Class::End`], runs on one
+    /// connection.
+    Begin,
+    /// `COMMIT`, `END`, `ROLLBACK`, `ABORT`.
+    End,
+    /// `CREATE [UNIQUE] INDEX … ON [ONLY] table`, or `ALTER TABLE [ONLY] table ADD CONSTRAINT
+    /// name PRIMARY KEY | UNIQUE | EXCLUDE | CHECK …`: builds on the rows of `table` only.
+    Index {
+        /// The table, as written (`schema.name`; unquoted parts lowercased, quoted ones as
+        /// they are), to keep two statements on one table from running at once.
+        table: String,
+    },
+    /// `ALTER TABLE [ONLY] table ADD CONSTRAINT name FOREIGN KEY (…) REFERENCES referenced …`.
+    ForeignKey {
+        /// The referencing table, as in [`Class::Index`].
+        table: String,
+        /// The referenced table.
+        referenced: String,
+    },
+    /// Anything else: runs alone, after everything before it and before anything after it.
+    Serial,
+}
+
+impl Class {
+    /// The tables an [`Class::Index`] or [`Class::ForeignKey`] statement locks.
+    #[must_use]
+    pub fn tables(&self) -> Vec<&str> {
+        match self {
+            Self::Index { table } => vec![table],
+            Self::ForeignKey { table, referenced } => vec![table, referenced],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Classify a complete statement (its [`Statement::text`]) for a parallel restore.
+#[must_use]
+pub fn classify(text: &str) -> Class {
+    match first_keyword(text).as_str() {
+        "set" => {
+            let toks = tokens(text);
+            match word(toks.get(1)) {
+                Some("local" | "transaction" | "constraints") => Class::Serial,
+                _ => Class::Session,
+            }
+        }
+        "reset" => Class::Session,
+        "begin" | "start" => Class::Begin,
+        "commit" | "end" | "rollback" | "abort" => Class::End,
+        "select" => classify_select(&tokens(text)),
+        "create" => classify_index(&tokens(text)),
+        "alter" => classify_constraint(&tokens(text)),
+        _ => Class::Serial,
+    }
+}
+
+/// `SELECT [pg_catalog.]set_config('name', 'value', false)` and nothing else.
+fn classify_select(toks: &[(u32, Tok)]) -> Class {
+    let mut i = 1;
+    if word(toks.get(i)) == Some("pg_catalog")
+        && matches!(toks.get(i + 1), Some((_, Tok::Sym('.'))))
+    {
+        i += 2;
+    }
+    let shape = word(toks.get(i)) == Some("set_config")
+        && matches!(toks.get(i + 1), Some((_, Tok::Sym('('))))
+        && matches!(toks.get(i + 2), Some((_, Tok::Str(_))))
+        && matches!(toks.get(i + 3), Some((_, Tok::Sym(','))))
+        && matches!(toks.get(i + 4), Some((_, Tok::Str(_))))
+        && matches!(toks.get(i + 5), Some((_, Tok::Sym(','))))
+        && word(toks.get(i + 6)) == Some("false")
+        && matches!(toks.get(i + 7), Some((_, Tok::Sym(')'))))
+        && toks.len() == i + 8;
+    if shape { Class::Session } else { Class::Serial }
+}
+
+/// A possibly qualified name at `toks[i..]`: its normalised text and the index after it.
+fn qualified_name(toks: &[(u32, Tok)], mut i: usize) -> Option<(String, usize)> {
+    let mut name = String::new();
+    loop {
+        match toks.get(i) {
+            Some((0, Tok::Word(w))) => name.push_str(w),
+            Some((0, Tok::Quoted(q))) => {
+                name.push('"');
+                name.push_str(&q.replace('"', "\"\""));
+                name.push('"');
+            }
+            _ => return None,
+        }
+        i += 1;
+        if matches!(toks.get(i), Some((0, Tok::Sym('.')))) {
+            name.push('.');
+            i += 1;
+        } else {
+            return Some((name, i));
+        }
+    }
+}
+
+/// No second action at depth 0 (`ALTER TABLE t ADD …, ADD …`).
+fn single_action(toks: &[(u32, Tok)]) -> bool {
+    !toks
+        .iter()
+        .any(|(d, tok)| *d == 0 && matches!(tok, Tok::Sym(',')))
+}
+
+fn classify_index(toks: &[(u32, Tok)]) -> Class {
+    let mut i = 1;
+    if word(toks.get(i)) == Some("unique") {
+        i += 1;
+    }
+    if word(toks.get(i)) != Some("index") {
+        return Class::Serial;
+    }
+    // The first `ON` at depth 0 after `INDEX` (an index name may be absent or quoted).
+    let Some(on) = toks[i..]
+        .iter()
+        .position(|(d, tok)| *d == 0 && matches!(tok, Tok::Word(w) if w == "on"))
+        .map(|p| i + p)
+    else {
+        return Class::Serial;
+    };
+    if toks[i + 1..on]
+        .iter()
+        .any(|(_, tok)| matches!(tok, Tok::Word(w) if w == "concurrently"))
+    {
+        return Class::Serial;
+    }
+    let mut j = on + 1;
+    if word(toks.get(j)) == Some("only") {
+        j += 1;
+    }
+    match qualified_name(toks, j) {
+        Some((table, _)) => Class::Index { table },
+        None => Class::Serial,
+    }
+}
+
+fn classify_constraint(toks: &[(u32, Tok)]) -> Class {
+    if word(toks.get(1)) != Some("table") || !single_action(toks) {
+        return Class::Serial;
+    }
+    let mut i = 2;
+    if word(toks.get(i)) == Some("if") && word(toks.get(i + 1)) == Some("exists") {
+        i += 2;
+    }
+    if word(toks.get(i)) == Some("only") {
+        i += 1;
+    }
+    let Some((table, j)) = qualified_name(toks, i) else {
+        return Class::Serial;
+    };
+    if word(toks.get(j)) != Some("add") || word(toks.get(j + 1)) != Some("constraint") {
+        return Class::Serial;
+    }
+    // The constraint's name, then its kind.
+    let Some((_, k)) = qualified_name(toks, j + 2) else {
+        return Class::Serial;
+    };
+    match word(toks.get(k)) {
+        Some("primary" | "unique" | "exclude" | "check") => Class::Index { table },
+        Some("foreign") => {
+            let Some(r) = toks[k..]
+                .iter()
+                .position(|(d, tok)| *d == 0 && matches!(tok, Tok::Word(w) if w == "references"))
+                .map(|p| k + p)
+            else {
+                return Class::Serial;
+            };
+            match qualified_name(toks, r + 1) {
+                Some((referenced, _)) => Class::ForeignKey { table, referenced },
+                None => Class::Serial,
+            }
+        }
+        _ => Class::Serial,
+    }
+}
+
 /// Whether a statement sets ownership or privileges, which `RestoreOptions::ownership = false`
 /// skips (like `pg_restore --no-owner --no-privileges`): `GRANT`, `REVOKE`,
 /// `ALTER DEFAULT PRIVILEGES`, `ALTER … OWNER TO role`, `[RE]SET SESSION AUTHORIZATION`, and a
@@ -1443,5 +1631,74 @@ a\r\n\
         }
         let long = format!("CREATE TABLE {}", "x".repeat(300));
         assert!(first_words(&long).chars().count() <= 101);
+    }
+
+    #[test]
+    fn classify_for_parallel_restore() {
+        let index = |t: &str| Class::Index {
+            table: t.to_owned(),
+        };
+        let cases: &[(&str, Class)] = &[
+            ("SET search_path = app, public", Class::Session),
+            ("SET LOCAL search_path = app", Class::Serial),
+            ("SET CONSTRAINTS ALL DEFERRED", Class::Serial),
+            ("RESET ALL", Class::Session),
+            (
+                "SELECT pg_catalog.set_config('search_path', '', false)",
+                Class::Session,
+            ),
+            ("SELECT set_config('search_path', '', true)", Class::Serial),
+            ("SELECT pg_catalog.setval('app.s', 42, true)", Class::Serial),
+            ("BEGIN", Class::Begin),
+            ("START TRANSACTION", Class::Begin),
+            ("COMMIT", Class::End),
+            (
+                "CREATE INDEX orders_cust_idx ON app.orders USING btree (cust)",
+                index("app.orders"),
+            ),
+            (
+                "CREATE UNIQUE INDEX \"Ux\" ON ONLY \"App\".\"T\" USING btree (a)",
+                index("\"App\".\"T\""),
+            ),
+            ("CREATE INDEX ON t (a)", index("t")),
+            ("CREATE INDEX CONCURRENTLY i ON t (a)", Class::Serial),
+            ("CREATE TABLE t (a int)", Class::Serial),
+            (
+                "ALTER TABLE ONLY app.customers\n    ADD CONSTRAINT customers_pkey PRIMARY KEY (id)",
+                index("app.customers"),
+            ),
+            (
+                "ALTER TABLE app.m ADD CONSTRAINT m_pkey PRIMARY KEY (k)",
+                index("app.m"),
+            ),
+            (
+                "ALTER TABLE ONLY t ADD CONSTRAINT c CHECK ((a > 0))",
+                index("t"),
+            ),
+            (
+                "ALTER TABLE ONLY t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&)",
+                index("t"),
+            ),
+            (
+                "ALTER TABLE ONLY app.orders ADD CONSTRAINT f FOREIGN KEY (cust) REFERENCES app.customers(id) DEFERRABLE",
+                Class::ForeignKey {
+                    table: "app.orders".to_owned(),
+                    referenced: "app.customers".to_owned(),
+                },
+            ),
+            (
+                "ALTER TABLE t ADD CONSTRAINT a UNIQUE (x), ADD CONSTRAINT b UNIQUE (y)",
+                Class::Serial,
+            ),
+            ("ALTER TABLE t OWNER TO bob", Class::Serial),
+            (
+                "ALTER INDEX app.m_pkey ATTACH PARTITION app.m1_pkey",
+                Class::Serial,
+            ),
+            ("COMMENT ON TABLE t IS 'x'", Class::Serial),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&classify(text), want, "{text}");
+        }
     }
 }
