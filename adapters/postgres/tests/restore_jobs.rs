@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
 use common::TestDb;
 use exporter_contract::{
@@ -223,10 +225,10 @@ async fn session_settings_reach_every_worker_in_script_order() {
     let mut script = String::new();
     for round in 0..6 {
         let schema = if round % 2 == 0 { "a" } else { "b" };
-        script.push_str(&format!("SET search_path = {schema};\n"));
+        let _ = writeln!(script, "SET search_path = {schema};");
         script.push_str("COPY t (x) FROM stdin;\n");
         for i in 0..200 {
-            script.push_str(&format!("{}\n", round * 1000 + i));
+            let _ = writeln!(script, "{}", round * 1000 + i);
         }
         script.push_str("\\.\n");
     }
@@ -266,7 +268,7 @@ async fn a_failing_unique_index_is_named_by_statement_and_table() {
             } else {
                 code
             };
-            script.push_str(&format!("{code}\t{id}\n"));
+            let _ = writeln!(script, "{code}\t{id}");
         }
         script.push_str("\\.\n");
     }
@@ -302,7 +304,7 @@ async fn a_failing_block_is_named_and_loads_nothing() {
             if block == 3 && i == 20 {
                 script.push_str("not-a-number\n");
             } else {
-                script.push_str(&format!("{}\n", block * 50 + i));
+                let _ = writeln!(script, "{}", block * 50 + i);
             }
         }
         script.push_str("\\.\n");
