@@ -461,6 +461,44 @@ fn pg_failing_statement_exits_3_naming_it() {
     );
 }
 
+/// A unique index that the restored rows violate (issue 17): with one connection and with
+/// four, the restore stops with exit 3 at that statement, named with its table and the
+/// server's SQLSTATE but no row data, and nothing is reported as restored.
+#[test]
+fn pg_failing_unique_index_exits_3_naming_statement_and_table() {
+    let r = PgRun::new("rs_pgidx");
+    let payload = zstd_decompress(&r.run_dir.join(&r.file));
+    let at = payload
+        .windows(16)
+        .position(|w| w == b"ALTER TABLE ONLY")
+        .expect("the dump has a post-data section");
+    let mut altered = payload[..at].to_vec();
+    // `label` is 'row 1' … 'row 500': many rows share a length.
+    altered.extend_from_slice(
+        b"CREATE UNIQUE INDEX t_label_length ON public.t USING btree (length(label));\n\n",
+    );
+    altered.extend_from_slice(&payload[at..]);
+    reseal_payload(&r.run_dir, &r.source.name, &r.file, &altered);
+    for jobs in ["1", "4"] {
+        let target = TestDb::create(&format!("rs_pgidx_t{jobs}"));
+        let out = restore(r.cwd(), &r.run_dir, &target.url(), &["--jobs", jobs]);
+        out.expect_code(3)
+            .expect_error_line()
+            .stderr_contains("CREATE UNIQUE INDEX t_label_length ON (table public.t)")
+            .stderr_contains("SQLSTATE 23505")
+            .stderr_contains("may be partly restored");
+        let all = out.all_output();
+        assert!(
+            !all.lines().any(|l| l.starts_with("restored ")),
+            "--jobs {jobs}: nothing may be reported as restored:\n{all}"
+        );
+        assert!(
+            !all.contains("(5)="),
+            "--jobs {jobs}: no key values:\n{all}"
+        );
+    }
+}
+
 #[test]
 fn pg_verify_restore_passes_and_leaves_no_scratch_database() {
     let r = PgRun::new("rv_pg");

@@ -92,7 +92,7 @@ enum Kind {
 /// One item of work for a worker.
 struct Work {
     stmt: Statement,
-    /// The error object: the statement's label, with its table when the label lacks it.
+    /// The error object: [`Statement::label`].
     label: String,
     /// Session log entries to apply first (the log's length when the item was read).
     version: usize,
@@ -422,14 +422,8 @@ impl Pool {
                 .all(|(k, busy)| *k == kind && !busy.iter().any(|t| tables.iter().any(|u| u == t)))
         })
         .await?;
-        let mut label = stmt.label();
-        if let Some(table) = tables.first()
-            && !label.contains(table.as_str())
-        {
-            label = format!("{label} (table {table})");
-        }
         let work = Work {
-            label,
+            label: stmt.label(),
             version: self.version(),
             stmt,
             data: None,

@@ -49,10 +49,20 @@ pub struct Statement {
 
 impl Statement {
     /// `statement N (line L): <first words>`, the object of every error about this statement.
-    /// The first words stop before any literal or parenthesis, so they never carry data.
+    /// The first words stop before any literal or parenthesis, so they never carry data. An
+    /// index or constraint whose table is not among them gets it appended
+    /// (`… CREATE UNIQUE INDEX ux ON (table app.t)`; see [`classify`]).
     #[must_use]
     pub fn label(&self) -> String {
-        label(self.number, self.line, &self.text)
+        let mut label = label(self.number, self.line, &self.text);
+        if let Some(table) = classify(&self.text).tables().first()
+            && !label.contains(table)
+        {
+            label.push_str(" (table ");
+            label.push_str(table);
+            label.push(')');
+        }
+        label
     }
 }
 
