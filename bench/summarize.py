@@ -17,6 +17,7 @@ BASELINE = {
     "mysql": "mariadb-dump | zstd -3 | tee | sha256sum",
     "redis": "redis-cli --rdb - | zstd -3 | tee | sha256sum",
     "restore": "zstd -dc | psql (new database)",
+    "myrestore": "zstd -dc | mariadb (new database)",
 }
 TITLE = {
     "pg": "PostgreSQL dump",
@@ -24,6 +25,7 @@ TITLE = {
     "mysql": "MariaDB dump",
     "redis": "Redis dump",
     "restore": "Restore (the exporter's PostgreSQL archive)",
+    "myrestore": "Restore (the exporter's MariaDB archive)",
 }
 
 rows = []
@@ -110,8 +112,34 @@ if vd and vb:
            "%.2f s vs %.2f s = %.2f× faster" % (vd["med"], vb["med"], vb["med"] / vd["med"]))
 vr = stats.get(("restore", "exporter verify --level restore"))
 if vr and ex:
-    targets.append(("PG: verify --level restore time / dump time (issue 6, no target)", "measured",
-                    "%.2f s vs %.2f s = %.2f×" % (vr["med"], ex["med"], vr["med"] / ex["med"])))
+    target("PG: verify --level restore ≤ 2.0 × the dump (issue 17)", vr["med"] <= 2.0 * ex["med"],
+           "%.2f s vs %.2f s = %.2f×" % (vr["med"], ex["med"], vr["med"] / ex["med"]))
+rx, rp, rj = (stats.get(("restore", k)) for k in
+              ("exporter restore (new database)", BASELINE["restore"],
+               "pg_restore -j2 of a directory dump (new database)"))
+if rx and rp:
+    target("PG restore: wall ≤ 0.75 × zstd -dc | psql (issue 17)", rx["med"] <= 0.75 * rp["med"],
+           "%.2f s vs %.2f s = %.2f×" % (rx["med"], rp["med"], rx["med"] / rp["med"]))
+    target("PG restore: peak RSS < 64 MiB", rx["rss"] < 64, "%.1f MiB" % rx["rss"])
+if rx and rj:
+    target("PG restore: wall ≤ 1.0 × pg_restore -j2 (issue 17)", rx["med"] <= rj["med"],
+           "%.2f s vs %.2f s = %.2f×" % (rx["med"], rj["med"], rx["med"] / rj["med"]))
+qx, qp = (stats.get(("myrestore", k)) for k in
+          ("exporter restore (new database)", "zstd -dc | mariadb (new database)"))
+if qx and qp:
+    target("MariaDB restore: wall ≤ 0.8 × zstd -dc | mariadb (issue 17)", qx["med"] <= 0.8 * qp["med"],
+           "%.2f s vs %.2f s = %.2f×" % (qx["med"], qp["med"], qx["med"] / qp["med"]))
+    target("MariaDB restore: peak RSS < 64 MiB", qx["rss"] < 64, "%.1f MiB" % qx["rss"])
+zx, zl, zr = (stats.get(("redis", k)) for k in
+              ("exporter dump (resp)", "SCAN+DUMP+PTTL loop (python) | zstd -3 | tee | sha256sum",
+               BASELINE["redis"]))
+if zx and zl:
+    target("Redis RESP dump: wall ≤ 0.7 × the SCAN+DUMP+PTTL loop (issue 17)", zx["med"] <= 0.7 * zl["med"],
+           "%.2f s vs %.2f s = %.2f×" % (zx["med"], zl["med"], zx["med"] / zl["med"]))
+if zx and zr:
+    target("Redis RESP dump: wall ≤ 1.5 × redis-cli --rdb | zstd | sha256sum (issue 17)",
+           zx["med"] <= 1.5 * zr["med"],
+           "%.2f s vs %.2f s = %.2f×" % (zx["med"], zr["med"], zx["med"] / zr["med"]))
 mx, mp = stats.get(("mysql", "exporter dump")), stats.get(("mysql", BASELINE["mysql"]))
 if mx and mp:
     target("MariaDB: wall ≤ 0.75 × mariadb-dump|zstd -3|sha256sum", mx["med"] <= 0.75 * mp["med"],
