@@ -116,8 +116,22 @@ pub(crate) async fn statement_error(
     e: tokio_postgres::Error,
     label: &str,
 ) -> EngineError {
+    statement_error_in(conn, e, &[(label.to_owned(), 0)]).await
+}
+
+/// [`statement_error`] for a `COPY` that loads several blocks of the script at once (the
+/// parallel restore merges consecutive blocks of one table): `blocks` holds each block's
+/// label and the number of data lines before it, in order. A data error at line `L` of the
+/// merged data is reported with the label of the block holding line `L` and the line within
+/// that block; an error without a line names the first block.
+pub(crate) async fn statement_error_in(
+    conn: &mut Conn,
+    e: tokio_postgres::Error,
+    blocks: &[(String, u64)],
+) -> EngineError {
+    let first = blocks.first().map_or("COPY", |(label, _)| label.as_str());
     let Some(db) = e.as_db_error() else {
-        return conn.error(e, label).await;
+        return conn.error(e, first).await;
     };
     let code = db.code().code();
     let mut message = db.message().to_owned();
@@ -130,14 +144,22 @@ pub(crate) async fn statement_error(
         message.push_str(": …");
     }
     let mut text = format!("{message} (SQLSTATE {code})");
+    let mut label = first;
     // `COPY t, line 3, column a: "abc"`: keep the line number only.
     if let Some(line) = db
         .where_()
         .filter(|w| w.starts_with("COPY "))
         .and_then(|w| w.split(", ").find_map(|p| p.strip_prefix("line ")))
         .and_then(|l| l.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|l| l.parse::<u64>().ok())
     {
-        let _ = write!(text, ", at line {line} of the COPY data");
+        let (block, before) = blocks
+            .iter()
+            .rev()
+            .find(|(_, before)| *before < line)
+            .map_or((first, 0), |(l, before)| (l.as_str(), *before));
+        label = block;
+        let _ = write!(text, ", at line {} of the COPY data", line - before);
     }
     let kind = match connect::classify(&e, Phase::Query).kind() {
         k @ (ErrorKind::Protocol | ErrorKind::Cancelled) => k,
