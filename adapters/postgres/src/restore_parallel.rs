@@ -348,13 +348,26 @@ impl Pool {
         tables: Vec<String>,
     ) -> Result<(), EngineError> {
         if self.spawned < self.jobs && self.outstanding.len() >= self.spawned {
+            let mut session = Session {
+                link: self.link.clone(),
+                conn: None,
+                applied: 0,
+                log: self.log.clone(),
+                pids: self.pids.clone(),
+            };
+            // The first worker connects here, so that its failure fails the restore; later
+            // ones connect on their own and, if the server refuses more sessions (its
+            // `max_connections`, the role's connection limit), leave the work to the others.
+            let first = self.spawned == 0;
+            if first {
+                session.connect().await?;
+            }
             self.spawned += 1;
             self.workers.spawn(worker(
-                self.link.clone(),
+                session,
                 self.receiver.clone(),
-                self.log.clone(),
                 self.done_tx.clone(),
-                self.pids.clone(),
+                self.spawned,
             ));
         }
         self.outstanding.insert(work.stmt.number, (kind, tables));
@@ -487,8 +500,8 @@ struct Session {
 }
 
 impl Session {
-    /// The connection, ready for an item read when the log held `version` entries.
-    async fn ready(&mut self, version: usize) -> Result<&mut Conn, EngineError> {
+    /// Connect (once) and note the backend's process id, for `pg_cancel_backend`.
+    async fn connect(&mut self) -> Result<(), EngineError> {
         if self.conn.is_none() {
             let mut c = connect_logged(&self.link).await?;
             let pid = match c
@@ -505,6 +518,12 @@ impl Session {
                 .push(pid);
             self.conn = Some(c);
         }
+        Ok(())
+    }
+
+    /// The connection, ready for an item read when the log held `version` entries.
+    async fn ready(&mut self, version: usize) -> Result<&mut Conn, EngineError> {
+        self.connect().await?;
         let Some(conn) = self.conn.as_mut() else {
             return Err(gone());
         };
@@ -609,19 +628,19 @@ impl OpenCopy {
 
 /// One worker session: takes items from the shared queue until it closes.
 async fn worker(
-    link: Link,
+    mut session: Session,
     receiver: Arc<AsyncMutex<mpsc::Receiver<Work>>>,
-    log: SessionLog,
     done: mpsc::UnboundedSender<Done>,
-    pids: Arc<StdMutex<Vec<i32>>>,
+    n: usize,
 ) {
-    let mut session = Session {
-        link,
-        conn: None,
-        applied: 0,
-        log,
-        pids,
-    };
+    if session.conn.is_none()
+        && let Err(e) = session.connect().await
+    {
+        tracing::warn!(
+            "restore: session {n} could not connect ({e}); the other sessions do its share"
+        );
+        return;
+    }
     let mut open: Option<OpenCopy> = None;
     loop {
         let work = if open.is_some() {

@@ -322,3 +322,39 @@ async fn a_failing_block_is_named_and_loads_nothing() {
         "the failing block committed nothing"
     );
 }
+
+/// A server that refuses more sessions (here the database's connection limit) does not fail
+/// the restore: the sessions that connected do the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_refused_by_a_connection_limit_leave_their_share_to_the_others() {
+    let role = common::Role::new("rj_limited");
+    let db = TestDb::new("rj_limit");
+    db.sql(&format!(
+        "ALTER DATABASE {db} OWNER TO {role}; ALTER DATABASE {db} CONNECTION LIMIT 2",
+        db = db.name,
+        role = role.0
+    ));
+    db.sql(&format!("ALTER SCHEMA public OWNER TO {}", role.0));
+    let mut script = String::from("CREATE TABLE public.t (id int);\n");
+    for block in 0..8 {
+        script.push_str("COPY public.t (id) FROM stdin;\n");
+        for i in 0..100 {
+            let _ = writeln!(script, "{}", block * 100 + i);
+        }
+        script.push_str("\\.\n");
+    }
+    script.push_str("CREATE INDEX t_id ON public.t (id);\n");
+    let summary = PostgresTarget::new(common::url_for(&role.0, &db.name))
+        .restore(
+            PayloadFormat::Sql,
+            body(script.as_bytes(), 1 << 10),
+            RestoreOptions::default().with_jobs(4),
+        )
+        .await
+        .expect("the restore goes on with the sessions it has");
+    assert_eq!(summary.rows, 800);
+    assert_eq!(
+        db.sql("SELECT count(*), count(DISTINCT id) FROM t"),
+        "800|800\n"
+    );
+}
