@@ -217,6 +217,19 @@ impl EngineKind {
         }
     }
 
+    /// Whether the engine's scratch "database" is its whole scratch server (Redis: no named
+    /// databases; [`exporter_contract::ScratchServer::create`] ignores the name and the
+    /// server must be empty), so a verification holds at most one scratch database of this
+    /// engine at a time, where PostgreSQL and MySQL restore one archive while the previous
+    /// one is fingerprinted and dropped (`verify/overlap.rs`).
+    #[must_use]
+    pub fn one_scratch_at_a_time(self) -> bool {
+        match self {
+            Self::Postgres | Self::Mysql => false,
+            Self::Redis => true,
+        }
+    }
+
     /// The payload format the engine writes with `options`.
     #[must_use]
     pub fn format(self, options: EngineOptions) -> PayloadFormat {

@@ -5,8 +5,10 @@
 //! before its first restore ([`scratch::require_scratch`], [`scratch::check_scratch_servers`]),
 //! for the databases about to be dumped, before the first dump; [`dump`] runs the dump path
 //! and, as each archive is committed ([`Committed`]), checks it ([`files::check_archive`],
-//! then at level `restore` [`scratch::restore_one`]) while the next databases are dumped —
-//! one archive at a time, on its own task, so the dumps keep their pace; after the manifest
+//! then at level `restore` [`scratch::restore_one`]) while the next databases are dumped, on
+//! its own task, so the dumps keep their pace — overlapped as `verify` does it
+//! ([`super::overlap`]: up to two archives at once, one restore and one fingerprint pass at a
+//! time, events in the order the archives were committed); after the manifest
 //! is written, the run's own files are checked ([`files::run_problems`], against the
 //! manifest read back from storage, whose SHA-256 the record holds) and one `verify.json`
 //! is written for the whole run: the record `exporter verify --level LEVEL` would write,
@@ -21,6 +23,7 @@ use exporter_contract::{FINGERPRINT_ALGORITHM, PayloadFormat};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::overlap::{IN_FLIGHT, InOrder, Place, Slots};
 use super::{
     DatabaseOutcome, Level, Verification, VerifyContext, VerifyError, VerifyReport, files,
     only_unavailable, record, scratch,
@@ -160,7 +163,8 @@ struct Followed {
 }
 
 /// Check each archive the dump reports as committed, in the order they come, until the dump
-/// is done (the channel closes).
+/// is done (the channel closes): up to [`IN_FLIGHT`] at once, sharing [`Slots`], their events
+/// in that order ([`InOrder`]).
 async fn follow(
     plan: VerifyPlan,
     archives: usize,
@@ -169,23 +173,55 @@ async fn follow(
     cx: AlongsideContext,
 ) -> Result<Followed, ThreadError> {
     let vcx = cx.verify_context(storage.clone());
+    let slots = Slots::default();
+    let order = InOrder::new(vcx.progress.clone());
     let mut followed = Followed::default();
-    while let Some(Committed { run_id, entry }) = news.recv().await {
-        let run = ResolvedRun {
-            storage: storage.clone(),
-            id: run_id,
-        };
-        announce(
-            &plan,
-            &run,
-            archives,
-            &mut followed.started,
-            vcx.progress.as_ref(),
-        );
-        let outcome = check_one(&plan, &run, &entry, &vcx, &mut followed.unavailable).await?;
-        followed
-            .outcomes
-            .insert(entry.name.clone(), (entry, outcome));
+    let mut checks = futures::stream::FuturesOrdered::new();
+    let (mut committed, mut open) = (0usize, true);
+    loop {
+        tokio::select! {
+            news = news.recv(), if open && checks.len() < IN_FLIGHT => {
+                let Some(Committed { run_id, entry }) = news else {
+                    open = false;
+                    continue;
+                };
+                let run = ResolvedRun {
+                    storage: storage.clone(),
+                    id: run_id,
+                };
+                announce(
+                    &plan,
+                    &run,
+                    archives,
+                    &mut followed.started,
+                    vcx.progress.as_ref(),
+                );
+                let turn = order.turn(committed);
+                committed += 1;
+                let cx = VerifyContext {
+                    storage: vcx.storage.clone(),
+                    endpoints: vcx.endpoints,
+                    cleanup: vcx.cleanup,
+                    progress: turn.clone(),
+                };
+                // Taken here, in the order the archives were committed.
+                let (plan, place) = (&plan, slots.place());
+                checks.push_back(async move {
+                    let mut unavailable = scratch::Unavailable::default();
+                    let outcome = check_one(plan, &run, &entry, &cx, &mut unavailable, place).await;
+                    turn.done();
+                    outcome.map(|outcome| (entry, outcome, unavailable))
+                });
+            }
+            Some(checked) = futures::StreamExt::next(&mut checks) => {
+                let (entry, outcome, unavailable) = checked?;
+                followed.unavailable.merge(unavailable);
+                followed
+                    .outcomes
+                    .insert(entry.name.clone(), (entry, outcome));
+            }
+            else => break,
+        }
     }
     Ok(followed)
 }
@@ -211,13 +247,15 @@ fn announce(
 }
 
 /// One manifest entry at the plan's level: the archive read back, then (level `restore`)
-/// restored into a scratch database and compared — `verify`'s two steps for one database.
+/// restored into a scratch database and compared — `verify`'s two steps for one database,
+/// in its `place` among the checks running at the same time.
 async fn check_one(
     plan: &VerifyPlan,
     run: &ResolvedRun,
     entry: &DatabaseEntry,
     cx: &VerifyContext<'_>,
     unavailable: &mut scratch::Unavailable,
+    place: Place<'_>,
 ) -> Result<DatabaseOutcome, ThreadError> {
     let mut outcome = {
         let (run, entry, level, progress) =
@@ -237,6 +275,7 @@ async fn check_one(
             &mut outcome,
             cx,
             unavailable,
+            place,
         )
         .await;
     }
@@ -297,7 +336,10 @@ async fn finish(
             for db in &manifest.databases {
                 let outcome = match outcomes.remove(&db.name) {
                     Some((checked, outcome)) if same_entry(&checked, db) => outcome,
-                    _ => check_one(plan, &run, db, &vcx, &mut unavailable).await?,
+                    _ => {
+                        let alone = Slots::default();
+                        check_one(plan, &run, db, &vcx, &mut unavailable, alone.place()).await?
+                    }
                 };
                 report.databases.push(outcome);
             }

@@ -6,7 +6,9 @@
 //!   then every archive's length, SHA-256 and (with `decompress`) every zstd frame;
 //! - [`scratch`]: level `restore` — each good archive restored into a scratch database that
 //!   the tool creates and always drops (also on failure and on Ctrl-C: the scratch database is
-//!   registered with the cleanup scope), its fingerprints compared with the manifest's.
+//!   registered with the cleanup scope), its fingerprints compared with the manifest's;
+//! - [`overlap`]: how level `restore` checks two archives at once — one fingerprinted and
+//!   dropped while the next is restored — with the events still in manifest order.
 //!
 //! - [`alongside`]: the same checks of a run while it is written (`dump --verify LEVEL`):
 //!   each archive as soon as it is committed, then the run's own files, one `verify.json`.
@@ -15,6 +17,7 @@
 
 pub mod alongside;
 pub mod files;
+pub mod overlap;
 pub mod report;
 pub mod scratch;
 

@@ -66,7 +66,9 @@ pub struct RestoreCheck {
     pub tables: u64,
     /// Rows (keys) of the manifest's tables whose counts and fingerprints were compared.
     pub rows_compared: u64,
-    /// Wall time of create, restore, fingerprint and drop, in milliseconds.
+    /// Wall time of create, restore, fingerprint and drop, in milliseconds; time spent
+    /// waiting for another archive's restore or fingerprint pass to end (archives checked
+    /// at once, `verify/overlap.rs`) is not counted.
     pub millis: u64,
     /// Whether the scratch database was dropped afterwards; `false` means it is left behind
     /// (the warning printed by `verify` names it).

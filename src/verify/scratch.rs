@@ -1,11 +1,16 @@
 //! Level `restore`: each archive that passed the file checks is restored into a scratch
 //! database on the `--scratch` server of its engine ([`decode::restore_archive`], the restore
-//! path's stream), the fingerprints are computed there
-//! ([`exporter_contract::Target::fingerprint`]) and compared with the manifest's `tables` by
-//! name (fingerprints only when the manifest's algorithm is the one this build computes; see
-//! [`compare_tables`]), and the scratch database is dropped again. MySQL `DEFINER=` clauses are
-//! restored as [`VerifyPlan::definer`] says (by default rewritten to the scratch account). It is registered with the cleanup scope
-//! before it is created, so a failure, a panic or Ctrl-C still drops it.
+//! path's stream, on [`VerifyPlan::jobs`] connections), the fingerprints are computed there
+//! ([`exporter_contract::Target::fingerprint_with`], on as many) and compared with the
+//! manifest's `tables` by name (fingerprints only when the manifest's algorithm is the one
+//! this build computes; see [`compare_tables`]), and the scratch database is dropped again.
+//! MySQL `DEFINER=` clauses are restored as [`VerifyPlan::definer`] says (by default rewritten
+//! to the scratch account). It is registered with the cleanup scope before it is created, so
+//! a failure, a panic or Ctrl-C still drops it.
+//!
+//! [`restore_stage`] checks the archives of a run overlapped: the fingerprint pass and drop of
+//! one archive while the next one is restored, events and report in manifest order as if one
+//! at a time (see [`super::overlap`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,8 +20,10 @@ use exporter_contract::{
     DatabaseUrl, FINGERPRINT_ALGORITHM, Fingerprint, PayloadFormat, RestoreOptions, ScratchServer,
     TableSummary,
 };
+use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 
+use super::overlap::{IN_FLIGHT, InOrder, Place, Slots};
 use super::{DatabaseOutcome, RestoreCheck, VerifyContext, VerifyError, VerifyReport};
 use crate::archive::{DatabaseEntry, DatabaseStatus, Manifest};
 use crate::cleanup::{self, Cleanup};
@@ -157,11 +164,29 @@ impl Unavailable {
             self.hint = hint.map(str::to_owned);
         }
     }
+
+    /// Count `other`'s databases too; the first hint stays.
+    pub fn merge(&mut self, other: Self) {
+        self.databases += other.databases;
+        if self.hint.is_none() {
+            self.hint = other.hint;
+        }
+    }
 }
 
 /// Level `restore` for every database whose file checks passed; findings go into `report`.
 /// Returns the databases that could not be checked because their scratch database could not
 /// be created.
+///
+/// Up to [`IN_FLIGHT`] archives are checked at once, started in manifest order: while one is
+/// fingerprinted and dropped the next is restored, with one restore at a time in manifest
+/// order and one fingerprint pass at a time ([`Slots`]). Events come out as if the archives
+/// were checked one after the other ([`InOrder`]).
+///
+/// # Cancel safety
+///
+/// Dropping the future stops every check; their scratch databases are registered with the
+/// cleanup scope and dropped when it closes.
 pub async fn restore_stage(
     plan: &VerifyPlan,
     run: &ResolvedRun,
@@ -169,18 +194,35 @@ pub async fn restore_stage(
     report: &mut VerifyReport,
     cx: &VerifyContext<'_>,
 ) -> Unavailable {
+    let slots = Slots::default();
+    let order = InOrder::new(cx.progress.clone());
+    let checks = manifest
+        .databases
+        .iter()
+        .zip(report.databases.iter_mut())
+        .enumerate()
+        .map(|(index, (db, out))| {
+            let turn = order.turn(index);
+            let cx = VerifyContext {
+                storage: cx.storage.clone(),
+                endpoints: cx.endpoints,
+                cleanup: cx.cleanup,
+                progress: turn.clone(),
+            };
+            // Taken here, in manifest order: `buffered` starts the checks in that order.
+            let place = slots.place();
+            let algorithm = manifest.fingerprint_algorithm.as_str();
+            async move {
+                let mut unavailable = Unavailable::default();
+                restore_one(plan, run, algorithm, db, out, &cx, &mut unavailable, place).await;
+                turn.done();
+                unavailable
+            }
+        });
+    let mut checked = futures::stream::iter(checks).buffered(IN_FLIGHT);
     let mut unavailable = Unavailable::default();
-    for (db, out) in manifest.databases.iter().zip(report.databases.iter_mut()) {
-        restore_one(
-            plan,
-            run,
-            &manifest.fingerprint_algorithm,
-            db,
-            out,
-            cx,
-            &mut unavailable,
-        )
-        .await;
+    while let Some(one) = checked.next().await {
+        unavailable.merge(one);
     }
     unavailable
 }
@@ -192,12 +234,19 @@ pub async fn restore_stage(
 /// could not be created is counted in `unavailable`. Reported as
 /// [`Event::ScratchRestoreStarted`] and [`Event::ScratchRestoreChecked`]. `verify` calls it
 /// for each database of the run after the file checks; `dump --verify restore` as soon as
-/// each archive is committed ([`super::alongside`]).
+/// each archive is committed ([`super::alongside`]). Checks that run at once take their
+/// `place` from one [`Slots`]: the restore waits for the previous archive's, the fingerprint
+/// pass and (Redis) the scratch server for their slot (see [`super::overlap`]); a check alone
+/// takes the place of a [`Slots::default`].
 ///
 /// # Cancel safety
 ///
 /// Dropping the future stops the restore; the scratch database is registered with the
 /// cleanup scope and dropped when it closes.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the verification's context, one database's entry and outcome, and its place"
+)]
 pub async fn restore_one(
     plan: &VerifyPlan,
     run: &ResolvedRun,
@@ -206,6 +255,7 @@ pub async fn restore_one(
     out: &mut DatabaseOutcome,
     cx: &VerifyContext<'_>,
     unavailable: &mut Unavailable,
+    place: Place<'_>,
 ) {
     if db.status != DatabaseStatus::Ok || !out.ok {
         return;
@@ -248,11 +298,13 @@ pub async fn restore_one(
                             .with_jobs(plan.jobs),
                     },
                     Scratch {
+                        engine,
                         server,
                         endpoint,
                         cleanup: cx.cleanup,
                         progress: cx.progress.clone(),
                     },
+                    place,
                 )
                 .await;
                 if outcome.unavailable {
@@ -309,9 +361,10 @@ struct RestoreCheckOutcome {
     hint: Option<String>,
 }
 
-/// A scratch server and what its databases need: the endpoint (held until the scratch
-/// database is dropped), the cleanup scope, the observer.
+/// A scratch server and what its databases need: the engine, the endpoint (held until the
+/// scratch database is dropped), the cleanup scope, the observer.
 struct Scratch<'a> {
+    engine: EngineKind,
     server: Arc<dyn ScratchServer>,
     endpoint: Arc<EndpointGuard>,
     cleanup: &'a Cleanup,
@@ -327,14 +380,20 @@ struct Expect<'a> {
 }
 
 /// Create a scratch database, restore `db` into it, compare row counts and fingerprints (those
-/// of the manifest's algorithm; see [`compare_tables`]), drop it.
+/// of the manifest's algorithm; see [`compare_tables`]), drop it. The create and restore wait
+/// for the `place`'s restore turn, the fingerprint pass for the fingerprint slot, everything
+/// from the create to the drop for the scratch server when its engine has one scratch
+/// database at a time; [`RestoreCheck::millis`] leaves those waits out.
 async fn restore_check(
     run: &ResolvedRun,
     db: &DatabaseEntry,
     expect: Expect<'_>,
     scratch: Scratch<'_>,
+    mut place: Place<'_>,
 ) -> RestoreCheckOutcome {
     let started = Instant::now();
+    // Time spent waiting for a slot, left out of `millis`.
+    let mut waited = Duration::ZERO;
     let name = scratch_name(&run.id, &db.name);
     let server = scratch.server.clone();
     let mut outcome = RestoreCheckOutcome {
@@ -360,6 +419,11 @@ async fn restore_check(
             return outcome;
         }
     };
+    let wait = Instant::now();
+    place.restore_turn().await;
+    // Held until the scratch database is dropped (the end of this function).
+    let _server_slot = place.scratch_server(scratch.engine).await;
+    waited += wait.elapsed();
     // Registered before the CREATE is sent: a Ctrl-C while it runs must not leave the scratch
     // database behind. If creating fails, nothing of ours exists (an existing database of
     // that name is not ours to drop), so the registration is settled without dropping.
@@ -414,6 +478,8 @@ async fn restore_check(
     let _ticker = ticker;
     let jobs = expect.options.jobs;
     let restored = decode::restore_archive(archive, target.as_ref(), expect.options, &read).await;
+    // The next archive may restore while this one is fingerprinted and dropped.
+    place.restored();
     match restored {
         Err(StreamError::Target(e)) => outcome.problems.push(format!(
             "restore into scratch database {name} failed: {}",
@@ -423,7 +489,12 @@ async fn restore_check(
         Ok(summary) => {
             check.statements = summary.statements;
             check.rows_restored = summary.rows;
-            match target.fingerprint_with(jobs).await {
+            let wait = Instant::now();
+            let fingerprint_slot = place.fingerprint().await;
+            waited += wait.elapsed();
+            let fingerprinted = target.fingerprint_with(jobs).await;
+            drop(fingerprint_slot);
+            match fingerprinted {
                 Ok(actual) => {
                     let (problems, compared) =
                         compare_tables(&db.tables, &actual, &db.engine, expect.algorithm);
@@ -448,7 +519,8 @@ async fn restore_check(
             error,
         }),
     }
-    check.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let worked = started.elapsed().saturating_sub(waited);
+    check.millis = u64::try_from(worked.as_millis()).unwrap_or(u64::MAX);
     outcome.check = Some(check);
     outcome
 }

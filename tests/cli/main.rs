@@ -31,3 +31,4 @@ mod support;
 mod teardown;
 mod tls;
 mod verify;
+mod verify_jobs;

@@ -97,7 +97,7 @@ fn alter_one_value(run_dir: &Path, entry: &str, file: &str, from: &[u8], to: &[u
 
 /// Store `payload` as the archive, compressed into one zstd frame, and reseal the manifest
 /// (sha256, sizes, frame count) and SHA256SUMS as if the tool had written it that way.
-fn reseal_payload(run_dir: &Path, entry: &str, file: &str, payload: &[u8]) {
+pub(crate) fn reseal_payload(run_dir: &Path, entry: &str, file: &str, payload: &[u8]) {
     let stored = zstd_frame(payload);
     std::fs::write(run_dir.join(file), &stored).expect("write the altered archive");
     let sha = sha256_bytes(&stored);

@@ -56,6 +56,9 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// `SHOW CREATE TABLE` (with `AUTO_INCREMENT=`).
     pub create: String,
+    /// `DATA_LENGTH` as `information_schema.TABLES` reports it (an estimate for InnoDB; 0
+    /// when unknown): the parallel fingerprint pass reads the largest tables first.
+    pub data_length: u64,
 }
 
 /// A MariaDB sequence.
@@ -341,7 +344,7 @@ async fn load_schema(
     let mut schema = enter_schema(s, db).await?;
     let mut columns = stored_columns(s, db).await?;
     let (entries, size) = table_entries(s, db).await?;
-    for (name, kind, engine) in entries {
+    for (name, kind, engine, data_length) in entries {
         let object = format!("{}.{}", quote_ident(db), quote_ident(&name));
         match kind.as_str() {
             "BASE TABLE" | "SYSTEM VERSIONED" => {
@@ -352,6 +355,7 @@ async fn load_schema(
                 }
                 let mut table = base_table(s, db, name, engine, cols, transactional).await?;
                 table.versioned = versioned;
+                table.data_length = data_length;
                 schema.tables.push(table);
             }
             "SEQUENCE" => {
@@ -537,12 +541,12 @@ async fn stored_columns(
     Ok(columns)
 }
 
-/// Every entry of `information_schema.TABLES` in `db` as (name, type, engine), sorted, and
-/// the sum of their `DATA_LENGTH`.
+/// Every entry of `information_schema.TABLES` in `db` as (name, type, engine, `DATA_LENGTH`),
+/// sorted, and the sum of their `DATA_LENGTH`.
 pub(crate) async fn table_entries(
     s: &mut Session,
     db: &str,
-) -> Result<(Vec<(String, String, String)>, u64), EngineError> {
+) -> Result<(Vec<(String, String, String, u64)>, u64), EngineError> {
     let sql = format!(
         "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES \
          WHERE TABLE_SCHEMA = {}",
@@ -554,8 +558,9 @@ pub(crate) async fn table_entries(
         let name = text_req(&r, 0, "TABLE_NAME")?;
         let kind = text_req(&r, 1, "TABLE_TYPE")?;
         let engine = text(&r, 2)?.unwrap_or_default();
-        size = size.saturating_add(text(&r, 3)?.and_then(|v| v.parse().ok()).unwrap_or(0));
-        entries.push((name, kind, engine));
+        let bytes: u64 = text(&r, 3)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        size = size.saturating_add(bytes);
+        entries.push((name, kind, engine, bytes));
     }
     entries.sort();
     Ok((entries, size))
@@ -609,6 +614,7 @@ async fn base_table(
         versioned: false,
         columns,
         create,
+        data_length: 0,
     })
 }
 

@@ -124,7 +124,7 @@ async fn schema(
     }
     catalog::enter_schema(s, db).await?;
     let (entries, size) = catalog::table_entries(s, db).await?;
-    for (name, kind, engine) in entries {
+    for (name, kind, engine, _) in entries {
         let object = format!("{qdb}.{}", quote_ident(&name));
         let label = match kind.as_str() {
             "BASE TABLE" | "SYSTEM VERSIONED"

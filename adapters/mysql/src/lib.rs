@@ -4,7 +4,7 @@
 //! [`MysqlSource`] implements [`exporter_contract::Source`] for `mysql://` and `mariadb://`
 //! URLs; its `check` (`check.rs`) names every privilege the dump needs and the account lacks,
 //! then runs the dump's catalog read inside its snapshot and rolls it back. [`fingerprint_database`] computes the same per-table fingerprints over any live
-//! database (the restore-side check). [`MysqlTarget`] implements
+//! database (the restore-side check), [`fingerprint_database_with`] on several connections. [`MysqlTarget`] implements
 //! [`exporter_contract::Target`]: it applies a script statement by statement, split the way
 //! the stock `mysql` client splits it ([`script`]); [`MysqlScratch`] implements
 //! [`exporter_contract::ScratchServer`] (see [`restore`]).
@@ -305,7 +305,7 @@ impl Source for MysqlSource {
 /// Row count and fingerprint of every table and sequence of the URL's database (or of every
 /// non-system schema when the URL names none), computed exactly as during a dump (same
 /// session, column lists, literals, names and order; see the crate docs), in one consistent
-/// snapshot.
+/// snapshot: [`fingerprint_database_with`] on one connection.
 ///
 /// # Errors
 ///
@@ -318,11 +318,50 @@ impl Source for MysqlSource {
 pub async fn fingerprint_database(
     endpoint: impl Into<Endpoint>,
 ) -> Result<Vec<TableSummary>, EngineError> {
+    fingerprint_database_with(endpoint, 1).await
+}
+
+/// [`fingerprint_database`] on up to `jobs` connections at once (0 counts as 1): the tables
+/// and sequences, largest `DATA_LENGTH` first, go to whichever connection is free, and the
+/// summaries come back in dump order — the same result as with one connection.
+///
+/// Each connection reads inside its own `START TRANSACTION WITH CONSISTENT SNAPSHOT`: the
+/// connections see the same data only while nobody writes to the database (the scratch
+/// database of `verify --level restore`, which only the verification uses). MySQL shares one
+/// snapshot between connections only when they start under `FLUSH TABLES WITH READ LOCK`
+/// (the RELOAD privilege, and every writer stalls; mysqldump's and mydumper's way), which a
+/// restore-side check does not need. With `jobs` = 1 it is one snapshot, as in a dump.
+///
+/// # Errors
+///
+/// As [`fingerprint_database`]: the first failing table's error; the other connections are
+/// killed (best effort).
+///
+/// # Cancel safety
+///
+/// Dropping the future closes the connections; nothing is written.
+pub async fn fingerprint_database_with(
+    endpoint: impl Into<Endpoint>,
+    jobs: usize,
+) -> Result<Vec<TableSummary>, EngineError> {
     let endpoint = endpoint.into();
     let link = connect::Link::new(&endpoint)?;
     let mut s = open(&link, true).await?;
     let catalog = catalog::load(&mut s, endpoint.url().database().as_deref()).await?;
-    let result = stream::fingerprint_all(&mut s, &catalog).await;
+    let entries = catalog
+        .schemas
+        .iter()
+        .map(|schema| schema.sequences.len() + schema.tables.iter().filter(|t| t.with_data).count())
+        .sum::<usize>();
+    let extra = jobs.max(1).min(entries.max(1)) - 1;
+    let result = if extra == 0 {
+        stream::fingerprint_all(&mut s, &catalog).await
+    } else {
+        match futures::future::try_join_all((0..extra).map(|_| open(&link, true))).await {
+            Ok(sessions) => stream::fingerprint_all_parallel(&mut s, sessions, &catalog).await,
+            Err(e) => Err(e),
+        }
+    };
     if result.is_err() {
         connect::kill(&s.link, s.id).await;
         return result;

@@ -180,6 +180,16 @@ impl Target for MysqlTarget {
     fn fingerprint(&self) -> BoxFuture<'_, Result<Vec<TableSummary>, EngineError>> {
         async move { crate::fingerprint_database(&self.endpoint).await }.boxed()
     }
+
+    /// [`crate::fingerprint_database_with`]: tables and sequences spread over `jobs`
+    /// connections, each in its own consistent snapshot of the scratch database nobody else
+    /// writes to; the same summaries as with one.
+    fn fingerprint_with(
+        &self,
+        jobs: usize,
+    ) -> BoxFuture<'_, Result<Vec<TableSummary>, EngineError>> {
+        async move { crate::fingerprint_database_with(&self.endpoint, jobs).await }.boxed()
+    }
 }
 
 /// A MySQL or MariaDB server on which `verify --level restore` creates scratch databases:

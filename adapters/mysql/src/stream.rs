@@ -458,7 +458,7 @@ pub async fn table_rows(
 }
 
 /// Row counts and fingerprints of every sequence and table of the catalog, in dump order,
-/// without writing anything.
+/// without writing anything, on one session.
 ///
 /// # Errors
 ///
@@ -468,13 +468,152 @@ pub async fn fingerprint_all(
     catalog: &Catalog,
 ) -> Result<Vec<TableSummary>, EngineError> {
     let mut v = Vec::new();
-    for schema in &catalog.schemas {
-        for seq in &schema.sequences {
-            v.push(sequence(s, catalog, seq, None).await?);
-        }
-        for table in schema.tables.iter().filter(|t| t.with_data) {
-            v.push(table_rows(s, catalog, table, None, &Observer::default()).await?);
-        }
+    for item in fingerprint_items(catalog) {
+        v.push(fingerprint_item(s, catalog, item).await?);
     }
     Ok(v)
+}
+
+/// One entry of the fingerprint pass: a sequence or a table with rows, by its schema's and
+/// its own position in the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Sequence(usize, usize),
+    Table(usize, usize),
+}
+
+/// The entries of the pass in dump order (per schema: sequences, then tables with rows), as
+/// the summary lists them.
+fn fingerprint_items(catalog: &Catalog) -> Vec<Item> {
+    let mut items = Vec::new();
+    for (i, schema) in catalog.schemas.iter().enumerate() {
+        items.extend((0..schema.sequences.len()).map(|j| Item::Sequence(i, j)));
+        items.extend(
+            schema
+                .tables
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.with_data)
+                .map(|(j, _)| Item::Table(i, j)),
+        );
+    }
+    items
+}
+
+async fn fingerprint_item(
+    s: &mut Session,
+    catalog: &Catalog,
+    item: Item,
+) -> Result<TableSummary, EngineError> {
+    match item {
+        Item::Sequence(i, j) => sequence(s, catalog, &catalog.schemas[i].sequences[j], None).await,
+        Item::Table(i, j) => {
+            let table = &catalog.schemas[i].tables[j];
+            table_rows(s, catalog, table, None, &Observer::default()).await
+        }
+    }
+}
+
+/// The entries of the pass (their positions in dump order) in the order the parallel pass
+/// takes them: largest `DATA_LENGTH` first (sequences are one row), ties in dump order.
+fn largest_first(catalog: &Catalog) -> Vec<(usize, Item)> {
+    let mut items: Vec<(usize, Item)> =
+        fingerprint_items(catalog).into_iter().enumerate().collect();
+    items.sort_by_key(|(at, item)| {
+        let bytes = match *item {
+            Item::Sequence(..) => 0,
+            Item::Table(i, j) => catalog.schemas[i].tables[j].data_length,
+        };
+        (std::cmp::Reverse(bytes), *at)
+    });
+    items
+}
+
+/// The queue the sessions of a parallel pass take their entries from.
+type Queue = std::sync::Mutex<std::collections::VecDeque<(usize, Item)>>;
+
+/// Take entries from `queue` until it is empty; returns each one's summary with its
+/// position in dump order.
+async fn drain(
+    s: &mut Session,
+    catalog: &Catalog,
+    queue: &Queue,
+) -> Result<Vec<(usize, TableSummary)>, EngineError> {
+    let mut done = Vec::new();
+    loop {
+        let next = queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front();
+        let Some((at, item)) = next else {
+            return Ok(done);
+        };
+        done.push((at, fingerprint_item(s, catalog, item).await?));
+    }
+}
+
+/// [`fingerprint_all`] on `main` and up to `extra.len()` more sessions at once, each taking
+/// the next entry (largest first) from one queue; the summaries are put back in dump order, so
+/// the result is [`fingerprint_all`]'s. `extra` sessions are opened by the caller (each in
+/// its own consistent snapshot, see the crate docs) and closed here, with `COMMIT`.
+///
+/// # Errors
+///
+/// As [`table_rows`]: the first error of any session. The extra sessions are then killed
+/// (best effort, so the server stops sending results nobody reads); `main` is the caller's.
+pub async fn fingerprint_all_parallel(
+    main: &mut Session,
+    extra: Vec<Session>,
+    catalog: &Catalog,
+) -> Result<Vec<TableSummary>, EngineError> {
+    let items = largest_first(catalog);
+    let count = items.len();
+    let queue = std::sync::Arc::new(Queue::new(items.into_iter().collect()));
+    let shared = std::sync::Arc::new(catalog.clone());
+    let ids: Vec<(crate::connect::Link, u32)> =
+        extra.iter().map(|s| (s.link.clone(), s.id)).collect();
+    // Dropping the set (an error returned early, the future dropped) aborts the others.
+    let mut set = tokio::task::JoinSet::new();
+    for mut s in extra {
+        let (queue, catalog) = (queue.clone(), shared.clone());
+        set.spawn(async move {
+            let done = drain(&mut s, &catalog, &queue).await?;
+            s.exec_drop("COMMIT", None).await?;
+            let _ = s.conn.disconnect().await;
+            Ok::<_, EngineError>(done)
+        });
+    }
+    let others = async {
+        let mut done = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            done.extend(joined.map_err(|e| {
+                EngineError::new(
+                    ErrorKind::Protocol,
+                    format!("a fingerprint session stopped: {e}"),
+                )
+            })??);
+        }
+        Ok(done)
+    };
+    let (mine, theirs) = match tokio::try_join!(drain(main, catalog, &queue), others) {
+        Ok(found) => found,
+        Err(e) => {
+            for (link, id) in &ids {
+                crate::connect::kill(link, *id).await;
+            }
+            return Err(e);
+        }
+    };
+    let mut slots: Vec<Option<TableSummary>> = vec![None; count];
+    for (at, summary) in mine.into_iter().chain(theirs) {
+        slots[at] = Some(summary);
+    }
+    slots
+        .into_iter()
+        .map(|s| {
+            s.ok_or_else(|| {
+                EngineError::new(ErrorKind::Protocol, "a fingerprint entry was not read")
+            })
+        })
+        .collect()
 }

@@ -3,7 +3,9 @@
 //! [`PostgresSource`] implements [`exporter_contract::Source`]; its `check` (`check.rs`)
 //! names every privilege the dump needs and the role lacks, then runs the dump's start
 //! without its output and rolls it back. [`fingerprint_database`]
-//! computes the same per-table fingerprints over any database (the restore-side check).
+//! computes the same per-table fingerprints over any database (the restore-side check);
+//! [`fingerprint_database_with`] on several connections in one exported snapshot, large
+//! tables in page ranges (`fingerprint.rs`), with the same result.
 //! [`PostgresTarget`] restores a plain script natively (no psql), statement by statement and
 //! `COPY` by `COPY` as a stream, cut by [`script::Splitter`]; [`PostgresScratch`] creates and
 //! drops the scratch databases of `verify --level restore`.
@@ -151,6 +153,7 @@ mod catalog;
 mod check;
 mod connect;
 mod copyout;
+mod fingerprint;
 mod parallel;
 mod progress;
 mod quote;
@@ -160,6 +163,7 @@ pub mod script;
 mod stream;
 
 pub use connect::{APPLICATION_NAME, ENV_PARAMS, SESSION_SETTINGS, SslMode};
+pub use fingerprint::FingerprintOptions;
 pub use quote::{quote_ident, quote_literal};
 pub use restore::{PostgresScratch, PostgresTarget};
 
@@ -366,8 +370,9 @@ impl Source for PostgresSource {
 
 /// Row count and fingerprint of every user table of a database, as computed during dump
 /// (same session settings, same column lists, same names and order; see the crate docs), read
-/// in one repeatable-read snapshot. Large objects are included as `pg_catalog.pg_largeobject`
-/// when there are any.
+/// in one repeatable-read snapshot on one COPY connection: [`fingerprint_database_with`] with
+/// the default [`FingerprintOptions`]. Large objects are included as
+/// `pg_catalog.pg_largeobject` when there are any.
 ///
 /// # Errors
 ///
@@ -376,49 +381,31 @@ impl Source for PostgresSource {
 ///
 /// # Cancel safety
 ///
-/// Dropping the future closes the connection; nothing is written.
+/// Dropping the future closes the connections; nothing is written.
 pub async fn fingerprint_database(
     endpoint: impl Into<Endpoint>,
 ) -> Result<Vec<TableSummary>, EngineError> {
-    let link = connect::Link::new(&endpoint.into())?;
-    fingerprint_link(&link).await
+    fingerprint_database_with(endpoint, FingerprintOptions::default()).await
 }
 
-async fn fingerprint_link(link: &connect::Link) -> Result<Vec<TableSummary>, EngineError> {
-    let mut conn = connect::connect(link).await?;
-    server_version(&mut conn).await?;
-    begin_snapshot(&mut conn).await?;
-    let tables = catalog::data_tables(&mut conn).await?;
-    let mut out = Vec::with_capacity(tables.len() + 1);
-    // Rows are read through the raw COPY reader inside the same snapshot, so memory does not
-    // grow with row size here either (a 200 MB value is hashed in pieces).
-    let snapshot = parallel::export_snapshot(&mut conn).await?;
-    let mut raw = parallel::open_worker(link, &snapshot).await?;
-    for table in &tables {
-        out.push(stream::fingerprint_table_raw(&mut raw, table).await?);
-    }
-    let mut out = stream::merge_summaries(out);
-    parallel::close_worker(raw).await?;
-    let los: Vec<u32> = match conn
-        .client
-        .query(
-            "SELECT oid FROM pg_catalog.pg_largeobject_metadata ORDER BY oid",
-            &[],
-        )
-        .await
-    {
-        Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
-        Err(e) => return Err(conn.error(e, "catalog").await),
-    };
-    if !los.is_empty() {
-        let none = exporter_contract::Observer::default();
-        out.push(stream::copy_large_objects(&mut conn, &los, None, &none).await?);
-    }
-    if let Err(e) = conn.client.batch_execute("COMMIT").await {
-        let endpoint = conn.endpoint.clone();
-        return Err(conn.error(e, &endpoint).await);
-    }
-    Ok(out)
+/// [`fingerprint_database`] on [`FingerprintOptions::jobs`] COPY connections importing one
+/// exported snapshot, large tables split into page ranges as the parallel dump splits them
+/// (see `fingerprint.rs`): the same summaries, in the same order, for every `jobs`.
+///
+/// # Errors
+///
+/// As [`fingerprint_database`]; the first failing table's error (the other connections are
+/// closed).
+///
+/// # Cancel safety
+///
+/// Dropping the future closes every connection; nothing is written.
+pub async fn fingerprint_database_with(
+    endpoint: impl Into<Endpoint>,
+    options: FingerprintOptions,
+) -> Result<Vec<TableSummary>, EngineError> {
+    let link = connect::Link::new(&endpoint.into())?;
+    fingerprint::fingerprint_link(&link, options).await
 }
 
 #[cfg(test)]

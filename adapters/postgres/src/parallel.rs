@@ -52,11 +52,24 @@ pub const BLOCK: usize = 256 << 10;
 /// Tables larger than this (on disk) are split into page ranges of about this size.
 pub const RANGE_BYTES: u64 = 64 << 20;
 
-/// One unit of work: a whole table, or the page range `[start, end)` of one.
-#[derive(Debug, Clone, Copy)]
-struct Item {
-    table: usize,
-    range: Option<(u64, Option<u64>)>,
+/// One unit of work: a whole table, or the page range `[start, end)` of one (`end = None`:
+/// to the end of the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Item {
+    /// The table's index in the plan's (or the fingerprint pass's) tables.
+    pub table: usize,
+    /// The page range, or `None` for the whole table.
+    pub range: Option<(u64, Option<u64>)>,
+}
+
+impl Item {
+    /// The `COPY … TO STDOUT` that reads this item of `table`.
+    pub fn copy_out_sql(&self, table: &DataTable) -> String {
+        match self.range {
+            None => table.copy_out_sql(),
+            Some((start, end)) => table.copy_out_range_sql(start, end),
+        }
+    }
 }
 
 /// What a worker saw of one item: rows and fingerprint, to be combined across workers.
@@ -141,7 +154,7 @@ pub async fn copy_tables(
     observer: &Observer,
 ) -> Result<Vec<TableSummary>, EngineError> {
     let snapshot = export_snapshot(main).await?;
-    let items = plan_items(main, tables).await?;
+    let items = plan_items(main, tables, RANGE_BYTES).await?;
     let mut pieces = vec![0usize; tables.len()];
     for item in &items {
         pieces[item.table] += 1;
@@ -189,10 +202,7 @@ pub async fn copy_tables(
     for item in deferred {
         let table = &tables[item.table];
         tracing::info!(table = %table.name, "a lock request is queued on the table; copying it on the snapshot's own connection");
-        let sql = match item.range {
-            None => table.copy_out_sql(),
-            Some((start, end)) => table.copy_out_range_sql(start, end),
-        };
+        let sql = item.copy_out_sql(table);
         progress.start(item.table);
         out.write(table.copy_in_header().as_bytes()).await?;
         let summary =
@@ -203,8 +213,17 @@ pub async fn copy_tables(
     Ok(progress.summaries())
 }
 
-/// Work items, biggest first so the long ones start early.
-async fn plan_items(main: &mut Conn, tables: &[DataTable]) -> Result<Vec<Item>, EngineError> {
+/// Work items, biggest first so the long ones start early; tables larger than `range_bytes`
+/// on disk (`pg_relation_size`) split into page ranges of about that size ([`split`]).
+///
+/// # Errors
+///
+/// Classified catalog query errors (object `catalog`).
+pub(crate) async fn plan_items(
+    main: &mut Conn,
+    tables: &[DataTable],
+    range_bytes: u64,
+) -> Result<Vec<Item>, EngineError> {
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let sql = "SELECT c.oid, pg_catalog.pg_relation_size(c.oid), pg_catalog.current_setting('block_size')::bigint \
                FROM pg_catalog.pg_class c WHERE c.oid = ANY($1)";
@@ -225,15 +244,24 @@ async fn plan_items(main: &mut Conn, tables: &[DataTable]) -> Result<Vec<Item>, 
                 });
         sized.push((i, bytes, block));
     }
+    Ok(split(sized, range_bytes))
+}
+
+/// Work items from `(table, bytes on disk, block size)` per table: biggest first (ties in
+/// table order), a table larger than `range_bytes` cut into page ranges of
+/// `range_bytes / block` pages (at least one), the last one open-ended (it reads to the
+/// table's end). Pure.
+pub(crate) fn split(mut sized: Vec<(usize, u64, u64)>, range_bytes: u64) -> Vec<Item> {
     sized.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut items = Vec::new();
     for (table, bytes, block) in sized {
-        if bytes <= RANGE_BYTES {
+        if bytes <= range_bytes {
             items.push(Item { table, range: None });
             continue;
         }
+        let block = block.max(1);
         let pages = bytes.div_ceil(block);
-        let per = (RANGE_BYTES / block).max(1);
+        let per = (range_bytes / block).max(1);
         let mut start = 0;
         while start < pages {
             let end = start + per;
@@ -250,7 +278,7 @@ async fn plan_items(main: &mut Conn, tables: &[DataTable]) -> Result<Vec<Item>, 
             start = end;
         }
     }
-    Ok(items)
+    items
 }
 
 async fn worker(
@@ -307,10 +335,7 @@ async fn copy_item(
     output: &Output,
     observer: &Observer,
 ) -> Result<Partial, EngineError> {
-    let sql = match item.range {
-        None => table.copy_out_sql(),
-        Some((start, end)) => table.copy_out_range_sql(start, end),
-    };
+    let sql = item.copy_out_sql(table);
     let object = table.object();
     // A range is read with a SELECT, which the planner prepares with the table's index
     // expressions: run it under the path their functions need (see `catalog/loadcode.rs`).
@@ -396,4 +421,56 @@ fn copy_of(e: &EngineError) -> EngineError {
         c = c.with_object(object);
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(table: usize) -> Item {
+        Item { table, range: None }
+    }
+
+    fn range(table: usize, start: u64, end: Option<u64>) -> Item {
+        Item {
+            table,
+            range: Some((start, end)),
+        }
+    }
+
+    #[test]
+    fn biggest_first_and_only_tables_above_the_range_size_split() {
+        // Table 1: 10 pages of 8 KiB, ranges of 3 pages (24 KiB): 4 items, the last open.
+        let items = split(
+            vec![
+                (0, 8192, 8192),
+                (1, 81_920, 8192),
+                (2, 0, 8192),
+                (3, 24_576, 8192),
+            ],
+            24_576,
+        );
+        assert_eq!(
+            items,
+            vec![
+                range(1, 0, Some(3)),
+                range(1, 3, Some(6)),
+                range(1, 6, Some(9)),
+                range(1, 9, None),
+                whole(3),
+                whole(0),
+                whole(2),
+            ]
+        );
+        // A range size below one block still makes ranges of one page.
+        assert_eq!(
+            split(vec![(0, 16_384, 8192)], 100),
+            vec![range(0, 0, Some(1)), range(0, 1, None)]
+        );
+        // Exactly a multiple: no empty trailing range.
+        assert_eq!(
+            split(vec![(0, 16_384, 8192)], 8192),
+            vec![range(0, 0, Some(1)), range(0, 1, None)]
+        );
+    }
 }

@@ -531,6 +531,17 @@ impl Target for PostgresTarget {
         let endpoint = self.endpoint.clone();
         async move { crate::fingerprint_database(endpoint).await }.boxed()
     }
+
+    /// [`crate::fingerprint_database_with`] on `jobs` COPY connections in one exported
+    /// snapshot, tables larger than 64 MiB in page ranges: the same summaries as with one.
+    fn fingerprint_with(
+        &self,
+        jobs: usize,
+    ) -> BoxFuture<'_, Result<Vec<TableSummary>, EngineError>> {
+        let endpoint = self.endpoint.clone();
+        let options = crate::FingerprintOptions::default().with_jobs(jobs);
+        async move { crate::fingerprint_database_with(endpoint, options).await }.boxed()
+    }
 }
 
 /// A scratch database name must be a plain lowercase identifier, and never one of the

@@ -234,41 +234,6 @@ pub async fn copy_table_raw(
     })
 }
 
-/// Row count and fingerprint of `table` read through the raw COPY reader, writing nothing:
-/// the restore-side check of `verify --level restore`, in bounded memory whatever the row
-/// size (the pieces are hashed as they arrive, like [`copy_table_raw`]).
-///
-/// # Errors
-///
-/// Classified errors naming the table.
-pub async fn fingerprint_table_raw(
-    raw: &mut RawConn,
-    table: &DataTable,
-) -> Result<TableSummary, EngineError> {
-    let object = table.object();
-    raw.copy_out(&table.copy_out_sql(), &object).await?;
-    let mut hasher = RowHasher::default();
-    let mut piece = BytesMut::new();
-    loop {
-        piece.clear();
-        piece.reserve(CHUNK);
-        let n = raw
-            .read_copy(&mut piece, CHUNK)
-            .await
-            .map_err(|e| e.with_object(object.clone()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.feed(&piece);
-    }
-    let (rows, fingerprint) = hasher.finish().map_err(|e| e.with_object(object))?;
-    Ok(TableSummary {
-        name: table.summary_name().to_owned(),
-        rows,
-        fingerprint,
-    })
-}
-
 /// The sequential dump's data: one raw connection imports the snapshot of `main` and copies
 /// every table in plan order, one `COPY` block each. While a table is copied, `main` is
 /// watched: if it dies (it holds the snapshot's locks), the dump fails naming that table.

@@ -436,6 +436,28 @@ pub async fn check_stable(conn: &mut Conn) -> Result<(), EngineError> {
     }
 }
 
+/// Set [`DataTable::search_path`] for the tables whose load or page-range reads run user code
+/// that finds objects through the session's path (see `catalog/loadcode.rs`), as [`plan`]
+/// does: for a reader of page ranges without a plan (the fingerprint pass).
+///
+/// # Errors
+///
+/// Classified catalog query errors.
+pub async fn read_paths(conn: &mut Conn, tables: &mut [DataTable]) -> Result<(), EngineError> {
+    let code = loadcode::load(conn).await?;
+    apply_read_paths(&code, tables);
+    Ok(())
+}
+
+/// The path of each table's owner, for the tables `code` says need one.
+fn apply_read_paths(code: &loadcode::LoadCode, tables: &mut [DataTable]) {
+    for t in tables {
+        if let Some(owner) = code.tables.get(&t.oid).or(code.indexed.get(&t.oid)) {
+            t.search_path = code.paths.set_statement(owner);
+        }
+    }
+}
+
 /// Read the catalogs and plan the whole script.
 ///
 /// `ownership`: emit `ALTER … OWNER TO` and `GRANT`s (see the crate docs for how a restore
@@ -476,11 +498,7 @@ pub async fn plan(
         tables,
         ..Plan::default()
     };
-    for t in &mut plan.tables {
-        if let Some(owner) = code.tables.get(&t.oid).or(code.indexed.get(&t.oid)) {
-            t.search_path = code.paths.set_statement(owner);
-        }
-    }
+    apply_read_paths(&code, &mut plan.tables);
     let mut position = std::collections::HashMap::new();
     for (i, key) in order.iter().enumerate() {
         position.insert(key.clone(), i);
