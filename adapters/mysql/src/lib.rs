@@ -6,7 +6,8 @@
 //! then runs the dump's catalog read inside its snapshot and rolls it back. [`fingerprint_database`] computes the same per-table fingerprints over any live
 //! database (the restore-side check), [`fingerprint_database_with`] on several connections. [`MysqlTarget`] implements
 //! [`exporter_contract::Target`]: it applies a script statement by statement, split the way
-//! the stock `mysql` client splits it ([`script`]); [`MysqlScratch`] implements
+//! the stock `mysql` client splits it ([`script`]), with `jobs` > 1 each table's INSERTs on
+//! several connections at once (see [`restore`], "Parallel restore"); [`MysqlScratch`] implements
 //! [`exporter_contract::ScratchServer`] (see [`restore`]).
 //!
 //! # What a dump is
@@ -159,6 +160,7 @@ pub mod catalog;
 mod check;
 pub mod connect;
 pub mod encode;
+mod parallel;
 mod relay;
 pub mod restore;
 pub mod script;

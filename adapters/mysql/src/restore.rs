@@ -4,8 +4,10 @@
 //!
 //! # How a script is applied
 //!
-//! One connection, in autocommit, with the server's default session (like the stock client:
-//! the script's header sets what it needs). The payload is split with [`crate::script`]
+//! With [`RestoreOptions::jobs`] 1: one connection, in autocommit, with the server's default
+//! session (like the stock client: the script's header sets what it needs). With more, see
+//! "Parallel restore" below: the same statements, in the same session states, the data on
+//! several connections. The payload is split with [`crate::script`]
 //! (statements end at the current delimiter; `DELIMITER`, strings, comments and executable
 //! comments as the client reads them) and each statement is sent on its own with the text
 //! protocol (`COM_QUERY`), in order. After each statement the server's status flags say
@@ -26,6 +28,62 @@
 //! A statement longer than the server's `max_allowed_packet` fails before it is sent (and
 //! before it is buffered whole), naming it. Input that ends inside a statement is a
 //! [`ErrorKind::Protocol`] error.
+//!
+//! # Parallel restore
+//!
+//! With [`RestoreOptions::jobs`] N > 1 the restore opens N **worker** connections beside the
+//! **main** session (the same account, database and TLS; the server's default session), and
+//! still splits and reads the script in order, one statement at a time. Each statement is one
+//! of three kinds:
+//!
+//! - a **data statement** — `INSERT [INTO] t [(columns)] VALUES (…), …` whose values are
+//!   literals only (numbers, strings, `NULL`, `TRUE`/`FALSE`, `X'…'`, `B'…'`, charset
+//!   introducers: what our dumps, mysqldump and mariadb-dump write), into a base table with no
+//!   trigger (and no foreign key while `foreign_key_checks` is on), giving its AUTO_INCREMENT
+//!   column and any column whose default is an expression (`NEXTVAL(s)`) as non-zero numbers
+//!   — goes to the next idle worker, without waiting for the statements before it. What the
+//!   table allows is read from `information_schema` on the main session at its first INSERT
+//!   after each other statement. The INSERTs of one table run on any worker, in any order, so
+//!   one large table loads on all N connections (our dumps write a table's rows as
+//!   consecutive 1 MiB INSERTs after its `CREATE TABLE`; keeping a table on one connection
+//!   would load those one at a time again, since a table's INSERTs come one after another in
+//!   the script and memory holds only a few of them);
+//! - a **session statement** — `SET` of variables without function calls, and `USE` — waits
+//!   for the running data statements, runs on the main session, then on every worker. So
+//!   every connection sees every session statement in script order relative to the work it
+//!   runs, and each INSERT runs under exactly the settings it would have run under serially:
+//!   our header's `UNIQUE_CHECKS=0`, `FOREIGN_KEY_CHECKS=0`, `SQL_MODE`, `TIME_ZONE` and
+//!   `NAMES`, the `system_versioning_insert_history` switch of a system-versioned table,
+//!   mysqldump's `/*!40101 SET … */` lines;
+//! - anything else is a **barrier**: it waits until every running statement has finished,
+//!   then runs on the main session. In our dumps those are the `CREATE TABLE`s (before each
+//!   table's INSERTs), sequences, and after all data the routines, views, triggers, events
+//!   and the footer: the pre-data, data, post-data order of the script holds.
+//!
+//! Locks and transactions belong to one connection, so a `LOCK TABLES … UNLOCK TABLES`
+//! region and a `START TRANSACTION` / `BEGIN … COMMIT` / `ROLLBACK` region run whole on the
+//! main session (mysqldump and mariadb-dump lock each table around its INSERTs: their scripts
+//! restore at serial speed unless dumped with `--skip-add-locks`). After a statement that
+//! may change the session in a way the workers cannot follow — `CALL`, `EXECUTE`, `XA`,
+//! `HANDLER`, `FLUSH`, `CREATE TEMPORARY TABLE`, a `SET` of `autocommit`, a transaction
+//! characteristic, a global, a password or role, a per-connection or next-statement-only
+//! variable (`INSERT_ID`, `LAST_INSERT_ID`, …), a `SET` calling a
+//! function, a statement reading or writing user variables (`@x`), any statement keyword not
+//! known to leave the session alone — the rest of the script runs on the main session only.
+//!
+//! **Memory**: the statements running on workers (at most N, and at most 8 MiB of them
+//! together unless a single statement is larger, which then runs alone) plus the one being
+//! read; each is also copied once into the driver's send buffer while it is sent. Our
+//! dump's INSERTs are at most 1 MiB ([`crate::stream::INSERT_LIMIT`]).
+//!
+//! **Failures**: the first failing statement stops the restore: nothing is started after
+//! it, the statements already running on other workers finish (each is one statement), and
+//! the error is the one of the failed statement with the lowest number, named as in the
+//! serial restore (`statement N (line L): INSERT INTO t`); no summary is returned. Two
+//! INSERTs that conflict with each other (the same key in both) may run in the other order
+//! than serially: the restore fails either way, but it may name the earlier one. The summary's
+//! counts equal the serial restore's. Rows of a table without a primary key may be stored
+//! in another order than serially (the fingerprint does not depend on row order).
 //!
 //! # Ownership
 //!
@@ -442,13 +500,38 @@ async fn restore_script(
         modes.contains(&"ANSI_QUOTES"),
     );
     let fixed = link.endpoint().url().database();
-    let result = apply(&mut s, &mut split, &mut body, options, fixed.as_deref()).await;
+    let result = if options.jobs > 1 {
+        match open_workers(link, options.jobs).await {
+            Ok(workers) => {
+                crate::parallel::apply(
+                    &mut s,
+                    workers,
+                    &mut split,
+                    &mut body,
+                    options,
+                    fixed.as_deref(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        apply(&mut s, &mut split, &mut body, options, fixed.as_deref()).await
+    };
     // Always end the session, also after a failure: a script may hold `LOCK TABLES` (as
     // mysqldump output does around its INSERTs), and an idle session keeps those locks.
     if let Err(e) = s.conn.disconnect().await {
         tracing::debug!(error = %connect::Redacted::of(&e), "disconnect after restore");
     }
     result
+}
+
+/// The worker sessions of a parallel restore, opened at once: `jobs` connections through the
+/// same link (same account, database and TLS), with the server's default session like the
+/// main one, so that every statement of the script that sets the session reaches them from
+/// its first one on.
+async fn open_workers(link: &Link, jobs: usize) -> Result<Vec<Session>, EngineError> {
+    futures::future::try_join_all((0..jobs).map(|_| connect::connect(link))).await
 }
 
 async fn apply(
@@ -488,7 +571,7 @@ async fn apply(
 /// like the stock client, the restore runs the script's SQL, and SQL may name other
 /// databases (`INSERT INTO other.t …`). Archives are trusted input; scratch servers should be
 /// dedicated (README, "Verify by restoring").
-fn refuse_switching(st: &Statement, fixed: Option<&str>) -> Result<(), EngineError> {
+pub(crate) fn refuse_switching(st: &Statement, fixed: Option<&str>) -> Result<(), EngineError> {
     let Some(database) = fixed else {
         return Ok(());
     };
@@ -531,7 +614,9 @@ fn refuse_switching(st: &Statement, fixed: Option<&str>) -> Result<(), EngineErr
 /// Statement keywords whose server errors may quote row values.
 const DATA_KEYWORDS: &[&str] = &["INSERT", "REPLACE", "UPDATE", "DELETE"];
 
-async fn execute(
+/// Run one statement on the main session: skipped (`GRANT`/`REVOKE` with ownership off) or
+/// sent; counted in `summary`; the server's string rules after it passed to `split`.
+pub(crate) async fn execute(
     s: &mut Session,
     st: &Statement,
     options: &RestoreOptions,
@@ -543,17 +628,7 @@ async fn execute(
         summary.skipped += 1;
         return Ok(());
     }
-    // `--definer current-user`: the head's DEFINER= names the restoring account instead.
-    let rewritten = match options.definer {
-        DefinerPolicy::CurrentUser if matches!(keyword.as_str(), "CREATE" | "ALTER") => {
-            rewrite_definer(&st.text)
-        }
-        _ => None,
-    };
-    let text = rewritten.as_deref().unwrap_or(&st.text);
-    if let Err(e) = s.conn.query_drop(text).await {
-        return Err(statement_error(&e, st, &keyword));
-    }
+    send(&mut s.conn, st, &keyword, options.definer).await?;
     summary.statements += 1;
     if keyword == "INSERT" {
         summary.rows += s.conn.affected_rows();
@@ -567,6 +642,28 @@ async fn execute(
         );
     }
     Ok(())
+}
+
+/// Send one statement (its `keyword` from [`Statement::keyword`]) on `conn`, with
+/// `--definer current-user` applied to `CREATE`/`ALTER` heads; a failure is the statement's
+/// error ([`statement_error`]).
+pub(crate) async fn send(
+    conn: &mut mysql_async::Conn,
+    st: &Statement,
+    keyword: &str,
+    definer: DefinerPolicy,
+) -> Result<(), EngineError> {
+    // `--definer current-user`: the head's DEFINER= names the restoring account instead.
+    let rewritten = match definer {
+        DefinerPolicy::CurrentUser if matches!(keyword, "CREATE" | "ALTER") => {
+            rewrite_definer(&st.text)
+        }
+        _ => None,
+    };
+    let text = rewritten.as_deref().unwrap_or(&st.text);
+    conn.query_drop(text)
+        .await
+        .map_err(|e| statement_error(&e, st, keyword))
 }
 
 /// The error of a failed statement: its label as object, the server's code and message

@@ -243,6 +243,13 @@ impl Splitter {
         self.ansi_quotes = ansi_quotes;
     }
 
+    /// The string rules in force, as set by [`Splitter::set_modes`]: `(backslash_escapes,
+    /// ansi_quotes)`.
+    #[must_use]
+    pub fn modes(&self) -> (bool, bool) {
+        (self.backslash_escapes, self.ansi_quotes)
+    }
+
     /// The current delimiter.
     #[must_use]
     pub fn delimiter(&self) -> &[u8] {
