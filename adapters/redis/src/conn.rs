@@ -256,11 +256,37 @@ pub enum Reply {
 
 /// Encode one command as a RESP array of bulk strings (binary-safe).
 pub fn encode(buf: &mut Vec<u8>, args: &[&[u8]]) {
-    buf.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    push_header(buf, b'*', args.len() as u64);
     for arg in args {
-        buf.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        push_header(buf, b'$', arg.len() as u64);
         buf.extend_from_slice(arg);
         buf.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Append `<kind><n>\r\n` (an array or bulk string header).
+pub fn push_header(buf: &mut Vec<u8>, kind: u8, n: u64) {
+    buf.push(kind);
+    push_decimal(buf, n);
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// Append the decimal digits of `v`.
+pub fn push_decimal(buf: &mut Vec<u8>, v: u64) {
+    let mut digits = [0u8; 20];
+    buf.extend_from_slice(decimal(v, &mut digits));
+}
+
+/// The decimal digits of `v`, written at the end of `buf`.
+pub fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[at..];
+        }
     }
 }
 
@@ -508,8 +534,22 @@ impl Conn {
     ///
     /// [`ErrorKind::Protocol`] (retryable) if the connection is gone.
     pub async fn send(&mut self, data: &[u8]) -> Result<(), EngineError> {
+        use std::io::ErrorKind as Io;
         match self.stream.write_all(data).await {
             Ok(()) => Ok(()),
+            // A pipelined client often writes before it reads that the server hung up
+            // (`CLIENT KILL`, a restart): say that, not only "broken pipe".
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    Io::BrokenPipe | Io::ConnectionReset | Io::ConnectionAborted
+                ) && !self
+                    .connector
+                    .as_ref()
+                    .is_some_and(|_| Connector::is_tls_failure(&e)) =>
+            {
+                Err(closed(&self.endpoint, "while commands were being sent").with_source(e))
+            }
             Err(e) => Err(self.io_error(e, "writing to the server failed")),
         }
     }
@@ -556,13 +596,29 @@ impl Conn {
 
     /// Read one `\r\n`-terminated line (without the terminator).
     pub(crate) async fn read_line(&mut self) -> Result<BytesMut, EngineError> {
+        let pos = self.line_len().await?;
+        let line = self.buf.split_to(pos);
+        self.buf.advance(2);
+        Ok(line)
+    }
+
+    /// The length of the first buffered line, without its `\r\n` (reading until one is
+    /// buffered); nothing is consumed. Look at it with [`Self::buffered`], then
+    /// [`Self::consume`] it (length + 2) or read it with [`Self::read_reply`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Protocol`] for a line longer than 64 KiB or a connection closed first.
+    pub(crate) async fn line_len(&mut self) -> Result<usize, EngineError> {
         let mut searched = 0;
         loop {
-            if let Some(pos) = self.buf[searched..].windows(2).position(|w| w == b"\r\n") {
-                let pos = searched + pos;
-                let line = self.buf.split_to(pos);
-                self.buf.advance(2);
-                return Ok(line);
+            while let Some(pos) = memchr::memchr(b'\r', &self.buf[searched..]) {
+                let at = searched + pos;
+                match self.buf.get(at + 1) {
+                    Some(b'\n') => return Ok(at),
+                    Some(_) => searched = at + 1,
+                    None => break,
+                }
             }
             searched = self.buf.len().saturating_sub(1);
             if self.buf.len() > MAX_LINE {
@@ -574,6 +630,32 @@ impl Conn {
             }
             self.fill("in the middle of a reply").await?;
         }
+    }
+
+    /// The bytes received and not consumed yet.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Consume the first `n` buffered bytes (at most [`Self::buffered`]'s length).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+    }
+
+    /// Read until at least `n` bytes are buffered (the buffer grows to hold them: callers
+    /// bound `n`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Protocol`] (retryable) if the connection closes first.
+    pub(crate) async fn fill_to(&mut self, n: usize) -> Result<(), EngineError> {
+        if self.buf.capacity() < n {
+            self.buf.reserve(n - self.buf.len());
+        }
+        while self.buf.len() < n {
+            self.fill("in the middle of a value").await?;
+        }
+        Ok(())
     }
 
     /// Skip bare `\n` bytes (the keepalives a primary sends a replica while it prepares the
@@ -588,6 +670,92 @@ impl Conn {
             }
             self.fill("while waiting for the snapshot").await?;
         }
+    }
+
+    /// The next reply's first line, if it starts with `kind` (`b'+'`, `b':'`, `b'$'`, `b'*'`):
+    /// the rest of the line and its length with the `\r\n`; nothing is consumed.
+    async fn peek_line(&mut self, kind: u8) -> Result<Option<(&[u8], usize)>, EngineError> {
+        let n = self.line_len().await?;
+        let line = &self.buf[..n];
+        Ok((line.first() == Some(&kind)).then(|| (&line[1..], n + 2)))
+    }
+
+    /// The next reply if it is a status (`+…`), consumed: `true`. `false` for any other
+    /// reply, which is left for [`Self::read_reply`]. The fast path of pipelined replies.
+    ///
+    /// # Errors
+    ///
+    /// Connection and protocol errors.
+    pub(crate) async fn try_status(&mut self) -> Result<bool, EngineError> {
+        match self.peek_line(b'+').await? {
+            Some((_, n)) => {
+                self.consume(n);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The next reply if it is an integer (`:n`), consumed; `None` for any other reply,
+    /// which is left for [`Self::read_reply`].
+    ///
+    /// # Errors
+    ///
+    /// Connection and protocol errors.
+    pub(crate) async fn try_int(&mut self) -> Result<Option<i64>, EngineError> {
+        match self.peek_line(b':').await? {
+            Some((digits, n)) => match parse_i64(digits) {
+                Some(v) => {
+                    self.consume(n);
+                    Ok(Some(v))
+                }
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The header of the next reply if it is a bulk string (`$len`) or an array (`*len`,
+    /// as `kind`), consumed: `Some(Some(len))`, `Some(None)` for the null bulk string or
+    /// array. `None` for any other reply, which is left for [`Self::read_reply`]; the
+    /// payload of a bulk string follows (see [`Self::bulk_body`]).
+    ///
+    /// # Errors
+    ///
+    /// Connection and protocol errors.
+    pub(crate) async fn try_len(&mut self, kind: u8) -> Result<Option<Option<usize>>, EngineError> {
+        match self.peek_line(kind).await? {
+            Some((b"-1", n)) => {
+                self.consume(n);
+                Ok(Some(None))
+            }
+            Some((digits, n)) => match parse_i64(digits).and_then(|v| usize::try_from(v).ok()) {
+                Some(len) => {
+                    self.consume(n);
+                    Ok(Some(Some(len)))
+                }
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The `len` bytes of a bulk string whose header was read, once buffered whole (the
+    /// buffer grows to hold them: callers bound `len`); its `\r\n` is checked. Consume
+    /// `len + 2` bytes when done with them.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Protocol`]: the connection closed first, or no `\r\n` after the bytes.
+    pub(crate) async fn bulk_body(&mut self, len: usize) -> Result<&[u8], EngineError> {
+        self.fill_to(len + 2).await?;
+        if &self.buf[len..len + 2] != b"\r\n" {
+            return Err(
+                EngineError::new(ErrorKind::Protocol, "a bulk string did not end in CRLF")
+                    .with_object(self.endpoint.clone()),
+            );
+        }
+        Ok(&self.buf[..len])
     }
 
     /// Read exactly `n` bytes.
@@ -727,6 +895,27 @@ impl Conn {
             other => Err(self.unexpected("INFO", &other)),
         }
     }
+}
+
+/// A RESP integer (`-?[0-9]+`, no sign for zero required), or `None` if malformed or out
+/// of range.
+#[must_use]
+pub fn parse_i64(digits: &[u8]) -> Option<i64> {
+    let (negative, digits) = match digits.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, digits),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+    }
+    Some(if negative { -v } else { v })
 }
 
 /// The value of `field` in `INFO` output (`field:value` lines).
@@ -885,6 +1074,19 @@ mod tests {
         let err = target("redis://u:hunter2@h/cache").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn resp_integers_parse_exactly() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-1"), Some(-1));
+        assert_eq!(parse_i64(b"1796283045734"), Some(1_796_283_045_734));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"-9223372036854775807"), Some(-i64::MAX));
+        for bad in [&b""[..], b"-", b"1a", b" 1", b"+1", b"99999999999999999999"] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

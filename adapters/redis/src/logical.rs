@@ -1,17 +1,45 @@
 //! The RESP format: `SCAN` every logical database, read `DUMP` payloads with their absolute
 //! expiry in small atomic batches, and write `SELECT` / `RESTORE … REPLACE [ABSTTL]` commands,
-//! streaming each payload in pieces and fingerprinting every key on the way.
+//! fingerprinting every key on the way.
+//!
+//! # The pipeline
+//!
+//! One connection, never waiting for a reply before sending the next work it can know of, so
+//! the single-threaded server always has a command to run while this side parses the last
+//! replies (the dump is bound by the server's CPU, not by round trips). For each database, a
+//! queue of expected replies, in the order the commands went out:
+//!
+//! - `SCAN cursor COUNT` ([`SCAN_COUNT`]): the next page is asked for as soon as the cursor
+//!   is known and fewer than [`SCAN_AHEAD_KEYS`] keys wait to be batched;
+//! - `MEMORY USAGE k` for every key of a page as soon as the page arrives (sizes for the
+//!   batches; not at all once the server refused it);
+//! - batches, `MULTI; [TIME;] (PEXPIRETIME|PTTL k; DUMP k)*; EXEC`, cut from the pages in
+//!   order as their sizes arrive (at most [`BATCH_KEYS`] keys and ~[`BATCH_BYTES`], a larger
+//!   key alone; [`BATCH_KEYS_UNSIZED`] keys when unsized), at most [`BATCHES_IN_FLIGHT`]
+//!   sent and unread at a time — what the server buffers for us.
+//!
+//! Keys are written in the order `SCAN` returned them, each occurrence once: the stream is the
+//! one a round trip per step gave, byte for byte, for a server that does not change meanwhile.
+//! Replies are parsed straight from the read buffer: a payload of up to [`WHOLE_PAYLOAD`]
+//! bytes is checked (CRC64), hashed and copied into the output whole; a larger one streams
+//! through in pieces as before. Key names of a page share one buffer.
+
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use exporter_contract::produce::{CHUNK, Producer};
 use exporter_contract::{EngineError, ErrorKind, Fingerprint, Observer, TableSummary};
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
-use crate::conn::{Conn, Reply, Target, encode, escape_key, server_error};
+use crate::conn::{Conn, Reply, Target, decimal, encode, escape_key, push_header, server_error};
 use crate::rdbfmt::{DUMP_TRAILER, crc64, lzf_decompress};
 
 /// `SCAN … COUNT` hint: keys per page (the server may return somewhat more or fewer).
 pub const SCAN_COUNT: usize = 1000;
+
+/// The next `SCAN` page is asked for while fewer keys than this wait to be batched: at most
+/// about three pages of key names are held.
+pub const SCAN_AHEAD_KEYS: usize = 2 * SCAN_COUNT;
 
 /// At most this many keys per `MULTI … EXEC` batch.
 pub const BATCH_KEYS: usize = 128;
@@ -20,8 +48,22 @@ pub const BATCH_KEYS: usize = 128;
 /// estimated larger goes alone. Bounds what the source server buffers for us at once.
 pub const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Batch size when the server refuses `MEMORY USAGE` (ACL, renamed command, Redis < 4).
+/// Keys of the first unsized batch of a database, and of every batch once a payload larger
+/// than [`LARGE_PAYLOAD`] was seen where the server refuses `MEMORY USAGE` (ACL, renamed
+/// command, Redis < 4).
 pub const BATCH_KEYS_UNSIZED: usize = 16;
+
+/// While no payload of a database was larger than this (= [`BATCH_BYTES`] /
+/// [`BATCH_KEYS`]), its batches are not sized; after the first larger one, every later key
+/// is sized with `MEMORY USAGE` before it is batched.
+pub const LARGE_PAYLOAD: u64 = BATCH_BYTES / BATCH_KEYS as u64;
+
+/// Batches sent and not read yet: the server runs one while this side parses another.
+pub const BATCHES_IN_FLIGHT: usize = 2;
+
+/// A `DUMP` payload of at most this many bytes is taken whole from the read buffer; a larger
+/// one is streamed in pieces.
+pub const WHOLE_PAYLOAD: usize = 64 * 1024;
 
 /// RDB type of a set of strings in a hash table (`RDB_TYPE_SET`).
 const RDB_TYPE_SET: u8 = 2;
@@ -81,10 +123,15 @@ pub fn absolute_expiry(mode: TtlMode, reply: i64, now_ms: i64) -> Option<u64> {
 #[must_use]
 pub fn fingerprint_row(key: &[u8], value_digest: u128) -> Vec<u8> {
     let mut row = Vec::with_capacity(key.len() + 24);
+    push_fingerprint_row(&mut row, key, value_digest);
+    row
+}
+
+/// [`fingerprint_row`] appended to `row` (a reused buffer).
+fn push_fingerprint_row(row: &mut Vec<u8>, key: &[u8], value_digest: u128) {
     row.extend_from_slice(&(key.len() as u64).to_be_bytes());
     row.extend_from_slice(key);
     row.extend_from_slice(&value_digest.to_be_bytes());
-    row
 }
 
 /// Digest of a set or hash body: `xxh3_128(type ‖ u64 BE count ‖ u128 BE wrapping sum of the
@@ -100,6 +147,156 @@ pub fn unordered_digest(rdb_type: u8, count: u64, sum: u128) -> u128 {
 
 fn key_object(target: &Target, db: u32, key: &[u8]) -> String {
     format!("{} key {}", target.db_object(db), escape_key(key))
+}
+
+/// The value digest and the RDB version of a whole `DUMP` payload (as [`PayloadReader`]
+/// computes them while streaming; see the crate docs), after checking its CRC64. `Err` says
+/// what is wrong with the payload. `elem` is a reused buffer for set and hash elements.
+///
+/// The caller guarantees `payload.len() > DUMP_TRAILER`.
+fn whole_payload(payload: &[u8], elem: &mut Vec<u8>) -> Result<(u128, u16), String> {
+    let n = payload.len();
+    let mut stored = [0u8; 8];
+    stored.copy_from_slice(&payload[n - 8..]);
+    if crc64(0, &payload[..n - 8]) != u64::from_le_bytes(stored) {
+        return Err("failed its CRC64 check: the transfer is damaged".to_owned());
+    }
+    let version = u16::from_le_bytes([payload[n - 10], payload[n - 9]]);
+    let body = &payload[..n - DUMP_TRAILER];
+    let digest = match body[0] {
+        rdb_type @ (RDB_TYPE_SET | RDB_TYPE_HASH) => {
+            // Hash-table encodings are serialized in dict order, which depends on the
+            // server's random hash seed: fingerprint them order-independently.
+            let mut r = SliceReader { data: body, pos: 1 };
+            let count = r.plain_len()?;
+            let mut sum = 0u128;
+            for _ in 0..count {
+                elem.clear();
+                if rdb_type == RDB_TYPE_HASH {
+                    r.string_to(elem, true)?;
+                }
+                r.string_to(elem, false)?;
+                sum = sum.wrapping_add(xxh3_128(elem));
+            }
+            if r.pos != body.len() {
+                return Err("has bytes after its last element".to_owned());
+            }
+            if elem.capacity() > 4 * WHOLE_PAYLOAD {
+                *elem = Vec::new();
+            }
+            unordered_digest(rdb_type, count, sum)
+        }
+        _ => xxh3_128(body),
+    };
+    Ok((digest, version))
+}
+
+/// RDB elements of a payload held whole (the counterpart of [`PayloadReader`]'s decoding).
+struct SliceReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> SliceReader<'a> {
+    fn take(&mut self, n: u64) -> Result<&'a [u8], String> {
+        let left = (self.data.len() - self.pos) as u64;
+        if n > left {
+            return Err("ended in the middle of a value".to_owned());
+        }
+        let start = self.pos;
+        self.pos += n as usize;
+        Ok(&self.data[start..self.pos])
+    }
+
+    fn byte(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// An RDB length: `Ok(len)` or, for a special string encoding, `Err(encoding)`.
+    fn rdb_len(&mut self) -> Result<Result<u64, u8>, String> {
+        // rdb.c rdbLoadLenByRef: 00|6 bits, 01|14 bits, 0x80 + u32 BE, 0x81 + u64 BE, 11|enc.
+        let first = self.byte()?;
+        Ok(match first >> 6 {
+            0 => Ok(u64::from(first & 0x3f)),
+            1 => Ok((u64::from(first & 0x3f) << 8) | u64::from(self.byte()?)),
+            2 if first == 0x80 => {
+                let b = self.take(4)?;
+                Ok(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+            }
+            2 if first == 0x81 => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(self.take(8)?);
+                Ok(u64::from_be_bytes(a))
+            }
+            2 => return Err(format!("has an unknown length byte {first:#04x}")),
+            _ => Err(first & 0x3f),
+        })
+    }
+
+    fn plain_len(&mut self) -> Result<u64, String> {
+        match self.rdb_len()? {
+            Ok(n) => Ok(n),
+            Err(_) => Err("has an encoded length where a count belongs".to_owned()),
+        }
+    }
+
+    /// One RDB string appended to `out` as the bytes it stands for, preceded by their length
+    /// as u64 BE when `with_len`.
+    fn string_to(&mut self, out: &mut Vec<u8>, with_len: bool) -> Result<(), String> {
+        match self.rdb_len()? {
+            Ok(n) => {
+                let bytes = self.take(n)?;
+                if with_len {
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
+                out.extend_from_slice(bytes);
+            }
+            Err(enc @ 0..=2) => {
+                // RDB_ENC_INT8/16/32: a little-endian integer standing for its decimal text.
+                let b = self.take(1 << enc)?;
+                let value = match enc {
+                    0 => i64::from(b[0] as i8),
+                    1 => i64::from(i16::from_le_bytes([b[0], b[1]])),
+                    _ => i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                };
+                let mut digits = [0u8; 20];
+                let text = decimal(value.unsigned_abs(), &mut digits);
+                let len = text.len() + usize::from(value < 0);
+                if with_len {
+                    out.extend_from_slice(&(len as u64).to_be_bytes());
+                }
+                if value < 0 {
+                    out.push(b'-');
+                }
+                out.extend_from_slice(text);
+            }
+            Err(3) => {
+                // RDB_ENC_LZF: compressed length, plain length, block.
+                let clen = self.plain_len()?;
+                let ulen = self.plain_len()?;
+                let block = self
+                    .take(clen)
+                    .map_err(|_| "ended in the middle of a compressed string".to_owned())?;
+                let plain = lzf_decompress(block, ulen as usize)
+                    .ok_or_else(|| "holds a malformed LZF string".to_owned())?;
+                if with_len {
+                    out.extend_from_slice(&ulen.to_be_bytes());
+                }
+                out.extend_from_slice(&plain);
+            }
+            Err(enc) => return Err(format!("has an unknown string encoding {enc}")),
+        }
+        Ok(())
+    }
+}
+
+/// Append `$<len>\r\n<digits>\r\n`: the decimal text of `v` as a bulk string.
+fn push_bulk_decimal(out: &mut Vec<u8>, v: u64) {
+    let mut digits = [0u8; 20];
+    let text = decimal(v, &mut digits);
+    push_header(out, b'$', text.len() as u64);
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A DUMP payload being read off the socket: forwarded to the output as it comes, summed into
@@ -310,6 +507,85 @@ struct DbRun {
     started: bool,
 }
 
+/// Where a page's `MEMORY USAGE` sizes are.
+enum Sizes {
+    /// Not asked for (yet): batches follow [`Sizing`].
+    Unasked,
+    /// Asked for, replies not read yet.
+    Asked,
+    /// Per key.
+    Known(Vec<u64>),
+    /// Refused by the server: batches of [`BATCH_KEYS_UNSIZED`].
+    Refused,
+}
+
+/// How the keys of a database are cut into batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sizing {
+    /// No payload of this database so far was larger than [`LARGE_PAYLOAD`]: batches of
+    /// `limit` keys, unsized, `limit` doubling from [`BATCH_KEYS_UNSIZED`] to [`BATCH_KEYS`]
+    /// with each batch read.
+    Learning { limit: usize },
+    /// One was: every later page is sized with `MEMORY USAGE` first.
+    Probed,
+    /// One was, and the server refuses `MEMORY USAGE`: [`BATCH_KEYS_UNSIZED`] keys a batch.
+    Unsized,
+}
+
+/// One `SCAN` page: its keys back to back in one buffer, and how far batches have got.
+struct Page {
+    data: Vec<u8>,
+    /// End offset in `data` of each key.
+    ends: Vec<usize>,
+    sizes: Sizes,
+    /// Keys sent in batches.
+    sent: usize,
+    /// Keys whose batch replies were read.
+    done: usize,
+}
+
+impl Page {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[start..self.ends[i]]
+    }
+}
+
+/// A reply (or group of replies) the server owes, in the order the commands went out.
+enum Expect {
+    /// A `SCAN` page.
+    Scan,
+    /// The `MEMORY USAGE` replies of the first page in [`Sizes::Asked`].
+    Sizes,
+    /// The replies of a `MULTI … EXEC` batch of this many keys, the next ones of the
+    /// front page.
+    Batch(usize),
+}
+
+/// The state of one database's pipeline.
+struct Pipeline {
+    /// The cursor of the next `SCAN` to send; `None` while one is in flight or once the
+    /// scan is over.
+    cursor: Option<Vec<u8>>,
+    scanning: bool,
+    /// Pages with keys not read back yet, in `SCAN` order.
+    pages: VecDeque<Page>,
+    expected: VecDeque<Expect>,
+    batches: usize,
+    sizing: Sizing,
+}
+
+impl Pipeline {
+    /// Keys returned by `SCAN` and not yet sent in a batch.
+    fn unsent(&self) -> usize {
+        self.pages.iter().map(|p| p.len() - p.sent).sum()
+    }
+}
+
 /// Runs the plan on `conn`: writes into `out` when given (a dump), always fingerprints.
 pub struct Runner<'a> {
     conn: &'a mut Conn,
@@ -319,6 +595,10 @@ pub struct Runner<'a> {
     probe_sizes: bool,
     max_rdb_version: u16,
     observer: Observer,
+    /// Reused for each `RESTORE` head and fingerprint row.
+    scratch: Vec<u8>,
+    /// Reused for set and hash elements.
+    elem: Vec<u8>,
 }
 
 impl<'a> Runner<'a> {
@@ -337,6 +617,8 @@ impl<'a> Runner<'a> {
             probe_sizes: true,
             max_rdb_version: 0,
             observer: Observer::default(),
+            scratch: Vec::with_capacity(256),
+            elem: Vec::new(),
         }
     }
 
@@ -486,61 +768,205 @@ impl<'a> Runner<'a> {
             vanished: 0,
             started: false,
         };
-        let count = SCAN_COUNT.to_string();
-        let mut cursor = Bytes::from_static(b"0");
+        let mut pipe = Pipeline {
+            cursor: Some(b"0".to_vec()),
+            scanning: false,
+            pages: VecDeque::new(),
+            expected: VecDeque::new(),
+            batches: 0,
+            sizing: Sizing::Learning {
+                limit: BATCH_KEYS_UNSIZED,
+            },
+        };
+        let mut cmds = Vec::new();
         loop {
-            let reply = self
-                .conn
-                .command_ok(&[b"SCAN", &cursor, b"COUNT", count.as_bytes()], &object)
-                .await?;
-            let (next, keys) = match reply {
-                Reply::Array(Some(mut items)) if items.len() == 2 => {
-                    let keys = items.pop();
-                    let next = items.pop();
-                    match (next, keys) {
-                        (Some(Reply::Bulk(Some(next))), Some(Reply::Array(Some(keys)))) => {
-                            let mut out = Vec::with_capacity(keys.len());
-                            for k in keys {
-                                match k {
-                                    Reply::Bulk(Some(k)) => out.push(k),
-                                    other => return Err(self.conn.unexpected("SCAN", &other)),
-                                }
-                            }
-                            (next, out)
-                        }
-                        _ => {
-                            return Err(EngineError::new(
-                                ErrorKind::Protocol,
-                                "SCAN: malformed reply",
-                            )
-                            .with_object(object));
-                        }
+            cmds.clear();
+            self.queue(&mut pipe, &mut cmds);
+            if !cmds.is_empty() {
+                self.conn.send(&cmds).await?;
+            }
+            let Some(next) = pipe.expected.pop_front() else {
+                break;
+            };
+            match next {
+                Expect::Scan => {
+                    let (cursor, page) = self.read_scan(&object).await?;
+                    pipe.scanning = false;
+                    pipe.cursor = (cursor != b"0").then_some(cursor);
+                    if page.len() > 0 {
+                        pipe.pages.push_back(page);
                     }
                 }
-                other => return Err(self.conn.unexpected("SCAN", &other)),
-            };
-            self.keys(&mut run, &keys).await?;
-            if &next[..] == b"0" {
-                break;
+                Expect::Sizes => {
+                    let page = pipe
+                        .pages
+                        .iter_mut()
+                        .find(|p| matches!(p.sizes, Sizes::Asked))
+                        .ok_or_else(|| internal("sizes of no page"))?;
+                    // Asked for the keys not sent then; none was sent since.
+                    let n = page.len() - page.sent;
+                    page.sizes = self.read_sizes(n).await?;
+                    if matches!(page.sizes, Sizes::Refused) {
+                        pipe.sizing = Sizing::Unsized;
+                    }
+                }
+                Expect::Batch(n) => {
+                    let page = pipe
+                        .pages
+                        .front_mut()
+                        .ok_or_else(|| internal("a batch of no page"))?;
+                    let before = run.rows;
+                    let largest = self.read_batch(&mut run, page, n).await?;
+                    pipe.sizing = match pipe.sizing {
+                        Sizing::Learning { .. } if largest > LARGE_PAYLOAD => {
+                            tracing::debug!(
+                                db,
+                                bytes = largest,
+                                "a large DUMP payload: sizing batches with MEMORY USAGE"
+                            );
+                            if self.probe_sizes {
+                                Sizing::Probed
+                            } else {
+                                Sizing::Unsized
+                            }
+                        }
+                        Sizing::Learning { limit } => Sizing::Learning {
+                            limit: (2 * limit).min(BATCH_KEYS),
+                        },
+                        other => other,
+                    };
+                    page.done += n;
+                    pipe.batches -= 1;
+                    if page.done == page.len() {
+                        pipe.pages.pop_front();
+                    }
+                    if run.rows > before {
+                        if !run.started {
+                            self.observer.table_started(&db_name(run.db));
+                            run.started = true;
+                        }
+                        self.observer.rows(run.rows - before);
+                    }
+                }
             }
-            cursor = next;
         }
         Ok(run)
     }
 
-    /// Estimated sizes of `keys` (`MEMORY USAGE`), or `None` if the server refuses it.
-    async fn sizes(&mut self, keys: &[Bytes]) -> Result<Option<Vec<u64>>, EngineError> {
-        if !self.probe_sizes || keys.is_empty() {
-            return Ok(None);
+    /// Encode into `cmds` every command the pipeline may send now: the next `SCAN`, the
+    /// sizes of new pages, and batches up to [`BATCHES_IN_FLIGHT`].
+    fn queue(&mut self, pipe: &mut Pipeline, cmds: &mut Vec<u8>) {
+        if !pipe.scanning
+            && pipe.unsent() < SCAN_AHEAD_KEYS
+            && let Some(cursor) = pipe.cursor.take()
+        {
+            let count = SCAN_COUNT.to_string();
+            encode(cmds, &[b"SCAN", &cursor, b"COUNT", count.as_bytes()]);
+            pipe.expected.push_back(Expect::Scan);
+            pipe.scanning = true;
         }
-        let mut cmds = Vec::new();
-        for k in keys {
-            encode(&mut cmds, &[b"MEMORY", b"USAGE", k]);
+        if pipe.sizing == Sizing::Probed {
+            for page in &mut pipe.pages {
+                if matches!(page.sizes, Sizes::Unasked) && page.sent < page.len() {
+                    for i in page.sent..page.len() {
+                        encode(cmds, &[b"MEMORY", b"USAGE", page.key(i)]);
+                    }
+                    pipe.expected.push_back(Expect::Sizes);
+                    page.sizes = Sizes::Asked;
+                }
+            }
         }
-        self.conn.send(&cmds).await?;
-        let mut sizes = Vec::with_capacity(keys.len());
+        while pipe.batches < BATCHES_IN_FLIGHT {
+            let Some(page) = pipe.pages.iter_mut().find(|p| p.sent < p.len()) else {
+                break;
+            };
+            let start = page.sent;
+            let end = match (&page.sizes, pipe.sizing) {
+                (Sizes::Known(sizes), _) => {
+                    // Sizes of the keys from `sized_from` on (those unsent when asked).
+                    let sized_from = page.len() - sizes.len();
+                    let mut end = start;
+                    let mut bytes = 0u64;
+                    while end < page.len() && end - start < BATCH_KEYS {
+                        let size = sizes[end - sized_from];
+                        if end > start && bytes + size > BATCH_BYTES {
+                            break;
+                        }
+                        bytes += size;
+                        end += 1;
+                    }
+                    end
+                }
+                (Sizes::Asked, _) => break,
+                (Sizes::Unasked, Sizing::Learning { limit }) => page.len().min(start + limit),
+                (Sizes::Refused | Sizes::Unasked, _) => page.len().min(start + BATCH_KEYS_UNSIZED),
+            };
+            let mode = self.plan.ttl_mode;
+            encode(cmds, &[b"MULTI"]);
+            if mode == TtlMode::TimePlusPttl {
+                encode(cmds, &[b"TIME"]);
+            }
+            for i in start..end {
+                let key = page.key(i);
+                encode(cmds, &[ttl_command(mode), key]);
+                encode(cmds, &[b"DUMP", key]);
+            }
+            encode(cmds, &[b"EXEC"]);
+            page.sent = end;
+            pipe.expected.push_back(Expect::Batch(end - start));
+            pipe.batches += 1;
+        }
+    }
+
+    /// One `SCAN` reply: the next cursor and the page of keys.
+    async fn read_scan(&mut self, object: &str) -> Result<(Vec<u8>, Page), EngineError> {
+        let malformed =
+            || EngineError::new(ErrorKind::Protocol, "SCAN: malformed reply").with_object(object);
+        if self.conn.try_len(b'*').await? != Some(Some(2)) {
+            return Err(match self.conn.read_reply().await? {
+                Reply::Error(e) => server_error(&e, "SCAN").with_object(object.to_owned()),
+                other => self.conn.unexpected("SCAN", &other),
+            });
+        }
+        let Some(Some(n)) = self.conn.try_len(b'$').await? else {
+            return Err(malformed());
+        };
+        if n > 64 {
+            return Err(malformed());
+        }
+        let cursor = self.conn.bulk_body(n).await?.to_vec();
+        self.conn.consume(n + 2);
+        let Some(Some(count)) = self.conn.try_len(b'*').await? else {
+            return Err(malformed());
+        };
+        let mut page = Page {
+            data: Vec::with_capacity(count.min(4 * SCAN_COUNT) * 24),
+            ends: Vec::with_capacity(count.min(4 * SCAN_COUNT)),
+            sizes: Sizes::Unasked,
+            sent: 0,
+            done: 0,
+        };
+        for _ in 0..count {
+            let Some(Some(n)) = self.conn.try_len(b'$').await? else {
+                return Err(malformed());
+            };
+            page.data.extend_from_slice(self.conn.bulk_body(n).await?);
+            self.conn.consume(n + 2);
+            page.ends.push(page.data.len());
+        }
+        Ok((cursor, page))
+    }
+
+    /// The `MEMORY USAGE` replies for `n` keys of a page. A refusal turns sizing off for the
+    /// rest of the dump (the keys then go in batches of [`BATCH_KEYS_UNSIZED`]).
+    async fn read_sizes(&mut self, n: usize) -> Result<Sizes, EngineError> {
+        let mut sizes = Vec::with_capacity(n);
         let mut refused = None;
-        for _ in keys {
+        for _ in 0..n {
+            if let Some(size) = self.conn.try_int().await? {
+                sizes.push(size.max(0) as u64);
+                continue;
+            }
             match self.conn.read_reply().await? {
                 Reply::Int(n) => sizes.push(n.max(0) as u64),
                 Reply::Bulk(None) => sizes.push(0),
@@ -549,72 +975,40 @@ impl<'a> Runner<'a> {
             }
         }
         if let Some(e) = refused {
-            tracing::info!(error = %e, "MEMORY USAGE refused; batching by key count only");
+            if self.probe_sizes {
+                tracing::info!(error = %e, "MEMORY USAGE refused; batching by key count only");
+            }
             self.probe_sizes = false;
-            return Ok(None);
+            return Ok(Sizes::Refused);
         }
-        Ok(Some(sizes))
+        Ok(if self.probe_sizes {
+            Sizes::Known(sizes)
+        } else {
+            Sizes::Refused
+        })
     }
 
-    async fn keys(&mut self, run: &mut DbRun, keys: &[Bytes]) -> Result<(), EngineError> {
-        let sizes = self.sizes(keys).await?;
-        let mut start = 0;
-        while start < keys.len() {
-            let mut end = start;
-            match &sizes {
-                Some(sizes) => {
-                    let mut bytes = 0u64;
-                    while end < keys.len() && end - start < BATCH_KEYS {
-                        if end > start && bytes + sizes[end] > BATCH_BYTES {
-                            break;
-                        }
-                        bytes += sizes[end];
-                        end += 1;
-                    }
-                }
-                None => end = keys.len().min(start + BATCH_KEYS_UNSIZED),
-            }
-            let before = run.rows;
-            self.batch(run, &keys[start..end]).await?;
-            if run.rows > before {
-                if !run.started {
-                    self.observer.table_started(&db_name(run.db));
-                    run.started = true;
-                }
-                self.observer.rows(run.rows - before);
-            }
-            start = end;
-        }
-        Ok(())
-    }
-
-    /// One `MULTI; [TIME;] (PEXPIRETIME|PTTL k; DUMP k)*; EXEC` round trip: each key's payload
-    /// and expiry are read atomically.
-    async fn batch(&mut self, run: &mut DbRun, keys: &[Bytes]) -> Result<(), EngineError> {
+    /// The replies of the batch of the `n` keys of `page` after those already read: each
+    /// key's payload and expiry, read atomically. Returns the largest payload's length.
+    async fn read_batch(
+        &mut self,
+        run: &mut DbRun,
+        page: &Page,
+        n: usize,
+    ) -> Result<u64, EngineError> {
         let mode = self.plan.ttl_mode;
-        let with_time = mode == TtlMode::TimePlusPttl;
-        let mut cmds = Vec::new();
-        encode(&mut cmds, &[b"MULTI"]);
-        if with_time {
-            encode(&mut cmds, &[b"TIME"]);
-        }
-        for k in keys {
-            encode(&mut cmds, &[ttl_command(mode), k]);
-            encode(&mut cmds, &[b"DUMP", k]);
-        }
-        encode(&mut cmds, &[b"EXEC"]);
-        self.conn.send(&cmds).await?;
-
-        self.read_queued(run, keys, mode).await?;
-        let now_ms = if with_time {
+        let keys = page.done..page.done + n;
+        self.read_queued(run, page, keys.clone(), mode).await?;
+        let now_ms = if mode == TtlMode::TimePlusPttl {
             self.read_time().await?
         } else {
             0
         };
-        for key in keys {
-            self.read_key(run, key, mode, now_ms).await?;
+        let mut largest = 0;
+        for i in keys {
+            largest = largest.max(self.read_key(run, page.key(i), mode, now_ms).await?);
         }
-        Ok(())
+        Ok(largest)
     }
 
     /// The replies to `MULTI` and to each queued command, then the `EXEC` header. A command
@@ -622,19 +1016,25 @@ impl<'a> Runner<'a> {
     async fn read_queued(
         &mut self,
         run: &DbRun,
-        keys: &[Bytes],
+        page: &Page,
+        keys: std::ops::Range<usize>,
         mode: TtlMode,
     ) -> Result<(), EngineError> {
         let with_time = mode == TtlMode::TimePlusPttl;
         let db_object = self.target.db_object(run.db);
-        match self.conn.read_reply().await? {
-            Reply::Status(_) => {}
-            Reply::Error(e) => return Err(server_error(&e, "MULTI").with_object(db_object)),
-            other => return Err(self.conn.unexpected("MULTI", &other)),
+        if !self.conn.try_status().await? {
+            match self.conn.read_reply().await? {
+                Reply::Status(_) => {}
+                Reply::Error(e) => return Err(server_error(&e, "MULTI").with_object(db_object)),
+                other => return Err(self.conn.unexpected("MULTI", &other)),
+            }
         }
         let queued = usize::from(with_time) + 2 * keys.len();
         let mut first_error: Option<(usize, String)> = None;
         for i in 0..queued {
+            if self.conn.try_status().await? {
+                continue;
+            }
             match self.conn.read_reply().await? {
                 Reply::Status(_) => {}
                 Reply::Error(e) => {
@@ -645,10 +1045,12 @@ impl<'a> Runner<'a> {
                 other => return Err(self.conn.unexpected("MULTI", &other)),
             }
         }
-        let header = self.conn.read_line().await?;
-        if header.first() == Some(&b'*') {
+        let header = self.conn.line_len().await?;
+        if self.conn.buffered().first() == Some(&b'*') {
+            self.conn.consume(header + 2);
             return Ok(());
         }
+        let header = self.conn.read_line().await?;
         let exec_error = String::from_utf8_lossy(&header[1.min(header.len())..]).into_owned();
         Err(match first_error {
             Some((i, e)) => {
@@ -661,7 +1063,10 @@ impl<'a> Runner<'a> {
                     } else {
                         "DUMP"
                     };
-                    (command, key_object(self.target, run.db, &keys[k]))
+                    (
+                        command,
+                        key_object(self.target, run.db, page.key(keys.start + k)),
+                    )
                 };
                 server_error(&e, command).with_object(object)
             }
@@ -686,89 +1091,132 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// One key's expiry and `DUMP` replies: written out as a `RESTORE` command (the payload
-    /// streamed, never held whole) and added to the fingerprint. A key that vanished since
-    /// `SCAN` is counted, not an error.
+    /// One key's expiry and `DUMP` replies: written out as a `RESTORE` command and added to
+    /// the fingerprint. A key that vanished since `SCAN` is counted, not an error. Returns
+    /// the payload's length (0 for a vanished key).
     async fn read_key(
         &mut self,
         run: &mut DbRun,
-        key: &Bytes,
+        key: &[u8],
         mode: TtlMode,
         now_ms: i64,
-    ) -> Result<(), EngineError> {
-        let object = key_object(self.target, run.db, key);
-        let ttl = match self.conn.read_reply().await? {
-            Reply::Int(t) => t,
-            Reply::Error(e) => {
-                return Err(server_error(&e, ttl_command_name(mode)).with_object(object));
-            }
-            other => return Err(self.conn.unexpected("PEXPIRETIME", &other)),
+    ) -> Result<u64, EngineError> {
+        let db = run.db;
+        let object = || key_object(self.target, db, key);
+        let ttl = match self.conn.try_int().await? {
+            Some(t) => t,
+            None => match self.conn.read_reply().await? {
+                Reply::Int(t) => t,
+                Reply::Error(e) => {
+                    return Err(server_error(&e, ttl_command_name(mode)).with_object(object()));
+                }
+                other => return Err(self.conn.unexpected("PEXPIRETIME", &other)),
+            },
         };
-        let len = match self.conn.read_bulk_header().await? {
-            Ok(Some(len)) => len,
-            Ok(None) => {
-                // Expired or deleted between SCAN and DUMP: not an error (counted).
-                run.vanished += 1;
-                return Ok(());
-            }
-            Err(e) => {
-                return Err(EngineError::new(
-                    server_error(&e, "DUMP").kind(),
-                    format!("DUMP failed, so the key cannot be exported: {e}"),
-                )
-                .with_object(object));
-            }
+        let len = match self.conn.try_len(b'$').await? {
+            Some(Some(len)) => Some(len as u64),
+            Some(None) => None,
+            None => match self.conn.read_bulk_header().await? {
+                Ok(len) => len,
+                Err(e) => {
+                    return Err(EngineError::new(
+                        server_error(&e, "DUMP").kind(),
+                        format!("DUMP failed, so the key cannot be exported: {e}"),
+                    )
+                    .with_object(object()));
+                }
+            },
+        };
+        let Some(len) = len else {
+            // Expired or deleted between SCAN and DUMP: not an error (counted).
+            run.vanished += 1;
+            return Ok(0);
         };
         let Some(expiry) = absolute_expiry(mode, ttl, now_ms) else {
             return Err(EngineError::new(
                 ErrorKind::Protocol,
                 format!("DUMP returned a value but the expiry reply ({ttl}) says no key"),
             )
-            .with_object(object));
+            .with_object(object()));
         };
         if len <= DUMP_TRAILER as u64 {
             return Err(EngineError::new(
                 ErrorKind::Protocol,
                 format!("DUMP payload of {len} bytes is too short"),
             )
-            .with_object(object));
+            .with_object(object()));
         }
-        if self.out.is_some() {
-            self.emit(&restore_head(key, expiry, len)).await?;
-        }
-        let mut reader = PayloadReader {
-            conn: self.conn,
-            out: self.out.as_deref_mut(),
-            object: &object,
-            len,
-            pos: 0,
-            crc: 0,
-            raw: Some(Xxh3::new()),
-            trailer: [0; DUMP_TRAILER],
+        let tail: &[u8] = if expiry > 0 {
+            b"\r\n$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n"
+        } else {
+            b"\r\n$7\r\nREPLACE\r\n"
         };
-        let (digest, version) = reader.consume().await?;
-        self.conn.read_crlf().await?;
-        if self.out.is_some() {
-            let tail: &[u8] = if expiry > 0 {
-                b"\r\n$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n"
-            } else {
-                b"\r\n$7\r\nREPLACE\r\n"
+        let (digest, version) = if len <= WHOLE_PAYLOAD as u64 {
+            let len = len as usize;
+            let payload = self.conn.bulk_body(len).await?;
+            let (digest, version) = whole_payload(payload, &mut self.elem).map_err(|what| {
+                EngineError::new(
+                    ErrorKind::Protocol,
+                    format!("DUMP payload ({len} bytes) {what}"),
+                )
+                .with_object(object())
+            })?;
+            if let Some(out) = self.out.as_deref_mut() {
+                self.scratch.clear();
+                restore_head(&mut self.scratch, key, expiry, len as u64);
+                out.write(&self.scratch).await?;
+                out.write(payload).await?;
+                out.write(tail).await?;
+            }
+            self.conn.consume(len + 2);
+            (digest, version)
+        } else {
+            if let Some(out) = self.out.as_deref_mut() {
+                self.scratch.clear();
+                restore_head(&mut self.scratch, key, expiry, len);
+                out.write(&self.scratch).await?;
+            }
+            let object = object();
+            let mut reader = PayloadReader {
+                conn: self.conn,
+                out: self.out.as_deref_mut(),
+                object: &object,
+                len,
+                pos: 0,
+                crc: 0,
+                raw: Some(Xxh3::new()),
+                trailer: [0; DUMP_TRAILER],
             };
-            self.emit(tail).await?;
-        }
+            let done = reader.consume().await?;
+            self.conn.read_crlf().await?;
+            if let Some(out) = self.out.as_deref_mut() {
+                out.write(tail).await?;
+            }
+            done
+        };
         self.max_rdb_version = self.max_rdb_version.max(version);
         run.rows += 1;
-        run.fingerprint.add_row(&fingerprint_row(key, digest));
-        Ok(())
+        self.scratch.clear();
+        push_fingerprint_row(&mut self.scratch, key, digest);
+        run.fingerprint.add_row(&self.scratch);
+        Ok(len)
     }
 }
 
-/// The command that reads a key's expiry in `mode`.
+/// An internal inconsistency of the pipeline (a bug, not a server problem).
+fn internal(what: &str) -> EngineError {
+    EngineError::new(
+        ErrorKind::Protocol,
+        format!("internal error in the RESP pipeline: {what}"),
+    )
+}
+
 /// A logical database's name in the summary: `db<n>`.
 fn db_name(db: u32) -> String {
     format!("db{db}")
 }
 
+/// The command that reads a key's expiry in `mode`.
 fn ttl_command(mode: TtlMode) -> &'static [u8] {
     match mode {
         TtlMode::ExpireTime => b"PEXPIRETIME",
@@ -784,18 +1232,16 @@ pub(crate) fn ttl_command_name(mode: TtlMode) -> &'static str {
     }
 }
 
-/// `RESTORE key ttl <payload of len bytes>` up to the payload: `*6` with `ABSTTL` when the key
-/// expires (`expiry > 0`, absolute milliseconds), else `*5`.
-fn restore_head(key: &[u8], expiry: u64, len: u64) -> Vec<u8> {
-    let ttl_text = expiry.to_string();
-    let mut head = Vec::with_capacity(key.len() + 64);
+/// Append `RESTORE key ttl <payload of len bytes>` up to the payload to `head`: `*6` with
+/// `ABSTTL` when the key expires (`expiry > 0`, absolute milliseconds), else `*5`.
+fn restore_head(head: &mut Vec<u8>, key: &[u8], expiry: u64, len: u64) {
     head.extend_from_slice(if expiry > 0 { b"*6\r\n" } else { b"*5\r\n" });
     head.extend_from_slice(b"$7\r\nRESTORE\r\n");
-    head.extend_from_slice(format!("${}\r\n", key.len()).as_bytes());
+    push_header(head, b'$', key.len() as u64);
     head.extend_from_slice(key);
-    head.extend_from_slice(format!("\r\n${}\r\n{ttl_text}\r\n", ttl_text.len()).as_bytes());
-    head.extend_from_slice(format!("${len}\r\n").as_bytes());
-    head
+    head.extend_from_slice(b"\r\n");
+    push_bulk_decimal(head, expiry);
+    push_header(head, b'$', len);
 }
 
 #[cfg(test)]
@@ -831,6 +1277,100 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(&a[..8], &2u64.to_be_bytes());
         assert_eq!(a.len(), 8 + 2 + 16);
+    }
+
+    #[test]
+    fn restore_head_frames_the_command_as_encode_does() {
+        let payload = b"\x00\x05hello\x0a\x00crc64!!!";
+        for expiry in [0u64, 4_102_444_800_123] {
+            let mut got = Vec::new();
+            restore_head(&mut got, b"k\r\ney", expiry, payload.len() as u64);
+            got.extend_from_slice(payload);
+            got.extend_from_slice(if expiry > 0 {
+                b"\r\n$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n"
+            } else {
+                b"\r\n$7\r\nREPLACE\r\n"
+            });
+            let ttl = expiry.to_string();
+            let mut want = Vec::new();
+            if expiry > 0 {
+                let args: [&[u8]; 6] = [
+                    b"RESTORE",
+                    b"k\r\ney",
+                    ttl.as_bytes(),
+                    payload,
+                    b"REPLACE",
+                    b"ABSTTL",
+                ];
+                encode(&mut want, &args);
+            } else {
+                encode(
+                    &mut want,
+                    &[b"RESTORE", b"k\r\ney", b"0", payload, b"REPLACE"],
+                );
+            }
+            assert_eq!(got, want);
+        }
+    }
+
+    /// A DUMP payload: `body`, RDB version 10, CRC64.
+    fn payload(body: &[u8]) -> Vec<u8> {
+        let mut p = body.to_vec();
+        p.extend_from_slice(&10u16.to_le_bytes());
+        let crc = crc64(0, &p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        p
+    }
+
+    #[test]
+    fn whole_payloads_are_checked_and_digested_as_documented() {
+        // A hash-table set of three members: "ab" (plain), -300 (RDB_ENC_INT16) and
+        // "abcabcabc" (RDB_ENC_LZF: a literal "abc", then 6 bytes copied from 3 back).
+        let mut set = vec![RDB_TYPE_SET, 3, 2, b'a', b'b', 0xc1];
+        set.extend_from_slice(&(-300i16).to_le_bytes());
+        set.extend_from_slice(&[0xc3, 6, 9, 2, b'a', b'b', b'c', 0x80, 2]);
+        let sum = xxh3_128(b"ab")
+            .wrapping_add(xxh3_128(b"-300"))
+            .wrapping_add(xxh3_128(b"abcabcabc"));
+        let mut elem = Vec::new();
+        assert_eq!(
+            whole_payload(&payload(&set), &mut elem),
+            Ok((unordered_digest(RDB_TYPE_SET, 3, sum), 10))
+        );
+        // A hash-table hash of one field: u64 BE field length, field, value.
+        let hash = [RDB_TYPE_HASH, 1, 1, b'f', 0xc0, 0xf9];
+        let mut row = 1u64.to_be_bytes().to_vec();
+        row.extend_from_slice(b"f-7");
+        assert_eq!(
+            whole_payload(&payload(&hash), &mut elem),
+            Ok((unordered_digest(RDB_TYPE_HASH, 1, xxh3_128(&row)), 10))
+        );
+        // Any other type: the bytes before the trailer.
+        let string = [0, 3, b'x', b'y', b'z'];
+        assert_eq!(
+            whole_payload(&payload(&string), &mut elem),
+            Ok((xxh3_128(&string), 10))
+        );
+
+        let mut damaged = payload(&set);
+        damaged[4] ^= 1;
+        assert!(
+            whole_payload(&damaged, &mut elem)
+                .unwrap_err()
+                .contains("CRC64")
+        );
+        let mut short = set.clone();
+        short[1] = 4;
+        assert_eq!(
+            whole_payload(&payload(&short), &mut elem),
+            Err("ended in the middle of a value".to_owned())
+        );
+        let mut long = set.clone();
+        long.push(0);
+        assert_eq!(
+            whole_payload(&payload(&long), &mut elem),
+            Err("has bytes after its last element".to_owned())
+        );
     }
 
     #[test]
