@@ -2,6 +2,11 @@
 //! engine shares (an unreachable server, a dropped dump, a killed connection) are in
 //! `tests/conformance.rs`; these are PostgreSQL's own.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests may panic on an unexpected row (tokio_postgres::Row::get, clippy.toml)"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use exporter_contract::EngineError;
 
 use super::{Plan, not_ext, query, unsupported, user_ns};
+use crate::cells::Cells;
 use crate::connect::Conn;
 use crate::quote::{quote_ident, quote_literal};
 
@@ -85,15 +86,16 @@ pub(super) async fn owners_and_acls(
     );
     let rows = query(conn, &sql, &[]).await?;
     for r in &rows {
-        let kind: String = r.get(0);
-        let target: String = r.get(1);
-        let col: Option<String> = r.get(2);
-        let owner: String = r.get(3);
-        let default_acl: bool = r.get(4);
-        let oid: u32 = r.get(5);
-        let privs: Vec<String> = r.get(6);
-        let grantees: Vec<String> = r.get(7);
-        let grantable: Vec<bool> = r.get(8);
+        let r = Cells::new(r, "owner and privileges of", 1);
+        let kind: String = r.get(0)?;
+        let target: String = r.get(1)?;
+        let col: Option<String> = r.get(2)?;
+        let owner: String = r.get(3)?;
+        let default_acl: bool = r.get(4)?;
+        let oid: u32 = r.get(5)?;
+        let privs: Vec<String> = r.get(6)?;
+        let grantees: Vec<String> = r.get(7)?;
+        let grantable: Vec<bool> = r.get(8)?;
         // GRANT … ON TABLE works for views and materialized views; ALTER needs the exact kind.
         let grant_kind = match kind.as_str() {
             "VIEW" | "MATERIALIZED VIEW" | "COLUMN" => "TABLE",
@@ -179,9 +181,10 @@ pub(super) async fn default_privileges(
     )
     .await?;
     for r in &rows {
-        let role: String = r.get(0);
-        let schema: Option<String> = r.get(1);
-        let objects = match r.get::<_, String>(2).as_str() {
+        let r = Cells::new(r, "default privileges of role", 0);
+        let role: String = r.get(0)?;
+        let schema: Option<String> = r.get(1)?;
+        let objects = match r.get::<String>(2)?.as_str() {
             "r" => "TABLES",
             "S" => "SEQUENCES",
             "f" => "FUNCTIONS",
@@ -193,9 +196,9 @@ pub(super) async fn default_privileges(
                 )]));
             }
         };
-        let privs: Vec<String> = r.get(3);
-        let grantees: Vec<String> = r.get(4);
-        let grantable: Vec<bool> = r.get(5);
+        let privs: Vec<String> = r.get(3)?;
+        let grantees: Vec<String> = r.get(4)?;
+        let grantable: Vec<bool> = r.get(5)?;
         let head = format!(
             "ALTER DEFAULT PRIVILEGES FOR ROLE {}{}",
             quote_ident(&role),

@@ -17,6 +17,7 @@ use exporter_contract::{EngineError, ErrorKind};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use crate::cells::{Cells, read_all};
 use crate::connect::Conn;
 use crate::quote::quote_literal;
 
@@ -176,6 +177,9 @@ pub struct Plan {
     pub large_objects: Vec<u32>,
     /// Post-data statements.
     pub post: Vec<String>,
+    /// What the dump leaves out on purpose and says so (the summary's warnings): catalog rows
+    /// that describe nothing restorable, such as a comment whose object no longer exists.
+    pub warnings: Vec<String>,
 }
 
 async fn query(
@@ -286,7 +290,7 @@ ORDER BY 1",
         ext_rng = not_ext("pg_type", "t.oid"),
     );
     let rows = query(conn, &sql, &[]).await?;
-    let found: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let found = read_all(&rows, "refused object", 0, |r| r.get::<String>(0))?;
     if found.is_empty() {
         Ok(())
     } else {
@@ -322,16 +326,15 @@ pub async fn data_tables(conn: &mut Conn) -> Result<Vec<DataTable>, EngineError>
         ext = not_ext("pg_class", "c.oid")
     );
     let rows = query(conn, &sql, &[]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| DataTable {
-            oid: r.get(0),
-            name: r.get(1),
-            columns: r.get(2),
-            root: r.get(3),
+    read_all(&rows, "table", 1, |r| {
+        Ok(DataTable {
+            oid: r.get(0)?,
+            name: r.get(1)?,
+            columns: r.get(2)?,
+            root: r.get(3)?,
             search_path: None,
         })
-        .collect())
+    })
 }
 
 /// Names of the tables to lock, read **before** the snapshot exists (outside the transaction).
@@ -351,8 +354,9 @@ pub async fn lock_targets(conn: &mut Conn) -> Result<Vec<String>, EngineError> {
     );
     let mut names = Vec::new();
     for row in query(conn, &sql, &[]).await? {
-        let name: String = row.get(0);
-        let readable: bool = row.get(1);
+        let row = Cells::new(&row, "table", 0);
+        let name: String = row.get(0)?;
+        let readable: bool = row.get(1)?;
         // Checked here so the error names the table; a failed batched LOCK could not.
         if !readable {
             return Err(EngineError::new(
@@ -422,8 +426,9 @@ pub async fn check_stable(conn: &mut Conn) -> Result<(), EngineError> {
     match query(conn, &sql, &[]).await?.first() {
         None => Ok(()),
         Some(row) => {
-            let name: String = row.get(0);
-            let unlocked: bool = row.get(1);
+            let row = Cells::new(row, "table", 0);
+            let name: String = row.get(0)?;
+            let unlocked: bool = row.get(1)?;
             let why = if unlocked {
                 "was created or renamed while the dump was starting"
             } else {
@@ -538,8 +543,10 @@ async fn sequence_positions(
             Ok(row) => row,
             Err(e) => return Err(conn.error(e, &format!("sequence {name}")).await),
         };
-        let last: i64 = row.get(0);
-        let called: bool = row.get(1);
+        let object = format!("sequence {name}");
+        let row = Cells::about(&row, &object);
+        let last: i64 = row.get(0)?;
+        let called: bool = row.get(1)?;
         out.push(format!(
             "SELECT pg_catalog.setval({}, {last}, {called});\n",
             quote_literal(&name)
@@ -556,5 +563,5 @@ async fn large_objects(conn: &mut Conn) -> Result<Vec<u32>, EngineError> {
         &[],
     )
     .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    read_all(&rows, "large object", 0, |r| r.get(0))
 }

@@ -10,6 +10,7 @@ use exporter_contract::{EngineError, ErrorKind};
 use super::loadcode::LoadCode;
 use super::table::{Column, Rel, Tables, table_ddl};
 use super::{FIRST_USER_OID, not_ext, query, user_ns};
+use crate::cells::{Cells, read_all};
 use crate::connect::Conn;
 
 /// One pre-data object awaiting its place in the dependency order.
@@ -78,9 +79,10 @@ pub(super) async fn schemas(conn: &mut Conn, pre: &mut PreData) -> Result<(), En
     )
     .await?;
     for r in &rows {
-        let oid: u32 = r.get(0);
-        let name: String = r.get(1);
-        let raw: String = r.get(2);
+        let r = Cells::new(r, "schema", 2);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let raw: String = r.get(2)?;
         // The restore target (created from template1) already has `public`.
         let sql = if raw == "public" {
             String::new()
@@ -102,16 +104,17 @@ pub(super) async fn extensions(conn: &mut Conn, pre: &mut PreData) -> Result<(),
     )
     .await?;
     for r in &rows {
-        let oid: u32 = r.get(0);
-        let raw: String = r.get(3);
+        let r = Cells::new(r, "extension", 3);
+        let oid: u32 = r.get(0)?;
+        let raw: String = r.get(3)?;
         // plpgsql is installed in every database created from template1.
         let sql = if raw == "plpgsql" {
             String::new()
         } else {
             format!(
                 "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {};\n",
-                r.get::<_, String>(1),
-                r.get::<_, String>(2)
+                r.get::<String>(1)?,
+                r.get::<String>(2)?
             )
         };
         pre.insert(format!("E{oid}"), 1, raw, sql);
@@ -128,7 +131,11 @@ async fn enum_labels(conn: &mut Conn) -> Result<HashMap<u32, String>, EngineErro
         &[],
     )
     .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(
+        read_all(&rows, "enum type", 0, |r| Ok((r.get(0)?, r.get(1)?)))?
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// A domain's `CHECK` constraint: quoted name, definition, validated.
@@ -150,13 +157,14 @@ async fn domain_checks(
     .await?;
     let mut checks: HashMap<u32, Vec<DomainCheck>> = HashMap::new();
     for r in &rows {
-        if code.is_deferred(r.get(4)) {
+        let r = Cells::new(r, "domain constraint", 1);
+        if code.is_deferred(r.get(4)?) {
             continue;
         }
         checks
-            .entry(r.get(0))
+            .entry(r.get(0)?)
             .or_default()
-            .push((r.get(1), r.get(2), r.get(3)));
+            .push((r.get(1)?, r.get(2)?, r.get(3)?));
     }
     Ok(checks)
 }
@@ -210,9 +218,10 @@ pub(super) async fn types(
     .await?;
     let mut domains_not_valid = Vec::new();
     for r in &rows {
-        let oid: u32 = r.get(0);
-        let kind: String = r.get(1);
-        let name: String = r.get(2);
+        let r = Cells::new(r, "type", 3);
+        let oid: u32 = r.get(0)?;
+        let kind: String = r.get(1)?;
+        let name: String = r.get(2)?;
         let sql = match kind.as_str() {
             "e" => format!(
                 "CREATE TYPE {name} AS ENUM ({});\n",
@@ -220,16 +229,23 @@ pub(super) async fn types(
             ),
             "d" => {
                 let checks = domain_checks.get(&oid).map_or(&[][..], Vec::as_slice);
-                domain_ddl(&name, r, checks, &mut domains_not_valid)
+                domain_ddl(&name, &r, checks, &mut domains_not_valid)?
             }
             "c" => {
-                let relid: u32 = r.get(8);
+                let relid: u32 = r.get(8)?;
                 pre.aliases.insert(format!("R{relid}"), format!("T{oid}"));
                 composite_ddl(&name, columns.get(&relid).map_or(&[][..], Vec::as_slice))
             }
-            _ => range_ddl(&name, r),
+            "r" => range_ddl(&name, &r)?,
+            other => {
+                return Err(EngineError::new(
+                    ErrorKind::Unsupported,
+                    format!("unknown kind of type (typtype '{other}')"),
+                )
+                .with_object(r.object()));
+            }
         };
-        pre.insert(format!("T{oid}"), 2, r.get(3), sql);
+        pre.insert(format!("T{oid}"), 2, r.get(3)?, sql);
     }
     Ok(domains_not_valid)
 }
@@ -239,18 +255,18 @@ pub(super) async fn types(
 /// may violate them, so they go after the data).
 fn domain_ddl(
     name: &str,
-    r: &tokio_postgres::Row,
+    r: &Cells<'_>,
     checks: &[DomainCheck],
     not_valid: &mut Vec<String>,
-) -> String {
-    let mut s = format!("CREATE DOMAIN {name} AS {}", r.get::<_, String>(4));
-    if let Some(coll) = r.get::<_, Option<String>>(7) {
+) -> Result<String, EngineError> {
+    let mut s = format!("CREATE DOMAIN {name} AS {}", r.get::<String>(4)?);
+    if let Some(coll) = r.get::<Option<String>>(7)? {
         let _ = write!(s, " COLLATE {coll}");
     }
-    if let Some(def) = r.get::<_, Option<String>>(6) {
+    if let Some(def) = r.get::<Option<String>>(6)? {
         let _ = write!(s, " DEFAULT {def}");
     }
-    if r.get::<_, bool>(5) {
+    if r.get::<bool>(5)? {
         s.push_str(" NOT NULL");
     }
     for (cname, def, valid) in checks {
@@ -263,7 +279,7 @@ fn domain_ddl(
         }
     }
     s.push_str(";\n");
-    s
+    Ok(s)
 }
 
 /// `CREATE TYPE … AS (attributes)`.
@@ -282,21 +298,24 @@ fn composite_ddl(name: &str, attributes: &[Column]) -> String {
 }
 
 /// `CREATE TYPE … AS RANGE (…)` from the range columns of the types query.
-fn range_ddl(name: &str, r: &tokio_postgres::Row) -> String {
-    let mut opts = vec![format!("    subtype = {}", r.get::<_, String>(9))];
-    if let Some(opc) = r.get::<_, Option<String>>(10) {
+fn range_ddl(name: &str, r: &Cells<'_>) -> Result<String, EngineError> {
+    let mut opts = vec![format!("    subtype = {}", r.get::<String>(9)?)];
+    if let Some(opc) = r.get::<Option<String>>(10)? {
         opts.push(format!("    subtype_opclass = {opc}"));
     }
-    if let Some(coll) = r.get::<_, Option<String>>(11) {
+    if let Some(coll) = r.get::<Option<String>>(11)? {
         opts.push(format!("    collation = {coll}"));
     }
-    if let Some(diff) = r.get::<_, Option<String>>(12) {
+    if let Some(diff) = r.get::<Option<String>>(12)? {
         opts.push(format!("    subtype_diff = {diff}"));
     }
-    if let Some(multi) = r.get::<_, Option<String>>(13) {
+    if let Some(multi) = r.get::<Option<String>>(13)? {
         opts.push(format!("    multirange_type_name = {multi}"));
     }
-    format!("CREATE TYPE {name} AS RANGE (\n{}\n);\n", opts.join(",\n"))
+    Ok(format!(
+        "CREATE TYPE {name} AS RANGE (\n{}\n);\n",
+        opts.join(",\n")
+    ))
 }
 
 /// Functions and procedures from `pg_get_functiondef` (rank 3).
@@ -315,12 +334,13 @@ pub(super) async fn functions(conn: &mut Conn, pre: &mut PreData) -> Result<(), 
     )
     .await?;
     for r in &rows {
-        let oid: u32 = r.get(0);
-        let def: String = r.get(1);
+        let r = Cells::new(r, "function", 2);
+        let oid: u32 = r.get(0)?;
+        let def: String = r.get(1)?;
         pre.insert(
             format!("P{oid}"),
             3,
-            r.get(2),
+            r.get(2)?,
             format!("{};\n", def.trim_end()),
         );
     }
@@ -351,7 +371,9 @@ pub(super) async fn sequences(conn: &mut Conn) -> Result<Sequences, EngineError>
     .await?;
     let mut seqs = Sequences::default();
     for r in &rows {
-        seqs.owner.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+        let r = Cells::new(r, "sequence", 0);
+        seqs.owner
+            .insert(r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?));
     }
     let rows = query(
         conn,
@@ -361,20 +383,21 @@ pub(super) async fn sequences(conn: &mut Conn) -> Result<Sequences, EngineError>
     )
     .await?;
     for r in &rows {
+        let r = Cells::new(r, "sequence", 0);
         let opts = format!(
             "START WITH {}\n    INCREMENT BY {}\n    MINVALUE {}\n    MAXVALUE {}\n    CACHE {}\n    {}",
-            r.get::<_, i64>(2),
-            r.get::<_, i64>(3),
-            r.get::<_, i64>(4),
-            r.get::<_, i64>(5),
-            r.get::<_, i64>(6),
-            if r.get::<_, bool>(7) {
+            r.get::<i64>(2)?,
+            r.get::<i64>(3)?,
+            r.get::<i64>(4)?,
+            r.get::<i64>(5)?,
+            r.get::<i64>(6)?,
+            if r.get::<bool>(7)? {
                 "CYCLE"
             } else {
                 "NO CYCLE"
             }
         );
-        seqs.opts.insert(r.get(0), (r.get(1), opts));
+        seqs.opts.insert(r.get(0)?, (r.get(1)?, opts));
     }
     Ok(seqs)
 }
@@ -495,7 +518,7 @@ fn sequence_ddl(rel: &Rel, seqs: &Sequences) -> Option<String> {
 
 /// `CREATE VIEW` with its options, check option and column defaults.
 async fn view_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<String, EngineError> {
-    let def = view_def(conn, rel.oid).await?;
+    let def = view_def(conn, rel).await?;
     let (opts, check) = view_options(&rel.reloptions);
     let mut s = format!("CREATE VIEW {}{opts} AS\n{def}{check};\n", rel.name);
     for c in cols.iter().filter(|c| c.default.is_some()) {
@@ -512,7 +535,7 @@ async fn view_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<String,
 
 /// `CREATE MATERIALIZED VIEW … WITH NO DATA` with its options and per-column settings.
 async fn matview_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<String, EngineError> {
-    let def = view_def(conn, rel.oid).await?;
+    let def = view_def(conn, rel).await?;
     let (opts, _) = view_options(&rel.reloptions);
     let mut s = format!(
         "CREATE MATERIALIZED VIEW {}{opts} AS\n{def}\n  WITH NO DATA;\n",
@@ -530,17 +553,29 @@ async fn matview_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<Stri
     Ok(s)
 }
 
-async fn view_def(conn: &mut Conn, oid: u32) -> Result<String, EngineError> {
+/// The view's query from `pg_get_viewdef`, without its trailing `;`.
+///
+/// # Errors
+///
+/// A classified query error; [`ErrorKind::Protocol`] naming the view when the server has no
+/// definition for it (`pg_get_viewdef` answers NULL when the view's `_RETURN` rule is gone).
+async fn view_def(conn: &mut Conn, rel: &Rel) -> Result<String, EngineError> {
+    let kind = if rel.kind == "m" {
+        "materialized view"
+    } else {
+        "view"
+    };
+    let object = format!("{kind} {}", rel.name);
     match conn
         .client
         .query_one(
             "SELECT pg_catalog.pg_get_viewdef($1::pg_catalog.oid)",
-            &[&oid],
+            &[&rel.oid],
         )
         .await
     {
         Ok(row) => {
-            let def: String = row.get(0);
+            let def: String = Cells::about(&row, &object).get(0)?;
             Ok(def.trim_end().trim_end_matches(';').to_owned())
         }
         Err(e) => Err(conn.error(e, "catalog").await),
@@ -597,15 +632,17 @@ pub(super) async fn dependency_order(
     )
     .await?;
     for r in &ext_rows {
-        if let Some(a) = r.get::<_, Option<String>>(0) {
-            pre.aliases.entry(a).or_insert_with(|| r.get(1));
+        let r = Cells::new(r, "extension member", 0);
+        if let Some(a) = r.get::<Option<String>>(0)? {
+            let ext: String = r.get(1)?;
+            pre.aliases.entry(a).or_insert(ext);
         }
     }
     let canon = |k: &str| pre.aliases.get(k).cloned().unwrap_or_else(|| k.to_owned());
     let mut deps: Vec<(String, String)> = Vec::new();
     for r in &dep_rows {
-        let (Some(a), Some(b)) = (r.get::<_, Option<String>>(0), r.get::<_, Option<String>>(1))
-        else {
+        let r = Cells::new(r, "dependency of pre-data object", 0);
+        let (Some(a), Some(b)) = (r.get::<Option<String>>(0)?, r.get::<Option<String>>(1)?) else {
             continue;
         };
         deps.push((canon(&a), canon(&b)));
@@ -636,7 +673,10 @@ fn topo_order(
         if a == b || !objs.contains_key(a) || !objs.contains_key(b) || !seen.insert((a, b)) {
             continue;
         }
-        *indeg.get_mut(a.as_str()).expect("present") += 1;
+        let Some(d) = indeg.get_mut(a.as_str()) else {
+            continue; // not reached: `a` is a key of `objs`, and `indeg` has them all
+        };
+        *d += 1;
         succ.entry(b.as_str()).or_default().push(a.as_str());
     }
     let mut ready: BTreeSet<(u8, &str, &str)> = indeg
@@ -649,7 +689,9 @@ fn topo_order(
         let key = first.2;
         out.push(key.to_owned());
         for next in succ.get(key).into_iter().flatten() {
-            let d = indeg.get_mut(next).expect("present");
+            let Some(d) = indeg.get_mut(next) else {
+                continue; // not reached: successors are keys of `objs`
+            };
             *d -= 1;
             if *d == 0 {
                 ready.insert((objs[*next].rank, objs[*next].sort.as_str(), next));

@@ -8,6 +8,7 @@ use exporter_contract::EngineError;
 
 use super::loadcode::LoadCode;
 use super::{not_ext, query, user_ns};
+use crate::cells::Cells;
 use crate::connect::Conn;
 
 /// A column as the DDL needs it.
@@ -138,17 +139,18 @@ pub(super) async fn load_columns(
     .await?;
     let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
     for r in &rows {
-        columns.entry(r.get(0)).or_default().push(Column {
-            name: r.get(1),
-            raw_name: r.get(2),
-            ty: r.get(3),
-            not_null: r.get(4),
-            local: r.get(5),
-            generated: r.get(6),
-            identity: r.get(7),
-            default: r.get(8),
-            collation: r.get(9),
-            settings: column_settings(r.get(10), r.get(11), r.get(12), r.get(13)),
+        let r = Cells::new(r, "column", 1);
+        columns.entry(r.get(0)?).or_default().push(Column {
+            name: r.get(1)?,
+            raw_name: r.get(2)?,
+            ty: r.get(3)?,
+            not_null: r.get(4)?,
+            local: r.get(5)?,
+            generated: r.get(6)?,
+            identity: r.get(7)?,
+            default: r.get(8)?,
+            collation: r.get(9)?,
+            settings: column_settings(r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?),
         });
     }
     Ok(columns)
@@ -176,20 +178,21 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
     .await?;
     let mut rels: BTreeMap<u32, Rel> = BTreeMap::new();
     for r in &rows {
+        let r = Cells::new(r, "relation", 2);
         let rel = Rel {
-            oid: r.get(0),
-            kind: r.get(1),
-            name: r.get(2),
-            sort: r.get(3),
-            persistence: r.get(4),
-            is_partition: r.get(5),
-            bound: r.get(6),
-            partkey: r.get(7),
-            reloptions: r.get(8),
-            replident: r.get(9),
-            rls: r.get(10),
-            force_rls: r.get(11),
-            populated: r.get(12),
+            oid: r.get(0)?,
+            kind: r.get(1)?,
+            name: r.get(2)?,
+            sort: r.get(3)?,
+            persistence: r.get(4)?,
+            is_partition: r.get(5)?,
+            bound: r.get(6)?,
+            partkey: r.get(7)?,
+            reloptions: r.get(8)?,
+            replident: r.get(9)?,
+            rls: r.get(10)?,
+            force_rls: r.get(11)?,
+            populated: r.get(12)?,
         };
         rels.insert(rel.oid, rel);
     }
@@ -208,7 +211,8 @@ pub(super) async fn load_parents(conn: &mut Conn) -> Result<HashMap<u32, Vec<u32
     .await?;
     let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
     for r in &rows {
-        parents.entry(r.get(0)).or_default().push(r.get(1));
+        let r = Cells::new(r, "inheritance child", 0);
+        parents.entry(r.get(0)?).or_default().push(r.get(1)?);
     }
     Ok(parents)
 }
@@ -244,17 +248,18 @@ pub(super) async fn load_checks(
     .await?;
     let mut checks = Checks::default();
     for r in &rows {
-        if code.is_deferred(r.get(5)) {
+        let r = Cells::new(r, "check constraint", 1);
+        if code.is_deferred(r.get(5)?) {
             continue;
         }
-        let relid: u32 = r.get(0);
+        let relid: u32 = r.get(0)?;
         let Some(tname) = rels.get(&relid).map(|r| r.name.clone()) else {
             continue;
         };
-        let cname: String = r.get(1);
-        let def: String = r.get(2);
-        let validated: bool = r.get(3);
-        if !r.get::<_, bool>(4) {
+        let cname: String = r.get(1)?;
+        let def: String = r.get(2)?;
+        let validated: bool = r.get(3)?;
+        if !r.get::<bool>(4)? {
             // inherited: comes with INHERITS / PARTITION OF
             if validated {
                 checks
