@@ -38,37 +38,46 @@ pub(super) async fn owners_and_acls(
 ) -> Result<(), EngineError> {
     let nsn = user_ns("n");
     let sql = format!(
-        "WITH objs(ord, kind, target, owner, acl, col, oid) AS (
-            SELECT 1, 'SCHEMA', pg_catalog.quote_ident(n.nspname), n.nspowner, n.nspacl, NULL::text, n.oid
+        "WITH objs(ord, kind, target, owner, acl, col, oid, grant_target) AS (
+            SELECT 1, 'SCHEMA', pg_catalog.quote_ident(n.nspname), n.nspowner, n.nspacl, NULL::text, n.oid, NULL::text
               FROM pg_catalog.pg_namespace n WHERE {nsn} AND {ext_n}
             UNION ALL
             SELECT 2, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
-                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), t.typowner, t.typacl, NULL, t.oid
+                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), t.typowner, t.typacl, NULL, t.oid, NULL
               FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
              WHERE {nsn} AND {ext_t} AND t.typtype IN ('e', 'd', 'c', 'r')
                AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
             UNION ALL
             SELECT 3, CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' ||
-                   pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', p.proowner, p.proacl, NULL, p.oid
+                   pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', p.proowner, p.proacl, NULL, p.oid, NULL
               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
              WHERE {nsn} AND {ext_p} AND p.prokind IN ('f', 'p', 'w')
             UNION ALL
+            -- ALTER AGGREGATE takes the aggregate's signature, GRANT … ON FUNCTION its
+            -- argument types (pg_dump's dumpAgg).
+            SELECT 3, 'AGGREGATE', {agg_sig}, p.proowner, p.proacl, NULL, p.oid,
+                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' ||
+                   pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.format_type(t, NULL)
+                                                      FROM pg_catalog.unnest(p.proargtypes) WITH ORDINALITY u(t, i) ORDER BY i), ', ') || ')'
+              FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE {nsn} AND {ext_p} AND p.prokind = 'a'
+            UNION ALL
             SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
-                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid
+                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid, NULL
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE {nsn} AND {ext_c} AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
             UNION ALL
             SELECT 5, 'COLUMN', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, a.attacl,
-                   pg_catalog.quote_ident(a.attname), c.oid
+                   pg_catalog.quote_ident(a.attname), c.oid, NULL
               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE {nsn} AND {ext_c} AND a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
             UNION ALL
-            SELECT 6, 'LARGE OBJECT', l.oid::text, l.lomowner, l.lomacl, NULL, l.oid FROM pg_catalog.pg_largeobject_metadata l
+            SELECT 6, 'LARGE OBJECT', l.oid::text, l.lomowner, l.lomacl, NULL, l.oid, NULL FROM pg_catalog.pg_largeobject_metadata l
             UNION ALL
             SELECT 7, 'STATISTICS', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.stxname),
-                   s.stxowner, NULL::pg_catalog.aclitem[], NULL, s.oid
+                   s.stxowner, NULL::pg_catalog.aclitem[], NULL, s.oid, NULL
               FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
              WHERE {nsn} AND {ext_s}
          )
@@ -76,13 +85,15 @@ pub(super) async fn owners_and_acls(
                 ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
                 ARRAY(SELECT CASE WHEN x.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(x.grantee) END
                         FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
-                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type)
+                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
+                COALESCE(grant_target, target)
            FROM objs ORDER BY ord, target COLLATE \"C\", col COLLATE \"C\"",
         ext_n = not_ext("pg_namespace", "n.oid"),
         ext_t = not_ext("pg_type", "t.oid"),
         ext_p = not_ext("pg_proc", "p.oid"),
         ext_c = not_ext("pg_class", "c.oid"),
         ext_s = not_ext("pg_statistic_ext", "s.oid"),
+        agg_sig = super::pre::aggregate_signature_sql("p", "n"),
     );
     let rows = query(conn, &sql, &[]).await?;
     for r in &rows {
@@ -96,9 +107,12 @@ pub(super) async fn owners_and_acls(
         let privs: Vec<String> = r.get(6)?;
         let grantees: Vec<String> = r.get(7)?;
         let grantable: Vec<bool> = r.get(8)?;
-        // GRANT … ON TABLE works for views and materialized views; ALTER needs the exact kind.
+        let grant_target: String = r.get(9)?;
+        // GRANT … ON TABLE works for views and materialized views, … ON FUNCTION for
+        // aggregates; ALTER needs the exact kind.
         let grant_kind = match kind.as_str() {
             "VIEW" | "MATERIALIZED VIEW" | "COLUMN" => "TABLE",
+            "AGGREGATE" => "FUNCTION",
             k => k,
         };
         let what = format!("{} {target}", kind.to_lowercase());
@@ -117,10 +131,10 @@ pub(super) async fn owners_and_acls(
                 continue;
             }
             plan.post.push(format!(
-                "REVOKE ALL ON {grant_kind} {target} FROM PUBLIC;\n"
+                "REVOKE ALL ON {grant_kind} {grant_target} FROM PUBLIC;\n"
             ));
             let stmt = format!(
-                "REVOKE ALL ON {grant_kind} {target} FROM {}",
+                "REVOKE ALL ON {grant_kind} {grant_target} FROM {}",
                 quote_ident(&owner)
             );
             plan.post.push(guarded(
@@ -138,11 +152,11 @@ pub(super) async fn owners_and_acls(
             };
             if grantee.is_empty() {
                 plan.post.push(format!(
-                    "GRANT {privilege}{cols} ON {grant_kind} {target} TO PUBLIC{with};\n"
+                    "GRANT {privilege}{cols} ON {grant_kind} {grant_target} TO PUBLIC{with};\n"
                 ));
             } else {
                 let stmt = format!(
-                    "GRANT {privilege}{cols} ON {grant_kind} {target} TO {}{with}",
+                    "GRANT {privilege}{cols} ON {grant_kind} {grant_target} TO {}{with}",
                     quote_ident(grantee)
                 );
                 plan.post.push(guarded(

@@ -391,6 +391,9 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
                     (SELECT pg_catalog.quote_ident(rulename) || ' ON ' || ev_class::pg_catalog.regclass::text
                        FROM pg_catalog.pg_rewrite WHERE oid = d.objoid)
+                  WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+                    (SELECT {agg_sig} FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                      WHERE p.oid = d.objoid AND p.prokind = 'a')
                 END,
                 d.classoid, d.objoid, d.objsubid
            FROM pg_catalog.pg_description d
@@ -398,7 +401,8 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                                                   AND d.objoid = 'public'::pg_catalog.regnamespace))
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classoid
                              AND e.objid = d.objoid AND e.deptype = 'e')
-          ORDER BY 1, 2, 4"
+          ORDER BY 1, 2, 4",
+        agg_sig = super::pre::aggregate_signature_sql("p", "n"),
     );
     let rows = query(conn, &sql, &[]).await?;
     let mut unsupported_comments = Vec::new();
@@ -432,11 +436,15 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
             | "composite type column" => {
                 format!("COLUMN {identity}")
             }
-            "table constraint" | "domain constraint" | "trigger" | "policy" | "rule" => {
+            "table constraint" | "domain constraint" | "trigger" | "policy" | "rule"
+            | "aggregate" => {
                 let word = match ty.as_str() {
                     "trigger" => "TRIGGER",
                     "policy" => "POLICY",
                     "rule" => "RULE",
+                    // The aggregate's own signature: `(*)`, `ORDER BY` (the identity is
+                    // the argument types only, which COMMENT ON AGGREGATE refuses for those).
+                    "aggregate" => "AGGREGATE",
                     _ => "CONSTRAINT",
                 };
                 let Some(extra) = extra else { continue };

@@ -12,6 +12,7 @@ use super::table::{Column, Rel, Tables, table_ddl};
 use super::{FIRST_USER_OID, not_ext, query, user_ns};
 use crate::cells::{Cells, read_all};
 use crate::connect::Conn;
+use crate::quote::quote_literal;
 
 /// One pre-data object awaiting its place in the dependency order.
 pub(super) struct PreObj {
@@ -343,6 +344,164 @@ pub(super) async fn functions(conn: &mut Conn, pre: &mut PreData) -> Result<(), 
             r.get(2)?,
             format!("{};\n", def.trim_end()),
         );
+    }
+    Ok(())
+}
+
+/// The signature of aggregate `p` as `CREATE`, `ALTER`, `COMMENT ON` and `DROP AGGREGATE`
+/// take it: `schema.name(args)`, `(*)` without arguments, direct and ordered arguments of an
+/// ordered-set aggregate around `ORDER BY` (pg_dump's `format_function_arguments` over
+/// `pg_get_function_identity_arguments`).
+pub(super) fn aggregate_signature_sql(p: &str, n: &str) -> String {
+    format!(
+        "pg_catalog.quote_ident({n}.nspname) || '.' || pg_catalog.quote_ident({p}.proname) || '(' || \
+         COALESCE(NULLIF(pg_catalog.pg_get_function_identity_arguments({p}.oid), ''), '*') || ')'"
+    )
+}
+
+/// `CREATE AGGREGATE` of every aggregate (rank 3, keyed as a function: `pg_depend` orders it
+/// after its support functions and types), in pg_dump's form (`dumpAgg` in pg_dump.c of
+/// PostgreSQL 15): the arguments with names and `ORDER BY` as `pg_get_function_arguments`
+/// gives them, then `SFUNC`, `STYPE`, and each other option only where it is not the
+/// default — `SSPACE`, `FINALFUNC` (`FINALFUNC_EXTRA`, `FINALFUNC_MODIFY` when not the
+/// kind's default: `READ_ONLY` for normal aggregates, `READ_WRITE` for ordered-set ones),
+/// `COMBINEFUNC`, `SERIALFUNC`, `DESERIALFUNC`, `INITCOND`, the moving-aggregate set
+/// (`MSFUNC`, `MINVFUNC`, `MSTYPE`, `MSSPACE`, `MFINALFUNC`…, `MINITCOND`), `SORTOP`,
+/// `HYPOTHETICAL`, `PARALLEL`. Function and type names come from `regproc` / `regtype` under
+/// the empty `search_path`, so they are schema-qualified (`pg_catalog` is implicit).
+/// Reference: <https://www.postgresql.org/docs/15/sql-createaggregate.html>.
+pub(super) async fn aggregates(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT p.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname),
+                    pg_catalog.pg_get_function_arguments(p.oid), a.aggkind::text,
+                    a.aggtransfn::pg_catalog.regproc::text, a.aggtranstype::pg_catalog.regtype::text, a.aggtransspace,
+                    CASE WHEN a.aggfinalfn <> 0 THEN a.aggfinalfn::pg_catalog.regproc::text END,
+                    a.aggfinalextra, a.aggfinalmodify::text,
+                    CASE WHEN a.aggcombinefn <> 0 THEN a.aggcombinefn::pg_catalog.regproc::text END,
+                    CASE WHEN a.aggserialfn <> 0 THEN a.aggserialfn::pg_catalog.regproc::text END,
+                    CASE WHEN a.aggdeserialfn <> 0 THEN a.aggdeserialfn::pg_catalog.regproc::text END,
+                    a.agginitval,
+                    CASE WHEN a.aggmtransfn <> 0 THEN a.aggmtransfn::pg_catalog.regproc::text END,
+                    CASE WHEN a.aggminvtransfn <> 0 THEN a.aggminvtransfn::pg_catalog.regproc::text END,
+                    CASE WHEN a.aggmtranstype <> 0 THEN a.aggmtranstype::pg_catalog.regtype::text END,
+                    a.aggmtransspace,
+                    CASE WHEN a.aggmfinalfn <> 0 THEN a.aggmfinalfn::pg_catalog.regproc::text END,
+                    a.aggmfinalextra, a.aggmfinalmodify::text, a.aggminitval,
+                    (SELECT 'OPERATOR(' || pg_catalog.quote_ident(opn.nspname) || '.' || o.oprname || ')'
+                       FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace opn ON opn.oid = o.oprnamespace
+                      WHERE o.oid = a.aggsortop),
+                    p.proparallel::text,
+                    n.nspname || '.' || p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')'
+               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+               JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = p.oid
+              WHERE {} AND {} AND p.prokind = 'a'",
+            user_ns("n"),
+            not_ext("pg_proc", "p.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "aggregate", 24);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let args: String = r.get(2)?;
+        let kind: String = r.get(3)?;
+        let args = if args.is_empty() {
+            "*".to_owned()
+        } else {
+            args
+        };
+        let mut s = format!(
+            "CREATE AGGREGATE {name}({args}) (\n    SFUNC = {},\n    STYPE = {}",
+            r.get::<String>(4)?,
+            r.get::<String>(5)?
+        );
+        let modify_word = |code: &str| match code {
+            "r" => Ok("READ_ONLY"),
+            "s" => Ok("SHAREABLE"),
+            "w" => Ok("READ_WRITE"),
+            other => Err(EngineError::new(
+                ErrorKind::Unsupported,
+                format!("unknown aggfinalmodify '{other}'"),
+            )
+            .with_object(r.object())),
+        };
+        let default_modify = if kind == "n" { "r" } else { "w" };
+        let space: i32 = r.get(6)?;
+        if space != 0 {
+            let _ = write!(s, ",\n    SSPACE = {space}");
+        }
+        if let Some(f) = r.get::<Option<String>>(7)? {
+            let _ = write!(s, ",\n    FINALFUNC = {f}");
+            if r.get::<bool>(8)? {
+                s.push_str(",\n    FINALFUNC_EXTRA");
+            }
+            let modify: String = r.get(9)?;
+            if modify != default_modify {
+                let _ = write!(s, ",\n    FINALFUNC_MODIFY = {}", modify_word(&modify)?);
+            }
+        }
+        for (col, word) in [
+            (10, "COMBINEFUNC"),
+            (11, "SERIALFUNC"),
+            (12, "DESERIALFUNC"),
+        ] {
+            if let Some(f) = r.get::<Option<String>>(col)? {
+                let _ = write!(s, ",\n    {word} = {f}");
+            }
+        }
+        if let Some(init) = r.get::<Option<String>>(13)? {
+            let _ = write!(s, ",\n    INITCOND = {}", quote_literal(&init));
+        }
+        if let Some(msfunc) = r.get::<Option<String>>(14)? {
+            // The server sets all three or none (CREATE AGGREGATE requires it).
+            let (Some(minv), Some(mstype)) =
+                (r.get::<Option<String>>(15)?, r.get::<Option<String>>(16)?)
+            else {
+                return Err(EngineError::new(
+                    ErrorKind::Protocol,
+                    "unexpected catalog content: a moving-aggregate transition function without its inverse or state type",
+                )
+                .with_object(r.object()));
+            };
+            let _ = write!(
+                s,
+                ",\n    MSFUNC = {msfunc},\n    MINVFUNC = {minv},\n    MSTYPE = {mstype}"
+            );
+            let mspace: i32 = r.get(17)?;
+            if mspace != 0 {
+                let _ = write!(s, ",\n    MSSPACE = {mspace}");
+            }
+            if let Some(f) = r.get::<Option<String>>(18)? {
+                let _ = write!(s, ",\n    MFINALFUNC = {f}");
+                if r.get::<bool>(19)? {
+                    s.push_str(",\n    MFINALFUNC_EXTRA");
+                }
+                let modify: String = r.get(20)?;
+                if modify != default_modify {
+                    let _ = write!(s, ",\n    MFINALFUNC_MODIFY = {}", modify_word(&modify)?);
+                }
+            }
+            if let Some(init) = r.get::<Option<String>>(21)? {
+                let _ = write!(s, ",\n    MINITCOND = {}", quote_literal(&init));
+            }
+        }
+        if let Some(op) = r.get::<Option<String>>(22)? {
+            let _ = write!(s, ",\n    SORTOP = {op}");
+        }
+        if kind == "h" {
+            s.push_str(",\n    HYPOTHETICAL");
+        }
+        match r.get::<String>(23)?.as_str() {
+            "s" => s.push_str(",\n    PARALLEL = safe"),
+            "r" => s.push_str(",\n    PARALLEL = restricted"),
+            _ => {}
+        }
+        s.push_str("\n);\n");
+        pre.insert(format!("P{oid}"), 3, r.get(24)?, s);
     }
     Ok(())
 }
