@@ -123,7 +123,8 @@
 //!
 //! Supported: schemas, extensions (by `CREATE EXTENSION`, members never dumped one by one),
 //! enum / domain / composite / range types, functions, procedures, aggregates (also
-//! ordered-set, hypothetical-set and moving ones, in pg_dump's form), sequences, ordinary,
+//! ordered-set, hypothetical-set and moving ones, in pg_dump's form), operators (infix and
+//! prefix, commutator and negator links), sequences, ordinary,
 //! unlogged, partitioned and inheritance tables, identity and generated columns, views,
 //! materialized views, constraints, indexes, triggers, rules, RLS and policies, comments,
 //! large objects, owners and privileges (also column privileges).
@@ -131,7 +132,7 @@
 //! Rejected with [`ErrorKind::Unsupported`] naming the object (never silently left out):
 //! event triggers, publications, subscriptions, foreign-data wrappers, foreign servers,
 //! foreign tables, typed tables, relations in tablespaces, non-heap table access methods,
-//! operators, operator classes and families, casts, collations, conversions,
+//! operator classes and families, casts, collations, conversions,
 //! text search objects, procedural languages and transforms outside
 //! extensions, access methods, security labels, base and pseudo types,
 //! range types with a canonical function, extension configuration tables, comments on any

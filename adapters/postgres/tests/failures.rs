@@ -131,14 +131,14 @@ async fn unsupported_object_fails_by_name() {
     let db = TestDb::new("unsup");
     db.sql(
         "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION exp_pub FOR TABLE t;
-            CREATE OPERATOR === (leftarg = int, rightarg = int, function = int4eq)",
+            CREATE TEXT SEARCH CONFIGURATION exp_cfg (COPY = pg_catalog.english)",
     );
     let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(err.to_string().contains("publication exp_pub"), "{err}");
     assert!(
         err.to_string()
-            .contains("operator public.===(integer,integer)"),
+            .contains("text search configuration public.exp_cfg"),
         "{err}"
     );
 }

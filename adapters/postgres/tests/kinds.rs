@@ -71,3 +71,64 @@ async fn aggregates_of_every_shape() {
     assert_eq!(target.sql(window), source.sql(window));
     assert_eq!(target.sql("SELECT * FROM aggs.v"), "92|8\n");
 }
+
+/// Operators: infix with commutator, negator, `RESTRICT`, `JOIN`, `HASHES` and `MERGES`, one
+/// that is its own commutator, a prefix one, one whose commutator is defined after it (the
+/// server creates a shell first), used by a view and a check constraint; with a comment and
+/// an owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_infix_prefix_and_commutator_pairs() {
+    let owner = Role::new("op_owner");
+    let source = TestDb::new("kinds_op");
+    source.sql(&format!(
+        "CREATE SCHEMA ops;
+         CREATE FUNCTION ops.close_to(int, int) RETURNS bool LANGUAGE sql IMMUTABLE
+           AS 'SELECT abs($1 - $2) <= 1';
+         CREATE FUNCTION ops.far_from(int, int) RETURNS bool LANGUAGE sql IMMUTABLE
+           AS 'SELECT abs($1 - $2) > 1';
+         CREATE FUNCTION ops.lt_text(text, int) RETURNS bool LANGUAGE sql IMMUTABLE
+           AS 'SELECT length($1) < $2';
+         CREATE FUNCTION ops.gt_int(int, text) RETURNS bool LANGUAGE sql IMMUTABLE
+           AS 'SELECT $1 > length($2)';
+         CREATE FUNCTION ops.neg(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT -$1';
+         CREATE OPERATOR ops.~~~ (FUNCTION = ops.close_to, LEFTARG = int, RIGHTARG = int,
+           COMMUTATOR = OPERATOR(ops.~~~), NEGATOR = OPERATOR(ops.!~~), RESTRICT = eqsel,
+           JOIN = eqjoinsel);
+         CREATE OPERATOR ops.!~~ (FUNCTION = ops.far_from, LEFTARG = int, RIGHTARG = int,
+           COMMUTATOR = OPERATOR(ops.!~~), NEGATOR = OPERATOR(ops.~~~));
+         CREATE OPERATOR ops.<# (FUNCTION = ops.lt_text, LEFTARG = text, RIGHTARG = int,
+           COMMUTATOR = OPERATOR(ops.#>));
+         CREATE OPERATOR ops.#> (FUNCTION = ops.gt_int, LEFTARG = int, RIGHTARG = text);
+         CREATE OPERATOR ops.=== (FUNCTION = int4eq, LEFTARG = int, RIGHTARG = int,
+           COMMUTATOR = OPERATOR(ops.===), HASHES, MERGES, RESTRICT = eqsel, JOIN = eqjoinsel);
+         CREATE OPERATOR ops.@- (FUNCTION = ops.neg, RIGHTARG = int);
+         COMMENT ON OPERATOR ops.~~~(int, int) IS 'within one';
+         ALTER OPERATOR ops.@-(NONE, int) OWNER TO {owner};
+         CREATE TABLE ops.t (a int, b int, s text, CHECK (a OPERATOR(ops.===) a));
+         INSERT INTO ops.t VALUES (1, 2, 'x'), (5, 1, 'abc'), (3, 3, 'abcdef');
+         CREATE VIEW ops.v AS SELECT a OPERATOR(ops.~~~) b AS close, OPERATOR(ops.@-) a AS neg,
+           s OPERATOR(ops.<#) 4 AS short FROM ops.t;",
+        owner = owner.0
+    ));
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains(
+            "CREATE OPERATOR ops.@- (\n    FUNCTION = ops.neg,\n    RIGHTARG = integer\n);\n"
+        ),
+        "{text}"
+    );
+    assert_pg_dump_equal(&source.name, &target.name);
+    let calls = "SELECT string_agg(concat_ws(',', close, neg, short), ' ' ORDER BY neg) FROM ops.v";
+    assert_eq!(source.sql(calls), "f,-5,t t,-3,f t,-1,t\n");
+    assert_eq!(target.sql(calls), source.sql(calls));
+    // The commutator and negator links are whole again, not shells.
+    let links =
+        "SELECT o.oprname, o.oprcom::regoperator, o.oprnegate::regoperator, o.oprcode::regproc
+                   FROM pg_operator o WHERE o.oprnamespace = 'ops'::regnamespace ORDER BY 1, 2";
+    assert_eq!(target.sql(links), source.sql(links));
+    assert!(
+        !target.sql(links).contains("|-\n"),
+        "a shell was left behind"
+    );
+}

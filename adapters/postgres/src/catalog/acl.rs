@@ -63,6 +63,10 @@ pub(super) async fn owners_and_acls(
               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
              WHERE {nsn} AND {ext_p} AND p.prokind = 'a'
             UNION ALL
+            SELECT 3, 'OPERATOR', o.oid::pg_catalog.regoperator::text, o.oprowner, NULL, NULL, o.oid, NULL
+              FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+             WHERE {nsn} AND {ext_o} AND o.oprcode <> 0
+            UNION ALL
             SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid, NULL
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -93,6 +97,7 @@ pub(super) async fn owners_and_acls(
         ext_p = not_ext("pg_proc", "p.oid"),
         ext_c = not_ext("pg_class", "c.oid"),
         ext_s = not_ext("pg_statistic_ext", "s.oid"),
+        ext_o = not_ext("pg_operator", "o.oid"),
         agg_sig = super::pre::aggregate_signature_sql("p", "n"),
     );
     let rows = query(conn, &sql, &[]).await?;

@@ -231,8 +231,6 @@ UNION ALL SELECT 'table with a non-heap access method ' || pg_catalog.quote_iden
    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    WHERE {nsn} AND {ext_rel} AND c.relkind IN ('r', 'm') AND c.relam <> 0
      AND c.relam <> (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'heap')
-UNION ALL SELECT 'operator ' || o.oid::pg_catalog.regoperator::text FROM pg_catalog.pg_operator o
-   JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE {nsn} AND {ext_op}
 UNION ALL SELECT 'operator class ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opcname) FROM pg_catalog.pg_opclass o
    JOIN pg_catalog.pg_namespace n ON n.oid = o.opcnamespace WHERE {nsn} AND {ext_opc}
 UNION ALL SELECT 'operator family ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opfname) FROM pg_catalog.pg_opfamily o
@@ -270,7 +268,6 @@ ORDER BY 1",
         ext_fdw = not_ext("pg_foreign_data_wrapper", "f.oid"),
         ext_srv = not_ext("pg_foreign_server", "s.oid"),
         ext_rel = not_ext("pg_class", "c.oid"),
-        ext_op = not_ext("pg_operator", "o.oid"),
         ext_opc = not_ext("pg_opclass", "o.oid"),
         ext_opf = not_ext("pg_opfamily", "o.oid"),
         ext_cast = not_ext("pg_cast", "c.oid"),
@@ -460,6 +457,7 @@ pub async fn plan(
     let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
     pre::functions(conn, &mut pre).await?;
     pre::aggregates(conn, &mut pre).await?;
+    pre::operators(conn, &mut pre).await?;
     let rels = table::load_relations(conn).await?;
     let parents = table::load_parents(conn).await?;
     let checks = table::load_checks(conn, &rels, &code).await?;

@@ -426,7 +426,7 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
         };
         let target = match ty.as_str() {
             "table" | "view" | "materialized view" | "sequence" | "index" | "type" | "domain"
-            | "function" | "procedure" | "schema" | "extension" | "large object" => {
+            | "function" | "procedure" | "schema" | "extension" | "large object" | "operator" => {
                 format!("{} {identity}", ty.to_uppercase())
             }
             "composite type" => format!("TYPE {identity}"),

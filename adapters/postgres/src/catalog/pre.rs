@@ -37,7 +37,8 @@ impl PreData {
 }
 
 /// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
-/// `N` schema, `E` extension, `T` type, `P` function, `R` relation. Columns, defaults, check
+/// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `R` relation. Columns,
+/// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
 fn resolve_sql(cls: &str, id: &str) -> String {
@@ -55,6 +56,7 @@ fn resolve_sql(cls: &str, id: &str) -> String {
        ELSE 'T' || t.oid END
      FROM pg_catalog.pg_type t WHERE t.oid = {id})
   WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN 'P' || {id}
+  WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN 'Q' || {id}
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
@@ -502,6 +504,88 @@ pub(super) async fn aggregates(conn: &mut Conn, pre: &mut PreData) -> Result<(),
         }
         s.push_str("\n);\n");
         pre.insert(format!("P{oid}"), 3, r.get(24)?, s);
+    }
+    Ok(())
+}
+
+/// `CREATE OPERATOR` of every operator (rank 3, key `Q<oid>`: `pg_depend` orders it after its
+/// function and types, and what uses it after it), in pg_dump's form (`dumpOpr` in
+/// pg_dump.c of PostgreSQL 15): `FUNCTION`, `LEFTARG` (not for a prefix operator),
+/// `RIGHTARG`, `COMMUTATOR` and `NEGATOR` as `OPERATOR(schema.name)` (the server creates a
+/// shell for one not yet defined, which its own `CREATE OPERATOR` completes later),
+/// `MERGES`, `HASHES`, `RESTRICT`, `JOIN`. Names come from `regproc` / `regtype` under the
+/// empty `search_path`. Reference: <https://www.postgresql.org/docs/15/sql-createoperator.html>.
+pub(super) async fn operators(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let opname = |col: &str| {
+        format!(
+            "(SELECT 'OPERATOR(' || pg_catalog.quote_ident(x.nspname) || '.' || p.oprname || ')'
+                FROM pg_catalog.pg_operator p JOIN pg_catalog.pg_namespace x ON x.oid = p.oprnamespace
+               WHERE p.oid = o.{col})"
+        )
+    };
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT o.oid, pg_catalog.quote_ident(n.nspname) || '.' || o.oprname, o.oprkind::text,
+                    CASE WHEN o.oprcode <> 0 THEN o.oprcode::pg_catalog.regproc::text END,
+                    CASE WHEN o.oprleft <> 0 THEN o.oprleft::pg_catalog.regtype::text END,
+                    CASE WHEN o.oprright <> 0 THEN o.oprright::pg_catalog.regtype::text END,
+                    {com}, {neg}, o.oprcanmerge, o.oprcanhash,
+                    CASE WHEN o.oprrest <> 0 THEN o.oprrest::pg_catalog.regproc::text END,
+                    CASE WHEN o.oprjoin <> 0 THEN o.oprjoin::pg_catalog.regproc::text END,
+                    o.oid::pg_catalog.regoperator::text
+               FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+              WHERE {} AND {}",
+            user_ns("n"),
+            not_ext("pg_operator", "o.oid"),
+            com = opname("oprcom"),
+            neg = opname("oprnegate"),
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "operator", 12);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let kind: String = r.get(2)?;
+        // A shell operator (named as a commutator or negator, never defined) has no
+        // function; it is not created by itself, the operator naming it creates it again.
+        let Some(function) = r.get::<Option<String>>(3)? else {
+            continue;
+        };
+        if kind != "b" && kind != "l" {
+            return Err(EngineError::new(
+                ErrorKind::Unsupported,
+                format!("unknown kind of operator (oprkind '{kind}')"),
+            )
+            .with_object(r.object()));
+        }
+        let mut s = format!("CREATE OPERATOR {name} (\n    FUNCTION = {function}");
+        if let Some(left) = r.get::<Option<String>>(4)? {
+            let _ = write!(s, ",\n    LEFTARG = {left}");
+        }
+        if let Some(right) = r.get::<Option<String>>(5)? {
+            let _ = write!(s, ",\n    RIGHTARG = {right}");
+        }
+        for (col, word) in [(6, "COMMUTATOR"), (7, "NEGATOR")] {
+            if let Some(op) = r.get::<Option<String>>(col)? {
+                let _ = write!(s, ",\n    {word} = {op}");
+            }
+        }
+        if r.get::<bool>(8)? {
+            s.push_str(",\n    MERGES");
+        }
+        if r.get::<bool>(9)? {
+            s.push_str(",\n    HASHES");
+        }
+        for (col, word) in [(10, "RESTRICT"), (11, "JOIN")] {
+            if let Some(f) = r.get::<Option<String>>(col)? {
+                let _ = write!(s, ",\n    {word} = {f}");
+            }
+        }
+        s.push_str("\n);\n");
+        pre.insert(format!("Q{oid}"), 3, r.get(12)?, s);
     }
     Ok(())
 }
