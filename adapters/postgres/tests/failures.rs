@@ -131,14 +131,13 @@ async fn unsupported_object_fails_by_name() {
     let db = TestDb::new("unsup");
     db.sql(
         "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION exp_pub FOR TABLE t;
-            CREATE TEXT SEARCH CONFIGURATION exp_cfg (COPY = pg_catalog.english)",
+            CREATE COLLATION exp_coll FROM \"C\"",
     );
     let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(err.to_string().contains("publication exp_pub"), "{err}");
     assert!(
-        err.to_string()
-            .contains("text search configuration public.exp_cfg"),
+        err.to_string().contains("collation public.exp_coll"),
         "{err}"
     );
 }

@@ -132,3 +132,49 @@ async fn operators_infix_prefix_and_commutator_pairs() {
         "a shell was left behind"
     );
 }
+
+/// Text search dictionaries (simple with stop words, ispell, synonym, thesaurus over another
+/// dictionary) and configurations (one built by mappings, one copied from `english`), used by
+/// a column default and a generated column; with a comment and an owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_search_dictionaries_and_configurations() {
+    let owner = Role::new("ts_owner");
+    let source = TestDb::new("kinds_ts");
+    source.sql(&format!(
+        "CREATE SCHEMA ts;
+         CREATE TEXT SEARCH DICTIONARY ts.stop (TEMPLATE = simple, STOPWORDS = english, ACCEPT = false);
+         CREATE TEXT SEARCH DICTIONARY ts.isp (TEMPLATE = ispell, DictFile = ispell_sample,
+           AffFile = ispell_sample);
+         CREATE TEXT SEARCH DICTIONARY ts.syn (TEMPLATE = synonym, SYNONYMS = synonym_sample);
+         CREATE TEXT SEARCH DICTIONARY ts.thes (TEMPLATE = thesaurus, DictFile = thesaurus_sample,
+           Dictionary = english_stem);
+         CREATE TEXT SEARCH CONFIGURATION ts.cfg (PARSER = default);
+         ALTER TEXT SEARCH CONFIGURATION ts.cfg
+           ADD MAPPING FOR asciiword, word WITH ts.syn, ts.stop, ts.isp, english_stem;
+         ALTER TEXT SEARCH CONFIGURATION ts.cfg ADD MAPPING FOR int, uint WITH simple;
+         CREATE TEXT SEARCH CONFIGURATION ts.eng (COPY = english);
+         ALTER TEXT SEARCH CONFIGURATION ts.eng ALTER MAPPING FOR asciiword WITH ts.thes, english_stem;
+         COMMENT ON TEXT SEARCH DICTIONARY ts.syn IS 'synonyms';
+         COMMENT ON TEXT SEARCH CONFIGURATION ts.cfg IS 'mapped by hand';
+         ALTER TEXT SEARCH DICTIONARY ts.isp OWNER TO {owner};
+         ALTER TEXT SEARCH CONFIGURATION ts.eng OWNER TO {owner};
+         CREATE TABLE ts.docs (id int, body text, cfg regconfig DEFAULT 'ts.cfg',
+           tsv tsvector GENERATED ALWAYS AS (to_tsvector('ts.cfg'::regconfig, body)) STORED);
+         INSERT INTO ts.docs (id, body) VALUES (1, 'The postgres indexes booking 42'),
+           (2, 'one two three skies bookings');",
+        owner = owner.0
+    ));
+    let (target, _script, _) = round_trip(&source).await;
+    assert_pg_dump_equal(&source.name, &target.name);
+    let calls = "SELECT id, tsv, to_tsvector('ts.eng', body), cfg FROM ts.docs ORDER BY id";
+    let expected = source.sql(calls);
+    assert!(
+        expected.contains("'pgsql'"),
+        "the synonym dictionary answered: {expected}"
+    );
+    assert_eq!(target.sql(calls), expected);
+    let mappings = "SELECT cfgname, alias, dictionary, dictionaries::text FROM pg_ts_config c,
+                      LATERAL ts_debug(c.oid::regconfig, 'postgres 42 booking supernovae') d
+                     WHERE cfgnamespace = 'ts'::regnamespace ORDER BY 1, 2, 3, 4";
+    assert_eq!(target.sql(mappings), source.sql(mappings));
+}

@@ -67,6 +67,16 @@ pub(super) async fn owners_and_acls(
               FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
              WHERE {nsn} AND {ext_o} AND o.oprcode <> 0
             UNION ALL
+            SELECT 3, 'TEXT SEARCH DICTIONARY', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(d.dictname),
+                   d.dictowner, NULL, NULL, d.oid, NULL
+              FROM pg_catalog.pg_ts_dict d JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace
+             WHERE {nsn} AND {ext_d}
+            UNION ALL
+            SELECT 3, 'TEXT SEARCH CONFIGURATION', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.cfgname),
+                   c.cfgowner, NULL, NULL, c.oid, NULL
+              FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace
+             WHERE {nsn} AND {ext_cfg}
+            UNION ALL
             SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid, NULL
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -98,6 +108,8 @@ pub(super) async fn owners_and_acls(
         ext_c = not_ext("pg_class", "c.oid"),
         ext_s = not_ext("pg_statistic_ext", "s.oid"),
         ext_o = not_ext("pg_operator", "o.oid"),
+        ext_d = not_ext("pg_ts_dict", "d.oid"),
+        ext_cfg = not_ext("pg_ts_config", "c.oid"),
         agg_sig = super::pre::aggregate_signature_sql("p", "n"),
     );
     let rows = query(conn, &sql, &[]).await?;

@@ -241,10 +241,6 @@ UNION ALL SELECT 'collation ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_
    JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace WHERE {nsn} AND {ext_coll}
 UNION ALL SELECT 'conversion ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.conname) FROM pg_catalog.pg_conversion c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace WHERE {nsn} AND {ext_conv}
-UNION ALL SELECT 'text search configuration ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.cfgname) FROM pg_catalog.pg_ts_config c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace WHERE {nsn} AND {ext_tscfg}
-UNION ALL SELECT 'text search dictionary ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.dictname) FROM pg_catalog.pg_ts_dict c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.dictnamespace WHERE {nsn} AND {ext_tsdict}
 UNION ALL SELECT 'text search parser ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.prsname) FROM pg_catalog.pg_ts_parser c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.prsnamespace WHERE {nsn} AND {ext_tsprs}
 UNION ALL SELECT 'text search template ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.tmplname) FROM pg_catalog.pg_ts_template c
@@ -273,8 +269,6 @@ ORDER BY 1",
         ext_cast = not_ext("pg_cast", "c.oid"),
         ext_coll = not_ext("pg_collation", "c.oid"),
         ext_conv = not_ext("pg_conversion", "c.oid"),
-        ext_tscfg = not_ext("pg_ts_config", "c.oid"),
-        ext_tsdict = not_ext("pg_ts_dict", "c.oid"),
         ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
         ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
         ext_lang = not_ext("pg_language", "l.oid"),
@@ -458,6 +452,7 @@ pub async fn plan(
     pre::functions(conn, &mut pre).await?;
     pre::aggregates(conn, &mut pre).await?;
     pre::operators(conn, &mut pre).await?;
+    pre::text_search(conn, &mut pre).await?;
     let rels = table::load_relations(conn).await?;
     let parents = table::load_parents(conn).await?;
     let checks = table::load_checks(conn, &rels, &code).await?;

@@ -425,8 +425,21 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
             continue;
         };
         let target = match ty.as_str() {
-            "table" | "view" | "materialized view" | "sequence" | "index" | "type" | "domain"
-            | "function" | "procedure" | "schema" | "extension" | "large object" | "operator" => {
+            "table"
+            | "view"
+            | "materialized view"
+            | "sequence"
+            | "index"
+            | "type"
+            | "domain"
+            | "function"
+            | "procedure"
+            | "schema"
+            | "extension"
+            | "large object"
+            | "operator"
+            | "text search dictionary"
+            | "text search configuration" => {
                 format!("{} {identity}", ty.to_uppercase())
             }
             "composite type" => format!("TYPE {identity}"),

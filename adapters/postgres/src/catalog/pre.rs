@@ -37,7 +37,8 @@ impl PreData {
 }
 
 /// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
-/// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `R` relation. Columns,
+/// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `D` text search
+/// dictionary, `C` text search configuration, `R` relation. Columns,
 /// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
@@ -57,6 +58,8 @@ fn resolve_sql(cls: &str, id: &str) -> String {
      FROM pg_catalog.pg_type t WHERE t.oid = {id})
   WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN 'P' || {id}
   WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN 'Q' || {id}
+  WHEN 'pg_catalog.pg_ts_dict'::pg_catalog.regclass THEN 'D' || {id}
+  WHEN 'pg_catalog.pg_ts_config'::pg_catalog.regclass THEN 'C' || {id}
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
@@ -586,6 +589,86 @@ pub(super) async fn operators(conn: &mut Conn, pre: &mut PreData) -> Result<(), 
         }
         s.push_str("\n);\n");
         pre.insert(format!("Q{oid}"), 3, r.get(12)?, s);
+    }
+    Ok(())
+}
+
+/// Text search dictionaries and configurations (rank 3, keys `D<oid>` and `C<oid>`: a
+/// configuration after the dictionaries its mappings name, through `pg_depend`), in pg_dump's
+/// form (`dumpTSDictionary`, `dumpTSConfig` in pg_dump.c of PostgreSQL 15): `CREATE TEXT
+/// SEARCH DICTIONARY … (TEMPLATE = …, <the stored init options as written>)`; `CREATE TEXT
+/// SEARCH CONFIGURATION … (PARSER = …)` followed by one `ALTER … ADD MAPPING FOR <token> WITH
+/// <dictionaries in order>` per token type, the token's alias from `ts_token_type`. A
+/// dictionary's files (`dictfile = 'ispell_sample'`) live in the target server's
+/// `tsearch_data` directory, as with pg_dump. References:
+/// <https://www.postgresql.org/docs/15/sql-createtsdictionary.html>,
+/// <https://www.postgresql.org/docs/15/sql-createtsconfig.html>.
+pub(super) async fn text_search(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT d.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(d.dictname),
+                    (SELECT pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(t.tmplname)
+                       FROM pg_catalog.pg_ts_template t JOIN pg_catalog.pg_namespace tn ON tn.oid = t.tmplnamespace
+                      WHERE t.oid = d.dicttemplate),
+                    d.dictinitoption, n.nspname || '.' || d.dictname
+               FROM pg_catalog.pg_ts_dict d JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace
+              WHERE {} AND {}",
+            user_ns("n"),
+            not_ext("pg_ts_dict", "d.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "text search dictionary", 1);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let template: String = r.get(2)?;
+        let mut s = format!("CREATE TEXT SEARCH DICTIONARY {name} (\n    TEMPLATE = {template}");
+        if let Some(options) = r.get::<Option<String>>(3)? {
+            let _ = write!(s, ",\n    {options}");
+        }
+        s.push_str(" );\n");
+        pre.insert(format!("D{oid}"), 3, r.get(4)?, s);
+    }
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.cfgname),
+                    (SELECT pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(p.prsname)
+                       FROM pg_catalog.pg_ts_parser p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.prsnamespace
+                      WHERE p.oid = c.cfgparser),
+                    ARRAY(SELECT pg_catalog.quote_ident(tt.alias) || ' WITH ' ||
+                                 pg_catalog.string_agg(m.mapdict::pg_catalog.regdictionary::text, ', ' ORDER BY m.mapseqno)
+                            FROM pg_catalog.pg_ts_config_map m
+                            JOIN pg_catalog.ts_token_type(c.cfgparser) tt ON tt.tokid = m.maptokentype
+                           WHERE m.mapcfg = c.oid
+                           GROUP BY m.maptokentype, tt.alias ORDER BY m.maptokentype),
+                    n.nspname || '.' || c.cfgname
+               FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace
+              WHERE {} AND {}",
+            user_ns("n"),
+            not_ext("pg_ts_config", "c.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "text search configuration", 1);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let parser: String = r.get(2)?;
+        let mappings: Vec<String> = r.get(3)?;
+        let mut s =
+            format!("CREATE TEXT SEARCH CONFIGURATION {name} (\n    PARSER = {parser} );\n");
+        for mapping in mappings {
+            let _ = write!(
+                s,
+                "ALTER TEXT SEARCH CONFIGURATION {name}\n    ADD MAPPING FOR {mapping};\n"
+            );
+        }
+        pre.insert(format!("C{oid}"), 3, r.get(4)?, s);
     }
     Ok(())
 }
