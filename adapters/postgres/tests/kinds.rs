@@ -178,3 +178,47 @@ async fn text_search_dictionaries_and_configurations() {
                      WHERE cfgnamespace = 'ts'::regnamespace ORDER BY 1, 2, 3, 4";
     assert_eq!(target.sql(mappings), source.sql(mappings));
 }
+
+/// Casts of the three methods (`WITH FUNCTION`, `WITH INOUT`, `WITHOUT FUNCTION`) and the
+/// three contexts (explicit, assignment, implicit), used by a view and an assignment; with a
+/// comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn casts_of_every_method_and_context() {
+    let source = TestDb::new("kinds_cast");
+    source.sql(
+        "CREATE SCHEMA casts;
+         CREATE TYPE casts.mood AS ENUM ('sad', 'ok', 'happy');
+         CREATE TYPE casts.pair AS (a int, b int);
+         CREATE FUNCTION casts.mood_of(int) RETURNS casts.mood LANGUAGE sql IMMUTABLE
+           AS $$SELECT (enum_range(NULL::casts.mood))[$1]$$;
+         CREATE FUNCTION casts.sum_of(casts.pair) RETURNS int LANGUAGE sql IMMUTABLE
+           AS 'SELECT $1.a + $1.b';
+         CREATE CAST (int AS casts.mood) WITH FUNCTION casts.mood_of(int) AS ASSIGNMENT;
+         CREATE CAST (casts.pair AS int) WITH FUNCTION casts.sum_of(casts.pair) AS IMPLICIT;
+         CREATE CAST (casts.mood AS int8) WITH INOUT;
+         CREATE CAST (bool AS \"char\") WITHOUT FUNCTION;
+         COMMENT ON CAST (int AS casts.mood) IS 'by position';
+         CREATE TABLE casts.t (id int, m casts.mood);
+         INSERT INTO casts.t VALUES (1, 3), (2, 1);
+         CREATE VIEW casts.v AS SELECT id, 2::casts.mood AS m2, ROW(id, 10)::casts.pair + 0 AS s,
+           m::int8 AS pos, (id = 1)::\"char\"::int AS flag FROM casts.t;",
+    );
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains(
+            "CREATE CAST (integer AS casts.mood) WITH FUNCTION casts.mood_of(integer) AS ASSIGNMENT;\n"
+        ),
+        "{text}"
+    );
+    assert_pg_dump_equal(&source.name, &target.name);
+    let calls =
+        "SELECT v.id, v.m2, v.s, t.m, v.flag FROM casts.v v JOIN casts.t t USING (id) ORDER BY 1";
+    assert_eq!(source.sql(calls), "1|ok|11|happy|1\n2|ok|12|sad|0\n");
+    assert_eq!(target.sql(calls), source.sql(calls));
+    let cast_list = "SELECT castsource::regtype, casttarget::regtype, castfunc::regprocedure, castcontext, castmethod
+                       FROM pg_cast WHERE oid >= 16384
+                      ORDER BY castsource::regtype::text, casttarget::regtype::text";
+    assert_eq!(target.sql(cast_list), source.sql(cast_list));
+    assert_eq!(source.sql(cast_list).lines().count(), 4);
+}

@@ -235,8 +235,6 @@ UNION ALL SELECT 'operator class ' || pg_catalog.quote_ident(n.nspname) || '.' |
    JOIN pg_catalog.pg_namespace n ON n.oid = o.opcnamespace WHERE {nsn} AND {ext_opc}
 UNION ALL SELECT 'operator family ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opfname) FROM pg_catalog.pg_opfamily o
    JOIN pg_catalog.pg_namespace n ON n.oid = o.opfnamespace WHERE {nsn} AND {ext_opf}
-UNION ALL SELECT 'cast (' || pg_catalog.format_type(castsource, NULL) || ' AS ' || pg_catalog.format_type(casttarget, NULL) || ')'
-   FROM pg_catalog.pg_cast c WHERE c.oid >= {first} AND {ext_cast}
 UNION ALL SELECT 'collation ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname) FROM pg_catalog.pg_collation c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace WHERE {nsn} AND {ext_coll}
 UNION ALL SELECT 'conversion ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.conname) FROM pg_catalog.pg_conversion c
@@ -266,7 +264,6 @@ ORDER BY 1",
         ext_rel = not_ext("pg_class", "c.oid"),
         ext_opc = not_ext("pg_opclass", "o.oid"),
         ext_opf = not_ext("pg_opfamily", "o.oid"),
-        ext_cast = not_ext("pg_cast", "c.oid"),
         ext_coll = not_ext("pg_collation", "c.oid"),
         ext_conv = not_ext("pg_conversion", "c.oid"),
         ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
@@ -453,6 +450,7 @@ pub async fn plan(
     pre::aggregates(conn, &mut pre).await?;
     pre::operators(conn, &mut pre).await?;
     pre::text_search(conn, &mut pre).await?;
+    pre::casts(conn, &mut pre).await?;
     let rels = table::load_relations(conn).await?;
     let parents = table::load_parents(conn).await?;
     let checks = table::load_checks(conn, &rels, &code).await?;

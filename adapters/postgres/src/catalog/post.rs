@@ -443,6 +443,7 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                 format!("{} {identity}", ty.to_uppercase())
             }
             "composite type" => format!("TYPE {identity}"),
+            "cast" => format!("CAST {identity}"),
             "table column"
             | "view column"
             | "materialized view column"

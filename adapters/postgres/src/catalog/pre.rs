@@ -38,7 +38,7 @@ impl PreData {
 
 /// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
 /// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `D` text search
-/// dictionary, `C` text search configuration, `R` relation. Columns,
+/// dictionary, `C` text search configuration, `K` cast, `R` relation. Columns,
 /// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
@@ -60,6 +60,7 @@ fn resolve_sql(cls: &str, id: &str) -> String {
   WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN 'Q' || {id}
   WHEN 'pg_catalog.pg_ts_dict'::pg_catalog.regclass THEN 'D' || {id}
   WHEN 'pg_catalog.pg_ts_config'::pg_catalog.regclass THEN 'C' || {id}
+  WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass THEN 'K' || {id}
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
@@ -669,6 +670,57 @@ pub(super) async fn text_search(conn: &mut Conn, pre: &mut PreData) -> Result<()
             );
         }
         pre.insert(format!("C{oid}"), 3, r.get(4)?, s);
+    }
+    Ok(())
+}
+
+/// `CREATE CAST` of every cast created after the server's own (OID 16384 and up, outside
+/// extensions and not part of another object — a range type's constructor casts are the
+/// server's), rank 3, key `K<oid>`, in pg_dump's form (`dumpCast` in pg_dump.c of
+/// PostgreSQL 15): `WITH FUNCTION name(argument types)`, `WITH INOUT` or `WITHOUT
+/// FUNCTION`, then `AS ASSIGNMENT` / `AS IMPLICIT`. Reference:
+/// <https://www.postgresql.org/docs/15/sql-createcast.html>.
+pub(super) async fn casts(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT c.oid, '(' || pg_catalog.format_type(c.castsource, NULL) || ' AS ' ||
+                           pg_catalog.format_type(c.casttarget, NULL) || ')',
+                    c.castmethod::text, c.castcontext::text,
+                    CASE WHEN c.castfunc <> 0 THEN c.castfunc::pg_catalog.regprocedure::text END
+               FROM pg_catalog.pg_cast c WHERE c.oid >= {FIRST_USER_OID} AND {}",
+            not_ext("pg_cast", "c.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "cast", 1);
+        let oid: u32 = r.get(0)?;
+        let types: String = r.get(1)?;
+        let how = match (r.get::<String>(2)?.as_str(), r.get::<Option<String>>(4)?) {
+            ("f", Some(function)) => format!("WITH FUNCTION {function}"),
+            ("i", _) => "WITH INOUT".to_owned(),
+            ("b", _) => "WITHOUT FUNCTION".to_owned(),
+            (method, _) => {
+                return Err(EngineError::new(
+                    ErrorKind::Protocol,
+                    format!("unexpected catalog content: cast method '{method}'"),
+                )
+                .with_object(r.object()));
+            }
+        };
+        let context = match r.get::<String>(3)?.as_str() {
+            "a" => " AS ASSIGNMENT",
+            "i" => " AS IMPLICIT",
+            _ => "",
+        };
+        pre.insert(
+            format!("K{oid}"),
+            3,
+            types.clone(),
+            format!("CREATE CAST {types} {how}{context};\n"),
+        );
     }
     Ok(())
 }
