@@ -131,13 +131,13 @@ async fn unsupported_object_fails_by_name() {
     let db = TestDb::new("unsup");
     db.sql(
         "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION exp_pub FOR TABLE t;
-            CREATE COLLATION exp_coll FROM \"C\"",
+            CREATE TYPE exp_row AS (a int); CREATE TABLE exp_typed OF exp_row",
     );
     let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(err.to_string().contains("publication exp_pub"), "{err}");
     assert!(
-        err.to_string().contains("collation public.exp_coll"),
+        err.to_string().contains("typed table public.exp_typed"),
         "{err}"
     );
 }

@@ -222,3 +222,62 @@ async fn casts_of_every_method_and_context() {
     assert_eq!(target.sql(cast_list), source.sql(cast_list));
     assert_eq!(source.sql(cast_list).lines().count(), 4);
 }
+
+/// Collations: libc with one locale, libc with `lc_collate` and `lc_ctype` apart, one copied
+/// `FROM "C"`, and a nondeterministic ICU one (case-insensitive), used by a column, a domain
+/// and a unique index whose duplicates it decides; with a comment and an owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collations_libc_and_icu() {
+    let owner = Role::new("coll_owner");
+    let source = TestDb::new("kinds_coll");
+    source.sql(&format!(
+        "CREATE SCHEMA colls;
+         CREATE COLLATION colls.posix (locale = 'POSIX');
+         CREATE COLLATION colls.split (lc_collate = 'C', lc_ctype = 'C.UTF-8');
+         CREATE COLLATION colls.copied FROM \"C\";
+         CREATE COLLATION colls.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+         COMMENT ON COLLATION colls.ci IS 'case-insensitive';
+         ALTER COLLATION colls.split OWNER TO {owner};
+         CREATE DOMAIN colls.name_ci AS text COLLATE colls.ci;
+         CREATE TABLE colls.t (id int, n colls.name_ci, p text COLLATE colls.posix,
+           s text COLLATE colls.split, c text COLLATE colls.copied);
+         CREATE UNIQUE INDEX t_n ON colls.t (n);
+         INSERT INTO colls.t VALUES (1, 'Alpha', 'b', 'B', 'a'), (2, 'beta', 'B', 'a', 'B');",
+        owner = owner.0
+    ));
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains(
+            "CREATE COLLATION colls.ci (provider = icu, deterministic = false, locale = 'und-u-ks-level2');\n"
+        ),
+        "{text}"
+    );
+    assert_pg_dump_equal(&source.name, &target.name);
+    let calls = "SELECT (SELECT string_agg(p, '' ORDER BY p) FROM colls.t),
+                        (SELECT string_agg(s, '' ORDER BY s) FROM colls.t),
+                        (SELECT id FROM colls.t WHERE n = 'ALPHA')";
+    assert_eq!(source.sql(calls), "Bb|Ba|1\n");
+    assert_eq!(target.sql(calls), source.sql(calls));
+    // The nondeterministic collation still decides uniqueness after the restore.
+    let dup = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            common::HOST,
+            "-U",
+            common::SUPERUSER,
+            "-d",
+            &target.name,
+            "-c",
+        ])
+        .arg("INSERT INTO colls.t (id, n) VALUES (3, 'BETA')")
+        .output()
+        .expect("psql runs");
+    assert!(
+        String::from_utf8_lossy(&dup.stderr)
+            .contains("duplicate key value violates unique constraint \"t_n\""),
+        "{}",
+        String::from_utf8_lossy(&dup.stderr)
+    );
+}

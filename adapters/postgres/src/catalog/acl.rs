@@ -77,6 +77,11 @@ pub(super) async fn owners_and_acls(
               FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace
              WHERE {nsn} AND {ext_cfg}
             UNION ALL
+            SELECT 2, 'COLLATION', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname),
+                   c.collowner, NULL, NULL, c.oid, NULL
+              FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace
+             WHERE {nsn} AND {ext_coll}
+            UNION ALL
             SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid, NULL
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -110,6 +115,7 @@ pub(super) async fn owners_and_acls(
         ext_o = not_ext("pg_operator", "o.oid"),
         ext_d = not_ext("pg_ts_dict", "d.oid"),
         ext_cfg = not_ext("pg_ts_config", "c.oid"),
+        ext_coll = not_ext("pg_collation", "c.oid"),
         agg_sig = super::pre::aggregate_signature_sql("p", "n"),
     );
     let rows = query(conn, &sql, &[]).await?;

@@ -235,8 +235,6 @@ UNION ALL SELECT 'operator class ' || pg_catalog.quote_ident(n.nspname) || '.' |
    JOIN pg_catalog.pg_namespace n ON n.oid = o.opcnamespace WHERE {nsn} AND {ext_opc}
 UNION ALL SELECT 'operator family ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opfname) FROM pg_catalog.pg_opfamily o
    JOIN pg_catalog.pg_namespace n ON n.oid = o.opfnamespace WHERE {nsn} AND {ext_opf}
-UNION ALL SELECT 'collation ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname) FROM pg_catalog.pg_collation c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace WHERE {nsn} AND {ext_coll}
 UNION ALL SELECT 'conversion ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.conname) FROM pg_catalog.pg_conversion c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace WHERE {nsn} AND {ext_conv}
 UNION ALL SELECT 'text search parser ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.prsname) FROM pg_catalog.pg_ts_parser c
@@ -264,7 +262,6 @@ ORDER BY 1",
         ext_rel = not_ext("pg_class", "c.oid"),
         ext_opc = not_ext("pg_opclass", "o.oid"),
         ext_opf = not_ext("pg_opfamily", "o.oid"),
-        ext_coll = not_ext("pg_collation", "c.oid"),
         ext_conv = not_ext("pg_conversion", "c.oid"),
         ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
         ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
@@ -444,6 +441,7 @@ pub async fn plan(
     let mut pre = PreData::default();
     pre::schemas(conn, &mut pre).await?;
     pre::extensions(conn, &mut pre).await?;
+    pre::collations(conn, &mut pre).await?;
     let columns = table::load_columns(conn).await?;
     let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
     pre::functions(conn, &mut pre).await?;

@@ -439,7 +439,8 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
             | "large object"
             | "operator"
             | "text search dictionary"
-            | "text search configuration" => {
+            | "text search configuration"
+            | "collation" => {
                 format!("{} {identity}", ty.to_uppercase())
             }
             "composite type" => format!("TYPE {identity}"),

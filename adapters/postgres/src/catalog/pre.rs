@@ -38,7 +38,7 @@ impl PreData {
 
 /// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
 /// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `D` text search
-/// dictionary, `C` text search configuration, `K` cast, `R` relation. Columns,
+/// dictionary, `C` text search configuration, `K` cast, `L` collation, `R` relation. Columns,
 /// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
@@ -61,6 +61,7 @@ fn resolve_sql(cls: &str, id: &str) -> String {
   WHEN 'pg_catalog.pg_ts_dict'::pg_catalog.regclass THEN 'D' || {id}
   WHEN 'pg_catalog.pg_ts_config'::pg_catalog.regclass THEN 'C' || {id}
   WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass THEN 'K' || {id}
+  WHEN 'pg_catalog.pg_collation'::pg_catalog.regclass THEN 'L' || {id}
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
@@ -721,6 +722,82 @@ pub(super) async fn casts(conn: &mut Conn, pre: &mut PreData) -> Result<(), Engi
             types.clone(),
             format!("CREATE CAST {types} {how}{context};\n"),
         );
+    }
+    Ok(())
+}
+
+/// `CREATE COLLATION` of every collation in a user schema (rank 2, before the types and
+/// tables that use it; key `L<oid>`), in pg_dump's form (`dumpCollation` in pg_dump.c of
+/// PostgreSQL 15): `provider`, `deterministic = false` when not, and `locale` (the ICU
+/// locale, or `lc_collate` when it equals `lc_ctype`) or `lc_collate` and `lc_ctype`. The
+/// version is left out, so the target computes its own (as pg_dump does outside binary
+/// upgrades). The ICU locale column is read through `to_jsonb` of the row: `colliculocale`
+/// in 15 and 16, `colllocale` from 17, absent in 14 (which keeps it in `collcollate`).
+/// Reference: <https://www.postgresql.org/docs/15/sql-createcollation.html>.
+pub(super) async fn collations(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname),
+                    c.collprovider::text, c.collisdeterministic,
+                    COALESCE(pg_catalog.to_jsonb(c) ->> 'colliculocale', pg_catalog.to_jsonb(c) ->> 'colllocale'),
+                    c.collcollate, c.collctype, n.nspname || '.' || c.collname
+               FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace
+              WHERE {} AND {}",
+            user_ns("n"),
+            not_ext("pg_collation", "c.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "collation", 1);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let provider = match r.get::<String>(2)?.as_str() {
+            "c" => "libc",
+            "i" => "icu",
+            "b" => "builtin",
+            other => {
+                return Err(EngineError::new(
+                    ErrorKind::Unsupported,
+                    format!("unknown collation provider '{other}'"),
+                )
+                .with_object(r.object()));
+            }
+        };
+        let mut s = format!("CREATE COLLATION {name} (provider = {provider}");
+        if !r.get::<bool>(3)? {
+            s.push_str(", deterministic = false");
+        }
+        let locale: Option<String> = r.get(4)?;
+        let collate: Option<String> = r.get(5)?;
+        let ctype: Option<String> = r.get(6)?;
+        match (locale, collate, ctype) {
+            (Some(locale), _, _) => {
+                let _ = write!(s, ", locale = {}", quote_literal(&locale));
+            }
+            (None, Some(collate), Some(ctype)) if collate == ctype => {
+                let _ = write!(s, ", locale = {}", quote_literal(&collate));
+            }
+            (None, Some(collate), Some(ctype)) => {
+                let _ = write!(
+                    s,
+                    ", lc_collate = {}, lc_ctype = {}",
+                    quote_literal(&collate),
+                    quote_literal(&ctype)
+                );
+            }
+            _ => {
+                return Err(EngineError::new(
+                    ErrorKind::Protocol,
+                    "unexpected catalog content: a collation without a locale",
+                )
+                .with_object(r.object()));
+            }
+        }
+        s.push_str(");\n");
+        pre.insert(format!("L{oid}"), 2, r.get(7)?, s);
     }
     Ok(())
 }
