@@ -125,14 +125,14 @@
 //! enum / domain / composite / range types, functions, procedures, aggregates (also
 //! ordered-set, hypothetical-set and moving ones, in pg_dump's form), operators (infix and
 //! prefix, commutator and negator links), text search dictionaries and configurations,
-//! casts, collations (libc and ICU), sequences, ordinary,
+//! casts, collations (libc and ICU), foreign-data wrappers, foreign servers and user
+//! mappings, sequences, ordinary,
 //! unlogged, partitioned and inheritance tables, identity and generated columns, views,
 //! materialized views, constraints, indexes, triggers, rules, RLS and policies, comments,
 //! large objects, owners and privileges (also column privileges).
 //!
 //! Rejected with [`ErrorKind::Unsupported`] naming the object (never silently left out):
-//! event triggers, publications, subscriptions, foreign-data wrappers, foreign servers,
-//! foreign tables, typed tables, relations in tablespaces, non-heap table access methods,
+//! event triggers, publications, subscriptions, foreign tables, typed tables, relations in tablespaces, non-heap table access methods,
 //! operator classes and families, conversions,
 //! text search parsers and templates, procedural languages and transforms outside
 //! extensions, access methods, security labels, base and pseudo types,

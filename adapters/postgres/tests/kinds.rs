@@ -281,3 +281,39 @@ async fn collations_libc_and_icu() {
         String::from_utf8_lossy(&dup.stderr)
     );
 }
+
+/// Foreign-data wrappers (one with a validator and options, one bare) and foreign servers
+/// (type, version, options) with user mappings for PUBLIC and for a role, privileges, owners
+/// and comments; options keep their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_data_wrappers_servers_and_user_mappings() {
+    let user = Role::new("fdw_user");
+    let source = TestDb::new("kinds_fdw");
+    source.sql(&format!(
+        "CREATE FOREIGN DATA WRAPPER checked VALIDATOR postgresql_fdw_validator;
+         CREATE FOREIGN DATA WRAPPER bare OPTIONS (debug 'true', \"Mode\" 'x''y');
+         CREATE SERVER remote TYPE 'postgres' VERSION '15' FOREIGN DATA WRAPPER checked
+           OPTIONS (host 'db.example', dbname 'app', port '5433');
+         CREATE SERVER \"Other Server\" FOREIGN DATA WRAPPER bare;
+         CREATE USER MAPPING FOR PUBLIC SERVER remote OPTIONS (user 'app_ro');
+         CREATE USER MAPPING FOR {user} SERVER remote OPTIONS (user 'app_rw', password 'not-secret');
+         CREATE USER MAPPING FOR {user} SERVER \"Other Server\";
+         GRANT USAGE ON FOREIGN SERVER remote TO {user};
+         GRANT USAGE ON FOREIGN DATA WRAPPER bare TO {user} WITH GRANT OPTION;
+         ALTER SERVER \"Other Server\" OWNER TO {user};
+         COMMENT ON FOREIGN DATA WRAPPER checked IS 'validated';
+         COMMENT ON SERVER remote IS 'the remote one';",
+        user = user.0
+    ));
+    let (target, _script, _) = round_trip(&source).await;
+    assert_pg_dump_equal(&source.name, &target.name);
+    let mappings = "SELECT srvname, usename, umoptions FROM pg_user_mappings ORDER BY 1, 2";
+    assert_eq!(
+        source.sql(mappings),
+        format!(
+            "Other Server|{u}|\nremote|{u}|{{user=app_rw,password=not-secret}}\nremote|public|{{user=app_ro}}\n",
+            u = user.0
+        )
+    );
+    assert_eq!(target.sql(mappings), source.sql(mappings));
+}

@@ -82,6 +82,12 @@ pub(super) async fn owners_and_acls(
               FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace
              WHERE {nsn} AND {ext_coll}
             UNION ALL
+            SELECT 1, 'FOREIGN DATA WRAPPER', pg_catalog.quote_ident(f.fdwname), f.fdwowner, f.fdwacl, NULL, f.oid, NULL
+              FROM pg_catalog.pg_foreign_data_wrapper f WHERE {ext_fdw}
+            UNION ALL
+            SELECT 1, 'SERVER', pg_catalog.quote_ident(s.srvname), s.srvowner, s.srvacl, NULL, s.oid, NULL
+              FROM pg_catalog.pg_foreign_server s WHERE {ext_srv}
+            UNION ALL
             SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid, NULL
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -116,6 +122,8 @@ pub(super) async fn owners_and_acls(
         ext_d = not_ext("pg_ts_dict", "d.oid"),
         ext_cfg = not_ext("pg_ts_config", "c.oid"),
         ext_coll = not_ext("pg_collation", "c.oid"),
+        ext_fdw = not_ext("pg_foreign_data_wrapper", "f.oid"),
+        ext_srv = not_ext("pg_foreign_server", "s.oid"),
         agg_sig = super::pre::aggregate_signature_sql("p", "n"),
     );
     let rows = query(conn, &sql, &[]).await?;
@@ -136,6 +144,7 @@ pub(super) async fn owners_and_acls(
         let grant_kind = match kind.as_str() {
             "VIEW" | "MATERIALIZED VIEW" | "COLUMN" => "TABLE",
             "AGGREGATE" => "FUNCTION",
+            "SERVER" => "FOREIGN SERVER",
             k => k,
         };
         let what = format!("{} {target}", kind.to_lowercase());

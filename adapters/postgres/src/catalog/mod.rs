@@ -218,8 +218,6 @@ pub async fn check_unsupported(conn: &mut Conn) -> Result<(), EngineError> {
 UNION ALL SELECT 'publication ' || pg_catalog.quote_ident(pubname) FROM pg_catalog.pg_publication
 UNION ALL SELECT 'subscription ' || pg_catalog.quote_ident(subname) FROM pg_catalog.pg_subscription
    WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
-UNION ALL SELECT 'foreign-data wrapper ' || pg_catalog.quote_ident(fdwname) FROM pg_catalog.pg_foreign_data_wrapper f WHERE {ext_fdw}
-UNION ALL SELECT 'foreign server ' || pg_catalog.quote_ident(srvname) FROM pg_catalog.pg_foreign_server s WHERE {ext_srv}
 UNION ALL SELECT CASE c.relkind WHEN 'f' THEN 'foreign table ' ELSE 'typed table ' END
        || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -257,8 +255,6 @@ UNION ALL SELECT 'configuration table of extension ' || pg_catalog.quote_ident(e
 ORDER BY 1",
         first = FIRST_USER_OID,
         ext_evt = not_ext("pg_event_trigger", "oid"),
-        ext_fdw = not_ext("pg_foreign_data_wrapper", "f.oid"),
-        ext_srv = not_ext("pg_foreign_server", "s.oid"),
         ext_rel = not_ext("pg_class", "c.oid"),
         ext_opc = not_ext("pg_opclass", "o.oid"),
         ext_opf = not_ext("pg_opfamily", "o.oid"),
@@ -442,6 +438,7 @@ pub async fn plan(
     pre::schemas(conn, &mut pre).await?;
     pre::extensions(conn, &mut pre).await?;
     pre::collations(conn, &mut pre).await?;
+    pre::foreign_servers(conn, &mut pre).await?;
     let columns = table::load_columns(conn).await?;
     let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
     pre::functions(conn, &mut pre).await?;

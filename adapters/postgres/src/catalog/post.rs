@@ -445,6 +445,8 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
             }
             "composite type" => format!("TYPE {identity}"),
             "cast" => format!("CAST {identity}"),
+            "foreign-data wrapper" => format!("FOREIGN DATA WRAPPER {identity}"),
+            "server" => format!("SERVER {identity}"),
             "table column"
             | "view column"
             | "materialized view column"

@@ -38,7 +38,8 @@ impl PreData {
 
 /// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
 /// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `D` text search
-/// dictionary, `C` text search configuration, `K` cast, `L` collation, `R` relation. Columns,
+/// dictionary, `C` text search configuration, `K` cast, `L` collation, `W` foreign-data
+/// wrapper, `V` foreign server, `R` relation. Columns,
 /// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
@@ -62,6 +63,8 @@ fn resolve_sql(cls: &str, id: &str) -> String {
   WHEN 'pg_catalog.pg_ts_config'::pg_catalog.regclass THEN 'C' || {id}
   WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass THEN 'K' || {id}
   WHEN 'pg_catalog.pg_collation'::pg_catalog.regclass THEN 'L' || {id}
+  WHEN 'pg_catalog.pg_foreign_data_wrapper'::pg_catalog.regclass THEN 'W' || {id}
+  WHEN 'pg_catalog.pg_foreign_server'::pg_catalog.regclass THEN 'V' || {id}
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
@@ -798,6 +801,120 @@ pub(super) async fn collations(conn: &mut Conn, pre: &mut PreData) -> Result<(),
         }
         s.push_str(");\n");
         pre.insert(format!("L{oid}"), 2, r.get(7)?, s);
+    }
+    Ok(())
+}
+
+/// `OPTIONS (…)` of a generic options array (`name=value` text) as pg_dump writes it,
+/// `quote_ident(name) quote_literal(value)` one per line, but in the array's order (pg_dump
+/// sorts them by name, which changes the catalog of the restore); NULL when there are none.
+fn options_sql(column: &str) -> String {
+    format!(
+        "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(o.option_name) || ' ' ||
+                  pg_catalog.quote_literal(o.option_value), E',\\n    ' ORDER BY u.i)
+            FROM pg_catalog.unnest({column}) WITH ORDINALITY u(opt, i),
+                 LATERAL pg_catalog.pg_options_to_table(ARRAY[u.opt]) o)"
+    )
+}
+
+/// ` OPTIONS (\n    a 'x',\n    b 'y'\n)` or nothing.
+fn options_clause(options: Option<String>) -> String {
+    options.map_or_else(String::new, |o| format!(" OPTIONS (\n    {o}\n)"))
+}
+
+/// Foreign-data wrappers and foreign servers with their user mappings (rank 1, keys `W<oid>`
+/// and `V<oid>`), in pg_dump's form (`dumpForeignDataWrapper`, `dumpForeignServer`,
+/// `dumpUserMappings` in pg_dump.c of PostgreSQL 15): `CREATE FOREIGN DATA WRAPPER name
+/// [HANDLER f] [VALIDATOR f] [OPTIONS (…)]`; `CREATE SERVER name [TYPE '…'] [VERSION '…']
+/// FOREIGN DATA WRAPPER fdw [OPTIONS (…)]` and each `CREATE USER MAPPING FOR role|PUBLIC
+/// SERVER name [OPTIONS (…)]`, read from `pg_user_mappings` as pg_dump does (its options are
+/// visible to a superuser, the mapped role, or the server's owner with `USAGE`). A mapping
+/// naming a role is guarded like an owner (skipped with a warning where the role is
+/// missing). References: <https://www.postgresql.org/docs/15/sql-createforeigndatawrapper.html>,
+/// <https://www.postgresql.org/docs/15/sql-createserver.html>,
+/// <https://www.postgresql.org/docs/15/sql-createusermapping.html>.
+pub(super) async fn foreign_servers(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT f.oid, pg_catalog.quote_ident(f.fdwname),
+                    CASE WHEN f.fdwhandler <> 0 THEN f.fdwhandler::pg_catalog.regproc::text END,
+                    CASE WHEN f.fdwvalidator <> 0 THEN f.fdwvalidator::pg_catalog.regproc::text END,
+                    {opts}, f.fdwname
+               FROM pg_catalog.pg_foreign_data_wrapper f WHERE {ext}",
+            opts = options_sql("f.fdwoptions"),
+            ext = not_ext("pg_foreign_data_wrapper", "f.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "foreign-data wrapper", 1);
+        let oid: u32 = r.get(0)?;
+        let mut s = format!("CREATE FOREIGN DATA WRAPPER {}", r.get::<String>(1)?);
+        if let Some(handler) = r.get::<Option<String>>(2)? {
+            let _ = write!(s, " HANDLER {handler}");
+        }
+        if let Some(validator) = r.get::<Option<String>>(3)? {
+            let _ = write!(s, " VALIDATOR {validator}");
+        }
+        s.push_str(&options_clause(r.get(4)?));
+        s.push_str(";\n");
+        pre.insert(format!("W{oid}"), 1, r.get(5)?, s);
+    }
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT s.oid, pg_catalog.quote_ident(s.srvname), s.srvtype, s.srvversion,
+                    (SELECT pg_catalog.quote_ident(f.fdwname) FROM pg_catalog.pg_foreign_data_wrapper f
+                      WHERE f.oid = s.srvfdw),
+                    {opts},
+                    ARRAY(SELECT u.usename FROM pg_catalog.pg_user_mappings u
+                           WHERE u.srvid = s.oid ORDER BY u.usename COLLATE \"C\"),
+                    ARRAY(SELECT COALESCE({umopts}, '') FROM pg_catalog.pg_user_mappings u
+                           WHERE u.srvid = s.oid ORDER BY u.usename COLLATE \"C\"),
+                    s.srvname
+               FROM pg_catalog.pg_foreign_server s WHERE {ext}",
+            opts = options_sql("s.srvoptions"),
+            umopts = options_sql("u.umoptions"),
+            ext = not_ext("pg_foreign_server", "s.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "foreign server", 1);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let mut s = format!("CREATE SERVER {name}");
+        if let Some(ty) = r.get::<Option<String>>(2)? {
+            let _ = write!(s, " TYPE {}", quote_literal(&ty));
+        }
+        if let Some(version) = r.get::<Option<String>>(3)? {
+            let _ = write!(s, " VERSION {}", quote_literal(&version));
+        }
+        let _ = write!(s, " FOREIGN DATA WRAPPER {}", r.get::<String>(4)?);
+        s.push_str(&options_clause(r.get(5)?));
+        s.push_str(";\n");
+        let users: Vec<String> = r.get(6)?;
+        let options: Vec<String> = r.get(7)?;
+        for (user, opts) in users.iter().zip(options) {
+            let opts = options_clause(Some(opts).filter(|o| !o.is_empty()));
+            if user == "public" {
+                let _ = writeln!(s, "CREATE USER MAPPING FOR PUBLIC SERVER {name}{opts};");
+            } else {
+                let stmt = format!(
+                    "CREATE USER MAPPING FOR {} SERVER {name}{opts}",
+                    crate::quote::quote_ident(user)
+                );
+                s.push_str(&super::acl::guarded(
+                    std::slice::from_ref(user),
+                    &stmt,
+                    &format!("user mapping for {user} on server {name}"),
+                ));
+            }
+        }
+        pre.insert(format!("V{oid}"), 1, r.get(8)?, s);
     }
     Ok(())
 }
