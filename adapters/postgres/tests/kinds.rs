@@ -317,3 +317,46 @@ async fn foreign_data_wrappers_servers_and_user_mappings() {
     );
     assert_eq!(target.sql(mappings), source.sql(mappings));
 }
+
+/// A table access method (over the built-in heap handler, as the regression suite's `heap2`)
+/// used by a table, a partition and a materialized view; with a comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_access_methods_and_their_tables() {
+    let source = TestDb::new("kinds_am");
+    source.sql(
+        "CREATE ACCESS METHOD heap_two TYPE TABLE HANDLER heap_tableam_handler;
+         COMMENT ON ACCESS METHOD heap_two IS 'heap under another name';
+         CREATE SCHEMA am;
+         CREATE TABLE am.t (id int, v text) USING heap_two WITH (fillfactor = 70);
+         INSERT INTO am.t SELECT g, 'v' || g FROM generate_series(1, 50) g;
+         CREATE TABLE am.parted (id int) PARTITION BY RANGE (id);
+         CREATE TABLE am.p1 PARTITION OF am.parted FOR VALUES FROM (0) TO (100) USING heap_two;
+         CREATE TABLE am.p2 PARTITION OF am.parted FOR VALUES FROM (100) TO (200);
+         INSERT INTO am.parted SELECT g FROM generate_series(0, 199, 7) g;
+         CREATE MATERIALIZED VIEW am.mv USING heap_two AS SELECT count(*) AS n FROM am.t;",
+    );
+    let (target, script, summary) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains("CREATE ACCESS METHOD heap_two TYPE TABLE HANDLER heap_tableam_handler;\n"),
+        "{text}"
+    );
+    assert_pg_dump_equal(&source.name, &target.name);
+    let ams = "SELECT c.relname, a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+                WHERE c.relnamespace = 'am'::regnamespace AND c.relkind IN ('r', 'm') ORDER BY 1";
+    assert_eq!(
+        source.sql(ams),
+        "mv|heap_two\np1|heap_two\np2|heap\nt|heap_two\n"
+    );
+    assert_eq!(target.sql(ams), source.sql(ams));
+    assert_eq!(target.sql("SELECT n FROM am.mv"), "50\n");
+    let rows = |name: &str| {
+        summary
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.rows)
+    };
+    assert_eq!(rows("am.t"), Some(50));
+    assert_eq!(rows("am.p1"), Some(15));
+}

@@ -225,10 +225,6 @@ UNION ALL SELECT CASE c.relkind WHEN 'f' THEN 'foreign table ' ELSE 'typed table
 UNION ALL SELECT 'relation in a tablespace ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    WHERE {nsn} AND {ext_rel} AND c.reltablespace <> 0
-UNION ALL SELECT 'table with a non-heap access method ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
-   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE {nsn} AND {ext_rel} AND c.relkind IN ('r', 'm') AND c.relam <> 0
-     AND c.relam <> (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'heap')
 UNION ALL SELECT 'operator class ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opcname) FROM pg_catalog.pg_opclass o
    JOIN pg_catalog.pg_namespace n ON n.oid = o.opcnamespace WHERE {nsn} AND {ext_opc}
 UNION ALL SELECT 'operator family ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opfname) FROM pg_catalog.pg_opfamily o
@@ -241,7 +237,6 @@ UNION ALL SELECT 'text search template ' || pg_catalog.quote_ident(n.nspname) ||
    JOIN pg_catalog.pg_namespace n ON n.oid = c.tmplnamespace WHERE {nsn} AND {ext_tstmpl}
 UNION ALL SELECT 'procedural language ' || pg_catalog.quote_ident(lanname) FROM pg_catalog.pg_language l WHERE l.oid >= {first} AND {ext_lang}
 UNION ALL SELECT 'transform for ' || pg_catalog.format_type(trftype, NULL) FROM pg_catalog.pg_transform t WHERE {ext_trf}
-UNION ALL SELECT 'access method ' || pg_catalog.quote_ident(amname) FROM pg_catalog.pg_am a WHERE a.oid >= {first} AND {ext_am}
 UNION ALL SELECT 'security label on ' || (pg_catalog.pg_identify_object(classoid, objoid, objsubid)).identity FROM pg_catalog.pg_seclabel
 UNION ALL SELECT CASE t.typtype WHEN 'b' THEN 'base type ' WHEN 'p' THEN 'pseudo-type ' ELSE 'type ' END
        || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname)
@@ -263,7 +258,6 @@ ORDER BY 1",
         ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
         ext_lang = not_ext("pg_language", "l.oid"),
         ext_trf = not_ext("pg_transform", "t.oid"),
-        ext_am = not_ext("pg_am", "a.oid"),
         ext_type = not_ext("pg_type", "t.oid"),
         ext_rng = not_ext("pg_type", "t.oid"),
     );
@@ -439,6 +433,7 @@ pub async fn plan(
     pre::extensions(conn, &mut pre).await?;
     pre::collations(conn, &mut pre).await?;
     pre::foreign_servers(conn, &mut pre).await?;
+    pre::access_methods(conn, &mut pre).await?;
     let columns = table::load_columns(conn).await?;
     let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
     pre::functions(conn, &mut pre).await?;

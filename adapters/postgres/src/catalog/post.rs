@@ -447,6 +447,7 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
             "cast" => format!("CAST {identity}"),
             "foreign-data wrapper" => format!("FOREIGN DATA WRAPPER {identity}"),
             "server" => format!("SERVER {identity}"),
+            "access method" => format!("ACCESS METHOD {identity}"),
             "table column"
             | "view column"
             | "materialized view column"

@@ -39,7 +39,7 @@ impl PreData {
 /// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
 /// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `D` text search
 /// dictionary, `C` text search configuration, `K` cast, `L` collation, `W` foreign-data
-/// wrapper, `V` foreign server, `R` relation. Columns,
+/// wrapper, `V` foreign server, `A` access method, `R` relation. Columns,
 /// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
@@ -65,6 +65,7 @@ fn resolve_sql(cls: &str, id: &str) -> String {
   WHEN 'pg_catalog.pg_collation'::pg_catalog.regclass THEN 'L' || {id}
   WHEN 'pg_catalog.pg_foreign_data_wrapper'::pg_catalog.regclass THEN 'W' || {id}
   WHEN 'pg_catalog.pg_foreign_server'::pg_catalog.regclass THEN 'V' || {id}
+  WHEN 'pg_catalog.pg_am'::pg_catalog.regclass THEN 'A' || {id}
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
@@ -805,6 +806,47 @@ pub(super) async fn collations(conn: &mut Conn, pre: &mut PreData) -> Result<(),
     Ok(())
 }
 
+/// `CREATE ACCESS METHOD name TYPE TABLE | INDEX HANDLER function` of every access method
+/// created after the server's own (OID 16384 and up, outside extensions), rank 1, key
+/// `A<oid>`, as pg_dump's `dumpAccessMethod` (PostgreSQL 15) writes it; tables and
+/// materialized views using one say so with `USING`. Reference:
+/// <https://www.postgresql.org/docs/15/sql-create-access-method.html>.
+pub(super) async fn access_methods(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT a.oid, pg_catalog.quote_ident(a.amname), a.amtype::text, a.amhandler::pg_catalog.regproc::text,
+                    a.amname
+               FROM pg_catalog.pg_am a WHERE a.oid >= {FIRST_USER_OID} AND {}",
+            not_ext("pg_am", "a.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "access method", 1);
+        let oid: u32 = r.get(0)?;
+        let kind = match r.get::<String>(2)?.as_str() {
+            "t" => "TABLE",
+            "i" => "INDEX",
+            other => {
+                return Err(EngineError::new(
+                    ErrorKind::Unsupported,
+                    format!("unknown kind of access method (amtype '{other}')"),
+                )
+                .with_object(r.object()));
+            }
+        };
+        let sql = format!(
+            "CREATE ACCESS METHOD {} TYPE {kind} HANDLER {};\n",
+            r.get::<String>(1)?,
+            r.get::<String>(3)?
+        );
+        pre.insert(format!("A{oid}"), 1, r.get(4)?, sql);
+    }
+    Ok(())
+}
+
 /// `OPTIONS (…)` of a generic options array (`name=value` text) as pg_dump writes it,
 /// `quote_ident(name) quote_literal(value)` one per line, but in the array's order (pg_dump
 /// sorts them by name, which changes the catalog of the restore); NULL when there are none.
@@ -1109,8 +1151,12 @@ async fn view_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<String,
 async fn matview_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<String, EngineError> {
     let def = view_def(conn, rel).await?;
     let (opts, _) = view_options(&rel.reloptions);
+    let using = rel
+        .access_method
+        .as_ref()
+        .map_or_else(String::new, |am| format!(" USING {am}"));
     let mut s = format!(
-        "CREATE MATERIALIZED VIEW {}{opts} AS\n{def}\n  WITH NO DATA;\n",
+        "CREATE MATERIALIZED VIEW {}{using}{opts} AS\n{def}\n  WITH NO DATA;\n",
         rel.name
     );
     for c in cols {

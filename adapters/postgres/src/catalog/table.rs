@@ -103,6 +103,8 @@ pub(super) struct Rel {
     pub rls: bool,
     pub force_rls: bool,
     pub populated: bool,
+    /// The table access method when it is not `heap` (quoted), for `USING`.
+    pub access_method: Option<String>,
 }
 
 /// The columns of every relation and composite type in a user schema, by `pg_class` OID, in
@@ -167,7 +169,9 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
                     pg_catalog.pg_get_expr(c.relpartbound, c.oid),
                     CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
                     COALESCE(c.reloptions, '{{}}'), c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
-                    c.relispopulated
+                    c.relispopulated,
+                    (SELECT pg_catalog.quote_ident(am.amname) FROM pg_catalog.pg_am am
+                      WHERE am.oid = c.relam AND am.amname <> 'heap')
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND {} AND {}",
             user_ns("n"),
@@ -193,6 +197,7 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
             rls: r.get(10)?,
             force_rls: r.get(11)?,
             populated: r.get(12)?,
+            access_method: r.get(13)?,
         };
         rels.insert(rel.oid, rel);
     }
@@ -386,6 +391,11 @@ fn create_table(
     let mut s = create_head(rel, &items, &parent_names);
     if let Some(key) = &rel.partkey {
         let _ = write!(s, "\nPARTITION BY {key}");
+    }
+    // The script's header sets `default_table_access_method = heap`; another one is named
+    // (pg_dump sets the default around the statement instead, to the same effect).
+    if let Some(am) = &rel.access_method {
+        let _ = write!(s, "\nUSING {am}");
     }
     if !rel.reloptions.is_empty() {
         let _ = write!(s, "\nWITH ({})", rel.reloptions.join(", "));
