@@ -130,14 +130,17 @@ async fn rls_hiding_rows_fails_instead_of_dumping_fewer() {
 async fn unsupported_object_fails_by_name() {
     let db = TestDb::new("unsup");
     db.sql(
-        "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION exp_pub FOR TABLE t;
-            CREATE TYPE exp_row AS (a int); CREATE TABLE exp_typed OF exp_row",
+        "CREATE TABLE t (id int PRIMARY KEY); CREATE OPERATOR FAMILY exp_fam USING btree;
+            CREATE TYPE exp_shell",
     );
     let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-    assert!(err.to_string().contains("publication exp_pub"), "{err}");
     assert!(
-        err.to_string().contains("typed table public.exp_typed"),
+        err.to_string().contains("operator family public.exp_fam"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("pseudo-type public.exp_shell"),
         "{err}"
     );
 }

@@ -360,3 +360,40 @@ async fn table_access_methods_and_their_tables() {
     assert_eq!(rows("am.t"), Some(50));
     assert_eq!(rows("am.p1"), Some(15));
 }
+
+/// Typed tables (`CREATE TABLE … OF type`): column options (`NOT NULL`, `DEFAULT`), a check,
+/// a primary key, a type that lost and gained attributes since (`ALTER TYPE … CASCADE`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_tables() {
+    let source = TestDb::new("kinds_typed");
+    source.sql(
+        "CREATE SCHEMA typed;
+         CREATE TYPE typed.person AS (name text, age int, nick text);
+         CREATE TABLE typed.people OF typed.person (
+           name WITH OPTIONS NOT NULL PRIMARY KEY, age WITH OPTIONS DEFAULT 18 CHECK (age >= 0));
+         CREATE TABLE typed.plain OF typed.person;
+         ALTER TYPE typed.person DROP ATTRIBUTE nick CASCADE;
+         ALTER TYPE typed.person ADD ATTRIBUTE email text CASCADE;
+         INSERT INTO typed.people (name, email) VALUES ('ann', 'a@x'), ('bob', NULL);
+         INSERT INTO typed.plain VALUES ('carl', 40, 'c@x');",
+    );
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains("ALTER TABLE ONLY typed.people OF typed.person;\n"),
+        "{text}"
+    );
+    assert_pg_dump_equal(&source.name, &target.name);
+    let typed = "SELECT c.relname, c.reloftype::regtype, string_agg(a.attname || ':' || a.attislocal, ',' ORDER BY a.attnum)
+                   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                  WHERE c.relnamespace = 'typed'::regnamespace AND c.relkind = 'r' GROUP BY 1, 2 ORDER BY 1";
+    assert_eq!(
+        source.sql(typed),
+        "people|typed.person|name:true,age:true,email:true\nplain|typed.person|name:true,age:true,email:true\n"
+    );
+    assert_eq!(target.sql(typed), source.sql(typed));
+    assert_eq!(
+        target.sql("SELECT name, age, email FROM typed.people ORDER BY 1"),
+        "ann|18|a@x\nbob|18|\n"
+    );
+}

@@ -105,6 +105,8 @@ pub(super) struct Rel {
     pub populated: bool,
     /// The table access method when it is not `heap` (quoted), for `USING`.
     pub access_method: Option<String>,
+    /// A typed table's composite type (`CREATE TABLE … OF type`), schema-qualified.
+    pub of_type: Option<String>,
 }
 
 /// The columns of every relation and composite type in a user schema, by `pg_class` OID, in
@@ -171,7 +173,8 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
                     COALESCE(c.reloptions, '{{}}'), c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
                     c.relispopulated,
                     (SELECT pg_catalog.quote_ident(am.amname) FROM pg_catalog.pg_am am
-                      WHERE am.oid = c.relam AND am.amname <> 'heap')
+                      WHERE am.oid = c.relam AND am.amname <> 'heap'),
+                    CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND {} AND {}",
             user_ns("n"),
@@ -198,6 +201,7 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
             force_rls: r.get(11)?,
             populated: r.get(12)?,
             access_method: r.get(13)?,
+            of_type: r.get(14)?,
         };
         rels.insert(rel.oid, rel);
     }
@@ -401,6 +405,12 @@ fn create_table(
         let _ = write!(s, "\nWITH ({})", rel.reloptions.join(", "));
     }
     s.push_str(";\n");
+    // A typed table: created with its columns, then linked to its type, which marks the
+    // columns as the type's — what pg_dump does in binary-upgrade mode (`dumpTableSchema`),
+    // and the same catalog as `CREATE TABLE … OF type` with `WITH OPTIONS` per column.
+    if let Some(ty) = &rel.of_type {
+        let _ = writeln!(s, "ALTER TABLE ONLY {} OF {ty};", rel.name);
+    }
     s.push_str(&after);
     for c in cols {
         for setting in &c.settings {
