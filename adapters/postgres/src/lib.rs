@@ -129,10 +129,11 @@
 //! mappings, access methods, sequences, ordinary, unlogged, partitioned and inheritance
 //! tables (also typed and of another table access method), identity and generated columns, views,
 //! materialized views, constraints, indexes, triggers, rules, RLS and policies, comments,
-//! large objects, owners and privileges (also column privileges).
+//! publications (tables with column lists and row filters, schemas, all tables), large
+//! objects, owners and privileges (also column privileges).
 //!
 //! Rejected with [`ErrorKind::Unsupported`] naming the object (never silently left out):
-//! event triggers, publications, subscriptions, foreign tables, relations in tablespaces, operator classes and families, conversions, text search parsers and
+//! event triggers, subscriptions, foreign tables, relations in tablespaces, operator classes and families, conversions, text search parsers and
 //! templates, procedural languages and transforms outside extensions, security labels, base
 //! and pseudo types, range types with a canonical function, extension configuration tables,
 //! comments on any other kind of object, and circular dependencies between schema objects.

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{Role, TestDb, assert_pg_dump_equal, round_trip};
+use common::{Role, TestDb, assert_pg_dump_equal, dump, restore, round_trip};
+use exporter_contract::DumpOptions;
 
 /// Aggregates of every shape `CREATE AGGREGATE` has: a plain one with `INITCOND` and a
 /// final function, one over `*`, a moving aggregate with an inverse, a parallel one with
@@ -396,4 +397,65 @@ async fn typed_tables() {
         target.sql("SELECT name, age, email FROM typed.people ORDER BY 1"),
         "ann|18|a@x\nbob|18|\n"
     );
+}
+
+/// Publications: for all tables (via the partition root), for tables with a column list and
+/// a row filter, for a schema, with chosen actions; with an owner and a comment. The target
+/// server's `wal_level` is `replica`, so the restore warns (as pg_dump's restore does) and
+/// that warning is the only thing it prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publications_of_tables_schemas_and_all() {
+    let owner = Role::new("pub_owner");
+    let source = TestDb::new("kinds_pub");
+    let suffix = &source.name[source.name.len() - 12..];
+    let (all, some, schema) = (
+        format!("exp_pub_all_{suffix}"),
+        format!("exp_pub_some_{suffix}"),
+        format!("exp_pub_nsp_{suffix}"),
+    );
+    source.sql(&format!(
+        "CREATE SCHEMA pubs; CREATE SCHEMA pubs_all;
+         CREATE TABLE pubs.t (id int PRIMARY KEY, secret text, v int);
+         CREATE TABLE pubs.u (id int);
+         CREATE TABLE pubs_all.w (id int);
+         INSERT INTO pubs.t VALUES (1, 's', 10);
+         CREATE PUBLICATION {all} FOR ALL TABLES WITH (publish_via_partition_root = true);
+         CREATE PUBLICATION {some} FOR TABLE pubs.t (id, v) WHERE (v > 5), pubs.u
+           WITH (publish = 'insert, truncate');
+         CREATE PUBLICATION {schema} FOR TABLES IN SCHEMA pubs_all;
+         ALTER PUBLICATION {some} OWNER TO {owner};
+         COMMENT ON PUBLICATION {schema} IS 'a schema';",
+        owner = owner.0
+    ));
+    let (script, _) = dump(source.url(), DumpOptions::default())
+        .await
+        .expect("the dump succeeds");
+    let target = TestDb::new("kinds_pub_restore");
+    let stderr = restore(&script, &target.name);
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains("wal_level is insufficient to publish logical changes")
+                || line.contains("Set wal_level to \"logical\""),
+            "{stderr}"
+        );
+    }
+    assert_pg_dump_equal(&source.name, &target.name);
+    let pubs = format!(
+        "SELECT p.pubname, p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate, p.pubviaroot,
+                pg_get_userbyid(p.pubowner) = '{owner}', obj_description(p.oid, 'pg_publication'),
+                (SELECT string_agg(t.schemaname || '.' || t.tablename || coalesce(t.attnames::text, '') || coalesce(t.rowfilter, ''), ' ' ORDER BY 1)
+                   FROM pg_publication_tables t WHERE t.pubname = p.pubname AND t.schemaname LIKE 'pubs%')
+           FROM pg_publication p WHERE p.pubname IN ('{all}', '{some}', '{schema}') ORDER BY 1",
+        owner = owner.0
+    );
+    let expected = source.sql(&pubs);
+    assert_eq!(
+        expected,
+        format!(
+            "{all}|t|t|t|t|t|t|f||pubs.t{{id,secret,v}} pubs.u{{id}} pubs_all.w{{id}}\n\
+             {schema}|f|t|t|t|t|f|f|a schema|pubs_all.w{{id}}\n\
+             {some}|f|t|f|f|t|f|t||pubs.t{{id,v}}(v > 5) pubs.u{{id}}\n"
+        )
+    );
+    assert_eq!(target.sql(&pubs), expected);
 }

@@ -88,6 +88,9 @@ pub(super) async fn owners_and_acls(
             SELECT 1, 'SERVER', pg_catalog.quote_ident(s.srvname), s.srvowner, s.srvacl, NULL, s.oid, NULL
               FROM pg_catalog.pg_foreign_server s WHERE {ext_srv}
             UNION ALL
+            SELECT 8, 'PUBLICATION', pg_catalog.quote_ident(p.pubname), p.pubowner, NULL, NULL, p.oid, NULL
+              FROM pg_catalog.pg_publication p
+            UNION ALL
             SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid, NULL
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

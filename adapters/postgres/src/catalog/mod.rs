@@ -215,7 +215,6 @@ pub async fn check_unsupported(conn: &mut Conn) -> Result<(), EngineError> {
     let nsn = user_ns("n");
     let sql = format!(
         "SELECT 'event trigger ' || pg_catalog.quote_ident(evtname) FROM pg_catalog.pg_event_trigger WHERE {ext_evt}
-UNION ALL SELECT 'publication ' || pg_catalog.quote_ident(pubname) FROM pg_catalog.pg_publication
 UNION ALL SELECT 'subscription ' || pg_catalog.quote_ident(subname) FROM pg_catalog.pg_subscription
    WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
 UNION ALL SELECT 'foreign table ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)

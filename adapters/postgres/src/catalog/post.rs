@@ -42,6 +42,7 @@ pub(super) async fn post_data(
     plan.post.extend(rules(conn, rels).await?);
     plan.post.extend(row_security(rels));
     plan.post.extend(policies(conn, rels).await?);
+    plan.post.extend(publications(conn, rels).await?);
     Ok(())
 }
 
@@ -366,6 +367,119 @@ async fn policies(conn: &mut Conn, rels: &BTreeMap<u32, Rel>) -> Result<Vec<Stri
     Ok(out)
 }
 
+/// Publications, after everything they publish exists, in pg_dump's form
+/// (`dumpPublication`, `dumpPublicationTable`, `dumpPublicationNamespace` in pg_dump.c of
+/// PostgreSQL 15): `CREATE PUBLICATION name [FOR ALL TABLES] WITH (publish = '…'[,
+/// publish_via_partition_root = true])`, then `ALTER PUBLICATION name ADD TABLE ONLY table
+/// [(columns)] [WHERE (condition)]` per table (of the dumped tables) and `ADD TABLES IN
+/// SCHEMA` per schema. Column lists, row filters and schemas exist from PostgreSQL 15 on;
+/// an older server is read without them. A target whose `wal_level` is not `logical`
+/// accepts them with a warning. Reference:
+/// <https://www.postgresql.org/docs/15/sql-createpublication.html>.
+async fn publications(
+    conn: &mut Conn,
+    rels: &BTreeMap<u32, Rel>,
+) -> Result<Vec<String>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT p.oid, pg_catalog.quote_ident(p.pubname), p.puballtables, p.pubinsert, p.pubupdate,
+                p.pubdelete, p.pubtruncate, p.pubviaroot,
+                pg_catalog.current_setting('server_version_num')::int >= 150000
+           FROM pg_catalog.pg_publication p ORDER BY p.pubname COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    let mut out = Vec::new();
+    let mut v15 = false;
+    for r in &rows {
+        let r = Cells::new(r, "publication", 1);
+        let name: String = r.get(1)?;
+        let mut s = format!("CREATE PUBLICATION {name}");
+        if r.get::<bool>(2)? {
+            s.push_str(" FOR ALL TABLES");
+        }
+        let actions: Vec<&str> = [(3, "insert"), (4, "update"), (5, "delete"), (6, "truncate")]
+            .into_iter()
+            .map(|(col, word)| Ok::<_, EngineError>((r.get::<bool>(col)?, word)))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter_map(|(on, word)| on.then_some(word))
+            .collect();
+        let _ = write!(s, " WITH (publish = '{}'", actions.join(", "));
+        if r.get::<bool>(7)? {
+            s.push_str(", publish_via_partition_root = true");
+        }
+        s.push_str(");\n");
+        v15 = r.get(8)?;
+        out.push(s);
+    }
+    if rows.is_empty() {
+        return Ok(out);
+    }
+    let (columns, filter) = if v15 {
+        (
+            "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.i)
+                FROM pg_catalog.unnest(pr.prattrs) WITH ORDINALITY k(attnum, i)
+                JOIN pg_catalog.pg_attribute a ON a.attrelid = pr.prrelid AND a.attnum = k.attnum)",
+            "pg_catalog.pg_get_expr(pr.prqual, pr.prrelid)",
+        )
+    } else {
+        ("NULL::text", "NULL::text")
+    };
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT pg_catalog.quote_ident(p.pubname), pr.prrelid, {columns}, {filter}
+               FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
+              ORDER BY p.pubname COLLATE \"C\", pr.prrelid"
+        ),
+        &[],
+    )
+    .await?;
+    let mut tables = Vec::new();
+    for r in &rows {
+        let r = Cells::new(r, "publication", 0);
+        let Some(rel) = rels.get(&r.get::<u32>(1)?) else {
+            continue; // a table that is not dumped (an extension's), as pg_dump
+        };
+        let mut s = format!(
+            "ALTER PUBLICATION {} ADD TABLE ONLY {}",
+            r.get::<String>(0)?,
+            rel.name
+        );
+        if let Some(cols) = r.get::<Option<String>>(2)? {
+            let _ = write!(s, " ({cols})");
+        }
+        if let Some(filter) = r.get::<Option<String>>(3)? {
+            let _ = write!(s, " WHERE ({filter})");
+        }
+        tables.push((rel.name.clone(), format!("{s};\n")));
+    }
+    tables.sort();
+    out.extend(tables.into_iter().map(|(_, s)| s));
+    if v15 {
+        let rows = query(
+            conn,
+            "SELECT pg_catalog.quote_ident(p.pubname), pg_catalog.quote_ident(n.nspname)
+               FROM pg_catalog.pg_publication_namespace pn
+               JOIN pg_catalog.pg_publication p ON p.oid = pn.pnpubid
+               JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid
+              ORDER BY p.pubname COLLATE \"C\", n.nspname COLLATE \"C\"",
+            &[],
+        )
+        .await?;
+        for r in &rows {
+            let r = Cells::new(r, "publication", 0);
+            out.push(format!(
+                "ALTER PUBLICATION {} ADD TABLES IN SCHEMA {};\n",
+                r.get::<String>(0)?,
+                r.get::<String>(1)?
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// `COMMENT ON …` for every comment on a dumped object.
 ///
 /// # Errors
@@ -440,7 +554,8 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
             | "operator"
             | "text search dictionary"
             | "text search configuration"
-            | "collation" => {
+            | "collation"
+            | "publication" => {
                 format!("{} {identity}", ty.to_uppercase())
             }
             "composite type" => format!("TYPE {identity}"),
