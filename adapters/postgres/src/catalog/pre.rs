@@ -1027,9 +1027,10 @@ pub(super) fn sequence_ownership(
 ) -> HashMap<u32, Vec<String>> {
     let mut identity_stmts: HashMap<u32, Vec<String>> = HashMap::new();
     for (seq, (table, col, deptype)) in &seqs.owner {
-        let (Some(seq_rel), Some(tname)) = (rels.get(seq), rels.get(table).map(|r| &r.name)) else {
+        let (Some(seq_rel), Some(table_rel)) = (rels.get(seq), rels.get(table)) else {
             continue;
         };
+        let tname = &table_rel.name;
         let Some((ty, opts)) = seqs.opts.get(seq) else {
             continue;
         };
@@ -1046,8 +1047,18 @@ pub(super) fn sequence_ownership(
             });
             // The identity sequence takes the column's type; `AS` is only allowed (and only
             // needed) afterwards, when someone changed it with ALTER SEQUENCE … AS.
+            // The sequence's persistence only where it differs from its table's (pg_dump's
+            // `dumpSequence`): an identity sequence is created as logged or unlogged as its
+            // table otherwise.
+            let persistence = if seq_rel.persistence == table_rel.persistence {
+                ""
+            } else if seq_rel.persistence == "u" {
+                "    UNLOGGED\n"
+            } else {
+                "    LOGGED\n"
+            };
             let mut stmt = format!(
-                "ALTER TABLE ONLY {tname} ALTER COLUMN {col} ADD GENERATED {kind} AS IDENTITY (\n    SEQUENCE NAME {}\n    {opts}\n);\n",
+                "ALTER TABLE ONLY {tname} ALTER COLUMN {col} ADD GENERATED {kind} AS IDENTITY (\n    SEQUENCE NAME {}\n{persistence}    {opts}\n);\n",
                 seq_rel.name
             );
             if column.is_some_and(|c| &c.ty != ty) {

@@ -98,6 +98,8 @@ pub(super) struct Rel {
     pub is_partition: bool,
     pub bound: Option<String>,
     pub partkey: Option<String>,
+    /// Storage parameters as stored (`fillfactor=70`), then the TOAST table's prefixed with
+    /// `toast.` (`toast.autovacuum_enabled=false`), as pg_dump writes them into `WITH (…)`.
     pub reloptions: Vec<String>,
     pub replident: String,
     pub rls: bool,
@@ -170,7 +172,9 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
                     n.nspname || '.' || c.relname, c.relpersistence::text, c.relispartition,
                     pg_catalog.pg_get_expr(c.relpartbound, c.oid),
                     CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
-                    COALESCE(c.reloptions, '{{}}'), c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
+                    COALESCE(c.reloptions, '{{}}') || COALESCE((SELECT pg_catalog.array_agg('toast.' || o.o ORDER BY o.i)
+                        FROM pg_catalog.pg_class tc, pg_catalog.unnest(tc.reloptions) WITH ORDINALITY o(o, i)
+                       WHERE tc.oid = c.reltoastrelid), '{{}}'), c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
                     c.relispopulated,
                     (SELECT pg_catalog.quote_ident(am.amname) FROM pg_catalog.pg_am am
                       WHERE am.oid = c.relam AND am.amname <> 'heap'),
