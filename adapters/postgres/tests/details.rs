@@ -54,3 +54,44 @@ async fn sequence_persistence_and_toast_options() {
         "3\n"
     );
 }
+
+/// Generated columns of inheritance children (`generated` test: `gtestxx_3`, `gtestxx_4`,
+/// created on their own with the parent's expression, then `INHERIT`ed): the child's
+/// `CREATE TABLE … INHERITS` must not repeat the expression, or the restore fails with
+/// "child column "b" specifies generation expression".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_columns_of_inheritance_children() {
+    let source = TestDb::new("details_gen");
+    source.sql(
+        "CREATE TABLE gtest1 (a int PRIMARY KEY, b int GENERATED ALWAYS AS (a * 2) STORED);
+         CREATE TABLE gtestxx_3 (a int NOT NULL, b int GENERATED ALWAYS AS (a * 2) STORED);
+         ALTER TABLE gtestxx_3 INHERIT gtest1;
+         CREATE TABLE gtestxx_4 (b int GENERATED ALWAYS AS (a * 2) STORED, a int NOT NULL);
+         ALTER TABLE gtestxx_4 INHERIT gtest1;
+         CREATE TABLE gtest_child () INHERITS (gtest1);
+         INSERT INTO gtest1 (a) VALUES (1); INSERT INTO gtestxx_3 (a) VALUES (3);
+         INSERT INTO gtestxx_4 (a) VALUES (4); INSERT INTO gtest_child (a) VALUES (5);",
+    );
+    let (target, _script, summary) = round_trip(&source).await;
+    let rows = |name: &str| {
+        summary
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.rows)
+    };
+    assert_eq!(rows("public.gtestxx_3"), Some(1));
+    assert_eq!(rows("public.gtestxx_4"), Some(1));
+    let values = "SELECT tableoid::regclass, a, b FROM gtest1 ORDER BY a";
+    assert_eq!(
+        source.sql(values),
+        "gtest1|1|2\ngtestxx_3|3|6\ngtestxx_4|4|8\ngtest_child|5|10\n"
+    );
+    assert_eq!(target.sql(values), source.sql(values));
+    let generated = "SELECT c.relname, a.attname, a.attgenerated, a.attislocal, a.attinhcount,
+                            pg_get_expr(d.adbin, d.adrelid)
+                       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                       LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                      WHERE c.relname LIKE 'gtest%' AND a.attname = 'b' ORDER BY 1";
+    assert_eq!(target.sql(generated), source.sql(generated));
+}
