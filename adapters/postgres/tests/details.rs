@@ -95,3 +95,40 @@ async fn generated_columns_of_inheritance_children() {
                       WHERE c.relname LIKE 'gtest%' AND a.attname = 'b' ORDER BY 1";
     assert_eq!(target.sql(generated), source.sql(generated));
 }
+
+/// Triggers cloned onto partitions keep their own enabled state (`triggers` test:
+/// `trigger_parted_p2` disabled with `ONLY`, `trigger_parted_p2_2` `ENABLE ALWAYS`), and a
+/// disabled parent's clones stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_states_on_partitions() {
+    let source = TestDb::new("details_trg");
+    source.sql(
+        "CREATE TABLE trigger_parted (a int PRIMARY KEY) PARTITION BY LIST (a);
+         CREATE FUNCTION trigger_parted_trigfunc() RETURNS trigger LANGUAGE plpgsql
+           AS 'BEGIN RETURN NULL; END';
+         CREATE TRIGGER aft_row AFTER INSERT OR UPDATE ON trigger_parted
+           FOR EACH ROW EXECUTE FUNCTION trigger_parted_trigfunc();
+         CREATE TABLE trigger_parted_p1 PARTITION OF trigger_parted FOR VALUES IN (1)
+           PARTITION BY LIST (a);
+         CREATE TABLE trigger_parted_p1_1 PARTITION OF trigger_parted_p1 FOR VALUES IN (1);
+         CREATE TABLE trigger_parted_p2 PARTITION OF trigger_parted FOR VALUES IN (2)
+           PARTITION BY LIST (a);
+         CREATE TABLE trigger_parted_p2_2 PARTITION OF trigger_parted_p2 FOR VALUES IN (2);
+         ALTER TABLE ONLY trigger_parted_p2 DISABLE TRIGGER aft_row;
+         ALTER TABLE trigger_parted_p2_2 ENABLE ALWAYS TRIGGER aft_row;
+         CREATE TABLE other (a int) PARTITION BY LIST (a);
+         CREATE TABLE other_1 PARTITION OF other FOR VALUES IN (1);
+         CREATE TRIGGER tr AFTER INSERT ON other FOR EACH ROW EXECUTE FUNCTION trigger_parted_trigfunc();
+         ALTER TABLE ONLY other DISABLE TRIGGER tr;",
+    );
+    let (target, _script, _) = round_trip(&source).await;
+    assert_pg_dump_equal(&source.name, &target.name);
+    let states = "SELECT tgrelid::regclass, tgname, tgenabled FROM pg_trigger
+                   WHERE NOT tgisinternal ORDER BY tgrelid::regclass::text, tgname";
+    assert_eq!(
+        source.sql(states),
+        "other|tr|D\nother_1|tr|O\ntrigger_parted|aft_row|O\ntrigger_parted_p1|aft_row|O\n\
+         trigger_parted_p1_1|aft_row|O\ntrigger_parted_p2|aft_row|D\ntrigger_parted_p2_2|aft_row|A\n"
+    );
+    assert_eq!(target.sql(states), source.sql(states));
+}

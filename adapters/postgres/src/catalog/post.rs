@@ -255,7 +255,54 @@ async fn triggers(conn: &mut Conn, rels: &BTreeMap<u32, Rel>) -> Result<Vec<Stri
         triggers.push((t, s));
     }
     triggers.sort();
-    Ok(triggers.into_iter().map(|(_, s)| s).collect())
+    let mut out: Vec<String> = triggers.into_iter().map(|(_, s)| s).collect();
+    out.extend(clone_trigger_states(conn, rels).await?);
+    Ok(out)
+}
+
+/// The enabled state of triggers cloned onto partitions (`tgparentid <> 0`, created by the
+/// restore with their parent's trigger), where their tree's state is not all the default:
+/// `ALTER TABLE ONLY partition {ENABLE | DISABLE | ENABLE REPLICA | ENABLE ALWAYS} TRIGGER
+/// name` for each clone of such a tree, after every parent's own state is set — so the
+/// result does not depend on whether the server's `ALTER TABLE parent … TRIGGER` recursed
+/// (pg_dump writes the state of a clone that differs from its parent's; regression test
+/// `triggers`).
+async fn clone_trigger_states(
+    conn: &mut Conn,
+    rels: &BTreeMap<u32, Rel>,
+) -> Result<Vec<String>, EngineError> {
+    let rows = query(
+        conn,
+        "WITH RECURSIVE up(clone, anc) AS (
+           SELECT t.oid, t.tgparentid FROM pg_catalog.pg_trigger t WHERE t.tgparentid <> 0
+           UNION
+           SELECT up.clone, p.tgparentid FROM up JOIN pg_catalog.pg_trigger p ON p.oid = up.anc
+            WHERE p.tgparentid <> 0)
+         SELECT t.tgrelid, pg_catalog.quote_ident(t.tgname), t.tgenabled::text
+           FROM pg_catalog.pg_trigger t
+          WHERE t.tgparentid <> 0
+            AND (t.tgenabled <> 'O' OR EXISTS (SELECT 1 FROM up JOIN pg_catalog.pg_trigger a ON a.oid = up.anc
+                                               WHERE up.clone = t.oid AND a.tgenabled <> 'O'))
+          ORDER BY t.tgrelid, t.tgname COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let r = Cells::new(r, "trigger", 1);
+        let Some(rel) = rels.get(&r.get::<u32>(0)?) else {
+            continue;
+        };
+        let name: String = r.get(1)?;
+        let state: String = r.get(2)?;
+        let line = match enabled_state(&state, &format!("ONLY {}", rel.name), "TRIGGER", &name) {
+            Some(line) => line,
+            None => format!("ALTER TABLE ONLY {} ENABLE TRIGGER {name};\n", rel.name),
+        };
+        out.push((rel.name.clone(), line));
+    }
+    out.sort();
+    Ok(out.into_iter().map(|(_, s)| s).collect())
 }
 
 /// Rules other than views' `_RETURN`, with their enabled state.
