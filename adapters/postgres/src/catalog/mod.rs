@@ -451,7 +451,10 @@ pub async fn plan(
         checks: &checks,
         identity: &identity,
     };
-    let mut matviews = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
+    let pre::Relations {
+        mut matviews,
+        views_after_keys,
+    } = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
     let order = pre::dependency_order(conn, &mut pre, &seqs).await?;
 
     let mut plan = Plan {
@@ -481,7 +484,7 @@ pub async fn plan(
     plan.post.extend(domains_not_valid);
     // Checks that call user functions, validated once against the complete data.
     plan.post.extend(code.deferred_statements(&rels));
-    post::post_data(conn, &rels, &code, &mut plan).await?;
+    post::post_data(conn, &rels, &code, views_after_keys, &mut plan).await?;
     for (_, oid, name) in &matviews {
         let refresh = format!("REFRESH MATERIALIZED VIEW {name};\n");
         plan.post.push(match code.matviews.get(oid) {

@@ -1082,18 +1082,28 @@ pub(super) fn sequence_ownership(
     identity_stmts
 }
 
+/// What [`relations`] leaves for later: the populated materialized views (key, OID, name),
+/// refreshed after the data, and the real definitions of views created in two steps, run
+/// after the key constraints.
+pub(super) struct Relations {
+    pub matviews: Vec<(String, u32, String)>,
+    pub views_after_keys: Vec<String>,
+}
+
 /// The `CREATE` statements of every relation: sequences (rank 4), tables (5), views (6),
 /// materialized views `WITH NO DATA` (7); a table whose `CREATE TABLE` runs path-dependent
-/// code under its owner's path (see `catalog/loadcode.rs`). Returns the populated materialized views (key,
-/// OID, name), which are refreshed after the data.
+/// code under its owner's path (see `catalog/loadcode.rs`); a view that needs a key as a
+/// stand-in ([`view_in_two_steps`]). Returns what is left for later ([`Relations`]).
 pub(super) async fn relations(
     conn: &mut Conn,
     tables: &Tables<'_>,
     seqs: &Sequences,
     code: &LoadCode,
     pre: &mut PreData,
-) -> Result<Vec<(String, u32, String)>, EngineError> {
+) -> Result<Relations, EngineError> {
     let mut matviews = Vec::new();
+    let mut views_after_keys = Vec::new();
+    let on_keys = views_on_constraints(conn).await?;
     for rel in tables.rels.values() {
         let key = format!("R{}", rel.oid);
         let cols = tables.columns.get(&rel.oid).cloned().unwrap_or_default();
@@ -1109,6 +1119,11 @@ pub(super) async fn relations(
                     None => (5, ddl),
                 }
             }
+            "v" if on_keys.contains(&rel.oid) => {
+                let (dummy, real) = view_in_two_steps(conn, rel, &cols).await?;
+                views_after_keys.push((rel.sort.clone(), real));
+                (6, dummy)
+            }
             "v" => (6, view_ddl(conn, rel, &cols).await?),
             "m" => {
                 if rel.populated {
@@ -1120,7 +1135,11 @@ pub(super) async fn relations(
         };
         pre.insert(key, rank, rel.sort.clone(), sql);
     }
-    Ok(matviews)
+    views_after_keys.sort();
+    Ok(Relations {
+        matviews,
+        views_after_keys: views_after_keys.into_iter().map(|(_, s)| s).collect(),
+    })
 }
 
 /// `CREATE SEQUENCE` of a sequence that is not an identity sequence (those come with their
@@ -1142,6 +1161,68 @@ fn sequence_ddl(rel: &Rel, seqs: &Sequences) -> Option<String> {
 }
 
 /// `CREATE VIEW` with its options, check option and column defaults.
+/// The views whose query is valid only through a constraint (`pg_depend` from their
+/// `_RETURN` rule to `pg_constraint`): a `GROUP BY` of a primary key that selects the
+/// table's other columns (functional dependency).
+async fn views_on_constraints(conn: &mut Conn) -> Result<HashSet<u32>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT DISTINCT r.ev_class FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+          WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+            AND d.refclassid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+            AND r.rulename = '_RETURN'",
+        &[],
+    )
+    .await?;
+    Ok(read_all(&rows, "view", 0, |r| r.get(0))?
+        .into_iter()
+        .collect())
+}
+
+/// A view valid only once a constraint exists (see [`views_on_constraints`]), which is
+/// post-data: in pre-data a stand-in of the same columns (`SELECT NULL::type AS column, …`,
+/// so what uses the view can be created), and after the keys `CREATE OR REPLACE VIEW` with
+/// the real query — pg_dump's two steps (`createDummyViewAsClause`, the `_RETURN` rule moved
+/// to post-data in `repairViewRuleMultiLoop`). Returns (stand-in, real definition).
+async fn view_in_two_steps(
+    conn: &mut Conn,
+    rel: &Rel,
+    cols: &[Column],
+) -> Result<(String, String), EngineError> {
+    let def = view_def(conn, rel).await?;
+    let (opts, check) = view_options(&rel.reloptions);
+    let columns: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            let collate = c
+                .collation
+                .as_ref()
+                .map_or_else(String::new, |name| format!(" COLLATE {name}"));
+            format!("\n    NULL::{}{collate} AS {}", c.ty, c.name)
+        })
+        .collect();
+    let mut dummy = format!(
+        "CREATE VIEW {}{opts} AS\nSELECT{};\n",
+        rel.name,
+        columns.join(",")
+    );
+    for c in cols.iter().filter(|c| c.default.is_some()) {
+        let _ = writeln!(
+            dummy,
+            "ALTER VIEW {} ALTER COLUMN {} SET DEFAULT {};",
+            rel.name,
+            c.name,
+            c.default.as_deref().unwrap_or_default()
+        );
+    }
+    let replace = format!(
+        "CREATE OR REPLACE VIEW {}{opts} AS\n{def}{check};\n",
+        rel.name
+    );
+    Ok((dummy, replace))
+}
+
 async fn view_ddl(conn: &mut Conn, rel: &Rel, cols: &[Column]) -> Result<String, EngineError> {
     let def = view_def(conn, rel).await?;
     let (opts, check) = view_options(&rel.reloptions);
