@@ -459,3 +459,32 @@ async fn publications_of_tables_schemas_and_all() {
     );
     assert_eq!(target.sql(&pubs), expected);
 }
+
+/// A transform (the regression suite's `object_address` one: `integer` on language `sql`,
+/// both directions), with a comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transforms() {
+    let source = TestDb::new("kinds_trf");
+    source.sql(
+        "CREATE TRANSFORM FOR int LANGUAGE SQL (FROM SQL WITH FUNCTION prsd_lextype(internal),
+           TO SQL WITH FUNCTION int4recv(internal));
+         COMMENT ON TRANSFORM FOR int LANGUAGE sql IS 'both ways';",
+    );
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains(
+            "CREATE TRANSFORM FOR integer LANGUAGE sql (FROM SQL WITH FUNCTION prsd_lextype(internal), TO SQL WITH FUNCTION int4recv(internal));\n"
+        ),
+        "{text}"
+    );
+    assert_pg_dump_equal(&source.name, &target.name);
+    let transforms =
+        "SELECT trftype::regtype, trflang, trffromsql::regprocedure, trftosql::regprocedure,
+                             obj_description(oid, 'pg_transform') FROM pg_transform";
+    assert_eq!(
+        source.sql(transforms),
+        "integer|14|prsd_lextype(internal)|int4recv(internal)|both ways\n"
+    );
+    assert_eq!(target.sql(transforms), source.sql(transforms));
+}

@@ -234,7 +234,6 @@ UNION ALL SELECT 'text search parser ' || pg_catalog.quote_ident(n.nspname) || '
 UNION ALL SELECT 'text search template ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.tmplname) FROM pg_catalog.pg_ts_template c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.tmplnamespace WHERE {nsn} AND {ext_tstmpl}
 UNION ALL SELECT 'procedural language ' || pg_catalog.quote_ident(lanname) FROM pg_catalog.pg_language l WHERE l.oid >= {first} AND {ext_lang}
-UNION ALL SELECT 'transform for ' || pg_catalog.format_type(trftype, NULL) FROM pg_catalog.pg_transform t WHERE {ext_trf}
 UNION ALL SELECT 'security label on ' || (pg_catalog.pg_identify_object(classoid, objoid, objsubid)).identity FROM pg_catalog.pg_seclabel
 UNION ALL SELECT CASE t.typtype WHEN 'b' THEN 'base type ' WHEN 'p' THEN 'pseudo-type ' ELSE 'type ' END
        || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname)
@@ -255,7 +254,6 @@ ORDER BY 1",
         ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
         ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
         ext_lang = not_ext("pg_language", "l.oid"),
-        ext_trf = not_ext("pg_transform", "t.oid"),
         ext_type = not_ext("pg_type", "t.oid"),
         ext_rng = not_ext("pg_type", "t.oid"),
     );
@@ -432,6 +430,7 @@ pub async fn plan(
     pre::collations(conn, &mut pre).await?;
     pre::foreign_servers(conn, &mut pre).await?;
     pre::access_methods(conn, &mut pre).await?;
+    pre::transforms(conn, &mut pre).await?;
     let columns = table::load_columns(conn).await?;
     let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
     pre::functions(conn, &mut pre).await?;

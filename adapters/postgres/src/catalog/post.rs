@@ -556,6 +556,10 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
                     (SELECT pg_catalog.quote_ident(rulename) || ' ON ' || ev_class::pg_catalog.regclass::text
                        FROM pg_catalog.pg_rewrite WHERE oid = d.objoid)
+                  WHEN 'pg_catalog.pg_transform'::pg_catalog.regclass THEN
+                    (SELECT 'FOR ' || pg_catalog.format_type(t.trftype, NULL) || ' LANGUAGE ' || pg_catalog.quote_ident(l.lanname)
+                       FROM pg_catalog.pg_transform t JOIN pg_catalog.pg_language l ON l.oid = t.trflang
+                      WHERE t.oid = d.objoid)
                   WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
                     (SELECT {agg_sig} FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                       WHERE p.oid = d.objoid AND p.prokind = 'a')
@@ -621,7 +625,7 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                 format!("COLUMN {identity}")
             }
             "table constraint" | "domain constraint" | "trigger" | "policy" | "rule"
-            | "aggregate" => {
+            | "aggregate" | "transform" => {
                 let word = match ty.as_str() {
                     "trigger" => "TRIGGER",
                     "policy" => "POLICY",
@@ -629,6 +633,7 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                     // The aggregate's own signature: `(*)`, `ORDER BY` (the identity is
                     // the argument types only, which COMMENT ON AGGREGATE refuses for those).
                     "aggregate" => "AGGREGATE",
+                    "transform" => "TRANSFORM",
                     _ => "CONSTRAINT",
                 };
                 let Some(extra) = extra else { continue };

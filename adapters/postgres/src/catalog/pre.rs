@@ -39,7 +39,7 @@ impl PreData {
 /// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
 /// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `D` text search
 /// dictionary, `C` text search configuration, `K` cast, `L` collation, `W` foreign-data
-/// wrapper, `V` foreign server, `A` access method, `R` relation. Columns,
+/// wrapper, `V` foreign server, `A` access method, `X` transform, `R` relation. Columns,
 /// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
@@ -66,6 +66,7 @@ fn resolve_sql(cls: &str, id: &str) -> String {
   WHEN 'pg_catalog.pg_foreign_data_wrapper'::pg_catalog.regclass THEN 'W' || {id}
   WHEN 'pg_catalog.pg_foreign_server'::pg_catalog.regclass THEN 'V' || {id}
   WHEN 'pg_catalog.pg_am'::pg_catalog.regclass THEN 'A' || {id}
+  WHEN 'pg_catalog.pg_transform'::pg_catalog.regclass THEN 'X' || {id}
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
@@ -843,6 +844,42 @@ pub(super) async fn access_methods(conn: &mut Conn, pre: &mut PreData) -> Result
             r.get::<String>(3)?
         );
         pre.insert(format!("A{oid}"), 1, r.get(4)?, sql);
+    }
+    Ok(())
+}
+
+/// `CREATE TRANSFORM FOR type LANGUAGE lang (FROM SQL WITH FUNCTION f(args), TO SQL WITH
+/// FUNCTION g(args))` of every transform outside extensions (rank 3, key `X<oid>`, after its
+/// functions), as pg_dump's `dumpTransform` (PostgreSQL 15) writes it. Reference:
+/// <https://www.postgresql.org/docs/15/sql-createtransform.html>.
+pub(super) async fn transforms(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT t.oid, 'FOR ' || pg_catalog.format_type(t.trftype, NULL) || ' LANGUAGE ' ||
+                           pg_catalog.quote_ident(l.lanname),
+                    CASE WHEN t.trffromsql <> 0 THEN t.trffromsql::pg_catalog.regprocedure::text END,
+                    CASE WHEN t.trftosql <> 0 THEN t.trftosql::pg_catalog.regprocedure::text END
+               FROM pg_catalog.pg_transform t JOIN pg_catalog.pg_language l ON l.oid = t.trflang
+              WHERE {}",
+            not_ext("pg_transform", "t.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "transform", 1);
+        let oid: u32 = r.get(0)?;
+        let target: String = r.get(1)?;
+        let mut parts = Vec::new();
+        if let Some(f) = r.get::<Option<String>>(2)? {
+            parts.push(format!("FROM SQL WITH FUNCTION {f}"));
+        }
+        if let Some(f) = r.get::<Option<String>>(3)? {
+            parts.push(format!("TO SQL WITH FUNCTION {f}"));
+        }
+        let sql = format!("CREATE TRANSFORM {target} ({});\n", parts.join(", "));
+        pre.insert(format!("X{oid}"), 3, target, sql);
     }
     Ok(())
 }
