@@ -124,22 +124,21 @@
 //! Supported: schemas, extensions (by `CREATE EXTENSION`, members never dumped one by one),
 //! enum / domain / composite / range types, functions, procedures, aggregates (also
 //! ordered-set, hypothetical-set and moving ones, in pg_dump's form), operators (infix and
-//! prefix, commutator and negator links), text search dictionaries and configurations,
-//! casts, collations (libc and ICU), foreign-data wrappers, foreign servers and user
-//! mappings, access methods, transforms, sequences, ordinary, unlogged, partitioned and
-//! inheritance tables (also typed and of another table access method), identity and
-//! generated columns, views (those valid only through a key in two steps), materialized
-//! views, constraints, indexes, triggers, rules, RLS and policies, comments, publications
-//! (tables with column lists and row filters, schemas, all tables), large objects, owners
-//! and privileges (also column privileges).
+//! prefix, commutator and negator links), operator families and classes, text search
+//! dictionaries and configurations, casts, collations (libc and ICU), foreign-data
+//! wrappers, foreign servers and user mappings, access methods, transforms, sequences,
+//! ordinary, unlogged, partitioned and inheritance tables (also typed and of another table
+//! access method), identity and generated columns, views (those valid only through a key in
+//! two steps), materialized views, constraints, indexes, triggers, rules, RLS and policies,
+//! comments, publications (tables with column lists and row filters, schemas, all tables),
+//! large objects, owners and privileges (also column privileges).
 //!
 //! Rejected with [`ErrorKind::Unsupported`] naming the object (never silently left out):
-//! event triggers, subscriptions, foreign tables, relations in tablespaces, operator classes
-//! and families, conversions, text search parsers and templates, procedural languages
-//! outside extensions, security labels, base and pseudo types, range types with a canonical
-//! function, extension configuration tables, comments on any other kind of object, and
-//! circular dependencies between schema objects. PARITY.md lists what each needs, found on
-//! PostgreSQL's regression database.
+//! event triggers, subscriptions, foreign tables, relations in tablespaces, conversions, text
+//! search parsers and templates, procedural languages outside extensions, security labels,
+//! base and pseudo types, range types with a canonical function, extension configuration
+//! tables, comments on any other kind of object, and circular dependencies between schema
+//! objects. PARITY.md lists what each needs, found on PostgreSQL's regression database.
 //!
 //! Skipped with a warning in the summary (the manifest's `warnings`): catalog rows that
 //! describe nothing restorable — a comment whose object no longer exists (`pg_identify_object`

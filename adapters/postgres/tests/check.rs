@@ -64,14 +64,14 @@ async fn check_names_each_missing_privilege_and_what_the_engine_refuses() {
     assert!(report.server.tls.is_some());
 
     // An object the engine cannot export is found by the dry run of the dump's start.
-    db.sql("CREATE OPERATOR FAMILY exp_fam USING hash;");
+    db.sql("CREATE TYPE exp_shell;");
     let report = PostgresSource::new(db.url())
         .check(DumpOptions::default())
         .await
         .unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let p = &report.problems[0];
-    assert_eq!(p.object, "operator family public.exp_fam");
+    assert_eq!(p.object, "pseudo-type public.exp_shell");
     assert_eq!(p.privilege, None);
     assert!(
         p.message.contains("cannot be exported faithfully"),

@@ -130,13 +130,13 @@ async fn rls_hiding_rows_fails_instead_of_dumping_fewer() {
 async fn unsupported_object_fails_by_name() {
     let db = TestDb::new("unsup");
     db.sql(
-        "CREATE TABLE t (id int PRIMARY KEY); CREATE OPERATOR FAMILY exp_fam USING btree;
+        "CREATE TABLE t (id int PRIMARY KEY); CREATE CONVERSION exp_conv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
             CREATE TYPE exp_shell",
     );
     let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(
-        err.to_string().contains("operator family public.exp_fam"),
+        err.to_string().contains("conversion public.exp_conv"),
         "{err}"
     );
     assert!(

@@ -488,3 +488,57 @@ async fn transforms() {
     );
     assert_eq!(target.sql(transforms), source.sql(transforms));
 }
+
+/// Operator families and classes: a btree family with loose cross-type members and a
+/// descending class in it (used by an index whose order it decides), a hash class on its
+/// own implicit family (the regression suite's `part_test_int4_ops`, used by a hash
+/// partition key), with a comment and an owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_families_and_classes() {
+    let owner = Role::new("opc_owner");
+    let source = TestDb::new("kinds_opc");
+    source.sql(&format!(
+        "CREATE SCHEMA opc;
+         CREATE FUNCTION opc.rev_cmp(int, int) RETURNS int LANGUAGE sql IMMUTABLE STRICT
+           AS 'SELECT btint4cmp($2, $1)';
+         CREATE FUNCTION opc.hash_noop(int4, int8) RETURNS int8 LANGUAGE sql IMMUTABLE STRICT
+           AS 'SELECT $1::int8';
+         CREATE OPERATOR FAMILY opc.fam USING btree;
+         ALTER OPERATOR FAMILY opc.fam USING btree ADD
+           OPERATOR 1 < (int8, int4), FUNCTION 1 (int8, int4) btint84cmp(int8, int4);
+         CREATE OPERATOR CLASS opc.rev_ops FOR TYPE int4 USING btree FAMILY opc.fam AS
+           OPERATOR 1 >, OPERATOR 2 >=, OPERATOR 3 =, OPERATOR 4 <=, OPERATOR 5 <,
+           FUNCTION 1 opc.rev_cmp(int, int);
+         CREATE OPERATOR CLASS opc.part_test_int4_ops FOR TYPE int4 USING hash AS
+           OPERATOR 1 =, FUNCTION 2 opc.hash_noop(int4, int8);
+         COMMENT ON OPERATOR CLASS opc.rev_ops USING btree IS 'descending';
+         ALTER OPERATOR FAMILY opc.fam USING btree OWNER TO {owner};
+         CREATE TABLE opc.t (a int);
+         INSERT INTO opc.t SELECT g FROM generate_series(1, 5) g;
+         CREATE INDEX t_rev ON opc.t (a opc.rev_ops);
+         CREATE TABLE opc.hp (a int) PARTITION BY HASH (a opc.part_test_int4_ops);
+         CREATE TABLE opc.hp0 PARTITION OF opc.hp FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+         CREATE TABLE opc.hp1 PARTITION OF opc.hp FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+         INSERT INTO opc.hp SELECT g FROM generate_series(1, 6) g;",
+        owner = owner.0
+    ));
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains("CREATE OPERATOR FAMILY opc.fam USING btree;\nALTER OPERATOR FAMILY opc.fam USING btree ADD\n    OPERATOR 1 <(bigint,integer),\n    FUNCTION 1 (bigint, integer) btint84cmp(bigint,integer);\n"),
+        "{text}"
+    );
+    assert_pg_dump_equal(&source.name, &target.name);
+    // The index still sorts descending, and the hash partitions hold the same rows.
+    let calls = "SET enable_seqscan = off;
+                 SELECT string_agg(a::text, ',') FROM (SELECT a FROM opc.t ORDER BY a USING >) s;
+                 SELECT tableoid::regclass, string_agg(a::text, ',' ORDER BY a) FROM opc.hp GROUP BY 1 ORDER BY 1;
+                 EXPLAIN (COSTS OFF) SELECT a FROM opc.t ORDER BY a USING >;";
+    let expected = source.sql(calls);
+    assert!(expected.starts_with("5,4,3,2,1\nopc.hp0|"), "{expected}");
+    assert!(
+        expected.contains("Index Only Scan using t_rev"),
+        "{expected}"
+    );
+    assert_eq!(target.sql(calls), expected);
+}

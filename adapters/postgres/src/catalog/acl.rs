@@ -91,6 +91,18 @@ pub(super) async fn owners_and_acls(
             SELECT 8, 'PUBLICATION', pg_catalog.quote_ident(p.pubname), p.pubowner, NULL, NULL, p.oid, NULL
               FROM pg_catalog.pg_publication p
             UNION ALL
+            SELECT 3, 'OPERATOR FAMILY', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(f.opfname)
+                   || ' USING ' || pg_catalog.quote_ident(a.amname), f.opfowner, NULL, NULL, f.oid, NULL
+              FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace
+              JOIN pg_catalog.pg_am a ON a.oid = f.opfmethod
+             WHERE {nsn} AND {ext_opf}
+            UNION ALL
+            SELECT 3, 'OPERATOR CLASS', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.opcname)
+                   || ' USING ' || pg_catalog.quote_ident(a.amname), c.opcowner, NULL, NULL, c.oid, NULL
+              FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_namespace n ON n.oid = c.opcnamespace
+              JOIN pg_catalog.pg_am a ON a.oid = c.opcmethod
+             WHERE {nsn} AND {ext_opc}
+            UNION ALL
             SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid, NULL
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -125,6 +137,8 @@ pub(super) async fn owners_and_acls(
         ext_d = not_ext("pg_ts_dict", "d.oid"),
         ext_cfg = not_ext("pg_ts_config", "c.oid"),
         ext_coll = not_ext("pg_collation", "c.oid"),
+        ext_opf = not_ext("pg_opfamily", "f.oid"),
+        ext_opc = not_ext("pg_opclass", "c.oid"),
         ext_fdw = not_ext("pg_foreign_data_wrapper", "f.oid"),
         ext_srv = not_ext("pg_foreign_server", "s.oid"),
         agg_sig = super::pre::aggregate_signature_sql("p", "n"),

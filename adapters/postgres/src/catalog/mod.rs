@@ -223,10 +223,6 @@ UNION ALL SELECT 'foreign table ' || pg_catalog.quote_ident(n.nspname) || '.' ||
 UNION ALL SELECT 'relation in a tablespace ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    WHERE {nsn} AND {ext_rel} AND c.reltablespace <> 0
-UNION ALL SELECT 'operator class ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opcname) FROM pg_catalog.pg_opclass o
-   JOIN pg_catalog.pg_namespace n ON n.oid = o.opcnamespace WHERE {nsn} AND {ext_opc}
-UNION ALL SELECT 'operator family ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opfname) FROM pg_catalog.pg_opfamily o
-   JOIN pg_catalog.pg_namespace n ON n.oid = o.opfnamespace WHERE {nsn} AND {ext_opf}
 UNION ALL SELECT 'conversion ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.conname) FROM pg_catalog.pg_conversion c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace WHERE {nsn} AND {ext_conv}
 UNION ALL SELECT 'text search parser ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.prsname) FROM pg_catalog.pg_ts_parser c
@@ -248,8 +244,6 @@ ORDER BY 1",
         first = FIRST_USER_OID,
         ext_evt = not_ext("pg_event_trigger", "oid"),
         ext_rel = not_ext("pg_class", "c.oid"),
-        ext_opc = not_ext("pg_opclass", "o.oid"),
-        ext_opf = not_ext("pg_opfamily", "o.oid"),
         ext_conv = not_ext("pg_conversion", "c.oid"),
         ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
         ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
@@ -431,6 +425,7 @@ pub async fn plan(
     pre::foreign_servers(conn, &mut pre).await?;
     pre::access_methods(conn, &mut pre).await?;
     pre::transforms(conn, &mut pre).await?;
+    pre::operator_classes(conn, &mut pre).await?;
     let columns = table::load_columns(conn).await?;
     let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
     pre::functions(conn, &mut pre).await?;

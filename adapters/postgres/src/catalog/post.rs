@@ -610,7 +610,9 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
             | "text search dictionary"
             | "text search configuration"
             | "collation"
-            | "publication" => {
+            | "publication"
+            | "operator class"
+            | "operator family" => {
                 format!("{} {identity}", ty.to_uppercase())
             }
             "composite type" => format!("TYPE {identity}"),

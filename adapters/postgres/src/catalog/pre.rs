@@ -39,7 +39,8 @@ impl PreData {
 /// Resolve `(catalog, oid)` of a `pg_depend` row to the key of the object we emit for it:
 /// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `D` text search
 /// dictionary, `C` text search configuration, `K` cast, `L` collation, `W` foreign-data
-/// wrapper, `V` foreign server, `A` access method, `X` transform, `R` relation. Columns,
+/// wrapper, `V` foreign server, `A` access method, `X` transform, `F` operator family (also
+/// for its members), `Y` operator class, `R` relation. Columns,
 /// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
@@ -67,6 +68,10 @@ fn resolve_sql(cls: &str, id: &str) -> String {
   WHEN 'pg_catalog.pg_foreign_server'::pg_catalog.regclass THEN 'V' || {id}
   WHEN 'pg_catalog.pg_am'::pg_catalog.regclass THEN 'A' || {id}
   WHEN 'pg_catalog.pg_transform'::pg_catalog.regclass THEN 'X' || {id}
+  WHEN 'pg_catalog.pg_opfamily'::pg_catalog.regclass THEN 'F' || {id}
+  WHEN 'pg_catalog.pg_opclass'::pg_catalog.regclass THEN 'Y' || {id}
+  WHEN 'pg_catalog.pg_amop'::pg_catalog.regclass THEN (SELECT 'F' || amopfamily FROM pg_catalog.pg_amop WHERE oid = {id})
+  WHEN 'pg_catalog.pg_amproc'::pg_catalog.regclass THEN (SELECT 'F' || amprocfamily FROM pg_catalog.pg_amproc WHERE oid = {id})
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
@@ -880,6 +885,124 @@ pub(super) async fn transforms(conn: &mut Conn, pre: &mut PreData) -> Result<(),
         }
         let sql = format!("CREATE TRANSFORM {target} ({});\n", parts.join(", "));
         pre.insert(format!("X{oid}"), 3, target, sql);
+    }
+    Ok(())
+}
+
+/// SQL: the `OPERATOR n op(left, right) [FOR ORDER BY family]` and `FUNCTION n (left, right)
+/// f(args)` items of the members of `ref` (an operator class or family: `pg_depend` from
+/// `pg_amop` / `pg_amproc` to it, `deptype` `dep`), in strategy and support number order, as
+/// pg_dump's `dumpOpclass` / `dumpOpfamily` list them.
+fn member_items_sql(refclass: &str, refoid: &str, dep: &str) -> String {
+    format!(
+        "ARRAY(SELECT 'OPERATOR ' || ao.amopstrategy || ' ' || ao.amopopr::pg_catalog.regoperator::text ||
+                      CASE WHEN ao.amoppurpose = 'o' THEN ' FOR ORDER BY ' ||
+                        (SELECT pg_catalog.quote_ident(sn.nspname) || '.' || pg_catalog.quote_ident(sf.opfname)
+                           FROM pg_catalog.pg_opfamily sf JOIN pg_catalog.pg_namespace sn ON sn.oid = sf.opfnamespace
+                          WHERE sf.oid = ao.amopsortfamily) ELSE '' END
+                 FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_depend dp
+                   ON dp.classid = 'pg_catalog.pg_amop'::pg_catalog.regclass AND dp.objid = ao.oid
+                WHERE dp.refclassid = 'pg_catalog.{refclass}'::pg_catalog.regclass AND dp.refobjid = {refoid}
+                  AND dp.deptype = '{dep}'
+                ORDER BY ao.amopstrategy, ao.amoplefttype, ao.amoprighttype)
+         || ARRAY(SELECT 'FUNCTION ' || ap.amprocnum || ' (' || ap.amproclefttype::pg_catalog.regtype::text || ', ' ||
+                         ap.amprocrighttype::pg_catalog.regtype::text || ') ' || ap.amproc::pg_catalog.regprocedure::text
+                    FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_depend dp
+                      ON dp.classid = 'pg_catalog.pg_amproc'::pg_catalog.regclass AND dp.objid = ap.oid
+                   WHERE dp.refclassid = 'pg_catalog.{refclass}'::pg_catalog.regclass AND dp.refobjid = {refoid}
+                     AND dp.deptype = '{dep}'
+                   ORDER BY ap.amprocnum, ap.amproclefttype, ap.amprocrighttype)"
+    )
+}
+
+/// Operator families and classes (rank 3, keys `F<oid>` and `Y<oid>`; a family's members
+/// stand for it in the `pg_depend` order, so the operators and functions they name come
+/// first), in pg_dump's form (`dumpOpfamily`, `dumpOpclass` in pg_dump.c of PostgreSQL 15):
+/// `CREATE OPERATOR FAMILY name USING am`, then `ALTER OPERATOR FAMILY … ADD` of its loose
+/// members (those bound to the family itself, `deptype` `a`); `CREATE OPERATOR CLASS name
+/// [DEFAULT] FOR TYPE t USING am [FAMILY f] AS [STORAGE t,] OPERATOR …, FUNCTION …` with the
+/// class's members (`deptype` `i`). A class without a family clause joins the family of its
+/// own name, which the dump creates first. References:
+/// <https://www.postgresql.org/docs/15/sql-createopfamily.html>,
+/// <https://www.postgresql.org/docs/15/sql-createopclass.html>.
+pub(super) async fn operator_classes(
+    conn: &mut Conn,
+    pre: &mut PreData,
+) -> Result<(), EngineError> {
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT f.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(f.opfname),
+                    pg_catalog.quote_ident(a.amname), {members}, n.nspname || '.' || f.opfname
+               FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace
+               JOIN pg_catalog.pg_am a ON a.oid = f.opfmethod
+              WHERE {nsn} AND {ext}",
+            members = member_items_sql("pg_opfamily", "f.oid", "a"),
+            nsn = user_ns("n"),
+            ext = not_ext("pg_opfamily", "f.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "operator family", 1);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let am: String = r.get(2)?;
+        let members: Vec<String> = r.get(3)?;
+        let mut s = format!("CREATE OPERATOR FAMILY {name} USING {am};\n");
+        if !members.is_empty() {
+            let _ = write!(
+                s,
+                "ALTER OPERATOR FAMILY {name} USING {am} ADD\n    {};\n",
+                members.join(",\n    ")
+            );
+        }
+        pre.insert(format!("F{oid}"), 3, r.get(4)?, s);
+    }
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.opcname),
+                    pg_catalog.quote_ident(a.amname), c.opcdefault, pg_catalog.format_type(c.opcintype, NULL),
+                    CASE WHEN c.opckeytype <> 0 THEN pg_catalog.format_type(c.opckeytype, NULL) END,
+                    (SELECT pg_catalog.quote_ident(fn.nspname) || '.' || pg_catalog.quote_ident(f.opfname)
+                       FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace fn ON fn.oid = f.opfnamespace
+                      WHERE f.oid = c.opcfamily AND (f.opfname <> c.opcname OR f.opfnamespace <> c.opcnamespace)),
+                    {members}, n.nspname || '.' || c.opcname
+               FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_namespace n ON n.oid = c.opcnamespace
+               JOIN pg_catalog.pg_am a ON a.oid = c.opcmethod
+              WHERE {nsn} AND {ext}",
+            members = member_items_sql("pg_opclass", "c.oid", "i"),
+            nsn = user_ns("n"),
+            ext = not_ext("pg_opclass", "c.oid")
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "operator class", 1);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let am: String = r.get(2)?;
+        let default = if r.get::<bool>(3)? { "DEFAULT " } else { "" };
+        let input: String = r.get(4)?;
+        let mut s =
+            format!("CREATE OPERATOR CLASS {name}\n    {default}FOR TYPE {input} USING {am}");
+        if let Some(family) = r.get::<Option<String>>(6)? {
+            let _ = write!(s, " FAMILY {family}");
+        }
+        let mut items = Vec::new();
+        if let Some(storage) = r.get::<Option<String>>(5)? {
+            items.push(format!("STORAGE {storage}"));
+        }
+        items.extend(r.get::<Vec<String>>(7)?);
+        if items.is_empty() {
+            // pg_dump's stand-in for a class without members: a no-op STORAGE clause.
+            items.push(format!("STORAGE {input}"));
+        }
+        let _ = write!(s, " AS\n    {};\n", items.join(",\n    "));
+        pre.insert(format!("Y{oid}"), 3, r.get(8)?, s);
     }
     Ok(())
 }
