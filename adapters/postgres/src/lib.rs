@@ -122,7 +122,8 @@
 //! # Supported and rejected
 //!
 //! Supported: schemas, extensions (by `CREATE EXTENSION`, members never dumped one by one),
-//! enum / domain / composite / range types, functions, procedures, aggregates (also
+//! base (in two steps: shell, I/O functions, type), shell, enum / domain / composite /
+//! range types, functions, procedures, aggregates (also
 //! ordered-set, hypothetical-set and moving ones, in pg_dump's form), operators (infix and
 //! prefix, commutator and negator links), operator families and classes, text search
 //! dictionaries and configurations, casts, collations (libc and ICU), foreign-data
@@ -136,7 +137,7 @@
 //! Rejected with [`ErrorKind::Unsupported`] naming the object (never silently left out):
 //! event triggers, subscriptions, foreign tables, relations in tablespaces, conversions, text
 //! search parsers and templates, procedural languages outside extensions, security labels,
-//! base and pseudo types, range types with a canonical function, extension configuration
+//! range types with a canonical function, extension configuration
 //! tables, comments on any other kind of object, and circular dependencies between schema
 //! objects. PARITY.md lists what each needs, found on PostgreSQL's regression database.
 //!

@@ -131,7 +131,7 @@ async fn unsupported_object_fails_by_name() {
     let db = TestDb::new("unsup");
     db.sql(
         "CREATE TABLE t (id int PRIMARY KEY); CREATE CONVERSION exp_conv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
-            CREATE TYPE exp_shell",
+            CREATE TEXT SEARCH TEMPLATE exp_tmpl (LEXIZE = dsimple_lexize, INIT = dsimple_init)",
     );
     let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
@@ -140,7 +140,8 @@ async fn unsupported_object_fails_by_name() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("pseudo-type public.exp_shell"),
+        err.to_string()
+            .contains("text search template public.exp_tmpl"),
         "{err}"
     );
 }

@@ -542,3 +542,64 @@ async fn operator_families_and_classes() {
     );
     assert_eq!(target.sql(calls), expected);
 }
+
+/// Base types and shell types: the regression suite's `int8alias1` (I/O functions of the
+/// `internal` language over `int8`, receive and send too, `LIKE int8`) and a type with a
+/// default, a category, `PREFERRED` and a delimiter; a shell type never completed; a table
+/// column, an operator and a cast over the base type; an owner and a comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_and_shell_types() {
+    let owner = Role::new("type_owner");
+    let source = TestDb::new("kinds_base");
+    source.sql(&format!(
+        "CREATE SCHEMA bt;
+         CREATE TYPE bt.int8alias1;
+         CREATE FUNCTION bt.int8alias1in(cstring) RETURNS bt.int8alias1
+           STRICT IMMUTABLE LANGUAGE internal AS 'int8in';
+         CREATE FUNCTION bt.int8alias1out(bt.int8alias1) RETURNS cstring
+           STRICT IMMUTABLE LANGUAGE internal AS 'int8out';
+         CREATE FUNCTION bt.int8alias1recv(internal) RETURNS bt.int8alias1
+           STRICT IMMUTABLE LANGUAGE internal AS 'int8recv';
+         CREATE FUNCTION bt.int8alias1send(bt.int8alias1) RETURNS bytea
+           STRICT IMMUTABLE LANGUAGE internal AS 'int8send';
+         CREATE TYPE bt.int8alias1 (input = bt.int8alias1in, output = bt.int8alias1out,
+           receive = bt.int8alias1recv, send = bt.int8alias1send, like = int8,
+           default = '7', category = 'N', preferred = false, delimiter = ';');
+         CREATE FUNCTION bt.alias_eq(bt.int8alias1, bt.int8alias1) RETURNS bool
+           STRICT IMMUTABLE LANGUAGE internal AS 'int8eq';
+         CREATE OPERATOR bt.= (FUNCTION = bt.alias_eq, LEFTARG = bt.int8alias1,
+           RIGHTARG = bt.int8alias1, COMMUTATOR = OPERATOR(bt.=));
+         CREATE CAST (int8 AS bt.int8alias1) WITHOUT FUNCTION AS IMPLICIT;
+         CREATE TYPE bt.never_done;
+         COMMENT ON TYPE bt.int8alias1 IS 'int8 by another name';
+         ALTER TYPE bt.int8alias1 OWNER TO {owner};
+         CREATE TABLE bt.t (id int, v bt.int8alias1, w bt.int8alias1[]);
+         INSERT INTO bt.t VALUES (1, '42', '{{1;2}}'), (2, DEFAULT, NULL);",
+        owner = owner.0
+    ));
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(text.contains("CREATE TYPE bt.never_done;\n"), "{text}");
+    let shell = text
+        .find("CREATE TYPE bt.int8alias1;\n")
+        .expect("the shell first");
+    let input = text
+        .find("CREATE OR REPLACE FUNCTION bt.int8alias1in")
+        .expect("the input function");
+    let full = text
+        .find("CREATE TYPE bt.int8alias1 (\n")
+        .expect("the full type");
+    assert!(
+        shell < input && input < full,
+        "shell, functions, type in that order"
+    );
+    assert_pg_dump_equal(&source.name, &target.name);
+    let calls = "SELECT id, v, w, v OPERATOR(bt.=) 42::int8 FROM bt.t ORDER BY id";
+    assert_eq!(source.sql(calls), "1|42|{1;2}|t\n2|7||f\n");
+    assert_eq!(target.sql(calls), source.sql(calls));
+    let types =
+        "SELECT typname, typtype, typlen, typbyval, typalign, typcategory, typdelim, typdefault,
+                        typinput::regproc, typreceive::regproc, typisdefined
+                   FROM pg_type WHERE typnamespace = 'bt'::regnamespace ORDER BY 1";
+    assert_eq!(target.sql(types), source.sql(types));
+}

@@ -45,7 +45,8 @@ pub(super) async fn owners_and_acls(
             SELECT 2, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), t.typowner, t.typacl, NULL, t.oid, NULL
               FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-             WHERE {nsn} AND {ext_t} AND t.typtype IN ('e', 'd', 'c', 'r')
+             WHERE {nsn} AND {ext_t} AND (t.typtype IN ('e', 'd', 'c', 'r', 'p')
+                                          OR (t.typtype = 'b' AND NOT (t.typelem <> 0 AND t.typlen = -1)))
                AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
             UNION ALL
             SELECT 3, CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,

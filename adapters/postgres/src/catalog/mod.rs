@@ -231,10 +231,6 @@ UNION ALL SELECT 'text search template ' || pg_catalog.quote_ident(n.nspname) ||
    JOIN pg_catalog.pg_namespace n ON n.oid = c.tmplnamespace WHERE {nsn} AND {ext_tstmpl}
 UNION ALL SELECT 'procedural language ' || pg_catalog.quote_ident(lanname) FROM pg_catalog.pg_language l WHERE l.oid >= {first} AND {ext_lang}
 UNION ALL SELECT 'security label on ' || (pg_catalog.pg_identify_object(classoid, objoid, objsubid)).identity FROM pg_catalog.pg_seclabel
-UNION ALL SELECT CASE t.typtype WHEN 'b' THEN 'base type ' WHEN 'p' THEN 'pseudo-type ' ELSE 'type ' END
-       || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname)
-   FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-   WHERE {nsn} AND {ext_type} AND t.typtype IN ('b', 'p') AND NOT (t.typelem <> 0 AND t.typlen = -1)
 UNION ALL SELECT 'range type with a canonical function ' || r.rngtypid::pg_catalog.regtype::text FROM pg_catalog.pg_range r
    JOIN pg_catalog.pg_type t ON t.oid = r.rngtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
    WHERE {nsn} AND {ext_rng} AND r.rngcanonical <> 0
@@ -248,7 +244,6 @@ ORDER BY 1",
         ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
         ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
         ext_lang = not_ext("pg_language", "l.oid"),
-        ext_type = not_ext("pg_type", "t.oid"),
         ext_rng = not_ext("pg_type", "t.oid"),
     );
     let rows = query(conn, &sql, &[]).await?;
@@ -422,6 +417,7 @@ pub async fn plan(
     pre::schemas(conn, &mut pre).await?;
     pre::extensions(conn, &mut pre).await?;
     pre::collations(conn, &mut pre).await?;
+    pre::base_types(conn, &mut pre).await?;
     pre::foreign_servers(conn, &mut pre).await?;
     pre::access_methods(conn, &mut pre).await?;
     pre::transforms(conn, &mut pre).await?;

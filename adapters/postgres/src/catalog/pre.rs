@@ -28,6 +28,9 @@ pub(super) struct PreObj {
 pub(super) struct PreData {
     pub objs: BTreeMap<String, PreObj>,
     pub aliases: HashMap<String, String>,
+    /// Base types created in two steps: `T<oid>` keys whose shell (`CREATE TYPE name;`) is
+    /// the object `S<oid>`.
+    pub shells: HashSet<String>,
 }
 
 impl PreData {
@@ -1007,6 +1010,135 @@ pub(super) async fn operator_classes(
     Ok(())
 }
 
+/// Base types (and shell types never completed), in pg_dump's form (`dumpBaseType`,
+/// `dumpShellType` in pg_dump.c of PostgreSQL 15): a shell `CREATE TYPE name;` (key
+/// `S<oid>`), then — after the I/O functions, which need only the shell — `CREATE TYPE name
+/// (INPUT, OUTPUT[, RECEIVE, SEND, TYPMOD_IN, TYPMOD_OUT, ANALYZE, SUBSCRIPT],
+/// INTERNALLENGTH, PASSEDBYVALUE, ALIGNMENT, STORAGE, CATEGORY, PREFERRED, DEFAULT,
+/// ELEMENT, DELIMITER, COLLATABLE)` (key `T<oid>`, rank 2). I/O functions written in C name
+/// their library as the source has it (`regress.so` of the regression suite): the target
+/// needs it too, as with pg_dump. Reference:
+/// <https://www.postgresql.org/docs/15/sql-createtype.html>.
+pub(super) async fn base_types(conn: &mut Conn, pre: &mut PreData) -> Result<(), EngineError> {
+    let proc =
+        |col: &str| format!("CASE WHEN t.{col} <> 0 THEN t.{col}::pg_catalog.regproc::text END");
+    let rows = query(
+        conn,
+        &format!(
+            "SELECT t.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname),
+                    t.typtype::text, {input}, {output}, {receive}, {send}, {modin}, {modout}, {analyze},
+                    {subscript}, t.typlen::int, t.typbyval, t.typalign::text, t.typstorage::text,
+                    t.typcategory::text, t.typispreferred, t.typdefault,
+                    CASE WHEN t.typelem <> 0 THEN pg_catalog.format_type(t.typelem, NULL) END,
+                    t.typdelim::text, t.typcollation <> 0, n.nspname || '.' || t.typname
+               FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+              WHERE {nsn} AND {ext} AND t.typtype IN ('b', 'p') AND NOT (t.typelem <> 0 AND t.typlen = -1)",
+            input = proc("typinput"),
+            output = proc("typoutput"),
+            receive = proc("typreceive"),
+            send = proc("typsend"),
+            modin = proc("typmodin"),
+            modout = proc("typmodout"),
+            analyze = proc("typanalyze"),
+            subscript = proc("typsubscript"),
+            nsn = user_ns("n"),
+            ext = not_ext("pg_type", "t.oid"),
+        ),
+        &[],
+    )
+    .await?;
+    for r in &rows {
+        let r = Cells::new(r, "type", 1);
+        let oid: u32 = r.get(0)?;
+        let name: String = r.get(1)?;
+        let sort: String = r.get(21)?;
+        let shell = format!("CREATE TYPE {name};\n");
+        if r.get::<String>(2)? == "p" {
+            // A shell type nobody completed.
+            pre.insert(format!("T{oid}"), 2, sort, shell);
+            continue;
+        }
+        let (Some(input), Some(output)) =
+            (r.get::<Option<String>>(3)?, r.get::<Option<String>>(4)?)
+        else {
+            return Err(EngineError::new(
+                ErrorKind::Protocol,
+                "unexpected catalog content: a base type without input or output function",
+            )
+            .with_object(r.object()));
+        };
+        let len: i32 = r.get(11)?;
+        let length = if len < 0 {
+            "VARIABLE".to_owned()
+        } else {
+            len.to_string()
+        };
+        let mut items = vec![
+            format!("INTERNALLENGTH = {length}"),
+            format!("INPUT = {input}"),
+            format!("OUTPUT = {output}"),
+        ];
+        for (col, word) in [
+            (5, "RECEIVE"),
+            (6, "SEND"),
+            (7, "TYPMOD_IN"),
+            (8, "TYPMOD_OUT"),
+            (9, "ANALYZE"),
+            (10, "SUBSCRIPT"),
+        ] {
+            if let Some(f) = r.get::<Option<String>>(col)? {
+                items.push(format!("{word} = {f}"));
+            }
+        }
+        if let Some(default) = r.get::<Option<String>>(17)? {
+            items.push(format!("DEFAULT = {}", quote_literal(&default)));
+        }
+        if r.get::<bool>(12)? {
+            items.push("PASSEDBYVALUE".to_owned());
+        }
+        let category: String = r.get(15)?;
+        if category != "U" {
+            items.push(format!("CATEGORY = {}", quote_literal(&category)));
+        }
+        if r.get::<bool>(16)? {
+            items.push("PREFERRED = true".to_owned());
+        }
+        if let Some(element) = r.get::<Option<String>>(18)? {
+            items.push(format!("ELEMENT = {element}"));
+        }
+        let delim: String = r.get(19)?;
+        if delim != "," {
+            items.push(format!("DELIMITER = {}", quote_literal(&delim)));
+        }
+        if r.get::<bool>(20)? {
+            items.push("COLLATABLE = true".to_owned());
+        }
+        let align = match r.get::<String>(13)?.as_str() {
+            "c" => "char",
+            "s" => "int2",
+            "i" => "int4",
+            _ => "double",
+        };
+        let storage = match r.get::<String>(14)?.as_str() {
+            "p" => "plain",
+            "e" => "external",
+            "m" => "main",
+            _ => "extended",
+        };
+        items.push(format!("ALIGNMENT = {align}"));
+        items.push(format!("STORAGE = {storage}"));
+        pre.insert(format!("S{oid}"), 2, sort.clone(), shell);
+        pre.insert(
+            format!("T{oid}"),
+            2,
+            sort,
+            format!("CREATE TYPE {name} (\n    {}\n);\n", items.join(",\n    ")),
+        );
+        pre.shells.insert(format!("T{oid}"));
+    }
+    Ok(())
+}
+
 /// `OPTIONS (…)` of a generic options array (`name=value` text) as pg_dump writes it,
 /// `quote_ident(name) quote_literal(value)` one per line, but in the array's order (pg_dump
 /// sorts them by name, which changes the catalog of the restore); NULL when there are none.
@@ -1516,6 +1648,21 @@ pub(super) async fn dependency_order(
             continue;
         };
         deps.push((canon(&a), canon(&b)));
+    }
+    // A base type and its I/O functions depend on each other; the functions need only the
+    // type's shell, which comes before them (pg_dump's `dumpShellType`), and the full
+    // `CREATE TYPE` after them. Only the functions the type itself names are redirected.
+    let pairs: HashSet<(String, String)> = deps.iter().cloned().collect();
+    for (a, b) in &mut deps {
+        if a.starts_with('P')
+            && pre.shells.contains(b.as_str())
+            && pairs.contains(&(b.clone(), a.clone()))
+        {
+            *b = format!("S{}", &b[1..]);
+        }
+    }
+    for key in &pre.shells {
+        deps.push((key.clone(), format!("S{}", &key[1..])));
     }
     for key in pre.objs.keys().filter(|k| k.starts_with('O')) {
         let seq = &key[1..];
