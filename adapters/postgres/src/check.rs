@@ -112,16 +112,13 @@ async fn privileges(conn: &mut connect::Conn) -> Result<Vec<CheckProblem>, Engin
         Ok(rows) => rows,
         Err(e) => return Err(conn.error(e, "catalog").await),
     };
-    Ok(rows
-        .iter()
-        .map(|r| {
-            CheckProblem::privilege(
-                r.get::<_, String>(0),
-                r.get::<_, String>(1),
-                r.get::<_, String>(2),
-            )
-        })
-        .collect())
+    crate::cells::read_all(&rows, "privilege check of", 1, |r| {
+        Ok(CheckProblem::privilege(
+            r.get::<String>(0)?,
+            r.get::<String>(1)?,
+            r.get::<String>(2)?,
+        ))
+    })
 }
 
 /// The dump's size estimate: `pg_table_size` of the tables whose rows are copied. `None` if
@@ -135,7 +132,7 @@ async fn size(conn: &mut connect::Conn) -> Option<u64> {
         not_ext("pg_class", "c.oid")
     );
     let row = conn.client.query_one(&sql, &[]).await.ok()?;
-    u64::try_from(row.get::<_, i64>(0)).ok()
+    u64::try_from(row.try_get::<_, i64>(0).ok()?).ok()
 }
 
 /// The dump's start without its locks and without its output: snapshot, unsupported objects,

@@ -115,7 +115,7 @@ pub(crate) async fn fingerprint_link(
         )
         .await
     {
-        Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
+        Ok(rows) => crate::cells::read_all(&rows, "large object", 0, |r| r.get(0))?,
         Err(e) => return Err(conn.error(e, "catalog").await),
     };
     let tables = Arc::new(tables);

@@ -96,7 +96,7 @@ pub async fn export_snapshot(main: &mut Conn) -> Result<String, EngineError> {
         .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
         .await
     {
-        Ok(row) => Ok(row.get(0)),
+        Ok(row) => crate::cells::Cells::about(&row, "snapshot export").get(0),
         Err(e) => Err(main.error(e, "snapshot export").await),
     }
 }
@@ -233,15 +233,18 @@ pub(crate) async fn plan_items(
     };
     let mut sized: Vec<(usize, u64, u64)> = Vec::with_capacity(tables.len());
     for (i, t) in tables.iter().enumerate() {
-        let (bytes, block) =
-            rows.iter()
-                .find(|r| r.get::<_, u32>(0) == t.oid)
-                .map_or((0, 8192), |r| {
-                    (
-                        r.get::<_, i64>(1).max(0) as u64,
-                        r.get::<_, i64>(2).max(1) as u64,
-                    )
-                });
+        // Sizes only order the work: a row that cannot be read (NULL for a table dropped
+        // since) counts as an empty table.
+        let (bytes, block) = rows
+            .iter()
+            .find(|r| r.try_get::<_, u32>(0).ok() == Some(t.oid))
+            .map_or((0, 8192), |r| {
+                let col = |i: usize| r.try_get::<_, Option<i64>>(i).ok().flatten();
+                (
+                    col(1).unwrap_or(0).max(0) as u64,
+                    col(2).unwrap_or(8192).max(1) as u64,
+                )
+            });
         sized.push((i, bytes, block));
     }
     Ok(split(sized, range_bytes))

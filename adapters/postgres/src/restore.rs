@@ -366,7 +366,7 @@ fn existing_sql() -> String {
 
 async fn query_strings(conn: &mut Conn, sql: &str) -> Result<Vec<String>, EngineError> {
     match conn.client.query(sql, &[]).await {
-        Ok(rows) => Ok(rows.iter().map(|r| r.get(0)).collect()),
+        Ok(rows) => crate::cells::read_all(&rows, "object", 0, |r| r.get(0)),
         Err(e) => {
             let endpoint = conn.endpoint.clone();
             Err(conn.error(e, &endpoint).await)

@@ -342,7 +342,10 @@ pub async fn copy_large_objects(
                 )
                 .await
             {
-                Ok(row) => row.get(0),
+                Ok(row) => {
+                    let object = format!("large object {oid}");
+                    crate::cells::Cells::about(&row, &object).get(0)?
+                }
                 Err(e) => return Err(conn.error(e, &format!("large object {oid}")).await),
             };
             if piece.is_empty() && offset > 0 {
@@ -436,7 +439,7 @@ pub async fn produce(
     out.flush().await?;
     Ok(DumpSummary {
         tables,
-        warnings: Vec::new(),
+        warnings: plan.warnings.clone(),
         consistency: None,
         payload_version: None,
     })

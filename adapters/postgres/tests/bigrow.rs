@@ -3,6 +3,11 @@
 //! a row bigger than a block streams inside ONE `COPY … FROM stdin;` block, parallel workers
 //! never interleave inside it, and a connection lost mid-row fails the dump.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests may panic on an unexpected row (tokio_postgres::Row::get, clippy.toml)"
+)]
+
 mod common;
 
 use std::collections::HashMap;

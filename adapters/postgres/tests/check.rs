@@ -64,14 +64,14 @@ async fn check_names_each_missing_privilege_and_what_the_engine_refuses() {
     assert!(report.server.tls.is_some());
 
     // An object the engine cannot export is found by the dry run of the dump's start.
-    db.sql("CREATE AGGREGATE my_sum(int) (sfunc = int4pl, stype = int);");
+    db.sql("CREATE CONVERSION exp_conv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;");
     let report = PostgresSource::new(db.url())
         .check(DumpOptions::default())
         .await
         .unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let p = &report.problems[0];
-    assert_eq!(p.object, "aggregate public.my_sum(integer)");
+    assert_eq!(p.object, "conversion public.exp_conv");
     assert_eq!(p.privilege, None);
     assert!(
         p.message.contains("cannot be exported faithfully"),

@@ -2,6 +2,11 @@
 //! engine shares (an unreachable server, a dropped dump, a killed connection) are in
 //! `tests/conformance.rs`; these are PostgreSQL's own.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests may panic on an unexpected row (tokio_postgres::Row::get, clippy.toml)"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -125,14 +130,18 @@ async fn rls_hiding_rows_fails_instead_of_dumping_fewer() {
 async fn unsupported_object_fails_by_name() {
     let db = TestDb::new("unsup");
     db.sql(
-        "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION exp_pub FOR TABLE t;
-            CREATE AGGREGATE my_sum(int) (sfunc = int4pl, stype = int)",
+        "CREATE TABLE t (id int PRIMARY KEY); CREATE CONVERSION exp_conv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
+            CREATE TEXT SEARCH TEMPLATE exp_tmpl (LEXIZE = dsimple_lexize, INIT = dsimple_init)",
     );
     let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-    assert!(err.to_string().contains("publication exp_pub"), "{err}");
     assert!(
-        err.to_string().contains("aggregate public.my_sum(integer)"),
+        err.to_string().contains("conversion public.exp_conv"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("text search template public.exp_tmpl"),
         "{err}"
     );
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use exporter_contract::EngineError;
 
 use super::{Plan, not_ext, query, unsupported, user_ns};
+use crate::cells::Cells;
 use crate::connect::Conn;
 use crate::quote::{quote_ident, quote_literal};
 
@@ -37,37 +38,87 @@ pub(super) async fn owners_and_acls(
 ) -> Result<(), EngineError> {
     let nsn = user_ns("n");
     let sql = format!(
-        "WITH objs(ord, kind, target, owner, acl, col, oid) AS (
-            SELECT 1, 'SCHEMA', pg_catalog.quote_ident(n.nspname), n.nspowner, n.nspacl, NULL::text, n.oid
+        "WITH objs(ord, kind, target, owner, acl, col, oid, grant_target) AS (
+            SELECT 1, 'SCHEMA', pg_catalog.quote_ident(n.nspname), n.nspowner, n.nspacl, NULL::text, n.oid, NULL::text
               FROM pg_catalog.pg_namespace n WHERE {nsn} AND {ext_n}
             UNION ALL
             SELECT 2, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
-                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), t.typowner, t.typacl, NULL, t.oid
+                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), t.typowner, t.typacl, NULL, t.oid, NULL
               FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-             WHERE {nsn} AND {ext_t} AND t.typtype IN ('e', 'd', 'c', 'r')
+             WHERE {nsn} AND {ext_t} AND (t.typtype IN ('e', 'd', 'c', 'r', 'p')
+                                          OR (t.typtype = 'b' AND NOT (t.typelem <> 0 AND t.typlen = -1)))
                AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
             UNION ALL
             SELECT 3, CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' ||
-                   pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', p.proowner, p.proacl, NULL, p.oid
+                   pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', p.proowner, p.proacl, NULL, p.oid, NULL
               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
              WHERE {nsn} AND {ext_p} AND p.prokind IN ('f', 'p', 'w')
             UNION ALL
+            -- ALTER AGGREGATE takes the aggregate's signature, GRANT … ON FUNCTION its
+            -- argument types (pg_dump's dumpAgg).
+            SELECT 3, 'AGGREGATE', {agg_sig}, p.proowner, p.proacl, NULL, p.oid,
+                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' ||
+                   pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.format_type(t, NULL)
+                                                      FROM pg_catalog.unnest(p.proargtypes) WITH ORDINALITY u(t, i) ORDER BY i), ', ') || ')'
+              FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE {nsn} AND {ext_p} AND p.prokind = 'a'
+            UNION ALL
+            SELECT 3, 'OPERATOR', o.oid::pg_catalog.regoperator::text, o.oprowner, NULL, NULL, o.oid, NULL
+              FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+             WHERE {nsn} AND {ext_o} AND o.oprcode <> 0
+            UNION ALL
+            SELECT 3, 'TEXT SEARCH DICTIONARY', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(d.dictname),
+                   d.dictowner, NULL, NULL, d.oid, NULL
+              FROM pg_catalog.pg_ts_dict d JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace
+             WHERE {nsn} AND {ext_d}
+            UNION ALL
+            SELECT 3, 'TEXT SEARCH CONFIGURATION', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.cfgname),
+                   c.cfgowner, NULL, NULL, c.oid, NULL
+              FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace
+             WHERE {nsn} AND {ext_cfg}
+            UNION ALL
+            SELECT 2, 'COLLATION', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname),
+                   c.collowner, NULL, NULL, c.oid, NULL
+              FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace
+             WHERE {nsn} AND {ext_coll}
+            UNION ALL
+            SELECT 1, 'FOREIGN DATA WRAPPER', pg_catalog.quote_ident(f.fdwname), f.fdwowner, f.fdwacl, NULL, f.oid, NULL
+              FROM pg_catalog.pg_foreign_data_wrapper f WHERE {ext_fdw}
+            UNION ALL
+            SELECT 1, 'SERVER', pg_catalog.quote_ident(s.srvname), s.srvowner, s.srvacl, NULL, s.oid, NULL
+              FROM pg_catalog.pg_foreign_server s WHERE {ext_srv}
+            UNION ALL
+            SELECT 8, 'PUBLICATION', pg_catalog.quote_ident(p.pubname), p.pubowner, NULL, NULL, p.oid, NULL
+              FROM pg_catalog.pg_publication p
+            UNION ALL
+            SELECT 3, 'OPERATOR FAMILY', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(f.opfname)
+                   || ' USING ' || pg_catalog.quote_ident(a.amname), f.opfowner, NULL, NULL, f.oid, NULL
+              FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace
+              JOIN pg_catalog.pg_am a ON a.oid = f.opfmethod
+             WHERE {nsn} AND {ext_opf}
+            UNION ALL
+            SELECT 3, 'OPERATOR CLASS', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.opcname)
+                   || ' USING ' || pg_catalog.quote_ident(a.amname), c.opcowner, NULL, NULL, c.oid, NULL
+              FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_namespace n ON n.oid = c.opcnamespace
+              JOIN pg_catalog.pg_am a ON a.oid = c.opcmethod
+             WHERE {nsn} AND {ext_opc}
+            UNION ALL
             SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
-                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid
+                   pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, c.relacl, NULL, c.oid, NULL
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE {nsn} AND {ext_c} AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
             UNION ALL
             SELECT 5, 'COLUMN', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relowner, a.attacl,
-                   pg_catalog.quote_ident(a.attname), c.oid
+                   pg_catalog.quote_ident(a.attname), c.oid, NULL
               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE {nsn} AND {ext_c} AND a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
             UNION ALL
-            SELECT 6, 'LARGE OBJECT', l.oid::text, l.lomowner, l.lomacl, NULL, l.oid FROM pg_catalog.pg_largeobject_metadata l
+            SELECT 6, 'LARGE OBJECT', l.oid::text, l.lomowner, l.lomacl, NULL, l.oid, NULL FROM pg_catalog.pg_largeobject_metadata l
             UNION ALL
             SELECT 7, 'STATISTICS', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.stxname),
-                   s.stxowner, NULL::pg_catalog.aclitem[], NULL, s.oid
+                   s.stxowner, NULL::pg_catalog.aclitem[], NULL, s.oid, NULL
               FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
              WHERE {nsn} AND {ext_s}
          )
@@ -75,28 +126,43 @@ pub(super) async fn owners_and_acls(
                 ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
                 ARRAY(SELECT CASE WHEN x.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(x.grantee) END
                         FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
-                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type)
+                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
+                COALESCE(grant_target, target)
            FROM objs ORDER BY ord, target COLLATE \"C\", col COLLATE \"C\"",
         ext_n = not_ext("pg_namespace", "n.oid"),
         ext_t = not_ext("pg_type", "t.oid"),
         ext_p = not_ext("pg_proc", "p.oid"),
         ext_c = not_ext("pg_class", "c.oid"),
         ext_s = not_ext("pg_statistic_ext", "s.oid"),
+        ext_o = not_ext("pg_operator", "o.oid"),
+        ext_d = not_ext("pg_ts_dict", "d.oid"),
+        ext_cfg = not_ext("pg_ts_config", "c.oid"),
+        ext_coll = not_ext("pg_collation", "c.oid"),
+        ext_opf = not_ext("pg_opfamily", "f.oid"),
+        ext_opc = not_ext("pg_opclass", "c.oid"),
+        ext_fdw = not_ext("pg_foreign_data_wrapper", "f.oid"),
+        ext_srv = not_ext("pg_foreign_server", "s.oid"),
+        agg_sig = super::pre::aggregate_signature_sql("p", "n"),
     );
     let rows = query(conn, &sql, &[]).await?;
     for r in &rows {
-        let kind: String = r.get(0);
-        let target: String = r.get(1);
-        let col: Option<String> = r.get(2);
-        let owner: String = r.get(3);
-        let default_acl: bool = r.get(4);
-        let oid: u32 = r.get(5);
-        let privs: Vec<String> = r.get(6);
-        let grantees: Vec<String> = r.get(7);
-        let grantable: Vec<bool> = r.get(8);
-        // GRANT … ON TABLE works for views and materialized views; ALTER needs the exact kind.
+        let r = Cells::new(r, "owner and privileges of", 1);
+        let kind: String = r.get(0)?;
+        let target: String = r.get(1)?;
+        let col: Option<String> = r.get(2)?;
+        let owner: String = r.get(3)?;
+        let default_acl: bool = r.get(4)?;
+        let oid: u32 = r.get(5)?;
+        let privs: Vec<String> = r.get(6)?;
+        let grantees: Vec<String> = r.get(7)?;
+        let grantable: Vec<bool> = r.get(8)?;
+        let grant_target: String = r.get(9)?;
+        // GRANT … ON TABLE works for views and materialized views, … ON FUNCTION for
+        // aggregates; ALTER needs the exact kind.
         let grant_kind = match kind.as_str() {
             "VIEW" | "MATERIALIZED VIEW" | "COLUMN" => "TABLE",
+            "AGGREGATE" => "FUNCTION",
+            "SERVER" => "FOREIGN SERVER",
             k => k,
         };
         let what = format!("{} {target}", kind.to_lowercase());
@@ -115,10 +181,10 @@ pub(super) async fn owners_and_acls(
                 continue;
             }
             plan.post.push(format!(
-                "REVOKE ALL ON {grant_kind} {target} FROM PUBLIC;\n"
+                "REVOKE ALL ON {grant_kind} {grant_target} FROM PUBLIC;\n"
             ));
             let stmt = format!(
-                "REVOKE ALL ON {grant_kind} {target} FROM {}",
+                "REVOKE ALL ON {grant_kind} {grant_target} FROM {}",
                 quote_ident(&owner)
             );
             plan.post.push(guarded(
@@ -136,11 +202,11 @@ pub(super) async fn owners_and_acls(
             };
             if grantee.is_empty() {
                 plan.post.push(format!(
-                    "GRANT {privilege}{cols} ON {grant_kind} {target} TO PUBLIC{with};\n"
+                    "GRANT {privilege}{cols} ON {grant_kind} {grant_target} TO PUBLIC{with};\n"
                 ));
             } else {
                 let stmt = format!(
-                    "GRANT {privilege}{cols} ON {grant_kind} {target} TO {}{with}",
+                    "GRANT {privilege}{cols} ON {grant_kind} {grant_target} TO {}{with}",
                     quote_ident(grantee)
                 );
                 plan.post.push(guarded(
@@ -179,9 +245,10 @@ pub(super) async fn default_privileges(
     )
     .await?;
     for r in &rows {
-        let role: String = r.get(0);
-        let schema: Option<String> = r.get(1);
-        let objects = match r.get::<_, String>(2).as_str() {
+        let r = Cells::new(r, "default privileges of role", 0);
+        let role: String = r.get(0)?;
+        let schema: Option<String> = r.get(1)?;
+        let objects = match r.get::<String>(2)?.as_str() {
             "r" => "TABLES",
             "S" => "SEQUENCES",
             "f" => "FUNCTIONS",
@@ -193,9 +260,9 @@ pub(super) async fn default_privileges(
                 )]));
             }
         };
-        let privs: Vec<String> = r.get(3);
-        let grantees: Vec<String> = r.get(4);
-        let grantable: Vec<bool> = r.get(5);
+        let privs: Vec<String> = r.get(3)?;
+        let grantees: Vec<String> = r.get(4)?;
+        let grantable: Vec<bool> = r.get(5)?;
         let head = format!(
             "ALTER DEFAULT PRIVILEGES FOR ROLE {}{}",
             quote_ident(&role),

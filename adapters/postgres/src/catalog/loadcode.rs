@@ -35,6 +35,7 @@ use exporter_contract::EngineError;
 
 use super::table::Rel;
 use super::{not_ext, query, user_ns};
+use crate::cells::{Cells, read_all};
 use crate::connect::Conn;
 use crate::quote::{quote_ident, quote_literal};
 
@@ -166,9 +167,10 @@ async fn search_paths(conn: &mut Conn) -> Result<SearchPaths, EngineError> {
     .await?;
     let mut paths = SearchPaths::default();
     for r in &rows {
-        let role: Option<String> = r.get(0);
-        let in_db: bool = r.get(1);
-        let value: String = r.get(2);
+        let r = Cells::new(r, "search_path setting of role", 0);
+        let role: Option<String> = r.get(0)?;
+        let in_db: bool = r.get(1)?;
+        let value: String = r.get(2)?;
         match (role, in_db) {
             (Some(role), true) => {
                 paths.role_in_db.insert(role, value);
@@ -188,9 +190,10 @@ async fn search_paths(conn: &mut Conn) -> Result<SearchPaths, EngineError> {
     )
     .await?;
     if let Some(r) = rows.first() {
-        let me: String = r.get(0);
-        let reset: Option<String> = r.get(1);
-        let boot: Option<String> = r.get(2);
+        let r = Cells::about(r, "setting search_path");
+        let me: String = r.get(0)?;
+        let reset: Option<String> = r.get(1)?;
+        let boot: Option<String> = r.get(2)?;
         // Our own session's starting value is the server's configuration unless a setting
         // of this database or role changed it.
         let overridden = paths.role_in_db.contains_key(&me)
@@ -237,7 +240,8 @@ pub(super) async fn database_settings(conn: &mut Conn) -> Result<Vec<String>, En
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        let entry: String = r.get(0);
+        let r = Cells::about(r, "a setting of the database");
+        let entry: String = r.get(0)?;
         let Some((name, value)) = entry.split_once('=') else {
             continue;
         };
@@ -393,17 +397,16 @@ pub(super) async fn load(conn: &mut Conn) -> Result<LoadCode, EngineError> {
         &[],
     )
     .await?;
-    let deferred = rows
-        .iter()
-        .map(|r| DeferredCheck {
-            oid: r.get(0),
-            table: r.get(1),
-            local: r.get(2),
-            sql: r.get(3),
-            owner: r.get(4),
-            needs_path: r.get(5),
+    let deferred = read_all(&rows, "check constraint", 3, |r| {
+        Ok(DeferredCheck {
+            oid: r.get(0)?,
+            table: r.get(1)?,
+            local: r.get(2)?,
+            sql: r.get(3)?,
+            owner: r.get(4)?,
+            needs_path: r.get(5)?,
         })
-        .collect();
+    })?;
     let tables = owners(
         conn,
         &format!(
@@ -431,8 +434,10 @@ pub(super) async fn load(conn: &mut Conn) -> Result<LoadCode, EngineError> {
         &[],
     )
     .await?;
-    let index_owners = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let table_owners = rows.iter().map(|r| (r.get(2), r.get(1))).collect();
+    let pairs = read_all(&rows, "index", 0, |r| {
+        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(1)?)))
+    })?;
+    let (index_owners, table_owners) = pairs.into_iter().unzip();
     let matviews = owners(
         conn,
         &format!(
@@ -461,11 +466,12 @@ pub(super) async fn load(conn: &mut Conn) -> Result<LoadCode, EngineError> {
 
 /// Rows `(oid, owner)` of `sql` as a map.
 async fn owners(conn: &mut Conn, sql: &str) -> Result<HashMap<u32, String>, EngineError> {
-    Ok(query(conn, sql, &[])
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    let rows = query(conn, sql, &[]).await?;
+    Ok(
+        read_all(&rows, "relation", 0, |r| Ok((r.get(0)?, r.get(1)?)))?
+            .into_iter()
+            .collect(),
+    )
 }
 
 #[cfg(test)]

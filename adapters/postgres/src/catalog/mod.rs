@@ -17,6 +17,7 @@ use exporter_contract::{EngineError, ErrorKind};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use crate::cells::{Cells, read_all};
 use crate::connect::Conn;
 use crate::quote::quote_literal;
 
@@ -176,6 +177,9 @@ pub struct Plan {
     pub large_objects: Vec<u32>,
     /// Post-data statements.
     pub post: Vec<String>,
+    /// What the dump leaves out on purpose and says so (the summary's warnings): catalog rows
+    /// that describe nothing restorable, such as a comment whose object no longer exists.
+    pub warnings: Vec<String>,
 }
 
 async fn query(
@@ -211,52 +215,22 @@ pub async fn check_unsupported(conn: &mut Conn) -> Result<(), EngineError> {
     let nsn = user_ns("n");
     let sql = format!(
         "SELECT 'event trigger ' || pg_catalog.quote_ident(evtname) FROM pg_catalog.pg_event_trigger WHERE {ext_evt}
-UNION ALL SELECT 'publication ' || pg_catalog.quote_ident(pubname) FROM pg_catalog.pg_publication
 UNION ALL SELECT 'subscription ' || pg_catalog.quote_ident(subname) FROM pg_catalog.pg_subscription
    WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
-UNION ALL SELECT 'foreign-data wrapper ' || pg_catalog.quote_ident(fdwname) FROM pg_catalog.pg_foreign_data_wrapper f WHERE {ext_fdw}
-UNION ALL SELECT 'foreign server ' || pg_catalog.quote_ident(srvname) FROM pg_catalog.pg_foreign_server s WHERE {ext_srv}
-UNION ALL SELECT CASE c.relkind WHEN 'f' THEN 'foreign table ' ELSE 'typed table ' END
-       || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+UNION ALL SELECT 'foreign table ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE {nsn} AND {ext_rel} AND (c.relkind = 'f' OR (c.relkind IN ('r', 'p') AND c.reloftype <> 0))
+   WHERE {nsn} AND {ext_rel} AND c.relkind = 'f'
 UNION ALL SELECT 'relation in a tablespace ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    WHERE {nsn} AND {ext_rel} AND c.reltablespace <> 0
-UNION ALL SELECT 'table with a non-heap access method ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
-   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE {nsn} AND {ext_rel} AND c.relkind IN ('r', 'm') AND c.relam <> 0
-     AND c.relam <> (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'heap')
-UNION ALL SELECT 'aggregate ' || p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_proc p
-   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {nsn} AND {ext_proc} AND p.prokind = 'a'
-UNION ALL SELECT 'operator ' || o.oid::pg_catalog.regoperator::text FROM pg_catalog.pg_operator o
-   JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE {nsn} AND {ext_op}
-UNION ALL SELECT 'operator class ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opcname) FROM pg_catalog.pg_opclass o
-   JOIN pg_catalog.pg_namespace n ON n.oid = o.opcnamespace WHERE {nsn} AND {ext_opc}
-UNION ALL SELECT 'operator family ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opfname) FROM pg_catalog.pg_opfamily o
-   JOIN pg_catalog.pg_namespace n ON n.oid = o.opfnamespace WHERE {nsn} AND {ext_opf}
-UNION ALL SELECT 'cast (' || pg_catalog.format_type(castsource, NULL) || ' AS ' || pg_catalog.format_type(casttarget, NULL) || ')'
-   FROM pg_catalog.pg_cast c WHERE c.oid >= {first} AND {ext_cast}
-UNION ALL SELECT 'collation ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname) FROM pg_catalog.pg_collation c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace WHERE {nsn} AND {ext_coll}
 UNION ALL SELECT 'conversion ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.conname) FROM pg_catalog.pg_conversion c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace WHERE {nsn} AND {ext_conv}
-UNION ALL SELECT 'text search configuration ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.cfgname) FROM pg_catalog.pg_ts_config c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace WHERE {nsn} AND {ext_tscfg}
-UNION ALL SELECT 'text search dictionary ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.dictname) FROM pg_catalog.pg_ts_dict c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.dictnamespace WHERE {nsn} AND {ext_tsdict}
 UNION ALL SELECT 'text search parser ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.prsname) FROM pg_catalog.pg_ts_parser c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.prsnamespace WHERE {nsn} AND {ext_tsprs}
 UNION ALL SELECT 'text search template ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.tmplname) FROM pg_catalog.pg_ts_template c
    JOIN pg_catalog.pg_namespace n ON n.oid = c.tmplnamespace WHERE {nsn} AND {ext_tstmpl}
 UNION ALL SELECT 'procedural language ' || pg_catalog.quote_ident(lanname) FROM pg_catalog.pg_language l WHERE l.oid >= {first} AND {ext_lang}
-UNION ALL SELECT 'transform for ' || pg_catalog.format_type(trftype, NULL) FROM pg_catalog.pg_transform t WHERE {ext_trf}
-UNION ALL SELECT 'access method ' || pg_catalog.quote_ident(amname) FROM pg_catalog.pg_am a WHERE a.oid >= {first} AND {ext_am}
 UNION ALL SELECT 'security label on ' || (pg_catalog.pg_identify_object(classoid, objoid, objsubid)).identity FROM pg_catalog.pg_seclabel
-UNION ALL SELECT CASE t.typtype WHEN 'b' THEN 'base type ' WHEN 'p' THEN 'pseudo-type ' ELSE 'type ' END
-       || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname)
-   FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-   WHERE {nsn} AND {ext_type} AND t.typtype IN ('b', 'p') AND NOT (t.typelem <> 0 AND t.typlen = -1)
 UNION ALL SELECT 'range type with a canonical function ' || r.rngtypid::pg_catalog.regtype::text FROM pg_catalog.pg_range r
    JOIN pg_catalog.pg_type t ON t.oid = r.rngtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
    WHERE {nsn} AND {ext_rng} AND r.rngcanonical <> 0
@@ -265,28 +239,15 @@ UNION ALL SELECT 'configuration table of extension ' || pg_catalog.quote_ident(e
 ORDER BY 1",
         first = FIRST_USER_OID,
         ext_evt = not_ext("pg_event_trigger", "oid"),
-        ext_fdw = not_ext("pg_foreign_data_wrapper", "f.oid"),
-        ext_srv = not_ext("pg_foreign_server", "s.oid"),
         ext_rel = not_ext("pg_class", "c.oid"),
-        ext_proc = not_ext("pg_proc", "p.oid"),
-        ext_op = not_ext("pg_operator", "o.oid"),
-        ext_opc = not_ext("pg_opclass", "o.oid"),
-        ext_opf = not_ext("pg_opfamily", "o.oid"),
-        ext_cast = not_ext("pg_cast", "c.oid"),
-        ext_coll = not_ext("pg_collation", "c.oid"),
         ext_conv = not_ext("pg_conversion", "c.oid"),
-        ext_tscfg = not_ext("pg_ts_config", "c.oid"),
-        ext_tsdict = not_ext("pg_ts_dict", "c.oid"),
         ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
         ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
         ext_lang = not_ext("pg_language", "l.oid"),
-        ext_trf = not_ext("pg_transform", "t.oid"),
-        ext_am = not_ext("pg_am", "a.oid"),
-        ext_type = not_ext("pg_type", "t.oid"),
         ext_rng = not_ext("pg_type", "t.oid"),
     );
     let rows = query(conn, &sql, &[]).await?;
-    let found: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let found = read_all(&rows, "refused object", 0, |r| r.get::<String>(0))?;
     if found.is_empty() {
         Ok(())
     } else {
@@ -322,16 +283,15 @@ pub async fn data_tables(conn: &mut Conn) -> Result<Vec<DataTable>, EngineError>
         ext = not_ext("pg_class", "c.oid")
     );
     let rows = query(conn, &sql, &[]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| DataTable {
-            oid: r.get(0),
-            name: r.get(1),
-            columns: r.get(2),
-            root: r.get(3),
+    read_all(&rows, "table", 1, |r| {
+        Ok(DataTable {
+            oid: r.get(0)?,
+            name: r.get(1)?,
+            columns: r.get(2)?,
+            root: r.get(3)?,
             search_path: None,
         })
-        .collect())
+    })
 }
 
 /// Names of the tables to lock, read **before** the snapshot exists (outside the transaction).
@@ -351,8 +311,9 @@ pub async fn lock_targets(conn: &mut Conn) -> Result<Vec<String>, EngineError> {
     );
     let mut names = Vec::new();
     for row in query(conn, &sql, &[]).await? {
-        let name: String = row.get(0);
-        let readable: bool = row.get(1);
+        let row = Cells::new(&row, "table", 0);
+        let name: String = row.get(0)?;
+        let readable: bool = row.get(1)?;
         // Checked here so the error names the table; a failed batched LOCK could not.
         if !readable {
             return Err(EngineError::new(
@@ -422,8 +383,9 @@ pub async fn check_stable(conn: &mut Conn) -> Result<(), EngineError> {
     match query(conn, &sql, &[]).await?.first() {
         None => Ok(()),
         Some(row) => {
-            let name: String = row.get(0);
-            let unlocked: bool = row.get(1);
+            let row = Cells::new(row, "table", 0);
+            let name: String = row.get(0)?;
+            let unlocked: bool = row.get(1)?;
             let why = if unlocked {
                 "was created or renamed while the dump was starting"
             } else {
@@ -476,9 +438,19 @@ pub async fn plan(
     let mut pre = PreData::default();
     pre::schemas(conn, &mut pre).await?;
     pre::extensions(conn, &mut pre).await?;
+    pre::collations(conn, &mut pre).await?;
+    pre::base_types(conn, &mut pre).await?;
+    pre::foreign_servers(conn, &mut pre).await?;
+    pre::access_methods(conn, &mut pre).await?;
+    pre::transforms(conn, &mut pre).await?;
+    pre::operator_classes(conn, &mut pre).await?;
     let columns = table::load_columns(conn).await?;
     let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
     pre::functions(conn, &mut pre).await?;
+    pre::aggregates(conn, &mut pre).await?;
+    pre::operators(conn, &mut pre).await?;
+    pre::text_search(conn, &mut pre).await?;
+    pre::casts(conn, &mut pre).await?;
     let rels = table::load_relations(conn).await?;
     let parents = table::load_parents(conn).await?;
     let checks = table::load_checks(conn, &rels, &code).await?;
@@ -491,7 +463,10 @@ pub async fn plan(
         checks: &checks,
         identity: &identity,
     };
-    let mut matviews = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
+    let pre::Relations {
+        mut matviews,
+        views_after_keys,
+    } = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
     let order = pre::dependency_order(conn, &mut pre, &seqs).await?;
 
     let mut plan = Plan {
@@ -517,7 +492,7 @@ pub async fn plan(
     plan.post.extend(domains_not_valid);
     // Checks that call user functions, validated once against the complete data.
     plan.post.extend(code.deferred_statements(&rels));
-    post::post_data(conn, &rels, &code, &mut plan).await?;
+    post::post_data(conn, &rels, &code, views_after_keys, &mut plan).await?;
     for (_, oid, name) in &matviews {
         let refresh = format!("REFRESH MATERIALIZED VIEW {name};\n");
         plan.post.push(match code.matviews.get(oid) {
@@ -556,8 +531,10 @@ async fn sequence_positions(
             Ok(row) => row,
             Err(e) => return Err(conn.error(e, &format!("sequence {name}")).await),
         };
-        let last: i64 = row.get(0);
-        let called: bool = row.get(1);
+        let object = format!("sequence {name}");
+        let row = Cells::about(&row, &object);
+        let last: i64 = row.get(0)?;
+        let called: bool = row.get(1)?;
         out.push(format!(
             "SELECT pg_catalog.setval({}, {last}, {called});\n",
             quote_literal(&name)
@@ -574,5 +551,5 @@ async fn large_objects(conn: &mut Conn) -> Result<Vec<u32>, EngineError> {
         &[],
     )
     .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    read_all(&rows, "large object", 0, |r| r.get(0))
 }

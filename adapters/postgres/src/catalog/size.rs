@@ -76,13 +76,18 @@ pub async fn size_hint(conn: &mut Conn, tables: &[DataTable]) -> Option<u64> {
         .iter()
         .enumerate()
         .filter_map(|(table, t)| {
-            let r = rows.iter().find(|r| r.get::<_, u32>(0) == t.oid)?;
+            // An estimate: a row that cannot be read (a NULL size of a table dropped since)
+            // leaves the table out of the sample.
+            let r = rows
+                .iter()
+                .find(|r| r.try_get::<_, u32>(0).ok() == Some(t.oid))?;
+            let col = |i: usize| r.try_get::<_, i64>(i).ok().map(size);
             Some(OnDisk {
                 table,
-                heap: size(r.get(1)),
-                total: size(r.get(2)),
-                toast: size(r.get(3)),
-                block: size(r.get(4)).max(1),
+                heap: col(1)?,
+                total: col(2)?,
+                toast: col(3)?,
+                block: col(4)?.max(1),
             })
         })
         .collect();
@@ -168,7 +173,7 @@ async fn sample(conn: &mut Conn, table: &DataTable, pages: u64, want: u64) -> Op
         if table.search_path.is_some() {
             client.batch_execute(super::RESET_SEARCH_PATH).await?;
         }
-        Ok::<_, tokio_postgres::Error>((row.get::<_, i64>(0), row.get::<_, i64>(1)))
+        Ok::<_, tokio_postgres::Error>((row.try_get::<_, i64>(0)?, row.try_get::<_, i64>(1)?))
     }
     .await;
     let end = match measured {

@@ -8,6 +8,7 @@ use exporter_contract::EngineError;
 
 use super::loadcode::LoadCode;
 use super::{not_ext, query, user_ns};
+use crate::cells::Cells;
 use crate::connect::Conn;
 
 /// A column as the DDL needs it.
@@ -97,11 +98,17 @@ pub(super) struct Rel {
     pub is_partition: bool,
     pub bound: Option<String>,
     pub partkey: Option<String>,
+    /// Storage parameters as stored (`fillfactor=70`), then the TOAST table's prefixed with
+    /// `toast.` (`toast.autovacuum_enabled=false`), as pg_dump writes them into `WITH (…)`.
     pub reloptions: Vec<String>,
     pub replident: String,
     pub rls: bool,
     pub force_rls: bool,
     pub populated: bool,
+    /// The table access method when it is not `heap` (quoted), for `USING`.
+    pub access_method: Option<String>,
+    /// A typed table's composite type (`CREATE TABLE … OF type`), schema-qualified.
+    pub of_type: Option<String>,
 }
 
 /// The columns of every relation and composite type in a user schema, by `pg_class` OID, in
@@ -138,17 +145,18 @@ pub(super) async fn load_columns(
     .await?;
     let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
     for r in &rows {
-        columns.entry(r.get(0)).or_default().push(Column {
-            name: r.get(1),
-            raw_name: r.get(2),
-            ty: r.get(3),
-            not_null: r.get(4),
-            local: r.get(5),
-            generated: r.get(6),
-            identity: r.get(7),
-            default: r.get(8),
-            collation: r.get(9),
-            settings: column_settings(r.get(10), r.get(11), r.get(12), r.get(13)),
+        let r = Cells::new(r, "column", 1);
+        columns.entry(r.get(0)?).or_default().push(Column {
+            name: r.get(1)?,
+            raw_name: r.get(2)?,
+            ty: r.get(3)?,
+            not_null: r.get(4)?,
+            local: r.get(5)?,
+            generated: r.get(6)?,
+            identity: r.get(7)?,
+            default: r.get(8)?,
+            collation: r.get(9)?,
+            settings: column_settings(r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?),
         });
     }
     Ok(columns)
@@ -164,8 +172,13 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
                     n.nspname || '.' || c.relname, c.relpersistence::text, c.relispartition,
                     pg_catalog.pg_get_expr(c.relpartbound, c.oid),
                     CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
-                    COALESCE(c.reloptions, '{{}}'), c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
-                    c.relispopulated
+                    COALESCE(c.reloptions, '{{}}') || COALESCE((SELECT pg_catalog.array_agg('toast.' || o.o ORDER BY o.i)
+                        FROM pg_catalog.pg_class tc, pg_catalog.unnest(tc.reloptions) WITH ORDINALITY o(o, i)
+                       WHERE tc.oid = c.reltoastrelid), '{{}}'), c.relreplident::text, c.relrowsecurity, c.relforcerowsecurity,
+                    c.relispopulated,
+                    (SELECT pg_catalog.quote_ident(am.amname) FROM pg_catalog.pg_am am
+                      WHERE am.oid = c.relam AND am.amname <> 'heap'),
+                    CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND {} AND {}",
             user_ns("n"),
@@ -176,20 +189,23 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
     .await?;
     let mut rels: BTreeMap<u32, Rel> = BTreeMap::new();
     for r in &rows {
+        let r = Cells::new(r, "relation", 2);
         let rel = Rel {
-            oid: r.get(0),
-            kind: r.get(1),
-            name: r.get(2),
-            sort: r.get(3),
-            persistence: r.get(4),
-            is_partition: r.get(5),
-            bound: r.get(6),
-            partkey: r.get(7),
-            reloptions: r.get(8),
-            replident: r.get(9),
-            rls: r.get(10),
-            force_rls: r.get(11),
-            populated: r.get(12),
+            oid: r.get(0)?,
+            kind: r.get(1)?,
+            name: r.get(2)?,
+            sort: r.get(3)?,
+            persistence: r.get(4)?,
+            is_partition: r.get(5)?,
+            bound: r.get(6)?,
+            partkey: r.get(7)?,
+            reloptions: r.get(8)?,
+            replident: r.get(9)?,
+            rls: r.get(10)?,
+            force_rls: r.get(11)?,
+            populated: r.get(12)?,
+            access_method: r.get(13)?,
+            of_type: r.get(14)?,
         };
         rels.insert(rel.oid, rel);
     }
@@ -208,7 +224,8 @@ pub(super) async fn load_parents(conn: &mut Conn) -> Result<HashMap<u32, Vec<u32
     .await?;
     let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
     for r in &rows {
-        parents.entry(r.get(0)).or_default().push(r.get(1));
+        let r = Cells::new(r, "inheritance child", 0);
+        parents.entry(r.get(0)?).or_default().push(r.get(1)?);
     }
     Ok(parents)
 }
@@ -244,17 +261,18 @@ pub(super) async fn load_checks(
     .await?;
     let mut checks = Checks::default();
     for r in &rows {
-        if code.is_deferred(r.get(5)) {
+        let r = Cells::new(r, "check constraint", 1);
+        if code.is_deferred(r.get(5)?) {
             continue;
         }
-        let relid: u32 = r.get(0);
+        let relid: u32 = r.get(0)?;
         let Some(tname) = rels.get(&relid).map(|r| r.name.clone()) else {
             continue;
         };
-        let cname: String = r.get(1);
-        let def: String = r.get(2);
-        let validated: bool = r.get(3);
-        if !r.get::<_, bool>(4) {
+        let cname: String = r.get(1)?;
+        let def: String = r.get(2)?;
+        let validated: bool = r.get(3)?;
+        if !r.get::<bool>(4)? {
             // inherited: comes with INHERITS / PARTITION OF
             if validated {
                 checks
@@ -382,10 +400,21 @@ fn create_table(
     if let Some(key) = &rel.partkey {
         let _ = write!(s, "\nPARTITION BY {key}");
     }
+    // The script's header sets `default_table_access_method = heap`; another one is named
+    // (pg_dump sets the default around the statement instead, to the same effect).
+    if let Some(am) = &rel.access_method {
+        let _ = write!(s, "\nUSING {am}");
+    }
     if !rel.reloptions.is_empty() {
         let _ = write!(s, "\nWITH ({})", rel.reloptions.join(", "));
     }
     s.push_str(";\n");
+    // A typed table: created with its columns, then linked to its type, which marks the
+    // columns as the type's — what pg_dump does in binary-upgrade mode (`dumpTableSchema`),
+    // and the same catalog as `CREATE TABLE … OF type` with `WITH OPTIONS` per column.
+    if let Some(ty) = &rel.of_type {
+        let _ = writeln!(s, "ALTER TABLE ONLY {} OF {ty};", rel.name);
+    }
     s.push_str(&after);
     for c in cols {
         for setting in &c.settings {
@@ -417,6 +446,21 @@ fn column_items(
         if c.local || parents.is_empty() {
             let mut c = c.clone();
             if !c.identity.is_empty() {
+                c.default = None;
+            }
+            // A generated column of an inheritance child inherits its parent's expression;
+            // `CREATE TABLE … INHERITS` refuses to name it again ("child column specifies
+            // generation expression"). As pg_dump (`flagInhAttrs`), it is written without
+            // the expression when a parent's column is generated by the same one.
+            if c.generated == "s"
+                && parents
+                    .iter()
+                    .filter_map(|p| columns.get(p))
+                    .flat_map(|pc| pc.iter())
+                    .any(|pc| {
+                        pc.raw_name == c.raw_name && pc.generated == "s" && pc.default == c.default
+                    })
+            {
                 c.default = None;
             }
             if !rel.is_partition {
