@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestDb, assert_pg_dump_equal, round_trip};
+use common::{Role, TestDb, assert_pg_dump_equal, round_trip};
 
 /// An identity sequence whose persistence differs from its table's (`identity` test:
 /// `ALTER SEQUENCE … SET UNLOGGED` on a logged table's, `SET LOGGED` on an unlogged one's),
@@ -165,4 +165,31 @@ async fn views_that_need_a_primary_key() {
                         (SELECT string_agg(u, ',' ORDER BY key) FROM on_top)";
     assert_eq!(source.sql(calls), "1one,2two|2|ONE,TWO\n");
     assert_eq!(target.sql(calls), source.sql(calls));
+}
+
+/// Grants come back in the ACL's own order (`rowsecurity` test: `z1` granted to roles
+/// created after the ones granted first), not in the grantees' OID order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_keep_their_order() {
+    let early = Role::new("acl_early");
+    let late = Role::new("acl_late");
+    let source = TestDb::new("details_acl");
+    source.sql(&format!(
+        "CREATE TABLE z1 (a int);
+         GRANT SELECT ON z1 TO {late};
+         GRANT SELECT, INSERT ON z1 TO {early};
+         ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {late};
+         ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {early};",
+        late = late.0,
+        early = early.0
+    ));
+    let (target, _script, _) = round_trip(&source).await;
+    assert_pg_dump_equal(&source.name, &target.name);
+    let acl = "SELECT relacl::text FROM pg_class WHERE relname = 'z1'
+               UNION ALL SELECT defaclacl::text FROM pg_default_acl";
+    let expected = source.sql(acl);
+    let first_late = expected.find(&late.0).expect("late grantee");
+    let first_early = expected.find(&early.0).expect("early grantee");
+    assert!(first_late < first_early, "{expected}");
+    assert_eq!(target.sql(acl), expected);
 }

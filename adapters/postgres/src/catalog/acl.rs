@@ -30,7 +30,10 @@ pub(super) fn guarded(roles: &[String], stmt: &str, what: &str) -> String {
 }
 
 /// Owners and privileges, each wrapped so a restore where the role is missing (or the
-/// restoring role may not hand objects over) warns instead of failing.
+/// restoring role may not hand objects over) warns instead of failing. The `GRANT`s follow
+/// the ACL array's own order (as pg_dump's `buildACLCommands`), so the restored array reads
+/// the same (the regression database's `regress_rls_schema.z1` showed the grantee-OID order
+/// reshuffling it).
 pub(super) async fn owners_and_acls(
     conn: &mut Conn,
     seq_owner: &HashMap<u32, (u32, String, String)>,
@@ -123,10 +126,10 @@ pub(super) async fn owners_and_acls(
              WHERE {nsn} AND {ext_s}
          )
          SELECT kind, target, col, pg_catalog.pg_get_userbyid(owner), acl IS NULL, oid,
-                ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
+                ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(acl) WITH ORDINALITY x ORDER BY x.ordinality),
                 ARRAY(SELECT CASE WHEN x.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(x.grantee) END
-                        FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
-                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(acl) x ORDER BY x.grantee, x.privilege_type),
+                        FROM pg_catalog.aclexplode(acl) WITH ORDINALITY x ORDER BY x.ordinality),
+                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(acl) WITH ORDINALITY x ORDER BY x.ordinality),
                 COALESCE(grant_target, target)
            FROM objs ORDER BY ord, target COLLATE \"C\", col COLLATE \"C\"",
         ext_n = not_ext("pg_namespace", "n.oid"),
@@ -235,10 +238,10 @@ pub(super) async fn default_privileges(
         "SELECT pg_catalog.pg_get_userbyid(d.defaclrole),
                 CASE WHEN d.defaclnamespace = 0 THEN NULL ELSE pg_catalog.quote_ident(n.nspname) END,
                 d.defaclobjtype::text,
-                ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(d.defaclacl) x ORDER BY x.grantee, x.privilege_type),
+                ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(d.defaclacl) WITH ORDINALITY x ORDER BY x.ordinality),
                 ARRAY(SELECT CASE WHEN x.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(x.grantee) END
-                        FROM pg_catalog.aclexplode(d.defaclacl) x ORDER BY x.grantee, x.privilege_type),
-                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(d.defaclacl) x ORDER BY x.grantee, x.privilege_type)
+                        FROM pg_catalog.aclexplode(d.defaclacl) WITH ORDINALITY x ORDER BY x.ordinality),
+                ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode(d.defaclacl) WITH ORDINALITY x ORDER BY x.ordinality)
            FROM pg_catalog.pg_default_acl d LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
           ORDER BY pg_catalog.pg_get_userbyid(d.defaclrole) COLLATE \"C\", n.nspname COLLATE \"C\" NULLS FIRST, d.defaclobjtype",
         &[],
