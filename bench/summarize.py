@@ -17,7 +17,7 @@ BASELINE = {
     "mysql": "mariadb-dump | zstd -3 | tee | sha256sum",
     "redis": "redis-cli --rdb - | zstd -3 | tee | sha256sum",
     "restore": "zstd -dc | psql (new database)",
-    "myrestore": "zstd -dc | mariadb (new database)",
+    "mysql-restore": "zstd -dc | mariadb (new schema)",
 }
 TITLE = {
     "pg": "PostgreSQL dump",
@@ -25,7 +25,7 @@ TITLE = {
     "mysql": "MariaDB dump",
     "redis": "Redis dump",
     "restore": "Restore (the exporter's PostgreSQL archive)",
-    "myrestore": "Restore (the exporter's MariaDB archive)",
+    "mysql-restore": "Restore (the exporter's MariaDB archive)",
 }
 
 rows = []
@@ -124,8 +124,8 @@ if rx and rp:
 if rx and rj:
     target("PG restore: wall ≤ 1.0 × pg_restore -j2 (issue 17)", rx["med"] <= rj["med"],
            "%.2f s vs %.2f s = %.2f×" % (rx["med"], rj["med"], rx["med"] / rj["med"]))
-qx, qp = (stats.get(("myrestore", k)) for k in
-          ("exporter restore (new database)", "zstd -dc | mariadb (new database)"))
+qx, qp = (stats.get(("mysql-restore", k)) for k in
+          ("exporter restore (new schema)", "zstd -dc | mariadb (new schema)"))
 if qx and qp:
     target("MariaDB restore: wall ≤ 0.8 × zstd -dc | mariadb (issue 17)", qx["med"] <= 0.8 * qp["med"],
            "%.2f s vs %.2f s = %.2f×" % (qx["med"], qp["med"], qx["med"] / qp["med"]))
