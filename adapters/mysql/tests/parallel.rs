@@ -363,7 +363,7 @@ async fn wait_for(db: &TestDb, sql: &str, want: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadlock_victim_runs_again() {
     let db = TestDb::new("deadlock");
-    // Not empty: an INSERT into an empty table locks all of it (MariaDB's bulk insert).
+    // Not empty: MariaDB locks the whole table for an INSERT … SELECT into an empty one.
     db.run("CREATE TABLE victim (id INT PRIMARY KEY, v INT); INSERT INTO victim VALUES (9999, 0)");
     // Another session holds id 100, and 2000 more rows: it weighs more than the restore's
     // INSERT, so InnoDB picks the restore's as the deadlock victim.
