@@ -283,6 +283,34 @@ async fn jobs_1_and_4_restore_the_same_database() {
     assert_eq!(four.run(act), one.run(act));
 }
 
+/// Poll `sql` (one value) on `db` until it returns `want`, for up to 30 s. Over its own
+/// connection, never blocking the runtime, so the restore under test keeps running; every
+/// 250 ms, since `information_schema.INNODB_TRX` is refreshed only after 100 ms without a
+/// read (`CACHE_MIN_IDLE_TIME` of InnoDB's `trx0i_s.cc`).
+async fn wait_for(db: &TestDb, sql: &str, want: &str) {
+    let mut conn = db.conn().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let got: Option<String> = conn.query_first(sql).await.unwrap();
+        if got.as_deref() == Some(want) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let trx: Vec<Row> = conn
+                .query("SELECT trx_state, trx_query FROM information_schema.INNODB_TRX")
+                .await
+                .unwrap();
+            let sessions: Vec<Row> = conn
+                .query("SELECT DB, COMMAND, STATE, LEFT(INFO, 100) FROM information_schema.PROCESSLIST")
+                .await
+                .unwrap();
+            panic!("{sql}: {got:?}, not {want}; transactions: {trx:?}; sessions: {sessions:?}");
+        }
+    }
+    conn.disconnect().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_of_one_table_run_at_once_on_several_connections() {
     let db = TestDb::new("overlap");
@@ -310,21 +338,8 @@ async fn inserts_of_one_table_run_at_once_on_several_connections() {
             )
             .await
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut committed = String::new();
-    while Instant::now() < deadline {
-        committed = db
-            .run("SELECT COUNT(*) FROM t")
-            .lines()
-            .nth(1)
-            .unwrap()
-            .to_owned();
-        if committed == "11" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(committed, "11", "the other ids commit while id 5 waits");
+    // The other ids commit while id 5 waits.
+    wait_for(&db, "SELECT COUNT(*) FROM t", "11").await;
     assert!(!restore.is_finished(), "the INSERT of id 5 still waits");
     holder.query_drop("ROLLBACK").await.unwrap();
     let summary = restore.await.unwrap().expect("restore");
@@ -341,23 +356,6 @@ async fn inserts_of_one_table_run_at_once_on_several_connections() {
         [[(1..=12).sum::<i32>().to_string()]]
     );
     holder.disconnect().await.unwrap();
-}
-
-/// Poll `sql` (one number) on `db` until it returns `want`, for up to 30 s.
-async fn wait_for(db: &TestDb, sql: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = db.run(sql).lines().nth(1).unwrap_or_default().to_owned();
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sql}: {got}, not {want}; {}",
-            db.run("SELECT trx_state, LEFT(trx_query, 60) FROM information_schema.INNODB_TRX")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
