@@ -19,7 +19,7 @@ pub const PROGRAM_NAME: &str = "exporter";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// MariaDB error codes we classify (<https://mariadb.com/kb/en/mariadb-error-codes/>).
-mod code {
+pub(crate) mod code {
     pub const ER_CON_COUNT_ERROR: u16 = 1040;
     pub const ER_DBACCESS_DENIED_ERROR: u16 = 1044;
     pub const ER_ACCESS_DENIED_ERROR: u16 = 1045;
@@ -29,6 +29,7 @@ mod code {
     pub const ER_TABLEACCESS_DENIED_ERROR: u16 = 1142;
     pub const ER_COLUMNACCESS_DENIED_ERROR: u16 = 1143;
     pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+    pub const ER_LOCK_DEADLOCK: u16 = 1213;
     pub const ER_SPECIFIC_ACCESS_DENIED_ERROR: u16 = 1227;
     pub const ER_QUERY_INTERRUPTED: u16 = 1317;
     pub const ER_PROCACCESS_DENIED_ERROR: u16 = 1370;

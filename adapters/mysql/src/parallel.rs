@@ -14,13 +14,20 @@ use tokio::task::{JoinError, JoinSet};
 
 use crate::connect::{self, Session};
 use crate::encode::quote_str;
-use crate::restore::{execute, refuse_switching, send};
+use crate::restore::{execute, refuse_switching, send, send_raw, statement_error};
 use crate::script::{Splitter, Statement};
 
 /// Bytes of data statements in flight at once (sent to a worker, not yet answered), over all
-/// workers; a statement larger than this runs alone. With our dump's 1 MiB INSERTs this lets
-/// eight workers run at once.
-pub const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+/// workers; a statement larger than this runs alone. Each statement in flight costs about four
+/// times its size (ours, the driver's command buffer, its connection's write buffer, allocator
+/// slack; measured: peak RSS 38, 46, 55 and 62 MiB with one, 2, 4 and 8 MiB in flight at
+/// `jobs` 8), so at most four of our dump's 1 MiB INSERTs run at once, whatever `jobs` is, and
+/// a restore stays under the 64 MiB ceiling.
+pub const IN_FLIGHT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Times a data statement runs when InnoDB rolls it back as a deadlock victim (ERROR 1213,
+/// "try restarting transaction"): in autocommit it had no effect, so it runs again.
+pub const DEADLOCK_ATTEMPTS: u32 = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Tokens
@@ -665,7 +672,8 @@ enum Region {
 pub struct Planner {
     region: Option<Region>,
     serial: bool,
-    rules: HashMap<(Option<String>, String), TableRule>,
+    /// Each table's rule, and whether one of its INSERTs ran on a worker since it was read.
+    rules: HashMap<(Option<String>, String), (TableRule, bool)>,
 }
 
 impl Planner {
@@ -718,10 +726,17 @@ impl Planner {
         self.serial
     }
 
-    /// The rule of `head`'s table, read on `main` unless known since the last barrier. A
-    /// catalog query that fails counts as "not parallel" (the statement then runs on the main
-    /// session and fails there, by name, if it must).
-    async fn rule(&mut self, main: &mut Session, head: &InsertHead) -> &TableRule {
+    /// Whether `head` (the text `text`) may run on a worker, by its table's rule (read on
+    /// `main` unless known since the last barrier; a catalog query that fails counts as "not
+    /// parallel": the statement then runs on the main session and fails there, by name, if it
+    /// must). `Some(true)` for the first such INSERT of the table since the rule was read.
+    async fn admit(
+        &mut self,
+        main: &mut Session,
+        head: &InsertHead,
+        text: &[u8],
+        modes: Modes,
+    ) -> Option<bool> {
         let key = (head.schema.clone(), head.table.clone());
         if !self.rules.contains_key(&key) {
             let rows = match read_rule(main, head).await {
@@ -731,9 +746,16 @@ impl Planner {
                     Vec::new()
                 }
             };
-            self.rules.insert(key.clone(), TableRule::from_rows(&rows));
+            self.rules
+                .insert(key.clone(), (TableRule::from_rows(&rows), false));
         }
-        &self.rules[&key]
+        let (rule, started) = self.rules.get_mut(&key)?;
+        if !rule.allows(head, text, modes) {
+            return None;
+        }
+        let first = !*started;
+        *started = true;
+        Some(first)
     }
 }
 
@@ -888,10 +910,7 @@ impl Pool {
         self.started += 1;
         let definer = options.definer;
         self.busy.spawn(async move {
-            let keyword = st.keyword();
-            let result = send(&mut session.conn, &st, &keyword, definer)
-                .await
-                .map(|()| session.conn.affected_rows());
+            let result = run_data(&mut session.conn, &st, definer).await;
             Done {
                 session,
                 number: st.number,
@@ -921,6 +940,29 @@ impl Pool {
             if let Err(e) = s.conn.disconnect().await {
                 tracing::debug!(error = %connect::Redacted::of(&e), "disconnect a restore worker");
             }
+        }
+    }
+}
+
+/// Run a data statement on a worker's connection; its inserted rows. A deadlock victim runs
+/// again, up to [`DEADLOCK_ATTEMPTS`] times.
+async fn run_data(
+    conn: &mut mysql_async::Conn,
+    st: &Statement,
+    definer: exporter_contract::DefinerPolicy,
+) -> Result<u64, EngineError> {
+    let keyword = st.keyword();
+    let mut attempt = 1;
+    loop {
+        match send_raw(conn, st, &keyword, definer).await {
+            Ok(()) => return Ok(conn.affected_rows()),
+            Err(mysql_async::Error::Server(e))
+                if e.code == connect::code::ER_LOCK_DEADLOCK && attempt < DEADLOCK_ATTEMPTS =>
+            {
+                tracing::debug!(statement = %st.label(), attempt, "deadlock victim, run again");
+                attempt += 1;
+            }
+            Err(e) => return Err(statement_error(&e, st, &keyword)),
         }
     }
 }
@@ -1002,25 +1044,27 @@ async fn drive(
             let (backslash, ansi) = split.modes();
             let modes = Modes { backslash, ansi };
             let route = planner.route(&st.text, modes);
-            let on_main = match &route {
-                Route::Data(head) => {
-                    if planner.rule(main, head).await.allows(head, &st.text, modes) {
-                        summary.statements += 1;
-                        pool.start(st, options).await?;
-                        continue;
+            if let Route::Data(head) = &route {
+                if let Some(first) = planner.admit(main, head, &st.text, modes).await {
+                    summary.statements += 1;
+                    pool.start(st, options).await?;
+                    if first {
+                        // MariaDB (10.6+) loads an empty InnoDB table in bulk under an
+                        // exclusive table lock when unique and foreign key checks are off
+                        // (MDEV-24621); two INSERTs that both start on the empty table
+                        // deadlock. So a table's first INSERT runs alone.
+                        pool.drain().await?;
                     }
-                    planner.on_main(&st.text, modes);
-                    true
+                    continue;
                 }
-                Route::Everywhere | Route::Main => true,
-            };
-            if on_main {
-                pool.drain().await?;
-                let broadcast = route == Route::Everywhere && !planner.serial();
-                execute(main, &st, options, summary, split).await?;
-                if broadcast {
-                    pool.broadcast(&st, options).await?;
-                }
+                planner.on_main(&st.text, modes);
+            }
+            // On the main session once everything before it is done; session statements then
+            // on every worker too.
+            pool.drain().await?;
+            execute(main, &st, options, summary, split).await?;
+            if route == Route::Everywhere && !planner.serial() {
+                pool.broadcast(&st, options).await?;
             }
         }
         if done {

@@ -47,7 +47,15 @@
 //!   one large table loads on all N connections (our dumps write a table's rows as
 //!   consecutive 1 MiB INSERTs after its `CREATE TABLE`; keeping a table on one connection
 //!   would load those one at a time again, since a table's INSERTs come one after another in
-//!   the script and memory holds only a few of them);
+//!   the script and memory holds only a few of them. Measured on the benchmark schema — a
+//!   515 MB script, 84% of it one table — on 2 cores with `jobs` 2: 12.2–13.5 s spread over
+//!   the workers, 19.2–19.6 s with one INSERT of a table at a time, 22.7–24.2 s for
+//!   `zstd -dc | mariadb`). Except the first INSERT of a table, which runs alone: MariaDB
+//!   10.6 and later load an empty InnoDB table in bulk under an exclusive table lock when
+//!   unique and foreign key checks are off (MDEV-24621), and two INSERTs that both start on
+//!   the empty table deadlock. A data statement that InnoDB still rolls back as a deadlock
+//!   victim (ERROR 1213, "try restarting transaction": a new partition, say) runs again, up
+//!   to 5 times — in autocommit it left nothing behind;
 //! - a **session statement** — `SET` of variables without function calls, and `USE` — waits
 //!   for the running data statements, runs on the main session, then on every worker. So
 //!   every connection sees every session statement in script order relative to the work it
@@ -71,10 +79,12 @@
 //! function, a statement reading or writing user variables (`@x`), any statement keyword not
 //! known to leave the session alone — the rest of the script runs on the main session only.
 //!
-//! **Memory**: the statements running on workers (at most N, and at most 8 MiB of them
+//! **Memory**: the statements running on workers (at most N, and at most 4 MiB of them
 //! together unless a single statement is larger, which then runs alone) plus the one being
-//! read; each is also copied once into the driver's send buffer while it is sent. Our
-//! dump's INSERTs are at most 1 MiB ([`crate::stream::INSERT_LIMIT`]).
+//! read; each costs about four times its size while it runs (the driver copies it into a
+//! command buffer and its connection's write buffer). Our dump's INSERTs are at most 1 MiB
+//! ([`crate::stream::INSERT_LIMIT`]), so at most four of them run at once: peak RSS 44 MiB
+//! with `jobs` 2, 55 MiB with `jobs` 8 for the benchmark schema.
 //!
 //! **Failures**: the first failing statement stops the restore: nothing is started after
 //! it, the statements already running on other workers finish (each is one statement), and
@@ -653,6 +663,18 @@ pub(crate) async fn send(
     keyword: &str,
     definer: DefinerPolicy,
 ) -> Result<(), EngineError> {
+    send_raw(conn, st, keyword, definer)
+        .await
+        .map_err(|e| statement_error(&e, st, keyword))
+}
+
+/// [`send`] with the driver's error as it is.
+pub(crate) async fn send_raw(
+    conn: &mut mysql_async::Conn,
+    st: &Statement,
+    keyword: &str,
+    definer: DefinerPolicy,
+) -> Result<(), mysql_async::Error> {
     // `--definer current-user`: the head's DEFINER= names the restoring account instead.
     let rewritten = match definer {
         DefinerPolicy::CurrentUser if matches!(keyword, "CREATE" | "ALTER") => {
@@ -661,15 +683,17 @@ pub(crate) async fn send(
         _ => None,
     };
     let text = rewritten.as_deref().unwrap_or(&st.text);
-    conn.query_drop(text)
-        .await
-        .map_err(|e| statement_error(&e, st, keyword))
+    conn.query_drop(text).await
 }
 
 /// The error of a failed statement: its label as object, the server's code and message
 /// (values redacted for data statements), the kind from [`connect::classify`] except that a
 /// missing table or database inside a script is a query failure, not a missing target.
-fn statement_error(e: &mysql_async::Error, st: &Statement, keyword: &str) -> EngineError {
+pub(crate) fn statement_error(
+    e: &mysql_async::Error,
+    st: &Statement,
+    keyword: &str,
+) -> EngineError {
     let base = connect::classify(e, Phase::Query);
     let mysql_async::Error::Server(server) = e else {
         return base.with_object(st.label());

@@ -2,9 +2,9 @@
 //! 127.0.0.1:3306 (root, empty password): our dump of the sample and the system-versioned
 //! fixture restored with 1 and 4 jobs (same summary, same fingerprints as the dump, same
 //! objects); INSERTs of one table running at once on several connections; session state on
-//! every connection; AUTO_INCREMENT values the script leaves to the server; a failing data
-//! statement named like the serial restore names it; mariadb-dump scripts with and without
-//! `LOCK TABLES`.
+//! every connection; AUTO_INCREMENT values the script leaves to the server; a deadlock
+//! victim run again; a failing data statement named like the serial restore names it;
+//! mariadb-dump scripts with and without `LOCK TABLES`.
 //!
 //! Each test creates its own databases (`exp_pr_<tag>_<pid>_<nanos>`) and drops them.
 
@@ -283,16 +283,45 @@ async fn jobs_1_and_4_restore_the_same_database() {
     assert_eq!(four.run(act), one.run(act));
 }
 
+/// Poll `sql` (one value) on `db` until it returns `want`, for up to 30 s. Over its own
+/// connection, never blocking the runtime, so the restore under test keeps running; every
+/// 250 ms, since `information_schema.INNODB_TRX` is refreshed only after 100 ms without a
+/// read (`CACHE_MIN_IDLE_TIME` of InnoDB's `trx0i_s.cc`).
+async fn wait_for(db: &TestDb, sql: &str, want: &str) {
+    let mut conn = db.conn().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let got: Option<String> = conn.query_first(sql).await.unwrap();
+        if got.as_deref() == Some(want) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let trx: Vec<Row> = conn
+                .query("SELECT trx_state, trx_query FROM information_schema.INNODB_TRX")
+                .await
+                .unwrap();
+            let sessions: Vec<Row> = conn
+                .query("SELECT DB, COMMAND, STATE, LEFT(INFO, 100) FROM information_schema.PROCESSLIST")
+                .await
+                .unwrap();
+            panic!("{sql}: {got:?}, not {want}; transactions: {trx:?}; sessions: {sessions:?}");
+        }
+    }
+    conn.disconnect().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_of_one_table_run_at_once_on_several_connections() {
     let db = TestDb::new("overlap");
     db.run("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
-    // Another session holds id 1 uncommitted: the INSERT of id 1 waits for it; the other
-    // INSERTs, on other connections, do not wait.
+    // Another session holds id 5 uncommitted: the INSERT of id 5 waits for it; the other
+    // INSERTs, on other connections, do not wait. (The table's first INSERT runs alone, so
+    // it is not the one held.)
     let mut holder = db.conn().await;
     holder.query_drop("START TRANSACTION").await.unwrap();
     holder
-        .query_drop("INSERT INTO t VALUES (1, 0)")
+        .query_drop("INSERT INTO t VALUES (5, 0)")
         .await
         .unwrap();
     let mut script = String::new();
@@ -309,22 +338,9 @@ async fn inserts_of_one_table_run_at_once_on_several_connections() {
             )
             .await
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut committed = String::new();
-    while Instant::now() < deadline {
-        committed = db
-            .run("SELECT COUNT(*) FROM t")
-            .lines()
-            .nth(1)
-            .unwrap()
-            .to_owned();
-        if committed == "11" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(committed, "11", "ids 2 to 12 commit while id 1 waits");
-    assert!(!restore.is_finished(), "the INSERT of id 1 still waits");
+    // The other ids commit while id 5 waits.
+    wait_for(&db, "SELECT COUNT(*) FROM t", "11").await;
+    assert!(!restore.is_finished(), "the INSERT of id 5 still waits");
     holder.query_drop("ROLLBACK").await.unwrap();
     let summary = restore.await.unwrap().expect("restore");
     assert_eq!(
@@ -338,6 +354,56 @@ async fn inserts_of_one_table_run_at_once_on_several_connections() {
     assert_eq!(
         db.rows("SELECT SUM(v) FROM t").await,
         [[(1..=12).sum::<i32>().to_string()]]
+    );
+    holder.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_victim_runs_again() {
+    let db = TestDb::new("deadlock");
+    // Not empty: MariaDB locks the whole table for an INSERT … SELECT into an empty one.
+    db.run("CREATE TABLE victim (id INT PRIMARY KEY, v INT); INSERT INTO victim VALUES (9999, 0)");
+    // Another session holds id 100, and 2000 more rows: it weighs more than the restore's
+    // INSERT, so InnoDB picks the restore's as the deadlock victim.
+    let mut holder = db.conn().await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder
+        .query_drop("INSERT INTO victim SELECT seq + 1000, 0 FROM seq_1_to_2000")
+        .await
+        .unwrap();
+    holder
+        .query_drop("INSERT INTO victim VALUES (100, 0)")
+        .await
+        .unwrap();
+    let target = db.target();
+    let restore = tokio::spawn(async move {
+        target
+            .restore(
+                PayloadFormat::Sql,
+                chunks(b"INSERT INTO victim VALUES (1, 1), (100, 1);\n", 8),
+                RestoreOptions::default().with_jobs(4),
+            )
+            .await
+    });
+    // The restore's INSERT wrote id 1 and waits for id 100.
+    let waiting = "SELECT COUNT(*) FROM information_schema.INNODB_TRX \
+                   WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE 'INSERT INTO victim VALUES (1, 1)%'";
+    wait_for(&db, waiting, "1").await;
+    // The holder now waits for the restore's id 1: a deadlock. InnoDB rolls the restore's
+    // INSERT back, so the holder's goes through; the restore runs its INSERT again, which
+    // waits for the holder's id 1 this time.
+    holder
+        .query_drop("INSERT INTO victim VALUES (1, 0)")
+        .await
+        .expect("the holder is not the victim");
+    wait_for(&db, waiting, "1").await;
+    assert!(!restore.is_finished());
+    holder.query_drop("ROLLBACK").await.unwrap();
+    let summary = restore.await.unwrap().expect("the victim ran again");
+    assert_eq!((summary.statements, summary.rows), (1, 2));
+    assert_eq!(
+        db.rows("SELECT id, v FROM victim ORDER BY id").await,
+        [["1", "1"], ["100", "1"], ["9999", "0"]]
     );
     holder.disconnect().await.unwrap();
 }
