@@ -91,11 +91,11 @@
 //! LZF-compressed element is decompressed whole). Server side, one `DUMP` payload is built in
 //! the server's memory per key — bounded by that key's serialized size, which is the
 //! ceiling — and the replies of at most two batches are buffered in the server's output
-//! buffer: ~8 MiB each where they are sized; where they are not (no payload of the
-//! database so far was over 64 KiB, or `MEMORY USAGE` is refused), 128 keys of sizes like
-//! the ones before (16 keys of any size once a payload over 64 KiB was seen). `SCAN` returns
-//! keys in hash order, so a run of large keys the sizes before did not announce is unlikely;
-//! the first large one seen turns sizing on for the rest of its database.
+//! buffer: ~8 MiB each where they are sized; while no payload of the database so far was
+//! over 64 KiB, up to 128 keys of sizes like the ones before (unsized); where `MEMORY USAGE`
+//! is refused after such a payload, 16 keys of any size. `SCAN` returns keys in hash order,
+//! so a run of large keys that the sizes before did not announce is unlikely; the first large
+//! one seen turns sizing on for the rest of its database.
 //!
 //! A RESP dump reports each logical database (`db<n>`) and the function libraries to
 //! [`exporter_contract::DumpOptions::observer`] as summary entries, the keys per batch; an

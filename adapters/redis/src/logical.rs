@@ -16,8 +16,9 @@
 //!   `SCAN` order, at most [`BATCHES_IN_FLIGHT`] sent and not read back: what the server
 //!   buffers for us. While no payload of the database was over [`LARGE_PAYLOAD`] they are
 //!   not sized: [`BATCH_KEYS_UNSIZED`] keys, doubling with each batch read up to
-//!   [`BATCH_KEYS`] (a database of small values pays no `MEMORY USAGE`, about a tenth of the
-//!   server's work per key). After the first larger payload:
+//!   [`BATCH_KEYS`] (a database of small values pays no `MEMORY USAGE`: a fifth of the
+//!   server's time in commands per key before, BENCHMARKS.md). After the first larger
+//!   payload:
 //! - `MEMORY USAGE k` for the unsent keys of every page, asked for as soon as the page is
 //!   there, and batches of at most [`BATCH_KEYS`] keys and ~[`BATCH_BYTES`] (a larger key
 //!   alone), or of [`BATCH_KEYS_UNSIZED`] keys where the server refuses `MEMORY USAGE`.
