@@ -7,7 +7,8 @@
 //! - **RESP** (the default) sends, per logical database holding keys: `SELECT`, `SCAN`, and
 //!   per key, inside `MULTI … EXEC`, `PEXPIRETIME` (before 7.0: `TIME` and `PTTL`) and
 //!   `DUMP`; on 7.0 and later `FUNCTION LIST` and, when libraries exist, `FUNCTION DUMP`.
-//!   (`MEMORY USAGE` only sizes batches; the dump goes on without it.) The check sends
+//!   (`MEMORY USAGE` only sizes batches, in databases holding payloads over 64 KiB; the dump
+//!   goes on without it.) The check sends
 //!   `SELECT` and a short `SCAN` itself, then queues the per-key commands for a sample of up
 //!   to [`SAMPLE_KEYS`] keys of each database inside `MULTI` and ends with `DISCARD`: Redis
 //!   checks a queued command against the user's ACL (command and key patterns) when it is

@@ -22,11 +22,16 @@
 //! # The RESP format (default)
 //!
 //! The logical databases holding keys are read from `INFO keyspace` (not assumed to be 0–15).
-//! For each, in ascending order: `SELECT n`, then `SCAN cursor COUNT 1000` pages; each page is
-//! sized with `MEMORY USAGE` and cut into batches of at most 128 keys and ~8 MiB (a larger key
-//! goes alone; 16 keys per batch where `MEMORY USAGE` is refused); each batch is one
-//! round trip of `MULTI; PEXPIRETIME k; DUMP k; …; EXEC`, so a key's payload and expiry are
-//! read atomically. The stream is plain RESP (arrays of bulk strings, binary-safe):
+//! For each, in ascending order: `SELECT n`, then `SCAN cursor COUNT 1000` pages, cut into
+//! batches of `MULTI; PEXPIRETIME k; DUMP k; …; EXEC`, so a key's payload and expiry are read
+//! atomically. Batches grow from 16 to 128 keys while no payload of the database was larger
+//! than 64 KiB; after the first larger one, each later page is sized with `MEMORY USAGE` and
+//! cut at 128 keys and ~8 MiB (a larger key goes alone; 16 keys per batch where `MEMORY
+//! USAGE` is refused). Everything goes over one connection, pipelined: the next `SCAN` page,
+//! the sizes and up to two batches are in flight while the replies before them are parsed,
+//! so the single-threaded server is not left waiting for a round trip (`logical.rs` has the
+//! details). Keys are written in the order `SCAN` returns them. The stream is plain RESP
+//! (arrays of bulk strings, binary-safe):
 //!
 //! ```text
 //! SELECT 0
@@ -78,14 +83,19 @@
 //!
 //! # Memory
 //!
-//! Client side, nothing grows with a key's size: payloads are read from the socket and written
-//! to the body in pieces of at most 128 KiB (the body channel holds at most 8 chunks of
-//! ~128 KiB). What is held: one `SCAN` page of key names (~1000 keys), one batch of commands,
-//! and, for the fingerprint of hash-table encoded sets and hashes, one element at a time (an
+//! Client side, nothing grows with a key's size: a payload of up to 64 KiB is taken whole from
+//! the read buffer, a larger one is read from the socket and written to the body in pieces of
+//! at most 128 KiB (the body channel holds at most 8 chunks of ~128 KiB). What is held: about
+//! three `SCAN` pages of key names (~1000 keys each), two batches of commands, and, for the
+//! fingerprint of hash-table encoded sets and hashes, one element at a time (an
 //! LZF-compressed element is decompressed whole). Server side, one `DUMP` payload is built in
 //! the server's memory per key — bounded by that key's serialized size, which is the
-//! ceiling — and one batch (~8 MiB estimated, or 16 keys unsized) is buffered in the server's
-//! output buffer at a time.
+//! ceiling — and the replies of at most two batches are buffered in the server's output
+//! buffer: ~8 MiB each where they are sized; while no payload of the database so far was
+//! over 64 KiB, up to 128 keys of sizes like the ones before (unsized); where `MEMORY USAGE`
+//! is refused after such a payload, 16 keys of any size. `SCAN` returns keys in hash order,
+//! so a run of large keys that the sizes before did not announce is unlikely; the first large
+//! one seen turns sizing on for the rest of its database.
 //!
 //! A RESP dump reports each logical database (`db<n>`) and the function libraries to
 //! [`exporter_contract::DumpOptions::observer`] as summary entries, the keys per batch; an

@@ -5,24 +5,31 @@
 //! # The pipeline
 //!
 //! One connection, never waiting for a reply before sending the next work it can know of, so
-//! the single-threaded server always has a command to run while this side parses the last
-//! replies (the dump is bound by the server's CPU, not by round trips). For each database, a
-//! queue of expected replies, in the order the commands went out:
+//! the single-threaded server has the next command queued while this side parses the replies
+//! before it (the dump is bound by the server's CPU, not by round trips; BENCHMARKS.md,
+//! issue 17). Per database, a queue of the replies the server owes, in the order the commands
+//! went out:
 //!
-//! - `SCAN cursor COUNT` ([`SCAN_COUNT`]): the next page is asked for as soon as the cursor
-//!   is known and fewer than [`SCAN_AHEAD_KEYS`] keys wait to be batched;
-//! - `MEMORY USAGE k` for every key of a page as soon as the page arrives (sizes for the
-//!   batches; not at all once the server refused it);
+//! - `SCAN cursor COUNT` [`SCAN_COUNT`]: the next page is asked for as soon as its cursor is
+//!   known and fewer than [`SCAN_AHEAD_KEYS`] keys wait to be batched;
 //! - batches, `MULTI; [TIME;] (PEXPIRETIME|PTTL k; DUMP k)*; EXEC`, cut from the pages in
-//!   order as their sizes arrive (at most [`BATCH_KEYS`] keys and ~[`BATCH_BYTES`], a larger
-//!   key alone; [`BATCH_KEYS_UNSIZED`] keys when unsized), at most [`BATCHES_IN_FLIGHT`]
-//!   sent and unread at a time — what the server buffers for us.
+//!   `SCAN` order, at most [`BATCHES_IN_FLIGHT`] sent and not read back: what the server
+//!   buffers for us. While no payload of the database was over [`LARGE_PAYLOAD`] they are
+//!   not sized: [`BATCH_KEYS_UNSIZED`] keys, doubling with each batch read up to
+//!   [`BATCH_KEYS`] (a database of small values pays no `MEMORY USAGE`: a fifth of the
+//!   server's time in commands per key before, BENCHMARKS.md). After the first larger
+//!   payload:
+//! - `MEMORY USAGE k` for the unsent keys of every page, asked for as soon as the page is
+//!   there, and batches of at most [`BATCH_KEYS`] keys and ~[`BATCH_BYTES`] (a larger key
+//!   alone), or of [`BATCH_KEYS_UNSIZED`] keys where the server refuses `MEMORY USAGE`.
 //!
-//! Keys are written in the order `SCAN` returned them, each occurrence once: the stream is the
-//! one a round trip per step gave, byte for byte, for a server that does not change meanwhile.
-//! Replies are parsed straight from the read buffer: a payload of up to [`WHOLE_PAYLOAD`]
-//! bytes is checked (CRC64), hashed and copied into the output whole; a larger one streams
-//! through in pieces as before. Key names of a page share one buffer.
+//! Keys are written in the order `SCAN` returned them, each key `SCAN` returns once per time
+//! it returns it (no memory of keys already written: that would grow with the database), so
+//! for a server that does not change meanwhile the stream is, byte for byte, the one a round
+//! trip per command gave. Replies are parsed in the read buffer: a payload of up to
+//! [`WHOLE_PAYLOAD`] bytes is checked (CRC64), hashed and copied into the output whole; a
+//! larger one streams through in pieces ([`PayloadReader`]). A page's key names share one
+//! buffer.
 
 use std::collections::VecDeque;
 
@@ -37,9 +44,11 @@ use crate::rdbfmt::{DUMP_TRAILER, crc64, lzf_decompress};
 /// `SCAN … COUNT` hint: keys per page (the server may return somewhat more or fewer).
 pub const SCAN_COUNT: usize = 1000;
 
-/// The next `SCAN` page is asked for while fewer keys than this wait to be batched: at most
-/// about three pages of key names are held.
-pub const SCAN_AHEAD_KEYS: usize = 2 * SCAN_COUNT;
+/// The next `SCAN` page is asked for once fewer keys than this wait to be batched: its reply
+/// arrives while batches of these still run, and the server reads a page's keys again soon
+/// after it listed them (while they may still be in its CPU caches). At most three pages of
+/// key names are held.
+pub const SCAN_AHEAD_KEYS: usize = SCAN_COUNT / 2;
 
 /// At most this many keys per `MULTI … EXEC` batch.
 pub const BATCH_KEYS: usize = 128;
