@@ -168,6 +168,20 @@ pub(crate) async fn statement_error_in(
     EngineError::new(kind, text).with_object(label.to_owned())
 }
 
+/// A statement through the simple query protocol, as psql sends it, its result rows drained
+/// one by one (a `SELECT` in a script is not kept in memory); the rows of its command tags.
+pub(crate) async fn simple(conn: &mut Conn, text: &str) -> Result<u64, tokio_postgres::Error> {
+    let stream = conn.client.simple_query_raw(text).await?;
+    futures::pin_mut!(stream);
+    let mut rows = 0;
+    while let Some(message) = stream.next().await {
+        if let SimpleQueryMessage::CommandComplete(n) = message? {
+            rows += n;
+        }
+    }
+    Ok(rows)
+}
+
 /// A `COPY … FROM stdin` in progress.
 pub(crate) struct ActiveCopy {
     sink: Pin<Box<CopyInSink<Bytes>>>,
@@ -242,19 +256,7 @@ impl Applier {
             .text
             .get(..6)
             .is_some_and(|w| w.eq_ignore_ascii_case("insert"));
-        let result = async {
-            let stream = self.conn.client.simple_query_raw(&s.text).await?;
-            futures::pin_mut!(stream);
-            let mut rows = 0;
-            // Drain result rows one by one (a SELECT in a script is not kept in memory).
-            while let Some(message) = stream.next().await {
-                if let SimpleQueryMessage::CommandComplete(n) = message? {
-                    rows += n;
-                }
-            }
-            Ok::<u64, tokio_postgres::Error>(rows)
-        }
-        .await;
+        let result = simple(&mut self.conn, &s.text).await;
         match result {
             Ok(rows) => {
                 self.summary.statements += 1;

@@ -65,11 +65,11 @@ use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{Mutex as AsyncMutex, mpsc};
 use tokio::task::JoinSet;
+use tokio_postgres::CopyInSink;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{CopyInSink, SimpleQueryMessage};
 
 use crate::connect::{Conn, Link};
-use crate::restore::{Applier, connect_logged, statement_error, statement_error_in};
+use crate::restore::{Applier, connect_logged, simple, statement_error, statement_error_in};
 use crate::script::{Class, Item, Splitter, Statement, classify, is_ownership};
 
 /// Data pieces of one `COPY` block queued for its worker. A piece is at most one input chunk
@@ -783,17 +783,4 @@ async fn start(session: &mut Session, work: Work) -> Result<Started, EngineError
             Err(e) => return Err(statement_error(conn, e, &label).await),
         }
     }
-}
-
-/// A statement through the simple query protocol, its result rows drained one by one.
-async fn simple(conn: &mut Conn, text: &str) -> Result<u64, tokio_postgres::Error> {
-    let stream = conn.client.simple_query_raw(text).await?;
-    futures::pin_mut!(stream);
-    let mut rows = 0;
-    while let Some(message) = stream.next().await {
-        if let SimpleQueryMessage::CommandComplete(n) = message? {
-            rows += n;
-        }
-    }
-    Ok(rows)
 }
