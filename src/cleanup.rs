@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -108,9 +109,16 @@ enum Owner {
     Abandoned,
 }
 
+/// An action the owner started with [`Guard::run`]: spawned, so that it finishes even when
+/// the owner's future is dropped halfway (Ctrl-C during a scratch database's `DROP`), and
+/// shared, so that the scope can wait for it then.
+type Running = Shared<BoxFuture<'static, Result<(), String>>>;
+
 struct Entry {
     task: Task,
     action: Option<Action>,
+    /// Set while the owner runs the action (see [`Running`]).
+    running: Option<Running>,
     owner: Owner,
 }
 
@@ -159,6 +167,7 @@ impl Cleanup {
             Entry {
                 task,
                 action: Some(Box::new(action)),
+                running: None,
                 owner: Owner::Working,
             },
         );
@@ -226,7 +235,7 @@ impl Cleanup {
 
     /// Take the abandoned entries out of the scope and run their actions, newest first.
     async fn run_abandoned(&self) -> Vec<Report> {
-        let batch: Vec<(Task, Option<Action>)> = {
+        let batch: Vec<(Task, Option<Action>, Option<Running>)> = {
             let mut entries = self.inner.lock();
             let ids: Vec<u64> = entries
                 .iter()
@@ -236,17 +245,20 @@ impl Cleanup {
                 .collect();
             ids.into_iter()
                 .filter_map(|id| entries.remove(&id))
-                .map(|e| (e.task, e.action))
+                .map(|e| (e.task, e.action, e.running))
                 .collect()
         };
         let mut reports = Vec::with_capacity(batch.len());
-        for (task, action) in batch {
-            let outcome = match action {
-                Some(action) => match action().await {
-                    Ok(()) => Outcome::Done,
-                    Err(e) => Outcome::Failed(e),
-                },
-                None => Outcome::Done,
+        for (task, action, running) in batch {
+            let result = match (action, running) {
+                (Some(action), _) => action().await,
+                // The owner started it and went away: it goes on, spawned; wait for it.
+                (None, Some(running)) => running.await,
+                (None, None) => Ok(()),
+            };
+            let outcome = match result {
+                Ok(()) => Outcome::Done,
+                Err(e) => Outcome::Failed(e),
             };
             reports.push(Report { task, outcome });
         }
@@ -284,14 +296,27 @@ impl Guard {
     /// # Errors
     ///
     /// The action's error text.
+    ///
+    /// The action runs as a spawned task: if this future is dropped before it ends (the
+    /// command interrupted), the guard is abandoned and [`Cleanup::close`] waits for the
+    /// action already under way instead of counting it as done.
     pub async fn run(mut self) -> Result<(), String> {
-        let action = self
-            .inner
-            .lock()
-            .get_mut(&self.id)
-            .and_then(|e| e.action.take());
-        let result = match action {
-            Some(action) => action().await,
+        let running = {
+            let mut entries = self.inner.lock();
+            entries.get_mut(&self.id).and_then(|e| {
+                let action = e.action.take()?;
+                let running = tokio::spawn(action())
+                    .map(|joined| {
+                        joined.unwrap_or_else(|e| Err(format!("the cleanup task failed: {e}")))
+                    })
+                    .boxed()
+                    .shared();
+                e.running = Some(running.clone());
+                Some(running)
+            })
+        };
+        let result = match running {
+            Some(running) => running.await,
             // The scope ran it already (its grace period ended while we were at work).
             None => Ok(()),
         };
@@ -410,5 +435,41 @@ mod tests {
         );
         assert_eq!(ran.load(Ordering::SeqCst), 1);
         stuck.disarm();
+    }
+
+    /// The scratch database of an interrupted verification was left behind when Ctrl-C came
+    /// while its owner was dropping it: the owner's `run` future was dropped, the half-done
+    /// `DROP` with it, and the scope counted the task as done. Now the action goes on and the
+    /// scope waits for it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_action_the_owner_started_finishes_when_the_owner_is_dropped() {
+        let scope = Cleanup::new();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let guard = scope.register(run_task("scratch"), {
+            let finished = finished.clone();
+            move || {
+                Box::pin(async move {
+                    let _ = started_tx.send(());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+            }
+        });
+        let owner = tokio::spawn(guard.run());
+        started_rx.await.expect("the action started");
+        owner.abort();
+        assert!(owner.await.unwrap_err().is_cancelled());
+        assert_eq!(finished.load(Ordering::SeqCst), 0, "still running");
+        let reports = scope.close(Duration::from_secs(5)).await;
+        assert_eq!(finished.load(Ordering::SeqCst), 1, "the scope waited for it");
+        assert_eq!(
+            reports,
+            vec![Report {
+                task: run_task("scratch"),
+                outcome: Outcome::Done
+            }]
+        );
     }
 }
