@@ -463,7 +463,11 @@ mod tests {
         assert!(owner.await.unwrap_err().is_cancelled());
         assert_eq!(finished.load(Ordering::SeqCst), 0, "still running");
         let reports = scope.close(Duration::from_secs(5)).await;
-        assert_eq!(finished.load(Ordering::SeqCst), 1, "the scope waited for it");
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            1,
+            "the scope waited for it"
+        );
         assert_eq!(
             reports,
             vec![Report {

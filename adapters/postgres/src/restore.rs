@@ -109,6 +109,52 @@ pub(crate) async fn connect_logged(link: &Link) -> Result<Conn, EngineError> {
     })
 }
 
+/// A restore session: [`connect_logged`], then `SET synchronous_commit = off`. A restore
+/// commits once per statement and per `COPY` (thousands of times for a schema-heavy script),
+/// and with synchronous commit each commit waits for its WAL to reach disk; asynchronous
+/// commit lets the statements go on while the WAL writer flushes behind them
+/// (<https://www.postgresql.org/docs/current/wal-async-commit.html>: "the risk … is data
+/// loss, not data corruption"). [`make_durable`] waits for all of it at the end, so a restore
+/// that reports success is on disk. A script's own `SET synchronous_commit` still applies.
+///
+/// # Errors
+///
+/// As [`connect_logged`]; a classified error if the setting is refused.
+pub(crate) async fn connect_restore(link: &Link) -> Result<Conn, EngineError> {
+    let mut conn = connect_logged(link).await?;
+    if let Err(e) = conn
+        .client
+        .batch_execute("SET synchronous_commit = off")
+        .await
+    {
+        return Err(conn.error(e, "restore session").await);
+    }
+    Ok(conn)
+}
+
+/// The end of a restore whose sessions committed asynchronously ([`connect_restore`]): one
+/// synchronous commit on `conn`. Its commit record is written after every commit of the
+/// restore's sessions (they are over by now), and a synchronous commit waits until the WAL is
+/// flushed up to its record — so up to every commit before it
+/// (<https://www.postgresql.org/docs/current/runtime-config-wal.html#GUC-SYNCHRONOUS-COMMIT>).
+/// `txid_current()` is what makes the transaction write a commit record at all.
+///
+/// # Errors
+///
+/// A classified error naming the restore session.
+pub(crate) async fn make_durable(conn: &mut Conn) -> Result<(), EngineError> {
+    if let Err(e) = conn
+        .client
+        .batch_execute("SET synchronous_commit = on; SELECT pg_catalog.txid_current()")
+        .await
+    {
+        return Err(conn
+            .error(e, "restore session (flushing its commits)")
+            .await);
+    }
+    Ok(())
+}
+
 /// The error of a failed statement: the server's message and SQLSTATE, never its `DETAIL`
 /// (e.g. `Key (id)=(1) already exists.`) and never a value quoted by a data exception.
 pub(crate) async fn statement_error(
@@ -290,7 +336,7 @@ async fn restore(
     if options.jobs > 1 {
         return crate::restore_parallel::restore(link, body, options.ownership, options.jobs).await;
     }
-    let conn = connect_logged(&link).await?;
+    let conn = connect_restore(&link).await?;
     let mut applier = Applier {
         conn,
         copy: None,
@@ -312,6 +358,7 @@ async fn restore(
         applier.apply(item).await?;
     }
     end?;
+    make_durable(&mut applier.conn).await?;
     Ok(applier.summary)
 }
 

@@ -69,7 +69,9 @@ use tokio_postgres::CopyInSink;
 use tokio_postgres::error::SqlState;
 
 use crate::connect::{Conn, Link};
-use crate::restore::{Applier, connect_logged, simple, statement_error, statement_error_in};
+use crate::restore::{
+    Applier, connect_restore, make_durable, simple, statement_error, statement_error_in,
+};
 use crate::script::{Class, Item, Splitter, Statement, classify, is_ownership};
 
 /// Data pieces of one `COPY` block queued for its worker. A piece is at most one input chunk
@@ -128,7 +130,7 @@ pub(crate) async fn restore(
     ownership: bool,
     jobs: usize,
 ) -> Result<RestoreSummary, EngineError> {
-    let conn = connect_logged(&link).await?;
+    let conn = connect_restore(&link).await?;
     let mut primary = Applier {
         conn,
         copy: None,
@@ -147,6 +149,8 @@ pub(crate) async fn restore(
             summary.statements += pool.statements;
             summary.rows += pool.rows;
             pool.close().await;
+            // After every worker's last commit: see `make_durable`.
+            make_durable(&mut primary.conn).await?;
             Ok(summary)
         }
         Err(e) => {
@@ -503,7 +507,7 @@ impl Session {
     /// Connect (once) and note the backend's process id, for `pg_cancel_backend`.
     async fn connect(&mut self) -> Result<(), EngineError> {
         if self.conn.is_none() {
-            let mut c = connect_logged(&self.link).await?;
+            let mut c = connect_restore(&self.link).await?;
             let pid = match c
                 .client
                 .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
