@@ -4,7 +4,11 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::{Role, TestDb, assert_pg_dump_equal, round_trip};
+use exporter_contract::{EngineError, PayloadFormat, RestoreOptions, RestoreSummary, Target};
+use exporter_postgres::PostgresTarget;
+use futures::StreamExt;
 
 /// An identity sequence whose persistence differs from its table's (`identity` test:
 /// `ALTER SEQUENCE … SET UNLOGGED` on a logged table's, `SET LOGGED` on an unlogged one's),
@@ -192,4 +196,152 @@ async fn grants_keep_their_order() {
     let first_early = expected.find(&early.0).expect("early grantee");
     assert!(first_late < first_early, "{expected}");
     assert_eq!(target.sql(acl), expected);
+}
+
+/// `pg_dump --schema-only` of `db` without the per-run `\restrict` keys: for restores whose
+/// rows are loaded in parallel (another physical order, which pg_dump's data section shows).
+fn schema_only(db: &str) -> String {
+    let out = std::process::Command::new("pg_dump")
+        .args([
+            "-h",
+            common::HOST,
+            "-U",
+            common::SUPERUSER,
+            "--schema-only",
+            "-d",
+            db,
+        ])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Restore `script` into `db` through the library on `jobs` sessions (the parallel restore
+/// of `exporter restore --jobs`), fed in chunks of 8 KiB.
+async fn restore_jobs(script: &[u8], db: &TestDb, jobs: usize) -> RestoreSummary {
+    let mut rest = Bytes::copy_from_slice(script);
+    let mut chunks: Vec<Result<Bytes, EngineError>> = Vec::new();
+    while !rest.is_empty() {
+        chunks.push(Ok(rest.split_to((8 << 10).min(rest.len()))));
+    }
+    PostgresTarget::new(db.url())
+        .restore(
+            PayloadFormat::Sql,
+            futures::stream::iter(chunks).boxed(),
+            RestoreOptions::default().with_jobs(jobs),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("restore with {jobs} jobs: {e}"))
+}
+
+/// Every index of the public schema: its table, kind, validity, the index it is attached to
+/// and the constraint it backs.
+const PARTITION_INDEXES: &str = "SELECT c.relname, i.indrelid::regclass, c.relkind, i.indisvalid,
+       COALESCE((SELECT p.relname FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent
+                  WHERE h.inhrelid = c.oid), '-'),
+       COALESCE((SELECT con.conname || ':' || con.contype::text || ':' || (con.conparentid <> 0)
+                   FROM pg_constraint con WHERE con.conindid = c.oid AND con.conrelid = i.indrelid), '-')
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1";
+
+/// Partitioned indexes as they are, not as a recursive `CREATE INDEX` would make them
+/// (`indexing` test: `idxpart2_a_idx` is `ON ONLY idxpart2`, attached to `idxpart_a_idx`,
+/// and `idxpart21` has no index, so both stay invalid), partition indexes and keys under
+/// names the server would not choose (attached when their table was), a key on a
+/// two-level tree: each partition's index is created under its own name and attached
+/// (`ALTER INDEX … ATTACH PARTITION`), as pg_dump's `dumpIndexAttach` does. Restored with
+/// psql, and by the parallel restore with 1 and with 4 sessions (the attachments run after
+/// both indexes exist).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_indexes_keep_their_names_validity_and_attachment() {
+    let source = TestDb::new("details_idxpart");
+    source.sql(
+        "CREATE TABLE idxpart (a int, b int, c text) PARTITION BY RANGE (a);
+         CREATE TABLE idxpart1 PARTITION OF idxpart FOR VALUES FROM (0) TO (10);
+         CREATE TABLE idxpart2 PARTITION OF idxpart FOR VALUES FROM (10) TO (100) PARTITION BY RANGE (b);
+         CREATE TABLE idxpart21 PARTITION OF idxpart2 FOR VALUES FROM (0) TO (100);
+         CREATE TABLE idxpart22 PARTITION OF idxpart2 FOR VALUES FROM (100) TO (200);
+         CREATE INDEX idxpart_a_idx ON ONLY idxpart (a);
+         CREATE INDEX idxpart1_a_idx ON idxpart1 (a);
+         ALTER INDEX idxpart_a_idx ATTACH PARTITION idxpart1_a_idx;
+         CREATE INDEX idxpart2_a_idx ON ONLY idxpart2 (a);
+         ALTER INDEX idxpart_a_idx ATTACH PARTITION idxpart2_a_idx;
+         CREATE INDEX idxpart22_a_idx ON idxpart22 (a);
+         ALTER INDEX idxpart2_a_idx ATTACH PARTITION idxpart22_a_idx;
+         INSERT INTO idxpart SELECT g % 100, g % 200, 'r' || g FROM generate_series(1, 3000) g;
+
+         CREATE TABLE keyed (k int NOT NULL, v text) PARTITION BY RANGE (k);
+         CREATE TABLE keyed_1 PARTITION OF keyed FOR VALUES FROM (0) TO (1000);
+         CREATE TABLE keyed_2 (k int NOT NULL, v text) PARTITION BY RANGE (k);
+         CREATE TABLE keyed_2a PARTITION OF keyed_2 FOR VALUES FROM (1000) TO (1500);
+         CREATE TABLE keyed_2b (k int NOT NULL, v text, CONSTRAINT my_key_2b PRIMARY KEY (k));
+         CREATE INDEX my_v_2b ON keyed_2b (v);
+         ALTER TABLE keyed_2 ATTACH PARTITION keyed_2b FOR VALUES FROM (1500) TO (2000);
+         ALTER TABLE keyed ADD PRIMARY KEY (k);
+         CREATE INDEX keyed_v ON keyed (v);
+         ALTER TABLE keyed ATTACH PARTITION keyed_2 FOR VALUES FROM (1000) TO (2000);
+         INSERT INTO keyed SELECT g, md5(g::text) FROM generate_series(0, 1999) g;
+         CREATE TABLE refs (k int REFERENCES keyed (k));
+         INSERT INTO refs VALUES (5), (1700);",
+    );
+    let expected = "\
+idxpart1_a_idx|idxpart1|i|t|idxpart_a_idx|-
+idxpart22_a_idx|idxpart22|i|t|idxpart2_a_idx|-
+idxpart2_a_idx|idxpart2|I|f|idxpart_a_idx|-
+idxpart_a_idx|idxpart|I|f|-|-
+keyed_1_pkey|keyed_1|i|t|keyed_pkey|keyed_1_pkey:p:true
+keyed_1_v_idx|keyed_1|i|t|keyed_v|-
+keyed_2_pkey|keyed_2|I|t|keyed_pkey|keyed_2_pkey:p:true
+keyed_2_v_idx|keyed_2|I|t|keyed_v|-
+keyed_2a_pkey|keyed_2a|i|t|keyed_2_pkey|keyed_2a_pkey:p:true
+keyed_2a_v_idx|keyed_2a|i|t|keyed_2_v_idx|-
+keyed_pkey|keyed|I|t|-|keyed_pkey:p:false
+keyed_v|keyed|I|t|-|-
+my_key_2b|keyed_2b|i|t|keyed_2_pkey|my_key_2b:p:true
+my_v_2b|keyed_2b|i|t|keyed_2_v_idx|-
+";
+    assert_eq!(source.sql(PARTITION_INDEXES), expected);
+
+    let (target, script, summary) = round_trip(&source).await;
+    let text = String::from_utf8(script.clone()).expect("utf-8");
+    for line in [
+        "CREATE INDEX idxpart_a_idx ON ONLY public.idxpart USING btree (a);\n",
+        "CREATE INDEX idxpart22_a_idx ON public.idxpart22 USING btree (a);\n",
+        "ALTER INDEX public.idxpart2_a_idx ATTACH PARTITION public.idxpart22_a_idx;\n",
+        "ALTER TABLE ONLY public.keyed\n    ADD CONSTRAINT keyed_pkey PRIMARY KEY (k);\n",
+        "ALTER TABLE ONLY public.keyed_2b\n    ADD CONSTRAINT my_key_2b PRIMARY KEY (k);\n",
+        "ALTER INDEX public.keyed_2_pkey ATTACH PARTITION public.my_key_2b;\n",
+    ] {
+        assert!(text.contains(line), "{line}");
+    }
+    assert!(!text.contains("idxpart21_a_idx"), "idxpart21 has no index");
+    assert_eq!(target.sql(PARTITION_INDEXES), expected, "psql");
+    assert_pg_dump_equal(&source.name, &target.name);
+
+    for jobs in [1, 4] {
+        let db = TestDb::new("details_idxpart_j");
+        let restored = restore_jobs(&script, &db, jobs).await;
+        assert_eq!(restored.rows, 3000 + 2000 + 2, "{jobs} jobs");
+        assert_eq!(db.sql(PARTITION_INDEXES), expected, "{jobs} jobs");
+        assert_eq!(
+            schema_only(&db.name),
+            schema_only(&source.name),
+            "{jobs} jobs"
+        );
+        assert_eq!(
+            PostgresTarget::new(db.url()).fingerprint().await.unwrap(),
+            summary.tables,
+            "{jobs} jobs"
+        );
+    }
 }
