@@ -18,10 +18,11 @@ use crate::quote::{quote_ident, quote_literal};
 /// A statement with the name of the table it belongs to, for sorting by table.
 type OnTable = (String, String);
 
-/// Constraints, the real definitions of views that need a key (`views_after_keys`), indexes,
-/// the attachment of partitions' indexes to their parents' (after both exist), foreign keys
-/// (last, after every key exists), triggers, rules, row-level security, policies and
-/// publications, appended to `plan.post` in that order.
+/// Constraints, what needs a key to exist (`after_keys`: materialized views postponed from
+/// pre-data and what depends on them, then the real definitions of views created as
+/// stand-ins), indexes, the attachment of partitions' indexes to their parents' (after both
+/// exist), foreign keys (last, after every key exists), triggers, rules, row-level security,
+/// policies and publications, appended to `plan.post` in that order.
 ///
 /// An index (also one behind a constraint) whose expressions or predicate call code that
 /// finds objects through the session's path is created under its owner's path (`code`).
@@ -29,7 +30,7 @@ pub(super) async fn post_data(
     conn: &mut Conn,
     rels: &BTreeMap<u32, Rel>,
     code: &LoadCode,
-    views_after_keys: Vec<String>,
+    after_keys: Vec<String>,
     plan: &mut Plan,
 ) -> Result<(), EngineError> {
     let (keys, fks) = key_constraints(conn, rels, code).await?;
@@ -41,8 +42,7 @@ pub(super) async fn post_data(
     extras.extend(replica_identity(rels));
     let statistics = statistics(conn, rels).await?;
     plan.post.extend(keys.into_iter().map(|(_, s)| s));
-    // Views whose query needs a key (created as stand-ins in pre-data).
-    plan.post.extend(views_after_keys);
+    plan.post.extend(after_keys);
     plan.post.extend(create.into_iter().map(|(_, s)| s));
     plan.post.extend(attach.into_iter().map(|(_, s)| s));
     plan.post.extend(statistics);
