@@ -346,6 +346,96 @@ my_v_2b|keyed_2b|i|t|keyed_2_v_idx|-
     }
 }
 
+/// Privileges changed on system catalog objects since `initdb` (`privileges` test: `GRANT
+/// SELECT (rolname)`, `SELECT (rolsuper)` on `pg_catalog.pg_authid`, `SELECT (prosrc)` on
+/// `pg_catalog.pg_proc`), compared as pg_dump does against `pg_init_privs` or the kind's
+/// default: a column grant with grant option, grants and revokes on a view and a function
+/// that have initial privileges, on a function and a type that have none, and on the
+/// schema itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileges_changed_on_system_catalogs() {
+    let reader = Role::new("cat_reader");
+    let source = TestDb::new("details_catacl");
+    let r = &reader.0;
+    source.sql(&format!(
+        "GRANT SELECT (rolname), SELECT (rolsuper) ON pg_catalog.pg_authid TO {r};
+         GRANT SELECT (prosrc) ON pg_catalog.pg_proc TO {r} WITH GRANT OPTION;
+         REVOKE SELECT ON pg_catalog.pg_available_extensions FROM PUBLIC;
+         GRANT SELECT ON pg_catalog.pg_available_extensions TO {r};
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_reset() TO {r};
+         REVOKE EXECUTE ON FUNCTION pg_catalog.pg_sleep(double precision) FROM PUBLIC;
+         REVOKE USAGE ON TYPE pg_catalog.money FROM PUBLIC;
+         GRANT CREATE ON SCHEMA pg_catalog TO {r};
+         CREATE TABLE t (a int);"
+    ));
+    let acls = "SELECT 'col', attname, attacl::text FROM pg_attribute
+                 WHERE attrelid IN ('pg_catalog.pg_authid'::regclass, 'pg_catalog.pg_proc'::regclass)
+                   AND attacl IS NOT NULL
+                UNION ALL SELECT 'rel', relname, relacl::text FROM pg_class WHERE oid = 'pg_catalog.pg_available_extensions'::regclass
+                UNION ALL SELECT 'fn', proname, COALESCE(proacl, acldefault('f', proowner))::text FROM pg_proc
+                 WHERE proname IN ('pg_stat_reset', 'pg_sleep')
+                UNION ALL SELECT 'type', typname, COALESCE(typacl, acldefault('T', typowner))::text FROM pg_type
+                 WHERE typname = 'money'
+                UNION ALL SELECT 'schema', nspname, nspacl::text FROM pg_namespace WHERE nspname = 'pg_catalog'
+                ORDER BY 1, 2";
+    let expected = format!(
+        "col|prosrc|{{{r}=r*/postgres}}\ncol|rolname|{{{r}=r/postgres}}\ncol|rolsuper|{{{r}=r/postgres}}\n\
+         fn|pg_sleep|{{postgres=X/postgres}}\nfn|pg_stat_reset|{{postgres=X/postgres,{r}=X/postgres}}\n\
+         rel|pg_available_extensions|{{postgres=arwdDxt/postgres,{r}=r/postgres}}\n\
+         schema|pg_catalog|{{postgres=UC/postgres,=U/postgres,{r}=C/postgres}}\n\
+         type|money|{{postgres=U/postgres}}\n"
+    );
+    assert_eq!(source.sql(acls), expected);
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains(&format!(
+            "GRANT SELECT (prosrc) ON TABLE pg_catalog.pg_proc TO \"{r}\" WITH GRANT OPTION"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_sleep(double precision) FROM PUBLIC"
+        ),
+        "{text}"
+    );
+    assert_eq!(target.sql(acls), expected);
+    assert_pg_dump_equal(&source.name, &target.name);
+    // Nothing else of pg_catalog changed: the target's ACLs differ from initdb's only there.
+    let changed = "SELECT count(*) FROM pg_class c LEFT JOIN pg_init_privs ip ON ip.objoid = c.oid
+                     AND ip.classoid = 'pg_class'::regclass AND ip.objsubid = 0
+                    WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relacl IS DISTINCT FROM ip.initprivs";
+    assert_eq!(target.sql(changed), "1\n");
+
+    // A restore by a role that may not change system catalogs' privileges (not a
+    // superuser) warns and goes on, leaving them as initdb did (in effect: a revoke it may
+    // not make can still turn a NULL ACL into the default it stands for).
+    let owner = Role::new("cat_owner");
+    let limited = TestDb::new("details_catacl_user");
+    limited.sql(&format!(
+        "ALTER DATABASE {} OWNER TO {o}; ALTER SCHEMA public OWNER TO {o}",
+        limited.name,
+        o = owner.0
+    ));
+    let fresh = TestDb::new("details_catacl_fresh");
+    let restored = PostgresTarget::new(common::url_for(&owner.0, &limited.name))
+        .restore(
+            PayloadFormat::Sql,
+            futures::stream::iter([Ok::<_, EngineError>(Bytes::from(text))]).boxed(),
+            RestoreOptions::default(),
+        )
+        .await
+        .expect("the restore goes on past the catalogs' privileges");
+    assert!(restored.statements > 0);
+    assert_eq!(limited.sql(acls), fresh.sql(acls));
+    assert_ne!(fresh.sql(acls), expected);
+    assert_eq!(
+        limited.sql("SELECT to_regclass('public.t') IS NOT NULL"),
+        "t\n"
+    );
+}
+
 /// Materialized views valid only through a primary key (`GROUP BY key` selecting the
 /// table's other columns): unlike a view, one cannot be created as a stand-in and replaced,
 /// so it is created after the keys, as pg_dump postpones it into post-data

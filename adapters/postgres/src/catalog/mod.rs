@@ -514,6 +514,7 @@ pub async fn plan(
     post::comments(conn, &mut plan).await?;
     if ownership {
         acl::owners_and_acls(conn, &seqs.owner, &mut plan).await?;
+        acl::catalog_privileges(conn, &mut plan).await?;
         acl::default_privileges(conn, &mut plan).await?;
     }
     plan.post.extend(loadcode::database_settings(conn).await?);
