@@ -35,6 +35,13 @@
 //!   `BEGIN … COMMIT` — is a barrier: it runs on the main session after every item before it
 //!   is done, and nothing after it starts before it is done. So the schema is complete before
 //!   the first row is loaded, and everything the post-data section builds on is in place.
+//!   An index attachment names two indexes, not their tables, and needs both built: as a
+//!   barrier it runs once every index and key before it in the script is (our dumps and
+//!   pg_dump's put every attachment after every index build — pg_dump's `PRIO_INDEX_ATTACH`
+//!   — so the restore waits for the builds once, and the attachments, quick catalog updates,
+//!   follow one after the other). The indexes of a partitioned table and of its partitions
+//!   are separate statements (`CREATE INDEX … ON ONLY parent`, `ALTER TABLE ONLY parent ADD
+//!   CONSTRAINT …`, one per partition), so they build in parallel.
 //!
 //! Workers connect only when there is work for them: the restore grows to `jobs` sessions
 //! while every existing worker is busy, so a small script runs on one or two.

@@ -1081,6 +1081,8 @@ pub enum Class {
         referenced: String,
     },
     /// Anything else: runs alone, after everything before it and before anything after it.
+    /// Among them `ALTER INDEX parent ATTACH PARTITION child`, which must run after both
+    /// indexes are built and names no table to wait for.
     Serial,
 }
 
@@ -1703,6 +1705,16 @@ a\r\n\
             ("ALTER TABLE t OWNER TO bob", Class::Serial),
             (
                 "ALTER INDEX app.m_pkey ATTACH PARTITION app.m1_pkey",
+                Class::Serial,
+            ),
+            // A partitioned table's key on that table alone (the partitions' keys are
+            // statements of their own, attached after), as dumps write it.
+            (
+                "ALTER TABLE ONLY app.m\n    ADD CONSTRAINT m_pkey PRIMARY KEY (k)",
+                index("app.m"),
+            ),
+            (
+                "ALTER INDEX \"App\".\"P_idx\" ATTACH PARTITION \"App\".\"C_idx\"",
                 Class::Serial,
             ),
             ("COMMENT ON TABLE t IS 'x'", Class::Serial),

@@ -4,7 +4,11 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::{Role, TestDb, assert_pg_dump_equal, round_trip};
+use exporter_contract::{EngineError, PayloadFormat, RestoreOptions, RestoreSummary, Target};
+use exporter_postgres::PostgresTarget;
+use futures::StreamExt;
 
 /// An identity sequence whose persistence differs from its table's (`identity` test:
 /// `ALTER SEQUENCE … SET UNLOGGED` on a logged table's, `SET LOGGED` on an unlogged one's),
@@ -192,4 +196,283 @@ async fn grants_keep_their_order() {
     let first_early = expected.find(&early.0).expect("early grantee");
     assert!(first_late < first_early, "{expected}");
     assert_eq!(target.sql(acl), expected);
+}
+
+/// `pg_dump --schema-only` of `db` without the per-run `\restrict` keys: for restores whose
+/// rows are loaded in parallel (another physical order, which pg_dump's data section shows).
+fn schema_only(db: &str) -> String {
+    let out = std::process::Command::new("pg_dump")
+        .args([
+            "-h",
+            common::HOST,
+            "-U",
+            common::SUPERUSER,
+            "--schema-only",
+            "-d",
+            db,
+        ])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Restore `script` into `db` through the library on `jobs` sessions (the parallel restore
+/// of `exporter restore --jobs`), fed in chunks of 8 KiB.
+async fn restore_jobs(script: &[u8], db: &TestDb, jobs: usize) -> RestoreSummary {
+    let mut rest = Bytes::copy_from_slice(script);
+    let mut chunks: Vec<Result<Bytes, EngineError>> = Vec::new();
+    while !rest.is_empty() {
+        chunks.push(Ok(rest.split_to((8 << 10).min(rest.len()))));
+    }
+    PostgresTarget::new(db.url())
+        .restore(
+            PayloadFormat::Sql,
+            futures::stream::iter(chunks).boxed(),
+            RestoreOptions::default().with_jobs(jobs),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("restore with {jobs} jobs: {e}"))
+}
+
+/// Every index of the public schema: its table, kind, validity, the index it is attached to
+/// and the constraint it backs.
+const PARTITION_INDEXES: &str = "SELECT c.relname, i.indrelid::regclass, c.relkind, i.indisvalid,
+       COALESCE((SELECT p.relname FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent
+                  WHERE h.inhrelid = c.oid), '-'),
+       COALESCE((SELECT con.conname || ':' || con.contype::text || ':' || (con.conparentid <> 0)
+                   FROM pg_constraint con WHERE con.conindid = c.oid AND con.conrelid = i.indrelid), '-')
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1";
+
+/// Partitioned indexes as they are, not as a recursive `CREATE INDEX` would make them
+/// (`indexing` test: `idxpart2_a_idx` is `ON ONLY idxpart2`, attached to `idxpart_a_idx`,
+/// and `idxpart21` has no index, so both stay invalid), partition indexes and keys under
+/// names the server would not choose (attached when their table was), a key on a
+/// two-level tree: each partition's index is created under its own name and attached
+/// (`ALTER INDEX … ATTACH PARTITION`), as pg_dump's `dumpIndexAttach` does. Restored with
+/// psql, and by the parallel restore with 1 and with 4 sessions (the attachments run after
+/// both indexes exist).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_indexes_keep_their_names_validity_and_attachment() {
+    let source = TestDb::new("details_idxpart");
+    source.sql(
+        "CREATE TABLE idxpart (a int, b int, c text) PARTITION BY RANGE (a);
+         CREATE TABLE idxpart1 PARTITION OF idxpart FOR VALUES FROM (0) TO (10);
+         CREATE TABLE idxpart2 PARTITION OF idxpart FOR VALUES FROM (10) TO (100) PARTITION BY RANGE (b);
+         CREATE TABLE idxpart21 PARTITION OF idxpart2 FOR VALUES FROM (0) TO (100);
+         CREATE TABLE idxpart22 PARTITION OF idxpart2 FOR VALUES FROM (100) TO (200);
+         CREATE INDEX idxpart_a_idx ON ONLY idxpart (a);
+         CREATE INDEX idxpart1_a_idx ON idxpart1 (a);
+         ALTER INDEX idxpart_a_idx ATTACH PARTITION idxpart1_a_idx;
+         CREATE INDEX idxpart2_a_idx ON ONLY idxpart2 (a);
+         ALTER INDEX idxpart_a_idx ATTACH PARTITION idxpart2_a_idx;
+         CREATE INDEX idxpart22_a_idx ON idxpart22 (a);
+         ALTER INDEX idxpart2_a_idx ATTACH PARTITION idxpart22_a_idx;
+         INSERT INTO idxpart SELECT g % 100, g % 200, 'r' || g FROM generate_series(1, 3000) g;
+
+         CREATE TABLE keyed (k int NOT NULL, v text) PARTITION BY RANGE (k);
+         CREATE TABLE keyed_1 PARTITION OF keyed FOR VALUES FROM (0) TO (1000);
+         CREATE TABLE keyed_2 (k int NOT NULL, v text) PARTITION BY RANGE (k);
+         CREATE TABLE keyed_2a PARTITION OF keyed_2 FOR VALUES FROM (1000) TO (1500);
+         CREATE TABLE keyed_2b (k int NOT NULL, v text, CONSTRAINT my_key_2b PRIMARY KEY (k));
+         CREATE INDEX my_v_2b ON keyed_2b (v);
+         ALTER TABLE keyed_2 ATTACH PARTITION keyed_2b FOR VALUES FROM (1500) TO (2000);
+         ALTER TABLE keyed ADD PRIMARY KEY (k);
+         CREATE INDEX keyed_v ON keyed (v);
+         ALTER TABLE keyed ATTACH PARTITION keyed_2 FOR VALUES FROM (1000) TO (2000);
+         INSERT INTO keyed SELECT g, md5(g::text) FROM generate_series(0, 1999) g;
+         CREATE TABLE refs (k int REFERENCES keyed (k));
+         INSERT INTO refs VALUES (5), (1700);",
+    );
+    let expected = "\
+idxpart1_a_idx|idxpart1|i|t|idxpart_a_idx|-
+idxpart22_a_idx|idxpart22|i|t|idxpart2_a_idx|-
+idxpart2_a_idx|idxpart2|I|f|idxpart_a_idx|-
+idxpart_a_idx|idxpart|I|f|-|-
+keyed_1_pkey|keyed_1|i|t|keyed_pkey|keyed_1_pkey:p:true
+keyed_1_v_idx|keyed_1|i|t|keyed_v|-
+keyed_2_pkey|keyed_2|I|t|keyed_pkey|keyed_2_pkey:p:true
+keyed_2_v_idx|keyed_2|I|t|keyed_v|-
+keyed_2a_pkey|keyed_2a|i|t|keyed_2_pkey|keyed_2a_pkey:p:true
+keyed_2a_v_idx|keyed_2a|i|t|keyed_2_v_idx|-
+keyed_pkey|keyed|I|t|-|keyed_pkey:p:false
+keyed_v|keyed|I|t|-|-
+my_key_2b|keyed_2b|i|t|keyed_2_pkey|my_key_2b:p:true
+my_v_2b|keyed_2b|i|t|keyed_2_v_idx|-
+";
+    assert_eq!(source.sql(PARTITION_INDEXES), expected);
+
+    let (target, script, summary) = round_trip(&source).await;
+    let text = String::from_utf8(script.clone()).expect("utf-8");
+    for line in [
+        "CREATE INDEX idxpart_a_idx ON ONLY public.idxpart USING btree (a);\n",
+        "CREATE INDEX idxpart22_a_idx ON public.idxpart22 USING btree (a);\n",
+        "ALTER INDEX public.idxpart2_a_idx ATTACH PARTITION public.idxpart22_a_idx;\n",
+        "ALTER TABLE ONLY public.keyed\n    ADD CONSTRAINT keyed_pkey PRIMARY KEY (k);\n",
+        "ALTER TABLE ONLY public.keyed_2b\n    ADD CONSTRAINT my_key_2b PRIMARY KEY (k);\n",
+        "ALTER INDEX public.keyed_2_pkey ATTACH PARTITION public.my_key_2b;\n",
+    ] {
+        assert!(text.contains(line), "{line}");
+    }
+    assert!(!text.contains("idxpart21_a_idx"), "idxpart21 has no index");
+    assert_eq!(target.sql(PARTITION_INDEXES), expected, "psql");
+    assert_pg_dump_equal(&source.name, &target.name);
+
+    for jobs in [1, 4] {
+        let db = TestDb::new("details_idxpart_j");
+        let restored = restore_jobs(&script, &db, jobs).await;
+        assert_eq!(restored.rows, 3000 + 2000 + 2, "{jobs} jobs");
+        assert_eq!(db.sql(PARTITION_INDEXES), expected, "{jobs} jobs");
+        assert_eq!(
+            schema_only(&db.name),
+            schema_only(&source.name),
+            "{jobs} jobs"
+        );
+        assert_eq!(
+            PostgresTarget::new(db.url()).fingerprint().await.unwrap(),
+            summary.tables,
+            "{jobs} jobs"
+        );
+    }
+}
+
+/// Privileges changed on system catalog objects since `initdb` (`privileges` test: `GRANT
+/// SELECT (rolname)`, `SELECT (rolsuper)` on `pg_catalog.pg_authid`, `SELECT (prosrc)` on
+/// `pg_catalog.pg_proc`), compared as pg_dump does against `pg_init_privs` or the kind's
+/// default: a column grant with grant option, grants and revokes on a view and a function
+/// that have initial privileges, on a function and a type that have none, and on the
+/// schema itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileges_changed_on_system_catalogs() {
+    let reader = Role::new("cat_reader");
+    let source = TestDb::new("details_catacl");
+    let r = &reader.0;
+    source.sql(&format!(
+        "GRANT SELECT (rolname), SELECT (rolsuper) ON pg_catalog.pg_authid TO {r};
+         GRANT SELECT (prosrc) ON pg_catalog.pg_proc TO {r} WITH GRANT OPTION;
+         REVOKE SELECT ON pg_catalog.pg_available_extensions FROM PUBLIC;
+         GRANT SELECT ON pg_catalog.pg_available_extensions TO {r};
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_reset() TO {r};
+         REVOKE EXECUTE ON FUNCTION pg_catalog.pg_sleep(double precision) FROM PUBLIC;
+         REVOKE USAGE ON TYPE pg_catalog.money FROM PUBLIC;
+         GRANT CREATE ON SCHEMA pg_catalog TO {r};
+         CREATE TABLE t (a int);"
+    ));
+    let acls = "SELECT 'col', attname, attacl::text FROM pg_attribute
+                 WHERE attrelid IN ('pg_catalog.pg_authid'::regclass, 'pg_catalog.pg_proc'::regclass)
+                   AND attacl IS NOT NULL
+                UNION ALL SELECT 'rel', relname, relacl::text FROM pg_class WHERE oid = 'pg_catalog.pg_available_extensions'::regclass
+                UNION ALL SELECT 'fn', proname, COALESCE(proacl, acldefault('f', proowner))::text FROM pg_proc
+                 WHERE proname IN ('pg_stat_reset', 'pg_sleep')
+                UNION ALL SELECT 'type', typname, COALESCE(typacl, acldefault('T', typowner))::text FROM pg_type
+                 WHERE typname = 'money'
+                UNION ALL SELECT 'schema', nspname, nspacl::text FROM pg_namespace WHERE nspname = 'pg_catalog'
+                ORDER BY 1, 2";
+    let expected = format!(
+        "col|prosrc|{{{r}=r*/postgres}}\ncol|rolname|{{{r}=r/postgres}}\ncol|rolsuper|{{{r}=r/postgres}}\n\
+         fn|pg_sleep|{{postgres=X/postgres}}\nfn|pg_stat_reset|{{postgres=X/postgres,{r}=X/postgres}}\n\
+         rel|pg_available_extensions|{{postgres=arwdDxt/postgres,{r}=r/postgres}}\n\
+         schema|pg_catalog|{{postgres=UC/postgres,=U/postgres,{r}=C/postgres}}\n\
+         type|money|{{postgres=U/postgres}}\n"
+    );
+    assert_eq!(source.sql(acls), expected);
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    assert!(
+        text.contains(&format!(
+            "GRANT SELECT (prosrc) ON TABLE pg_catalog.pg_proc TO \"{r}\" WITH GRANT OPTION"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_sleep(double precision) FROM PUBLIC"
+        ),
+        "{text}"
+    );
+    assert_eq!(target.sql(acls), expected);
+    assert_pg_dump_equal(&source.name, &target.name);
+    // Nothing else of pg_catalog changed: the target's ACLs differ from initdb's only there.
+    let changed = "SELECT count(*) FROM pg_class c LEFT JOIN pg_init_privs ip ON ip.objoid = c.oid
+                     AND ip.classoid = 'pg_class'::regclass AND ip.objsubid = 0
+                    WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relacl IS DISTINCT FROM ip.initprivs";
+    assert_eq!(target.sql(changed), "1\n");
+
+    // A restore by a role that may not change system catalogs' privileges (not a
+    // superuser) warns and goes on, leaving them as initdb did (in effect: a revoke it may
+    // not make can still turn a NULL ACL into the default it stands for).
+    let owner = Role::new("cat_owner");
+    let limited = TestDb::new("details_catacl_user");
+    limited.sql(&format!(
+        "ALTER DATABASE {} OWNER TO {o}; ALTER SCHEMA public OWNER TO {o}",
+        limited.name,
+        o = owner.0
+    ));
+    let fresh = TestDb::new("details_catacl_fresh");
+    let restored = PostgresTarget::new(common::url_for(&owner.0, &limited.name))
+        .restore(
+            PayloadFormat::Sql,
+            futures::stream::iter([Ok::<_, EngineError>(Bytes::from(text))]).boxed(),
+            RestoreOptions::default(),
+        )
+        .await
+        .expect("the restore goes on past the catalogs' privileges");
+    assert!(restored.statements > 0);
+    assert_eq!(limited.sql(acls), fresh.sql(acls));
+    assert_ne!(fresh.sql(acls), expected);
+    assert_eq!(
+        limited.sql("SELECT to_regclass('public.t') IS NOT NULL"),
+        "t\n"
+    );
+}
+
+/// Materialized views valid only through a primary key (`GROUP BY key` selecting the
+/// table's other columns): unlike a view, one cannot be created as a stand-in and replaced,
+/// so it is created after the keys, as pg_dump postpones it into post-data
+/// (`repairMatViewBoundaryMultiLoop`), with what selects from it (a view, another
+/// materialized view), its index and comment; populated ones are refreshed, an unpopulated
+/// one stays so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn materialized_views_that_need_a_primary_key() {
+    let source = TestDb::new("details_pkmv");
+    source.sql(
+        "CREATE TABLE mv_base (key int PRIMARY KEY, data text);
+         INSERT INTO mv_base VALUES (1, 'one'), (2, 'two'), (3, 'three');
+         CREATE MATERIALIZED VIEW mv_on_key AS SELECT key, data, count(*) AS n FROM mv_base GROUP BY key;
+         CREATE VIEW v_on_mv AS SELECT key, upper(data) AS u FROM mv_on_key;
+         CREATE MATERIALIZED VIEW mv_on_view AS SELECT u FROM v_on_mv;
+         CREATE MATERIALIZED VIEW mv_unpopulated AS SELECT key, data FROM mv_base GROUP BY key WITH NO DATA;
+         CREATE UNIQUE INDEX mv_on_key_key ON mv_on_key (key);
+         COMMENT ON MATERIALIZED VIEW mv_on_key IS 'needs the key';",
+    );
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script).expect("utf-8");
+    let key = text.find("ADD CONSTRAINT mv_base_pkey").expect("the key");
+    let mv = text
+        .find("CREATE MATERIALIZED VIEW public.mv_on_key")
+        .expect("the materialized view");
+    let view = text
+        .find("CREATE VIEW public.v_on_mv")
+        .expect("the view on it");
+    assert!(key < mv && mv < view, "after the key, then what uses it");
+    assert_pg_dump_equal(&source.name, &target.name);
+    let state = "SELECT (SELECT string_agg(key || data || n, ',' ORDER BY key) FROM mv_on_key),
+                        (SELECT string_agg(u, ',' ORDER BY u) FROM mv_on_view),
+                        (SELECT string_agg(relname || ':' || relispopulated, ',' ORDER BY relname)
+                           FROM pg_class WHERE relkind = 'm')";
+    assert_eq!(
+        source.sql(state),
+        "1one1,2two1,3three1|ONE,THREE,TWO|mv_on_key:true,mv_on_view:true,mv_unpopulated:false\n"
+    );
+    assert_eq!(target.sql(state), source.sql(state));
 }

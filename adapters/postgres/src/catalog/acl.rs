@@ -223,6 +223,183 @@ pub(super) async fn owners_and_acls(
     Ok(())
 }
 
+/// One privilege of an ACL, as `aclexplode` reads it: the grantee (`""` for `PUBLIC`), the
+/// privilege (`SELECT`, `EXECUTE`, …) and whether it carries the grant option. The grantor
+/// is left out, as everywhere in this module (the restoring role grants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AclEntry {
+    grantee: String,
+    privilege: String,
+    grantable: bool,
+}
+
+impl AclEntry {
+    /// The privileges of the three parallel arrays of `aclexplode`'s columns, in order.
+    fn list(privileges: Vec<String>, grantees: Vec<String>, grantable: Vec<bool>) -> Vec<Self> {
+        privileges
+            .into_iter()
+            .zip(grantees)
+            .zip(grantable)
+            .map(|((privilege, grantee), grantable)| Self {
+                grantee,
+                privilege,
+                grantable,
+            })
+            .collect()
+    }
+}
+
+/// What takes an object from its `base` ACL to its current one (`acl`): the privileges to
+/// revoke (in `base` and not in `acl`, in `base`'s order), then those to grant (in `acl` and
+/// not in `base`, in `acl`'s order, so the restored array reads the same). pg_dump's
+/// `buildACLCommands` does the same with whole ACL items (grantee, privileges and grantor
+/// together); here it is per privilege, so an item that gained one privilege gets one
+/// `GRANT`, and a privilege whose grant option changed is revoked and granted again.
+fn acl_changes(base: &[AclEntry], acl: &[AclEntry]) -> (Vec<AclEntry>, Vec<AclEntry>) {
+    let revoke = base.iter().filter(|p| !acl.contains(p)).cloned().collect();
+    let grant = acl.iter().filter(|p| !base.contains(p)).cloned().collect();
+    (revoke, grant)
+}
+
+/// Privileges changed on the objects of `pg_catalog` — the schema, its tables and views and
+/// their columns, functions (aggregates and procedures too) and types — since `initdb`, as
+/// pg_dump dumps them (`selectDumpableNamespace` gives `pg_catalog`'s objects the ACL
+/// component alone; `getAdditionalACLs` reads `pg_init_privs`; `dumpACL`): against the
+/// object's row in `pg_init_privs` (the privileges `initdb` left; for a column, its
+/// `objsubid` row), or, without one, the kind's default (`acldefault`; nothing for a
+/// column). An object whose ACL is NULL and that has no such row is as `initdb` left it
+/// (regression test `privileges`: `GRANT SELECT (rolname) ON pg_catalog.pg_authid`, `GRANT
+/// SELECT (prosrc) ON pg_catalog.pg_proc`). Owners are never changed. Array, multirange and
+/// row types, which take no `GRANT` of their own, are left out.
+///
+/// Every statement is guarded (`guarded`, also those for `PUBLIC`): a restore whose role
+/// may not change a system catalog's privileges, or lacks a grantee, warns and goes on.
+pub(super) async fn catalog_privileges(
+    conn: &mut Conn,
+    plan: &mut Plan,
+) -> Result<(), EngineError> {
+    // `aclexplode` refuses an empty ACL (zero dimensions): it is read as NULL, no rows.
+    let explode = |column: &str| {
+        let column = format!("CASE WHEN pg_catalog.cardinality({column}) > 0 THEN {column} END");
+        format!(
+            "ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode({column}) WITH ORDINALITY x ORDER BY x.ordinality),
+             ARRAY(SELECT CASE WHEN x.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(x.grantee) END
+                     FROM pg_catalog.aclexplode({column}) WITH ORDINALITY x ORDER BY x.ordinality),
+             ARRAY(SELECT x.is_grantable FROM pg_catalog.aclexplode({column}) WITH ORDINALITY x ORDER BY x.ordinality)"
+        )
+    };
+    let class = |name: &str| format!("'pg_catalog.{name}'::pg_catalog.regclass::pg_catalog.oid");
+    // Candidates are read by OID only; names are built for the few that changed.
+    let sql = format!(
+        "WITH objs(ord, kind, classid, oid, sub, acl, dflt) AS (
+            SELECT 1, 'SCHEMA', {ns}, n.oid, 0, n.nspacl, pg_catalog.acldefault('n'::pg_catalog.\"char\", n.nspowner)
+              FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pg_catalog'
+            UNION ALL
+            SELECT 2, 'TYPE', {ty}, t.oid, 0, t.typacl, pg_catalog.acldefault('T'::pg_catalog.\"char\", t.typowner)
+              FROM pg_catalog.pg_type t
+             WHERE t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace AND t.typtype <> 'm'
+               AND NOT (t.typelem <> 0 AND t.typlen = -1)
+               AND (t.typrelid = 0 OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
+            UNION ALL
+            SELECT 3, 'FUNCTION', {pr}, p.oid, 0, p.proacl, pg_catalog.acldefault('f'::pg_catalog.\"char\", p.proowner)
+              FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+            UNION ALL
+            SELECT 4, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, {cl}, c.oid, 0, c.relacl,
+                   pg_catalog.acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::pg_catalog.\"char\", c.relowner)
+              FROM pg_catalog.pg_class c
+             WHERE c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+            UNION ALL
+            -- Columns with an ACL, and columns without one that initdb gave one.
+            SELECT 5, 'TABLE', {cl}, c.oid, a.attnum, a.attacl, '{{}}'::pg_catalog.aclitem[]
+              FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+             WHERE c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+               AND NOT a.attisdropped AND a.attacl IS NOT NULL
+            UNION ALL
+            SELECT 5, 'TABLE', {cl}, a.attrelid, a.attnum, NULL, '{{}}'::pg_catalog.aclitem[]
+              FROM pg_catalog.pg_init_privs ip
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = ip.objoid AND a.attnum = ip.objsubid
+              JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+             WHERE ip.classoid = {cl} AND ip.objsubid <> 0 AND a.attacl IS NULL AND NOT a.attisdropped
+               AND c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace
+         ),
+         changed AS (
+            SELECT o.ord, o.kind, o.oid, o.sub, COALESCE(o.acl, o.dflt) AS acl, COALESCE(ip.initprivs, o.dflt) AS base
+              FROM objs o LEFT JOIN pg_catalog.pg_init_privs ip
+                ON ip.objoid = o.oid AND ip.classoid = o.classid AND ip.objsubid = o.sub
+             WHERE (o.acl IS NOT NULL OR ip.initprivs IS NOT NULL)
+               AND COALESCE(o.acl, o.dflt) IS DISTINCT FROM COALESCE(ip.initprivs, o.dflt)
+         ),
+         named AS (
+            SELECT ch.*,
+                   CASE ch.ord
+                     WHEN 1 THEN (SELECT pg_catalog.quote_ident(nspname) FROM pg_catalog.pg_namespace WHERE oid = ch.oid)
+                     WHEN 2 THEN (SELECT 'pg_catalog.' || pg_catalog.quote_ident(typname) FROM pg_catalog.pg_type WHERE oid = ch.oid)
+                     WHEN 3 THEN (SELECT 'pg_catalog.' || pg_catalog.quote_ident(p.proname) || '(' ||
+                                         pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.format_type(u.a, NULL)
+                                             FROM pg_catalog.unnest(p.proargtypes) WITH ORDINALITY u(a, i) ORDER BY u.i), ', ') || ')'
+                                    FROM pg_catalog.pg_proc p WHERE p.oid = ch.oid)
+                     ELSE (SELECT 'pg_catalog.' || pg_catalog.quote_ident(relname) FROM pg_catalog.pg_class WHERE oid = ch.oid)
+                   END AS target,
+                   CASE WHEN ch.sub <> 0 THEN
+                     (SELECT pg_catalog.quote_ident(attname) FROM pg_catalog.pg_attribute WHERE attrelid = ch.oid AND attnum = ch.sub)
+                   END AS col
+              FROM changed ch
+         )
+         SELECT kind, target, col, {base}, {acl}
+           FROM named ORDER BY ord, target COLLATE \"C\", col COLLATE \"C\"",
+        ns = class("pg_namespace"),
+        ty = class("pg_type"),
+        pr = class("pg_proc"),
+        cl = class("pg_class"),
+        base = explode("base"),
+        acl = explode("acl"),
+    );
+    let rows = query(conn, &sql, &[]).await?;
+    for r in &rows {
+        let r = Cells::new(r, "privileges of", 1);
+        let kind: String = r.get(0)?;
+        let target: String = r.get(1)?;
+        let col: Option<String> = r.get(2)?;
+        let base = AclEntry::list(r.get(3)?, r.get(4)?, r.get(5)?);
+        let acl = AclEntry::list(r.get(6)?, r.get(7)?, r.get(8)?);
+        let (revoke, grant) = acl_changes(&base, &acl);
+        let cols = col.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+        let what = match &col {
+            Some(c) => format!("privileges of column {target}.{c}"),
+            None => format!("privileges of {} {target}", kind.to_lowercase()),
+        };
+        let to = |p: &AclEntry| {
+            if p.grantee.is_empty() {
+                (Vec::new(), "PUBLIC".to_owned())
+            } else {
+                (vec![p.grantee.clone()], quote_ident(&p.grantee))
+            }
+        };
+        for p in &revoke {
+            let (roles, from) = to(p);
+            let stmt = format!(
+                "REVOKE {}{cols} ON {kind} {target} FROM {from}",
+                p.privilege
+            );
+            plan.post.push(guarded(&roles, &stmt, &what));
+        }
+        for p in &grant {
+            let (roles, to) = to(p);
+            let with = if p.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            };
+            let stmt = format!(
+                "GRANT {}{cols} ON {kind} {target} TO {to}{with}",
+                p.privilege
+            );
+            plan.post.push(guarded(&roles, &stmt, &what));
+        }
+    }
+    Ok(())
+}
+
 /// `ALTER DEFAULT PRIVILEGES` from `pg_default_acl`, reproduced exactly: a global entry
 /// (no schema) replaces the built-in defaults, so everything is revoked from the owner and
 /// `PUBLIC` first and the stored items granted; a per-schema entry only adds grants. Each
@@ -312,6 +489,54 @@ pub(super) async fn default_privileges(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(grantee: &str, privilege: &str, grantable: bool) -> AclEntry {
+        AclEntry {
+            grantee: grantee.to_owned(),
+            privilege: privilege.to_owned(),
+            grantable,
+        }
+    }
+
+    #[test]
+    fn acl_changes_revoke_what_went_and_grant_what_came_in_acl_order() {
+        let base = [
+            entry("postgres", "SELECT", false),
+            entry("", "SELECT", false),
+            entry("alice", "UPDATE", true),
+        ];
+        let acl = [
+            entry("postgres", "SELECT", false),
+            entry("carol", "SELECT", false),
+            entry("alice", "UPDATE", false),
+            entry("bob", "SELECT", true),
+        ];
+        let (revoke, grant) = acl_changes(&base, &acl);
+        assert_eq!(
+            revoke,
+            vec![entry("", "SELECT", false), entry("alice", "UPDATE", true)]
+        );
+        assert_eq!(
+            grant,
+            vec![
+                entry("carol", "SELECT", false),
+                entry("alice", "UPDATE", false),
+                entry("bob", "SELECT", true)
+            ]
+        );
+        assert_eq!(acl_changes(&acl, &acl), (Vec::new(), Vec::new()));
+    }
+
+    #[test]
+    fn guarded_without_roles_runs_unconditionally_but_catches_denial() {
+        let s = guarded(
+            &[],
+            "GRANT SELECT ON TABLE pg_catalog.pg_authid TO PUBLIC",
+            "x",
+        );
+        assert!(s.contains("ARRAY[]::pg_catalog.text[]"), "{s}");
+        assert!(s.contains("insufficient_privilege"), "{s}");
+    }
 
     #[test]
     fn guarded_statements_are_single_literals() {

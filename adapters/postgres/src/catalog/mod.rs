@@ -466,8 +466,10 @@ pub async fn plan(
     let pre::Relations {
         mut matviews,
         views_after_keys,
+        matviews_after_keys,
     } = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
-    let order = pre::dependency_order(conn, &mut pre, &seqs).await?;
+    let (order, deps) = pre::dependency_order(conn, &mut pre, &seqs).await?;
+    let postponed = pre::postponed(&pre.objs, &deps, &matviews_after_keys)?;
 
     let mut plan = Plan {
         tables,
@@ -475,13 +477,22 @@ pub async fn plan(
     };
     apply_read_paths(&code, &mut plan.tables);
     let mut position = std::collections::HashMap::new();
+    // Created right after the key constraints, in dependency order, then the real
+    // definitions of the views created as stand-ins.
+    let mut after_keys = Vec::new();
     for (i, key) in order.iter().enumerate() {
         position.insert(key.clone(), i);
         let sql = &pre.objs[key].sql;
-        if !sql.is_empty() {
+        if sql.is_empty() {
+            continue;
+        }
+        if postponed.contains(key) {
+            after_keys.push(sql.clone());
+        } else {
             plan.pre.push(sql.clone());
         }
     }
+    after_keys.extend(views_after_keys);
     // Materialized views are refreshed in creation order (one may select from another).
     matviews.sort_by_key(|(k, _, _)| position.get(k).copied().unwrap_or(usize::MAX));
 
@@ -492,7 +503,7 @@ pub async fn plan(
     plan.post.extend(domains_not_valid);
     // Checks that call user functions, validated once against the complete data.
     plan.post.extend(code.deferred_statements(&rels));
-    post::post_data(conn, &rels, &code, views_after_keys, &mut plan).await?;
+    post::post_data(conn, &rels, &code, after_keys, &mut plan).await?;
     for (_, oid, name) in &matviews {
         let refresh = format!("REFRESH MATERIALIZED VIEW {name};\n");
         plan.post.push(match code.matviews.get(oid) {
@@ -503,6 +514,7 @@ pub async fn plan(
     post::comments(conn, &mut plan).await?;
     if ownership {
         acl::owners_and_acls(conn, &seqs.owner, &mut plan).await?;
+        acl::catalog_privileges(conn, &mut plan).await?;
         acl::default_privileges(conn, &mut plan).await?;
     }
     plan.post.extend(loadcode::database_settings(conn).await?);

@@ -2,7 +2,7 @@
 //! statistics, replica identity, foreign keys (after every key exists), triggers, rules,
 //! row-level security and policies — and comments.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use exporter_contract::EngineError;
@@ -18,8 +18,10 @@ use crate::quote::{quote_ident, quote_literal};
 /// A statement with the name of the table it belongs to, for sorting by table.
 type OnTable = (String, String);
 
-/// Constraints, the real definitions of views that need a key (`views_after_keys`), indexes,
-/// foreign keys (last, after every key exists), triggers, rules, row-level security,
+/// Constraints, what needs a key to exist (`after_keys`: materialized views postponed from
+/// pre-data and what depends on them, then the real definitions of views created as
+/// stand-ins), indexes, the attachment of partitions' indexes to their parents' (after both
+/// exist), foreign keys (last, after every key exists), triggers, rules, row-level security,
 /// policies and publications, appended to `plan.post` in that order.
 ///
 /// An index (also one behind a constraint) whose expressions or predicate call code that
@@ -28,17 +30,21 @@ pub(super) async fn post_data(
     conn: &mut Conn,
     rels: &BTreeMap<u32, Rel>,
     code: &LoadCode,
-    views_after_keys: Vec<String>,
+    after_keys: Vec<String>,
     plan: &mut Plan,
 ) -> Result<(), EngineError> {
     let (keys, fks) = key_constraints(conn, rels, code).await?;
-    let (indexes, mut extras) = indexes(conn, rels, code).await?;
+    let Indexes {
+        create,
+        attach,
+        mut extras,
+    } = indexes(conn, rels, code).await?;
     extras.extend(replica_identity(rels));
     let statistics = statistics(conn, rels).await?;
     plan.post.extend(keys.into_iter().map(|(_, s)| s));
-    // Views whose query needs a key (created as stand-ins in pre-data).
-    plan.post.extend(views_after_keys);
-    plan.post.extend(indexes.into_iter().map(|(_, s)| s));
+    plan.post.extend(after_keys);
+    plan.post.extend(create.into_iter().map(|(_, s)| s));
+    plan.post.extend(attach.into_iter().map(|(_, s)| s));
     plan.post.extend(statistics);
     plan.post.extend(extras);
     plan.post.extend(fks.into_iter().map(|(_, s)| s));
@@ -51,6 +57,15 @@ pub(super) async fn post_data(
 }
 
 /// Primary key, unique and exclusion constraints, and foreign keys, each sorted by table.
+///
+/// A key is added to its own table alone (`ALTER TABLE ONLY`), also on a partitioned table
+/// and on each partition, as pg_dump's `dumpConstraint` writes it: on a partitioned table
+/// with partitions that builds an invalid index of the parent alone, and each partition's
+/// key (under the name it has in the source, also where the server would choose another)
+/// is attached to it by [`indexes`]' `ALTER INDEX … ATTACH PARTITION`, which also links
+/// the constraints and makes the parent's index valid once every partition's is attached.
+/// A foreign key on a partitioned table recurses (the server clones it onto the
+/// partitions; those clones, `conparentid <> 0`, are not dumped).
 async fn key_constraints(
     conn: &mut Conn,
     rels: &BTreeMap<u32, Rel>,
@@ -61,7 +76,8 @@ async fn key_constraints(
         "SELECT con.conrelid, pg_catalog.quote_ident(con.conname), con.contype::text, pg_catalog.pg_get_constraintdef(con.oid),
                 con.conindid
            FROM pg_catalog.pg_constraint con
-          WHERE con.contype IN ('p', 'u', 'x', 'f') AND con.conrelid <> 0 AND con.conparentid = 0 AND con.conislocal
+          WHERE con.conrelid <> 0
+            AND (con.contype IN ('p', 'u', 'x') OR (con.contype = 'f' AND con.conparentid = 0 AND con.conislocal))
           ORDER BY con.contype = 'f', con.conrelid, con.conname COLLATE \"C\"",
         &[],
     )
@@ -75,8 +91,14 @@ async fn key_constraints(
             continue;
         };
         let t = rel.name.clone();
-        // ONLY for plain tables; on a partitioned table the constraint must recurse.
-        let only = if rel.kind == "r" { "ONLY " } else { "" };
+        let foreign = r.get::<String>(2)? == "f";
+        // A foreign key on a partitioned table must recurse; everything else is the
+        // table's own.
+        let only = if foreign && rel.kind == "p" {
+            ""
+        } else {
+            "ONLY "
+        };
         let mut stmt = format!(
             "ALTER TABLE {only}{t}\n    ADD CONSTRAINT {} {};\n",
             r.get::<String>(1)?,
@@ -85,7 +107,7 @@ async fn key_constraints(
         if let Some(owner) = code.indexes.get(&r.get::<u32>(4)?) {
             stmt = code.paths.wrap(owner, &stmt);
         }
-        if r.get::<String>(2)? == "f" {
+        if foreign {
             fks.push((t, stmt));
         } else {
             keys.push((t, stmt));
@@ -96,29 +118,54 @@ async fn key_constraints(
     Ok((keys, fks))
 }
 
-/// Indexes that do not back a constraint (sorted by table), and the `CLUSTER ON` and
-/// `REPLICA IDENTITY USING INDEX` statements of all indexes.
+/// What [`indexes`] found.
+struct Indexes {
+    /// `CREATE INDEX` of the indexes that back no constraint, sorted by table.
+    create: Vec<OnTable>,
+    /// `ALTER INDEX parent ATTACH PARTITION child;` for every dumped index (also one behind a
+    /// key) that is a partition of a dumped partitioned index, sorted by the child's table.
+    attach: Vec<OnTable>,
+    /// `CLUSTER ON` and `REPLICA IDENTITY USING INDEX` of all indexes.
+    extras: Vec<String>,
+}
+
+/// Every index as pg_dump writes it (`dumpIndex`, `dumpIndexAttach` in pg_dump.c of
+/// PostgreSQL 15; the attachments come from `flagInhIndexes`): an index of a partitioned
+/// table is created on that table alone (`CREATE INDEX … ON ONLY`, as `pg_get_indexdef`
+/// writes it; invalid while not every partition has its index attached), each partition's
+/// index is created on its own under its own name, and then attached to its parent's
+/// (`ALTER INDEX … ATTACH PARTITION`), which makes the parent's index valid once every
+/// partition's is. So a restore has the same indexes, names and validity as the source —
+/// also a partitioned index left invalid on purpose (regression test `indexing`:
+/// `idxpart2_a_idx`, `ON ONLY`, whose partition `idxpart21` has no index), which a recursive
+/// `CREATE INDEX … ON` would complete. Invalid indexes of plain tables (a failed `CREATE
+/// INDEX CONCURRENTLY`) are left out, as pg_dump's `getIndexes` does (`indisvalid OR
+/// relkind = 'p'`), with their attachments.
 async fn indexes(
     conn: &mut Conn,
     rels: &BTreeMap<u32, Rel>,
     code: &LoadCode,
-) -> Result<(Vec<OnTable>, Vec<String>), EngineError> {
+) -> Result<Indexes, EngineError> {
     let rows = query(
         conn,
         "SELECT i.indrelid, pg_catalog.pg_get_indexdef(i.indexrelid), pg_catalog.quote_ident(ic.relname),
                 i.indisclustered, i.indisreplident,
                 EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid
                          AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')),
-                ic.relkind::text, i.indisvalid, pg_catalog.quote_ident(n.nspname), i.indexrelid
+                ic.relkind::text, i.indisvalid AND i.indisready,
+                pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(ic.relname), i.indexrelid,
+                (SELECT h.inhparent FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
            FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
            JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace
-          WHERE NOT ic.relispartition
           ORDER BY i.indrelid, ic.relname COLLATE \"C\"",
         &[],
     )
     .await?;
     let mut indexes = Vec::new();
     let mut extras = Vec::new();
+    // Dumped indexes by OID → qualified name, and (child OID, parent OID, child's table).
+    let mut dumped: HashMap<u32, String> = HashMap::new();
+    let mut parents: Vec<(u32, u32, String)> = Vec::new();
     for r in &rows {
         let r = Cells::new(r, "index", 2);
         let relid: u32 = r.get(0)?;
@@ -128,17 +175,17 @@ async fn indexes(
         let t = rel.name.clone();
         let backs_constraint: bool = r.get(5)?;
         let relkind: String = r.get(6)?;
+        if !r.get::<bool>(7)? && relkind == "i" {
+            continue; // an invalid index (failed CREATE INDEX CONCURRENTLY); pg_dump skips it too
+        }
+        let oid: u32 = r.get(9)?;
+        dumped.insert(oid, r.get(8)?);
+        if let Some(parent) = r.get::<Option<u32>>(10)? {
+            parents.push((oid, parent, t.clone()));
+        }
         if !backs_constraint {
-            if !r.get::<bool>(7)? && relkind == "i" {
-                continue; // an invalid index (failed CREATE INDEX CONCURRENTLY); pg_dump skips it too
-            }
-            let mut def: String = r.get(1)?;
-            if relkind == "I" {
-                // A partitioned index: create it recursively so partitions get theirs.
-                def = def.replacen(" ON ONLY ", " ON ", 1);
-            }
-            let stmt = format!("{def};\n");
-            let stmt = match code.indexes.get(&r.get::<u32>(9)?) {
+            let stmt = format!("{};\n", r.get::<String>(1)?);
+            let stmt = match code.indexes.get(&oid) {
                 Some(owner) => code.paths.wrap(owner, &stmt),
                 None => stmt,
             };
@@ -159,8 +206,24 @@ async fn indexes(
             ));
         }
     }
+    let mut attach: Vec<OnTable> = parents
+        .into_iter()
+        .filter_map(|(child, parent, table)| {
+            let stmt = format!(
+                "ALTER INDEX {} ATTACH PARTITION {};\n",
+                dumped.get(&parent)?,
+                dumped.get(&child)?
+            );
+            Some((table, stmt))
+        })
+        .collect();
     indexes.sort();
-    Ok((indexes, extras))
+    attach.sort();
+    Ok(Indexes {
+        create: indexes,
+        attach,
+        extras,
+    })
 }
 
 /// `REPLICA IDENTITY FULL` / `NOTHING` of tables that have it.

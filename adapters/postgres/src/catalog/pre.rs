@@ -1375,17 +1375,21 @@ pub(super) fn sequence_ownership(
 }
 
 /// What [`relations`] leaves for later: the populated materialized views (key, OID, name),
-/// refreshed after the data, and the real definitions of views created in two steps, run
-/// after the key constraints.
+/// refreshed after the data, the real definitions of views created in two steps, run
+/// after the key constraints, and the keys of the materialized views created only after the
+/// key constraints ([`postponed`]).
 pub(super) struct Relations {
     pub matviews: Vec<(String, u32, String)>,
     pub views_after_keys: Vec<String>,
+    pub matviews_after_keys: BTreeSet<String>,
 }
 
 /// The `CREATE` statements of every relation: sequences (rank 4), tables (5), views (6),
 /// materialized views `WITH NO DATA` (7); a table whose `CREATE TABLE` runs path-dependent
 /// code under its owner's path (see `catalog/loadcode.rs`); a view that needs a key as a
-/// stand-in ([`view_in_two_steps`]). Returns what is left for later ([`Relations`]).
+/// stand-in ([`view_in_two_steps`]); a materialized view that needs a key marked to be
+/// created after the keys ([`postponed`]: one cannot be replaced like a view). Returns what
+/// is left for later ([`Relations`]).
 pub(super) async fn relations(
     conn: &mut Conn,
     tables: &Tables<'_>,
@@ -1395,6 +1399,7 @@ pub(super) async fn relations(
 ) -> Result<Relations, EngineError> {
     let mut matviews = Vec::new();
     let mut views_after_keys = Vec::new();
+    let mut matviews_after_keys = BTreeSet::new();
     let on_keys = views_on_constraints(conn).await?;
     for rel in tables.rels.values() {
         let key = format!("R{}", rel.oid);
@@ -1421,6 +1426,9 @@ pub(super) async fn relations(
                 if rel.populated {
                     matviews.push((key.clone(), rel.oid, rel.name.clone()));
                 }
+                if on_keys.contains(&rel.oid) {
+                    matviews_after_keys.insert(key.clone());
+                }
                 (7, matview_ddl(conn, rel, &cols).await?)
             }
             _ => continue,
@@ -1431,6 +1439,7 @@ pub(super) async fn relations(
     Ok(Relations {
         matviews,
         views_after_keys: views_after_keys.into_iter().map(|(_, s)| s).collect(),
+        matviews_after_keys,
     })
 }
 
@@ -1453,9 +1462,9 @@ fn sequence_ddl(rel: &Rel, seqs: &Sequences) -> Option<String> {
 }
 
 /// `CREATE VIEW` with its options, check option and column defaults.
-/// The views whose query is valid only through a constraint (`pg_depend` from their
-/// `_RETURN` rule to `pg_constraint`): a `GROUP BY` of a primary key that selects the
-/// table's other columns (functional dependency).
+/// The views and materialized views whose query is valid only through a constraint
+/// (`pg_depend` from their `_RETURN` rule to `pg_constraint`): a `GROUP BY` of a primary key
+/// that selects the table's other columns (functional dependency).
 async fn views_on_constraints(conn: &mut Conn) -> Result<HashSet<u32>, EngineError> {
     let rows = query(
         conn,
@@ -1603,9 +1612,12 @@ fn view_options(reloptions: &[String]) -> (String, String) {
     (opts, check)
 }
 
+/// A dependency between pre-data objects: (dependent key, key it depends on).
+pub(super) type Dep = (String, String);
+
 /// The keys of `pre` in creation order: dependencies from `pg_depend` (normal and automatic;
 /// extension members stand for their extension), `OWNED BY` objects after their sequence and
-/// table, then [`topo_order`].
+/// table, then [`topo_order`]. Also returns the dependencies it ordered by.
 ///
 /// # Errors
 ///
@@ -1614,7 +1626,7 @@ pub(super) async fn dependency_order(
     conn: &mut Conn,
     pre: &mut PreData,
     seqs: &Sequences,
-) -> Result<Vec<String>, EngineError> {
+) -> Result<(Vec<String>, Vec<Dep>), EngineError> {
     let dep_sql = format!(
         "SELECT DISTINCT {a} AS a, {b} AS b FROM pg_catalog.pg_depend d
           WHERE d.deptype IN ('n', 'a') AND d.objid >= {FIRST_USER_OID}
@@ -1673,7 +1685,59 @@ pub(super) async fn dependency_order(
             }
         }
     }
-    topo_order(&pre.objs, &deps)
+    let order = topo_order(&pre.objs, &deps)?;
+    Ok((order, deps))
+}
+
+/// The pre-data objects created after the key constraints instead: the materialized views
+/// valid only through a key (`seeds`, see [`views_on_constraints`]) and every object that
+/// depends on one of them, directly or not (`deps`). pg_dump does the same: a materialized
+/// view cannot be created as a stand-in and replaced later like a view, so it moves whole
+/// into post-data (`repairMatViewBoundaryMultiLoop` in pg_dump_sort.c sets its
+/// `postponed_def`), and what selects from it follows. The restore creates them, in
+/// dependency order, right after the keys.
+///
+/// # Errors
+///
+/// [`ErrorKind::Unsupported`] naming an object other than a view, a materialized view or a
+/// function that would have to move (a table: its rows are loaded before post-data).
+pub(super) fn postponed(
+    objs: &BTreeMap<String, PreObj>,
+    deps: &[Dep],
+    seeds: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, EngineError> {
+    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (a, b) in deps {
+        dependents.entry(b.as_str()).or_default().push(a.as_str());
+    }
+    let mut out: BTreeSet<String> = seeds.clone();
+    let mut todo: Vec<String> = seeds.iter().cloned().collect();
+    while let Some(key) = todo.pop() {
+        for next in dependents.get(key.as_str()).into_iter().flatten() {
+            if objs.contains_key(*next) && out.insert((*next).to_owned()) {
+                todo.push((*next).to_owned());
+            }
+        }
+    }
+    // Views (rank 6), materialized views (7) and functions may move; nothing else.
+    let stuck: Vec<String> = out
+        .iter()
+        .filter_map(|k| objs.get(k).map(|o| (k, o)))
+        .filter(|(k, o)| !(k.starts_with('P') || (k.starts_with('R') && matches!(o.rank, 6 | 7))))
+        .map(|(_, o)| o.sort.clone())
+        .collect();
+    if let Some(first) = stuck.first() {
+        return Err(EngineError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "depends on a materialized view that is valid only through a key constraint, \
+                 so it would have to be created after the data: {}",
+                stuck.join(", ")
+            ),
+        )
+        .with_object(first.clone()));
+    }
+    Ok(out)
 }
 
 /// Kahn's algorithm; among ready objects the lowest (rank, name) goes first, so the order is
@@ -1781,6 +1845,34 @@ mod tests {
             err.message().contains("public.f()") && err.message().contains("public.t"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn postponed_takes_what_depends_on_the_seeds() {
+        let mut objs = BTreeMap::new();
+        objs.insert("R1".to_owned(), obj(5, "public.t"));
+        objs.insert("R2".to_owned(), obj(7, "public.mv_on_key"));
+        objs.insert("R3".to_owned(), obj(6, "public.view_on_mv"));
+        objs.insert("R4".to_owned(), obj(7, "public.mv_on_view"));
+        objs.insert("R5".to_owned(), obj(6, "public.other_view"));
+        let deps = vec![
+            ("R2".to_owned(), "R1".to_owned()),
+            ("R3".to_owned(), "R2".to_owned()),
+            ("R4".to_owned(), "R3".to_owned()),
+            ("R5".to_owned(), "R1".to_owned()),
+        ];
+        let seeds = BTreeSet::from(["R2".to_owned()]);
+        let moved = postponed(&objs, &deps, &seeds).unwrap();
+        assert_eq!(
+            moved.into_iter().collect::<Vec<_>>(),
+            vec!["R2", "R3", "R4"]
+        );
+        // A table that would have to follow is refused by name.
+        objs.insert("R6".to_owned(), obj(5, "public.t_on_mv"));
+        let deps = [deps, vec![("R6".to_owned(), "R4".to_owned())]].concat();
+        let err = postponed(&objs, &deps, &seeds).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.message().contains("public.t_on_mv"), "{err}");
     }
 
     #[test]
