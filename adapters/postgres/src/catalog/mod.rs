@@ -9,7 +9,10 @@
 //!
 //! Layout: this module lists and locks the tables and assembles the [`Plan`]; `pre` collects
 //! the pre-data objects kind by kind and orders them, `table` builds `CREATE TABLE`, `post`
-//! the post-data statements and comments, `acl` owners and privileges.
+//! the post-data statements and comments, `acl` owners and privileges; `kinds` (procedural
+//! languages, conversions, text search parsers and templates, and the hooks through which
+//! the shared code knows the kinds below), `foreign_tables`, `subscriptions` and
+//! `event_triggers` each mirror the pg_dump function that writes their kind.
 
 use std::collections::{BTreeMap, BTreeSet};
 
