@@ -39,9 +39,10 @@
 //! 6. post-data: `NOT VALID` checks, `CHECK` constraints that call user functions (validated
 //!    once against the complete data), primary / unique / exclusion constraints, indexes,
 //!    `CLUSTER ON`, replica identity, foreign keys (all after every key exists; P12), triggers,
-//!    rules, row-level security flags and policies, `REFRESH MATERIALIZED VIEW`, comments,
-//!    owners and privileges, and the database's own settings (`ALTER DATABASE … SET`, applied
-//!    to the restored database in guarded `DO` blocks).
+//!    rules, row-level security flags and policies, publications, subscriptions, `REFRESH
+//!    MATERIALIZED VIEW`, comments, owners and privileges, the database's own settings
+//!    (`ALTER DATABASE … SET`, applied to the restored database in guarded `DO` blocks), and
+//!    last of all the event triggers (one fires for the DDL that follows it).
 //!
 //! Code that runs during the load (generated columns, partition key expressions, index
 //! expressions, materialized views, checks) and finds tables or functions through the
@@ -128,25 +129,30 @@
 //! range types, functions, procedures, aggregates (also
 //! ordered-set, hypothetical-set and moving ones, in pg_dump's form), operators (infix and
 //! prefix, commutator and negator links), operator families and classes, text search
-//! dictionaries and configurations, casts, collations (libc and ICU), foreign-data
-//! wrappers, foreign servers and user mappings, access methods, transforms, sequences,
-//! ordinary, unlogged, partitioned and inheritance tables (also typed and of another table
-//! access method), identity and generated columns, views (those valid only through a key in
-//! two steps), materialized views, constraints, indexes, triggers, rules, RLS and policies,
-//! comments, publications (tables with column lists and row filters, schemas, all tables),
-//! large objects, owners and privileges (also column privileges).
+//! dictionaries, configurations, parsers and templates, casts, collations (libc and ICU),
+//! conversions, procedural languages, foreign-data wrappers, foreign servers and user
+//! mappings, foreign tables (without their rows, as pg_dump: they live on the foreign
+//! server), access methods, transforms, sequences, ordinary, unlogged, partitioned and
+//! inheritance tables (also typed and of another table access method), identity and
+//! generated columns, views (those valid only through a key in two steps), materialized
+//! views, constraints, indexes, triggers, rules, RLS and policies, comments, publications
+//! (tables with column lists and row filters, schemas, all tables), subscriptions (`connect =
+//! false`: restored disabled), event triggers, large objects, owners and privileges (also
+//! column privileges).
 //!
 //! Rejected with [`ErrorKind::Unsupported`] naming the object (never silently left out):
-//! event triggers, subscriptions, foreign tables, relations in tablespaces, conversions, text
-//! search parsers and templates, procedural languages outside extensions, security labels,
-//! range types with a canonical function, extension configuration
-//! tables, comments on any other kind of object, and circular dependencies between schema
-//! objects. PARITY.md lists what each needs, found on PostgreSQL's regression database.
+//! relations in tablespaces, security labels, range types with a canonical function,
+//! extension configuration tables, comments on any other kind of object, a foreign table that
+//! is a partition of a tree loaded through its root (the restore could route rows of a local
+//! partition to the foreign server), and circular dependencies between schema objects.
+//! PARITY.md lists what each needs, found on PostgreSQL's regression database.
 //!
 //! Skipped with a warning in the summary (the manifest's `warnings`): catalog rows that
 //! describe nothing restorable — a comment whose object no longer exists (`pg_identify_object`
 //! answers NULL for it; PostgreSQL's regression database leaves one on a dropped
-//! subscription). Every catalog row is read through `cells::Cells`: a NULL or a value of
+//! subscription); and, when the dumping role is not a superuser, the subscriptions, named (as
+//! pg_dump: only a superuser may read their connection strings, which hold secrets and go
+//! into the archive only). Every catalog row is read through `cells::Cells`: a NULL or a value of
 //! another type where the catalogs always hold one fails the dump naming the object
 //! ([`ErrorKind::Protocol`]), never a panic (`tokio_postgres::Row::get` is banned in
 //! `clippy.toml`).

@@ -44,10 +44,13 @@ use crate::{ENGINE, quote_ident};
 /// (`public` only when something lives in it), tables, partitions, views, materialized views,
 /// sequences, foreign tables, types and domains (not the implicit array and row types),
 /// functions, procedures and aggregates (`function app.f(integer)`), extensions other than
-/// plpgsql, and large objects; extension members are covered by their extension.
-/// [`Target::clean`] drops them: every schema `CASCADE`, `public` recreated as `CREATE
-/// DATABASE` makes it (owner, privileges, comment), the remaining extensions, every large
-/// object; plpgsql is created if missing.
+/// plpgsql, large objects, event triggers, subscriptions and procedural languages created
+/// after the server's own; extension members are covered by their extension.
+/// [`Target::clean`] drops them: the event triggers first (so the drops that follow fire
+/// none), the subscriptions (disabled and detached from their slot first, so nothing
+/// connects to a publisher), every schema `CASCADE`, `public` recreated as `CREATE DATABASE`
+/// makes it (owner, privileges, comment), the remaining extensions, the procedural
+/// languages, every large object; plpgsql is created if missing.
 #[derive(Debug, Clone)]
 pub struct PostgresTarget {
     endpoint: Endpoint,
@@ -373,6 +376,15 @@ fn not_member(catalog: &str, oid: &str) -> String {
     )
 }
 
+/// SQL predicate over `pg_subscription s`: a subscription of the current database (the
+/// catalog is shared by all).
+const SUBSCRIPTIONS_HERE: &str = "s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d \
+     WHERE d.datname = pg_catalog.current_database())";
+
+/// SQL predicate over `pg_language l`: a procedural language created after the server's own
+/// (OID 16384 and up).
+const USER_LANGUAGES: &str = "l.lanispl AND l.oid >= 16384";
+
 /// `public` has dependents (anything at all lives in it).
 const PUBLIC_USED: &str = "EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
      WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = n.oid)";
@@ -405,7 +417,18 @@ fn existing_sql() -> String {
           WHERE e.extname <> 'plpgsql'
          UNION ALL
          SELECT 'large object ' || l.oid FROM pg_catalog.pg_largeobject_metadata l
+         UNION ALL
+         SELECT 'event trigger ' || pg_catalog.quote_ident(e.evtname) FROM pg_catalog.pg_event_trigger e
+          WHERE {evt_ext}
+         UNION ALL
+         SELECT 'subscription ' || pg_catalog.quote_ident(s.subname) FROM pg_catalog.pg_subscription s
+          WHERE {SUBSCRIPTIONS_HERE}
+         UNION ALL
+         SELECT 'procedural language ' || pg_catalog.quote_ident(l.lanname) FROM pg_catalog.pg_language l
+          WHERE {USER_LANGUAGES} AND {lang_ext}
          ) s(o) ORDER BY o COLLATE \"C\"",
+        evt_ext = not_member("pg_event_trigger", "e.oid"),
+        lang_ext = not_member("pg_language", "l.oid"),
         ns_ext = not_member("pg_namespace", "n.oid"),
         rel_ext = not_member("pg_class", "c.oid"),
         typ_ext = not_member("pg_type", "t.oid"),
@@ -435,10 +458,56 @@ async fn execute(conn: &mut Conn, sql: &str, object: &str) -> Result<(), EngineE
     Ok(())
 }
 
-/// `--clean`: drop every schema (`CASCADE`), recreate `public` as `CREATE DATABASE` makes it,
-/// drop the remaining extensions but plpgsql and every large object.
+/// Drop the subscriptions of the database `conn` is connected to. A dump's subscription is
+/// restored disabled, without connecting (`connect = false`); it is disabled again (in case
+/// someone enabled it), detached from its slot on the publisher (`slot_name = NONE`: `DROP
+/// SUBSCRIPTION` then does not connect to drop the slot, which the source's subscription
+/// still uses) and dropped.
+async fn drop_subscriptions(conn: &mut Conn) -> Result<(), EngineError> {
+    let subs = query_strings(
+        conn,
+        &format!(
+            "SELECT pg_catalog.quote_ident(s.subname) FROM pg_catalog.pg_subscription s
+              WHERE {SUBSCRIPTIONS_HERE} ORDER BY 1"
+        ),
+    )
+    .await?;
+    for sub in &subs {
+        let object = format!("subscription {sub}");
+        for sql in [
+            format!("ALTER SUBSCRIPTION {sub} DISABLE"),
+            format!("ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)"),
+            format!("DROP SUBSCRIPTION {sub}"),
+        ] {
+            execute(conn, &sql, &object).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `--clean`: drop the event triggers (first: the drops that follow would fire them) and the
+/// subscriptions, every schema (`CASCADE`), recreate `public` as `CREATE DATABASE` makes it,
+/// drop the remaining extensions but plpgsql, the procedural languages created after the
+/// server's own and every large object.
 async fn clean(endpoint: Endpoint) -> Result<(), EngineError> {
     let mut conn = connect::connect(&Link::new(&endpoint)?).await?;
+    let triggers = query_strings(
+        &mut conn,
+        &format!(
+            "SELECT pg_catalog.quote_ident(e.evtname) FROM pg_catalog.pg_event_trigger e WHERE {} ORDER BY 1",
+            not_member("pg_event_trigger", "e.oid")
+        ),
+    )
+    .await?;
+    for trigger in &triggers {
+        execute(
+            &mut conn,
+            &format!("DROP EVENT TRIGGER IF EXISTS {trigger}"),
+            &format!("event trigger {trigger}"),
+        )
+        .await?;
+    }
+    drop_subscriptions(&mut conn).await?;
     let schemas = query_strings(
         &mut conn,
         &format!(
@@ -517,6 +586,23 @@ async fn clean(endpoint: Endpoint) -> Result<(), EngineError> {
             &mut conn,
             &format!("DROP EXTENSION IF EXISTS {} CASCADE", quote_ident(ext)),
             &format!("extension {}", quote_ident(ext)),
+        )
+        .await?;
+    }
+    let languages = query_strings(
+        &mut conn,
+        &format!(
+            "SELECT pg_catalog.quote_ident(l.lanname) FROM pg_catalog.pg_language l
+              WHERE {USER_LANGUAGES} AND {} ORDER BY 1",
+            not_member("pg_language", "l.oid")
+        ),
+    )
+    .await?;
+    for language in &languages {
+        execute(
+            &mut conn,
+            &format!("DROP LANGUAGE IF EXISTS {language} CASCADE"),
+            &format!("procedural language {language}"),
         )
         .await?;
     }
@@ -669,6 +755,22 @@ impl PostgresScratch {
     async fn drop_scratch(&self, name: String) -> Result<(), EngineError> {
         check_scratch_name(&name, Some(&self.maintenance()))?;
         let mut conn = connect::connect(&Link::new(&self.endpoint)?).await?;
+        // The server refuses to drop a database that has subscriptions ("database … is being
+        // used by logical replication subscription"): drop those of a restored dump first.
+        let subscribed = query_strings(
+            &mut conn,
+            &format!(
+                "SELECT s.subname::text FROM pg_catalog.pg_subscription s
+                   JOIN pg_catalog.pg_database d ON d.oid = s.subdbid
+                  WHERE d.datname = {} LIMIT 1",
+                crate::quote_literal(&name)
+            ),
+        )
+        .await?;
+        if !subscribed.is_empty() {
+            let mut scratch = connect::connect(&Link::new(&self.endpoint_for(&name)?)?).await?;
+            drop_subscriptions(&mut scratch).await?;
+        }
         let sql = format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote_ident(&name)

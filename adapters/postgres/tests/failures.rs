@@ -129,19 +129,23 @@ async fn rls_hiding_rows_fails_instead_of_dumping_fewer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_object_fails_by_name() {
     let db = TestDb::new("unsup");
+    // Foreign table partitions of trees loaded through their root (catalog/foreign_tables.rs).
     db.sql(
-        "CREATE TABLE t (id int PRIMARY KEY); CREATE CONVERSION exp_conv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
-            CREATE TEXT SEARCH TEMPLATE exp_tmpl (LEXIZE = dsimple_lexize, INIT = dsimple_init)",
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE FOREIGN DATA WRAPPER exp_fdw; CREATE SERVER exp_srv FOREIGN DATA WRAPPER exp_fdw;
+         CREATE TYPE exp_color AS ENUM ('red', 'green');
+         CREATE TABLE exp_h (c exp_color) PARTITION BY HASH (c);
+         CREATE FOREIGN TABLE exp_h0 PARTITION OF exp_h FOR VALUES WITH (MODULUS 2, REMAINDER 0)
+           SERVER exp_srv;
+         CREATE FOREIGN TABLE exp_h1 PARTITION OF exp_h FOR VALUES WITH (MODULUS 2, REMAINDER 1)
+           SERVER exp_srv;",
     );
     let err = dump(db.url(), DumpOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-    assert!(
-        err.to_string().contains("conversion public.exp_conv"),
-        "{err}"
-    );
+    assert_eq!(err.object(), Some("foreign table public.exp_h0"), "{err}");
     assert!(
         err.to_string()
-            .contains("text search template public.exp_tmpl"),
+            .contains("foreign table public.exp_h0 (a partition of public.exp_h), foreign table public.exp_h1 (a partition of public.exp_h)"),
         "{err}"
     );
 }

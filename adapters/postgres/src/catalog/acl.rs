@@ -124,6 +124,7 @@ pub(super) async fn owners_and_acls(
                    s.stxowner, NULL::pg_catalog.aclitem[], NULL, s.oid, NULL
               FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
              WHERE {nsn} AND {ext_s}
+            {kinds}
          )
          SELECT kind, target, col, pg_catalog.pg_get_userbyid(owner), acl IS NULL, oid,
                 ARRAY(SELECT x.privilege_type FROM pg_catalog.aclexplode(acl) WITH ORDINALITY x ORDER BY x.ordinality),
@@ -146,6 +147,7 @@ pub(super) async fn owners_and_acls(
         ext_fdw = not_ext("pg_foreign_data_wrapper", "f.oid"),
         ext_srv = not_ext("pg_foreign_server", "s.oid"),
         agg_sig = super::pre::aggregate_signature_sql("p", "n"),
+        kinds = super::kinds::acl_objects_sql(),
     );
     let rows = query(conn, &sql, &[]).await?;
     for r in &rows {
@@ -163,7 +165,7 @@ pub(super) async fn owners_and_acls(
         // GRANT … ON TABLE works for views and materialized views, … ON FUNCTION for
         // aggregates; ALTER needs the exact kind.
         let grant_kind = match kind.as_str() {
-            "VIEW" | "MATERIALIZED VIEW" | "COLUMN" => "TABLE",
+            "VIEW" | "MATERIALIZED VIEW" | "COLUMN" | "FOREIGN TABLE" => "TABLE",
             "AGGREGATE" => "FUNCTION",
             "SERVER" => "FOREIGN SERVER",
             k => k,

@@ -9,7 +9,10 @@
 //!
 //! Layout: this module lists and locks the tables and assembles the [`Plan`]; `pre` collects
 //! the pre-data objects kind by kind and orders them, `table` builds `CREATE TABLE`, `post`
-//! the post-data statements and comments, `acl` owners and privileges.
+//! the post-data statements and comments, `acl` owners and privileges; `kinds` (procedural
+//! languages, conversions, text search parsers and templates, and the hooks through which
+//! the shared code knows the kinds below), `foreign_tables`, `subscriptions` and
+//! `event_triggers` each mirror the pg_dump function that writes their kind.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,11 +25,15 @@ use crate::connect::Conn;
 use crate::quote::quote_literal;
 
 mod acl;
+mod event_triggers;
+mod foreign_tables;
+mod kinds;
 mod loadcode;
 mod post;
 mod pre;
 mod routing;
 mod size;
+mod subscriptions;
 mod table;
 
 pub use size::size_hint;
@@ -214,22 +221,9 @@ fn unsupported(what: &[String]) -> EngineError {
 pub async fn check_unsupported(conn: &mut Conn) -> Result<(), EngineError> {
     let nsn = user_ns("n");
     let sql = format!(
-        "SELECT 'event trigger ' || pg_catalog.quote_ident(evtname) FROM pg_catalog.pg_event_trigger WHERE {ext_evt}
-UNION ALL SELECT 'subscription ' || pg_catalog.quote_ident(subname) FROM pg_catalog.pg_subscription
-   WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
-UNION ALL SELECT 'foreign table ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
-   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE {nsn} AND {ext_rel} AND c.relkind = 'f'
-UNION ALL SELECT 'relation in a tablespace ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+        "SELECT 'relation in a tablespace ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    WHERE {nsn} AND {ext_rel} AND c.reltablespace <> 0
-UNION ALL SELECT 'conversion ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.conname) FROM pg_catalog.pg_conversion c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace WHERE {nsn} AND {ext_conv}
-UNION ALL SELECT 'text search parser ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.prsname) FROM pg_catalog.pg_ts_parser c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.prsnamespace WHERE {nsn} AND {ext_tsprs}
-UNION ALL SELECT 'text search template ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.tmplname) FROM pg_catalog.pg_ts_template c
-   JOIN pg_catalog.pg_namespace n ON n.oid = c.tmplnamespace WHERE {nsn} AND {ext_tstmpl}
-UNION ALL SELECT 'procedural language ' || pg_catalog.quote_ident(lanname) FROM pg_catalog.pg_language l WHERE l.oid >= {first} AND {ext_lang}
 UNION ALL SELECT 'security label on ' || (pg_catalog.pg_identify_object(classoid, objoid, objsubid)).identity FROM pg_catalog.pg_seclabel
 UNION ALL SELECT 'range type with a canonical function ' || r.rngtypid::pg_catalog.regtype::text FROM pg_catalog.pg_range r
    JOIN pg_catalog.pg_type t ON t.oid = r.rngtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
@@ -237,13 +231,7 @@ UNION ALL SELECT 'range type with a canonical function ' || r.rngtypid::pg_catal
 UNION ALL SELECT 'configuration table of extension ' || pg_catalog.quote_ident(extname) || ' (its rows would not be dumped)'
    FROM pg_catalog.pg_extension WHERE extconfig IS NOT NULL
 ORDER BY 1",
-        first = FIRST_USER_OID,
-        ext_evt = not_ext("pg_event_trigger", "oid"),
         ext_rel = not_ext("pg_class", "c.oid"),
-        ext_conv = not_ext("pg_conversion", "c.oid"),
-        ext_tsprs = not_ext("pg_ts_parser", "c.oid"),
-        ext_tstmpl = not_ext("pg_ts_template", "c.oid"),
-        ext_lang = not_ext("pg_language", "l.oid"),
         ext_rng = not_ext("pg_type", "t.oid"),
     );
     let rows = query(conn, &sql, &[]).await?;
@@ -450,6 +438,7 @@ pub async fn plan(
     pre::aggregates(conn, &mut pre).await?;
     pre::operators(conn, &mut pre).await?;
     pre::text_search(conn, &mut pre).await?;
+    kinds::pre_data(conn, &mut pre).await?;
     pre::casts(conn, &mut pre).await?;
     let rels = table::load_relations(conn).await?;
     let parents = table::load_parents(conn).await?;
@@ -468,6 +457,7 @@ pub async fn plan(
         views_after_keys,
         matviews_after_keys,
     } = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
+    foreign_tables::foreign_tables(conn, &ctx, &mut pre).await?;
     let (order, deps) = pre::dependency_order(conn, &mut pre, &seqs).await?;
     let postponed = pre::postponed(&pre.objs, &deps, &matviews_after_keys)?;
 
@@ -504,6 +494,7 @@ pub async fn plan(
     // Checks that call user functions, validated once against the complete data.
     plan.post.extend(code.deferred_statements(&rels));
     post::post_data(conn, &rels, &code, after_keys, &mut plan).await?;
+    subscriptions::subscriptions(conn, ownership, &mut plan).await?;
     for (_, oid, name) in &matviews {
         let refresh = format!("REFRESH MATERIALIZED VIEW {name};\n");
         plan.post.push(match code.matviews.get(oid) {
@@ -518,6 +509,8 @@ pub async fn plan(
         acl::default_privileges(conn, &mut plan).await?;
     }
     plan.post.extend(loadcode::database_settings(conn).await?);
+    // Last of all: an event trigger fires for the DDL that follows it.
+    event_triggers::event_triggers(conn, ownership, &mut plan).await?;
     Ok(plan)
 }
 

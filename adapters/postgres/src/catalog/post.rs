@@ -704,10 +704,14 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                 let Some(extra) = extra else { continue };
                 format!("{word} {extra}")
             }
-            _ => {
-                unsupported_comments.push(format!("comment on {ty} {identity}"));
-                continue;
-            }
+            other => match super::kinds::comment_target(other, &identity) {
+                Some(super::kinds::CommentTarget::On(target)) => target,
+                Some(super::kinds::CommentTarget::WithObject) => continue,
+                None => {
+                    unsupported_comments.push(format!("comment on {ty} {identity}"));
+                    continue;
+                }
+            },
         };
         plan.post.push(format!(
             "COMMENT ON {target} IS {};\n",

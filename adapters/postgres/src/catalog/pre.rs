@@ -34,7 +34,7 @@ pub(super) struct PreData {
 }
 
 impl PreData {
-    fn insert(&mut self, key: String, rank: u8, sort: String, sql: String) {
+    pub(super) fn insert(&mut self, key: String, rank: u8, sort: String, sql: String) {
         self.objs.insert(key, PreObj { rank, sort, sql });
     }
 }
@@ -43,11 +43,13 @@ impl PreData {
 /// `N` schema, `E` extension, `T` type, `P` function, `Q` operator, `D` text search
 /// dictionary, `C` text search configuration, `K` cast, `L` collation, `W` foreign-data
 /// wrapper, `V` foreign server, `A` access method, `X` transform, `F` operator family (also
-/// for its members), `Y` operator class, `R` relation. Columns,
+/// for its members), `Y` operator class, `R` relation (also a foreign table), and the keys
+/// of `kinds.rs` (`kinds::resolve_whens`). Columns,
 /// defaults, check
 /// constraints and view rules belong to their relation; array and multirange types to their
 /// element / range type; a table's row type to the table.
 fn resolve_sql(cls: &str, id: &str) -> String {
+    let kinds = super::kinds::resolve_whens(id);
     format!(
         "CASE {cls}
   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
@@ -82,6 +84,7 @@ fn resolve_sql(cls: &str, id: &str) -> String {
   WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
     (SELECT CASE WHEN contypid <> 0 THEN 'T' || contypid WHEN contype = 'c' THEN 'R' || conrelid END
        FROM pg_catalog.pg_constraint WHERE oid = {id})
+  {kinds}
 END"
     )
 }
@@ -1142,7 +1145,7 @@ pub(super) async fn base_types(conn: &mut Conn, pre: &mut PreData) -> Result<(),
 /// `OPTIONS (…)` of a generic options array (`name=value` text) as pg_dump writes it,
 /// `quote_ident(name) quote_literal(value)` one per line, but in the array's order (pg_dump
 /// sorts them by name, which changes the catalog of the restore); NULL when there are none.
-fn options_sql(column: &str) -> String {
+pub(super) fn options_sql(column: &str) -> String {
     format!(
         "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(o.option_name) || ' ' ||
                   pg_catalog.quote_literal(o.option_value), E',\\n    ' ORDER BY u.i)

@@ -137,7 +137,7 @@ pub(super) async fn load_columns(
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
                LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'c') AND {nsn}
+              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'c', 'f') AND {nsn}
               ORDER BY a.attrelid, a.attnum"
         ),
         &[],
@@ -180,7 +180,7 @@ pub(super) async fn load_relations(conn: &mut Conn) -> Result<BTreeMap<u32, Rel>
                       WHERE am.oid = c.relam AND am.amname <> 'heap'),
                     CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND {} AND {}",
+              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {} AND {}",
             user_ns("n"),
             not_ext("pg_class", "c.oid")
         ),
@@ -217,7 +217,7 @@ pub(super) async fn load_parents(conn: &mut Conn) -> Result<HashMap<u32, Vec<u32
     let rows = query(
         conn,
         "SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i
-           JOIN pg_catalog.pg_class p ON p.oid = i.inhparent WHERE p.relkind IN ('r', 'p')
+           JOIN pg_catalog.pg_class p ON p.oid = i.inhparent WHERE p.relkind IN ('r', 'p', 'f')
           ORDER BY i.inhrelid, i.inhseqno",
         &[],
     )
@@ -434,7 +434,7 @@ fn create_table(
 /// The column definitions of `CREATE TABLE` (local columns; none for a partition, whose
 /// columns come from its parent), and the `ALTER TABLE ONLY … ALTER COLUMN` statements that
 /// re-apply what differs locally on inherited columns (default, `NOT NULL`).
-fn column_items(
+pub(super) fn column_items(
     rel: &Rel,
     cols: &[Column],
     parents: &[u32],
