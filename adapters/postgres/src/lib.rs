@@ -125,7 +125,8 @@
 //!
 //! Supported: schemas, extensions (by `CREATE EXTENSION`, members never dumped one by one),
 //! base (in two steps: shell, I/O functions, type), shell, enum / domain / composite /
-//! range types, functions, procedures, aggregates (also
+//! range types (one with a canonical function in two steps, as a base type), functions,
+//! procedures, aggregates (also
 //! ordered-set, hypothetical-set and moving ones, in pg_dump's form), operators (infix and
 //! prefix, commutator and negator links), operator families and classes, text search
 //! dictionaries and configurations, casts, collations (libc and ICU), foreign-data
@@ -133,20 +134,25 @@
 //! ordinary, unlogged, partitioned and inheritance tables (also typed and of another table
 //! access method), identity and generated columns, views (those valid only through a key in
 //! two steps), materialized views, constraints, indexes, triggers, rules, RLS and policies,
-//! comments, publications (tables with column lists and row filters, schemas, all tables),
-//! large objects, owners and privileges (also column privileges).
+//! relations and indexes in a tablespace (`SET default_tablespace` around each, as pg_dump;
+//! the tablespace itself is the target's, and
+//! [`exporter_contract::RestoreOptions::tablespaces`] can leave the
+//! assignments out), comments on every kind above, security labels (the target needs the
+//! label providers loaded), publications (tables with column lists and row filters, schemas,
+//! all tables), large objects (with comments, owners and grants), the rows of extensions'
+//! configuration tables that their filter selects and the position of their configuration
+//! sequences (`catalog/extconfig.rs`), owners and privileges (also column privileges).
 //!
 //! Rejected with [`ErrorKind::Unsupported`] naming the object (never silently left out):
-//! event triggers, subscriptions, foreign tables, relations in tablespaces, conversions, text
-//! search parsers and templates, procedural languages outside extensions, security labels,
-//! range types with a canonical function, extension configuration
-//! tables, comments on any other kind of object, and circular dependencies between schema
-//! objects. PARITY.md lists what each needs, found on PostgreSQL's regression database.
+//! event triggers, subscriptions, foreign tables, conversions, text search parsers and
+//! templates, procedural languages outside extensions, comments and security labels on any
+//! other kind of object, and circular dependencies between schema objects. PARITY.md lists
+//! what each needs, found on PostgreSQL's regression database.
 //!
 //! Skipped with a warning in the summary (the manifest's `warnings`): catalog rows that
-//! describe nothing restorable — a comment whose object no longer exists (`pg_identify_object`
-//! answers NULL for it; PostgreSQL's regression database leaves one on a dropped
-//! subscription). Every catalog row is read through `cells::Cells`: a NULL or a value of
+//! describe nothing restorable — a comment or a security label whose object no longer exists
+//! (`pg_identify_object` answers NULL for it; PostgreSQL's regression database leaves a
+//! comment on a dropped subscription). Every catalog row is read through `cells::Cells`: a NULL or a value of
 //! another type where the catalogs always hold one fails the dump naming the object
 //! ([`ErrorKind::Protocol`]), never a panic (`tokio_postgres::Row::get` is banned in
 //! `clippy.toml`).
