@@ -191,9 +191,10 @@ const PLACEMENT: &str = "SELECT c.relname, COALESCE(t.spcname, '-') FROM pg_clas
                           WHERE c.relnamespace = 'place'::regnamespace AND c.relkind <> 'S'
                           ORDER BY 1";
 
-/// Tables, a partitioned table and its partition, a materialized view, indexes, a primary
-/// key's and a unique constraint's index, each in a tablespace or in the default one (in
-/// either combination with its table). Both restores put each where the source has it
+/// Tables, a partitioned table with a partition in its tablespace and one in the default
+/// tablespace (which `PARTITION OF` alone would put in its parent's), a materialized view,
+/// indexes, a primary key's and a unique constraint's index, each in a tablespace or in the
+/// default one (in either combination with its table). Both restores put each where the source has it
 /// (pg_dump's `SET default_tablespace` before each); `RestoreOptions::tablespaces = false`
 /// (`restore --no-tablespaces`) skips every assignment and puts everything in the default;
 /// a target without the tablespace fails at the assignment, naming the tablespace, with the
@@ -212,16 +213,18 @@ async fn relations_in_a_tablespace() {
          CREATE INDEX slow_note ON place.slow (note) TABLESPACE {ts};
          CREATE TABLE place.parted (k int, v text) PARTITION BY RANGE (k) TABLESPACE {ts};
          CREATE TABLE place.parted_1 PARTITION OF place.parted FOR VALUES FROM (0) TO (100);
+         CREATE TABLE place.parted_2 PARTITION OF place.parted FOR VALUES FROM (100) TO (200)
+           TABLESPACE pg_default;
          CREATE INDEX parted_k ON place.parted (k) TABLESPACE {ts};
          INSERT INTO place.fast (v) SELECT 'v' || g FROM generate_series(1, 50) g;
          INSERT INTO place.slow SELECT g, 'n' || g FROM generate_series(1, 20) g;
-         INSERT INTO place.parted SELECT g, 'p' || g FROM generate_series(0, 99) g;
+         INSERT INTO place.parted SELECT g, 'p' || g FROM generate_series(0, 149) g;
          CREATE MATERIALIZED VIEW place.mv TABLESPACE {ts} AS SELECT id, v FROM place.fast;",
         ts = ts.name
     ));
     let expected = format!(
         "fast|{ts}\nfast_lower|-\nfast_pkey|{ts}\nfast_v_key|-\nmv|{ts}\nparted|{ts}\nparted_1|{ts}\n\
-         parted_1_k_idx|{ts}\nparted_k|{ts}\nslow|-\nslow_note|{ts}\n",
+         parted_1_k_idx|{ts}\nparted_2|-\nparted_2_k_idx|{ts}\nparted_k|{ts}\nslow|-\nslow_note|{ts}\n",
         ts = ts.name
     );
     assert_eq!(source.sql(PLACEMENT), expected);
@@ -240,6 +243,11 @@ async fn relations_in_a_tablespace() {
     assert_pg_dump_equal(&source.name, &target.name);
     assert_eq!(target.sql(PLACEMENT), expected);
     assert_eq!(target.sql("SELECT count(*) FROM place.mv"), "50\n");
+    assert_eq!(
+        target.sql("SELECT count(*) FROM place.parted_2"),
+        "50\n",
+        "the partition in the default tablespace is whole"
+    );
 
     let native = native_round_trip(&source, &script, 3).await;
     assert_eq!(native.sql(PLACEMENT), expected, "the parallel restore");
