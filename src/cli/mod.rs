@@ -277,6 +277,11 @@ pub struct VerifyCmd {
     /// fail the proof; `keep` applies them as written).
     #[arg(long, value_enum, default_value_t = DefinerArg::CurrentUser)]
     pub definer: DefinerArg,
+    /// With `--level restore`: apply the archives' PostgreSQL tablespace assignments in the
+    /// scratch restore (by default left out, as `restore --no-tablespaces`, so a scratch
+    /// server without the source's tablespaces proves the data all the same).
+    #[arg(long)]
+    pub tablespaces: bool,
     /// With `--level restore`: connections per scratch restore and per fingerprint pass
     /// (data blocks, indexes and constraints in parallel, as `pg_restore -j`) [default:
     /// number of cores].
@@ -307,6 +312,10 @@ pub struct RestoreCmd {
     /// Skip ownership and privilege statements (ALTER … OWNER TO, GRANT).
     #[arg(long)]
     pub no_owner: bool,
+    /// PostgreSQL: skip tablespace assignments (SET default_tablespace), as pg_restore
+    /// --no-tablespaces: every object goes to the target's default tablespace.
+    #[arg(long)]
+    pub no_tablespaces: bool,
     /// MySQL DEFINER clauses: `keep` them as written (needs SET USER or SUPER for objects of
     /// other accounts), or rewrite them to `current-user` (the restoring account).
     #[arg(long, value_enum, default_value_t = DefinerArg::Keep)]

@@ -278,6 +278,7 @@ pub async fn restore(
         RestoreOptions::default()
             .with_ownership(plan.ownership)
             .with_definer(plan.definer)
+            .with_tablespaces(plan.tablespaces)
             .with_jobs(plan.jobs),
         &read,
     )

@@ -481,6 +481,7 @@ fn dump_verify(
         level,
         scratch: scratch_servers(&cmd.scratch)?,
         definer: DefinerPolicy::CurrentUser,
+        tablespaces: false,
         jobs,
         connections: connections.clone(),
     }))
@@ -711,6 +712,9 @@ pub struct VerifyPlan {
     /// scratch account, so a definer account missing on the scratch server cannot fail the
     /// proof).
     pub definer: DefinerPolicy,
+    /// Apply PostgreSQL tablespace assignments in scratch restores (`--tablespaces`; default
+    /// off: the scratch server need not have the source's tablespaces to prove the data).
+    pub tablespaces: bool,
     /// Connections per scratch restore and fingerprint pass (`--jobs`, default the cores).
     pub jobs: usize,
     /// The environment's connection defaults, as in [`DumpPlan::connections`].
@@ -780,6 +784,7 @@ pub fn resolve_verify(
         level,
         scratch,
         definer: cmd.definer.into(),
+        tablespaces: cmd.tablespaces,
         jobs: resolve_jobs(cmd.jobs, cores)?,
         connections: ConnectionDefaults::from_env(env),
     })
@@ -849,6 +854,8 @@ pub struct RestorePlan {
     /// MySQL `DEFINER=` clauses (`--definer`): as written, or rewritten to the restoring
     /// account.
     pub definer: DefinerPolicy,
+    /// Apply PostgreSQL tablespace assignments (`--no-tablespaces` turns them off).
+    pub tablespaces: bool,
     /// Connections restoring at once (`--jobs`, default the cores).
     pub jobs: usize,
     /// The environment's connection defaults, as in [`DumpPlan::connections`].
@@ -902,6 +909,7 @@ pub fn resolve_restore(
         clean: cmd.clean,
         ownership: !cmd.no_owner,
         definer: cmd.definer.into(),
+        tablespaces: !cmd.no_tablespaces,
         jobs: resolve_jobs(cmd.jobs, cores)?,
         connections,
     })
@@ -1540,6 +1548,24 @@ mod tests {
         assert_eq!(plan.destination, Destination::Local(PathBuf::from("/cfg")));
         assert!(!plan.ownership);
         assert!(plan.clean);
+        assert!(plan.tablespaces, "a restore applies tablespaces by default");
+        let cmd = restore_cmd(&[run, "--into", "postgres://h/t", "--no-tablespaces"]);
+        assert!(
+            !resolve_restore(&cmd, NO_CONFIG, &no_env, 2)
+                .unwrap()
+                .tablespaces
+        );
+        // A scratch restore proves the data: tablespaces only when asked for.
+        assert!(
+            !resolve_verify(&verify_cmd(&[]), NO_CONFIG, &no_env, 2)
+                .unwrap()
+                .tablespaces
+        );
+        assert!(
+            resolve_verify(&verify_cmd(&["--tablespaces"]), NO_CONFIG, &no_env, 2)
+                .unwrap()
+                .tablespaces
+        );
         let cmd = restore_cmd(&[
             run,
             "--into",

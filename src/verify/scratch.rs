@@ -5,7 +5,9 @@
 //! manifest's `tables` by name (fingerprints only when the manifest's algorithm is the one
 //! this build computes; see [`compare_tables`]), and the scratch database is dropped again.
 //! MySQL `DEFINER=` clauses are restored as [`VerifyPlan::definer`] says (by default rewritten
-//! to the scratch account). It is registered with the cleanup scope before it is created, so
+//! to the scratch account), PostgreSQL tablespace assignments only with
+//! [`VerifyPlan::tablespaces`] (by default left out: the proof is about the data, and a
+//! scratch server need not have the source's tablespaces). It is registered with the cleanup scope before it is created, so
 //! a failure, a panic or Ctrl-C still drops it.
 //!
 //! [`restore_stage`] checks the archives of a run overlapped: the fingerprint pass and drop of
@@ -295,6 +297,7 @@ pub async fn restore_one(
                         algorithm,
                         options: RestoreOptions::default()
                             .with_definer(plan.definer)
+                            .with_tablespaces(plan.tablespaces)
                             .with_jobs(plan.jobs),
                     },
                     Scratch {
@@ -375,7 +378,8 @@ struct Scratch<'a> {
 struct Expect<'a> {
     /// The manifest's `fingerprint_algorithm` (see [`compare_tables`]).
     algorithm: &'a str,
-    /// The restore's options (the definer policy of `--definer`).
+    /// The restore's options (the definer policy of `--definer`, tablespaces with
+    /// `--tablespaces`).
     options: RestoreOptions,
 }
 

@@ -1014,3 +1014,84 @@ fn a_non_empty_redis_scratch_is_refused_before_any_restore() {
     assert!(!run_dir.join("verify.json").exists(), "nothing is recorded");
     assert_eq!(scratch.dbsize(0), 1, "the scratch server is untouched");
 }
+
+/// Tablespaces: a run whose tables and index live in a tablespace the target server no
+/// longer has. `restore` stops at the first assignment (exit 3) naming the tablespace, with
+/// `--no-tablespaces` as the hint; `restore --no-tablespaces` puts everything in the
+/// default tablespace and counts the assignments as skipped; `verify --level restore` proves
+/// the data without them by default and fails with `--tablespaces`.
+#[test]
+fn pg_tablespace_missing_on_the_target() {
+    let name = format!("exp_cli_ts_{}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let chown = Command::new("chown")
+        .arg("postgres")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    psql(
+        "postgres",
+        &format!("CREATE TABLESPACE {name} LOCATION '{}'", dir.display()),
+    );
+    let work = tempdir();
+    let source = TestDb::with_sql(
+        "ts_src",
+        &format!(
+            "CREATE TABLE placed (id int PRIMARY KEY USING INDEX TABLESPACE {name}, v text) TABLESPACE {name};
+             CREATE INDEX placed_v ON placed (v) TABLESPACE {name};
+             INSERT INTO placed SELECT i, 'v' || i FROM generate_series(1, 100) i;"
+        ),
+    );
+    let run_dir = dump_ok(work.path(), &["dump", &source.url(), "--to", "out"]);
+    drop(source);
+    psql("postgres", &format!("DROP TABLESPACE {name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let target = TestDb::create("ts_tgt");
+    restore(work.path(), &run_dir, &target.url(), &[])
+        .expect_code(3)
+        .stderr_contains(&format!("SET default_tablespace = {name}"))
+        .stderr_contains(&format!("the target has no tablespace \"{name}\""))
+        .stderr_contains("hint: create tablespace")
+        .stderr_contains("--no-tablespaces");
+
+    let anywhere = TestDb::create("ts_any");
+    let out = restore(
+        work.path(),
+        &run_dir,
+        &anywhere.url(),
+        &["--no-tablespaces", "--json"],
+    );
+    out.expect_code(0);
+    let report: Value = serde_json::from_str(&out.stdout).expect("JSON report");
+    assert_eq!(report["skipped"], 3, "{report:#}");
+    assert_eq!(report["rows"], 100, "{report:#}");
+    assert_eq!(
+        anywhere.query(
+            "SELECT count(*) FROM pg_class WHERE reltablespace <> 0 AND relnamespace = 'public'::regnamespace"
+        ),
+        "0"
+    );
+
+    verify_restore(work.path(), &run_dir, &[&pg_scratch()]).expect_code(0);
+    let strict = run(exporter(work.path()).args([
+        "verify",
+        s(&run_dir),
+        "--level",
+        "restore",
+        "--scratch",
+        &pg_scratch(),
+        "--tablespaces",
+    ]));
+    strict.expect_code(1);
+    assert!(
+        strict
+            .stdout
+            .contains(&format!("the target has no tablespace \"{name}\"")),
+        "{}",
+        strict.all_output()
+    );
+}

@@ -66,6 +66,12 @@ pub struct RestoreOptions {
     pub ownership: bool,
     /// What to do with MySQL `DEFINER=` clauses. Default [`DefinerPolicy::Keep`].
     pub definer: DefinerPolicy,
+    /// Apply the script's tablespace assignments (PostgreSQL: `SET default_tablespace =
+    /// name`, which fails on a target without that tablespace). With `false` they are
+    /// skipped and counted in [`RestoreSummary::skipped`], and every object goes to the
+    /// target's default tablespace (`pg_restore --no-tablespaces`). Other engines have none.
+    /// Default `true`.
+    pub tablespaces: bool,
     /// Connections the restore may use at once (`--jobs`), at least 1. With more than one,
     /// PostgreSQL and MySQL restores run the script's data blocks, and the index and
     /// constraint statements that follow them, on several connections, as `pg_restore -j`
@@ -79,6 +85,7 @@ impl Default for RestoreOptions {
         Self {
             ownership: true,
             definer: DefinerPolicy::Keep,
+            tablespaces: true,
             jobs: 1,
         }
     }
@@ -99,6 +106,13 @@ impl RestoreOptions {
         self
     }
 
+    /// Options with tablespace assignments applied or skipped ([`RestoreOptions::tablespaces`]).
+    #[must_use]
+    pub fn with_tablespaces(mut self, tablespaces: bool) -> Self {
+        self.tablespaces = tablespaces;
+        self
+    }
+
     /// Options with a [`DefinerPolicy`].
     #[must_use]
     pub fn with_definer(mut self, definer: DefinerPolicy) -> Self {
@@ -115,7 +129,8 @@ pub struct RestoreSummary {
     /// Rows loaded through `COPY` or `INSERT` (Redis: keys restored).
     pub rows: u64,
     /// Statements skipped on purpose (ownership and privileges with
-    /// [`RestoreOptions::ownership`] off).
+    /// [`RestoreOptions::ownership`] off, tablespace assignments with
+    /// [`RestoreOptions::tablespaces`] off).
     pub skipped: u64,
 }
 

@@ -126,7 +126,8 @@
 //!
 //! Supported: schemas, extensions (by `CREATE EXTENSION`, members never dumped one by one),
 //! base (in two steps: shell, I/O functions, type), shell, enum / domain / composite /
-//! range types, functions, procedures, aggregates (also
+//! range types (one with a canonical function in two steps, as a base type), functions,
+//! procedures, aggregates (also
 //! ordered-set, hypothetical-set and moving ones, in pg_dump's form), operators (infix and
 //! prefix, commutator and negator links), operator families and classes, text search
 //! dictionaries, configurations, parsers and templates, casts, collations (libc and ICU),
@@ -135,24 +136,30 @@
 //! server), access methods, transforms, sequences, ordinary, unlogged, partitioned and
 //! inheritance tables (also typed and of another table access method), identity and
 //! generated columns, views (those valid only through a key in two steps), materialized
-//! views, constraints, indexes, triggers, rules, RLS and policies, comments, publications
-//! (tables with column lists and row filters, schemas, all tables), subscriptions (`connect =
-//! false`: restored disabled), event triggers, large objects, owners and privileges (also
-//! column privileges).
+//! views, constraints, indexes, triggers, rules, RLS and policies, relations and indexes in a
+//! tablespace (`SET default_tablespace` around each, as pg_dump; the tablespace itself is the
+//! target's, and [`exporter_contract::RestoreOptions::tablespaces`] can leave the assignments
+//! out), comments on every kind above, security labels (the target needs the label providers
+//! loaded), publications (tables with column lists and row filters, schemas, all tables),
+//! subscriptions (`connect = false`: restored disabled), event triggers, large objects (with
+//! comments, owners and grants), the rows of extensions' configuration tables that their
+//! filter selects and the position of their configuration sequences
+//! (`catalog/extconfig.rs`), owners and privileges (also column privileges, and privileges
+//! changed on `pg_catalog` objects).
 //!
 //! Rejected with [`ErrorKind::Unsupported`] naming the object (never silently left out):
-//! relations in tablespaces, security labels, range types with a canonical function,
-//! extension configuration tables, comments on any other kind of object, a foreign table that
-//! is a partition of a tree loaded through its root (the restore could route rows of a local
+//! comments and security labels on any other kind of object, a foreign table that is a
+//! partition of a tree loaded through its root (the restore could route rows of a local
 //! partition to the foreign server), and circular dependencies between schema objects.
-//! PARITY.md lists what each needs, found on PostgreSQL's regression database.
+//! PARITY.md lists what each needed, found on PostgreSQL's regression database.
 //!
 //! Skipped with a warning in the summary (the manifest's `warnings`): catalog rows that
-//! describe nothing restorable — a comment whose object no longer exists (`pg_identify_object`
-//! answers NULL for it; PostgreSQL's regression database leaves one on a dropped
-//! subscription); and, when the dumping role is not a superuser, the subscriptions, named (as
-//! pg_dump: only a superuser may read their connection strings, which hold secrets and go
-//! into the archive only). Every catalog row is read through `cells::Cells`: a NULL or a value of
+//! describe nothing restorable — a comment or a security label whose object no longer exists
+//! (`pg_identify_object` answers NULL for it; PostgreSQL's regression database leaves a
+//! comment on a dropped subscription); and, when the dumping role is not a superuser, the
+//! subscriptions, named (as pg_dump: only a superuser may read their connection strings,
+//! which hold secrets and go into the archive only). Every catalog row is read through
+//! `cells::Cells`: a NULL or a value of
 //! another type where the catalogs always hold one fails the dump naming the object
 //! ([`ErrorKind::Protocol`]), never a panic (`tokio_postgres::Row::get` is banned in
 //! `clippy.toml`).
@@ -332,7 +339,6 @@ async fn open_snapshot(link: &connect::Link) -> Result<(connect::Conn, String), 
 async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, EngineError> {
     let link = connect::Link::new(&endpoint)?;
     let (mut conn, server_version) = open_snapshot(&link).await?;
-    catalog::check_unsupported(&mut conn).await?;
     let tables = catalog::data_tables(&mut conn).await?;
     let plan = catalog::plan(&mut conn, tables, options.ownership).await?;
     // After the locks: the estimate reads a sample of the tables.

@@ -214,7 +214,9 @@ pub async fn copy_tables(
 }
 
 /// Work items, biggest first so the long ones start early; tables larger than `range_bytes`
-/// on disk (`pg_relation_size`) split into page ranges of about that size ([`split`]).
+/// on disk (`pg_relation_size`) split into page ranges of about that size ([`split`]), but
+/// an extension's configuration table read through its filter ([`DataTable::filter`]),
+/// which is read whole.
 ///
 /// # Errors
 ///
@@ -245,6 +247,12 @@ pub(crate) async fn plan_items(
                     col(2).unwrap_or(8192).max(1) as u64,
                 )
             });
+        // A filtered table is read whole: its ranges would each scan it again.
+        let bytes = if t.filter.is_some() {
+            bytes.min(range_bytes)
+        } else {
+            bytes
+        };
         sized.push((i, bytes, block));
     }
     Ok(split(sized, range_bytes))

@@ -35,7 +35,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use tokio_postgres::{AsyncMessage, CopyInSink, SimpleQueryMessage};
 
 use crate::connect::{self, Conn, Link, Phase};
-use crate::script::{Item, Splitter, Statement, first_words, is_ownership};
+use crate::script::{Item, Splitter, Statement, first_words, is_ownership, tablespace_assignment};
 use crate::{ENGINE, quote_ident};
 
 /// A PostgreSQL database to restore into. Cheap to build: no I/O until a method runs.
@@ -237,12 +237,61 @@ pub(crate) struct ActiveCopy {
     label: String,
 }
 
+/// The statements a restore leaves out on purpose ([`RestoreOptions::ownership`] and
+/// [`RestoreOptions::tablespaces`] off), counted in [`RestoreSummary::skipped`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Skips {
+    /// Apply ownership and privilege statements ([`is_ownership`]).
+    pub(crate) ownership: bool,
+    /// Apply tablespace assignments ([`tablespace_assignment`]).
+    pub(crate) tablespaces: bool,
+}
+
+impl Skips {
+    /// The skips `options` ask for.
+    pub(crate) fn of(options: &RestoreOptions) -> Self {
+        Self {
+            ownership: options.ownership,
+            tablespaces: options.tablespaces,
+        }
+    }
+
+    /// Whether statement `text` is left out.
+    pub(crate) fn skips(self, text: &str) -> bool {
+        (!self.ownership && is_ownership(text))
+            || (!self.tablespaces && tablespace_assignment(text).is_some())
+    }
+}
+
+/// The error of a tablespace assignment the target refused (`SET default_tablespace = name`,
+/// SQLSTATE 22023, invalid parameter value: the target has no such tablespace), in words,
+/// with the way around it; any other error as it is.
+fn missing_tablespace(err: EngineError, text: &str, code: Option<&str>) -> EngineError {
+    match (tablespace_assignment(text), code) {
+        (Some(name), Some("22023")) => EngineError::new(
+            ErrorKind::Query,
+            format!(
+                "the target has no tablespace {} (SQLSTATE 22023): the archive creates objects in it",
+                quote_ident(&name)
+            ),
+        )
+        .with_object(err.object().unwrap_or_default().to_owned())
+        .with_hint(format!(
+            "create tablespace {} on the target server first, or restore without tablespace \
+             assignments (--no-tablespaces, as pg_restore's): every object then goes to the \
+             target's default tablespace",
+            quote_ident(&name)
+        )),
+        _ => err,
+    }
+}
+
 /// Per-restore state: the session, the current `COPY`, the tally.
 pub(crate) struct Applier {
     pub(crate) conn: Conn,
     pub(crate) copy: Option<ActiveCopy>,
     pub(crate) summary: RestoreSummary,
-    pub(crate) ownership: bool,
+    pub(crate) skips: Skips,
 }
 
 impl Applier {
@@ -279,7 +328,7 @@ impl Applier {
     }
 
     pub(crate) async fn statement(&mut self, s: Statement) -> Result<(), EngineError> {
-        if !self.ownership && is_ownership(&s.text) {
+        if self.skips.skips(&s.text) {
             self.summary.skipped += 1;
             return Ok(());
         }
@@ -314,7 +363,11 @@ impl Applier {
                 }
                 Ok(())
             }
-            Err(e) => Err(statement_error(&mut self.conn, e, &s.label()).await),
+            Err(e) => {
+                let code = e.code().map(|c| c.code().to_owned());
+                let err = statement_error(&mut self.conn, e, &s.label()).await;
+                Err(missing_tablespace(err, &s.text, code.as_deref()))
+            }
         }
     }
 }
@@ -337,14 +390,15 @@ async fn restore(
     }
     let link = Link::new(&endpoint)?;
     if options.jobs > 1 {
-        return crate::restore_parallel::restore(link, body, options.ownership, options.jobs).await;
+        return crate::restore_parallel::restore(link, body, Skips::of(&options), options.jobs)
+            .await;
     }
     let conn = connect_restore(&link).await?;
     let mut applier = Applier {
         conn,
         copy: None,
         summary: RestoreSummary::default(),
-        ownership: options.ownership,
+        skips: Skips::of(&options),
     };
     let mut splitter = Splitter::new();
     let mut items = Vec::new();

@@ -77,9 +77,9 @@ use tokio_postgres::error::SqlState;
 
 use crate::connect::{Conn, Link};
 use crate::restore::{
-    Applier, connect_restore, make_durable, simple, statement_error, statement_error_in,
+    Applier, Skips, connect_restore, make_durable, simple, statement_error, statement_error_in,
 };
-use crate::script::{Class, Item, Splitter, Statement, classify, is_ownership};
+use crate::script::{Class, Item, Splitter, Statement, classify};
 
 /// Data pieces of one `COPY` block queued for its worker. A piece is at most one input chunk
 /// (128 KiB from the archive reader), so a block of our dumps fits whole.
@@ -134,7 +134,7 @@ type SessionLog = Arc<StdMutex<Vec<Arc<Statement>>>>;
 pub(crate) async fn restore(
     link: Link,
     mut body: BoxStream<'static, Result<Bytes, EngineError>>,
-    ownership: bool,
+    skips: Skips,
     jobs: usize,
 ) -> Result<RestoreSummary, EngineError> {
     let conn = connect_restore(&link).await?;
@@ -142,12 +142,12 @@ pub(crate) async fn restore(
         conn,
         copy: None,
         summary: RestoreSummary::default(),
-        ownership,
+        skips,
     };
     let mut pool = Pool::new(link, jobs);
     let mut driver = Driver {
         in_transaction: false,
-        ownership,
+        skips,
     };
     let result = drive(&mut body, &mut driver, &mut primary, &mut pool).await;
     match result {
@@ -196,7 +196,7 @@ async fn drive(
 struct Driver {
     /// Inside `BEGIN … COMMIT`: everything runs on the main session.
     in_transaction: bool,
-    ownership: bool,
+    skips: Skips,
 }
 
 impl Driver {
@@ -214,7 +214,7 @@ impl Driver {
             Item::CopyData(data) => return pool.feed(Piece::Data(data)).await,
             Item::CopyEnd => return pool.feed(Piece::End).await,
         };
-        if !self.ownership && is_ownership(&s.text) {
+        if self.skips.skips(&s.text) {
             primary.summary.skipped += 1;
             return Ok(());
         }

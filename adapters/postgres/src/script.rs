@@ -1291,6 +1291,42 @@ fn ownership_tokens(toks: &[(u32, Tok)], nesting: u32) -> bool {
     }
 }
 
+/// The tablespace a statement makes the default for what follows — `SET [SESSION | LOCAL]
+/// default_tablespace {= | TO} name`, the form pg_dump writes before each object in a
+/// tablespace (`_selectTablespace` in pg_backup_archiver.c) and our dumps too —, as written
+/// (unquoted: `Fast Disk` for `"Fast Disk"`); `None` for any other statement and for the
+/// database's default (`= ''`, `TO DEFAULT`, `RESET`). `RestoreOptions::tablespaces = false`
+/// skips these statements, like `pg_restore --no-tablespaces`.
+#[must_use]
+pub fn tablespace_assignment(text: &str) -> Option<String> {
+    let toks = tokens(text);
+    let mut i = 0;
+    if word(toks.get(i)) != Some("set") {
+        return None;
+    }
+    i += 1;
+    if matches!(word(toks.get(i)), Some("session" | "local")) {
+        i += 1;
+    }
+    if word(toks.get(i)) != Some("default_tablespace") {
+        return None;
+    }
+    match toks.get(i + 1) {
+        Some((_, Tok::Sym('='))) => {}
+        Some((_, Tok::Word(w))) if w == "to" => {}
+        _ => return None,
+    }
+    if toks.len() != i + 3 {
+        return None;
+    }
+    match &toks[i + 2].1 {
+        Tok::Word(w) if w != "default" => Some(w.clone()),
+        Tok::Quoted(name) => Some(name.clone()),
+        Tok::Str(name) if !name.is_empty() => Some(name.clone()),
+        _ => None,
+    }
+}
+
 /// Up to five words of a statement for error messages, stopping before the first literal,
 /// parenthesis or comma (so no value is ever shown), at most about 100 characters.
 #[must_use]
@@ -1615,6 +1651,24 @@ a\r\n\
             "DO $$BEGIN RAISE NOTICE 'GRANT'; END$$",
         ] {
             assert!(!is_ownership(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn tablespace_assignments() {
+        for (text, expected) in [
+            ("SET default_tablespace = fast", Some("fast")),
+            ("SET default_tablespace TO \"Fast Disk\"", Some("Fast Disk")),
+            ("SET SESSION default_tablespace = 'ssd'", Some("ssd")),
+            ("set Default_Tablespace = FAST", Some("fast")),
+            ("SET default_tablespace = ''", None),
+            ("SET default_tablespace TO DEFAULT", None),
+            ("RESET default_tablespace", None),
+            ("SET default_table_access_method = heap", None),
+            ("SET search_path = fast", None),
+            ("CREATE TABLE t (a int) TABLESPACE fast", None),
+        ] {
+            assert_eq!(tablespace_assignment(text).as_deref(), expected, "{text}");
         }
     }
 

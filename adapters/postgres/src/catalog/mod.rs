@@ -26,15 +26,19 @@ use crate::quote::quote_literal;
 
 mod acl;
 mod event_triggers;
+mod extconfig;
 mod foreign_tables;
 mod kinds;
 mod loadcode;
 mod post;
 mod pre;
+mod ranges;
 mod routing;
+mod seclabel;
 mod size;
 mod subscriptions;
 mod table;
+mod tablespace;
 
 pub use size::size_hint;
 
@@ -71,6 +75,17 @@ pub(crate) fn not_ext(catalog: &str, oid: &str) -> String {
     )
 }
 
+/// SQL predicate: relation `oid` is one the dump locks and whose rows it copies (given the
+/// right `relkind`): not an extension member ([`not_ext`]), or an extension's configuration
+/// table (its rows are dumped, `catalog/extconfig.rs`).
+fn rows_dumped(oid: &str) -> String {
+    format!(
+        "({} OR {})",
+        not_ext("pg_class", oid),
+        extconfig::is_config(oid)
+    )
+}
+
 /// One table whose rows go through `COPY`.
 #[derive(Debug, Clone)]
 pub struct DataTable {
@@ -95,13 +110,27 @@ pub struct DataTable {
     /// `catalog/loadcode.rs`): the block is loaded under it, page ranges of the table are read
     /// under it, and the empty path is restored after each. `None` for most tables.
     pub search_path: Option<String>,
+    /// For an extension's configuration table: the condition its extension registered with
+    /// `pg_extension_config_dump` (`WHERE NOT standard_entry`), written after `FROM ONLY
+    /// table` when the rows are read, so only the rows users added are dumped and
+    /// fingerprinted (see `catalog/extconfig.rs`). `None` for every other table, and for a
+    /// configuration table registered with an empty condition (all its rows).
+    pub filter: Option<String>,
 }
 
 impl DataTable {
-    /// `COPY name (cols) TO STDOUT`.
+    /// `COPY name (cols) TO STDOUT`; for a table with a [`DataTable::filter`], `COPY (SELECT
+    /// cols FROM ONLY name filter) TO STDOUT`, as pg_dump reads a configuration table
+    /// (`dumpTableData_copy`).
     #[must_use]
     pub fn copy_out_sql(&self) -> String {
-        format!("COPY {}{} TO STDOUT", self.name, self.column_list())
+        match &self.filter {
+            None => format!("COPY {}{} TO STDOUT", self.name, self.column_list()),
+            Some(filter) => format!(
+                "COPY (SELECT {} FROM ONLY {} {filter}) TO STDOUT",
+                self.columns, self.name
+            ),
+        }
     }
 
     /// `COPY name (cols) FROM stdin;` plus newline, as psql expects it; `COPY root (cols)`
@@ -144,14 +173,22 @@ impl DataTable {
     /// `COPY (SELECT cols FROM ONLY name WHERE ctid in [start, end) pages) TO STDOUT`: one
     /// page range of the table, read with a TID range scan (PostgreSQL 14+). The text output of
     /// a `COPY (SELECT …)` is the same as `COPY name`'s for the same columns; `end = None` is
-    /// open-ended, so rows on pages added since sizing are never missed.
+    /// open-ended, so rows on pages added since sizing are never missed. A
+    /// [`DataTable::filter`] applies through the rows' `ctid`s (the parallel readers never
+    /// split a filtered table, but a range of one is still exactly its filtered rows).
     #[must_use]
     pub fn copy_out_range_sql(&self, start: u64, end: Option<u64>) -> String {
         let upper = end.map_or_else(String::new, |e| {
             format!(" AND ctid < '({e},0)'::pg_catalog.tid")
         });
+        let filtered = self.filter.as_ref().map_or_else(String::new, |filter| {
+            format!(
+                " AND ctid IN (SELECT ctid FROM ONLY {} {filter})",
+                self.name
+            )
+        });
         format!(
-            "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({start},0)'::pg_catalog.tid{upper}) TO STDOUT",
+            "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({start},0)'::pg_catalog.tid{upper}{filtered}) TO STDOUT",
             self.columns, self.name
         )
     }
@@ -212,41 +249,11 @@ fn unsupported(what: &[String]) -> EngineError {
     .with_object(what.first().cloned().unwrap_or_default())
 }
 
-/// Fail with [`ErrorKind::Unsupported`] naming every object kind this engine does not dump
-/// (principle 3: never a silent omission).
-///
-/// # Errors
-///
-/// Unsupported (naming the objects) or a classified query error.
-pub async fn check_unsupported(conn: &mut Conn) -> Result<(), EngineError> {
-    let nsn = user_ns("n");
-    let sql = format!(
-        "SELECT 'relation in a tablespace ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
-   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE {nsn} AND {ext_rel} AND c.reltablespace <> 0
-UNION ALL SELECT 'security label on ' || (pg_catalog.pg_identify_object(classoid, objoid, objsubid)).identity FROM pg_catalog.pg_seclabel
-UNION ALL SELECT 'range type with a canonical function ' || r.rngtypid::pg_catalog.regtype::text FROM pg_catalog.pg_range r
-   JOIN pg_catalog.pg_type t ON t.oid = r.rngtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-   WHERE {nsn} AND {ext_rng} AND r.rngcanonical <> 0
-UNION ALL SELECT 'configuration table of extension ' || pg_catalog.quote_ident(extname) || ' (its rows would not be dumped)'
-   FROM pg_catalog.pg_extension WHERE extconfig IS NOT NULL
-ORDER BY 1",
-        ext_rel = not_ext("pg_class", "c.oid"),
-        ext_rng = not_ext("pg_type", "t.oid"),
-    );
-    let rows = query(conn, &sql, &[]).await?;
-    let found = read_all(&rows, "refused object", 0, |r| r.get::<String>(0))?;
-    if found.is_empty() {
-        Ok(())
-    } else {
-        Err(unsupported(&found))
-    }
-}
-
 /// The tables whose rows are dumped: ordinary tables (relkind `r`, including partitions and
 /// inheritance parents and children — `COPY t TO` reads `t` alone, never its children) in user
-/// schemas, not extension members, ordered by schema then name (bytewise). A leaf of a
-/// partition tree whose routing depends on the server carries its root
+/// schemas, not extension members — but extensions' configuration tables, with their filter
+/// ([`DataTable::filter`], `catalog/extconfig.rs`) —, ordered by schema then name (bytewise).
+/// A leaf of a partition tree whose routing depends on the server carries its root
 /// ([`DataTable::root`]).
 ///
 /// # Errors
@@ -261,14 +268,15 @@ pub async fn data_tables(conn: &mut Conn) -> Result<Vec<DataTable>, EngineError>
                             FROM pg_catalog.pg_attribute a
                            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                              AND a.attgenerated = ''), ''),
-                {root}
+                {root}, {filter}
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind = 'r' AND {nsn} AND {ext}
+          WHERE c.relkind = 'r' AND {nsn} AND {dumped}
           ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
         unsafe = routing::UNSAFE_CTES,
         root = routing::ROOT_IF_ROUTED_SQL,
+        filter = extconfig::condition("c.oid"),
         nsn = user_ns("n"),
-        ext = not_ext("pg_class", "c.oid")
+        dumped = rows_dumped("c.oid"),
     );
     let rows = query(conn, &sql, &[]).await?;
     read_all(&rows, "table", 1, |r| {
@@ -278,6 +286,7 @@ pub async fn data_tables(conn: &mut Conn) -> Result<Vec<DataTable>, EngineError>
             columns: r.get(2)?,
             root: r.get(3)?,
             search_path: None,
+            filter: r.get(4)?,
         })
     })
 }
@@ -295,7 +304,7 @@ pub async fn lock_targets(conn: &mut Conn) -> Result<Vec<String>, EngineError> {
           WHERE c.relkind IN ('r', 'p') AND {} AND {}
           ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
         user_ns("n"),
-        not_ext("pg_class", "c.oid")
+        rows_dumped("c.oid")
     );
     let mut names = Vec::new();
     for row in query(conn, &sql, &[]).await? {
@@ -366,7 +375,7 @@ pub async fn check_stable(conn: &mut Conn) -> Result<(), EngineError> {
                                    AND l.relation = c.oid AND l.granted))
           ORDER BY 1 LIMIT 1",
         user_ns("n"),
-        not_ext("pg_class", "c.oid")
+        rows_dumped("c.oid")
     );
     match query(conn, &sql, &[]).await?.first() {
         None => Ok(()),
@@ -434,6 +443,7 @@ pub async fn plan(
     pre::operator_classes(conn, &mut pre).await?;
     let columns = table::load_columns(conn).await?;
     let domains_not_valid = pre::types(conn, &columns, &code, &mut pre).await?;
+    ranges::canonical_shells(conn, &mut pre).await?;
     pre::functions(conn, &mut pre).await?;
     pre::aggregates(conn, &mut pre).await?;
     pre::operators(conn, &mut pre).await?;
@@ -458,6 +468,8 @@ pub async fn plan(
         matviews_after_keys,
     } = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
     foreign_tables::foreign_tables(conn, &ctx, &mut pre).await?;
+    let tablespaces = tablespace::Tablespaces::load(conn).await?;
+    tablespaces.apply(&mut pre);
     let (order, deps) = pre::dependency_order(conn, &mut pre, &seqs).await?;
     let postponed = pre::postponed(&pre.objs, &deps, &matviews_after_keys)?;
 
@@ -493,7 +505,7 @@ pub async fn plan(
     plan.post.extend(domains_not_valid);
     // Checks that call user functions, validated once against the complete data.
     plan.post.extend(code.deferred_statements(&rels));
-    post::post_data(conn, &rels, &code, after_keys, &mut plan).await?;
+    post::post_data(conn, &rels, &code, &tablespaces, after_keys, &mut plan).await?;
     subscriptions::subscriptions(conn, ownership, &mut plan).await?;
     for (_, oid, name) in &matviews {
         let refresh = format!("REFRESH MATERIALIZED VIEW {name};\n");
@@ -503,6 +515,7 @@ pub async fn plan(
         });
     }
     post::comments(conn, &mut plan).await?;
+    seclabel::security_labels(conn, &mut plan).await?;
     if ownership {
         acl::owners_and_acls(conn, &seqs.owner, &mut plan).await?;
         acl::catalog_privileges(conn, &mut plan).await?;
@@ -514,8 +527,9 @@ pub async fn plan(
     Ok(plan)
 }
 
-/// `setval(name, last_value, is_called)` of every sequence, read inside the snapshot (P03),
-/// by name.
+/// `setval(name, last_value, is_called)` of every sequence, and of the sequences extensions
+/// mark for dumping (`catalog/extconfig.rs`, pg_dump's `dumpSequenceData` of a
+/// configuration sequence), read inside the snapshot (P03), by name.
 ///
 /// # Errors
 ///
@@ -524,11 +538,12 @@ async fn sequence_positions(
     conn: &mut Conn,
     rels: &BTreeMap<u32, Rel>,
 ) -> Result<Vec<String>, EngineError> {
-    let seqs: BTreeSet<(String, String)> = rels
+    let mut seqs: BTreeSet<(String, String)> = rels
         .values()
         .filter(|r| r.kind == "S")
         .map(|r| (r.sort.clone(), r.name.clone()))
         .collect();
+    seqs.extend(extconfig::sequences(conn).await?);
     let mut out = Vec::with_capacity(seqs.len());
     for (_, name) in seqs {
         let sql = format!("SELECT last_value, is_called FROM {name}");

@@ -10,6 +10,7 @@ use exporter_contract::EngineError;
 use super::acl::guarded;
 use super::loadcode::LoadCode;
 use super::table::Rel;
+use super::tablespace::Tablespaces;
 use super::{FIRST_USER_OID, Plan, not_ext, query, unsupported, user_ns};
 use crate::cells::Cells;
 use crate::connect::Conn;
@@ -25,20 +26,22 @@ type OnTable = (String, String);
 /// policies and publications, appended to `plan.post` in that order.
 ///
 /// An index (also one behind a constraint) whose expressions or predicate call code that
-/// finds objects through the session's path is created under its owner's path (`code`).
+/// finds objects through the session's path is created under its owner's path (`code`), one
+/// in a tablespace with that tablespace as the default (`tablespaces`).
 pub(super) async fn post_data(
     conn: &mut Conn,
     rels: &BTreeMap<u32, Rel>,
     code: &LoadCode,
+    tablespaces: &Tablespaces,
     after_keys: Vec<String>,
     plan: &mut Plan,
 ) -> Result<(), EngineError> {
-    let (keys, fks) = key_constraints(conn, rels, code).await?;
+    let (keys, fks) = key_constraints(conn, rels, code, tablespaces).await?;
     let Indexes {
         create,
         attach,
         mut extras,
-    } = indexes(conn, rels, code).await?;
+    } = indexes(conn, rels, code, tablespaces).await?;
     extras.extend(replica_identity(rels));
     let statistics = statistics(conn, rels).await?;
     plan.post.extend(keys.into_iter().map(|(_, s)| s));
@@ -70,6 +73,7 @@ async fn key_constraints(
     conn: &mut Conn,
     rels: &BTreeMap<u32, Rel>,
     code: &LoadCode,
+    tablespaces: &Tablespaces,
 ) -> Result<(Vec<OnTable>, Vec<OnTable>), EngineError> {
     let rows = query(
         conn,
@@ -104,13 +108,16 @@ async fn key_constraints(
             r.get::<String>(1)?,
             r.get::<String>(3)?
         );
-        if let Some(owner) = code.indexes.get(&r.get::<u32>(4)?) {
+        let index: u32 = r.get(4)?;
+        if let Some(owner) = code.indexes.get(&index) {
             stmt = code.paths.wrap(owner, &stmt);
         }
         if foreign {
             fks.push((t, stmt));
         } else {
-            keys.push((t, stmt));
+            // A foreign key's `conindid` is the referenced table's index: only a key or
+            // exclusion constraint builds an index of its own, in its index's tablespace.
+            keys.push((t, tablespaces.wrap(index, &stmt)));
         }
     }
     keys.sort();
@@ -145,6 +152,7 @@ async fn indexes(
     conn: &mut Conn,
     rels: &BTreeMap<u32, Rel>,
     code: &LoadCode,
+    tablespaces: &Tablespaces,
 ) -> Result<Indexes, EngineError> {
     let rows = query(
         conn,
@@ -189,7 +197,7 @@ async fn indexes(
                 Some(owner) => code.paths.wrap(owner, &stmt),
                 None => stmt,
             };
-            indexes.push((t.clone(), stmt));
+            indexes.push((t.clone(), tablespaces.wrap(oid, &stmt)));
         }
         let short = r.get::<String>(2)?;
         if r.get::<bool>(3)? {
@@ -629,8 +637,12 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                 END,
                 d.classoid, d.objoid, d.objsubid
            FROM pg_catalog.pg_description d
-          WHERE (d.objoid >= {FIRST_USER_OID} OR (d.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-                                                  AND d.objoid = 'public'::pg_catalog.regnamespace))
+          WHERE (d.objoid >= {FIRST_USER_OID}
+                 -- A large object keeps the OID it was created with, low ones too
+                 -- (lo_create(1234)), and the restore creates it with that OID.
+                 OR d.classoid = 'pg_catalog.pg_largeobject'::pg_catalog.regclass
+                 OR (d.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                     AND d.objoid = 'public'::pg_catalog.regnamespace))
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classoid
                              AND e.objid = d.objoid AND e.deptype = 'e')
           ORDER BY 1, 2, 4",
@@ -679,6 +691,7 @@ pub(super) async fn comments(conn: &mut Conn, plan: &mut Plan) -> Result<(), Eng
                 format!("{} {identity}", ty.to_uppercase())
             }
             "composite type" => format!("TYPE {identity}"),
+            "statistics object" => format!("STATISTICS {identity}"),
             "cast" => format!("CAST {identity}"),
             "foreign-data wrapper" => format!("FOREIGN DATA WRAPPER {identity}"),
             "server" => format!("SERVER {identity}"),

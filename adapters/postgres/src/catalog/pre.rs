@@ -28,8 +28,8 @@ pub(super) struct PreObj {
 pub(super) struct PreData {
     pub objs: BTreeMap<String, PreObj>,
     pub aliases: HashMap<String, String>,
-    /// Base types created in two steps: `T<oid>` keys whose shell (`CREATE TYPE name;`) is
-    /// the object `S<oid>`.
+    /// Base types (and range types with a canonical function, `catalog/ranges.rs`) created in
+    /// two steps: `T<oid>` keys whose shell (`CREATE TYPE name;`) is the object `S<oid>`.
     pub shells: HashSet<String>,
 }
 
@@ -216,7 +216,7 @@ pub(super) async fn types(
                          FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
                         WHERE co.oid = t.typcollation) END,
                     t.typrelid,
-                    rg.subtype, rg.opclass, rg.collation, rg.subdiff, rg.multirange
+                    rg.subtype, rg.opclass, rg.collation, rg.subdiff, rg.multirange, rg.canonical
                FROM pg_catalog.pg_type t
                JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
                LEFT JOIN LATERAL (
@@ -230,7 +230,8 @@ pub(super) async fn types(
                         CASE WHEN r.rngsubdiff <> 0 THEN r.rngsubdiff::pg_catalog.regproc::text END AS subdiff,
                         (SELECT pg_catalog.quote_ident(mn.nspname) || '.' || pg_catalog.quote_ident(mt.typname)
                            FROM pg_catalog.pg_type mt JOIN pg_catalog.pg_namespace mn ON mn.oid = mt.typnamespace
-                          WHERE mt.oid = r.rngmultitypid) AS multirange
+                          WHERE mt.oid = r.rngmultitypid) AS multirange,
+                        CASE WHEN r.rngcanonical <> 0 THEN r.rngcanonical::pg_catalog.regproc::text END AS canonical
                    FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid) rg ON true
               WHERE {} AND {} AND t.typtype IN ('e', 'd', 'c', 'r')
                 AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')",
@@ -321,20 +322,27 @@ fn composite_ddl(name: &str, attributes: &[Column]) -> String {
     format!("CREATE TYPE {name} AS (\n{}\n);\n", attrs.join(",\n"))
 }
 
-/// `CREATE TYPE … AS RANGE (…)` from the range columns of the types query.
+/// `CREATE TYPE … AS RANGE (…)` from the range columns of the types query, in pg_dump's form
+/// and order (`dumpRangeType` in pg_dump.c of PostgreSQL 15): `subtype`,
+/// `multirange_type_name`, `subtype_opclass`, `collation`, `canonical`, `subtype_diff`. A
+/// range with a canonical function is created over its shell, which comes before that
+/// function (`catalog/ranges.rs`).
 fn range_ddl(name: &str, r: &Cells<'_>) -> Result<String, EngineError> {
     let mut opts = vec![format!("    subtype = {}", r.get::<String>(9)?)];
+    if let Some(multi) = r.get::<Option<String>>(13)? {
+        opts.push(format!("    multirange_type_name = {multi}"));
+    }
     if let Some(opc) = r.get::<Option<String>>(10)? {
         opts.push(format!("    subtype_opclass = {opc}"));
     }
     if let Some(coll) = r.get::<Option<String>>(11)? {
         opts.push(format!("    collation = {coll}"));
     }
+    if let Some(canonical) = r.get::<Option<String>>(14)? {
+        opts.push(format!("    canonical = {canonical}"));
+    }
     if let Some(diff) = r.get::<Option<String>>(12)? {
         opts.push(format!("    subtype_diff = {diff}"));
-    }
-    if let Some(multi) = r.get::<Option<String>>(13)? {
-        opts.push(format!("    multirange_type_name = {multi}"));
     }
     Ok(format!(
         "CREATE TYPE {name} AS RANGE (\n{}\n);\n",
