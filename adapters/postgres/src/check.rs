@@ -19,7 +19,7 @@
 //!
 //! When none is missing, the dump's start runs for real but changes nothing: the
 //! repeatable-read, read-only snapshot, the catalog reads and the check for objects the
-//! engine cannot export (`catalog::plan`), `pg_export_snapshot()`
+//! engine cannot export (`catalog::tables_and_plan`), `pg_export_snapshot()`
 //! and one more connection importing it (`SET TRANSACTION SNAPSHOT`, as every `COPY`
 //! connection does). A refusal there is a problem too, named as the dump would name it. The
 //! tables are not locked: the privileges above are what `LOCK TABLE … IN ACCESS SHARE MODE`
@@ -144,8 +144,7 @@ async fn dry_start(
     options: &DumpOptions,
 ) -> Result<(), EngineError> {
     begin_snapshot(conn).await?;
-    let tables = catalog::data_tables(conn).await?;
-    catalog::plan(conn, tables, options.ownership).await?;
+    catalog::tables_and_plan(link, conn, options.ownership).await?;
     let snapshot = parallel::export_snapshot(conn).await?;
     let worker = parallel::open_worker(link, &snapshot).await?;
     parallel::close_worker(worker).await?;

@@ -339,8 +339,7 @@ async fn open_snapshot(link: &connect::Link) -> Result<(connect::Conn, String), 
 async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, EngineError> {
     let link = connect::Link::new(&endpoint)?;
     let (mut conn, server_version) = open_snapshot(&link).await?;
-    let tables = catalog::data_tables(&mut conn).await?;
-    let plan = catalog::plan(&mut conn, tables, options.ownership).await?;
+    let plan = catalog::tables_and_plan(&link, &mut conn, options.ownership).await?;
     // After the locks: the estimate reads a sample of the tables.
     let size_hint = catalog::size_hint(&mut conn, &plan.tables).await;
     let meta = DumpMeta {
