@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use exporter_contract::{
-    DatabaseUrl, FINGERPRINT_ALGORITHM, Fingerprint, PayloadFormat, RestoreOptions, ScratchServer,
-    TableSummary,
+    DatabaseUrl, ErrorKind, FINGERPRINT_ALGORITHM, Fingerprint, PayloadFormat, RestoreOptions,
+    ScratchServer, TableSummary,
 };
 use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
@@ -485,6 +485,22 @@ async fn restore_check(
     // The next archive may restore while this one is fingerprinted and dropped.
     place.restored();
     match restored {
+        // The scratch server lacks an object the archive names (a tablespace): a fact about
+        // the server, not the archive, so nothing is proven either way — as when the scratch
+        // database cannot be created.
+        Err(StreamError::Target(e)) if e.kind() == ErrorKind::NotFound => {
+            outcome.problems.push(format!(
+                "restore into scratch database {name} stopped: {}",
+                one_line(&e)
+            ));
+            outcome.unavailable = true;
+            outcome.hint = Some(
+                "the scratch server lacks an object the archive names: create it there (a \
+                 tablespace: or verify without --tablespaces, which leaves tablespace \
+                 assignments out), then verify again; the archive was not found bad"
+                    .to_owned(),
+            );
+        }
         Err(StreamError::Target(e)) => outcome.problems.push(format!(
             "restore into scratch database {name} failed: {}",
             one_line(&e)

@@ -265,11 +265,13 @@ impl Skips {
 
 /// The error of a tablespace assignment the target refused (`SET default_tablespace = name`,
 /// SQLSTATE 22023, invalid parameter value: the target has no such tablespace), in words,
-/// with the way around it; any other error as it is.
+/// as [`ErrorKind::NotFound`], with the way around it; any other error as it is.
 fn missing_tablespace(err: EngineError, text: &str, code: Option<&str>) -> EngineError {
     match (tablespace_assignment(text), code) {
+        // `NotFound`: an object the archive names is missing on the target — a fact about the
+        // target, not the archive (a verification calls it inconclusive, not a bad archive).
         (Some(name), Some("22023")) => EngineError::new(
-            ErrorKind::Query,
+            ErrorKind::NotFound,
             format!(
                 "the target has no tablespace {} (SQLSTATE 22023): the archive creates objects in it",
                 quote_ident(&name)

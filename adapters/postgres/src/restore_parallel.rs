@@ -483,7 +483,10 @@ impl Pool {
                 .collect::<Vec<_>>()
                 .join(",");
             let sql = format!(
-                "SELECT pg_catalog.pg_cancel_backend(p) FROM pg_catalog.unnest(ARRAY[{list}]::pg_catalog.int4[]) p"
+                // Only sessions still there: for one that has ended, the server warns "PID … is
+                // not a PostgreSQL backend process", which would only puzzle the user.
+                "SELECT pg_catalog.pg_cancel_backend(a.pid) FROM pg_catalog.pg_stat_activity a \
+                  WHERE a.pid = ANY (ARRAY[{list}]::pg_catalog.int4[])"
             );
             let _ = tokio::time::timeout(Duration::from_secs(5), primary.client.simple_query(&sql))
                 .await;

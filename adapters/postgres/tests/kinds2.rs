@@ -283,7 +283,7 @@ async fn relations_in_a_tablespace() {
     let err = restore_native(elsewhere.as_bytes(), &missing, RestoreOptions::default())
         .await
         .expect_err("a missing tablespace fails the restore");
-    assert_eq!(err.kind(), ErrorKind::Query, "{err}");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(
         err.message().starts_with(&format!(
             "the target has no tablespace \"{gone}\" (SQLSTATE 22023)"
