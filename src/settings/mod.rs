@@ -887,6 +887,14 @@ pub fn resolve_restore(
         message: format!("--into: {}", e.message),
         hint: e.hint,
     })?;
+    // A PostgreSQL URL without a database connects to `postgres`: a restore there would load
+    // the archive into the server's maintenance database, which `--into` never means.
+    if engine == EngineKind::Postgres && url.database().is_none() {
+        return Err(SettingsError::new(format!(
+            "--into {url}: name the database to restore into (postgres://user@host:5432/DATABASE)"
+        ))
+        .hint("create an empty database first (createdb NAME) and name it in the URL"));
+    }
     let connections = ConnectionDefaults::from_env(env);
     engine
         .target(&engine.endpoint(&url, &connections))
@@ -1582,6 +1590,14 @@ mod tests {
             "{e}"
         );
         assert!(!e.to_string().contains("hunter2"), "{e}");
+        // A PostgreSQL target must be named: without a database the URL means `postgres`.
+        let cmd = restore_cmd(&[run, "--into", "postgres://u:hunter2@h:5432"]);
+        let e = resolve_restore(&cmd, NO_CONFIG, &no_env, 2).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--into postgres://u:****@h:5432: name the database to restore into \
+             (postgres://user@host:5432/DATABASE)"
+        );
         let cmd = restore_cmd(&[run, "--into", "redis://h", "--db", ""]);
         assert_eq!(
             resolve_restore(&cmd, NO_CONFIG, &no_env, 2)
