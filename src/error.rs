@@ -558,6 +558,15 @@ fn restore_error(e: &RestoreError) -> Option<Classified> {
                 engine.name()
             )),
         },
+        RestoreError::DatabaseScope { needs_database, .. } => Classified::new(
+            Usage,
+            Some(if *needs_database {
+                "name the database to restore into: mysql://user@host:3306/DATABASE (an empty one)"
+            } else {
+                "restore it into a server URL without a database (mysql://user@host:3306): the \
+                 script creates and selects its databases itself"
+            }),
+        ),
         RestoreError::RdbClean { .. } => Classified::new(
             Usage,
             Some(

@@ -85,6 +85,23 @@ pub enum RestoreError {
         /// The target (redacted).
         into: String,
     },
+    /// A MySQL archive of one database restored into a server URL, or an archive of every
+    /// schema (dumped from a server URL) into a URL naming a database: the script's tables
+    /// would land in no database (or the wrong ones), and `--clean` would first drop every
+    /// user schema's tables.
+    #[error("{name} is {what}, but --into {into} {names}: nothing was touched")]
+    DatabaseScope {
+        /// The database.
+        name: String,
+        /// What the archive holds, in words.
+        what: &'static str,
+        /// The target (redacted).
+        into: String,
+        /// What the target URL names, in words.
+        names: &'static str,
+        /// Whether the target must name a database.
+        needs_database: bool,
+    },
     /// `--clean` with an RDB archive, which `exporter restore` does not load.
     #[error(
         "{label} is an RDB archive, which `exporter restore` does not load; --clean would empty the target for nothing"
@@ -415,7 +432,49 @@ fn check_entry(
             into: plan.into.url.redacted(),
         });
     }
-    Ok(())
+    check_scope(plan, entry, engine)
+}
+
+/// MySQL: an archive dumped from a URL naming a database holds that database's objects
+/// without `USE`, so its target must name one; an archive dumped from a server URL selects
+/// its own databases (`CREATE DATABASE`, `USE`), so its target must not. Checked from the
+/// manifest's endpoint before the target is touched: a one-database archive restored into a
+/// server URL with `--clean` would drop the tables of every user schema first. Other engines,
+/// and endpoints that are not MySQL URLs (a platform database), are not checked here.
+fn check_scope(
+    plan: &RestorePlan,
+    entry: &DatabaseEntry,
+    engine: EngineKind,
+) -> Result<(), RestoreError> {
+    if engine != EngineKind::Mysql {
+        return Ok(());
+    }
+    let Ok(source) = url::Url::parse(&entry.endpoint) else {
+        return Ok(());
+    };
+    if !matches!(source.scheme(), "mysql" | "mariadb") {
+        return Ok(());
+    }
+    let archive_has_database = !source.path().trim_start_matches('/').is_empty();
+    let target_has_database = plan.into.url.database().is_some();
+    if archive_has_database == target_has_database {
+        return Ok(());
+    }
+    Err(RestoreError::DatabaseScope {
+        name: entry.name.clone(),
+        what: if archive_has_database {
+            "an archive of one database"
+        } else {
+            "an archive of every schema of a server"
+        },
+        into: plan.into.url.redacted(),
+        names: if target_has_database {
+            "names one database"
+        } else {
+            "names no database"
+        },
+        needs_database: archive_has_database,
+    })
 }
 
 /// Open the entry's archive on a blocking thread.

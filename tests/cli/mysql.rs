@@ -322,3 +322,38 @@ fn definers_kept_by_default_and_rewritten_at_restore_time() {
         ])
     );
 }
+
+/// An archive of one database restored into a server URL (no database) is refused before the
+/// target is touched, exit 2: its script has no `USE`, so its tables would land in no database,
+/// and with `--clean` the server's every user schema would have been emptied first (found by
+/// trying: `restore --clean` dropped the tables of an unrelated schema, then failed with "No
+/// database selected"). Tested without `--clean` on the shared server; the refusal comes
+/// before the `--clean` step in the same path (`pipeline::restore::check_scope`).
+#[test]
+fn a_one_database_archive_needs_a_target_database() {
+    let source = MyDb::create("scope_src");
+    source.query("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);");
+    let canary = MyDb::create("scope_canary");
+    canary.query("CREATE TABLE keep (id int); INSERT INTO keep VALUES (7);");
+    let work = tempdir();
+    let run_dir = dump_ok(work.path(), &["dump", &source.url(), "--to", "out"]);
+    let server = format!("mysql://root@{MY_HOST}:{MY_PORT}");
+    let out = run(exporter(work.path()).args(["restore", s(&run_dir), "--into", &server]));
+    assert_eq!(out.code, 2, "{}", out.all_output());
+    assert!(
+        out.stderr.contains(&format!(
+            "{} is an archive of one database, but --into {server} names no database: nothing was touched",
+            source.name
+        )),
+        "{}",
+        out.all_output()
+    );
+    assert!(
+        out.stderr
+            .contains("hint: name the database to restore into: mysql://user@host:3306/DATABASE"),
+        "{}",
+        out.all_output()
+    );
+    assert_eq!(canary.query("SELECT id FROM keep").trim(), "7");
+    assert_eq!(source.query("SELECT COUNT(*) FROM t").trim(), "2");
+}

@@ -1101,5 +1101,9 @@ fn pg_tablespace_missing_on_the_target() {
         "{}",
         strict.all_output()
     );
-    assert!(!strict.stderr.contains("dump again"), "{}", strict.all_output());
+    assert!(
+        !strict.stderr.contains("dump again"),
+        "{}",
+        strict.all_output()
+    );
 }
