@@ -342,6 +342,10 @@ pub fn human_duration(seconds: f64) -> String {
     }
 }
 
+/// `EnvFilter` directives that keep the database drivers' statement logging off (see
+/// [`init_tracing`]): tokio-postgres and mysql_async log each statement's text at DEBUG.
+pub const QUIET_DRIVERS: &str = "tokio_postgres=info,mysql_async=info,mysql_common=info,redis=info";
+
 /// Set up `tracing` on stderr: `-q` shows errors only, `-v` info, `-vv` debug; `EXPORTER_LOG`
 /// (an `EnvFilter` directive) overrides both. Text records go through the bars' draw target
 /// (so they do not tear the bars), coloured only when [`Ui::colour`]; in JSON mode each
@@ -362,10 +366,15 @@ pub fn init_tracing(verbose: u8, ui: Ui) {
         // covers the content, so that one warning is hidden unless EXPORTER_LOG asks for it.
         // The credential chain logs each provider it tries and fails (instance metadata on a
         // laptop, …) at WARN; the error that matters reaches the user as `error:` anyway.
+        // The database drivers log the text of every statement they send at DEBUG, and a
+        // restore sends the archive's statements, which may hold secrets the source stored (a
+        // user mapping's password, a subscription's connection string): they stay at INFO
+        // whatever -v says, so secrets never reach the log (only an explicit EXPORTER_LOG
+        // directive can ask for them).
         .unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!(
                 "{default},aws_sdk_s3::http_response_checksum=error,aws_config=error,\
-                 aws_runtime=error,aws_smithy_runtime=error"
+                 aws_runtime=error,aws_smithy_runtime=error,{QUIET_DRIVERS}"
             ))
         });
     match ui.format {

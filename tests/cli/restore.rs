@@ -1107,3 +1107,61 @@ fn pg_tablespace_missing_on_the_target() {
         strict.all_output()
     );
 }
+
+/// Secrets an archive holds (a user mapping's password, stored by the source as pg_dump
+/// stores it) never reach the log, also with `-vv`: the database drivers log each statement
+/// they send at DEBUG, which printed the `CREATE USER MAPPING … password '…'` in full.
+#[test]
+fn pg_secrets_in_the_archive_stay_out_of_the_debug_log() {
+    let source = TestDb::create("rs_secret");
+    source.run_script(
+        "CREATE FOREIGN DATA WRAPPER rs_secret_w;
+         CREATE SERVER rs_secret_s FOREIGN DATA WRAPPER rs_secret_w;
+         CREATE USER MAPPING FOR postgres SERVER rs_secret_s OPTIONS (user 'app', password 'FdwSecretPW-42');
+         CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+    );
+    let work = tempdir();
+    let run_dir = dump_ok(work.path(), &["dump", &source.url(), "--to", "out"]);
+    let file = format!("{}.sql.zst", source.name);
+    let script = String::from_utf8(zstd_decompress(&run_dir.join(&file))).expect("UTF-8");
+    assert!(
+        script.contains("FdwSecretPW-42"),
+        "the archive keeps the mapping as pg_dump does:\n{script}"
+    );
+    let target = TestDb::create("rs_secret_r");
+    let out = run(exporter(work.path()).args([
+        "-vv",
+        "restore",
+        s(&run_dir),
+        "--into",
+        &target.url(),
+        "--jobs",
+        "2",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    assert!(
+        out.stderr.contains("DEBUG"),
+        "-vv logs at DEBUG: {}",
+        out.all_output()
+    );
+    assert!(
+        !out.all_output().contains("FdwSecretPW-42"),
+        "{}",
+        out.all_output()
+    );
+    let out = run(exporter(work.path()).args([
+        "-vv",
+        "verify",
+        s(&run_dir),
+        "--level",
+        "restore",
+        "--scratch",
+        &pg_scratch(),
+    ]));
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    assert!(
+        !out.all_output().contains("FdwSecretPW-42"),
+        "{}",
+        out.all_output()
+    );
+}
