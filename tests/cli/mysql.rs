@@ -357,3 +357,57 @@ fn a_one_database_archive_needs_a_target_database() {
     assert_eq!(canary.query("SELECT id FROM keep").trim(), "7");
     assert_eq!(source.query("SELECT COUNT(*) FROM t").trim(), "2");
 }
+
+/// A parallel restore through an account the server limits to two connections: the worker
+/// sessions it refuses are left out with a warning and the restore completes (it failed with
+/// "Too many connections" before, and so did any `--jobs` above the server's limit).
+#[test]
+fn restore_sessions_refused_by_a_connection_limit_leave_their_share_to_the_others() {
+    let source = MyDb::create("limit_src");
+    source.query(
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1), (2), (3);
+         CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b VALUES (4), (5);",
+    );
+    let work = tempdir();
+    let run_dir = dump_ok(work.path(), &["dump", &source.url(), "--to", "out"]);
+    let user = MyUser::create("limit", "Limit-pw-1");
+    let target = MyDb::create("limit_dst");
+    mariadb(
+        None,
+        &format!(
+            "GRANT ALL PRIVILEGES ON `{}`.* TO '{u}'@'127.0.0.1'; \
+             ALTER USER '{u}'@'127.0.0.1' WITH MAX_USER_CONNECTIONS 2;",
+            target.name,
+            u = user.name
+        ),
+    );
+    let into = format!(
+        "mysql://{}:Limit-pw-1@{MY_HOST}:{MY_PORT}/{}",
+        user.name, target.name
+    );
+    let out = run(exporter(work.path()).args([
+        "restore",
+        s(&run_dir),
+        "--into",
+        &into,
+        "--jobs",
+        "4",
+        "--no-owner",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    assert!(
+        out.stderr
+            .contains("3 of 4 restore session(s) could not connect"),
+        "{}",
+        out.all_output()
+    );
+    assert!(
+        !out.all_output().contains("Limit-pw-1"),
+        "{}",
+        out.all_output()
+    );
+    assert_eq!(
+        target.query("SELECT COUNT(*) FROM a; SELECT COUNT(*) FROM b"),
+        "3\n2\n"
+    );
+}

@@ -510,23 +510,23 @@ async fn restore_script(
         modes.contains(&"ANSI_QUOTES"),
     );
     let fixed = link.endpoint().url().database();
-    let result = if options.jobs > 1 {
-        match open_workers(link, options.jobs).await {
-            Ok(workers) => {
-                crate::parallel::apply(
-                    &mut s,
-                    workers,
-                    &mut split,
-                    &mut body,
-                    options,
-                    fixed.as_deref(),
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        }
+    let workers = if options.jobs > 1 {
+        open_workers(link, options.jobs).await
     } else {
+        Vec::new()
+    };
+    let result = if workers.is_empty() {
         apply(&mut s, &mut split, &mut body, options, fixed.as_deref()).await
+    } else {
+        crate::parallel::apply(
+            &mut s,
+            workers,
+            &mut split,
+            &mut body,
+            options,
+            fixed.as_deref(),
+        )
+        .await
     };
     // Always end the session, also after a failure: a script may hold `LOCK TABLES` (as
     // mysqldump output does around its INSERTs), and an idle session keeps those locks.
@@ -536,12 +536,41 @@ async fn restore_script(
     result
 }
 
-/// The worker sessions of a parallel restore, opened at once: `jobs` connections through the
-/// same link (same account, database and TLS), with the server's default session like the
-/// main one, so that every statement of the script that sets the session reaches them from
-/// its first one on.
-async fn open_workers(link: &Link, jobs: usize) -> Result<Vec<Session>, EngineError> {
-    futures::future::try_join_all((0..jobs).map(|_| connect::connect(link))).await
+/// The most worker sessions a restore opens, whatever `--jobs` says: the script's tables are
+/// restored one session each, and far more sessions than cores only wait on the server (a
+/// `--jobs 100000` opened connections until the server reset them).
+const MAX_WORKERS: usize = 64;
+
+/// The worker sessions of a parallel restore, opened at once: up to `jobs` connections
+/// through the same link (same account, database and TLS), with the server's default session
+/// like the main one, so that every statement of the script that sets the session reaches
+/// them from its first one on. Sessions the server refuses (`max_connections`, a per-account
+/// limit: ERROR 1040, 1203, 1226) are left out with a warning and the others do their share;
+/// with none, the restore runs serially on the main session, as PostgreSQL's parallel restore
+/// copes with the same limits.
+async fn open_workers(link: &Link, jobs: usize) -> Vec<Session> {
+    let jobs = jobs.min(MAX_WORKERS);
+    let opened = futures::future::join_all((0..jobs).map(|_| connect::connect(link))).await;
+    let mut workers = Vec::with_capacity(jobs);
+    let mut refused = None;
+    for session in opened {
+        match session {
+            Ok(s) => workers.push(s),
+            Err(e) => refused = Some(e),
+        }
+    }
+    if let Some(e) = refused {
+        tracing::warn!(
+            "{} of {jobs} restore session(s) could not connect ({e}); {}",
+            jobs - workers.len(),
+            if workers.is_empty() {
+                "restoring on one session".to_owned()
+            } else {
+                format!("the other {} do their share", workers.len())
+            }
+        );
+    }
+    workers
 }
 
 async fn apply(
