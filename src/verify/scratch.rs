@@ -488,18 +488,13 @@ async fn restore_check(
         // The scratch server lacks an object the archive names (a tablespace): a fact about
         // the server, not the archive, so nothing is proven either way — as when the scratch
         // database cannot be created.
-        Err(StreamError::Target(e)) if e.kind() == ErrorKind::NotFound => {
+        Err(StreamError::Target(e)) if scratch_side(e.kind()).is_some() => {
             outcome.problems.push(format!(
                 "restore into scratch database {name} stopped: {}",
                 one_line(&e)
             ));
             outcome.unavailable = true;
-            outcome.hint = Some(
-                "the scratch server lacks an object the archive names: create it there (a \
-                 tablespace: or verify without --tablespaces, which leaves tablespace \
-                 assignments out), then verify again; the archive was not found bad"
-                    .to_owned(),
-            );
+            outcome.hint = scratch_side(e.kind()).map(str::to_owned);
         }
         Err(StreamError::Target(e)) => outcome.problems.push(format!(
             "restore into scratch database {name} failed: {}",
@@ -543,6 +538,33 @@ async fn restore_check(
     check.millis = u64::try_from(worked.as_millis()).unwrap_or(u64::MAX);
     outcome.check = Some(check);
     outcome
+}
+
+/// For a restore into a scratch database that failed with an error of `kind`: whether the
+/// failure is about the scratch server rather than the archive, and then the hint. Such a
+/// verification proves nothing either way (exit 3, the previous `verify.json` kept), as when
+/// the scratch database cannot be created: a tablespace the server lacks (`NotFound`), a
+/// statement its role may not run (`Permission`: an event trigger needs a superuser), a
+/// session it refuses (`Connect`, `Auth`: a connection limit). Everything else — a statement
+/// that fails on the archive's own content — is a bad archive.
+fn scratch_side(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::NotFound => Some(
+            "the scratch server lacks an object the archive names: create it there (a \
+             tablespace: or verify without --tablespaces, which leaves tablespace assignments \
+             out), then verify again; the archive was not found bad",
+        ),
+        ErrorKind::Permission => Some(
+            "the scratch server's role may not run a statement of the archive: verify with a \
+             superuser (or a role holding what the statement needs) as --scratch; the archive \
+             was not found bad",
+        ),
+        ErrorKind::Connect | ErrorKind::Auth => Some(
+            "the scratch server refused a session of the restore: lower --jobs or raise the \
+             server's connection limit, then verify again; the archive was not found bad",
+        ),
+        _ => None,
+    }
 }
 
 /// Register the scratch database `name` with the cleanup scope: dropped within

@@ -1165,3 +1165,43 @@ fn pg_secrets_in_the_archive_stay_out_of_the_debug_log() {
         out.all_output()
     );
 }
+
+/// A scratch server whose role may not run a statement of a good archive (an event trigger
+/// needs a superuser; the role has CREATEDB only): the verification is inconclusive — exit 3,
+/// a hint about the scratch role, no "dump again", no `verify.json` written — not a bad
+/// archive (it was reported `FAILED`, exit 1, "dump again").
+#[test]
+fn pg_scratch_role_without_a_privilege_the_archive_needs_is_inconclusive() {
+    let role = crate::support::TestRole::create("vscr");
+    psql("postgres", &format!("ALTER ROLE {} CREATEDB", role.0));
+    let source = TestDb::create("vscr_src");
+    source.run_script(
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);
+         CREATE FUNCTION vscr_note() RETURNS event_trigger LANGUAGE plpgsql AS 'BEGIN NULL; END';
+         CREATE EVENT TRIGGER vscr_trg ON ddl_command_end EXECUTE FUNCTION vscr_note();",
+    );
+    let work = tempdir();
+    let run_dir = dump_ok(work.path(), &["dump", &source.url(), "--to", "out"]);
+    let scratch = format!("postgres://{}@{PG_HOST}:{PG_PORT}/postgres", role.0);
+    let out = verify_restore(work.path(), &run_dir, &[&scratch]);
+    assert_eq!(out.code, 3, "{}", out.all_output());
+    assert!(
+        out.all_output().contains("CREATE EVENT TRIGGER"),
+        "the statement is named: {}",
+        out.all_output()
+    );
+    assert!(
+        out.stderr
+            .contains("the scratch server's role may not run a statement of the archive"),
+        "{}",
+        out.all_output()
+    );
+    assert!(
+        !out.all_output().contains("dump again"),
+        "{}",
+        out.all_output()
+    );
+    assert!(!run_dir.join("verify.json").exists(), "nothing is recorded");
+    // The same archive through a superuser scratch passes.
+    verify_restore(work.path(), &run_dir, &[&pg_scratch()]).expect_code(0);
+}

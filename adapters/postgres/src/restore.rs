@@ -210,8 +210,10 @@ pub(crate) async fn statement_error_in(
         label = block;
         let _ = write!(text, ", at line {} of the COPY data", line - before);
     }
+    // A privilege the target's role lacks (SQLSTATE 42501) stays `Permission`: a fact about
+    // the target, which a verification reports as inconclusive rather than as a bad archive.
     let kind = match connect::classify(&e, Phase::Query).kind() {
-        k @ (ErrorKind::Protocol | ErrorKind::Cancelled) => k,
+        k @ (ErrorKind::Protocol | ErrorKind::Cancelled | ErrorKind::Permission) => k,
         _ => ErrorKind::Query,
     };
     EngineError::new(kind, text).with_object(label.to_owned())
