@@ -118,7 +118,9 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        // Closing the socket makes the server abandon whatever it is doing for us.
+        // Closing the socket makes the server abandon what it does for us when it next reads
+        // or writes the socket (a `COPY TO` at once), or, for a statement that does neither for
+        // long, at its next `client_connection_check_interval` check (restore sessions set it).
         if let Some(driver) = &self.driver {
             driver.abort();
         }

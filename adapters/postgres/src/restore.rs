@@ -112,7 +112,8 @@ pub(crate) async fn connect_logged(link: &Link) -> Result<Conn, EngineError> {
     })
 }
 
-/// A restore session: [`connect_logged`], then `SET synchronous_commit = off`. A restore
+/// A restore session: [`connect_logged`], then `SET synchronous_commit = off` and
+/// `client_connection_check_interval` (see the body). A restore
 /// commits once per statement and per `COPY` (thousands of times for a schema-heavy script),
 /// and with synchronous commit each commit waits for its WAL to reach disk; asynchronous
 /// commit lets the statements go on while the WAL writer flushes behind them
@@ -131,6 +132,22 @@ pub(crate) async fn connect_restore(link: &Link) -> Result<Conn, EngineError> {
         .await
     {
         return Err(conn.error(e, "restore session").await);
+    }
+    // A server notices that its client has gone only when it next talks to it; a long
+    // statement (an index build, a `COPY` of a large block) would run on, and commit, after
+    // an interrupted restore exited (found by trying: a `CREATE INDEX` committed seconds after
+    // Ctrl-C). With this setting (PostgreSQL 14 and later) the server checks the socket every
+    // second while a statement runs and cancels it once the client is gone
+    // (<https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-CLIENT-CONNECTION-CHECK-INTERVAL>).
+    // Older servers do not know the setting (SQLSTATE 42704): they go on as before.
+    if let Err(e) = conn
+        .client
+        .batch_execute("SET client_connection_check_interval = 1000")
+        .await
+    {
+        if e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) {
+            return Err(conn.error(e, "restore session").await);
+        }
     }
     Ok(conn)
 }
