@@ -588,3 +588,37 @@ async fn a_cycle_that_cannot_be_broken_is_refused_by_name() {
     );
     assert_eq!(err.object(), Some("public.dn"), "{err}");
 }
+
+/// A function whose `BEGIN ATOMIC` body is valid only through a primary key (`GROUP BY` the
+/// key, selecting the table's other columns), and a view over it: created before the key, the
+/// restore failed with "column … must appear in the GROUP BY clause" while the dump said ok.
+/// Both are created right after the keys now, as pg_dump postpones such a function into
+/// post-data (`repairFunctionBoundaryMultiLoop`); restored with psql and with the library's
+/// restore on 4 sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_that_need_a_primary_key() {
+    let source = TestDb::new("details_pkfn");
+    source.sql(
+        "CREATE TABLE k (id int PRIMARY KEY, v text);
+         INSERT INTO k VALUES (1, 'a'), (2, 'b');
+         CREATE FUNCTION kv() RETURNS SETOF text LANGUAGE sql
+           BEGIN ATOMIC SELECT v FROM public.k GROUP BY id ORDER BY id; END;
+         CREATE VIEW kv_view AS SELECT x.v FROM kv() AS x(v);",
+    );
+    let (target, script, _) = round_trip(&source).await;
+    let text = String::from_utf8(script.clone()).expect("utf-8");
+    let key = text.find("ADD CONSTRAINT k_pkey").expect("the key");
+    let function = text
+        .find("CREATE OR REPLACE FUNCTION public.kv()")
+        .expect("the function");
+    let view = text.find("CREATE VIEW public.kv_view").expect("the view");
+    assert!(key < function && function < view, "{text}");
+    assert_pg_dump_equal(&source.name, &target.name);
+    let db = TestDb::new("details_pkfn_jobs");
+    restore_jobs(&script, &db, 4).await;
+    assert_eq!(schema_only(&db.name), schema_only(&source.name));
+    let calls = "SELECT string_agg(v, ',') FROM kv_view";
+    assert_eq!(source.sql(calls), "a,b\n");
+    assert_eq!(target.sql(calls), source.sql(calls));
+    assert_eq!(db.sql(calls), source.sql(calls));
+}

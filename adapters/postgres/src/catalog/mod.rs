@@ -478,7 +478,9 @@ pub async fn plan(
     let cycles::Ordered {
         keys: order, deps, ..
     } = ordered;
-    let postponed = pre::postponed(&pre.objs, &deps, &matviews_after_keys)?;
+    let mut after_keys_seeds = matviews_after_keys;
+    after_keys_seeds.extend(pre::functions_on_constraints(conn).await?);
+    let postponed = pre::postponed(&pre.objs, &deps, &after_keys_seeds)?;
 
     let mut plan = Plan {
         tables,

@@ -1497,6 +1497,33 @@ async fn views_on_constraints(conn: &mut Conn) -> Result<HashSet<u32>, EngineErr
         .collect())
 }
 
+/// The functions (keys `P<oid>`) whose `BEGIN ATOMIC` body is valid only through a constraint
+/// of a table — `pg_depend` from the function to a primary key, unique or exclusion
+/// constraint or a foreign key (post-data objects): a `GROUP BY` of a primary key that selects
+/// the table's other columns. Created before the key, the function fails ("column … must
+/// appear in the GROUP BY clause"); [`postponed`] moves them after the keys.
+///
+/// # Errors
+///
+/// A classified catalog error.
+pub(super) async fn functions_on_constraints(
+    conn: &mut Conn,
+) -> Result<BTreeSet<String>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT DISTINCT 'P' || d.objid FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_constraint con ON con.oid = d.refobjid
+          WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+            AND d.refclassid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+            AND con.conrelid <> 0 AND con.contype <> 'c'",
+        &[],
+    )
+    .await?;
+    Ok(read_all(&rows, "function", 0, |r| r.get(0))?
+        .into_iter()
+        .collect())
+}
+
 /// A view valid only once a constraint exists (see [`views_on_constraints`]), which is
 /// post-data: in pre-data a stand-in of the same columns (`SELECT NULL::type AS column, …`,
 /// so what uses the view can be created), and after the keys `CREATE OR REPLACE VIEW` with
@@ -1721,12 +1748,13 @@ pub(super) async fn dependency_order(
 }
 
 /// The pre-data objects created after the key constraints instead: the materialized views
-/// valid only through a key (`seeds`, see [`views_on_constraints`]) and every object that
+/// valid only through a key (see [`views_on_constraints`]) and the functions whose `BEGIN
+/// ATOMIC` body is (see [`functions_on_constraints`]) — the `seeds` — and every object that
 /// depends on one of them, directly or not (`deps`). pg_dump does the same: a materialized
 /// view cannot be created as a stand-in and replaced later like a view, so it moves whole
 /// into post-data (`repairMatViewBoundaryMultiLoop` in pg_dump_sort.c sets its
-/// `postponed_def`), and what selects from it follows. The restore creates them, in
-/// dependency order, right after the keys.
+/// `postponed_def`), and so does such a function (`repairFunctionBoundaryMultiLoop`); what
+/// uses them follows. The restore creates them, in dependency order, right after the keys.
 ///
 /// # Errors
 ///
@@ -1761,8 +1789,8 @@ pub(super) fn postponed(
         return Err(EngineError::new(
             ErrorKind::Unsupported,
             format!(
-                "depends on a materialized view that is valid only through a key constraint, \
-                 so it would have to be created after the data: {}",
+                "depends on a materialized view or a function that is valid only through a key \
+                 constraint, so it would have to be created after the data: {}",
                 stuck.join(", ")
             ),
         )
