@@ -143,12 +143,16 @@ pub fn classify(error: &anyhow::Error) -> Classified {
 }
 
 /// The next step after a check that said no: the first failing database's (its engine's own
-/// hint, else its kind's; for missing privileges, what to grant), else the destination's.
+/// hint, else its kind's; for objects the engine refuses, where the refusals are listed —
+/// no privilege helps there; for missing privileges, what to grant), else the destination's.
 #[must_use]
 pub fn check_hint(report: &CheckReport) -> Option<String> {
     if let Some(d) = report.failing().next() {
         return match (&d.status, &d.error) {
             (CheckStatus::Failed, Some(f)) => database_hint(f),
+            _ if !d.problems.is_empty() && d.problems.iter().all(|p| p.refused) => {
+                Some(REFUSED_HINT.to_owned())
+            }
             _ => Some(
                 "grant what is missing to the user in the URL, or use a user that holds it \
                  (README, \"Troubleshooting\")"
@@ -162,6 +166,12 @@ pub fn check_hint(report: &CheckReport) -> Option<String> {
             .to_owned()
     })
 }
+
+/// The hint of a check whose problems are all objects the engine refuses
+/// ([`exporter_contract::CheckProblem::refused`]): no grant changes a refusal.
+pub const REFUSED_HINT: &str = "exporter refuses what it cannot export faithfully rather than \
+     leave it out, and no privilege changes that: README, \"What is supported\", and PARITY.md \
+     list what the PostgreSQL dump refuses and why";
 
 /// The hint for one database's dump failure (shown beside it when several are dumped).
 #[must_use]
@@ -434,7 +444,8 @@ fn engine_kind_hint(kind: ErrorKind) -> Option<&'static str> {
             "dump as a user that may read everything the error names (the owner, a superuser, or an ACL user with those commands)",
         ),
         ErrorKind::Unsupported => Some(
-            "this object cannot be exported faithfully yet; nothing was written for this database",
+            "this object cannot be exported faithfully yet; nothing was written for this database \
+             (README, \"What is supported\"; PARITY.md lists what the PostgreSQL dump refuses)",
         ),
         ErrorKind::Config => Some(
             "check the connection URL's parameters and the files they name (CA, client certificate and key)",

@@ -505,6 +505,35 @@ mod tests {
         assert_eq!(r.failing().count(), 2);
     }
 
+    /// Issue 18: a database whose only problems are objects the engine refuses gets the
+    /// refusal's hint, never the one about privileges; any missing privilege keeps the grant
+    /// hint.
+    #[test]
+    fn refusals_get_their_own_hint_not_the_privilege_one() {
+        let cycle = CheckProblem::refused(
+            "public.next_n()",
+            "circular dependency between schema objects: public.next_n(), public.t",
+        );
+        let r = report(
+            vec![entry("app", CheckStatus::Problems, vec![cycle.clone()])],
+            None,
+        );
+        let hint = crate::error::check_hint(&r).expect("a hint");
+        assert_eq!(hint, crate::error::REFUSED_HINT);
+        assert!(!hint.contains("grant"), "{hint}");
+        let select =
+            CheckProblem::privilege("table public.t", "SELECT", "the role may not read it");
+        let r = report(
+            vec![entry("app", CheckStatus::Problems, vec![cycle, select])],
+            None,
+        );
+        assert!(
+            crate::error::check_hint(&r)
+                .expect("a hint")
+                .starts_with("grant what is missing")
+        );
+    }
+
     #[test]
     fn estimates_use_the_assumed_throughput() {
         assert!((estimate_seconds(ASSUMED_THROUGHPUT * 90) - 90.0).abs() < 1e-9);

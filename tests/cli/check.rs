@@ -513,3 +513,53 @@ fn a_platform_environment_is_checked_through_its_tunnels() {
         "the check posted an operation: {log:#?}"
     );
 }
+
+/// Issue 18: a dependency cycle the PostgreSQL dump cannot break (a domain whose default
+/// reads a table that has a column of the domain) is a refusal, not a missing privilege:
+/// `check` exits 1 naming the cycle and `dump` stops (exit 3), both with the refusal's hint
+/// (README "What is supported", PARITY.md) and without the privilege hint; `dump --no-check`
+/// fails that database with the same refusal and a hint that does not mention privileges.
+#[test]
+fn an_unbreakable_cycle_gets_the_refusal_hint_not_the_privilege_one() {
+    let db = TestDb::with_sql(
+        "chkcycle",
+        "CREATE DOMAIN dn AS int;
+         CREATE TABLE w (id int, v dn);
+         CREATE FUNCTION w_next() RETURNS int LANGUAGE sql
+           BEGIN ATOMIC SELECT count(*)::int FROM public.w; END;
+         ALTER DOMAIN dn SET DEFAULT w_next();",
+    );
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let url = db.url();
+    let cycle = "public.dn: circular dependency between schema objects: public.dn, public.w, \
+                 public.w_next()";
+    let hint = "hint: exporter refuses what it cannot export faithfully rather than leave it \
+                out, and no privilege changes that: README, \"What is supported\", and PARITY.md \
+                list what the PostgreSQL dump refuses and why";
+    let out = check(work.path(), &dest, &[&format!("app={url}")]);
+    out.expect_code(1).expect_error_line();
+    assert!(
+        out.stdout.lines().any(|l| l == format!("  {cycle}")),
+        "{}",
+        out.stdout
+    );
+    out.stderr_contains(hint);
+    assert!(!out.stderr.contains("grant"), "{}", out.stderr);
+    assert_no_trace(&dest);
+
+    let out = dump(work.path(), &dest, &[&url]);
+    out.expect_code(3)
+        .expect_error_line()
+        .stderr_contains(cycle)
+        .stderr_contains(hint);
+    assert!(!out.stderr.contains("grant"), "{}", out.stderr);
+    assert_no_trace(&dest);
+
+    let out = dump(work.path(), &dest, &["--no-check", &url]);
+    out.expect_code(3)
+        .expect_error_line()
+        .stderr_contains("circular dependency between schema objects")
+        .stderr_contains("PARITY.md lists what the PostgreSQL dump refuses");
+    assert!(!out.stderr.contains("grant"), "{}", out.stderr);
+}

@@ -43,6 +43,11 @@ pub struct CheckProblem {
     pub privilege: Option<String>,
     /// What is wrong and what the dump needs, one line, never a secret.
     pub message: String,
+    /// The engine refuses the object: it cannot export it faithfully (an
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error, such as a dependency
+    /// cycle it cannot break), so no privilege would help.
+    #[serde(default)]
+    pub refused: bool,
 }
 
 impl CheckProblem {
@@ -56,6 +61,7 @@ impl CheckProblem {
             object: object.into(),
             privilege: Some(privilege.into()),
             message: message.into(),
+            refused: false,
         }
     }
 
@@ -65,6 +71,15 @@ impl CheckProblem {
             object: object.into(),
             privilege: None,
             message: message.into(),
+            refused: false,
+        }
+    }
+
+    /// An `object` the engine refuses to export (see [`CheckProblem::refused`]).
+    pub fn refused(object: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            refused: true,
+            ..Self::other(object, message)
         }
     }
 }
@@ -92,5 +107,9 @@ mod tests {
         );
         let p = CheckProblem::other("snapshot", "the server refused it");
         assert_eq!(p.to_string(), "snapshot: the server refused it");
+        assert!(!p.refused);
+        let p = CheckProblem::refused("public.f()", "circular dependency");
+        assert_eq!(p.to_string(), "public.f(): circular dependency");
+        assert!(p.refused && p.privilege.is_none());
     }
 }

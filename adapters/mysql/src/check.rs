@@ -229,12 +229,11 @@ async fn dry_start(s: &mut Session, database: Option<&str>) -> Result<(), Engine
 /// A failure of the dry run as a problem, when it is about the database; a connection that
 /// failed stays an error.
 fn as_problem(e: EngineError) -> Result<CheckProblem, EngineError> {
+    let object = e.object().unwrap_or("database").to_owned();
     match e.kind() {
-        ErrorKind::Permission | ErrorKind::Unsupported | ErrorKind::Query | ErrorKind::NotFound => {
-            Ok(CheckProblem::other(
-                e.object().unwrap_or("database").to_owned(),
-                e.message(),
-            ))
+        ErrorKind::Unsupported => Ok(CheckProblem::refused(object, e.message())),
+        ErrorKind::Permission | ErrorKind::Query | ErrorKind::NotFound => {
+            Ok(CheckProblem::other(object, e.message()))
         }
         _ => Err(e),
     }

@@ -161,7 +161,8 @@ async fn dry_start(
 fn as_problem(e: EngineError) -> Result<CheckProblem, EngineError> {
     let object = e.object().unwrap_or("database").to_owned();
     match e.kind() {
-        ErrorKind::Permission | ErrorKind::Unsupported | ErrorKind::Query | ErrorKind::NotFound => {
+        ErrorKind::Unsupported => Ok(CheckProblem::refused(object, e.message())),
+        ErrorKind::Permission | ErrorKind::Query | ErrorKind::NotFound => {
             Ok(CheckProblem::other(object, e.message()))
         }
         _ => Err(e),

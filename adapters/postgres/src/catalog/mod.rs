@@ -8,7 +8,8 @@
 //! information functions), <https://www.postgresql.org/docs/current/catalogs.html>.
 //!
 //! Layout: this module lists and locks the tables and assembles the [`Plan`]; `pre` collects
-//! the pre-data objects kind by kind and orders them, `table` builds `CREATE TABLE`, `post`
+//! the pre-data objects kind by kind and orders them (`cycles` breaks the dependency cycles
+//! that run through a table's default or check, as pg_dump does), `table` builds `CREATE TABLE`, `post`
 //! the post-data statements and comments, `acl` owners and privileges; `kinds` (procedural
 //! languages, conversions, text search parsers and templates, and the hooks through which
 //! the shared code knows the kinds below), `foreign_tables`, `subscriptions` and
@@ -25,6 +26,7 @@ use crate::connect::{Conn, Link};
 use crate::quote::quote_literal;
 
 mod acl;
+mod cycles;
 mod event_triggers;
 mod extconfig;
 mod foreign_tables;
@@ -475,7 +477,8 @@ pub async fn tables_and_plan(
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Unsupported`] for dependency cycles and comments on objects we do not dump;
+/// [`ErrorKind::Unsupported`] for dependency cycles no column default or check can break
+/// (`catalog/cycles.rs`) and comments on objects we do not dump;
 /// classified query errors (a sequence the role cannot read fails with `Permission`).
 async fn plan(conn: &mut Conn, ownership: bool) -> Result<(Plan, loadcode::LoadCode), EngineError> {
     let code = loadcode::load(conn).await?;
@@ -515,10 +518,16 @@ async fn plan(conn: &mut Conn, ownership: bool) -> Result<(Plan, loadcode::LoadC
         matviews_after_keys,
     } = pre::relations(conn, &ctx, &seqs, &code, &mut pre).await?;
     foreign_tables::foreign_tables(conn, &ctx, &mut pre).await?;
+    let (ordered, parts) = pre::dependency_order(conn, &mut pre, &seqs, &rels, &code).await?;
+    cycles::write_apart(&mut pre, &parts, &ordered.separated, &ctx, &code);
     let tablespaces = tablespace::Tablespaces::load(conn).await?;
     tablespaces.apply(&mut pre);
-    let (order, deps) = pre::dependency_order(conn, &mut pre, &seqs).await?;
-    let postponed = pre::postponed(&pre.objs, &deps, &matviews_after_keys)?;
+    let cycles::Ordered {
+        keys: order, deps, ..
+    } = ordered;
+    let mut after_keys_seeds = matviews_after_keys;
+    after_keys_seeds.extend(pre::functions_on_constraints(conn).await?);
+    let postponed = pre::postponed(&pre.objs, &deps, &after_keys_seeds)?;
 
     let mut plan = Plan::default();
     let mut position = std::collections::HashMap::new();

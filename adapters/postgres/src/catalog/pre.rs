@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use exporter_contract::{EngineError, ErrorKind};
 
+use super::cycles;
 use super::loadcode::LoadCode;
 use super::table::{Column, Rel, Tables, table_ddl};
 use super::{FIRST_USER_OID, not_ext, query, user_ns};
@@ -44,10 +45,10 @@ impl PreData {
 /// dictionary, `C` text search configuration, `K` cast, `L` collation, `W` foreign-data
 /// wrapper, `V` foreign server, `A` access method, `X` transform, `F` operator family (also
 /// for its members), `Y` operator class, `R` relation (also a foreign table), and the keys
-/// of `kinds.rs` (`kinds::resolve_whens`). Columns,
-/// defaults, check
-/// constraints and view rules belong to their relation; array and multirange types to their
-/// element / range type; a table's row type to the table.
+/// of `kinds.rs` (`kinds::resolve_whens`), `d` column default and `c` table `CHECK` constraint
+/// (`catalog/cycles.rs`: parts of their table, written inline unless a cycle runs through
+/// them). Columns and view rules belong to their relation; array and multirange types to
+/// their element / range type; a table's row type to the table.
 fn resolve_sql(cls: &str, id: &str) -> String {
     let kinds = super::kinds::resolve_whens(id);
     format!(
@@ -80,9 +81,9 @@ fn resolve_sql(cls: &str, id: &str) -> String {
   WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN 'N' || {id}
   WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass THEN 'E' || {id}
   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT 'R' || ev_class FROM pg_catalog.pg_rewrite WHERE oid = {id})
-  WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN (SELECT 'R' || adrelid FROM pg_catalog.pg_attrdef WHERE oid = {id})
+  WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN 'd' || {id}
   WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
-    (SELECT CASE WHEN contypid <> 0 THEN 'T' || contypid WHEN contype = 'c' THEN 'R' || conrelid END
+    (SELECT CASE WHEN contypid <> 0 THEN 'T' || contypid WHEN contype = 'c' THEN 'c' || oid END
        FROM pg_catalog.pg_constraint WHERE oid = {id})
   {kinds}
 END"
@@ -1420,13 +1421,7 @@ pub(super) async fn relations(
                 Some(sql) => (4, sql),
                 None => continue,
             },
-            "r" | "p" => {
-                let ddl = table_ddl(rel, tables);
-                match code.tables.get(&rel.oid) {
-                    Some(owner) => (5, code.paths.wrap(owner, &ddl)),
-                    None => (5, ddl),
-                }
-            }
+            "r" | "p" => (5, table_sql(rel, tables, code)),
             "v" if on_keys.contains(&rel.oid) => {
                 let (dummy, real) = view_in_two_steps(conn, rel, &cols).await?;
                 views_after_keys.push((rel.sort.clone(), real));
@@ -1452,6 +1447,16 @@ pub(super) async fn relations(
         views_after_keys: views_after_keys.into_iter().map(|(_, s)| s).collect(),
         matviews_after_keys,
     })
+}
+
+/// The pre-data statements of table `rel` ([`table_ddl`]), under its owner's `search_path`
+/// when creating it runs path-dependent code (`catalog/loadcode.rs`).
+pub(super) fn table_sql(rel: &Rel, tables: &Tables<'_>, code: &LoadCode) -> String {
+    let ddl = table_ddl(rel, tables);
+    match code.tables.get(&rel.oid) {
+        Some(owner) => code.paths.wrap(owner, &ddl),
+        None => ddl,
+    }
 }
 
 /// `CREATE SEQUENCE` of a sequence that is not an identity sequence (those come with their
@@ -1488,6 +1493,33 @@ async fn views_on_constraints(conn: &mut Conn) -> Result<HashSet<u32>, EngineErr
     )
     .await?;
     Ok(read_all(&rows, "view", 0, |r| r.get(0))?
+        .into_iter()
+        .collect())
+}
+
+/// The functions (keys `P<oid>`) whose `BEGIN ATOMIC` body is valid only through a constraint
+/// of a table — `pg_depend` from the function to a primary key, unique or exclusion
+/// constraint or a foreign key (post-data objects): a `GROUP BY` of a primary key that selects
+/// the table's other columns. Created before the key, the function fails ("column … must
+/// appear in the GROUP BY clause"); [`postponed`] moves them after the keys.
+///
+/// # Errors
+///
+/// A classified catalog error.
+pub(super) async fn functions_on_constraints(
+    conn: &mut Conn,
+) -> Result<BTreeSet<String>, EngineError> {
+    let rows = query(
+        conn,
+        "SELECT DISTINCT 'P' || d.objid FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_constraint con ON con.oid = d.refobjid
+          WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+            AND d.refclassid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+            AND con.conrelid <> 0 AND con.contype <> 'c'",
+        &[],
+    )
+    .await?;
+    Ok(read_all(&rows, "function", 0, |r| r.get(0))?
         .into_iter()
         .collect())
 }
@@ -1628,16 +1660,24 @@ pub(super) type Dep = (String, String);
 
 /// The keys of `pre` in creation order: dependencies from `pg_depend` (normal and automatic;
 /// extension members stand for their extension), `OWNED BY` objects after their sequence and
-/// table, then [`topo_order`]. Also returns the dependencies it ordered by.
+/// table, the tables' column defaults and checks as objects of their own
+/// (`catalog/cycles.rs`, added to `pre` with empty statements), then [`cycles::order`], which
+/// separates a default or check that a cycle runs through. Also returns the parts it read
+/// (separated or not).
 ///
 /// # Errors
 ///
-/// A catalog error, or [`ErrorKind::Unsupported`] for a dependency cycle.
+/// A catalog error, or [`ErrorKind::Unsupported`] for a dependency cycle no default or check
+/// can break.
 pub(super) async fn dependency_order(
     conn: &mut Conn,
     pre: &mut PreData,
     seqs: &Sequences,
-) -> Result<(Vec<String>, Vec<Dep>), EngineError> {
+    rels: &BTreeMap<u32, Rel>,
+    code: &LoadCode,
+) -> Result<(cycles::Ordered, BTreeMap<String, cycles::Part>), EngineError> {
+    let (parts, after_data) = cycles::load(conn, rels, code, pre).await?;
+    cycles::add_objects(pre, &parts, rels);
     let dep_sql = format!(
         "SELECT DISTINCT {a} AS a, {b} AS b FROM pg_catalog.pg_depend d
           WHERE d.deptype IN ('n', 'a') AND d.objid >= {FIRST_USER_OID}
@@ -1670,6 +1710,9 @@ pub(super) async fn dependency_order(
         let (Some(a), Some(b)) = (r.get::<Option<String>>(0)?, r.get::<Option<String>>(1)?) else {
             continue;
         };
+        if after_data.contains(&a) || after_data.contains(&b) {
+            continue; // a check added after the data (`catalog/loadcode.rs`)
+        }
         deps.push((canon(&a), canon(&b)));
     }
     // A base type and its I/O functions depend on each other; the functions need only the
@@ -1696,17 +1739,22 @@ pub(super) async fn dependency_order(
             }
         }
     }
-    let order = topo_order(&pre.objs, &deps)?;
-    Ok((order, deps))
+    let nodes: BTreeMap<String, (String, cycles::PartKind)> = parts
+        .iter()
+        .map(|(k, p)| (k.clone(), (format!("R{}", p.table), p.kind)))
+        .collect();
+    let ordered = cycles::order(&pre.objs, &nodes, &deps)?;
+    Ok((ordered, parts))
 }
 
 /// The pre-data objects created after the key constraints instead: the materialized views
-/// valid only through a key (`seeds`, see [`views_on_constraints`]) and every object that
+/// valid only through a key (see [`views_on_constraints`]) and the functions whose `BEGIN
+/// ATOMIC` body is (see [`functions_on_constraints`]) — the `seeds` — and every object that
 /// depends on one of them, directly or not (`deps`). pg_dump does the same: a materialized
 /// view cannot be created as a stand-in and replaced later like a view, so it moves whole
 /// into post-data (`repairMatViewBoundaryMultiLoop` in pg_dump_sort.c sets its
-/// `postponed_def`), and what selects from it follows. The restore creates them, in
-/// dependency order, right after the keys.
+/// `postponed_def`), and so does such a function (`repairFunctionBoundaryMultiLoop`); what
+/// uses them follows. The restore creates them, in dependency order, right after the keys.
 ///
 /// # Errors
 ///
@@ -1741,70 +1789,12 @@ pub(super) fn postponed(
         return Err(EngineError::new(
             ErrorKind::Unsupported,
             format!(
-                "depends on a materialized view that is valid only through a key constraint, \
-                 so it would have to be created after the data: {}",
+                "depends on a materialized view or a function that is valid only through a key \
+                 constraint, so it would have to be created after the data: {}",
                 stuck.join(", ")
             ),
         )
         .with_object(first.clone()));
-    }
-    Ok(out)
-}
-
-/// Kahn's algorithm; among ready objects the lowest (rank, name) goes first, so the order is
-/// deterministic and follows pg_dump's broad layout (schemas, extensions, types, functions,
-/// sequences, tables, views, materialized views).
-fn topo_order(
-    objs: &BTreeMap<String, PreObj>,
-    deps: &[(String, String)],
-) -> Result<Vec<String>, EngineError> {
-    let mut indeg: HashMap<&str, usize> = objs.keys().map(|k| (k.as_str(), 0)).collect();
-    let mut succ: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut seen: HashSet<(&str, &str)> = HashSet::new();
-    for (a, b) in deps {
-        if a == b || !objs.contains_key(a) || !objs.contains_key(b) || !seen.insert((a, b)) {
-            continue;
-        }
-        let Some(d) = indeg.get_mut(a.as_str()) else {
-            continue; // not reached: `a` is a key of `objs`, and `indeg` has them all
-        };
-        *d += 1;
-        succ.entry(b.as_str()).or_default().push(a.as_str());
-    }
-    let mut ready: BTreeSet<(u8, &str, &str)> = indeg
-        .iter()
-        .filter(|(_, d)| **d == 0)
-        .map(|(k, _)| (objs[*k].rank, objs[*k].sort.as_str(), *k))
-        .collect();
-    let mut out = Vec::with_capacity(objs.len());
-    while let Some(first) = ready.pop_first() {
-        let key = first.2;
-        out.push(key.to_owned());
-        for next in succ.get(key).into_iter().flatten() {
-            let Some(d) = indeg.get_mut(next) else {
-                continue; // not reached: successors are keys of `objs`
-            };
-            *d -= 1;
-            if *d == 0 {
-                ready.insert((objs[*next].rank, objs[*next].sort.as_str(), next));
-            }
-        }
-    }
-    if out.len() < objs.len() {
-        let done: HashSet<&str> = out.iter().map(String::as_str).collect();
-        let stuck: Vec<String> = objs
-            .iter()
-            .filter(|(k, _)| !done.contains(k.as_str()))
-            .map(|(_, o)| o.sort.clone())
-            .collect();
-        return Err(EngineError::new(
-            ErrorKind::Unsupported,
-            format!(
-                "circular dependency between schema objects: {}",
-                stuck.join(", ")
-            ),
-        )
-        .with_object(stuck.first().cloned().unwrap_or_default()));
     }
     Ok(out)
 }
@@ -1835,10 +1825,9 @@ mod tests {
             ("T1".to_owned(), "N4".to_owned()),
             ("T1".to_owned(), "X9".to_owned()), // unknown objects are ignored
         ];
-        assert_eq!(
-            topo_order(&objs, &deps).unwrap(),
-            vec!["N4", "T1", "T2", "R3"]
-        );
+        let (order, stuck) = cycles::kahn(&objs, &deps);
+        assert_eq!(order, vec!["N4", "T1", "T2", "R3"]);
+        assert!(stuck.is_empty());
     }
 
     #[test]
@@ -1850,7 +1839,7 @@ mod tests {
             ("P1".to_owned(), "R2".to_owned()),
             ("R2".to_owned(), "P1".to_owned()),
         ];
-        let err = topo_order(&objs, &deps).unwrap_err();
+        let err = cycles::order(&objs, &BTreeMap::new(), &deps).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(
             err.message().contains("public.f()") && err.message().contains("public.t"),
