@@ -144,10 +144,9 @@ pub(crate) async fn connect_restore(link: &Link) -> Result<Conn, EngineError> {
         .client
         .batch_execute("SET client_connection_check_interval = 1000")
         .await
+        && e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT)
     {
-        if e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) {
-            return Err(conn.error(e, "restore session").await);
-        }
+        return Err(conn.error(e, "restore session").await);
     }
     Ok(conn)
 }
