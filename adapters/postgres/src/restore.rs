@@ -395,7 +395,7 @@ impl Applier {
 async fn restore(
     endpoint: Endpoint,
     format: PayloadFormat,
-    mut body: BoxStream<'static, Result<Bytes, EngineError>>,
+    body: BoxStream<'static, Result<Bytes, EngineError>>,
     options: RestoreOptions,
 ) -> Result<RestoreSummary, EngineError> {
     if format != PayloadFormat::Sql {
@@ -414,11 +414,26 @@ async fn restore(
             .await;
     }
     let conn = connect_restore(&link).await?;
+    apply_serial(conn, body, Skips::of(&options)).await
+}
+
+/// The serial restore of `body` on the restore session `conn` ([`connect_restore`]): every
+/// statement in script order, each `COPY` block streamed, then [`make_durable`].
+///
+/// # Errors
+///
+/// The first failing statement ([`ErrorKind::Query`] naming it, or the kind of a failure
+/// about the target), a malformed script ([`ErrorKind::Protocol`]), connection errors.
+pub(crate) async fn apply_serial(
+    conn: Conn,
+    mut body: BoxStream<'static, Result<Bytes, EngineError>>,
+    skips: Skips,
+) -> Result<RestoreSummary, EngineError> {
     let mut applier = Applier {
         conn,
         copy: None,
         summary: RestoreSummary::default(),
-        skips: Skips::of(&options),
+        skips,
     };
     let mut splitter = Splitter::new();
     let mut items = Vec::new();

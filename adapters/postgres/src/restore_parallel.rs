@@ -43,8 +43,11 @@
 //!   are separate statements (`CREATE INDEX … ON ONLY parent`, `ALTER TABLE ONLY parent ADD
 //!   CONSTRAINT …`, one per partition), so they build in parallel.
 //!
-//! Workers connect only when there is work for them: the restore grows to `jobs` sessions
-//! while every existing worker is busy, so a small script runs on one or two.
+//! The first worker connects before anything is applied (a server that allows only one
+//! session gets the serial restore instead of a failure); the others connect only when there
+//! is work for them: the restore grows to `jobs` sessions while every existing worker is busy,
+//! so a small script runs on two, and sessions the server refuses leave their share to the
+//! others.
 //!
 //! # Failure
 //!
@@ -138,13 +141,23 @@ pub(crate) async fn restore(
     jobs: usize,
 ) -> Result<RestoreSummary, EngineError> {
     let conn = connect_restore(&link).await?;
+    // The first worker session, opened before anything is applied: a server that refuses a
+    // second session (its `max_connections`, the role's connection limit) gets the serial
+    // restore on the one session it allows, rather than a failure.
+    let first = match connect_restore(&link).await {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::warn!("restore: no second session ({e}); restoring on one session");
+            return crate::restore::apply_serial(conn, body, skips).await;
+        }
+    };
     let mut primary = Applier {
         conn,
         copy: None,
         summary: RestoreSummary::default(),
         skips,
     };
-    let mut pool = Pool::new(link, jobs);
+    let mut pool = Pool::new(link, jobs, first);
     let mut driver = Driver {
         in_transaction: false,
         skips,
@@ -271,6 +284,8 @@ struct Pool {
     spawned: usize,
     /// Backend process ids of the workers, for `pg_cancel_backend`.
     pids: Arc<StdMutex<Vec<i32>>>,
+    /// The first worker's session, connected before the script starts.
+    first: Option<Conn>,
     log: SessionLog,
     outstanding: Outstanding,
     /// The data channel of the block being read.
@@ -280,10 +295,11 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(link: Link, jobs: usize) -> Self {
+    fn new(link: Link, jobs: usize, first: Conn) -> Self {
         let (queue, receiver) = mpsc::channel(jobs.max(1));
         let (done_tx, done) = mpsc::unbounded_channel();
         Self {
+            first: Some(first),
             link,
             jobs: jobs.max(1),
             queue,
@@ -366,12 +382,12 @@ impl Pool {
                 log: self.log.clone(),
                 pids: self.pids.clone(),
             };
-            // The first worker connects here, so that its failure fails the restore; later
-            // ones connect on their own and, if the server refuses more sessions (its
-            // `max_connections`, the role's connection limit), leave the work to the others.
-            let first = self.spawned == 0;
-            if first {
-                session.connect().await?;
+            // The first worker takes the session opened before the script started (see
+            // `restore`); later ones connect on their own and, if the server refuses more
+            // sessions (its `max_connections`, the role's connection limit), leave the work
+            // to the others.
+            if let Some(first) = self.first.take() {
+                session.adopt(first).await?;
             }
             self.spawned += 1;
             self.workers.spawn(worker(
@@ -517,21 +533,28 @@ impl Session {
     /// Connect (once) and note the backend's process id, for `pg_cancel_backend`.
     async fn connect(&mut self) -> Result<(), EngineError> {
         if self.conn.is_none() {
-            let mut c = connect_restore(&self.link).await?;
-            let pid = match c
-                .client
-                .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
-                .await
-            {
-                Ok(row) => row.try_get::<_, i32>(0).unwrap_or_default(),
-                Err(e) => return Err(c.error(e, "worker session").await),
-            };
-            self.pids
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(pid);
-            self.conn = Some(c);
+            let c = connect_restore(&self.link).await?;
+            self.adopt(c).await?;
         }
+        Ok(())
+    }
+
+    /// Take `c` (a [`connect_restore`] session) as this worker's and note its backend's
+    /// process id, for `pg_cancel_backend`.
+    async fn adopt(&mut self, mut c: Conn) -> Result<(), EngineError> {
+        let pid = match c
+            .client
+            .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
+            .await
+        {
+            Ok(row) => row.try_get::<_, i32>(0).unwrap_or_default(),
+            Err(e) => return Err(c.error(e, "worker session").await),
+        };
+        self.pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pid);
+        self.conn = Some(c);
         Ok(())
     }
 

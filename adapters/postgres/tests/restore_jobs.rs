@@ -358,3 +358,41 @@ async fn sessions_refused_by_a_connection_limit_leave_their_share_to_the_others(
         "800|800\n"
     );
 }
+
+/// A server that allows the restore one session only (the database's connection limit is 1):
+/// a parallel restore finds that before applying anything and restores on that one session
+/// (it failed with "too many connections" when the first worker could not connect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_session_allowed_restores_serially() {
+    let role = common::Role::new("rj_single");
+    let db = TestDb::new("rj_single");
+    db.sql(&format!(
+        "ALTER DATABASE {db} OWNER TO {role}; ALTER DATABASE {db} CONNECTION LIMIT 1",
+        db = db.name,
+        role = role.0
+    ));
+    db.sql(&format!("ALTER SCHEMA public OWNER TO {}", role.0));
+    let mut script = String::from("CREATE TABLE public.t (id int);\n");
+    for block in 0..4 {
+        script.push_str("COPY public.t (id) FROM stdin;\n");
+        for i in 0..100 {
+            let _ = writeln!(script, "{}", block * 100 + i);
+        }
+        script.push_str("\\.\n");
+    }
+    script.push_str("CREATE UNIQUE INDEX t_id ON public.t (id);\n");
+    let summary = PostgresTarget::new(common::url_for(&role.0, &db.name))
+        .restore(
+            PayloadFormat::Sql,
+            body(script.as_bytes(), 1 << 10),
+            RestoreOptions::default().with_jobs(4),
+        )
+        .await
+        .expect("the restore runs on the one session allowed");
+    assert_eq!(summary.rows, 400);
+    assert_eq!(summary.statements, 6);
+    assert_eq!(
+        db.sql("SELECT count(*), count(DISTINCT id) FROM t"),
+        "400|400\n"
+    );
+}
