@@ -72,10 +72,19 @@ pub fn summary_line(verification: &verify::Verification) -> String {
             "run {}: all {verified} archive(s) verified at level {}",
             report.run_id, report.level
         );
-        if skipped > 0 {
+        let line = if skipped > 0 {
             format!("{line}; {skipped} database(s) skipped at dump time, not exported")
         } else {
             line
+        };
+        match &verification.kept {
+            Some(kept) => format!(
+                "{line}; verify.json keeps the level {} verification of {} (a check at a lower \
+                 level does not replace it)",
+                kept.level,
+                kept.verified_at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            None => line,
         }
     } else {
         // The same words as the error: "bad" only for findings about the archives, "could

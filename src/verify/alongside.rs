@@ -354,6 +354,8 @@ async fn finish(
         report,
         scratch_unavailable: unavailable,
         source,
+        // A new run has no earlier record.
+        kept: None,
     })
 }
 

@@ -158,6 +158,9 @@ pub struct Verification {
     pub scratch_unavailable: scratch::Unavailable,
     /// The manifest's `source` (config, URLs or a platform environment), when it was read.
     pub source: Option<SourceInfo>,
+    /// The run's earlier verification at a higher level, kept as `verify.json` because this
+    /// one passed at a lower level on the same manifest (not replaced by it).
+    pub kept: Option<VerifyReport>,
 }
 
 impl Verification {
@@ -269,14 +272,56 @@ pub async fn verify(
     // A verification that could not reach its level (no scratch database could be created)
     // found nothing about the archives: the record of the last real verification is kept
     // rather than replaced by one that would call good archives bad.
+    // A passing check at a lower level than the passing record of the same manifest keeps
+    // that record: the proof the teardown gate needs (level restore) is not replaced by a
+    // weaker one that says nothing against it. A failing check is always recorded.
+    let mut kept = None;
     if !only_unavailable(&report, &scratch_unavailable) {
-        record(&run, &report).await?;
+        kept = stronger_record(&run, &report).await;
+        if kept.is_none() {
+            record(&run, &report).await?;
+        }
     }
     Ok(Verification {
         report,
         scratch_unavailable,
         source: manifest.ok().map(|m| m.source),
+        kept,
     })
+}
+
+/// The run's recorded verification, when `report` must not replace it: both passed, the
+/// record's level is higher, and both verified the same manifest (its SHA-256). `None` when
+/// there is no such record or it cannot be read.
+async fn stronger_record(run: &ResolvedRun, report: &VerifyReport) -> Option<VerifyReport> {
+    if !report.ok {
+        return None;
+    }
+    let (storage, run_id) = (run.storage.clone(), run.id.clone());
+    let bytes = blocking::run("reading the verification record", move || {
+        crate::storage::read_small(
+            storage.as_ref(),
+            &run_id,
+            VERIFY_FILE,
+            crate::run::SMALL_OBJECT_LIMIT,
+        )
+    })
+    .await
+    .ok()?
+    .ok()?;
+    let recorded = VerifyReport::from_json(&bytes).ok()?;
+    keeps(&recorded, report).then_some(recorded)
+}
+
+/// Whether the recorded verification `recorded` stands against the new `report` (see
+/// [`stronger_record`]).
+fn keeps(recorded: &VerifyReport, report: &VerifyReport) -> bool {
+    report.ok
+        && recorded.ok
+        && recorded.level > report.level
+        && recorded.run_id == report.run_id
+        && recorded.manifest_sha256.is_some()
+        && recorded.manifest_sha256 == report.manifest_sha256
 }
 
 /// Write `report` as the run's `verify.json` (replacing an earlier one).
@@ -288,4 +333,47 @@ async fn record(run: &ResolvedRun, report: &VerifyReport) -> Result<(), VerifyEr
     })
     .await?
     .map_err(|source| VerifyError::WriteRecord { location, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passed(level: Level, manifest: &str) -> VerifyReport {
+        let mut r = VerifyReport::new("20261203T000000Z", level);
+        r.manifest_sha256 = Some(manifest.to_owned());
+        r.finish();
+        r
+    }
+
+    #[test]
+    fn a_lower_passing_check_keeps_the_stronger_record_and_nothing_else_does() {
+        let proof = passed(Level::Restore, "aa");
+        assert!(keeps(&proof, &passed(Level::Decompress, "aa")));
+        assert!(keeps(&proof, &passed(Level::Checksum, "aa")));
+        // The same level, a higher one, another manifest: the new record is written.
+        assert!(!keeps(&proof, &passed(Level::Restore, "aa")));
+        assert!(!keeps(
+            &passed(Level::Checksum, "aa"),
+            &passed(Level::Decompress, "aa")
+        ));
+        assert!(!keeps(&proof, &passed(Level::Decompress, "bb")));
+        // A failing check is always recorded: it may be news the proof no longer holds.
+        let mut failed = passed(Level::Decompress, "aa");
+        failed.problems.push("SHA256SUMS: mismatch".to_owned());
+        failed.finish();
+        assert!(!keeps(&proof, &failed));
+        // A failed record is no proof to keep.
+        let mut old_failure = passed(Level::Restore, "aa");
+        old_failure.problems.push("x".to_owned());
+        old_failure.finish();
+        assert!(!keeps(&old_failure, &passed(Level::Decompress, "aa")));
+        // Another run's record, or one without the manifest's digest, is never kept.
+        let mut other = passed(Level::Restore, "aa");
+        other.run_id = "20261203T000001Z".to_owned();
+        assert!(!keeps(&other, &passed(Level::Decompress, "aa")));
+        let mut undigested = passed(Level::Restore, "aa");
+        undigested.manifest_sha256 = None;
+        assert!(!keeps(&undigested, &passed(Level::Decompress, "aa")));
+    }
 }

@@ -1274,3 +1274,42 @@ fn pg_an_interrupted_restore_leaves_nothing_running_on_the_server() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A later check at a lower level (`verify` with its default level) keeps the restore-level
+/// proof in `verify.json` — the record the teardown gate reads — and says so; it used to
+/// replace it with a level `decompress` record, which the gate does not accept.
+#[test]
+fn a_lower_level_check_keeps_the_restore_level_proof() {
+    let source = small_db("rs_keep", 20);
+    let work = tempdir();
+    let run_dir = dump_ok(work.path(), &["dump", &source.url(), "--to", "out"]);
+    verify_restore(work.path(), &run_dir, &[&pg_scratch()]).expect_code(0);
+    let proof = read_json(&run_dir.join("verify.json"));
+    assert_eq!(proof["level"], "restore");
+    let out = run(exporter(work.path()).args(["verify", s(&run_dir)]));
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    assert!(
+        out.stdout.contains(
+            "verified at level decompress; verify.json keeps the level restore verification of"
+        ),
+        "{}",
+        out.all_output()
+    );
+    assert_eq!(
+        read_json(&run_dir.join("verify.json")),
+        proof,
+        "the proof is unchanged"
+    );
+    // A failing check replaces it: the archive is bad now, whatever it was.
+    let file = format!("{}.sql.zst", source.name);
+    let path = run_dir.join(&file);
+    let mut bytes = std::fs::read(&path).expect("read the archive");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).expect("write the archive");
+    let out = run(exporter(work.path()).args(["verify", s(&run_dir)]));
+    assert_eq!(out.code, 1, "{}", out.all_output());
+    let record = read_json(&run_dir.join("verify.json"));
+    assert_eq!(record["level"], "decompress");
+    assert_eq!(record["ok"], false);
+}
