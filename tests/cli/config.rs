@@ -183,10 +183,14 @@ fn usage_errors_exit_2() {
     out.expect_code(2)
         .expect_error_line()
         .stderr_contains("exporter.toml");
+    // `list` without a config: the hint names what an installed user has (the README's
+    // section, `--to`), not a file of the source tree.
     let out = run(exporter(dir.path()).arg("list"));
     out.expect_code(2)
         .expect_error_line()
-        .stderr_contains("exporter.toml");
+        .stderr_contains("error: nothing to list: there is no config file (exporter.toml does not exist)")
+        .stderr_contains("hint: create exporter.toml (README, section \"Configuration\"), pass --config FILE, --to DEST to list the unfinished runs of a destination, or --environment HANDLE");
+    assert!(!out.stderr.contains("fixtures/"), "{}", out.stderr);
     // An explicit --config that does not exist, even for commands where config is optional.
     let out = run(exporter(dir.path()).args(["--config", "missing.toml", "dump", "--all"]));
     out.expect_code(2)
@@ -317,6 +321,54 @@ fn list_shows_the_tls_mode_of_each_database() {
 }
 
 /// `fixtures/exporter.example.toml` documents every key; it must stay a valid config.
+/// `list --to DEST` without a config where DEST holds only complete runs (or nothing):
+/// one plain line saying there is nothing to list, not a table header without rows; with
+/// `--json` the usual object, with both lists empty.
+#[test]
+fn list_without_databases_or_unfinished_runs_says_nothing_to_list() {
+    let dir = tempdir();
+    let dest = dir.path().join("archives");
+    // A complete run: `list` does not show it.
+    let complete = dest.join("20260102T030405Z");
+    std::fs::create_dir_all(&complete).unwrap();
+    std::fs::write(complete.join("manifest.json"), "{}").unwrap();
+    let out = run(exporter(dir.path()).args(["list", "--to", "./archives"]));
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout,
+        "nothing to list: no config file, and ./archives holds no unfinished runs (`list` \
+         shows the config's databases and the destination's unfinished runs; complete runs \
+         are read by `verify` and `restore`)\n",
+    );
+    assert!(!out.stdout.contains("NAME"), "{}", out.stdout);
+
+    let out = run(exporter(dir.path()).args(["list", "--to", "./archives", "--json"]));
+    out.expect_code(0);
+    let listing: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        listing,
+        serde_json::json!({
+            "version": 1,
+            "source": "config",
+            "databases": [],
+            "unfinished_runs": [],
+        })
+    );
+
+    // A config with [storage] alone names itself as the empty inventory.
+    let cfg = write(dir.path(), "[storage]\nto = \"./archives\"\n");
+    let out = with_config(dir.path(), &cfg, &["list"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.starts_with(&format!(
+            "nothing to list: {} lists no databases, and ./archives holds no unfinished runs",
+            cfg.display()
+        )),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn example_config_is_valid() {
     let dir = tempdir();
