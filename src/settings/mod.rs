@@ -626,7 +626,8 @@ fn dump_databases(
         }
         (false, false) => {
             let mut dbs = Vec::new();
-            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            // Lower-cased name → (URL index, name as given).
+            let mut seen: BTreeMap<String, (usize, String)> = BTreeMap::new();
             for (i, text) in cmd.urls.iter().enumerate() {
                 let (given, text) = split_named_url(text);
                 let (url, engine) = parse_url(text).map_err(|e| SettingsError {
@@ -643,12 +644,10 @@ fn dump_databases(
                     None => target_name(&url),
                 };
                 // Compared without case: the name becomes a file name (see config.rs).
-                if let Some(prev) = seen.insert(name.to_ascii_lowercase(), i) {
-                    return Err(SettingsError::new(format!(
-                        "URLs #{} and #{} would both be written as {name:?}",
-                        prev + 1,
-                        i + 1
-                    ))
+                if let Some((prev, prev_name)) =
+                    seen.insert(name.to_ascii_lowercase(), (i, name.clone()))
+                {
+                    return Err(SettingsError::new(name_clash(prev + 1, &prev_name, i + 1, &name))
                     .hint(format!(
                         "name them: `exporter dump {name}-1=URL {name}-2=URL`, or give them \
                          distinct `name` keys in exporter.toml"
@@ -658,6 +657,20 @@ fn dump_databases(
             }
             Ok((dbs, InventorySource::Urls))
         }
+    }
+}
+
+/// The error text of two URLs (numbered from 1) whose archive names are equal ignoring case.
+fn name_clash(first: usize, first_name: &str, second: usize, second_name: &str) -> String {
+    if first_name == second_name {
+        format!("URLs #{first} and #{second} would both be written as {first_name:?}")
+    } else {
+        format!(
+            "URLs #{first} and #{second} would be written as {first_name:?} and \
+             {second_name:?}, names that differ only in case: archive names are compared \
+             ignoring case, as a case-insensitive file system (macOS, Windows) would make \
+             them one file"
+        )
     }
 }
 
