@@ -501,3 +501,45 @@ fn the_quick_start_names_the_setup_scripts_tools() {
         "{stderr}"
     );
 }
+
+/// The setup script's closing suggestion is the README's quick start after the script
+/// (`check --all` included), and every `cargo install` the README shows is `--locked`.
+#[test]
+fn the_setup_script_suggests_the_readmes_next_commands() {
+    let root = crate::support::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let script = std::fs::read_to_string(root.join("fixtures/scripts/setup-sample.sh")).unwrap();
+    // `bash fixtures/scripts/setup-sample.sh && A \<newline> && B …`, up to the fence.
+    let after = readme
+        .split("bash fixtures/scripts/setup-sample.sh && ")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .expect("README runs the setup script in a code block");
+    let readme_next = after
+        .replace('\\', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        readme_next,
+        "cargo run --release -- check --all && cargo run --release -- dump --all && cargo run \
+         --release -- verify"
+    );
+    let next = script
+        .lines()
+        .find_map(|l| l.strip_prefix("echo \"next: "))
+        .and_then(|l| l.split('"').next())
+        .expect("the script ends with a `next:` suggestion");
+    assert_eq!(next, readme_next);
+    let installs: Vec<&str> = readme
+        .match_indices("cargo install")
+        .map(|(i, _)| &readme[i..readme[i..].find('\n').map_or(readme.len(), |e| i + e)])
+        .collect();
+    assert!(!installs.is_empty());
+    for line in installs {
+        assert!(
+            line.starts_with("cargo install --locked --path ."),
+            "{line}"
+        );
+    }
+}
