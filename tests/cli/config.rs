@@ -543,3 +543,28 @@ fn the_setup_script_suggests_the_readmes_next_commands() {
         );
     }
 }
+
+/// docker-compose.yml runs the versions README's support table says are tested.
+#[test]
+fn docker_compose_runs_the_tested_versions() {
+    let root = crate::support::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    for (engine, image) in [
+        ("PostgreSQL", "postgres"),
+        ("MariaDB", "mariadb"),
+        ("Redis", "redis"),
+    ] {
+        // `| PostgreSQL | 15 (15.20) | …`: the tested column's major version.
+        let tested = readme
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("| {engine} | ")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("README's support table has no {engine} row"));
+        let tag = compose
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("image: {image}:")))
+            .unwrap_or_else(|| panic!("docker-compose.yml runs no {image} image"));
+        assert_eq!(tag, tested, "{engine}");
+    }
+}
