@@ -390,6 +390,10 @@ fn interrupted_hint(work: Work) -> &'static str {
 fn run_error(e: &RunError) -> Classified {
     match e {
         RunError::Directory { .. } => Classified::new(ExitStatus::Usage, None),
+        RunError::NoRunPath { .. } => Classified::new(
+            ExitStatus::Usage,
+            Some("give the path of a run directory (it holds manifest.json), or a run id"),
+        ),
         RunError::NoDestination { .. } => Classified::new(
             ExitStatus::Usage,
             Some(

@@ -467,6 +467,39 @@ fn verify_to_a_missing_directory_names_it() {
         .stderr_contains("the destination directory no-such-dir does not exist");
 }
 
+/// `verify PATH` and `restore PATH` with a run path that does not exist named the default
+/// destination ("the destination directory ./archives does not exist"); they name the path
+/// given (exit 2), whether or not the destination exists, and a file is not a run directory.
+#[test]
+fn a_missing_run_path_is_named() {
+    let dir = tempdir();
+    let missing = dir.path().join("some/NOPE");
+    let missing = missing.to_str().unwrap();
+    let expected = format!("error: no run directory {missing}: it does not exist\n");
+    for destination_exists in [false, true] {
+        if destination_exists {
+            std::fs::create_dir(dir.path().join("archives")).unwrap();
+        }
+        let out = run(exporter(dir.path()).args(["verify", missing]));
+        out.expect_code(2)
+            .stderr_contains(&expected)
+            .stderr_contains("hint: give the path of a run directory (it holds manifest.json)");
+        assert!(!out.stderr.contains("destination"), "{}", out.stderr);
+        let out = run(exporter(dir.path()).args([
+            "restore",
+            missing,
+            "--into",
+            "postgres://postgres@127.0.0.1:1/x",
+        ]));
+        out.expect_code(2).stderr_contains(&expected);
+        assert!(!out.stderr.contains("destination"), "{}", out.stderr);
+    }
+    std::fs::write(dir.path().join("a-file"), "x").unwrap();
+    run(exporter(dir.path()).args(["verify", "./a-file"]))
+        .expect_code(2)
+        .stderr_contains("error: no run directory ./a-file: it is not a directory\n");
+}
+
 /// Issue 16: the quick start's setup script needs `psql` and `pg_isready`, which the README did
 /// not list; the README lists them, and the script says which one is missing instead of
 /// failing with "command not found".
