@@ -185,10 +185,13 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Classified> {
         return Some(Classified::new(Usage, e.hint_text()));
     }
     if let Some(e) = e.downcast_ref::<ConfigReadError>() {
-        let hint = e.needs_databases.then_some(
-            "pass --config FILE, or create exporter.toml (see fixtures/exporter.example.toml)",
-        );
-        return Some(Classified::new(Usage, hint));
+        let hint = e.needs_databases.then(|| {
+            format!(
+                "pass --config FILE, or create exporter.toml ({})",
+                crate::settings::CONFIG_DOCS
+            )
+        });
+        return Some(Classified::new(Usage, hint.as_deref()));
     }
     if let Some(e) = e.downcast_ref::<UnknownCommand>() {
         return Some(Classified {
@@ -387,6 +390,10 @@ fn interrupted_hint(work: Work) -> &'static str {
 fn run_error(e: &RunError) -> Classified {
     match e {
         RunError::Directory { .. } => Classified::new(ExitStatus::Usage, None),
+        RunError::NoRunPath { .. } => Classified::new(
+            ExitStatus::Usage,
+            Some("give the path of a run directory (it holds manifest.json), or a run id"),
+        ),
         RunError::NoDestination { .. } => Classified::new(
             ExitStatus::Usage,
             Some(

@@ -76,9 +76,27 @@ pub async fn run(plan: &ListPlan, json: bool, ui: Ui, cleanup: &Cleanup) -> anyh
     let names: Vec<String> = plan.databases.iter().map(|d| d.name.clone()).collect();
     run_config(plan, &runs, json, ui);
     if !json {
-        render_unfinished(&runs, (&names, "config", None), ui);
+        if names.is_empty() && runs.is_empty() {
+            ui.data(nothing_to_list(plan));
+        }
+        render_unfinished(&runs, (&names, "config", None), !names.is_empty(), ui);
     }
     Ok(())
+}
+
+/// What `list` says when it has neither databases nor unfinished runs to show: why there is
+/// no inventory, and that complete runs are not what `list` shows.
+fn nothing_to_list(plan: &ListPlan) -> String {
+    let inventory = match &plan.config {
+        Some(name) => format!("{name} lists no databases"),
+        None => "no config file".to_owned(),
+    };
+    format!(
+        "nothing to list: {inventory}, and {} holds no unfinished runs (`list` shows the \
+         config's databases and the destination's unfinished runs; complete runs are read \
+         by `verify` and `restore`)",
+        plan.destination
+    )
 }
 
 async fn run_platform(
@@ -105,6 +123,7 @@ async fn run_platform(
         render_unfinished(
             &runs,
             (&names, &plan.platform, Some(plan.environment.as_str())),
+            true,
             ui,
         );
     }
@@ -156,14 +175,18 @@ async fn unfinished_runs(
 }
 
 /// Each unfinished run: what it finished, what of the inventory it has not (when it is a run
-/// of this inventory: its source and environment), and how to go on.
+/// of this inventory: its source and environment), and how to go on. `after_table`: a table
+/// was printed above, so the first run is set off from it by an empty line too.
 fn render_unfinished(
     runs: &[UnfinishedSummary],
     (inventory, source, environment): (&[String], &str, Option<&str>),
+    after_table: bool,
     ui: Ui,
 ) {
-    for run in runs {
-        ui.data("");
+    for (i, run) in runs.iter().enumerate() {
+        if after_table || i > 0 {
+            ui.data("");
+        }
         let started = run.started_at.map_or_else(
             || "no run record".to_owned(),
             |t| format!("started {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
@@ -311,6 +334,10 @@ fn run_config(plan: &ListPlan, runs: &[UnfinishedSummary], json: bool, ui: Ui) {
             unfinished_runs: runs,
         };
         ui.data(serde_json::to_string_pretty(&listing).expect("rows serialize"));
+        return;
+    }
+    // No inventory (`list --to DEST` without a config): no table, only the runs.
+    if rows.is_empty() {
         return;
     }
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);

@@ -235,8 +235,9 @@ async fn dispatch(cli: Cli, ui: Ui, cores: usize, cleanup: &Cleanup) -> anyhow::
         }
         Command::List(cmd) => {
             // A platform named with --environment needs no config file; nor does `--to DEST`
-            // alone (the unfinished runs of a dump made from URLs).
-            let config = ConfigFile::read(path, true, environment.is_none() && cmd.to.is_none())?;
+            // alone (the unfinished runs of a dump made from URLs). Without any of them,
+            // `resolve_list` says what `list` can be given instead.
+            let config = ConfigFile::read(path, true, false)?;
             let plan = settings::resolve_list(&cmd, config.source(), &env, environment)?;
             list::run(&plan, cmd.json, ui, cleanup).await
         }

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod unfinished;
 
 use std::io;
+use std::path::Path;
 
 use sha2::Digest as _;
 use std::sync::Arc;
@@ -62,6 +63,15 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    /// The run was given as a path (it has a `/`, which no run id has) to a local destination,
+    /// and nothing there is a run directory.
+    #[error("no run directory {run}: {reason}")]
+    NoRunPath {
+        /// The path as given.
+        run: String,
+        /// `it does not exist` or `it is not a directory`.
+        reason: &'static str,
+    },
     /// The destination cannot be listed.
     #[error("cannot list runs in {destination}")]
     List {
@@ -100,7 +110,7 @@ pub enum RunError {
 ///
 /// # Errors
 ///
-/// [`RunError`]: a path that cannot be resolved, a local destination that does not exist, a
+/// [`RunError`]: a path that cannot be resolved or is no directory, a local destination that does not exist, a
 /// destination that cannot be listed, an id that is not there, or no run with a manifest at
 /// all.
 pub fn resolve(
@@ -119,6 +129,21 @@ pub fn resolve(
         return Ok(ResolvedRun {
             storage: Arc::new(storage),
             id,
+        });
+    }
+    // A path that is no run directory: name it, not the destination it was not looked up in.
+    if let (Some(r), Destination::Local(_)) = (run, destination)
+        && looks_like_path(r)
+    {
+        let path = Path::new(r);
+        let reason = if path.exists() {
+            "it is not a directory"
+        } else {
+            "it does not exist"
+        };
+        return Err(RunError::NoRunPath {
+            run: r.to_owned(),
+            reason,
         });
     }
     // A missing directory lists as empty (a dump creates it); a command that reads runs
@@ -165,6 +190,12 @@ pub fn resolve(
     Err(RunError::NoRuns {
         destination: destination.to_string(),
     })
+}
+
+/// Whether a RUN argument is a path rather than a run id: it has a path separator, which a
+/// run id (`20261129T074800Z`, `…-2`) never has.
+fn looks_like_path(run: &str) -> bool {
+    run.contains('/') || (cfg!(windows) && run.contains('\\'))
 }
 
 /// Why a run's manifest could not be loaded.

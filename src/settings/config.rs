@@ -369,7 +369,7 @@ fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> SettingsError {
         None => SettingsError::new(format!("{origin}: {msg}")),
     };
     if msg.starts_with("unknown field") {
-        err.hint("fixtures/exporter.example.toml lists every key")
+        err.hint("README, section \"Config reference\", lists every key")
     } else {
         err
     }

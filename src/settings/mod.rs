@@ -73,6 +73,15 @@ pub const MAX_COMPRESSION_LEVEL: i32 = 19;
 /// Default destination when neither `--to` nor `[storage] to` is given.
 pub const DEFAULT_DESTINATION: &str = "./archives";
 
+/// Where hints send a user to write a config file. An installed binary has no example
+/// file beside it, so hints name the README's section rather than a path in the source tree.
+pub const CONFIG_DOCS: &str = "README, section \"Configuration\"";
+
+/// The hint of `exporter list` without a config file, `--to` or a platform environment.
+const NO_CONFIG_HINT_LIST: &str = "create exporter.toml (README, section \"Configuration\"), \
+     pass --config FILE, --to DEST to list the unfinished runs of a destination, or \
+     --environment HANDLE to list a platform environment";
+
 /// Default `--stall-timeout`: a database whose dump moves no data for this long fails.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -597,7 +606,7 @@ fn dump_databases(
         (true, true) => {
             let config = config.ok_or_else(|| {
                 SettingsError::new(format!("--all needs a config file or a platform environment, and {config_name} does not exist"))
-                    .hint("create exporter.toml (see fixtures/exporter.example.toml), pass --config FILE, or pass --environment HANDLE")
+                    .hint(format!("create exporter.toml ({CONFIG_DOCS}), pass --config FILE, or pass --environment HANDLE"))
             })?;
             if config.databases.is_empty() {
                 return Err(SettingsError::new(format!(
@@ -617,7 +626,8 @@ fn dump_databases(
         }
         (false, false) => {
             let mut dbs = Vec::new();
-            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            // Lower-cased name → (URL index, name as given).
+            let mut seen: BTreeMap<String, (usize, String)> = BTreeMap::new();
             for (i, text) in cmd.urls.iter().enumerate() {
                 let (given, text) = split_named_url(text);
                 let (url, engine) = parse_url(text).map_err(|e| SettingsError {
@@ -634,12 +644,10 @@ fn dump_databases(
                     None => target_name(&url),
                 };
                 // Compared without case: the name becomes a file name (see config.rs).
-                if let Some(prev) = seen.insert(name.to_ascii_lowercase(), i) {
-                    return Err(SettingsError::new(format!(
-                        "URLs #{} and #{} would both be written as {name:?}",
-                        prev + 1,
-                        i + 1
-                    ))
+                if let Some((prev, prev_name)) =
+                    seen.insert(name.to_ascii_lowercase(), (i, name.clone()))
+                {
+                    return Err(SettingsError::new(name_clash(prev + 1, &prev_name, i + 1, &name))
                     .hint(format!(
                         "name them: `exporter dump {name}-1=URL {name}-2=URL`, or give them \
                          distinct `name` keys in exporter.toml"
@@ -649,6 +657,20 @@ fn dump_databases(
             }
             Ok((dbs, InventorySource::Urls))
         }
+    }
+}
+
+/// The error text of two URLs (numbered from 1) whose archive names are equal ignoring case.
+fn name_clash(first: usize, first_name: &str, second: usize, second_name: &str) -> String {
+    if first_name == second_name {
+        format!("URLs #{first} and #{second} would both be written as {first_name:?}")
+    } else {
+        format!(
+            "URLs #{first} and #{second} would be written as {first_name:?} and \
+             {second_name:?}, names that differ only in case: archive names are compared \
+             ignoring case, as a case-insensitive file system (macOS, Windows) would make \
+             them one file"
+        )
     }
 }
 
@@ -928,6 +950,9 @@ pub fn resolve_restore(
 pub struct ListPlan {
     /// The databases, in config order (empty with a platform).
     pub databases: Vec<UrlTarget>,
+    /// The config file the databases come from, as named in messages; `None` when there is
+    /// none (`list --to DEST` alone lists only the destination's unfinished runs).
+    pub config: Option<String>,
     /// The destination whose unfinished runs are shown (`--to`, `[storage] to`, else
     /// [`DEFAULT_DESTINATION`]).
     pub destination: Destination,
@@ -970,6 +995,7 @@ pub fn resolve_list(
     if let Some(settings) = settings {
         return Ok(ListPlan {
             databases: Vec::new(),
+            config: parsed.is_some().then_some(name),
             destination,
             platform: Some(PlatformInventory {
                 settings,
@@ -992,19 +1018,20 @@ pub fn resolve_list(
         )
         .hint("add [platform] to the config or pass --environment HANDLE"));
     }
-    let databases = match parsed {
-        Some(config) => config.databases,
+    let (databases, config) = match parsed {
+        Some(config) => (config.databases, Some(name)),
         // `list --to DEST` without a config: no inventory, the destination's unfinished runs.
-        None if cmd.to.is_some() => Vec::new(),
+        None if cmd.to.is_some() => (Vec::new(), None),
         None => {
-            return Err(SettingsError::new(format!("{name} does not exist")).hint(
-                "pass --config FILE, --to DEST for a destination's unfinished runs, or \
-                 --environment HANDLE to list a platform environment",
-            ));
+            return Err(SettingsError::new(format!(
+                "nothing to list: there is no config file ({name} does not exist)"
+            ))
+            .hint(NO_CONFIG_HINT_LIST));
         }
     };
     Ok(ListPlan {
         databases,
+        config,
         destination,
         platform: None,
         connections,
@@ -1877,7 +1904,11 @@ mod tests {
             json: false,
         };
         let e = resolve_list(&list, NO_CONFIG, &no_env, None).unwrap_err();
-        assert_eq!(e.to_string(), "exporter.toml does not exist");
+        assert_eq!(
+            e.to_string(),
+            "nothing to list: there is no config file (exporter.toml does not exist)"
+        );
+        assert!(e.hint_text().unwrap().contains("--to DEST"), "{e:?}");
         let text = "[[databases]]\nname = \"a\"\nurl = \"redis://h\"\n";
         let plan = resolve_list(
             &list,

@@ -183,10 +183,14 @@ fn usage_errors_exit_2() {
     out.expect_code(2)
         .expect_error_line()
         .stderr_contains("exporter.toml");
+    // `list` without a config: the hint names what an installed user has (the README's
+    // section, `--to`), not a file of the source tree.
     let out = run(exporter(dir.path()).arg("list"));
     out.expect_code(2)
         .expect_error_line()
-        .stderr_contains("exporter.toml");
+        .stderr_contains("error: nothing to list: there is no config file (exporter.toml does not exist)")
+        .stderr_contains("hint: create exporter.toml (README, section \"Configuration\"), pass --config FILE, --to DEST to list the unfinished runs of a destination, or --environment HANDLE");
+    assert!(!out.stderr.contains("fixtures/"), "{}", out.stderr);
     // An explicit --config that does not exist, even for commands where config is optional.
     let out = run(exporter(dir.path()).args(["--config", "missing.toml", "dump", "--all"]));
     out.expect_code(2)
@@ -317,6 +321,54 @@ fn list_shows_the_tls_mode_of_each_database() {
 }
 
 /// `fixtures/exporter.example.toml` documents every key; it must stay a valid config.
+/// `list --to DEST` without a config where DEST holds only complete runs (or nothing):
+/// one plain line saying there is nothing to list, not a table header without rows; with
+/// `--json` the usual object, with both lists empty.
+#[test]
+fn list_without_databases_or_unfinished_runs_says_nothing_to_list() {
+    let dir = tempdir();
+    let dest = dir.path().join("archives");
+    // A complete run: `list` does not show it.
+    let complete = dest.join("20260102T030405Z");
+    std::fs::create_dir_all(&complete).unwrap();
+    std::fs::write(complete.join("manifest.json"), "{}").unwrap();
+    let out = run(exporter(dir.path()).args(["list", "--to", "./archives"]));
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout,
+        "nothing to list: no config file, and ./archives holds no unfinished runs (`list` \
+         shows the config's databases and the destination's unfinished runs; complete runs \
+         are read by `verify` and `restore`)\n",
+    );
+    assert!(!out.stdout.contains("NAME"), "{}", out.stdout);
+
+    let out = run(exporter(dir.path()).args(["list", "--to", "./archives", "--json"]));
+    out.expect_code(0);
+    let listing: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        listing,
+        serde_json::json!({
+            "version": 1,
+            "source": "config",
+            "databases": [],
+            "unfinished_runs": [],
+        })
+    );
+
+    // A config with [storage] alone names itself as the empty inventory.
+    let cfg = write(dir.path(), "[storage]\nto = \"./archives\"\n");
+    let out = with_config(dir.path(), &cfg, &["list"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.starts_with(&format!(
+            "nothing to list: {} lists no databases, and ./archives holds no unfinished runs",
+            cfg.display()
+        )),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn example_config_is_valid() {
     let dir = tempdir();
@@ -415,6 +467,39 @@ fn verify_to_a_missing_directory_names_it() {
         .stderr_contains("the destination directory no-such-dir does not exist");
 }
 
+/// `verify PATH` and `restore PATH` with a run path that does not exist named the default
+/// destination ("the destination directory ./archives does not exist"); they name the path
+/// given (exit 2), whether or not the destination exists, and a file is not a run directory.
+#[test]
+fn a_missing_run_path_is_named() {
+    let dir = tempdir();
+    let missing = dir.path().join("some/NOPE");
+    let missing = missing.to_str().unwrap();
+    let expected = format!("error: no run directory {missing}: it does not exist\n");
+    for destination_exists in [false, true] {
+        if destination_exists {
+            std::fs::create_dir(dir.path().join("archives")).unwrap();
+        }
+        let out = run(exporter(dir.path()).args(["verify", missing]));
+        out.expect_code(2)
+            .stderr_contains(&expected)
+            .stderr_contains("hint: give the path of a run directory (it holds manifest.json)");
+        assert!(!out.stderr.contains("destination"), "{}", out.stderr);
+        let out = run(exporter(dir.path()).args([
+            "restore",
+            missing,
+            "--into",
+            "postgres://postgres@127.0.0.1:1/x",
+        ]));
+        out.expect_code(2).stderr_contains(&expected);
+        assert!(!out.stderr.contains("destination"), "{}", out.stderr);
+    }
+    std::fs::write(dir.path().join("a-file"), "x").unwrap();
+    run(exporter(dir.path()).args(["verify", "./a-file"]))
+        .expect_code(2)
+        .stderr_contains("error: no run directory ./a-file: it is not a directory\n");
+}
+
 /// Issue 16: the quick start's setup script needs `psql` and `pg_isready`, which the README did
 /// not list; the README lists them, and the script says which one is missing instead of
 /// failing with "command not found".
@@ -448,4 +533,71 @@ fn the_quick_start_names_the_setup_scripts_tools() {
         stderr.contains("error: psql is not installed") && stderr.contains("postgresql-client"),
         "{stderr}"
     );
+}
+
+/// The setup script's closing suggestion is the README's quick start after the script
+/// (`check --all` included), and every `cargo install` the README shows is `--locked`.
+#[test]
+fn the_setup_script_suggests_the_readmes_next_commands() {
+    let root = crate::support::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let script = std::fs::read_to_string(root.join("fixtures/scripts/setup-sample.sh")).unwrap();
+    // `bash fixtures/scripts/setup-sample.sh && A \<newline> && B …`, up to the fence.
+    let after = readme
+        .split("bash fixtures/scripts/setup-sample.sh && ")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .expect("README runs the setup script in a code block");
+    let readme_next = after
+        .replace('\\', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        readme_next,
+        "cargo run --release -- check --all && cargo run --release -- dump --all && cargo run \
+         --release -- verify"
+    );
+    let next = script
+        .lines()
+        .find_map(|l| l.strip_prefix("echo \"next: "))
+        .and_then(|l| l.split('"').next())
+        .expect("the script ends with a `next:` suggestion");
+    assert_eq!(next, readme_next);
+    let installs: Vec<&str> = readme
+        .match_indices("cargo install")
+        .map(|(i, _)| &readme[i..readme[i..].find('\n').map_or(readme.len(), |e| i + e)])
+        .collect();
+    assert!(!installs.is_empty());
+    for line in installs {
+        assert!(
+            line.starts_with("cargo install --locked --path ."),
+            "{line}"
+        );
+    }
+}
+
+/// docker-compose.yml runs the versions README's support table says are tested.
+#[test]
+fn docker_compose_runs_the_tested_versions() {
+    let root = crate::support::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    for (engine, image) in [
+        ("PostgreSQL", "postgres"),
+        ("MariaDB", "mariadb"),
+        ("Redis", "redis"),
+    ] {
+        // `| PostgreSQL | 15 (15.20) | …`: the tested column's major version.
+        let tested = readme
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("| {engine} | ")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("README's support table has no {engine} row"));
+        let tag = compose
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("image: {image}:")))
+            .unwrap_or_else(|| panic!("docker-compose.yml runs no {image} image"));
+        assert_eq!(tag, tested, "{engine}");
+    }
 }

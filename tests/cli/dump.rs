@@ -368,6 +368,30 @@ fn name_equals_url_names_the_archive() {
     assert!(run_dir.join("first.sql.zst").is_file());
 }
 
+/// Two URLs whose derived names differ only in case clash (one file on a case-insensitive
+/// file system): the error names both names and says why; nothing is contacted (the ports
+/// are closed, so a connection would fail with exit 3, not 2).
+#[test]
+fn urls_whose_names_differ_only_in_case_are_both_named() {
+    let work = tempdir();
+    let out = run(exporter(work.path()).args([
+        "dump",
+        "postgres://postgres@127.0.0.1:1/nu_Camel-x",
+        "postgres://postgres@127.0.0.1:1/nu_camel-X",
+        "--to",
+        "out",
+    ]));
+    out.expect_code(2).stderr_contains(
+        "error: URLs #1 and #2 would be written as \"nu_Camel-x\" and \"nu_camel-X\", names \
+         that differ only in case: archive names are compared ignoring case, as a \
+         case-insensitive file system (macOS, Windows) would make them one file\n",
+    );
+    assert!(
+        !work.path().join("out").exists(),
+        "a usage error created out/"
+    );
+}
+
 /// Issue 16: a password that is not percent-encoded was partly printed and the archive named
 /// after a fragment of it; the URL is refused, shown redacted up to its last `@`, with a hint.
 #[test]
