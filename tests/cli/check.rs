@@ -563,3 +563,55 @@ fn an_unbreakable_cycle_gets_the_refusal_hint_not_the_privilege_one() {
         .stderr_contains("PARITY.md lists what the PostgreSQL dump refuses");
     assert!(!out.stderr.contains("grant"), "{}", out.stderr);
 }
+
+/// A role the database allows one session (its connection limit is 1): `check` passes with a
+/// note that the dump copies on fewer sessions, and `dump --jobs 4` completes on the one
+/// session, every row there (the COPY sessions it is refused leave their share to the
+/// snapshot's own). Both used to fail ("too many connections") where pg_dump -j1 works.
+#[test]
+fn postgres_one_session_allowed_checks_and_dumps_on_that_session() {
+    let role = TestRole::create("onesess");
+    let db = TestDb::with_sql(
+        "onesess",
+        "CREATE TABLE a (id integer PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 300);
+         CREATE TABLE b (id integer PRIMARY KEY); INSERT INTO b SELECT generate_series(1, 200);",
+    );
+    psql(
+        &db.name,
+        &format!(
+            "GRANT SELECT ON a, b TO {r}; ALTER DATABASE {d} CONNECTION LIMIT 1",
+            r = role.0,
+            d = db.name
+        ),
+    );
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let url = role.url(&db);
+    let out = check(work.path(), &dest, &[&url]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("a second session could not be opened"),
+        "{}",
+        out.all_output()
+    );
+    let out = run(exporter(work.path()).args(["dump", &url, "--to", s(&dest), "--jobs", "4"]));
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    assert!(
+        out.stderr.contains("could not connect"),
+        "the refused sessions are said: {}",
+        out.all_output()
+    );
+    let run_dir = std::fs::read_dir(&dest)
+        .expect("dest")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.join("manifest.json").exists())
+        .expect("a run");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    let tables = &manifest["databases"][0]["tables"];
+    assert_eq!(tables[0]["name"], "public.a", "{manifest:#}");
+    assert_eq!(tables[0]["rows"], 300);
+    assert_eq!(tables[1]["name"], "public.b");
+    assert_eq!(tables[1]["rows"], 200);
+}

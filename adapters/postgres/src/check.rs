@@ -47,17 +47,19 @@ pub(crate) async fn check(
     let version = server_version(&mut conn).await?;
     let mut problems = privileges(&mut conn).await?;
     let size_bytes = size(&mut conn).await;
-    if problems.is_empty()
-        && let Err(e) = dry_start(&link, &mut conn, &options).await
-    {
-        problems.push(as_problem(e)?);
+    let mut notes = Vec::new();
+    if problems.is_empty() {
+        match Box::pin(dry_start(&link, &mut conn, &options)).await {
+            Ok(said) => notes = said,
+            Err(e) => problems.push(as_problem(e)?),
+        }
     }
     Ok(SourceCheck {
         server: ServerInfo {
             engine: ENGINE.to_owned(),
             version,
             tls: Some(conn.tls.clone()),
-            notes: Vec::new(),
+            notes,
         },
         size_bytes,
         problems,
@@ -137,22 +139,30 @@ async fn size(conn: &mut connect::Conn) -> Option<u64> {
 
 /// The dump's start without its locks and without its output: snapshot, unsupported objects,
 /// the catalog plan, the snapshot exported and imported by a second connection. Ends with
-/// `ROLLBACK`.
+/// `ROLLBACK`. Returns notes: a second session the server refuses is one (the dump then
+/// copies on the sessions it gets, down to the snapshot's own), not a problem.
 async fn dry_start(
     link: &connect::Link,
     conn: &mut connect::Conn,
     options: &DumpOptions,
-) -> Result<(), EngineError> {
+) -> Result<Vec<String>, EngineError> {
     begin_snapshot(conn).await?;
     catalog::tables_and_plan(link, conn, options.ownership).await?;
     let snapshot = parallel::export_snapshot(conn).await?;
-    let worker = parallel::open_worker(link, &snapshot).await?;
-    parallel::close_worker(worker).await?;
+    let mut notes = Vec::new();
+    match parallel::open_worker(link, &snapshot).await {
+        Ok(worker) => parallel::close_worker(worker).await?,
+        Err(e) if e.kind() != ErrorKind::Cancelled => notes.push(format!(
+            "a second session could not be opened ({e}): the dump copies its tables on the \
+             sessions the server allows, down to one"
+        )),
+        Err(e) => return Err(e),
+    }
     if let Err(e) = conn.client.batch_execute("ROLLBACK").await {
         let endpoint = conn.endpoint.clone();
         return Err(conn.error(e, &endpoint).await);
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// A failure of the dry run as a problem, when it is about the database (a privilege, an

@@ -197,11 +197,14 @@ pub async fn copy_tables(
         })??;
         deferred.extend(left);
     }
-    // Items whose lock a worker could not take without waiting: `main` holds every lock.
+    // Items no worker took: every worker's session was refused (see `worker`).
+    deferred.extend(queue.lock().expect("queue lock").drain(..));
+    // Items whose lock a worker could not take without waiting, and those no worker took:
+    // `main` holds every lock.
     deferred.sort_by_key(|item: &Item| (item.table, item.range.map(|r| r.0)));
     for item in deferred {
         let table = &tables[item.table];
-        tracing::info!(table = %table.name, "a lock request is queued on the table; copying it on the snapshot's own connection");
+        tracing::info!(table = %table.name, "copying it on the snapshot's own connection (a lock request is queued on the table, or no COPY session could connect)");
         let sql = item.copy_out_sql(table);
         progress.start(item.table);
         out.write(table.copy_in_header().as_bytes()).await?;
@@ -300,7 +303,20 @@ async fn worker(
     output: &Output,
     progress: &Tables,
 ) -> Result<Done, EngineError> {
-    let mut raw = open_worker(link, snapshot).await?;
+    // A session the server refuses (its `max_connections`, the role's or the database's
+    // connection limit) leaves its share to the other workers, and what none of them takes
+    // to the snapshot's own connection, which holds every lock: a slower dump, not a failed
+    // one (`copy_tables`).
+    let mut raw = match open_worker(link, snapshot).await {
+        Ok(raw) => raw,
+        Err(e) if e.kind() != ErrorKind::Cancelled => {
+            tracing::warn!(
+                "a COPY session could not connect ({e}); the other sessions do its share"
+            );
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
     let mut deferred = Vec::new();
     // Tables this connection holds the lock of (a range of one needs it once).
     let mut locked = std::collections::HashSet::new();
