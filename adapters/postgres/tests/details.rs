@@ -198,34 +198,6 @@ async fn grants_keep_their_order() {
     assert_eq!(target.sql(acl), expected);
 }
 
-/// `pg_dump --schema-only` of `db` without the per-run `\restrict` keys: for restores whose
-/// rows are loaded in parallel (another physical order, which pg_dump's data section shows).
-fn schema_only(db: &str) -> String {
-    let out = std::process::Command::new("pg_dump")
-        .args([
-            "-h",
-            common::HOST,
-            "-U",
-            common::SUPERUSER,
-            "--schema-only",
-            "-d",
-            db,
-        ])
-        .output()
-        .expect("pg_dump runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Restore `script` into `db` through the library on `jobs` sessions (the parallel restore
 /// of `exporter restore --jobs`), fed in chunks of 8 KiB.
 async fn restore_jobs(script: &[u8], db: &TestDb, jobs: usize) -> RestoreSummary {
@@ -334,8 +306,8 @@ my_v_2b|keyed_2b|i|t|keyed_2_v_idx|-
         assert_eq!(restored.rows, 3000 + 2000 + 2, "{jobs} jobs");
         assert_eq!(db.sql(PARTITION_INDEXES), expected, "{jobs} jobs");
         assert_eq!(
-            schema_only(&db.name),
-            schema_only(&source.name),
+            common::schema_only(&db.name),
+            common::schema_only(&source.name),
             "{jobs} jobs"
         );
         assert_eq!(
@@ -536,13 +508,16 @@ async fn cycles_through_defaults_and_checks() {
         "{text}"
     );
     assert_pg_dump_equal(&source.name, &target.name);
-    assert_eq!(schema_only(&target.name), schema_only(&source.name));
+    assert_eq!(
+        common::schema_only(&target.name),
+        common::schema_only(&source.name)
+    );
     for jobs in [1, 4] {
         let db = TestDb::new("details_cycles_jobs");
         restore_jobs(&script, &db, jobs).await;
         assert_eq!(
-            schema_only(&db.name),
-            schema_only(&source.name),
+            common::schema_only(&db.name),
+            common::schema_only(&source.name),
             "{jobs} jobs"
         );
         assert_eq!(
@@ -616,7 +591,10 @@ async fn functions_that_need_a_primary_key() {
     assert_pg_dump_equal(&source.name, &target.name);
     let db = TestDb::new("details_pkfn_jobs");
     restore_jobs(&script, &db, 4).await;
-    assert_eq!(schema_only(&db.name), schema_only(&source.name));
+    assert_eq!(
+        common::schema_only(&db.name),
+        common::schema_only(&source.name)
+    );
     let calls = "SELECT string_agg(v, ',') FROM kv_view";
     assert_eq!(source.sql(calls), "a,b\n");
     assert_eq!(target.sql(calls), source.sql(calls));

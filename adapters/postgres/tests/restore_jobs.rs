@@ -28,35 +28,6 @@ fn body(script: &[u8], size: usize) -> BoxStream<'static, Result<Bytes, EngineEr
     futures::stream::iter(chunks).boxed()
 }
 
-/// `pg_dump --schema-only` of `db`, without the per-run `\restrict` keys. Rows are compared
-/// by fingerprint: a parallel load stores them in another physical order, which pg_dump's
-/// data section would show.
-fn schema(db: &str) -> String {
-    let out = std::process::Command::new("pg_dump")
-        .args([
-            "-h",
-            common::HOST,
-            "-U",
-            common::SUPERUSER,
-            "--schema-only",
-            "-d",
-            db,
-        ])
-        .output()
-        .expect("pg_dump runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 async fn restore(script: &[u8], db: &TestDb, jobs: usize) -> Result<RestoreSummary, EngineError> {
     PostgresTarget::new(db.url())
         .restore(
@@ -139,8 +110,8 @@ async fn parallel_restore_equals_the_serial_one() {
             db.name
         );
         assert_eq!(
-            schema(&source.name),
-            schema(&db.name),
+            common::schema_only(&source.name),
+            common::schema_only(&db.name),
             "{}: schema",
             db.name
         );
@@ -203,7 +174,10 @@ async fn a_pg_dump_script_restores_in_parallel_like_psql() {
         .await
         .expect("parallel restore");
     assert_eq!(summary.rows, 72000);
-    assert_eq!(schema(&source.name), schema(&target.name));
+    assert_eq!(
+        common::schema_only(&source.name),
+        common::schema_only(&target.name)
+    );
     assert_eq!(
         PostgresTarget::new(target.url())
             .fingerprint()

@@ -250,3 +250,24 @@ pub fn assert_pg_dump_equal(source: &str, target: &str) {
         );
     }
 }
+
+/// `pg_dump --schema-only` of `db` without the per-run `\restrict` keys: for comparing the
+/// schema of a source and a restore whose rows were loaded in parallel (another physical
+/// order, which pg_dump's data section would show; rows are compared by fingerprint).
+pub fn schema_only(db: &str) -> String {
+    let out = Command::new("pg_dump")
+        .args(["-h", HOST, "-U", SUPERUSER, "--schema-only", "-d", db])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
