@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::support::fake::{Fake, seed_with};
 use crate::support::{
     MY_HOST, MY_PORT, MyDb, Outcome, PG_HOST, PG_PORT, REDIS_SEED, REDIS_SEED_KEYS, RedisServer,
-    TestDb, dump_ok, exporter, free_port, mariadb, psql, read_json, run, run_dirs, s, sha256_file,
-    small_db, spawn_exporter, tempdir, wait_child,
+    TestDb, dump_ok, exporter, free_port, interrupt_when, mariadb, psql, read_json, run, run_dirs,
+    s, sha256_file, small_db, spawn_exporter, tempdir,
 };
 
 /// The PostgreSQL server as a scratch server.
@@ -646,29 +646,13 @@ fn dump_verify_interrupted_drops_the_scratch_database() {
         .trim()
         .to_owned()
     };
-    let mut child = child;
-    let start = Instant::now();
-    let scratch = loop {
-        let found = sleeping();
-        if !found.is_empty() {
-            break found;
-        }
-        let exited = child.try_wait().expect("try_wait").is_some();
-        assert!(
-            !exited && start.elapsed() < Duration::from_secs(60),
-            "the scratch restore never reached pg_sleep (exited early: {exited})"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let out = wait_child(
+    let (scratch, out) = interrupt_when(
         child,
-        Duration::from_secs(60),
-        "exporter dump --verify (SIGINT)",
+        || {
+            let found = sleeping();
+            (!found.is_empty()).then_some(found)
+        },
+        "exporter dump --verify",
     );
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(

@@ -5,16 +5,14 @@
 //! sharing the one whole-server Redis scratch, and when interrupted.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::restore::reseal_payload;
 use crate::support::{
     MY_HOST, MY_PORT, MyDb, Outcome, PG_HOST, PG_PORT, REDIS_SEED, REDIS_SEED_KEYS, RedisServer,
-    TestDb, dump_ok, exporter, manifest, mariadb, psql, run, s, small_db, spawn_exporter, tempdir,
-    wait_child, zstd_decompress,
+    TestDb, dump_ok, exporter, interrupt_when, manifest, mariadb, psql, run, s, small_db,
+    spawn_exporter, tempdir, zstd_decompress,
 };
 
 /// Several tables, one of a few thousand rows, awkward values.
@@ -246,7 +244,7 @@ fn verify_restore_interrupted_while_overlapped_drops_every_scratch() {
     reseal_payload(&run_dir, &second.name, &file, &payload);
     let names = scratch_names(&run_dir);
     let pg = format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres");
-    let mut child = spawn_exporter(
+    let child = spawn_exporter(
         work.path(),
         &[
             "verify",
@@ -259,32 +257,21 @@ fn verify_restore_interrupted_while_overlapped_drops_every_scratch() {
             &pg,
         ],
     );
-    let start = Instant::now();
-    loop {
-        let sleeping = psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
-                 AND query LIKE '%pg_sleep%'",
-                names[1]
-            ),
-        );
-        if sleeping.trim() != "0" {
-            break;
-        }
-        let exited = child.try_wait().expect("try_wait").is_some();
-        assert!(
-            !exited && start.elapsed() < Duration::from_secs(60),
-            "the second scratch restore never reached pg_sleep (exited early: {exited})"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let out = wait_child(child, Duration::from_secs(60), "exporter verify (SIGINT)");
+    let ((), out) = interrupt_when(
+        child,
+        || {
+            let sleeping = psql(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+                     AND query LIKE '%pg_sleep%'",
+                    names[1]
+                ),
+            );
+            (sleeping.trim() != "0").then_some(())
+        },
+        "exporter verify",
+    );
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr.contains("interrupted by SIGINT"),

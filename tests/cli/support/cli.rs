@@ -191,6 +191,40 @@ pub fn spawn_exporter(cwd: &Path, args: &[&str]) -> Child {
         .expect("spawn exporter")
 }
 
+/// Wait (up to a minute) until `ready` returns `Some` — polled every 50 ms while `child` runs;
+/// failing the test if the child exits first — then send it SIGINT and wait for it (up to a
+/// minute). Returns what `ready` found and the child's outcome.
+#[track_caller]
+pub fn interrupt_when<T>(
+    mut child: Child,
+    mut ready: impl FnMut() -> Option<T>,
+    command: &str,
+) -> (T, Outcome) {
+    let start = Instant::now();
+    let found = loop {
+        if let Some(found) = ready() {
+            break found;
+        }
+        let exited = child.try_wait().expect("try_wait").is_some();
+        assert!(
+            !exited && start.elapsed() < Duration::from_secs(60),
+            "`{command}` never got to the point to interrupt (exited early: {exited})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = wait_child(
+        child,
+        Duration::from_secs(60),
+        &format!("{command} (SIGINT)"),
+    );
+    (found, out)
+}
+
 /// Wait for a spawned child with a timeout (killing it and failing the test on timeout) and
 /// collect its outcome.
 #[track_caller]
