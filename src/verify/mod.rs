@@ -117,10 +117,13 @@ pub enum VerifyError {
         /// could not be read), for the hint on how to dump them again.
         origin: Option<SourceInfo>,
     },
-    /// Only scratch databases could not be created: nothing is known to be wrong with the
-    /// archives, but level `restore` was not reached.
+    /// Only the scratch servers failed — a scratch database could not be created, or the
+    /// scratch server stopped a restore (a privilege its role lacks, a session it refused, a
+    /// tablespace it lacks): nothing is known to be wrong with the archives, but level
+    /// `restore` was not reached.
     #[error(
-        "run {run_id} could not be verified at level restore: a scratch database could not be created"
+        "run {run_id} could not be verified at level restore: the scratch server could not take it \
+         (a scratch database could not be created, or the server stopped the restore: see above)"
     )]
     ScratchUnavailable {
         /// The run id.

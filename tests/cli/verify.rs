@@ -94,10 +94,18 @@ fn good_run_passes_at_both_levels_by_path_and_by_id() {
         "decompress"
     );
 
+    // A check at a lower level passes and keeps the stronger record.
     let out = g.verify(&["--level", "checksum"]);
     out.expect_code(0);
+    assert!(
+        out.stdout.contains(
+            "verified at level checksum; verify.json keeps the level decompress verification"
+        ),
+        "{}",
+        out.all_output()
+    );
     let v = read_json(&g.run_dir.join("verify.json"));
-    assert_eq!(v["level"], "checksum");
+    assert_eq!(v["level"], "decompress");
     assert_eq!(v["ok"], true);
 
     // By run id under --to.
