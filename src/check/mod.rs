@@ -183,7 +183,18 @@ pub struct CheckContext<'a> {
     pub storage: Arc<dyn Storage>,
     /// Turns each target into a live endpoint (the dump's provider).
     pub endpoints: &'a dyn EndpointProvider,
+    /// The check right before a dump: the first this many databases of the plan, which the
+    /// dump starts at once, are checked by starting their dumps for real, and the starts are
+    /// kept for the dump ([`exporter_contract::Source::check_and_hold`], for
+    /// [`KEEP_STARTED_FOR`]) — never through a tunnel, which closes after the check. 0 for
+    /// `exporter check`.
+    pub keep_started: usize,
 }
+
+/// How long a dump's start kept by the check waits for its dump (then its connection and
+/// locks are released): the dump follows the check at once, after the scratch servers'
+/// check of `--verify`.
+pub const KEEP_STARTED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a check could not run, or said no.
 #[derive(Debug, thiserror::Error)]
@@ -227,8 +238,8 @@ pub async fn check(plan: &DumpPlan, cx: &CheckContext<'_>) -> Result<CheckReport
         .with_ownership(plan.ownership);
     let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
     let destination = destination(&plan.destination, &cx.storage);
-    let databases = futures::stream::iter(plan.databases.iter())
-        .map(|db| database(db, plan, &options, cx.endpoints))
+    let databases = futures::stream::iter(plan.databases.iter().enumerate())
+        .map(|(i, db)| database(db, plan, &options, cx.endpoints, i < cx.keep_started))
         .buffered(parallel)
         .collect::<Vec<_>>();
     let (destination, mut databases) = tokio::join!(destination, databases);
@@ -298,6 +309,7 @@ async fn database(
     plan: &DumpPlan,
     options: &DumpOptions,
     endpoints: &dyn EndpointProvider,
+    keep_started: bool,
 ) -> DatabaseCheck {
     let engine = db.engine();
     let mut entry = DatabaseCheck {
@@ -331,7 +343,8 @@ async fn database(
             return entry;
         }
     };
-    let outcome = checked(db, plan, options, &guard).await;
+    let keep_started = keep_started && !guard.can_be_lost();
+    let outcome = checked(db, plan, options, &guard, keep_started).await;
     release(guard).await;
     match outcome {
         Ok(check) => {
@@ -363,6 +376,7 @@ async fn checked(
     plan: &DumpPlan,
     options: &DumpOptions,
     guard: &EndpointGuard,
+    keep_started: bool,
 ) -> Result<exporter_contract::SourceCheck, EngineError> {
     let source = db.engine().source(guard.endpoint(), plan.engine_options);
     let bound = async {
@@ -377,7 +391,13 @@ async fn checked(
             exporter_contract::ErrorKind::Connect,
             format!("{reason} (during the check)"),
         )),
-        r = source.check(options.clone()) => r,
+        r = async {
+            if keep_started {
+                source.check_and_hold(options.clone(), KEEP_STARTED_FOR).await
+            } else {
+                source.check(options.clone()).await
+            }
+        } => r,
         () = bound => {
             let t = crate::pipeline::stall::format_timeout(
                 plan.stall_timeout.unwrap_or_default(),

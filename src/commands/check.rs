@@ -54,7 +54,15 @@ pub async fn run(mut plan: DumpPlan, json: bool, ui: Ui, cleanup: &Cleanup) -> a
         plan.databases.len(),
         plan.destination
     ));
-    let report = check::check(&plan, &CheckContext { storage, endpoints }).await?;
+    let report = check::check(
+        &plan,
+        &CheckContext {
+            storage,
+            endpoints,
+            keep_started: 0,
+        },
+    )
+    .await?;
     if json {
         ui.data(serde_json::to_string_pretty(&report).expect("a report serializes"));
     } else {

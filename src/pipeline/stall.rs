@@ -179,6 +179,14 @@ impl Source for Watched<'_> {
         self.inner.check(options)
     }
 
+    fn check_and_hold(
+        &self,
+        options: DumpOptions,
+        keep_for: std::time::Duration,
+    ) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        self.inner.check_and_hold(options, keep_for)
+    }
+
     fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
         Box::pin(async move {
             let dump = self.inner.dump(options).await?;

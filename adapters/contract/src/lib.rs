@@ -273,6 +273,31 @@ pub trait Source: Send + Sync {
     /// Dropping the future closes the connections; nothing was written.
     fn check(&self, options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>>;
 
+    /// [`Source::check`] right before a [`Source::dump`] of the same endpoint and `options`
+    /// in this process: an adapter may start that dump for real instead of dry-running it
+    /// (its snapshot, locks and catalog plan) and keep the started dump for up to `keep_for`,
+    /// so that the dump continues it instead of reading the catalogs a second time. The
+    /// default is [`Source::check`], keeping nothing. A kept start that is not claimed within
+    /// `keep_for` is released (its connection closed); a dump that finds its kept start dead
+    /// starts afresh. The core asks for this only for the databases its dump starts first,
+    /// and never through a tunnel that closes after the check.
+    ///
+    /// # Errors
+    ///
+    /// As [`Source::check`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Source::check`]: dropping the future keeps nothing.
+    fn check_and_hold(
+        &self,
+        options: DumpOptions,
+        keep_for: std::time::Duration,
+    ) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        let _ = keep_for;
+        self.check(options)
+    }
+
     /// Open the snapshot and start producing the payload.
     ///
     /// # Errors

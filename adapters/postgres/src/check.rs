@@ -25,6 +25,10 @@
 //! tables are not locked: the privileges above are what `LOCK TABLE … IN ACCESS SHARE MODE`
 //! needs.
 //!
+//! Right before a dump ([`exporter_contract::Source::check_and_hold`]) the start is not dry:
+//! it is the dump's own (the tables locked, the snapshot, the plan, on the check's session),
+//! kept for the dump that follows (`held.rs`), so that the catalogs are read once.
+//!
 //! Size: the sum of `pg_table_size` of the tables whose rows are dumped. The dump's own
 //! estimate ([`exporter_contract::DumpMeta::size_hint`]) samples the tables' pages, which
 //! needs their locks; the check takes none, so it reads the catalog only (its figure runs
@@ -35,21 +39,36 @@ use exporter_contract::{
 };
 
 use crate::catalog::{not_ext, user_ns};
-use crate::{ENGINE, begin_snapshot, catalog, connect, parallel, server_version};
+use std::time::Duration;
+
+use crate::{ENGINE, begin_snapshot, catalog, connect, held, parallel, server_version};
 
 /// Check `endpoint` for a dump with `options`. See the module docs.
+///
+/// With `hold` (the check right before the dump, [`exporter_contract::Source::check_and_hold`])
+/// the dump's start runs for real instead of dry ([`crate::start`]: the tables locked, the
+/// snapshot, the plan) and is kept for the dump for up to `hold` ([`crate::held`]).
 pub(crate) async fn check(
     endpoint: Endpoint,
     options: DumpOptions,
+    hold: Option<Duration>,
 ) -> Result<SourceCheck, EngineError> {
     let link = connect::Link::new(&endpoint)?;
     let mut conn = connect::connect(&link).await?;
     let version = server_version(&mut conn).await?;
     let mut problems = privileges(&mut conn).await?;
     let size_bytes = size(&mut conn).await;
+    let tls = conn.tls.clone();
     let mut notes = Vec::new();
     if problems.is_empty() {
-        match Box::pin(dry_start(&link, &mut conn, &options)).await {
+        let started = match hold {
+            None => Box::pin(dry_start(&link, &mut conn, &options)).await,
+            // The dump's start runs on this session (a role may be allowed only one).
+            Some(keep_for) => {
+                Box::pin(held_start(&endpoint, &link, conn, &options, keep_for)).await
+            }
+        };
+        match started {
             Ok(said) => notes = said,
             Err(e) => problems.push(as_problem(e)?),
         }
@@ -58,7 +77,7 @@ pub(crate) async fn check(
         server: ServerInfo {
             engine: ENGINE.to_owned(),
             version,
-            tls: Some(conn.tls.clone()),
+            tls: Some(tls),
             notes,
         },
         size_bytes,
@@ -148,6 +167,36 @@ async fn dry_start(
 ) -> Result<Vec<String>, EngineError> {
     begin_snapshot(conn).await?;
     catalog::tables_and_plan(link, conn, options.ownership).await?;
+    let notes = second_session(link, conn).await?;
+    if let Err(e) = conn.client.batch_execute("ROLLBACK").await {
+        let endpoint = conn.endpoint.clone();
+        return Err(conn.error(e, &endpoint).await);
+    }
+    Ok(notes)
+}
+
+/// The dump's real start ([`crate::start`], on `conn`), checked as [`dry_start`] checks (a second
+/// session importing the snapshot), then kept for the dump for up to `keep_for`.
+async fn held_start(
+    endpoint: &Endpoint,
+    link: &connect::Link,
+    conn: connect::Conn,
+    options: &DumpOptions,
+    keep_for: Duration,
+) -> Result<Vec<String>, EngineError> {
+    let mut started = crate::start(link, options.ownership, Some(conn)).await?;
+    let notes = second_session(link, &mut started.conn).await?;
+    held::keep(endpoint, options.ownership, started, keep_for);
+    Ok(notes)
+}
+
+/// Export `conn`'s snapshot and import it on one more session, as every `COPY` session does.
+/// A session the server refuses is a note (the dump copies on the sessions it gets, down to
+/// the snapshot's own), not a problem.
+async fn second_session(
+    link: &connect::Link,
+    conn: &mut connect::Conn,
+) -> Result<Vec<String>, EngineError> {
     let snapshot = parallel::export_snapshot(conn).await?;
     let mut notes = Vec::new();
     match parallel::open_worker(link, &snapshot).await {
@@ -157,10 +206,6 @@ async fn dry_start(
              sessions the server allows, down to one"
         )),
         Err(e) => return Err(e),
-    }
-    if let Err(e) = conn.client.batch_execute("ROLLBACK").await {
-        let endpoint = conn.endpoint.clone();
-        return Err(conn.error(e, &endpoint).await);
     }
     Ok(notes)
 }

@@ -181,6 +181,7 @@ mod check;
 mod connect;
 mod copyout;
 mod fingerprint;
+mod held;
 mod parallel;
 mod progress;
 mod quote;
@@ -264,6 +265,16 @@ async fn begin_snapshot(conn: &mut connect::Conn) -> Result<(), EngineError> {
 
 async fn preflight(endpoint: Endpoint) -> Result<ServerInfo, EngineError> {
     let link = connect::Link::new(&endpoint)?;
+    // The check right before this dump kept its start (`held.rs`): it read all this and
+    // more; its session is the one the dump will use.
+    if let Some((version, tls)) = held::server_info(&endpoint) {
+        return Ok(ServerInfo {
+            engine: ENGINE.to_owned(),
+            version,
+            tls: Some(tls),
+            notes: Vec::new(),
+        });
+    }
     let mut conn = connect::connect(&link).await?;
     let version = server_version(&mut conn).await?;
     // Every table and sequence must be readable; name the first that is not.
@@ -306,10 +317,19 @@ const START_ATTEMPTS: u32 = 3;
 /// Order matters (see [`catalog::lock_tables`]): list tables outside any transaction, `BEGIN`
 /// repeatable read, `LOCK TABLE` (no snapshot yet), then the first query takes the snapshot,
 /// and [`catalog::check_stable`] proves no table escaped the locks.
-async fn open_snapshot(link: &connect::Link) -> Result<(connect::Conn, String), EngineError> {
+///
+/// `reuse`: a connection to make the first attempt on (fresh, no transaction open), instead of
+/// a new one.
+async fn open_snapshot(
+    link: &connect::Link,
+    mut reuse: Option<connect::Conn>,
+) -> Result<(connect::Conn, String), EngineError> {
     let mut attempt = 1;
     loop {
-        let mut conn = connect::connect(link).await?;
+        let mut conn = match reuse.take() {
+            Some(conn) => conn,
+            None => connect::connect(link).await?,
+        };
         let server_version = server_version(&mut conn).await?;
         let names = catalog::lock_targets(&mut conn).await?;
         begin_snapshot(&mut conn).await?;
@@ -336,12 +356,61 @@ async fn open_snapshot(link: &connect::Link) -> Result<(connect::Conn, String), 
     }
 }
 
-async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, EngineError> {
-    let link = connect::Link::new(&endpoint)?;
-    let (mut conn, server_version) = open_snapshot(&link).await?;
-    let plan = catalog::tables_and_plan(&link, &mut conn, options.ownership).await?;
+/// Open the snapshot ([`open_snapshot`]: connect, lock, snapshot, stability check), read the
+/// catalog plan in it and estimate the size: everything a dump does before its first byte.
+///
+/// `reuse`: as [`open_snapshot`]'s.
+///
+/// # Errors
+///
+/// As [`open_snapshot`], [`catalog::tables_and_plan`].
+pub(crate) async fn start(
+    link: &connect::Link,
+    ownership: bool,
+    reuse: Option<connect::Conn>,
+) -> Result<held::Started, EngineError> {
+    let (mut conn, server_version) = open_snapshot(link, reuse).await?;
+    let plan = catalog::tables_and_plan(link, &mut conn, ownership).await?;
     // After the locks: the estimate reads a sample of the tables.
     let size_hint = catalog::size_hint(&mut conn, &plan.tables).await;
+    Ok(held::Started {
+        conn,
+        server_version,
+        plan,
+        size_hint,
+    })
+}
+
+/// The start the check kept for this dump ([`held`]), if it is still alive — its
+/// connection answers and every table is still locked and unchanged
+/// ([`catalog::check_stable`]) — else a fresh [`start`].
+async fn kept_or_new_start(
+    endpoint: &Endpoint,
+    link: &connect::Link,
+    ownership: bool,
+) -> Result<held::Started, EngineError> {
+    if let Some(mut kept) = held::take(endpoint, ownership) {
+        match catalog::check_stable(&mut kept.conn).await {
+            Ok(()) => {
+                tracing::debug!("continuing the dump's start kept by the check");
+                return Ok(kept);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the start kept by the check is gone; starting afresh");
+            }
+        }
+    }
+    start(link, ownership, None).await
+}
+
+async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, EngineError> {
+    let link = connect::Link::new(&endpoint)?;
+    let held::Started {
+        mut conn,
+        server_version,
+        plan,
+        size_hint,
+    } = kept_or_new_start(&endpoint, &link, options.ownership).await?;
     let meta = DumpMeta {
         engine: ENGINE.to_owned(),
         format: PayloadFormat::Sql,
@@ -386,7 +455,15 @@ impl Source for PostgresSource {
     }
 
     fn check(&self, options: DumpOptions) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
-        check::check(self.endpoint.clone(), options).boxed()
+        check::check(self.endpoint.clone(), options, None).boxed()
+    }
+
+    fn check_and_hold(
+        &self,
+        options: DumpOptions,
+        keep_for: std::time::Duration,
+    ) -> BoxFuture<'_, Result<SourceCheck, EngineError>> {
+        check::check(self.endpoint.clone(), options, Some(keep_for)).boxed()
     }
 
     fn dump(&self, options: DumpOptions) -> BoxFuture<'_, Result<Dump, EngineError>> {
