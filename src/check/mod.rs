@@ -183,12 +183,14 @@ pub struct CheckContext<'a> {
     pub storage: Arc<dyn Storage>,
     /// Turns each target into a live endpoint (the dump's provider).
     pub endpoints: &'a dyn EndpointProvider,
-    /// The check right before a dump: the first this many databases of the plan, which the
-    /// dump starts at once, are checked by starting their dumps for real, and the starts are
-    /// kept for the dump ([`exporter_contract::Source::check_and_hold`], for
-    /// [`KEEP_STARTED_FOR`]) — never through a tunnel, which closes after the check. 0 for
-    /// `exporter check`.
-    pub keep_started: usize,
+    /// The check right before a dump of a single database: it is checked by starting its
+    /// dump for real, and the start is kept for the dump
+    /// ([`exporter_contract::Source::check_and_hold`], for [`KEEP_STARTED_FOR`]) — never
+    /// through a tunnel, which closes after the check. Only for a plan of one database: a
+    /// kept start holds a session and its tables' locks, which must not wait on the checks of
+    /// other databases (a slow one would hold the locks, and the sessions a connection limit
+    /// counts, for as long). `false` for `exporter check`.
+    pub keep_start: bool,
 }
 
 /// How long a dump's start kept by the check waits for its dump (then its connection and
@@ -238,8 +240,9 @@ pub async fn check(plan: &DumpPlan, cx: &CheckContext<'_>) -> Result<CheckReport
         .with_ownership(plan.ownership);
     let parallel = plan.jobs.clamp(1, plan.databases.len().max(1));
     let destination = destination(&plan.destination, &cx.storage);
-    let databases = futures::stream::iter(plan.databases.iter().enumerate())
-        .map(|(i, db)| database(db, plan, &options, cx.endpoints, i < cx.keep_started))
+    let keep_start = cx.keep_start && plan.databases.len() == 1;
+    let databases = futures::stream::iter(plan.databases.iter())
+        .map(|db| database(db, plan, &options, cx.endpoints, keep_start))
         .buffered(parallel)
         .collect::<Vec<_>>();
     let (destination, mut databases) = tokio::join!(destination, databases);

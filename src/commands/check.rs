@@ -59,7 +59,7 @@ pub async fn run(mut plan: DumpPlan, json: bool, ui: Ui, cleanup: &Cleanup) -> a
         &CheckContext {
             storage,
             endpoints,
-            keep_started: 0,
+            keep_start: false,
         },
     )
     .await?;

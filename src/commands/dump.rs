@@ -194,18 +194,13 @@ async fn check_first(
     endpoints: &dyn EndpointProvider,
     ui: Ui,
 ) -> anyhow::Result<()> {
-    // The dump starts its first `jobs` databases at once: their checks start their dumps
-    // for real and keep them, so that their catalogs are read once. Not for `--resume`, whose
-    // dump skips the databases the run has already.
-    let keep_started = if plan.resume {
-        0
-    } else {
-        plan.jobs.clamp(1, plan.databases.len().max(1))
-    };
+    // A single database's check starts its dump for real and keeps it, so that the catalog
+    // is read once. Not for `--resume`, whose dump may skip the database.
+    let keep_start = !plan.resume;
     let cx = CheckContext {
         storage: storage.clone(),
         endpoints,
-        keep_started,
+        keep_start,
     };
     let report = check::check(plan, &cx).await?;
     if report.passed {

@@ -564,6 +564,55 @@ fn an_unbreakable_cycle_gets_the_refusal_hint_not_the_privilege_one() {
     assert!(!out.stderr.contains("grant"), "{}", out.stderr);
 }
 
+/// A role allowed one session on the server (the role's connection limit) and a run of two
+/// databases: the check of one database must not keep a session while the other is checked
+/// (a single database's check keeps its dump's start for the dump; with two it would hold
+/// the role's only session and the second check would be refused), and each dump runs on
+/// its one session.
+#[test]
+fn postgres_role_allowed_one_session_dumps_two_databases_with_the_check() {
+    let role = TestRole::create("onerole");
+    let sql =
+        "CREATE TABLE t (id integer PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 50);";
+    let (one, two) = (
+        TestDb::with_sql("onerole_a", sql),
+        TestDb::with_sql("onerole_b", sql),
+    );
+    for db in [&one, &two] {
+        psql(&db.name, &format!("GRANT SELECT ON t TO {}", role.0));
+    }
+    psql(
+        "postgres",
+        &format!("ALTER ROLE {} CONNECTION LIMIT 1", role.0),
+    );
+    let work = tempdir();
+    let dest = work.path().join("dest");
+    let out = run(exporter(work.path()).args([
+        "dump",
+        &format!("a={}", role.url(&one)),
+        &format!("b={}", role.url(&two)),
+        "--to",
+        s(&dest),
+        "--jobs",
+        "1",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    let run_dir = std::fs::read_dir(&dest)
+        .expect("dest")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.join("manifest.json").exists())
+        .expect("a run");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    for i in 0..2 {
+        assert_eq!(
+            manifest["databases"][i]["tables"][0]["rows"], 50,
+            "{manifest:#}"
+        );
+    }
+}
+
 /// A role the database allows one session (its connection limit is 1): `check` passes with a
 /// note that the dump copies on fewer sessions, and `dump --jobs 4` completes on the one
 /// session, every row there (the COPY sessions it is refused leave their share to the
@@ -614,4 +663,36 @@ fn postgres_one_session_allowed_checks_and_dumps_on_that_session() {
     assert_eq!(tables[0]["rows"], 300);
     assert_eq!(tables[1]["name"], "public.b");
     assert_eq!(tables[1]["rows"], 200);
+
+    // One job, with and without the check: the one COPY session is refused too, and every
+    // table is copied on the snapshot's own session (it used to fail "too many connections").
+    for extra in [&[][..], &["--no-check"][..]] {
+        let to = work.path().join(format!("one-job{}", extra.len()));
+        let out = run(exporter(work.path())
+            .args(["dump", &url, "--to", s(&to), "--jobs", "1"])
+            .args(extra));
+        assert_eq!(out.code, 0, "{extra:?}: {}", out.all_output());
+        assert!(
+            out.stderr
+                .contains("copying on the snapshot's own connection"),
+            "{}",
+            out.all_output()
+        );
+        let run_dir = std::fs::read_dir(&to)
+            .expect("dest")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.join("manifest.json").exists())
+            .expect("a run");
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(run_dir.join("manifest.json")).expect("manifest"),
+        )
+        .expect("JSON");
+        let rows: Vec<i64> = manifest["databases"][0]["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .map(|t| t["rows"].as_i64().expect("rows"))
+            .collect();
+        assert_eq!(rows, [300, 200], "{manifest:#}");
+    }
 }

@@ -279,8 +279,9 @@ pub trait Source: Send + Sync {
     /// so that the dump continues it instead of reading the catalogs a second time. The
     /// default is [`Source::check`], keeping nothing. A kept start that is not claimed within
     /// `keep_for` is released (its connection closed); a dump that finds its kept start dead
-    /// starts afresh. The core asks for this only for the databases its dump starts first,
-    /// and never through a tunnel that closes after the check.
+    /// starts afresh. The core asks for this only when the dump is of this one database (a
+    /// kept start must not wait on other checks), and never through a tunnel that closes
+    /// after the check.
     ///
     /// # Errors
     ///

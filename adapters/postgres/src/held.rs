@@ -14,7 +14,10 @@
 //! A kept start holds one connection idle in its transaction, with the tables' locks: it is
 //! released (the connection closed, the locks with it) when no dump claims it within the
 //! time the core allows, and a dump that finds its kept start dead — the connection closed
-//! by the server, an administrator's `pg_terminate_backend` — starts afresh.
+//! by the server, an administrator's `pg_terminate_backend` — starts afresh. Unlike a
+//! terminated dump, which is never retried (`open_snapshot`: someone stopped it on purpose),
+//! a kept start had produced nothing and sat idle in its transaction, which is what session
+//! reapers end; a fresh start is what the dump would have done without the check.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -257,26 +257,51 @@ async fn copy_tables_sequential(
     tables: &Tables,
 ) -> Result<(), EngineError> {
     let snapshot = crate::parallel::export_snapshot(main).await?;
-    let mut raw = crate::parallel::open_worker(link, &snapshot).await?;
+    // A session the server refuses (its `max_connections`, the role's or the database's
+    // connection limit: a role allowed one session) is no failure: every table is copied on
+    // the snapshot's own connection, which holds every lock — slower, as the parallel path
+    // does with the share of a refused session.
+    let mut raw = match crate::parallel::open_worker(link, &snapshot).await {
+        Ok(raw) => Some(raw),
+        Err(e) if e.kind() != exporter_contract::ErrorKind::Cancelled => {
+            tracing::warn!(
+                "the COPY session could not connect ({e}); copying on the snapshot's own connection"
+            );
+            None
+        }
+        Err(e) => return Err(e),
+    };
     for (i, table) in data.iter().enumerate() {
         let object = table.object();
         tables.start(i);
-        if !raw.lock_nowait(&table.name, &object).await? {
-            tracing::info!(table = %table.name, "a lock request is queued on the table; copying it on the snapshot's own connection");
+        let locked = match raw.as_mut() {
+            Some(raw) => {
+                if raw.lock_nowait(&table.name, &object).await? {
+                    Some(raw)
+                } else {
+                    tracing::info!(table = %table.name, "a lock request is queued on the table; copying it on the snapshot's own connection");
+                    None
+                }
+            }
+            None => None,
+        };
+        let Some(raw) = locked else {
             out.write(table.copy_in_header().as_bytes()).await?;
             let summary = copy_table(main, table, Some(out), tables.observer()).await?;
             out.write(table.copy_in_trailer().as_bytes()).await?;
             tables.done(i, summary.rows, summary.fingerprint);
             continue;
-        }
+        };
         let summary = tokio::select! {
             biased;
-            r = copy_table_raw(&mut raw, table, out, tables.observer()) => r?,
+            r = copy_table_raw(raw, table, out, tables.observer()) => r?,
             e = main.lost() => return Err(e.with_object(object)),
         };
         tables.done(i, summary.rows, summary.fingerprint);
     }
-    crate::parallel::close_worker(raw).await?;
+    if let Some(raw) = raw {
+        crate::parallel::close_worker(raw).await?;
+    }
     Ok(())
 }
 
