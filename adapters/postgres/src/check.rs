@@ -184,7 +184,7 @@ async fn held_start(
     options: &DumpOptions,
     keep_for: Duration,
 ) -> Result<Vec<String>, EngineError> {
-    let mut started = crate::start(link, options.ownership, Some(conn)).await?;
+    let mut started = Box::pin(crate::start(link, options.ownership, Some(conn))).await?;
     let notes = second_session(link, &mut started.conn).await?;
     held::keep(endpoint, options.ownership, started, keep_for);
     Ok(notes)

@@ -400,7 +400,7 @@ async fn kept_or_new_start(
             }
         }
     }
-    start(link, ownership, None).await
+    Box::pin(start(link, ownership, None)).await
 }
 
 async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, EngineError> {
@@ -410,7 +410,7 @@ async fn start_dump(endpoint: Endpoint, options: DumpOptions) -> Result<Dump, En
         server_version,
         plan,
         size_hint,
-    } = kept_or_new_start(&endpoint, &link, options.ownership).await?;
+    } = Box::pin(kept_or_new_start(&endpoint, &link, options.ownership)).await?;
     let meta = DumpMeta {
         engine: ENGINE.to_owned(),
         format: PayloadFormat::Sql,
