@@ -48,8 +48,8 @@ pub fn add_problems(report: &mut VerifyReport, problems: Vec<String>, progress: 
     }
 }
 
-/// Check the archive of one manifest entry at `level` (`restore` reads like `decompress`
-/// here) and report it: [`Event::ArchiveSkipped`] for an entry deliberately not exported,
+/// Check the archive of one manifest entry at `level` (`restore` reads like `checksum` here:
+/// its restore decodes every frame) and report it: [`Event::ArchiveSkipped`] for an entry deliberately not exported,
 /// [`Event::ArchiveChecked`] otherwise. `verify` calls it for each entry of a run; `dump
 /// --verify` as soon as each archive is committed ([`super::alongside`]). Blocking.
 #[must_use]
@@ -198,8 +198,14 @@ fn check_database(
             });
         }
     });
-    let checked = ArchiveRef::from_entry(db)
-        .and_then(|archive| archive.check_metered(run, level != Level::Checksum, &read));
+    // Level `restore` decodes every frame as it streams the archive into the scratch
+    // database (`pipeline::decode`: each frame's checksum, their count and the payload's size
+    // against the manifest), so decoding it here as well would read the payload twice: only
+    // its length and SHA-256 are checked first, which keeps a corrupt archive away from the
+    // scratch server.
+    let decode = level == Level::Decompress;
+    let checked =
+        ArchiveRef::from_entry(db).and_then(|archive| archive.check_metered(run, decode, &read));
     match checked {
         Ok(()) => {}
         Err(ArchiveError::Corrupt { problems, .. }) => out.problems = problems,

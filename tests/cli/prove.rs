@@ -16,14 +16,9 @@ use serde_json::Value;
 use crate::support::fake::{Fake, seed_with};
 use crate::support::{
     MY_HOST, MY_PORT, MyDb, Outcome, PG_HOST, PG_PORT, REDIS_SEED, REDIS_SEED_KEYS, RedisServer,
-    TestDb, dump_ok, exporter, free_port, interrupt_when, mariadb, psql, read_json, run, run_dirs,
-    s, sha256_file, small_db, spawn_exporter, tempdir,
+    TestDb, dump_ok, exporter, free_port, interrupt_when, mariadb, pg_scratch, psql, read_json,
+    run, run_dirs, s, sha256_file, small_db, spawn_exporter, tempdir,
 };
-
-/// The PostgreSQL server as a scratch server.
-fn pg_scratch() -> String {
-    format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres")
-}
 
 /// The MariaDB server as a scratch server.
 fn my_scratch() -> String {

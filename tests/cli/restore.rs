@@ -17,15 +17,10 @@ use tempfile::TempDir;
 use crate::support::{
     MY_HOST, MY_PORT, MyDb, Outcome, PG_HOST, PG_PORT, REDIS_SEED, REDIS_SEED_KEYS, RedisServer,
     TestDb, assert_lines_equal, db_entry, db_entry_mut, dump_ok, exporter, fingerprint, manifest,
-    mariadb, psql, read_json, read_sha256sums, rewrite_sha256sums, run, s, schema_dump,
+    mariadb, pg_scratch, psql, read_json, read_sha256sums, rewrite_sha256sums, run, s, schema_dump,
     sequence_positions, sha256_bytes, small_db, spawn_exporter, table_rows, tempdir, user_tables,
     wait_child, write_config, write_json, zstd_decompress, zstd_frame,
 };
-
-/// The PostgreSQL server as a scratch server (`verify --scratch`).
-fn pg_scratch() -> String {
-    format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres")
-}
 
 /// The MariaDB server as a scratch server.
 fn my_scratch() -> String {

@@ -7,8 +7,8 @@ use tempfile::TempDir;
 
 use crate::support::{
     Outcome, TestDb, assert_failed_line, assert_ok_line, db_entry_mut, dump_ok, exporter, manifest,
-    read_json, restore_with_stock_tools, rewrite_sha256sums, run, s, sha256_bytes, sha256_file,
-    small_db, tempdir, write_json, zstd_decompress, zstd_frame,
+    pg_scratch, read_json, restore_with_stock_tools, rewrite_sha256sums, run, s, sha256_bytes,
+    sha256_file, small_db, tempdir, write_json, zstd_decompress, zstd_frame,
 };
 
 /// A good run of a one-table database (a few KB of archive).
@@ -225,6 +225,31 @@ fn a06_multi_frame_archive_and_cut_at_frame_boundary() {
     rewrite_sha256sums(&g.run_dir, &g.file, &sha);
     g.verify(&["--level", "checksum"]).expect_code(0);
     g.expect_failure("decompress", &g.file);
+
+    // (d) level restore decodes the frames on its restore's stream, not in a pass of its
+    // own before it: it sees the same and fails, and the scratch database is gone.
+    let out = g.verify(&["--level", "restore", "--scratch", &pg_scratch()]);
+    out.expect_code(1);
+    assert!(
+        out.all_output().contains("frame"),
+        "the frame count is named: {}",
+        out.all_output()
+    );
+    assert_eq!(read_json(&g.run_dir.join("verify.json"))["ok"], false);
+    let id = g
+        .run_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    assert_eq!(
+        crate::support::psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname LIKE 'exporter_verify_{id}%'")
+        )
+        .trim(),
+        "0"
+    );
 }
 
 #[test]

@@ -22,6 +22,11 @@ pub const PG_HOST: &str = "127.0.0.1";
 /// Port of the test PostgreSQL.
 pub const PG_PORT: u16 = 5432;
 
+/// The test PostgreSQL as a scratch server (`verify --scratch`, `dump --verify restore`).
+pub fn pg_scratch() -> String {
+    format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres")
+}
+
 /// Fail the test (never skip) unless PostgreSQL answers at 127.0.0.1:5432. Checked once per
 /// test process; also drops leftovers of earlier runs whose process is gone.
 #[track_caller]
