@@ -283,6 +283,15 @@ pub enum Event {
         /// What failed.
         problems: Vec<String>,
     },
+    /// The scratch database's name was taken on the scratch server (a leftover of an
+    /// interrupted verification, or a verification of the same run beside this one): left
+    /// alone, and the restore goes to another name.
+    ScratchNameTaken {
+        /// The taken name.
+        name: String,
+        /// The scratch server (redacted).
+        server: String,
+    },
     /// A scratch database could not be dropped after its check.
     ScratchLeftBehind {
         /// The scratch database.

@@ -331,6 +331,11 @@ impl Progress for VerifyProgress {
             Event::ScratchRestoreStarted { label, server } => self.ui.info(format!(
                 "restoring {label} into a scratch database on {server}"
             )),
+            Event::ScratchNameTaken { name, server } => self.ui.problem(format!(
+                "warning: a database named {name} exists on {server} already (the scratch of an \
+                 interrupted verification, or of one running beside this one): left alone, \
+                 restoring under another name; drop it by hand if nothing uses it"
+            )),
             Event::ScratchLeftBehind {
                 name,
                 server,

@@ -94,6 +94,7 @@ pub fn is_problem(event: &Event) -> bool {
         | Event::ConnectionNote { .. }
         | Event::RunSkipped { .. }
         | Event::RunProblem { .. }
+        | Event::ScratchNameTaken { .. }
         | Event::ScratchLeftBehind { .. } => true,
         Event::ArchiveChecked { ok, .. } | Event::ScratchRestoreChecked { ok, .. } => !ok,
         _ => false,

@@ -430,26 +430,42 @@ async fn restore_check(
     waited += wait.elapsed();
     // Registered before the CREATE is sent: a Ctrl-C while it runs must not leave the scratch
     // database behind. If creating fails, nothing of ours exists (an existing database of
-    // that name is not ours to drop), so the registration is settled without dropping.
-    let guard = register_scratch(&scratch, &name);
-    let target = match server.create(&name).await {
-        Ok(t) => t,
-        Err(e) => {
-            guard.disarm();
-            let chain = one_line(&e);
-            let leftover = if chain.contains("already exists") {
-                " (a database of that name exists already: most likely the scratch of an \
-                 interrupted verification of this run; drop it by hand and verify again)"
-            } else {
-                ""
-            };
-            outcome.problems.push(format!(
-                "cannot create scratch database {name} on {}: {chain}{leftover}",
-                server.describe(),
-            ));
-            outcome.unavailable = true;
-            outcome.hint = e.hint().map(str::to_owned);
-            return outcome;
+    // that name is not ours to drop), so the registration is settled without dropping. A
+    // name that is taken — the scratch of an interrupted verification of this run, or of one
+    // running beside this one — is left alone, and the restore goes to a name of its own
+    // ([`alternative_scratch_name`]), once.
+    let mut name = name;
+    let mut taken: Option<String> = None;
+    let (target, guard) = loop {
+        let guard = register_scratch(&scratch, &name);
+        match server.create(&name).await {
+            Ok(t) => break (t, guard),
+            Err(e) => {
+                guard.disarm();
+                let chain = one_line(&e);
+                let exists = name_taken(&chain);
+                if exists && taken.is_none() {
+                    scratch.progress.event(&Event::ScratchNameTaken {
+                        name: name.clone(),
+                        server: server.describe(),
+                    });
+                    let other = alternative_scratch_name(&run.id, &db.name);
+                    taken = Some(std::mem::replace(&mut name, other));
+                    continue;
+                }
+                let leftover = if exists {
+                    " (a database of that name exists already, as did the first name tried)"
+                } else {
+                    ""
+                };
+                outcome.problems.push(format!(
+                    "cannot create scratch database {name} on {}: {chain}{leftover}",
+                    server.describe(),
+                ));
+                outcome.unavailable = true;
+                outcome.hint = e.hint().map(str::to_owned);
+                return outcome;
+            }
         }
     };
     let mut check = RestoreCheck {
@@ -538,6 +554,26 @@ async fn restore_check(
     check.millis = u64::try_from(worked.as_millis()).unwrap_or(u64::MAX);
     outcome.check = Some(check);
     outcome
+}
+
+/// Whether a failed `CREATE DATABASE` says the name is taken (PostgreSQL: `database "x"
+/// already exists`, SQLSTATE 42P04; MySQL/MariaDB: `Can't create database 'x'; database
+/// exists`, error 1007).
+fn name_taken(message: &str) -> bool {
+    message.contains("already exists") || message.contains("database exists")
+}
+
+/// A scratch name for when [`scratch_name`] is taken: the same name for the database
+/// followed by `_` and 8 hex digits of the clock and the process id, so that it differs from
+/// the taken one and from any other verification's (as [`scratch_name`], at most 63 bytes).
+fn alternative_scratch_name(run_id: &str, database: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let token = nanos ^ std::process::id().rotate_left(16);
+    let base = scratch_name(run_id, database);
+    let keep = base.len().min(SCRATCH_NAME_MAX - 9);
+    format!("{}_{token:08x}", &base[..keep])
 }
 
 /// For a restore into a scratch database that failed with an error of `kind`: whether the

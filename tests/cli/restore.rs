@@ -674,6 +674,74 @@ fn pg_verify_restore_interrupted_still_drops_the_scratch_database() {
     );
 }
 
+/// The scratch name is taken on the scratch server — a leftover of an interrupted
+/// verification (or one of the same run running beside): that database is left alone, and
+/// the restore goes to another name, which is dropped after. PostgreSQL and MariaDB.
+#[test]
+fn a_taken_scratch_name_is_left_alone_and_another_is_used() {
+    let pg = PgRun::new("rv_taken");
+    let taken = expected_scratch(&pg.run_dir, &pg.source.name);
+    psql("postgres", &format!("CREATE DATABASE {taken}"));
+    let out = verify_restore(pg.cwd(), &pg.run_dir, &[&pg_scratch()]);
+    let count_taken = |name: &str| {
+        psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname LIKE '{name}%'"),
+        )
+        .trim()
+        .to_owned()
+    };
+    let left = count_taken(&taken);
+    psql("postgres", &format!("DROP DATABASE {taken}"));
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains(&format!("a database named {taken} exists on")),
+        "{}",
+        out.all_output()
+    );
+    assert_eq!(
+        left, "1",
+        "only the taken one is there: the other one was dropped"
+    );
+    let used = verify_entry(&pg.run_dir)["restore"]["scratch"]
+        .as_str()
+        .expect("scratch name")
+        .to_owned();
+    // The taken name, cut to leave room for `_` and 8 hex digits, then those.
+    assert_ne!(used, taken);
+    assert!(
+        used.starts_with(&taken[..taken.len().min(54)]) && used.len() <= 63,
+        "{used}"
+    );
+
+    let my = MyRun::new("rv_taken_my");
+    let id = my
+        .run_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    let taken = format!("exporter_verify_{id}_{}", my.source.name);
+    mariadb(None, &format!("CREATE DATABASE `{taken}`"));
+    let out = verify_restore(my.work.path(), &my.run_dir, &[&my_scratch()]);
+    let left = mariadb(
+        None,
+        &format!(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE '{taken}%'"
+        ),
+    );
+    mariadb(None, &format!("DROP DATABASE `{taken}`"));
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains(&format!("a database named {taken} exists on")),
+        "{}",
+        out.all_output()
+    );
+    assert_eq!(left.trim(), "1");
+}
+
 #[test]
 fn verify_restore_without_a_matching_scratch_is_a_usage_error() {
     let r = PgRun::new("rv_noscr");

@@ -108,6 +108,11 @@ impl Progress for ProveProgress {
                 "  {label}: verification FAILED: restore: {}",
                 problems.join("; ")
             )),
+            Event::ScratchNameTaken { name, server } => ui.problem(format!(
+                "warning: a database named {name} exists on {server} already (the scratch of an \
+                 interrupted verification, or of one running beside this one): left alone, \
+                 restoring under another name; drop it by hand if nothing uses it"
+            )),
             Event::ScratchLeftBehind {
                 name,
                 server,
