@@ -13,12 +13,15 @@ use crate::support::{
     TestDb, exporter, run, s, small_db, tempdir,
 };
 
-/// A database whose dump takes a moment: about 12 MiB of payload.
+/// A database whose dump takes a moment: a million rows, 38 MiB of `COPY` text — big enough
+/// that the reading of its table spans many redraws of the bars even on a loaded machine,
+/// where the drawing thread may be held back for a while (300,000 rows were once read
+/// between two frames during a full test run).
 fn sizeable_db(test: &str) -> TestDb {
     TestDb::with_sql(
         test,
         "CREATE TABLE t (id integer PRIMARY KEY, label text);\n\
-         INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 300000) AS i;\n",
+         INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 1000000) AS i;\n",
     )
 }
 
