@@ -79,7 +79,13 @@ pub async fn run(plan: &ListPlan, json: bool, ui: Ui, cleanup: &Cleanup) -> anyh
         if names.is_empty() && runs.is_empty() {
             ui.data(nothing_to_list(plan));
         }
-        render_unfinished(&runs, (&names, "config", None), !names.is_empty(), ui);
+        render_unfinished(
+            &runs,
+            (&names, "config", None),
+            &plan.destination,
+            !names.is_empty(),
+            ui,
+        );
     }
     Ok(())
 }
@@ -123,6 +129,7 @@ async fn run_platform(
         render_unfinished(
             &runs,
             (&names, &plan.platform, Some(plan.environment.as_str())),
+            &list.destination,
             true,
             ui,
         );
@@ -177,9 +184,13 @@ async fn unfinished_runs(
 /// Each unfinished run: what it finished, what of the inventory it has not (when it is a run
 /// of this inventory: its source and environment), and how to go on. `after_table`: a table
 /// was printed above, so the first run is set off from it by an empty line too.
+///
+/// The hint names `destination` (`--to`): the command it suggests must find the run where
+/// `list` found it, also when the config's destination is another.
 fn render_unfinished(
     runs: &[UnfinishedSummary],
     (inventory, source, environment): (&[String], &str, Option<&str>),
+    destination: &Destination,
     after_table: bool,
     ui: Ui,
 ) {
@@ -223,9 +234,12 @@ fn render_unfinished(
             ui.data(format!("  not yet: {}", pending.join(", ")));
         }
         if run.resumable {
+            let to = shell_word(&destination.to_string());
             let how = match run.source.as_deref() {
-                Some("urls") => "the same `exporter dump NAME=URL…` with --resume",
-                _ => "`exporter dump --all --resume`",
+                Some("urls") => {
+                    format!("the same `exporter dump NAME=URL… --to {to}` with --resume")
+                }
+                _ => format!("`exporter dump --all --resume --to {to}`"),
             };
             ui.data(format!(
                 "  {how} keeps what is done (after checking it) and dumps the rest"
@@ -233,6 +247,20 @@ fn render_unfinished(
         } else {
             ui.data("  it has no run record: `dump --resume` cannot continue it");
         }
+    }
+}
+
+/// `word` as one shell word: as it is when it holds only characters no shell treats
+/// specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

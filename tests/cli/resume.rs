@@ -214,6 +214,15 @@ fn r01_killed_after_one_of_three_resume_dumps_only_the_other_two_and_verifies() 
         "{}",
         out.stdout
     );
+    // The suggested command names the destination the run was found in.
+    assert!(
+        out.stdout.contains(&format!(
+            "`exporter dump --all --resume --to {}` keeps what is done",
+            s(&dest)
+        )),
+        "{}",
+        out.stdout
+    );
     let out = run(exporter(work.path()).args(["list", "--json"]));
     out.expect_code(0);
     let listing: Value = serde_json::from_str(&out.stdout).unwrap();
