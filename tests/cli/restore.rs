@@ -16,10 +16,11 @@ use tempfile::TempDir;
 
 use crate::support::{
     MY_HOST, MY_PORT, MyDb, Outcome, PG_HOST, PG_PORT, REDIS_SEED, REDIS_SEED_KEYS, RedisServer,
-    TestDb, assert_lines_equal, db_entry, db_entry_mut, dump_ok, exporter, fingerprint, manifest,
-    mariadb, pg_scratch, psql, read_json, read_sha256sums, rewrite_sha256sums, run, s, schema_dump,
-    sequence_positions, sha256_bytes, small_db, spawn_exporter, table_rows, tempdir, user_tables,
-    wait_child, write_config, write_json, zstd_decompress, zstd_frame,
+    TestDb, assert_lines_equal, db_entry, db_entry_mut, dump_ok, exporter, fingerprint,
+    interrupt_when, manifest, mariadb, pg_scratch, psql, read_json, read_sha256sums,
+    rewrite_sha256sums, run, s, schema_dump, sequence_positions, sha256_bytes, small_db,
+    spawn_exporter, table_rows, tempdir, user_tables, write_config, write_json, zstd_decompress,
+    zstd_frame,
 };
 
 /// The MariaDB server as a scratch server.
@@ -615,7 +616,7 @@ fn pg_verify_restore_interrupted_still_drops_the_scratch_database() {
     reseal_payload(&r.run_dir, &r.source.name, &r.file, &payload);
     let scratch = expected_scratch(&r.run_dir, &r.source.name);
     let pg = pg_scratch();
-    let mut child = spawn_exporter(
+    let child = spawn_exporter(
         r.cwd(),
         &[
             "verify",
@@ -626,31 +627,21 @@ fn pg_verify_restore_interrupted_still_drops_the_scratch_database() {
             &pg,
         ],
     );
-    let start = Instant::now();
-    loop {
-        let sleeping = psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{scratch}' \
-                 AND query LIKE '%pg_sleep%'"
-            ),
-        );
-        if sleeping.trim() != "0" {
-            break;
-        }
-        let exited = child.try_wait().expect("try_wait").is_some();
-        assert!(
-            !exited && start.elapsed() < Duration::from_secs(60),
-            "the scratch restore never reached pg_sleep (exited early: {exited})"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let out = wait_child(child, Duration::from_secs(60), "exporter verify (SIGINT)");
+    // Interrupted once the scratch restore runs its pg_sleep.
+    let ((), out) = interrupt_when(
+        child,
+        || {
+            let sleeping = psql(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{scratch}' \
+                     AND query LIKE '%pg_sleep%'"
+                ),
+            );
+            (sleeping.trim() != "0").then_some(())
+        },
+        "exporter verify",
+    );
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr.contains("interrupted by SIGINT"),
@@ -1295,7 +1286,7 @@ fn pg_an_interrupted_restore_leaves_nothing_running_on_the_server() {
         .trim()
         .to_owned()
     };
-    let mut child = spawn_exporter(
+    let child = spawn_exporter(
         work.path(),
         &[
             "restore",
@@ -1306,21 +1297,11 @@ fn pg_an_interrupted_restore_leaves_nothing_running_on_the_server() {
             "2",
         ],
     );
-    let start = Instant::now();
-    while sleeping() == "0" {
-        let exited = child.try_wait().expect("try_wait").is_some();
-        assert!(
-            !exited && start.elapsed() < Duration::from_secs(60),
-            "the restore never reached pg_sleep (exited early: {exited})"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let out = wait_child(child, Duration::from_secs(30), "exporter restore (SIGINT)");
+    let ((), out) = interrupt_when(
+        child,
+        || (sleeping() != "0").then_some(()),
+        "exporter restore",
+    );
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr.contains("interrupted by SIGINT"),

@@ -90,6 +90,12 @@ async fn check_names_each_missing_privilege_and_what_the_engine_refuses() {
     );
 }
 
+/// `check_and_hold` that passes (the start is then kept for `keep_for`).
+async fn checked_and_kept(source: &PostgresSource, options: DumpOptions, keep_for: Duration) {
+    let report = source.check_and_hold(options, keep_for).await.unwrap();
+    assert!(report.passed(), "{:?}", report.problems);
+}
+
 /// Whether a session other than the kept start's can take `table`'s `ACCESS EXCLUSIVE` lock
 /// within 300 ms (the kept start holds `ACCESS SHARE` on every table, which conflicts).
 fn exclusive_lock_free(db: &str, table: &str) -> bool {
@@ -139,11 +145,7 @@ async fn the_check_before_a_dump_keeps_its_start_and_the_dump_continues_it() {
     let db = TestDb::new("chk_hold");
     db.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);");
     let source = PostgresSource::new(db.url());
-    let report = source
-        .check_and_hold(DumpOptions::default(), Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert!(report.passed(), "{:?}", report.problems);
+    checked_and_kept(&source, DumpOptions::default(), Duration::from_secs(60)).await;
 
     // Kept: one session in its transaction, every table locked (no DDL can slip in before
     // the COPY), its snapshot taken at the check.
@@ -179,11 +181,7 @@ async fn a_kept_start_that_is_gone_or_unclaimed_does_not_hold_the_dump_or_the_ta
     let source = PostgresSource::new(db.url());
 
     // Terminated by an administrator while kept: the dump starts afresh and succeeds.
-    let report = source
-        .check_and_hold(DumpOptions::default(), Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert!(report.passed(), "{:?}", report.problems);
+    checked_and_kept(&source, DumpOptions::default(), Duration::from_secs(60)).await;
     db.sql("INSERT INTO t VALUES (2)");
     let killed = sql(
         "postgres",
@@ -202,14 +200,12 @@ async fn a_kept_start_that_is_gone_or_unclaimed_does_not_hold_the_dump_or_the_ta
 
     // Kept for a dump with other options: not taken by this one, and released when its
     // time is up.
-    let report = source
-        .check_and_hold(
-            DumpOptions::default().with_ownership(false),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
-    assert!(report.passed(), "{:?}", report.problems);
+    checked_and_kept(
+        &source,
+        DumpOptions::default().with_ownership(false),
+        Duration::from_secs(2),
+    )
+    .await;
     assert!(!exclusive_lock_free(&db.name, "t"));
     db.sql("INSERT INTO t VALUES (3)");
     let (script, _) = common::dump(db.url(), DumpOptions::default())
